@@ -40,7 +40,7 @@ def main() -> None:
            cold_runs([tpplan, "recommend", "--model", "llama-70b", "--gpus", "8"], n))
     report("tpplan models show llama-70b (cold)", cold_runs([tpplan, "models", "show", "llama-70b"], n))
 
-    from tpplan.profile_loader import load_profile_text
+    from tpplan.hardware.loader import load_profile_text
 
     text = (Path(__file__).resolve().parents[1] / "hardware_profiles" / "dgx-h100.yaml").read_text()
     for validate in (False, True):
@@ -54,7 +54,7 @@ def main() -> None:
         kind = "validated (user file)" if validate else "built-in (pre-validated)"
         print(f"profile load, {kind}: first {first * 1e3:.1f} ms (includes imports), then {warm * 1e3:.2f} ms")
 
-    from tpplan.sweep import sweep
+    from tpplan.planner.sweep import sweep
 
     df, stats = sweep(models=["llama-70b", "mixtral"], hardware=["dgx-h100"], gpus=[8],
                       batches=list(range(1, 257)), input_lens=list(range(128, 8193, 128)),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tpplan.engines import kv_heads_per_gpu
-from tpplan.hf_config import spec_from_hf_config
-from tpplan.kv import kv_cache_bytes_per_token
-from tpplan.params import total_params
-from tpplan.weights import weight_bytes_per_gpu, weight_bytes_total
+from tpplan.models.engines import kv_heads_per_gpu
+from tpplan.models.hf_config import spec_from_hf_config
+from tpplan.models.kv import kv_cache_bytes_per_token
+from tpplan.models.params import total_params
+from tpplan.models.weights import weight_bytes_per_gpu, weight_bytes_total
 
 
 @st.composite

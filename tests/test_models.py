@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tpplan.catalogue_index import catalogue, resolve_model
-from tpplan.engines import kv_heads_per_gpu, valid_tp_degrees
-from tpplan.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
-from tpplan.params import active_params, active_params_excluding_embedding, total_params
-from tpplan.weights import weight_bytes_per_gpu, weight_bytes_total
+from tpplan.models.engines import kv_heads_per_gpu, valid_tp_degrees
+from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
+from tpplan.models.params import active_params, active_params_excluding_embedding, total_params
+from tpplan.models.resolve import catalogue, resolve_model
+from tpplan.models.weights import weight_bytes_per_gpu, weight_bytes_total
 
 # Exact totals: shared/reference/models/param_counts.csv (HF Hub safetensors totals, keras-hub presets).
 EXACT_TOTALS = {

@@ -115,7 +115,7 @@ def test_missing_directory(run_cli, tmp_path):
 
 
 def test_unknown_llama_like_model_type_is_accepted_with_a_note(tmp_path):
-    from tpplan.hf_config import spec_from_hf_config
+    from tpplan.models.hf_config import spec_from_hf_config
 
     s = spec_from_hf_config({**LLAMA_CFG, "model_type": "newllama", "hidden_act": "silu"})
     assert s.notes and "Llama-style" in s.notes[0]

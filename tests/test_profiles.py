@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tpplan.profile_loader import builtin_names, load_builtin, load_profile_text, resolve_profile, validate_files
+from tpplan.hardware.loader import builtin_names, load_builtin, load_profile_text, resolve_profile, validate_files
 from tpplan.units import GB, GiB, MiB, parse_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_units(text, expected):
 
 
 def test_round_trip_through_json_dump_keeps_values():
-    from tpplan.report_profiles import profile_json
+    from tpplan.report.profiles import profile_json
 
     for name in builtin_names():
         p = load_builtin(name)
@@ -198,7 +198,7 @@ def test_every_builtin_round_trips_through_yaml():
     """profile -> YAML (the writer `tpplan measure --out` uses) -> validated load -> the same profile."""
     import dataclasses
 
-    from tpplan.profile_writer import profile_to_yaml
+    from tpplan.hardware.writer import profile_to_yaml
 
     for name in builtin_names():
         p = load_builtin(name)
@@ -220,7 +220,7 @@ def _close(a, b) -> bool:
 
 
 def test_price_gives_cost_per_million_tokens(tmp_path):
-    from tpplan.plan import recommend
+    from tpplan.planner.plan import recommend
 
     d = _base()
     d["price_per_gpu_hour"] = 2.0

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tpplan.catalogue_index import resolve_model
-from tpplan.collective import collective_time_s
-from tpplan.plan import recommend
-from tpplan.profile_loader import load_builtin
+from tpplan.cost.collectives import collective_time_s
+from tpplan.hardware.loader import load_builtin
+from tpplan.models.resolve import resolve_model
+from tpplan.planner.plan import recommend
 
 GOLDEN = Path(__file__).parent / "golden"
 CANDIDATE_KEYS = {"tp", "pp", "replicas", "gpus_used", "feasible", "reasons", "weight_bytes_per_gpu",

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tpplan.plan import recommend
-from tpplan.sweep import sweep
+from tpplan.planner.plan import recommend
+from tpplan.planner.sweep import sweep
 
 
 def test_sweep_rows_and_agreement_with_recommend():

@@ -27,7 +27,7 @@ def test_wheel_installs_and_runs(tmp_path):
     wheel = next(dist.glob("tpplan-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "tpplan/kernels/__init__.py" in names
-    assert any(n.startswith("tpplan/catalogue/") and n.endswith(".json") for n in names)
+    assert any(n.startswith("tpplan/models/catalogue/") and n.endswith(".json") for n in names)
     assert "tpplan/hardware_profiles/dgx-h100.yaml" in names
     assert "tpplan/hardware_profiles/defaults/collectives.yaml" in names
     assert not any(n.startswith("kernels/") for n in names), "a top-level kernels package must not ship"

@@ -9,7 +9,7 @@ __all__ = ["__version__", "recommend"]
 
 
 def recommend(*args, **kwargs):
-    """Plan a model on hardware; see `tpplan.plan.recommend` (imported lazily)."""
-    from tpplan.plan import recommend as _recommend
+    """Plan a model on hardware; see `tpplan.planner.plan.recommend` (imported lazily)."""
+    from tpplan.planner.plan import recommend as _recommend
 
     return _recommend(*args, **kwargs)

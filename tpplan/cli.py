@@ -14,7 +14,7 @@ import typer
 
 from tpplan._version import __version__
 from tpplan.errors import TpplanError
-from tpplan.report import OutputFormat
+from tpplan.report.output import OutputFormat
 
 app = typer.Typer(name="tpplan", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Plan the tensor-parallel degree for an LLM, and prove the plan on your own GPUs.")
@@ -48,8 +48,8 @@ def _root(
 @models_app.command("list")
 def models_list(fmt: FormatOpt = OutputFormat.table) -> None:
     """List the built-in models (name, params, layers, heads, context)."""
-    from tpplan.catalogue_index import catalogue
-    from tpplan.report_models import models_list_rows, render_models_list
+    from tpplan.models.resolve import catalogue
+    from tpplan.report.models import models_list_rows, render_models_list
 
     render_models_list(models_list_rows(catalogue()), fmt)
 
@@ -66,11 +66,11 @@ def models_show(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Parameters by component, bytes per GPU at each valid degree, KV bytes per token and per sequence."""
-    from tpplan.catalogue_index import resolve_model
-    from tpplan.dtypes import normalize_dtype
-    from tpplan.engines import rules_for
-    from tpplan.report_models import render_model_show
-    from tpplan.summary import summarize
+    from tpplan.models.dtypes import normalize_dtype
+    from tpplan.models.engines import rules_for
+    from tpplan.models.resolve import resolve_model
+    from tpplan.models.summary import summarize
+    from tpplan.report.models import render_model_show
 
     rules_for(engine)
     resolved = resolve_model(model)
@@ -87,8 +87,8 @@ def _not_yet(what: str) -> None:
 @profiles_app.command("list")
 def profiles_list(fmt: FormatOpt = OutputFormat.table) -> None:
     """List hardware profiles (TPPLAN_PROFILE_PATH first, then built-in)."""
-    from tpplan.profile_loader import available_profiles, load_ref
-    from tpplan.report_profiles import list_row, render_profiles_list
+    from tpplan.hardware.loader import available_profiles, load_ref
+    from tpplan.report.profiles import list_row, render_profiles_list
 
     render_profiles_list([list_row(load_ref(r), r.location) for r in available_profiles()], fmt)
 
@@ -99,8 +99,8 @@ def profiles_show(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Every value of a profile with its unit and provenance."""
-    from tpplan.profile_loader import resolve_profile
-    from tpplan.report_profiles import render_profile_show
+    from tpplan.hardware.loader import resolve_profile
+    from tpplan.report.profiles import render_profile_show
 
     render_profile_show(resolve_profile(profile)[0], fmt)
 
@@ -110,8 +110,8 @@ def profiles_validate(
     files: Annotated[list[Path], typer.Argument(help="YAML profiles to check.")],
 ) -> None:
     """Check profiles: exit 0 when all are valid, 1 otherwise, one line per problem on stderr."""
-    from tpplan.profile_loader import validate_files
-    from tpplan.report import stderr_console
+    from tpplan.hardware.loader import validate_files
+    from tpplan.report.output import stderr_console
 
     problems = validate_files(files)
     console = stderr_console()
@@ -125,8 +125,8 @@ def profiles_validate(
 @profiles_app.command("schema")
 def profiles_schema() -> None:
     """Print the JSON Schema of the profile format (for editor completion)."""
-    from tpplan.profile_schema import json_schema
-    from tpplan.report import emit_json
+    from tpplan.hardware.schema import json_schema
+    from tpplan.report.output import emit_json
 
     emit_json(json_schema())
 
@@ -156,8 +156,8 @@ def recommend(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
-    from tpplan.plan import recommend as plan_recommend
-    from tpplan.report_plan import render_plan
+    from tpplan.planner.plan import recommend as plan_recommend
+    from tpplan.report.plan import render_plan
 
     plan = plan_recommend(model, gpus=gpus, hardware=hardware, nodes=nodes, engine=engine, dtype=dtype,
                           kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
@@ -166,7 +166,7 @@ def recommend(
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp)
     render_plan(plan, fmt)
     if emit and plan.recommended:
-        from tpplan.emit import serve_command
+        from tpplan.planner.emit import serve_command
 
         typer.echo(serve_command(plan, emit))
     if plan.recommended is None:
@@ -196,8 +196,8 @@ def sweep(
     fmt: FormatOpt = OutputFormat.csv,
 ) -> None:
     """Evaluate the cartesian product of models, hardware, GPUs, batch, lengths and dtypes into one table."""
-    from tpplan.report_sweep import render_sweep, sweep_progress
-    from tpplan.sweep import sweep as run_sweep
+    from tpplan.planner.sweep import sweep as run_sweep
+    from tpplan.report.sweep import render_sweep, sweep_progress
 
     if out is not None:
         from tpplan.files import check_writable
@@ -233,15 +233,18 @@ def measure(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run real sharded matmuls and collectives on this node, compare with the prediction, calibrate."""
-    from tpplan.measure.cli_glue import measure_command
+    from tpplan.measure.command import measure_command
+    from tpplan.report.measure import measure_progress, render_measurement
 
-    measure_command(model=model, hardware=hardware, nproc=nproc, quick=quick, dtype=dtype, tp=tp, timeout=timeout,
-                    threads=threads, skip_layer=skip_layer, from_files=from_files, save_raw=save_raw, out=out,
-                    force=force, fail_rank=fail_rank, fmt=fmt, argv=sys.argv)
+    m = measure_command(model=model, hardware=hardware, nproc=nproc, quick=quick, dtype=dtype, tp=tp,
+                        timeout=timeout, threads=threads, skip_layer=skip_layer, from_files=from_files,
+                        save_raw=save_raw, out=out, force=force, fail_rank=fail_rank, argv=sys.argv,
+                        progress=measure_progress)
+    render_measurement(m, fmt)
 
 
 def _print_error(message: str) -> None:
-    from tpplan.report import stderr_console
+    from tpplan.report.output import stderr_console
 
     stderr_console().print(f"Error: {message}", markup=False)
 

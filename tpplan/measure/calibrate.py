@@ -18,11 +18,11 @@ import dataclasses
 import statistics
 from dataclasses import dataclass, field
 
-from tpplan.collective import bus_factor, ring_hops
-from tpplan.dtypes import MEASURE_DTYPE_BYTES
-from tpplan.hardware import HardwareProfile, ProtocolParams
+from tpplan.cost.collectives import bus_factor, ring_hops
+from tpplan.hardware.profile import HardwareProfile, ProtocolParams
 from tpplan.measure.predict import matmul_bytes, predict_item
 from tpplan.measure.shapes import LayerShape
+from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.units import KiB
 
 SMALL_MESSAGE_BYTES = 256 * KiB

@@ -1,6 +1,6 @@
 """Predictions, from the cost model with a given profile, for every measured item.
 
-Collectives: tpplan.collective.collective_time_s. Matmuls: the roofline of tpplan.cost
+Collectives: tpplan.cost.collectives.collective_time_s. Matmuls: the roofline of tpplan.cost.step
 (max(FLOPs / (peak x matmul_eff), bytes / (HBM x memory_eff))), bytes = weight + input + output.
 A layer: its four shard matmuls + attention (decode reads B x (C+1) cached tokens; prefill is causal)
 + 2 all-reduces of tokens x hidden + a fixed per-layer overhead (0 until calibrated).
@@ -8,11 +8,11 @@ A layer: its four shard matmuls + attention (decode reads B x (C+1) cached token
 
 from __future__ import annotations
 
-from tpplan.collective import collective_time_s
-from tpplan.cost import effective_rates, roofline_time_s
-from tpplan.dtypes import MEASURE_DTYPE_BYTES
-from tpplan.hardware import HardwareProfile
+from tpplan.cost.collectives import collective_time_s
+from tpplan.cost.step import effective_rates, roofline_time_s
+from tpplan.hardware.profile import HardwareProfile
 from tpplan.measure.shapes import LayerShape
+from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 
 
 def roofline_s(profile: HardwareProfile, *, flops: float, n_bytes: float, dtype: str) -> float:

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tpplan.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.errors import MeasurementError
-from tpplan.hardware import HardwareProfile
+from tpplan.hardware.profile import HardwareProfile
 from tpplan.measure.calibrate import calibrate
 from tpplan.measure.launch import launch
 from tpplan.measure.predict import predict_item
 from tpplan.measure.shapes import CPU_MAX_HIDDEN, LayerShape, layer_shape, recorded_shape
-from tpplan.model import ModelSpec
+from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
+from tpplan.models.spec import ModelSpec
 from tpplan.units import MiB, bytes_to_gib
 
 GPU_PROFILES = {"H100": "dgx-h100", "H200": "hgx-h200", "B200": "dgx-b200", "A100": "dgx-a100-80g", "L40S": "l40s-pcie",

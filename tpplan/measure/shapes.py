@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tpplan.engines import kv_heads_per_gpu
 from tpplan.errors import MeasurementError
-from tpplan.model import ModelSpec
+from tpplan.models.engines import kv_heads_per_gpu
+from tpplan.models.spec import ModelSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

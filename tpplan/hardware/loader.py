@@ -1,0 +1,222 @@
+"""Load, validate and resolve hardware profiles.
+
+Resolution order for `--hardware X`: an existing path; then `X.yaml` in each directory of
+TPPLAN_PROFILE_PATH (like PATH, searched first); then the built-in profiles. YAML is read with the safe
+loader only (no tags, no object construction, no includes).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tpplan.errors import ProfileError
+from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
+from tpplan.hardware.yaml_errors import pydantic_problems, yaml_problem
+from tpplan.units import US, parse_quantity
+
+DEFAULT_PROFILE = "dgx-h100"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@cache
+def _collective_defaults() -> dict[str, Any]:
+    text = resources.files("tpplan.hardware_profiles").joinpath("defaults", "collectives.yaml").read_text()
+    return yaml.load(text, Loader=_LOADER)
+
+
+def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:
+    d = _collective_defaults()
+    return {p: ProtocolParams(base_latency_s=d["base_latency_us"][p] * US + link.latency_s,
+                              hop_latency_s=d["hop_latency_us"][tier][p] * US,
+                              busbw_bytes_per_s=link.bandwidth_bytes_per_s * d["busbw_fraction_of_link"][p])
+            for p in ("ll", "ll128", "simple")}
+
+
+def _q(value: Any, kind: str, unit: str) -> float:
+    return parse_quantity(value, kind=kind, default_unit=unit)
+
+
+def _link(x: dict[str, Any]) -> LinkSpec:
+    return LinkSpec(kind=x["kind"], bandwidth_bytes_per_s=_q(x["bandwidth"], "bandwidth", "GB/s"),
+                    latency_s=_q(x.get("latency") or 0, "time", "us"))
+
+
+def _cross_field_problems(d: dict[str, Any]) -> list[tuple[tuple[str, ...], str, Any, str]]:
+    node, out = d["node"], []
+    if node["nvlink_domain_size"] > node["gpus_per_node"]:
+        out.append((("node", "nvlink_domain_size"), "larger than gpus_per_node", node["nvlink_domain_size"],
+                    f"at most {node['gpus_per_node']}"))
+    elif node["gpus_per_node"] % node["nvlink_domain_size"]:
+        out.append((("node", "nvlink_domain_size"), "does not divide gpus_per_node", node["nvlink_domain_size"],
+                    f"a divisor of {node['gpus_per_node']}"))
+    if d.get("nodes", 1) > 1 and d.get("network") is None:
+        out.append((("nodes",), "several nodes but no network section", d["nodes"],
+                    "add network: {kind, bandwidth_per_gpu, latency}"))
+    return out
+
+
+def _tiers(d: dict[str, Any], links: dict[str, LinkSpec | None]) -> dict[str, dict[str, ProtocolParams]]:
+    given_all = d.get("collectives") or {}
+    tiers: dict[str, dict[str, ProtocolParams]] = {}
+    for tier, link in links.items():
+        given = given_all.get(tier)
+        if given:
+            tiers[tier] = {name: _protocol(v) for name, v in given.items() if v}
+        elif link is not None:
+            tiers[tier] = _default_tier(tier, link)
+    return tiers
+
+
+def _protocol(v: dict[str, Any]) -> ProtocolParams:
+    table = sorted((int(k), _q(b, "bandwidth", "GB/s")) for k, b in (v.get("busbw_by_group_size") or {}).items())
+    return ProtocolParams(base_latency_s=_q(v["base_latency"], "time", "us"),
+                          hop_latency_s=_q(v["hop_latency"], "time", "us"),
+                          busbw_bytes_per_s=_q(v["busbw"], "bandwidth", "GB/s"), busbw_by_group_size=tuple(table))
+
+
+def profile_from_dict(d: dict[str, Any], *, origin: str) -> HardwareProfile:
+    """Convert a profile dict (already validated, or a trusted built-in) to base units."""
+    g, node, e = d["gpu"], d["node"], d["efficiency"]
+    intra, inter = _link(node["intra_domain_link"]), _link(node["inter_domain_link"])
+    net = d.get("network")
+    network = (LinkSpec(kind=net["kind"], bandwidth_bytes_per_s=_q(net["bandwidth_per_gpu"], "bandwidth", "GB/s"),
+                        latency_s=_q(net["latency"], "time", "us")) if net else None)
+    return HardwareProfile(
+        name=d["name"], description=d.get("description", ""),
+        gpu=GpuSpec(name=g["name"], memory_bytes=int(_q(g["memory"], "bytes", "GiB")),
+                    memory_bandwidth_bytes_per_s=_q(g["memory_bandwidth"], "bandwidth", "GB/s"),
+                    peak_flops_per_s={k: _q(v, "flops", "TFLOP/s") for k, v in g["peak_flops"].items()}),
+        gpus_per_node=node["gpus_per_node"], nvlink_domain_size=node["nvlink_domain_size"], intra_domain_link=intra,
+        inter_domain_link=inter, network=network, nodes=d.get("nodes", 1),
+        collectives=_tiers(d, {"nvlink": intra, "pcie": inter, "network": network}),
+        efficiency=Efficiency(matmul=float(e["matmul"]), memory=float(e["memory"]),
+                              runtime_reserve_bytes=int(_q(e["runtime_reserve"], "bytes", "GiB")),
+                              step_overhead_s=_q(e["step_overhead"], "time", "us")),
+        price_per_gpu_hour=d.get("price_per_gpu_hour"), sources=dict(d.get("source") or {}), origin=origin)
+
+
+def _validate(text: str, data: Any, origin: str) -> None:
+    """pydantic validation of the raw dict; raises ProfileError with every problem."""
+    from pydantic import ValidationError
+
+    from tpplan.hardware.schema import ProfileIn
+    from tpplan.hardware.yaml_errors import node_line
+
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else type(data).__name__
+        raise ProfileError([f"{origin}:1: (root): a profile must be a mapping (got {got}); expected keys "
+                            f"schema_version, name, gpu, node, efficiency"])
+    try:
+        ProfileIn.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(pydantic_problems(exc, text=text, origin=origin, model=ProfileIn)) from None
+    cross = _cross_field_problems(data)
+    if cross:
+        raise ProfileError([f"{origin}:{node_line(text, loc)}: {'.'.join(loc)}: {what} (got {value!r}); expected {fix}"
+                            for loc, what, value, fix in cross])
+
+
+def load_profile_text(text: str, *, origin: str, validate: bool = True) -> HardwareProfile:
+    """Parse one profile; with `validate` (every user file) ProfileError carries every problem, one line each.
+
+    Built-in profiles skip pydantic (130 ms of imports) because the test suite validates them.
+    """
+    try:
+        data = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise ProfileError([yaml_problem(exc, origin=origin)]) from None
+    if validate:
+        _validate(text, data, origin)
+    return profile_from_dict(data, origin=origin)
+
+
+def load_profile_file(path: Path) -> HardwareProfile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError([f"{path}:1: (file): cannot read ({exc.__class__.__name__}: {exc}); expected a readable "
+                            f"UTF-8 YAML file"]) from None
+    return load_profile_text(text, origin=str(path))
+
+
+def _search_dirs() -> list[Path]:
+    env = os.environ.get("TPPLAN_PROFILE_PATH", "")
+    return [Path(p) for p in env.split(os.pathsep) if p]
+
+
+def _builtin_dir():
+    return resources.files("tpplan.hardware_profiles")
+
+
+def builtin_names() -> list[str]:
+    return sorted(f.name[:-5] for f in _builtin_dir().iterdir() if f.name.endswith(".yaml"))
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRef:
+    name: str
+    location: str
+    """'built-in' or the file path."""
+
+
+def available_profiles() -> list[ProfileRef]:
+    """Profiles on TPPLAN_PROFILE_PATH (first) and built in; a name found earlier shadows later ones."""
+    seen: dict[str, ProfileRef] = {}
+    for d in _search_dirs():
+        for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
+            seen.setdefault(f.stem, ProfileRef(f.stem, str(f)))
+    for name in builtin_names():
+        seen.setdefault(name, ProfileRef(name, "built-in"))
+    return list(seen.values())
+
+
+def load_ref(ref: ProfileRef) -> HardwareProfile:
+    return load_builtin(ref.name) if ref.location == "built-in" else load_profile_file(Path(ref.location))
+
+
+def resolve_profile(name_or_path: str | None) -> tuple[HardwareProfile, bool]:
+    """(profile, assumed): `assumed` is True when no profile was named and the default was used."""
+    if name_or_path is None:
+        return load_builtin(DEFAULT_PROFILE), True
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ProfileError([f"{path}: no such profile file; pass an existing YAML file or a profile name "
+                                f"(see `tpplan profiles list`)"])
+        return load_profile_file(path), False
+    for d in _search_dirs():
+        candidate = d / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return load_profile_file(candidate), False
+    if name_or_path in builtin_names():
+        return load_builtin(name_or_path), False
+    import difflib
+
+    names = [r.name for r in available_profiles()]
+    close = difflib.get_close_matches(name_or_path, names, n=3, cutoff=0.4)
+    hint = f"closest: {', '.join(close)}" if close else f"available: {', '.join(names)}"
+    raise ProfileError([f"unknown hardware profile {name_or_path!r}; {hint}; or pass a path to a YAML profile"])
+
+
+@cache
+def load_builtin(name: str) -> HardwareProfile:
+    text = _builtin_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return load_profile_text(text, origin=f"built-in:{name}", validate=False)
+
+
+def validate_files(paths: list[Path]) -> list[str]:
+    """Every problem in every file, one line each; empty when all are valid."""
+    problems: list[str] = []
+    for path in paths:
+        try:
+            load_profile_file(path)
+        except ProfileError as exc:
+            problems.extend(exc.problems)
+    return problems

@@ -1,0 +1,112 @@
+"""HardwareProfile: one system's GPUs, links, collective-cost parameters and efficiencies, in base units.
+
+Built from YAML by tpplan.hardware.loader (pydantic validates at that boundary only). Link bandwidths are
+unidirectional per GPU (NVLink4 = 450 GB/s, NDR InfiniBand = 50 GB/s); peak FLOP/s are dense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Tier = Literal["nvlink", "pcie", "network"]
+"""Which fabric a TP group's collective crosses: inside an NVLink domain, between domains in a node
+(usually PCIe), or between nodes."""
+Protocol = Literal["ll", "ll128", "simple"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuSpec:
+    name: str
+    memory_bytes: int
+    """Usable capacity (nvidia-smi's total: 81,559 MiB on an H100 80GB)."""
+    memory_bandwidth_bytes_per_s: float
+    peak_flops_per_s: dict[str, float]
+    """Dense peak per dtype (bf16, fp16, fp8, int8, fp32)."""
+
+    def peak_flops_for(self, dtype: str) -> float:
+        """Dense peak for matmuls in `dtype`; a dtype the GPU lists no rate for (int4 weight-only kernels,
+        fp32 on tensor-core GPUs) computes in 16-bit."""
+        table = self.peak_flops_per_s
+        return table.get(dtype) or table.get("bf16") or table.get("fp16") or max(table.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkSpec:
+    kind: str
+    """nvlink, nvswitch, xgmi, pcie, infiniband, roce, ethernet, loopback."""
+    bandwidth_bytes_per_s: float
+    """Unidirectional, per GPU."""
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolParams:
+    """One protocol's line in T(S, t) = base + hops(t) x hop + factor(t) x S / busbw (DESIGN.md §3)."""
+
+    base_latency_s: float
+    hop_latency_s: float
+    busbw_bytes_per_s: float
+    busbw_by_group_size: tuple[tuple[int, float], ...] = ()
+    """Measured bus bandwidth at given group sizes (PCIe collapses with more GPUs); sorted by size."""
+
+    def busbw_at(self, group_size: int) -> float:
+        """Bus bandwidth for a group: the measured point, else log-log interpolation between measured points
+        (clamped at the ends), else `busbw_bytes_per_s`."""
+        import math
+
+        table = self.busbw_by_group_size
+        if not table:
+            return self.busbw_bytes_per_s
+        if group_size <= table[0][0]:
+            return table[0][1]
+        for (t0, b0), (t1, b1) in zip(table, table[1:], strict=False):
+            if t0 <= group_size <= t1:
+                frac = math.log(group_size / t0) / math.log(t1 / t0)
+                return math.exp(math.log(b0) + frac * math.log(b1 / b0))
+        return table[-1][1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Efficiency:
+    matmul: float
+    """Achieved / peak FLOP/s for large GEMMs."""
+    memory: float
+    """Achieved / peak HBM bandwidth for weight and KV streaming."""
+    runtime_reserve_bytes: int
+    """Per GPU: CUDA context, NCCL buffers, activation workspace not counted elsewhere."""
+    step_overhead_s: float
+    """Fixed per forward step: scheduler, sampling, kernel launches not hidden by CUDA graphs."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HardwareProfile:
+    name: str
+    description: str
+    gpu: GpuSpec
+    gpus_per_node: int
+    nvlink_domain_size: int
+    """GPUs that share the fast fabric (8 on HGX, 2 on bridge pairs, 72 on NVL72, 1 on PCIe-only boxes)."""
+    intra_domain_link: LinkSpec
+    inter_domain_link: LinkSpec
+    network: LinkSpec | None
+    nodes: int
+    collectives: dict[str, dict[str, ProtocolParams]]
+    """tier -> protocol -> parameters."""
+    efficiency: Efficiency
+    price_per_gpu_hour: float | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    origin: str = ""
+    """Where the profile was read from (file path or 'built-in')."""
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+    def tier_for_group(self, group_size: int) -> Tier:
+        """The slowest fabric a TP group of `group_size` consecutive GPUs crosses."""
+        if group_size <= self.nvlink_domain_size:
+            return "nvlink"
+        if group_size <= self.gpus_per_node:
+            return "pcie"
+        return "network"

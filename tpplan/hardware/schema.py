@@ -1,0 +1,117 @@
+"""The YAML hardware-profile format (schema_version 1), validated with pydantic (extra="forbid").
+
+Quantities are numbers in the unit the key names, or strings with a unit ("450 GB/s", "400 Gb/s",
+"80 GiB", "6 us"); parsing goes through tpplan.units. This module is the boundary: it is converted at once
+into tpplan.hardware.profile dataclasses in base units.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from tpplan.units import parse_quantity
+
+
+def _quantity(kind: str, unit: str, *, allow_zero: bool = False):
+    def parse(value: object) -> float:
+        try:
+            number = parse_quantity(value, kind=kind, default_unit=unit)
+        except Exception as exc:  # UnitError: re-raised as a pydantic error carrying the field's path
+            raise ValueError(str(exc)) from None
+        if number == float("inf") or not (number >= 0 if allow_zero else number > 0):
+            raise ValueError("must be a " + ("non-negative" if allow_zero else "positive") + ", finite quantity")
+        return number
+
+    return BeforeValidator(parse)
+
+
+Bytes = Annotated[float, _quantity("bytes", "GiB"), Field(description="memory; a number is GiB, or '80 GiB'")]
+Bandwidth = Annotated[float, _quantity("bandwidth", "GB/s"),
+                      Field(description="unidirectional; a number is GB/s, or '450 GB/s' / '400 Gb/s'")]
+Seconds = Annotated[float, _quantity("time", "us", allow_zero=True),
+                    Field(description="a number is microseconds, or '6 us'")]
+Flops = Annotated[float, _quantity("flops", "TFLOP/s"), Field(description="dense; a number is TFLOP/s")]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+LinkKind = Literal["nvlink", "nvswitch", "xgmi", "pcie", "infiniband", "roce", "ethernet", "loopback"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuIn(_Strict):
+    name: str
+    memory: Bytes
+    memory_bandwidth: Bandwidth
+    peak_flops: dict[Literal["bf16", "fp16", "fp8", "int8", "fp32"], Flops] = Field(min_length=1)
+
+
+class LinkIn(_Strict):
+    kind: LinkKind
+    bandwidth: Bandwidth
+    latency: Seconds | None = None
+
+
+class NodeIn(_Strict):
+    gpus_per_node: int = Field(ge=1, le=1024, strict=True)
+    nvlink_domain_size: int = Field(ge=1, le=1024, strict=True)
+    intra_domain_link: LinkIn
+    inter_domain_link: LinkIn
+
+
+class NetworkIn(_Strict):
+    kind: Literal["infiniband", "roce", "ethernet"]
+    bandwidth_per_gpu: Bandwidth
+    latency: Seconds
+
+
+class ProtocolIn(_Strict):
+    base_latency: Seconds
+    hop_latency: Seconds
+    busbw: Bandwidth
+    busbw_by_group_size: dict[Annotated[int, Field(ge=2, le=1024)], Bandwidth] | None = None
+    """Measured bus bandwidth per group size (e.g. PCIe: {2: 19 GB/s, 8: 1.4 GB/s}); interpolated log-log."""
+
+
+class TierIn(_Strict):
+    ll: ProtocolIn | None = None
+    ll128: ProtocolIn | None = None
+    simple: ProtocolIn
+
+
+class CollectivesIn(_Strict):
+    nvlink: TierIn | None = None
+    pcie: TierIn | None = None
+    network: TierIn | None = None
+
+
+class EfficiencyIn(_Strict):
+    matmul: Fraction
+    memory: Fraction
+    runtime_reserve: Bytes
+    step_overhead: Seconds
+
+
+class ProfileIn(_Strict):
+    schema_version: Literal[1]
+    name: str = Field(min_length=1)
+    description: str = ""
+    gpu: GpuIn
+    node: NodeIn
+    nodes: int = Field(default=1, ge=1, le=100_000, strict=True)
+    network: NetworkIn | None = None
+    collectives: CollectivesIn | None = None
+    """Tiers left out are derived from the link bandwidths (hardware_profiles/defaults/collectives.yaml)."""
+    efficiency: EfficiencyIn
+    price_per_gpu_hour: float | None = Field(default=None, gt=0)
+    source: dict[str, str] = Field(default_factory=dict)
+
+
+def json_schema() -> dict:
+    schema = ProfileIn.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tpplan hardware profile (schema_version 1)"
+    return schema

@@ -1,0 +1,62 @@
+"""Write a HardwareProfile back to YAML (schema_version 1) with units, so `recommend` can read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tpplan.hardware.profile import HardwareProfile, LinkSpec, ProtocolParams
+from tpplan.units import GB, TERA, US, MiB
+
+
+def _bw(x: float) -> str:
+    return f"{x / GB:.6g} GB/s"
+
+
+def _us(x: float) -> str:
+    return f"{x / US:.6g} us"
+
+
+def _link(link: LinkSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": link.kind, "bandwidth": _bw(link.bandwidth_bytes_per_s)}
+    if link.latency_s:
+        out["latency"] = _us(link.latency_s)
+    return out
+
+
+def _protocol(p: ProtocolParams) -> dict[str, Any]:
+    out: dict[str, Any] = {"base_latency": _us(p.base_latency_s), "hop_latency": _us(p.hop_latency_s),
+                           "busbw": _bw(p.busbw_bytes_per_s)}
+    if p.busbw_by_group_size:
+        out["busbw_by_group_size"] = {t: _bw(b) for t, b in p.busbw_by_group_size}
+    return out
+
+
+def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "schema_version": 1, "name": name or p.name, "description": p.description,
+        "gpu": {"name": p.gpu.name, "memory": f"{p.gpu.memory_bytes / MiB:.6g} MiB",
+                "memory_bandwidth": _bw(p.gpu.memory_bandwidth_bytes_per_s),
+                "peak_flops": {k: f"{v / TERA:.6g} TFLOP/s" for k, v in p.gpu.peak_flops_per_s.items()}},
+        "node": {"gpus_per_node": p.gpus_per_node, "nvlink_domain_size": p.nvlink_domain_size,
+                 "intra_domain_link": _link(p.intra_domain_link), "inter_domain_link": _link(p.inter_domain_link)}}
+    if p.nodes > 1:
+        d["nodes"] = p.nodes
+    if p.network:
+        d["network"] = {"kind": p.network.kind, "bandwidth_per_gpu": _bw(p.network.bandwidth_bytes_per_s),
+                        "latency": _us(p.network.latency_s)}
+    d["collectives"] = {tier: {name: _protocol(pp) for name, pp in protos.items()}
+                        for tier, protos in p.collectives.items()}
+    e = p.efficiency
+    d["efficiency"] = {"matmul": round(e.matmul, 6), "memory": round(e.memory, 6),
+                       "runtime_reserve": f"{e.runtime_reserve_bytes / MiB:.6g} MiB",
+                       "step_overhead": _us(e.step_overhead_s)}
+    if p.price_per_gpu_hour:
+        d["price_per_gpu_hour"] = p.price_per_gpu_hour
+    d["source"] = dict(p.sources)
+    return d
+
+
+def profile_to_yaml(p: HardwareProfile, *, name: str | None = None) -> str:
+    import yaml
+
+    return yaml.safe_dump(profile_to_dict(p, name=name), sort_keys=False, width=110, allow_unicode=True)

@@ -1,0 +1,108 @@
+"""Which TP degrees each serving/training engine accepts, and how each pads and shards.
+
+Rules (shared/reference/FACTS.md §5):
+- vLLM / SGLang: heads % t == 0; kv heads split (kv % t == 0) or replicated (t % kv == 0);
+  every MLP width % t == 0; vocab padded to a multiple of 64, then divided by t.
+  vLLM's own wording: "Total number of attention heads (40) must be divisible by tensor parallel size (3)."
+- TensorRT-LLM: heads % t == 0; KV heads per rank ceil(kv / t); replication needs t % kv == 0; vocab padded
+  to a multiple of t.
+- Megatron-Core: heads % t == 0; kv a multiple or a divisor of t (since Dec 2025); every parallel linear
+  divides exactly; vocab padded to a multiple of 128 x t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tpplan.errors import ModelSpecError
+from tpplan.models.spec import ModelSpec
+
+Engine = Literal["vllm", "sglang", "trtllm", "megatron"]
+ENGINES: tuple[Engine, ...] = ("vllm", "sglang", "trtllm", "megatron")
+MAX_TP_DEGREE = 64
+"""Degrees 1..64 are considered (DESIGN.md §6)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRules:
+    vocab_pad_multiple: int
+    """Vocab is padded up to a multiple of this (times t when `pad_times_tp`)."""
+    pad_times_tp: bool
+    kv_ceil: bool
+    """True: KV heads per rank = ceil(kv / t) (TensorRT-LLM); False: max(1, kv // t)."""
+
+
+RULES: dict[str, EngineRules] = {
+    # vLLM DEFAULT_VOCAB_PADDING_SIZE = 64 (vllm/model_executor/layers/vocab_parallel_embedding.py)
+    "vllm": EngineRules(vocab_pad_multiple=64, pad_times_tp=False, kv_ceil=False),
+    "sglang": EngineRules(vocab_pad_multiple=64, pad_times_tp=False, kv_ceil=False),
+    # TensorRT-LLM pads the vocab to a multiple of tp_size (pad_vocab_size(vocab, tp)).
+    "trtllm": EngineRules(vocab_pad_multiple=1, pad_times_tp=True, kv_ceil=True),
+    # Megatron: --make-vocab-size-divisible-by 128, multiplied by the TP size.
+    "megatron": EngineRules(vocab_pad_multiple=128, pad_times_tp=True, kv_ceil=False),
+}
+
+
+def rules_for(engine: str) -> EngineRules:
+    try:
+        return RULES[engine]
+    except KeyError:
+        raise ModelSpecError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}") from None
+
+
+def padded_vocab(vocab_size: int, *, tp: int, engine: str = "vllm") -> int:
+    """Vocab rows after the engine's padding (whole model, all ranks together)."""
+    r = rules_for(engine)
+    multiple = r.vocab_pad_multiple * (tp if r.pad_times_tp else 1)
+    return -(-vocab_size // multiple) * multiple
+
+
+def kv_heads_per_gpu(num_kv_heads: int, *, tp: int, engine: str = "vllm") -> int:
+    """KV heads each rank stores: max(1, kv // t) in vLLM/SGLang/Megatron; ceil(kv / t) in TensorRT-LLM.
+
+    When t > kv heads every rank keeps one head: each head is replicated t / kv times.
+    """
+    if rules_for(engine).kv_ceil:
+        return -(-num_kv_heads // tp)
+    return max(1, num_kv_heads // tp)
+
+
+def _mlp_widths(s: ModelSpec) -> list[tuple[str, int]]:
+    widths: list[tuple[str, int]] = []
+    if not s.is_moe or s.num_dense_layers:
+        widths.append(("intermediate_size", s.intermediate_size))
+    if s.is_moe:
+        widths.append(("moe_intermediate_size", s.moe_intermediate_size))
+    return widths
+
+
+def tp_violation(s: ModelSpec, tp: int, *, engine: str = "vllm") -> str | None:
+    """The first rule degree `tp` breaks for `engine`, in the engine's words; None when it is valid."""
+    rules_for(engine)
+    a, k = s.num_attention_heads, s.num_key_value_heads
+    if tp < 1:
+        return f"tensor parallel size must be at least 1 (got {tp})"
+    if a % tp:
+        if engine in ("vllm", "sglang"):
+            return (f"Total number of attention heads ({a}) must be divisible by tensor parallel size "
+                    f"({tp}).")
+        return f"num_attention_heads ({a}) must be divisible by tp_size ({tp})"
+    if engine == "trtllm" and not s.is_mla and tp > k and tp % k:
+        # TensorRT-LLM shards ceil(kv / tp) heads per rank; only replication (tp > kv) needs tp % kv == 0.
+        return f"tp_size ({tp}) must be a multiple of num_key_value_heads ({k}) to replicate KV heads"
+    if engine != "trtllm" and not s.is_mla and k % tp and tp % k:
+        return (f"Total number of KV heads ({k}) must be divisible by tensor parallel size ({tp}), or "
+                f"tensor parallel size by it (KV heads are then replicated).")
+    if engine != "trtllm":
+        for name, width in _mlp_widths(s):
+            if width % tp:
+                return f"{name} ({width}) is not divisible by tensor parallel size ({tp})"
+    vocab = padded_vocab(s.vocab_size, tp=tp, engine=engine)
+    if vocab % tp:
+        return f"padded vocab size ({vocab}) is not divisible by tensor parallel size ({tp})"
+    return None
+
+
+def valid_tp_degrees(s: ModelSpec, *, engine: str = "vllm", max_tp: int = MAX_TP_DEGREE) -> list[int]:
+    return [t for t in range(1, max_tp + 1) if tp_violation(s, t, engine=engine) is None]

@@ -1,0 +1,175 @@
+"""Read a Hugging Face config.json (a dict) into a ModelSpec.
+
+Field spellings differ between families (Falcon: n_head / num_kv_heads; DeepSeek: n_routed_experts;
+Mixtral and gpt-oss: num_local_experts). A missing required field, or a model_type whose shapes cannot be
+derived, is a ModelSpecError naming the file and the field, never a KeyError or a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tpplan.errors import ModelSpecError
+from tpplan.models.spec import ModelSpec
+
+GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
+                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2"}
+SUPPORTED = sorted(GATED_FAMILIES | {"falcon"})
+_GATED_ACTS = {"silu", "swish", "swiglu"}
+
+
+class _Reader:
+    """Reads fields from one config dict, naming the file in every error."""
+
+    def __init__(self, cfg: dict[str, Any], origin: str) -> None:
+        self.cfg, self.origin = cfg, origin
+
+    def get(self, *names: str, default: Any = None) -> Any:
+        for n in names:
+            if self.cfg.get(n) is not None:
+                return self.cfg[n]
+        return default
+
+    def int(self, *names: str, default: int | None = None, required: bool = True) -> int:
+        value = self.get(*names)
+        if value is None:
+            if default is not None or not required:
+                return default if default is not None else 0
+            raise ModelSpecError(f"{self.origin}: required field '{names[0]}' is missing; add it to the config "
+                                 f"(Hugging Face spelling) or use a catalogue model (`tpplan models list`)")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ModelSpecError(f"{self.origin}: field '{names[0]}' must be a non-negative integer, got "
+                                 f"{value!r}")
+        return value
+
+
+def _layer_types(r: _Reader, layers: int, model_type: str, window: int | None) -> tuple[str, ...]:
+    types = r.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != layers:
+            raise ModelSpecError(f"{r.origin}: field 'layer_types' must list one entry per layer ({layers})")
+        bad = [t for t in types if t not in ("full_attention", "sliding_attention")]
+        if bad:
+            raise ModelSpecError(f"{r.origin}: field 'layer_types' has unknown kind {bad[0]!r}; expected "
+                                 f"'full_attention' or 'sliding_attention'")
+        return tuple(types)
+    if window and model_type == "gemma2":
+        # HF Gemma2DecoderLayer: even layers use the sliding window, odd layers are global.
+        return tuple("sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers))
+    return ()
+
+
+def _window(r: _Reader, model_type: str) -> int | None:
+    window = r.get("sliding_window")
+    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not r.get("use_sliding_window"):
+        return None  # Qwen configs carry a window that is off unless use_sliding_window is true.
+    if model_type == "phi3":
+        return None  # the window (2047) is not modelled; full attention over the context is conservative.
+    return int(window) if window else None
+
+
+def _moe_fields(r: _Reader, model_type: str, intermediate: int) -> dict[str, Any]:
+    experts = r.int("num_local_experts", "n_routed_experts", "num_experts", required=False)
+    if not experts:
+        return {}
+    top_k = r.int("num_experts_per_tok", "experts_per_token", "num_experts_per_token")
+    return {"num_experts": experts, "num_experts_per_tok": top_k,
+            "moe_intermediate_size": r.int("moe_intermediate_size", default=intermediate),
+            "n_shared_experts": r.int("n_shared_experts", required=False),
+            "first_k_dense_replace": r.int("first_k_dense_replace", required=False),
+            "router_bias": model_type == "gpt_oss", "expert_bias": model_type == "gpt_oss",
+            "router_score_bias": r.get("topk_method") == "noaux_tc"}
+
+
+def _mla_fields(r: _Reader) -> dict[str, Any]:
+    if not r.get("kv_lora_rank"):
+        return {}
+    return {"q_lora_rank": r.int("q_lora_rank", required=False), "kv_lora_rank": r.int("kv_lora_rank"),
+            "qk_nope_head_dim": r.int("qk_nope_head_dim"), "qk_rope_head_dim": r.int("qk_rope_head_dim"),
+            "v_head_dim": r.int("v_head_dim")}
+
+
+def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[str]]:
+    """Fields that follow from the family, plus notes on anything assumed."""
+    notes: list[str] = []
+    if model_type == "falcon":
+        if not r.get("new_decoder_architecture") and not r.get("parallel_attn", default=True):
+            raise ModelSpecError(f"{r.origin}: Falcon configs without parallel_attn are not supported")
+        bias = bool(r.get("bias", default=False))
+        return {"gated_mlp": False, "norm_type": "layer", "parallel_attn": True, "attention_bias": bias,
+                "o_proj_bias": bias, "mlp_bias": bias,
+                "norms_per_layer": 2 if r.get("new_decoder_architecture") else 1}, notes
+    fields: dict[str, Any] = {"attention_bias": bool(r.get("attention_bias", default=model_type.startswith("qwen2"))),
+                              "mlp_bias": bool(r.get("mlp_bias", default=False))}
+    if model_type == "gpt_oss":
+        fields.update(o_proj_bias=True, attention_sinks=True, attention_bias=True)
+    if model_type == "gemma2":
+        fields["norms_per_layer"] = 4
+    if model_type in ("qwen3", "qwen3_moe"):
+        fields["qk_norm"] = True
+    if model_type not in GATED_FAMILIES:
+        act = str(r.get("hidden_act", "hidden_activation", default=""))
+        if act not in _GATED_ACTS:
+            raise ModelSpecError(
+                f"{r.origin}: model_type {model_type!r} is not supported and its shapes cannot be derived "
+                f"(hidden_act {act!r} is not a gated SiLU MLP); supported model types: {', '.join(SUPPORTED)}")
+        notes.append(f"model_type {model_type!r} is not in tpplan's list; shapes derived as a Llama-style "
+                     f"decoder (gated SiLU MLP, RMSNorm)")
+    return fields, notes
+
+
+def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", name: str | None = None,
+                        extra: dict[str, Any] | None = None) -> ModelSpec:
+    """Build a ModelSpec from a config.json dict. `origin` names the file in errors."""
+    if not isinstance(cfg, dict):
+        raise ModelSpecError(f"{origin}: expected a JSON object, got {type(cfg).__name__}")
+    if isinstance(cfg.get("text_config"), dict):  # multimodal wrappers keep the decoder here
+        cfg = {**cfg, **cfg["text_config"]}
+    r = _Reader(cfg, origin)
+    model_type = r.get("model_type")
+    if not isinstance(model_type, str):
+        raise ModelSpecError(f"{origin}: required field 'model_type' is missing; supported model types: "
+                             f"{', '.join(SUPPORTED)}")
+    hidden = r.int("hidden_size", "n_embd", "d_model")
+    layers = r.int("num_hidden_layers", "n_layer", "num_layers")
+    heads = r.int("num_attention_heads", "n_head")
+    kv = r.int("num_key_value_heads", "num_kv_heads", "n_head_kv",
+               default=1 if r.get("multi_query") else heads)
+    if heads == 0 or kv == 0 or heads % kv:
+        raise ModelSpecError(f"{origin}: num_attention_heads ({heads}) must be a positive multiple of "
+                             f"num_key_value_heads ({kv})")
+    head_dim = r.int("head_dim", required=False)
+    if not head_dim:
+        if hidden % heads:
+            raise ModelSpecError(f"{origin}: field 'head_dim' is missing and hidden_size ({hidden}) is not "
+                                 f"divisible by num_attention_heads ({heads}); add head_dim")
+        head_dim = hidden // heads
+    family, notes = _family_fields(r, model_type)
+    intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
+                         default=4 * hidden if model_type == "falcon" else None)
+    window = _window(r, model_type)
+    return ModelSpec(
+        name=name or str(r.get("_name_or_path", default="")) or Path(origin).parent.name or model_type,
+        model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
+        vocab_size=r.int("vocab_size", "padded_vocab_size"),
+        max_position_embeddings=r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len"),
+        tie_word_embeddings=bool(r.get("tie_word_embeddings", default=True)),
+        sliding_window=window, layer_types=_layer_types(r, layers, model_type, window),
+        **family, **_moe_fields(r, model_type, intermediate), **_mla_fields(r),
+        notes=tuple(notes), **(extra or {}))
+
+
+def load_config_file(path: Path) -> ModelSpec:
+    """Load `path` (a config.json, or a directory holding one)."""
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        raise ModelSpecError(f"{path}: no config.json found; pass a Hugging Face config.json or a directory "
+                             f"holding one")
+    try:
+        cfg = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelSpecError(f"{file}: not valid JSON ({exc}); download the model's config.json again") from exc
+    return spec_from_hf_config(cfg, origin=str(file))

@@ -1,0 +1,182 @@
+"""Exact parameter counts of a ModelSpec, as groups that know how tensor parallelism splits them.
+
+Conventions (shared/reference/FACTS.md §1): count what sits in GPU memory; a tied lm_head counts once;
+gated MLPs have 3 matrices; active parameters of MoE models include the input embedding (DeepSeek's
+convention) and `active_params_excluding_embedding` gives OpenAI's convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tpplan.models.spec import ModelSpec
+
+Split = Literal["column", "row", "kv", "replicated", "vocab"]
+"""How TP shards a group: column/row-parallel matrices split t ways (biases of column-parallel layers
+split with them; row-parallel biases are replicated); kv = split by KV heads, replicated when t > kv
+heads; vocab = vocab-parallel after padding."""
+Scope = Literal["layer", "dense_layer", "moe_layer", "embedding", "head"]
+"""Where a group lives: every layer, only dense / MoE layers, the first stage (embedding) or the last
+stage (final norm and lm_head)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamGroup:
+    name: str
+    component: str
+    """attention | mlp | experts | router | norm | embedding | lm_head"""
+    params: int
+    """Parameters per occurrence (per layer for layer scopes)."""
+    scope: Scope
+    split: Split
+    quantizable: bool
+    """Linear weights take the weight dtype (fp8/int8/int4); embeddings, norms, biases, routers stay 16-bit."""
+    experts: int = 0
+    """> 0: the group holds this many routed experts, of which num_experts_per_tok are active."""
+
+
+def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
+    h = s.hidden_size
+    g: list[ParamGroup] = []
+
+    def add(name: str, params: int, split: Split, quantizable: bool = True) -> None:
+        if params:
+            g.append(ParamGroup(name=f"attention.{name}", component="attention", params=params,
+                                scope="layer", split=split, quantizable=quantizable))
+
+    a, k = s.num_attention_heads, s.num_key_value_heads
+    if s.is_mla:
+        q_width = a * s.q_head_dim
+        if s.q_lora_rank:
+            add("q_a_proj", h * s.q_lora_rank, "replicated")
+            add("q_a_layernorm", s.q_lora_rank, "replicated", False)
+            add("q_b_proj", s.q_lora_rank * q_width, "column")
+        else:
+            add("q_proj", h * q_width, "column")
+        add("kv_a_proj_with_mqa", h * (s.kv_lora_rank + s.qk_rope_head_dim), "replicated")
+        add("kv_a_layernorm", s.kv_lora_rank, "replicated", False)
+        add("kv_b_proj", s.kv_lora_rank * a * (s.qk_nope_head_dim + s.v_head_dim), "column")
+        add("o_proj", a * s.v_head_dim * h, "row")
+    else:
+        d = s.head_dim
+        add("q_proj", h * a * d, "column")
+        add("kv_proj", 2 * h * k * d, "kv")
+        if s.attention_bias:
+            add("q_bias", a * d, "column", False)
+            add("kv_bias", 2 * k * d, "kv", False)
+        add("o_proj", a * d * h, "row")
+        if s.qk_norm:
+            add("qk_norm", 2 * d, "replicated", False)
+    if s.o_proj_bias:
+        add("o_bias", h, "replicated", False)
+    if s.attention_sinks:
+        add("sinks", a, "column", False)
+    return g
+
+
+def _mlp_groups(s: ModelSpec, width: int, *, prefix: str, scope: Scope) -> list[ParamGroup]:
+    """A dense MLP of the given width: (gate+)up column-parallel, down row-parallel."""
+    h = s.hidden_size
+    n_in = 2 if s.gated_mlp else 1
+    g = [ParamGroup(name=f"{prefix}.gate_up_proj" if s.gated_mlp else f"{prefix}.up_proj", component="mlp",
+                    params=n_in * h * width, scope=scope, split="column", quantizable=True),
+         ParamGroup(name=f"{prefix}.down_proj", component="mlp", params=width * h, scope=scope,
+                    split="row", quantizable=True)]
+    if s.mlp_bias:
+        g += [ParamGroup(name=f"{prefix}.up_bias", component="mlp", params=n_in * width, scope=scope,
+                         split="column", quantizable=False),
+              ParamGroup(name=f"{prefix}.down_bias", component="mlp", params=h, scope=scope,
+                         split="replicated", quantizable=False)]
+    return g
+
+
+def _moe_groups(s: ModelSpec) -> list[ParamGroup]:
+    """Routed experts are TP-sharded inside each expert (vLLM's default without expert parallelism)."""
+    h, e, w = s.hidden_size, s.num_experts, s.moe_intermediate_size
+    n_in = 2 if s.gated_mlp else 1
+    g = [ParamGroup(name="experts.gate_up_proj", component="experts", params=e * n_in * h * w,
+                    scope="moe_layer", split="column", quantizable=True, experts=e),
+         ParamGroup(name="experts.down_proj", component="experts", params=e * w * h, scope="moe_layer",
+                    split="row", quantizable=True, experts=e)]
+    if s.expert_bias:
+        g += [ParamGroup(name="experts.gate_up_bias", component="experts", params=e * n_in * w,
+                         scope="moe_layer", split="column", quantizable=False, experts=e),
+              ParamGroup(name="experts.down_bias", component="experts", params=e * h, scope="moe_layer",
+                         split="replicated", quantizable=False, experts=e)]
+    router = h * e + (e if s.router_bias else 0) + (e if s.router_score_bias else 0)
+    g.append(ParamGroup(name="router", component="router", params=router, scope="moe_layer",
+                        split="replicated", quantizable=False))
+    if s.n_shared_experts:
+        shared = _mlp_groups(s, s.n_shared_experts * w, prefix="shared_experts", scope="moe_layer")
+        g += [ParamGroup(name=x.name, component="experts", params=x.params, scope=x.scope, split=x.split,
+                         quantizable=x.quantizable) for x in shared]
+    return g
+
+
+def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
+    """Every parameter of the model, once, with its TP split rule."""
+    h = s.hidden_size
+    norm = h * (2 if s.norm_type == "layer" else 1)
+    groups = _attention_groups(s)
+    if s.is_moe:
+        if s.num_dense_layers:
+            groups += _mlp_groups(s, s.intermediate_size, prefix="mlp", scope="dense_layer")
+        groups += _moe_groups(s)
+    else:
+        groups += _mlp_groups(s, s.intermediate_size, prefix="mlp", scope="layer")
+    groups.append(ParamGroup(name="norms", component="norm", params=s.norms_per_layer * norm, scope="layer",
+                             split="replicated", quantizable=False))
+    groups.append(ParamGroup(name="embed_tokens", component="embedding", params=s.vocab_size * h,
+                             scope="embedding", split="vocab", quantizable=False))
+    groups.append(ParamGroup(name="final_norm", component="norm", params=norm, scope="head",
+                             split="replicated", quantizable=False))
+    if not s.tie_word_embeddings:
+        groups.append(ParamGroup(name="lm_head", component="lm_head", params=s.vocab_size * h, scope="head",
+                                 split="vocab", quantizable=False))
+    return tuple(groups)
+
+
+def occurrences(s: ModelSpec, scope: Scope) -> int:
+    """How many times a group of this scope exists in the whole model."""
+    return {"layer": s.num_hidden_layers, "dense_layer": s.num_dense_layers,
+            "moe_layer": s.num_moe_layers, "embedding": 1, "head": 1}[scope]
+
+
+def in_layer(s: ModelSpec, scope: Scope, layer: int) -> bool:
+    if scope == "layer":
+        return True
+    if scope == "dense_layer":
+        return not s.is_moe_layer(layer)
+    if scope == "moe_layer":
+        return s.is_moe_layer(layer)
+    return False
+
+
+def total_params(s: ModelSpec) -> int:
+    """Every parameter held in memory (tied embeddings once)."""
+    return sum(g.params * occurrences(s, g.scope) for g in param_groups(s))
+
+
+def _active(s: ModelSpec, g: ParamGroup) -> int:
+    if g.experts:
+        return g.params // g.experts * s.num_experts_per_tok
+    return g.params
+
+
+def active_params(s: ModelSpec) -> int:
+    """Parameters one token touches: routed experts count top-k of E. Includes the input embedding."""
+    return sum(_active(s, g) * occurrences(s, g.scope) for g in param_groups(s))
+
+
+def active_params_excluding_embedding(s: ModelSpec) -> int:
+    """OpenAI's convention for gpt-oss ('5.1B active'): the input embedding is a lookup, not a matmul."""
+    embed = s.vocab_size * s.hidden_size
+    return active_params(s) - (0 if s.tie_word_embeddings else embed)
+
+
+def params_by_component(s: ModelSpec) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for g in param_groups(s):
+        out[g.component] = out.get(g.component, 0) + g.params * occurrences(s, g.scope)
+    return out

@@ -1,0 +1,126 @@
+"""ModelSpec: the architecture of one decoder-only LLM, in Hugging Face `config.json` field names.
+
+Built either from the built-in catalogue (`tpplan.models.catalogue`) or from any HF config.json
+(`tpplan.models.hf_config.spec_from_hf_config`). Every count here is an integer; nothing is float-divided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+NormType = Literal["rms", "layer"]
+LayerKind = Literal["full_attention", "sliding_attention"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """One model's architecture. Field names follow HF config.json where HF has a name."""
+
+    name: str
+    """Display name, e.g. 'Llama-3.1-70B'."""
+    model_type: str
+    """HF `model_type` ('llama', 'mixtral', 'deepseek_v3', ...)."""
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    """KV heads (GQA); equals num_attention_heads for MHA, 1 for MQA."""
+    head_dim: int
+    """Per-head width. Read from the config when present: it is not always hidden_size // heads."""
+    intermediate_size: int
+    """Dense MLP width (for MoE models without dense layers: the expert width, as Mixtral spells it)."""
+    vocab_size: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool
+    gated_mlp: bool = True
+    """SwiGLU-style MLP with gate, up and down matrices (3); False for GELU MLPs (2 matrices)."""
+    attention_bias: bool = False
+    """Bias on q/k/v projections (Qwen2, gpt-oss)."""
+    o_proj_bias: bool = False
+    mlp_bias: bool = False
+    norm_type: NormType = "rms"
+    """RMSNorm has a weight per channel; LayerNorm has weight and bias."""
+    norms_per_layer: int = 2
+    """Per-layer norms over hidden_size (2 for Llama; 4 for Gemma-2's sandwich norms)."""
+    qk_norm: bool = False
+    """Per-head RMSNorm on q and k (Qwen3): 2 x head_dim parameters per layer."""
+    parallel_attn: bool = False
+    """Attention and MLP read the same input and are reduced together (Falcon, GPT-J): 1 all-reduce."""
+    attention_sinks: bool = False
+    """One learned sink logit per head (gpt-oss)."""
+    # --- Mixture of experts -------------------------------------------------------------------------
+    num_experts: int = 0
+    """Routed experts per MoE layer (0 = dense model)."""
+    num_experts_per_tok: int = 0
+    moe_intermediate_size: int = 0
+    """Width of one routed expert."""
+    n_shared_experts: int = 0
+    """Always-active experts of width moe_intermediate_size (DeepSeek)."""
+    first_k_dense_replace: int = 0
+    """The first k layers use a dense MLP of intermediate_size (DeepSeek)."""
+    router_bias: bool = False
+    expert_bias: bool = False
+    """Biases on each expert's matrices (gpt-oss)."""
+    router_score_bias: bool = False
+    """DeepSeek-V3's e_score_correction_bias (one per expert)."""
+    # --- Multi-head latent attention (DeepSeek-V2/V3) -----------------------------------------------
+    q_lora_rank: int = 0
+    """0 means a plain q projection."""
+    kv_lora_rank: int = 0
+    """> 0 marks an MLA model."""
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # --- Sliding-window attention --------------------------------------------------------------------
+    sliding_window: int | None = None
+    layer_types: tuple[LayerKind, ...] = ()
+    """Per-layer attention kind; empty means every layer is full attention (or all sliding when
+    sliding_window is set and no pattern is given)."""
+    # --- Provenance ---------------------------------------------------------------------------------
+    hf_id: str = ""
+    aliases: tuple[str, ...] = ()
+    source: str = ""
+    notes: tuple[str, ...] = field(default=())
+    """Assumptions made while reading the config (shown to the user)."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                     "head_dim", "vocab_size", "max_position_embeddings"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.layer_types and len(self.layer_types) != self.num_hidden_layers:
+            raise ValueError("layer_types must have one entry per layer")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def q_head_dim(self) -> int:
+        """Width of one query head (MLA: nope + rope part)."""
+        return self.qk_nope_head_dim + self.qk_rope_head_dim if self.is_mla else self.head_dim
+
+    def is_moe_layer(self, layer: int) -> bool:
+        return self.is_moe and layer >= self.first_k_dense_replace
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_hidden_layers - self.first_k_dense_replace if self.is_moe else 0
+
+    @property
+    def num_dense_layers(self) -> int:
+        return self.num_hidden_layers - self.num_moe_layers
+
+    def attention_window(self, layer: int) -> int | None:
+        """Tokens a layer's KV cache holds at most; None for full attention."""
+        if self.sliding_window is None:
+            return None
+        if not self.layer_types:
+            return self.sliding_window
+        return self.sliding_window if self.layer_types[layer] == "sliding_attention" else None

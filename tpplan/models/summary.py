@@ -1,0 +1,83 @@
+"""What `tpplan models show` reports about one model: counts, bytes per GPU per degree, KV, valid degrees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpplan.errors import ModelSpecError
+from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
+from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
+from tpplan.models.params import active_params, active_params_excluding_embedding, params_by_component, total_params
+from tpplan.models.spec import ModelSpec
+from tpplan.models.weights import weight_bytes_by_component, weight_bytes_per_gpu, weight_bytes_total
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DegreeRow:
+    tp: int
+    weight_bytes_per_gpu: int
+    kv_heads_per_gpu: int
+    kv_cache_bytes_per_token_per_gpu: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSummary:
+    spec: ModelSpec
+    resolved_from: str | None
+    engine: str
+    dtype: str
+    kv_cache_dtype: str
+    total_params: int
+    active_params: int
+    active_params_excluding_embedding: int
+    params_by_component: dict[str, int]
+    weight_bytes_total: int
+    kv_cache_bytes_per_token: int
+    context_len: int
+    kv_cache_bytes_per_sequence: int
+    """One sequence of `context_len` tokens, whole model, sliding-window layers capped at their window."""
+    valid_tp_degrees: list[int]
+    invalid_tp_reasons: dict[int, str]
+    """For the commonly tried degrees that fail: the first rule broken."""
+    degrees: list[DegreeRow]
+    weight_bytes_by_component: dict[str, int]
+    """At the selected --tp (or 1)."""
+    tp: int
+
+
+def degree_error(spec: ModelSpec, tp: int, *, engine: str) -> str | None:
+    """The full user-facing message for an invalid degree, with the degrees that work."""
+    reason = tp_violation(spec, tp, engine=engine)
+    if reason is None:
+        return None
+    works = ", ".join(str(t) for t in valid_tp_degrees(spec, engine=engine))
+    return f"{spec.name}: {reason} Degrees that work with {engine}: {works}"
+
+
+def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = "bf16", kv_cache_dtype: str = "bf16",
+              tp: int | None = None, resolved_from: str | None = None, context_len: int | None = None) -> ModelSummary:
+    valid = valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE)
+    if tp is not None:
+        message = degree_error(spec, tp, engine=engine)
+        if message:
+            raise ModelSpecError(message)
+    shown = [tp] if tp is not None else [t for t in valid if t <= 64]
+    rows = [DegreeRow(tp=t, weight_bytes_per_gpu=weight_bytes_per_gpu(spec, tp=t, dtype=dtype, engine=engine),
+                      kv_heads_per_gpu=kv_heads_per_gpu(spec.num_key_value_heads, tp=t, engine=engine),
+                      kv_cache_bytes_per_token_per_gpu=kv_cache_bytes_per_token(spec, tp=t, kv_dtype=kv_cache_dtype,
+                                                                                engine=engine))
+            for t in shown]
+    shown_invalid = (2, 3, 4, 5, 6, 7, 8, 16, 32, 64)  # the degrees people actually try
+    invalid = {t: r for t in shown_invalid if (r := tp_violation(spec, t, engine=engine))}
+    return ModelSummary(
+        spec=spec, resolved_from=resolved_from, engine=engine, dtype=dtype, kv_cache_dtype=kv_cache_dtype,
+        total_params=total_params(spec), active_params=active_params(spec),
+        active_params_excluding_embedding=active_params_excluding_embedding(spec),
+        params_by_component=params_by_component(spec), weight_bytes_total=weight_bytes_total(spec, dtype=dtype),
+        kv_cache_bytes_per_token=kv_cache_bytes_per_token(spec, kv_dtype=kv_cache_dtype),
+        context_len=context_len or spec.max_position_embeddings,
+        kv_cache_bytes_per_sequence=kv_cache_bytes_per_sequence(
+            spec, context_len=context_len or spec.max_position_embeddings, kv_dtype=kv_cache_dtype),
+        valid_tp_degrees=valid,
+        invalid_tp_reasons=invalid, degrees=rows, tp=tp or 1,
+        weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine))

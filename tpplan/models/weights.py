@@ -1,0 +1,91 @@
+"""Weight bytes per GPU at TP degree t and PP degree p, sharded the way engines shard them.
+
+Per group (tpplan.models.params): column/row-parallel groups hold ceil(params / t); KV projections hold
+params / kv_heads x kv_heads_per_gpu(t) (replicated heads when t > kv heads); vocab-parallel
+embedding and lm_head hold padded_vocab / t rows; norms, routers and row-parallel biases are replicated.
+PP gives stage i the layers [i*L//p, (i+1)*L//p); the embedding sits on the first stage, the final norm
+and lm_head on the last (a tied lm_head is a second copy there when p > 1). The per-GPU figure is the
+most loaded stage: that GPU decides what fits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from tpplan.models.dtypes import weight_bytes_per_param
+from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
+from tpplan.models.params import ParamGroup, occurrences, param_groups
+from tpplan.models.spec import ModelSpec
+
+
+def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm") -> int:
+    """Parameters of one occurrence of group `g` held by one TP rank."""
+    if g.split in ("column", "row"):
+        return -(-g.params // tp)
+    if g.split == "kv":
+        per_head = g.params // s.num_key_value_heads
+        return per_head * kv_heads_per_gpu(s.num_key_value_heads, tp=tp, engine=engine)
+    if g.split == "vocab":
+        rows = -(-padded_vocab(s.vocab_size, tp=tp, engine=engine) // tp)
+        return rows * (g.params // s.vocab_size)
+    return g.params
+
+
+def stage_layers(num_layers: int, *, pp: int) -> list[range]:
+    """Layers of each pipeline stage (as even as integers allow)."""
+    return [range(i * num_layers // pp, (i + 1) * num_layers // pp) for i in range(pp)]
+
+
+def _group_bytes(s: ModelSpec, g: ParamGroup, *, tp: int, dtype: str, engine: str) -> float:
+    return params_per_gpu(s, g, tp=tp, engine=engine) * weight_bytes_per_param(dtype, quantizable=g.quantizable)
+
+
+def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float]) -> list[float]:
+    """Sum `amount(group)` per pipeline stage: layer groups times the stage's layers, the embedding on the first
+    stage, the final norm and lm_head on the last (plus a second copy of a tied embedding when pp > 1)."""
+    groups = param_groups(s)
+    out: list[float] = []
+    for i, layers in enumerate(stage_layers(s.num_hidden_layers, pp=pp)):
+        dense = sum(1 for layer in layers if not s.is_moe_layer(layer))
+        count = {"layer": len(layers), "dense_layer": dense, "moe_layer": len(layers) - dense,
+                 "embedding": int(i == 0), "head": int(i == pp - 1)}
+        total = sum(amount(g) * count[g.scope] for g in groups)
+        if s.tie_word_embeddings and pp > 1 and i == pp - 1:
+            total += amount(next(g for g in groups if g.scope == "embedding"))
+        out.append(total)
+    return out
+
+
+def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = "bf16",
+                          engine: str = "vllm") -> list[int]:
+    """Weight bytes on one GPU of each pipeline stage."""
+    totals = _stage_totals(s, pp=pp, amount=lambda g: _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine))
+    return [math.ceil(t) for t in totals]
+
+
+def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm") -> int:
+    """Parameters held by the most loaded GPU of a (tp, pp) replica."""
+    return int(max(_stage_totals(s, pp=pp, amount=lambda g: params_per_gpu(s, g, tp=tp, engine=engine))))
+
+
+def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = "bf16",
+                         engine: str = "vllm") -> int:
+    """Weight bytes on the most loaded GPU of a (tp, pp) replica."""
+    return max(weight_bytes_by_stage(s, tp=tp, pp=pp, dtype=dtype, engine=engine))
+
+
+def weight_bytes_total(s: ModelSpec, *, dtype: str = "bf16") -> int:
+    """Weight bytes of the whole model, unsharded and unpadded: sum of params x bytes per param."""
+    return math.ceil(sum(g.params * occurrences(s, g.scope) * weight_bytes_per_param(dtype, quantizable=g.quantizable)
+                         for g in param_groups(s)))
+
+
+def weight_bytes_by_component(s: ModelSpec, *, tp: int, dtype: str = "bf16",
+                              engine: str = "vllm") -> dict[str, int]:
+    """Per-GPU weight bytes at (tp, pp=1), split by component (attention, mlp, experts, ...)."""
+    out: dict[str, float] = {}
+    for g in param_groups(s):
+        n = occurrences(s, g.scope)
+        out[g.component] = out.get(g.component, 0.0) + _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine) * n
+    return {k: math.ceil(v) for k, v in out.items()}

@@ -1,0 +1,104 @@
+"""Render `tpplan models list` and `tpplan models show`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tpplan.models.summary import ModelSummary
+from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, stdout_console
+from tpplan.units import format_bytes, format_count
+
+
+def models_list_rows(entries) -> list[dict[str, Any]]:
+    from tpplan.models.params import active_params, total_params
+
+    rows = []
+    for e in entries:
+        s = e.spec
+        rows.append({"name": s.name, "hf_id": s.hf_id, "aliases": list(s.aliases), "total_params": total_params(s),
+                     "active_params": active_params(s), "num_hidden_layers": s.num_hidden_layers,
+                     "num_attention_heads": s.num_attention_heads, "num_key_value_heads": s.num_key_value_heads,
+                     "max_position_embeddings": s.max_position_embeddings, "model_type": s.model_type})
+    return rows
+
+
+def render_models_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
+    if emit_rows(rows, fmt):
+        return
+    from rich.table import Table
+
+    t = Table(title="Built-in models")
+    for col in ("name", "params", "active", "layers", "heads / kv", "context", "aliases"):
+        t.add_column(col, justify="right" if col not in ("name", "aliases") else "left")
+    for r in rows:
+        t.add_row(r["name"], format_count(r["total_params"]), format_count(r["active_params"]),
+                  str(r["num_hidden_layers"]), f"{r['num_attention_heads']} / {r['num_key_value_heads']}",
+                  f"{r['max_position_embeddings']:,}", ", ".join(r["aliases"]))
+    stdout_console().print(t)
+
+
+def _degree_row(r) -> dict[str, int]:
+    return {"tp": r.tp, "weight_bytes_per_gpu": r.weight_bytes_per_gpu, "kv_heads_per_gpu": r.kv_heads_per_gpu,
+            "kv_cache_bytes_per_token_per_gpu": r.kv_cache_bytes_per_token_per_gpu}
+
+
+def summary_json(m: ModelSummary) -> dict[str, Any]:
+    s = m.spec
+    return {
+        "name": s.name, "hf_id": s.hf_id, "resolved_from": m.resolved_from, "model_type": s.model_type,
+        "total_params": m.total_params, "active_params": m.active_params,
+        "active_params_excluding_embedding": m.active_params_excluding_embedding,
+        "params_by_component": m.params_by_component, "engine": m.engine, "dtype": m.dtype,
+        "kv_cache_dtype": m.kv_cache_dtype, "weight_bytes_total": m.weight_bytes_total,
+        "kv_cache_bytes_per_token": m.kv_cache_bytes_per_token, "context_len": m.context_len,
+        "kv_cache_bytes_per_sequence": m.kv_cache_bytes_per_sequence, "valid_tp_degrees": m.valid_tp_degrees,
+        "invalid_tp_reasons": {str(k): v for k, v in m.invalid_tp_reasons.items()},
+        "per_degree": [_degree_row(r) for r in m.degrees],
+        "weight_bytes_by_component_per_gpu": {"tp": m.tp, **m.weight_bytes_by_component},
+        "architecture": {"hidden_size": s.hidden_size, "num_hidden_layers": s.num_hidden_layers,
+                         "num_attention_heads": s.num_attention_heads, "num_key_value_heads": s.num_key_value_heads,
+                         "head_dim": s.head_dim, "intermediate_size": s.intermediate_size, "vocab_size": s.vocab_size,
+                         "max_position_embeddings": s.max_position_embeddings, "num_experts": s.num_experts,
+                         "num_experts_per_tok": s.num_experts_per_tok, "kv_lora_rank": s.kv_lora_rank,
+                         "sliding_window": s.sliding_window, "tie_word_embeddings": s.tie_word_embeddings},
+        "notes": list(s.notes), "source": s.source,
+    }
+
+
+def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        return emit_json(summary_json(m))
+    rows = [_degree_row(r) for r in m.degrees]
+    if fmt is OutputFormat.csv:
+        return emit_csv([{"name": m.spec.name, **r} for r in rows])
+    from rich.table import Table
+
+    s, con = m.spec, stdout_console()
+    alias = f"  ({m.resolved_from} → {s.name})" if m.resolved_from else ""
+    con.print(f"[bold]{s.name}[/bold]{alias}  {s.hf_id}")
+    con.print(f"{format_count(m.total_params)} parameters ({m.total_params:,}); active per token "
+              f"{format_count(m.active_params)}; weights {format_bytes(m.weight_bytes_total)} at {m.dtype}")
+    con.print(f"KV cache {m.kv_cache_bytes_per_token:,} B/token ({format_bytes(m.kv_cache_bytes_per_token)}) at "
+              f"{m.kv_cache_dtype}; {s.num_hidden_layers} layers, {s.num_attention_heads} heads / "
+              f"{s.num_key_value_heads} KV heads of {s.head_dim}")
+    window = f", sliding-window layers capped at {s.sliding_window} tokens" if s.sliding_window else ""
+    seq = format_bytes(m.kv_cache_bytes_per_sequence)
+    con.print(f"KV cache of one {m.context_len:,}-token sequence: {seq}{window}")
+    comp = Table(title=f"Parameters and per-GPU weight bytes by component (tp={m.tp})")
+    comp.add_column("component")
+    comp.add_column("parameters", justify="right")
+    comp.add_column(f"bytes/GPU at tp={m.tp}", justify="right")
+    for name, n in m.params_by_component.items():
+        comp.add_row(name, f"{n:,}", format_bytes(m.weight_bytes_by_component.get(name, 0)))
+    con.print(comp)
+    deg = Table(title=f"Valid TP degrees for {m.engine}: {', '.join(map(str, m.valid_tp_degrees))}")
+    for col in ("tp", "weights/GPU", "KV heads/GPU", "KV bytes/token/GPU"):
+        deg.add_column(col, justify="right")
+    for r in m.degrees:
+        deg.add_row(str(r.tp), format_bytes(r.weight_bytes_per_gpu), str(r.kv_heads_per_gpu),
+                    f"{r.kv_cache_bytes_per_token_per_gpu:,}")
+    con.print(deg)
+    for t, reason in m.invalid_tp_reasons.items():
+        con.print(f"  tp={t}: {reason}", markup=False, style="dim")
+    for n in s.notes:
+        con.print(f"note: {n}", markup=False)

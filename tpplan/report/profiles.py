@@ -1,0 +1,85 @@
+"""Render `tpplan profiles list|show|validate`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tpplan.hardware.profile import HardwareProfile
+from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, stdout_console
+from tpplan.units import flops_to_tflops, format_bandwidth, format_bytes, format_seconds, s_to_us
+
+
+def list_row(p: HardwareProfile, location: str) -> dict[str, Any]:
+    return {"name": p.name, "gpu": p.gpu.name, "gpus_per_node": p.gpus_per_node, "nodes": p.nodes,
+            "nvlink_domain_size": p.nvlink_domain_size, "link": p.intra_domain_link.kind,
+            "link_bandwidth_bytes_per_s": p.intra_domain_link.bandwidth_bytes_per_s,
+            "network": p.network.kind if p.network else None, "location": location,
+            "description": p.description}
+
+
+def render_profiles_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
+    if emit_rows(rows, fmt):
+        return
+    from rich.table import Table
+
+    t = Table(title="Hardware profiles (TPPLAN_PROFILE_PATH first, then built-in)")
+    for col in ("name", "GPU", "GPUs", "NVLink domain", "link", "network", "source"):
+        t.add_column(col)
+    for r in rows:
+        gpus = f"{r['gpus_per_node']}" + (f" x {r['nodes']} nodes" if r["nodes"] > 1 else "")
+        t.add_row(r["name"], r["gpu"], gpus, str(r["nvlink_domain_size"]),
+                  f"{r['link']} {format_bandwidth(r['link_bandwidth_bytes_per_s'])}", r["network"] or "-",
+                  r["location"])
+    stdout_console().print(t)
+
+
+def profile_json(p: HardwareProfile) -> dict[str, Any]:
+    return dataclasses.asdict(p)
+
+
+def render_profile_show(p: HardwareProfile, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        return emit_json(profile_json(p))
+    rows = _flat_rows(p)
+    if fmt is OutputFormat.csv:
+        return emit_csv([{"key": k, "value": v, "source": s} for k, v, s in rows])
+    from rich.table import Table
+
+    t = Table(title=f"{p.name}: {p.description}  ({p.origin})")
+    for col in ("key", "value", "source"):
+        t.add_column(col, overflow="fold")
+    for k, v, s in rows:
+        t.add_row(k, v, s)
+    stdout_console().print(t)
+
+
+def _flat_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
+    src = p.sources
+    g = p.gpu
+    rows = [("gpu.name", g.name, src.get("gpu", "")), ("gpu.memory", format_bytes(g.memory_bytes), ""),
+            ("gpu.memory_bandwidth", format_bandwidth(g.memory_bandwidth_bytes_per_s), "")]
+    rows += [(f"gpu.peak_flops.{k}", f"{flops_to_tflops(v):.1f} TFLOP/s (dense)", "")
+             for k, v in g.peak_flops_per_s.items()]
+    rows += [("node.gpus_per_node", str(p.gpus_per_node), src.get("node", "")), ("nodes", str(p.nodes), ""),
+             ("node.nvlink_domain_size", str(p.nvlink_domain_size), ""),
+             ("node.intra_domain_link", f"{p.intra_domain_link.kind} "
+              f"{format_bandwidth(p.intra_domain_link.bandwidth_bytes_per_s)} per GPU per direction", ""),
+             ("node.inter_domain_link", f"{p.inter_domain_link.kind} "
+              f"{format_bandwidth(p.inter_domain_link.bandwidth_bytes_per_s)} per GPU per direction", "")]
+    if p.network:
+        rows.append(("network", f"{p.network.kind} {format_bandwidth(p.network.bandwidth_bytes_per_s)} per GPU, "
+                                f"latency {format_seconds(p.network.latency_s)}", ""))
+    for tier, protos in p.collectives.items():
+        for name, pp in protos.items():
+            rows.append((f"collectives.{tier}.{name}", f"base {s_to_us(pp.base_latency_s):.1f} us, hop "
+                         f"{s_to_us(pp.hop_latency_s):.1f} us, busbw {format_bandwidth(pp.busbw_bytes_per_s)}",
+                         src.get("collectives", "") if name == "simple" else ""))
+    e = p.efficiency
+    rows += [("efficiency.matmul", f"{e.matmul:.2f}", src.get("efficiency", "")),
+             ("efficiency.memory", f"{e.memory:.2f}", ""),
+             ("efficiency.runtime_reserve", format_bytes(e.runtime_reserve_bytes), ""),
+             ("efficiency.step_overhead", format_seconds(e.step_overhead_s), "")]
+    if p.price_per_gpu_hour:
+        rows.append(("price_per_gpu_hour", f"{p.price_per_gpu_hour:.2f}", src.get("price", "")))
+    return rows

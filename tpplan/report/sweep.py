@@ -1,0 +1,55 @@
+"""Write or print a sweep's DataFrame; a progress bar on stderr for long sweeps."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from tpplan.errors import TpplanError
+from tpplan.files import write_atomic
+from tpplan.report.output import OutputFormat, note
+
+
+@contextlib.contextmanager
+def sweep_progress():
+    """Yields progress(done, total); draws a rich bar on stderr only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=None) as bar:
+        task = bar.add_task("sweep", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _writer(df, path: Path):
+    if path.suffix == ".parquet":
+        def write(tmp: Path) -> None:
+            try:
+                df.to_parquet(tmp, index=False)
+            except ImportError as exc:
+                raise TpplanError(f"writing {path.name} needs a Parquet engine: pip install pyarrow "
+                                  f"(or write .csv)") from exc
+        return write
+    if path.suffix == ".csv":
+        return lambda tmp: df.to_csv(tmp, index=False)
+    raise TpplanError(f"--out {path}: unknown extension {path.suffix!r}; use .csv or .parquet")
+
+
+def render_sweep(df, stats, *, out: Path | None, force: bool, fmt: OutputFormat) -> None:
+    rate = stats.rows / stats.evaluate_s if stats.evaluate_s > 0 else float("inf")
+    note(f"sweep: {stats.rows:,} candidate evaluations in {stats.total_s:.2f} s "
+         f"({rate:,.0f} evaluations/s in the vectorised cost model)")
+    if out is not None:
+        write_atomic(out, _writer(df, out), force=force)
+        note(f"wrote {out}")
+    elif fmt is OutputFormat.json:
+        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+    else:
+        sys.stdout.write(df.to_csv(index=False))
