@@ -59,8 +59,8 @@ def test_unknown_model_lists_closest(run_cli):
 def test_unknown_engine_and_dtype(run_cli):
     assert run_cli("models", "show", "llama-8b", "--engine", "tgi").err == \
         "Error: unknown engine 'tgi'; choose one of: vllm, sglang, trtllm, megatron\n"
-    assert run_cli("models", "show", "llama-8b", "--dtype", "fp4").err == \
-        "Error: --dtype 'fp4' is not known; choose one of: bf16, fp16, fp32, fp8, int8, int4\n"
+    assert run_cli("models", "show", "llama-8b", "--dtype", "fp6").err == \
+        "Error: --dtype 'fp6' is not known; choose one of: auto, bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4\n"
 
 
 def test_config_json_path_and_directory(run_cli, tmp_path):

@@ -25,7 +25,8 @@ app.add_typer(profiles_app, name="profiles")
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or megatron.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Weight dtype: bf16, fp16, fp32, fp8, int8, int4.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="Weight format: auto (the checkpoint's own, from its "
+                                      "quantization_config), bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4.")]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", help="KV-cache dtype: bf16, fp16, fp8.")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name or path.yaml.")]
 
@@ -58,7 +59,7 @@ def models_list(fmt: FormatOpt = OutputFormat.table) -> None:
 def models_show(
     model: Annotated[str, typer.Argument(help="Catalogue name or alias, or a path to config.json.")],
     engine: EngineOpt = "vllm",
-    dtype: DtypeOpt = "bf16",
+    dtype: DtypeOpt = "auto",
     kv_cache_dtype: KvDtypeOpt = "bf16",
     tp: Annotated[int | None, typer.Option("--tp", help="Show one degree (checked against the engine).")] = None,
     context_len: Annotated[int | None, typer.Option("--context-len", min=1, help="Sequence length for the "
@@ -138,7 +139,7 @@ def recommend(
     hardware: HardwareOpt = None,
     nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a multi-node profile.")] = None,
     engine: EngineOpt = "vllm",
-    dtype: DtypeOpt = "bf16",
+    dtype: DtypeOpt = "auto",
     kv_cache_dtype: KvDtypeOpt = "bf16",
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence.")] = None,
     gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05, max=1.0)] = 0.90,
@@ -188,7 +189,7 @@ def sweep(
     batch: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1,8,32,128",
     input_len: Annotated[str, typer.Option("--input-len", help="Comma-separated prompt lengths.")] = "1024",
     output_len: Annotated[str, typer.Option("--output-len", help="Comma-separated output lengths.")] = "256",
-    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight dtypes.")] = "bf16",
+    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto = the checkpoint's).")] = "auto",
     engine: EngineOpt = "vllm",
     kv_cache_dtype: KvDtypeOpt = "bf16",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,

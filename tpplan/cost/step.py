@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tpplan.cost.collectives import collective_time_s, maximum, minimum, p2p_time_s
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.models.dtypes import ACTIVATION_BYTES, weight_bytes_per_param
+from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
@@ -77,17 +77,18 @@ def _bucket(component: str, is_expert: bool) -> str | None:
 def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> dict[str, list[float]]:
     """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head."""
     out: dict[str, list[float]] = {}
+    fmt = weight_format(spec, dtype)
     for g in param_groups(spec):
         if g.scope == "embedding" or (g.scope == "head" and g.component == "norm"):
             continue
         n = params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1)
         slot = out.setdefault(_bucket(g.component, bool(g.experts)), [0.0, 0.0])
-        slot[0] += n * weight_bytes_per_param(dtype, quantizable=g.quantizable)
+        slot[0] += n * fmt.bytes_per_param(g)
         slot[1] += FLOPS_PER_MAC * n
     if spec.tie_word_embeddings:  # the tied embedding is also the lm_head matmul
         emb = next(g for g in param_groups(spec) if g.scope == "embedding")
         n = params_per_gpu(spec, emb, tp=tp, engine=engine)
-        out["head"] = [n * weight_bytes_per_param(dtype, quantizable=False), FLOPS_PER_MAC * n]
+        out["head"] = [n * fmt.bytes_per_param(emb), FLOPS_PER_MAC * n]
     return out
 
 
@@ -96,7 +97,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
     sliding = sum(1 for layer in range(spec.num_hidden_layers) if spec.attention_window(layer) is not None)
-    flops_per_s, bytes_per_s = effective_rates(profile, dtype)
+    fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
+    flops_per_s, bytes_per_s = effective_rates(profile, compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0])
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
         num_moe_layers=occurrences(spec, "moe_layer"),
@@ -111,7 +113,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
                                                                   engine=engine),
         full_layers=spec.num_hidden_layers - sliding, sliding_layers=sliding, window=spec.sliding_window or 0,
-        hidden_size=spec.hidden_size, act_bytes=ACTIVATION_BYTES[dtype],
+        hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         peak_flops_per_s=flops_per_s, hbm_bytes_per_s=bytes_per_s,
         step_overhead_s=profile.efficiency.step_overhead_s)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tpplan.errors import ModelSpecError
+from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
@@ -158,6 +159,8 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
         max_position_embeddings=r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len"),
         tie_word_embeddings=bool(r.get("tie_word_embeddings", default=True)),
         sliding_window=window, layer_types=_layer_types(r, layers, model_type, window),
+        quantization=(parse_quantization_config(cfg["quantization_config"], origin=origin)
+                      if cfg.get("quantization_config") is not None else None),
         **family, **_moe_fields(r, model_type, intermediate), **_mla_fields(r),
         notes=tuple(notes), **(extra or {}))
 

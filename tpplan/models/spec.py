@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tpplan.models.formats import WeightFormat
+
 NormType = Literal["rms", "layer"]
 LayerKind = Literal["full_attention", "sliding_attention"]
 
@@ -77,6 +79,13 @@ class ModelSpec:
     layer_types: tuple[LayerKind, ...] = ()
     """Per-layer attention kind; empty means every layer is full attention (or all sliding when
     sliding_window is set and no pattern is given)."""
+    # --- Checkpoint format -------------------------------------------------------------------------
+    quantization: WeightFormat | None = None
+    """The checkpoint's quantized format (config.json quantization_config); None for 16-bit checkpoints."""
+    rope_scaling: str = ""
+    """rope_scaling type ('llama3', 'yarn', 'linear', 'dynamic'), shown to the user; '' when none."""
+    vision_params: int = 0
+    """Parameters of a vision tower (vision-language models): reported, not planned."""
     # --- Provenance ---------------------------------------------------------------------------------
     hf_id: str = ""
     aliases: tuple[str, ...] = ()

@@ -72,7 +72,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
 
     from tpplan.errors import TpplanError
     from tpplan.hardware.loader import resolve_profile
-    from tpplan.models.dtypes import normalize_dtype
+    from tpplan.models.dtypes import normalize_dtype, resolve_dtype
     from tpplan.models.resolve import resolve_model
 
     start = time.perf_counter()
@@ -86,7 +86,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         if g > profile.total_gpus:
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
         mml = max_model_len or min(spec.max_position_embeddings, max(input_lens) + max(output_lens))
-        w = Workload(gpus=g, engine=engine, dtype=normalize_dtype(dtype),
+        w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype),
                      kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), max_model_len=mml)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)
