@@ -189,7 +189,8 @@ def sweep(
     batch: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1,8,32,128",
     input_len: Annotated[str, typer.Option("--input-len", help="Comma-separated prompt lengths.")] = "1024",
     output_len: Annotated[str, typer.Option("--output-len", help="Comma-separated output lengths.")] = "256",
-    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto = the checkpoint's).")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto: the checkpoint's).")
+                     ] = "auto",
     engine: EngineOpt = "vllm",
     kv_cache_dtype: KvDtypeOpt = "bf16",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,

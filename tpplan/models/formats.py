@@ -140,7 +140,8 @@ OVERRIDES: dict[str, WeightFormat] = {
     # AWQ GEMM layout, group 128 (vllm .../quantization/awq.py): qweight int32 (K/8, N), scales fp16 (K/128, N),
     # qzeros int32 (K/128, N/8): 0.5 + (2 + 0.5) / 128 bytes per weight; weight-only (W4A16).
     "int4": WeightFormat(name="int4", method="dtype", weight_bits=4, scale_bytes=2, elems_per_scale=128,
-                         zero_bytes=0.5, compute="bf16", description="int4 weights, group 128, fp16 scale + 4-bit zero"),
+                         zero_bytes=0.5, compute="bf16",
+                         description="int4 weights, group 128, fp16 scale + 4-bit zero"),
     # NVFP4 (llm-compressor examples/quantization_w4a4_fp4): E2M1 weights, one FP8 E4M3 scale per 16 elements and an
     # fp32 global scale per tensor: 0.5 + 1/16 bytes per weight; W4A4 on GPUs with FP4 tensor cores.
     "nvfp4": WeightFormat(name="nvfp4", method="dtype", weight_bits=4, scale_bytes=1, elems_per_scale=16,

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 from tpplan.errors import ModelSpecError
 from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
+from tpplan.models.formats import WeightFormat
 from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
 from tpplan.models.params import active_params, active_params_excluding_embedding, params_by_component, total_params
 from tpplan.models.spec import ModelSpec
-from tpplan.models.formats import WeightFormat
-from tpplan.models.weights import (weight_bytes_by_component, weight_bytes_by_group, weight_bytes_per_gpu,
-                                   weight_bytes_total)
+from tpplan.models.weights import (
+    weight_bytes_by_component,
+    weight_bytes_by_group,
+    weight_bytes_per_gpu,
+    weight_bytes_total,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
