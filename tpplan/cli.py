@@ -57,7 +57,8 @@ def models_list(fmt: FormatOpt = OutputFormat.table) -> None:
 
 @models_app.command("show")
 def models_show(
-    model: Annotated[str, typer.Argument(help="Catalogue name or alias, or a path to config.json.")],
+    model: Annotated[str, typer.Argument(help="Catalogue name or alias, a Hub id (org/name; read from the local "
+                                          "HF cache), or a path to config.json.")],
     engine: EngineOpt = "vllm",
     dtype: DtypeOpt = "auto",
     kv_cache_dtype: KvDtypeOpt = "bf16",
@@ -65,6 +66,9 @@ def models_show(
     context_len: Annotated[int | None, typer.Option("--context-len", min=1, help="Sequence length for the "
                                                     "per-sequence KV figure (default: the model's context).")] = None,
     fmt: FormatOpt = OutputFormat.table,
+    download_config: Annotated[bool, typer.Option("--download-config", help="Fetch config.json from the Hugging Face "
+                                                  "Hub when the id is neither known nor cached (needs "
+                                                  "huggingface_hub; off by default).")] = False,
 ) -> None:
     """Parameters by component, bytes per GPU at each valid degree, KV bytes per token and per sequence."""
     from tpplan.models.dtypes import normalize_dtype
@@ -74,7 +78,7 @@ def models_show(
     from tpplan.report.models import render_model_show
 
     rules_for(engine)
-    resolved = resolve_model(model)
+    resolved = resolve_model(model, download=download_config)
     summary = summarize(resolved.spec, engine=engine, dtype=normalize_dtype(dtype),
                         kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), tp=tp,
                         resolved_from=resolved.query if resolved.via_alias else None, context_len=context_len)
