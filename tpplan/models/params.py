@@ -136,6 +136,9 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
     if not s.tie_word_embeddings:
         groups.append(ParamGroup(name="lm_head", component="lm_head", params=s.vocab_size * h, scope="head",
                                  split="vocab", quantizable=False, in_features=h))
+    if s.lm_head_bias:
+        groups.append(ParamGroup(name="lm_head_bias", component="lm_head", params=s.vocab_size, scope="head",
+                                 split="vocab", quantizable=False))
     return tuple(groups)
 
 

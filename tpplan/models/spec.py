@@ -41,6 +41,8 @@ class ModelSpec:
     """Bias on q/k/v projections (Qwen2, gpt-oss)."""
     o_proj_bias: bool = False
     mlp_bias: bool = False
+    lm_head_bias: bool = False
+    """Bias on the output projection (Phi): vocab_size parameters."""
     norm_type: NormType = "rms"
     """RMSNorm has a weight per channel; LayerNorm has weight and bias."""
     norms_per_layer: int = 2
