@@ -59,8 +59,8 @@ def test_unknown_model_lists_closest(run_cli):
 def test_unknown_engine_and_dtype(run_cli):
     assert run_cli("models", "show", "llama-8b", "--engine", "tgi").err == \
         "Error: unknown engine 'tgi'; choose one of: vllm, sglang, trtllm, megatron\n"
-    assert run_cli("models", "show", "llama-8b", "--dtype", "fp4").err == \
-        "Error: --dtype 'fp4' is not known; choose one of: bf16, fp16, fp32, fp8, int8, int4\n"
+    assert run_cli("models", "show", "llama-8b", "--dtype", "fp6").err == \
+        "Error: --dtype 'fp6' is not known; choose one of: auto, bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4\n"
 
 
 def test_config_json_path_and_directory(run_cli, tmp_path):
@@ -70,17 +70,21 @@ def test_config_json_path_and_directory(run_cli, tmp_path):
         assert d["total_params"] == 8_030_261_248
 
 
-SUPPORTED = ("deepseek_v2, deepseek_v3, falcon, gemma, gemma2, gpt_oss, granite, llama, mistral, mixtral, olmo2, "
-             "phi3, qwen2, qwen2_moe, qwen3, qwen3_moe")
+SUPPORTED = ("deepseek_v2, deepseek_v3, falcon, gemma, gemma2, gpt_neox, gpt_oss, granite, llama, llava, mistral, "
+             "mixtral, olmo2, phi, phi3, qwen2, qwen2_moe, qwen2_vl, qwen3, qwen3_moe")
 
 
 @pytest.mark.parametrize("mutate,expected", [
-    (lambda c: c.pop("hidden_size"), "required field 'hidden_size' is missing; add it to the config (Hugging Face "
-                                     "spelling) or use a catalogue model (`tpplan models list`)"),
-    (lambda c: c.pop("vocab_size"), "required field 'vocab_size' is missing; add it to the config (Hugging Face "
-                                    "spelling) or use a catalogue model (`tpplan models list`)"),
+    # granite: no transformers default table in tpplan, so a missing size field is an error (llama would take
+    # LlamaConfig's defaults, as transformers does)
+    (lambda c: c.pop("hidden_size") and c.update(model_type="granite"),
+     "required field 'hidden_size' is missing; add it to the config (Hugging Face "
+     "spelling) or use a catalogue model (`tpplan models list`)"),
+    (lambda c: c.pop("vocab_size") and c.update(model_type="granite"),
+     "required field 'vocab_size' is missing; add it to the config (Hugging Face "
+     "spelling) or use a catalogue model (`tpplan models list`)"),
     (lambda c: c.update(num_attention_heads="32"),
-     "field 'num_attention_heads' must be a non-negative integer, got '32'"),
+     "field 'num_attention_heads' must be a positive integer of at most 100,000,000, got '32'"),
     (lambda c: c.update(model_type="mamba", hidden_act="gelu"),
      f"model_type 'mamba' is not supported and its shapes cannot be derived (hidden_act 'gelu' is not a gated SiLU "
      f"MLP); supported model types: {SUPPORTED}"),

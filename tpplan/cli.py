@@ -26,7 +26,8 @@ app.add_typer(profiles_app, name="profiles")
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or megatron.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Weight dtype: bf16, fp16, fp32, fp8, int8, int4.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="Weight format: auto (the checkpoint's own, from its "
+                                      "quantization_config), bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4.")]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", help="KV-cache dtype: bf16, fp16, fp8.")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name or path.yaml.")]
 
@@ -57,14 +58,18 @@ def models_list(fmt: FormatOpt = OutputFormat.table) -> None:
 
 @models_app.command("show")
 def models_show(
-    model: Annotated[str, typer.Argument(help="Catalogue name or alias, or a path to config.json.")],
+    model: Annotated[str, typer.Argument(help="Catalogue name or alias, a Hub id (org/name; read from the local "
+                                          "HF cache), or a path to config.json.")],
     engine: EngineOpt = "vllm",
-    dtype: DtypeOpt = "bf16",
+    dtype: DtypeOpt = "auto",
     kv_cache_dtype: KvDtypeOpt = "bf16",
     tp: Annotated[int | None, typer.Option("--tp", help="Show one degree (checked against the engine).")] = None,
     context_len: Annotated[int | None, typer.Option("--context-len", min=1, help="Sequence length for the "
                                                     "per-sequence KV figure (default: the model's context).")] = None,
     fmt: FormatOpt = OutputFormat.table,
+    download_config: Annotated[bool, typer.Option("--download-config", help="Fetch config.json from the Hugging Face "
+                                                  "Hub when the id is neither known nor cached (needs "
+                                                  "huggingface_hub; off by default).")] = False,
 ) -> None:
     """Parameters by component, bytes per GPU at each valid degree, KV bytes per token and per sequence."""
     from tpplan.models.dtypes import normalize_dtype
@@ -74,7 +79,7 @@ def models_show(
     from tpplan.report.models import render_model_show
 
     rules_for(engine)
-    resolved = resolve_model(model)
+    resolved = resolve_model(model, download=download_config)
     summary = summarize(resolved.spec, engine=engine, dtype=normalize_dtype(dtype),
                         kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), tp=tp,
                         resolved_from=resolved.query if resolved.via_alias else None, context_len=context_len)
@@ -198,7 +203,8 @@ def sweep(
     input_len: Annotated[str, typer.Option("--input-len", help="Comma-separated prompt lengths.")] = str(WD.input_len),
     output_len: Annotated[str, typer.Option("--output-len", help="Comma-separated output lengths.")] = str(
         WD.output_len),
-    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight dtypes.")] = WD.dtype,
+    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto: the checkpoint's)."
+                                       )] = WD.dtype,
     engine: EngineOpt = WD.engine,
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,

@@ -29,7 +29,7 @@ from tpplan.cost.kernels import (
     prefill_attention_time_s,
 )
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.models.dtypes import ACTIVATION_BYTES, weight_bytes_per_param
+from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
@@ -114,17 +114,18 @@ def _bucket(component: str, is_expert: bool) -> str | None:
 def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> dict[str, list[float]]:
     """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head."""
     out: dict[str, list[float]] = {}
+    fmt = weight_format(spec, dtype)
     for g in param_groups(spec):
         if g.scope == "embedding" or (g.scope == "head" and g.component == "norm"):
             continue
         n = params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1)
         slot = out.setdefault(_bucket(g.component, bool(g.experts)), [0.0, 0.0])
-        slot[0] += n * weight_bytes_per_param(dtype, quantizable=g.quantizable)
+        slot[0] += n * fmt.bytes_per_param(g)
         slot[1] += FLOPS_PER_MAC * n
     if spec.tie_word_embeddings:  # the tied embedding is also the lm_head matmul
         emb = next(g for g in param_groups(spec) if g.scope == "embedding")
         n = params_per_gpu(spec, emb, tp=tp, engine=engine)
-        out["head"] = [n * weight_bytes_per_param(dtype, quantizable=False), FLOPS_PER_MAC * n]
+        out["head"] = [n * fmt.bytes_per_param(emb), FLOPS_PER_MAC * n]
     return out
 
 
@@ -135,6 +136,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     z = [0.0, 0.0]
     sliding = sum(1 for layer in range(spec.num_hidden_layers) if spec.attention_window(layer) is not None)
     moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
+    fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
+    matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
         num_moe_layers=occurrences(spec, "moe_layer"),
@@ -154,9 +157,9 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=spec.num_hidden_layers - sliding, sliding_layers=sliding, window=spec.sliding_window or 0,
-        hidden_size=spec.hidden_size, act_bytes=ACTIVATION_BYTES[dtype],
+        hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
-        rates=kernel_rates(profile, dtype), fusion=fusion or fusion_for(engine),
+        rates=kernel_rates(profile, matmul_dtype), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s)
 
 

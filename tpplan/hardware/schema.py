@@ -46,7 +46,7 @@ class GpuIn(_Strict):
     name: str
     memory: Bytes
     memory_bandwidth: Bandwidth
-    peak_flops: dict[Literal["bf16", "fp16", "fp8", "int8", "fp32"], Flops] = Field(min_length=1)
+    peak_flops: dict[Literal["bf16", "fp16", "fp8", "int8", "fp4", "fp32"], Flops] = Field(min_length=1)
 
 
 class LinkIn(_Strict):

@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from tpplan.errors import ModelSpecError
+from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
+from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
-                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2"}
-SUPPORTED = sorted(GATED_FAMILIES | {"falcon"})
+                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl"}
+NON_GATED_FAMILIES = {"falcon", "gpt_neox", "phi"}
+SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
+MAX_FIELD_VALUE = 100_000_000
+"""Largest count tpplan accepts in a config field (vocab, context, widths): beyond it the file is malformed."""
+MAX_LAYERS = 10_000
 _GATED_ACTS = {"silu", "swish", "swiglu"}
 
 
@@ -32,15 +38,18 @@ class _Reader:
                 return self.cfg[n]
         return default
 
-    def int(self, *names: str, default: int | None = None, required: bool = True) -> int:
+    def int(self, *names: str, default: int | None = None, required: bool = True, positive: bool = False,
+            maximum: int = MAX_FIELD_VALUE) -> int:
         value = self.get(*names)
         if value is None:
             if default is not None or not required:
                 return default if default is not None else 0
             raise ModelSpecError(f"{self.origin}: required field '{names[0]}' is missing; add it to the config "
                                  f"(Hugging Face spelling) or use a catalogue model (`tpplan models list`)")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ModelSpecError(f"{self.origin}: field '{names[0]}' must be a non-negative integer, got "
+        name = next((n for n in names if self.cfg.get(n) is not None), names[0])
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0) or value > maximum:
+            kind = "a positive" if positive else "a non-negative"
+            raise ModelSpecError(f"{self.origin}: field '{name}' must be {kind} integer of at most {maximum:,}, got "
                                  f"{value!r}")
         return value
 
@@ -62,12 +71,11 @@ def _layer_types(r: _Reader, layers: int, model_type: str, window: int | None) -
 
 
 def _window(r: _Reader, model_type: str) -> int | None:
-    window = r.get("sliding_window")
-    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not r.get("use_sliding_window"):
+    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl") and not r.get("use_sliding_window"):
         return None  # Qwen configs carry a window that is off unless use_sliding_window is true.
     if model_type == "phi3":
         return None  # the window (2047) is not modelled; full attention over the context is conservative.
-    return int(window) if window else None
+    return r.int("sliding_window", required=False) or None
 
 
 def _moe_fields(r: _Reader, model_type: str, intermediate: int) -> dict[str, Any]:
@@ -94,6 +102,12 @@ def _mla_fields(r: _Reader) -> dict[str, Any]:
 def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[str]]:
     """Fields that follow from the family, plus notes on anything assumed."""
     notes: list[str] = []
+    if model_type in ("gpt_neox", "phi"):
+        # GPT-NeoX (modeling_gpt_neox.py): fused qkv and dense with biases, GELU MLP with biases, 2 LayerNorms.
+        # Phi (modeling_phi.py): same blocks with one input LayerNorm per layer and a bias on lm_head.
+        return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True,
+                "mlp_bias": True, "norms_per_layer": 1 if model_type == "phi" else 2,
+                "lm_head_bias": model_type == "phi"}, notes
     if model_type == "falcon":
         if not r.get("new_decoder_architecture") and not r.get("parallel_attn", default=True):
             raise ModelSpecError(f"{r.origin}: Falcon configs without parallel_attn are not supported")
@@ -125,16 +139,18 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     """Build a ModelSpec from a config.json dict. `origin` names the file in errors."""
     if not isinstance(cfg, dict):
         raise ModelSpecError(f"{origin}: expected a JSON object, got {type(cfg).__name__}")
-    if isinstance(cfg.get("text_config"), dict):  # multimodal wrappers keep the decoder here
+    outer_type = cfg.get("model_type")
+    if isinstance(cfg.get("text_config"), dict):  # vision-language wrappers (llava, mllama) keep the decoder here
         cfg = {**cfg, **cfg["text_config"]}
-    r = _Reader(cfg, origin)
-    model_type = r.get("model_type")
+    model_type = cfg.get("model_type")
     if not isinstance(model_type, str):
         raise ModelSpecError(f"{origin}: required field 'model_type' is missing; supported model types: "
                              f"{', '.join(SUPPORTED)}")
-    hidden = r.int("hidden_size", "n_embd", "d_model")
-    layers = r.int("num_hidden_layers", "n_layer", "num_layers")
-    heads = r.int("num_attention_heads", "n_head")
+    cfg, default_notes = apply_defaults(cfg, model_type)
+    r = _Reader(cfg, origin)
+    hidden = r.int("hidden_size", "n_embd", "d_model", positive=True)
+    layers = r.int("num_hidden_layers", "n_layer", "num_layers", positive=True, maximum=MAX_LAYERS)
+    heads = r.int("num_attention_heads", "n_head", positive=True)
     kv = r.int("num_key_value_heads", "num_kv_heads", "n_head_kv",
                default=1 if r.get("multi_query") else heads)
     if heads == 0 or kv == 0 or heads % kv:
@@ -150,16 +166,36 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
                          default=4 * hidden if model_type == "falcon" else None)
     window = _window(r, model_type)
+    max_positions = r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", positive=True)
+    context, rope, rope_notes = rope_context(cfg, max_positions, origin)
+    try:
+        vision = vision_params(cfg, outer_type if isinstance(outer_type, str) else model_type, hidden)
+    except ModelSpecError as exc:
+        raise ModelSpecError(f"{origin}: {exc}") from exc
+    try:
+        return _build(r, model_type=model_type, name=name, origin=origin, hidden=hidden, layers=layers, heads=heads,
+                      kv=kv, head_dim=head_dim, intermediate=intermediate, window=window, context=context,
+                      fields={**family, **_moe_fields(r, model_type, intermediate), **_mla_fields(r)},
+                      notes=(*default_notes, *rope_notes, *notes), extra={"rope_scaling": rope, "vision_params": vision,
+                                                                          **(extra or {})})
+    except ValueError as exc:  # ModelSpec's own checks: one line naming the field, never a traceback
+        raise ModelSpecError(f"{origin}: {exc}") from exc
+
+
+def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden: int, layers: int, heads: int,
+           kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
+           notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
         name=name or str(r.get("_name_or_path", default="")) or Path(origin).parent.name or model_type,
         model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
-        vocab_size=r.int("vocab_size", "padded_vocab_size"),
-        max_position_embeddings=r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len"),
+        vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
+        max_position_embeddings=context,
         tie_word_embeddings=bool(r.get("tie_word_embeddings", default=True)),
         sliding_window=window, layer_types=_layer_types(r, layers, model_type, window),
-        **family, **_moe_fields(r, model_type, intermediate), **_mla_fields(r),
-        notes=tuple(notes), **(extra or {}))
+        quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)
+                      if r.cfg.get("quantization_config") is not None else None),
+        **fields, notes=notes, **extra)
 
 
 def load_config_file(path: Path) -> ModelSpec:

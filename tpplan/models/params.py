@@ -34,38 +34,40 @@ class ParamGroup:
     """Linear weights take the weight dtype (fp8/int8/int4); embeddings, norms, biases, routers stay 16-bit."""
     experts: int = 0
     """> 0: the group holds this many routed experts, of which num_experts_per_tok are active."""
+    in_features: int = 0
+    """K of the group's matrices (the input width): per-output-channel scales cost scale_bytes / K per weight."""
 
 
 def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
     h = s.hidden_size
     g: list[ParamGroup] = []
 
-    def add(name: str, params: int, split: Split, quantizable: bool = True) -> None:
+    def add(name: str, params: int, split: Split, quantizable: bool = True, k: int = 0) -> None:
         if params:
             g.append(ParamGroup(name=f"attention.{name}", component="attention", params=params,
-                                scope="layer", split=split, quantizable=quantizable))
+                                scope="layer", split=split, quantizable=quantizable, in_features=k))
 
     a, k = s.num_attention_heads, s.num_key_value_heads
     if s.is_mla:
         q_width = a * s.q_head_dim
         if s.q_lora_rank:
-            add("q_a_proj", h * s.q_lora_rank, "replicated")
+            add("q_a_proj", h * s.q_lora_rank, "replicated", k=h)
             add("q_a_layernorm", s.q_lora_rank, "replicated", False)
-            add("q_b_proj", s.q_lora_rank * q_width, "column")
+            add("q_b_proj", s.q_lora_rank * q_width, "column", k=s.q_lora_rank)
         else:
-            add("q_proj", h * q_width, "column")
-        add("kv_a_proj_with_mqa", h * (s.kv_lora_rank + s.qk_rope_head_dim), "replicated")
+            add("q_proj", h * q_width, "column", k=h)
+        add("kv_a_proj_with_mqa", h * (s.kv_lora_rank + s.qk_rope_head_dim), "replicated", k=h)
         add("kv_a_layernorm", s.kv_lora_rank, "replicated", False)
-        add("kv_b_proj", s.kv_lora_rank * a * (s.qk_nope_head_dim + s.v_head_dim), "column")
-        add("o_proj", a * s.v_head_dim * h, "row")
+        add("kv_b_proj", s.kv_lora_rank * a * (s.qk_nope_head_dim + s.v_head_dim), "column", k=s.kv_lora_rank)
+        add("o_proj", a * s.v_head_dim * h, "row", k=a * s.v_head_dim)
     else:
         d = s.head_dim
-        add("q_proj", h * a * d, "column")
-        add("kv_proj", 2 * h * k * d, "kv")
+        add("q_proj", h * a * d, "column", k=h)
+        add("kv_proj", 2 * h * k * d, "kv", k=h)
         if s.attention_bias:
             add("q_bias", a * d, "column", False)
             add("kv_bias", 2 * k * d, "kv", False)
-        add("o_proj", a * d * h, "row")
+        add("o_proj", a * d * h, "row", k=a * d)
         if s.qk_norm:
             add("qk_norm", 2 * d, "replicated", False)
     if s.o_proj_bias:
@@ -80,9 +82,9 @@ def _mlp_groups(s: ModelSpec, width: int, *, prefix: str, scope: Scope) -> list[
     h = s.hidden_size
     n_in = 2 if s.gated_mlp else 1
     g = [ParamGroup(name=f"{prefix}.gate_up_proj" if s.gated_mlp else f"{prefix}.up_proj", component="mlp",
-                    params=n_in * h * width, scope=scope, split="column", quantizable=True),
+                    params=n_in * h * width, scope=scope, split="column", quantizable=True, in_features=h),
          ParamGroup(name=f"{prefix}.down_proj", component="mlp", params=width * h, scope=scope,
-                    split="row", quantizable=True)]
+                    split="row", quantizable=True, in_features=width)]
     if s.mlp_bias:
         g += [ParamGroup(name=f"{prefix}.up_bias", component="mlp", params=n_in * width, scope=scope,
                          split="column", quantizable=False),
@@ -96,9 +98,9 @@ def _moe_groups(s: ModelSpec) -> list[ParamGroup]:
     h, e, w = s.hidden_size, s.num_experts, s.moe_intermediate_size
     n_in = 2 if s.gated_mlp else 1
     g = [ParamGroup(name="experts.gate_up_proj", component="experts", params=e * n_in * h * w,
-                    scope="moe_layer", split="column", quantizable=True, experts=e),
+                    scope="moe_layer", split="column", quantizable=True, experts=e, in_features=h),
          ParamGroup(name="experts.down_proj", component="experts", params=e * w * h, scope="moe_layer",
-                    split="row", quantizable=True, experts=e)]
+                    split="row", quantizable=True, experts=e, in_features=w)]
     if s.expert_bias:
         g += [ParamGroup(name="experts.gate_up_bias", component="experts", params=e * n_in * w,
                          scope="moe_layer", split="column", quantizable=False, experts=e),
@@ -110,7 +112,7 @@ def _moe_groups(s: ModelSpec) -> list[ParamGroup]:
     if s.n_shared_experts:
         shared = _mlp_groups(s, s.n_shared_experts * w, prefix="shared_experts", scope="moe_layer")
         g += [ParamGroup(name=x.name, component="experts", params=x.params, scope=x.scope, split=x.split,
-                         quantizable=x.quantizable) for x in shared]
+                         quantizable=x.quantizable, in_features=x.in_features) for x in shared]
     return g
 
 
@@ -133,6 +135,9 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
                              split="replicated", quantizable=False))
     if not s.tie_word_embeddings:
         groups.append(ParamGroup(name="lm_head", component="lm_head", params=s.vocab_size * h, scope="head",
+                                 split="vocab", quantizable=False, in_features=h))
+    if s.lm_head_bias:
+        groups.append(ParamGroup(name="lm_head_bias", component="lm_head", params=s.vocab_size, scope="head",
                                  split="vocab", quantizable=False))
     return tuple(groups)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tpplan.models.formats import WeightFormat
+
 NormType = Literal["rms", "layer"]
 LayerKind = Literal["full_attention", "sliding_attention"]
 
@@ -39,6 +41,8 @@ class ModelSpec:
     """Bias on q/k/v projections (Qwen2, gpt-oss)."""
     o_proj_bias: bool = False
     mlp_bias: bool = False
+    lm_head_bias: bool = False
+    """Bias on the output projection (Phi): vocab_size parameters."""
     norm_type: NormType = "rms"
     """RMSNorm has a weight per channel; LayerNorm has weight and bias."""
     norms_per_layer: int = 2
@@ -77,6 +81,13 @@ class ModelSpec:
     layer_types: tuple[LayerKind, ...] = ()
     """Per-layer attention kind; empty means every layer is full attention (or all sliding when
     sliding_window is set and no pattern is given)."""
+    # --- Checkpoint format -------------------------------------------------------------------------
+    quantization: WeightFormat | None = None
+    """The checkpoint's quantized format (config.json quantization_config); None for 16-bit checkpoints."""
+    rope_scaling: str = ""
+    """rope_scaling type ('llama3', 'yarn', 'linear', 'dynamic'), shown to the user; '' when none."""
+    vision_params: int = 0
+    """Parameters of a vision tower (vision-language models): reported, not planned."""
     # --- Provenance ---------------------------------------------------------------------------------
     hf_id: str = ""
     aliases: tuple[str, ...] = ()

@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tpplan.errors import ModelSpecError
+from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
+from tpplan.models.formats import WeightFormat
 from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
 from tpplan.models.params import active_params, active_params_excluding_embedding, params_by_component, total_params
 from tpplan.models.spec import ModelSpec
-from tpplan.models.weights import weight_bytes_by_component, weight_bytes_per_gpu, weight_bytes_total
+from tpplan.models.weights import (
+    weight_bytes_by_component,
+    weight_bytes_by_group,
+    weight_bytes_per_gpu,
+    weight_bytes_total,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +50,20 @@ class ModelSummary:
     weight_bytes_by_component: dict[str, int]
     """At the selected --tp (or 1)."""
     tp: int
+    weight_format: WeightFormat
+    weight_bytes_by_group: list[tuple[str, int, float, int]]
+    """(group, parameters, bytes per parameter, bytes) over the whole model, in `weight_format`."""
+    notes: tuple[str, ...] = ()
+
+
+def attention_summary(spec: ModelSpec) -> str:
+    """How the model's attention keeps its KV cache, in words (MLA is not 'KV heads')."""
+    if spec.is_mla:
+        return (f"{spec.num_hidden_layers} layers, {spec.num_attention_heads} query heads; MLA: the KV cache holds "
+                f"one compressed latent of {spec.kv_lora_rank} + {spec.qk_rope_head_dim} RoPE dims per token per "
+                f"layer, replicated on every TP rank")
+    return (f"{spec.num_hidden_layers} layers, {spec.num_attention_heads} heads / {spec.num_key_value_heads} KV heads "
+            f"of {spec.head_dim}")
 
 
 def degree_error(spec: ModelSpec, tp: int, *, engine: str) -> str | None:
@@ -54,8 +75,10 @@ def degree_error(spec: ModelSpec, tp: int, *, engine: str) -> str | None:
     return f"{spec.name}: {reason} Degrees that work with {engine}: {works}"
 
 
-def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = "bf16", kv_cache_dtype: str = "bf16",
+def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_cache_dtype: str = "bf16",
               tp: int | None = None, resolved_from: str | None = None, context_len: int | None = None) -> ModelSummary:
+    fmt = weight_format(spec, dtype)
+    dtype = fmt.name
     valid = valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE)
     if tp is not None:
         message = degree_error(spec, tp, engine=engine)
@@ -80,4 +103,6 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = "bf16", kv_
             spec, context_len=context_len or spec.max_position_embeddings, kv_dtype=kv_cache_dtype),
         valid_tp_degrees=valid,
         invalid_tp_reasons=invalid, degrees=rows, tp=tp or 1,
-        weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine))
+        weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine),
+        weight_format=fmt, weight_bytes_by_group=weight_bytes_by_group(spec, dtype=dtype),
+        notes=tuple(n for n in (override_note(spec, dtype),) if n))

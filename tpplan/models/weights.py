@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from tpplan.models.dtypes import weight_bytes_per_param
+from tpplan.models.dtypes import AUTO, weight_format
 from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
 from tpplan.models.params import ParamGroup, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
@@ -39,7 +39,7 @@ def stage_layers(num_layers: int, *, pp: int) -> list[range]:
 
 
 def _group_bytes(s: ModelSpec, g: ParamGroup, *, tp: int, dtype: str, engine: str) -> float:
-    return params_per_gpu(s, g, tp=tp, engine=engine) * weight_bytes_per_param(dtype, quantizable=g.quantizable)
+    return params_per_gpu(s, g, tp=tp, engine=engine) * weight_format(s, dtype).bytes_per_param(g)
 
 
 def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float]) -> list[float]:
@@ -58,7 +58,7 @@ def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float
     return out
 
 
-def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = "bf16",
+def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO,
                           engine: str = "vllm") -> list[int]:
     """Weight bytes on one GPU of each pipeline stage."""
     totals = _stage_totals(s, pp=pp, amount=lambda g: _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine))
@@ -70,19 +70,19 @@ def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str
     return int(max(_stage_totals(s, pp=pp, amount=lambda g: params_per_gpu(s, g, tp=tp, engine=engine))))
 
 
-def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = "bf16",
+def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO,
                          engine: str = "vllm") -> int:
     """Weight bytes on the most loaded GPU of a (tp, pp) replica."""
     return max(weight_bytes_by_stage(s, tp=tp, pp=pp, dtype=dtype, engine=engine))
 
 
-def weight_bytes_total(s: ModelSpec, *, dtype: str = "bf16") -> int:
+def weight_bytes_total(s: ModelSpec, *, dtype: str = AUTO) -> int:
     """Weight bytes of the whole model, unsharded and unpadded: sum of params x bytes per param."""
-    return math.ceil(sum(g.params * occurrences(s, g.scope) * weight_bytes_per_param(dtype, quantizable=g.quantizable)
-                         for g in param_groups(s)))
+    fmt = weight_format(s, dtype)
+    return math.ceil(sum(g.params * occurrences(s, g.scope) * fmt.bytes_per_param(g) for g in param_groups(s)))
 
 
-def weight_bytes_by_component(s: ModelSpec, *, tp: int, dtype: str = "bf16",
+def weight_bytes_by_component(s: ModelSpec, *, tp: int, dtype: str = AUTO,
                               engine: str = "vllm") -> dict[str, int]:
     """Per-GPU weight bytes at (tp, pp=1), split by component (attention, mlp, experts, ...)."""
     out: dict[str, float] = {}
@@ -90,3 +90,13 @@ def weight_bytes_by_component(s: ModelSpec, *, tp: int, dtype: str = "bf16",
         n = occurrences(s, g.scope)
         out[g.component] = out.get(g.component, 0.0) + _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine) * n
     return {k: math.ceil(v) for k, v in out.items()}
+
+
+def weight_bytes_by_group(s: ModelSpec, *, dtype: str = AUTO) -> list[tuple[str, int, float, int]]:
+    """(group, parameters in the whole model, bytes per parameter, bytes) for every parameter group, unsharded."""
+    fmt = weight_format(s, dtype)
+    rows = []
+    for g in param_groups(s):
+        n = g.params * occurrences(s, g.scope)
+        rows.append((g.name, n, fmt.bytes_per_param(g), math.ceil(n * fmt.bytes_per_param(g))))
+    return rows

@@ -11,7 +11,7 @@ from typing import get_args
 
 from tpplan.errors import TpplanError
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.models.dtypes import normalize_dtype
+from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
 from tpplan.models.engines import rules_for, valid_tp_degrees
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
@@ -120,7 +120,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     if objective == "latency" and batch is None and workload == "serve":
         batch = 1
         assumptions["batch"] = "1 (objective latency)"
-    w = Workload(gpus=gpus_n, engine=engine, dtype=normalize_dtype(dtype),
+    w = Workload(gpus=gpus_n, engine=engine, dtype=resolve_dtype(spec, dtype),
                  kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), max_model_len=max_model_len,
                  input_len=input_len, output_len=output_len, batch=batch,
                  gpu_memory_utilization=gpu_memory_utilization, mode=workload, objective=objective,
@@ -128,6 +128,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp)
+    assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
     _record_defaults(assumptions, w, profile)
     return build_plan(spec, profile, w, assumptions)
 

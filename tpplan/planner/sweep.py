@@ -68,7 +68,7 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
 
 
 def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int], batches: Sequence[int],
-          input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = ("bf16",),
+          input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = (WORKLOAD_DEFAULTS.dtype,),
           engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
           max_model_len: int | None = None,
           progress: Callable[[int, int], None] | None = None):
@@ -77,7 +77,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
 
     from tpplan.errors import TpplanError
     from tpplan.hardware.loader import resolve_profile
-    from tpplan.models.dtypes import normalize_dtype
+    from tpplan.models.dtypes import normalize_dtype, resolve_dtype
     from tpplan.models.resolve import resolve_model
 
     start = time.perf_counter()
@@ -90,7 +90,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     for n, (spec, profile, dtype, g) in enumerate(groups, 1):
         if g > profile.total_gpus:
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
-        w = Workload(gpus=g, engine=engine, dtype=normalize_dtype(dtype), max_model_len=max_model_len,
+        w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=max_model_len,
                      kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv")).for_model(spec)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)

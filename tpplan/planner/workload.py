@@ -26,7 +26,8 @@ TRAIN_MICROBATCHES_PER_STAGE = 4
 class Workload:
     gpus: int = 1
     engine: str = "vllm"
-    dtype: str = "bf16"
+    dtype: str = "auto"
+    """Weight format: "auto" = the checkpoint's own (vLLM --dtype auto), else an override (bf16, fp8, int4, ...)."""
     kv_cache_dtype: str = "bf16"
     max_model_len: int | None = None
     """Longest sequence (prompt + output) a replica must hold; None: min(model context, 8192) (`for_model`)."""
@@ -61,10 +62,11 @@ class Workload:
         return self.input_len + self.output_len / 2
 
     def for_model(self, spec: ModelSpec) -> Workload:
-        """This workload with max_model_len resolved for `spec`."""
-        if self.max_model_len is not None:
-            return self
-        return replace(self, max_model_len=min(spec.max_position_embeddings, DEFAULT_MAX_MODEL_LEN))
+        """This workload with max_model_len and the weight format ("auto") resolved for `spec`."""
+        from tpplan.models.dtypes import resolve_dtype
+
+        mml = self.max_model_len or min(spec.max_position_embeddings, DEFAULT_MAX_MODEL_LEN)
+        return replace(self, max_model_len=mml, dtype=resolve_dtype(spec, self.dtype))
 
 
 WORKLOAD_DEFAULTS = Workload()

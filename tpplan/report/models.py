@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tpplan.models.summary import ModelSummary
+from tpplan.models.summary import ModelSummary, attention_summary
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, stdout_console
 from tpplan.units import format_bytes, format_count
 
@@ -42,6 +42,13 @@ def _degree_row(r) -> dict[str, int]:
             "kv_cache_bytes_per_token_per_gpu": r.kv_cache_bytes_per_token_per_gpu}
 
 
+def format_json(m: ModelSummary) -> dict[str, Any]:
+    f = m.weight_format
+    return {"name": f.name, "method": f.method, "description": f.description, "weight_bits": f.weight_bits,
+            "compute": f.compute, "weight_only": f.weight_only, "keep_16bit": list(f.keep_16bit), "source": f.source,
+            "from_checkpoint": f is m.spec.quantization}
+
+
 def summary_json(m: ModelSummary) -> dict[str, Any]:
     s = m.spec
     return {
@@ -55,13 +62,18 @@ def summary_json(m: ModelSummary) -> dict[str, Any]:
         "invalid_tp_reasons": {str(k): v for k, v in m.invalid_tp_reasons.items()},
         "per_degree": [_degree_row(r) for r in m.degrees],
         "weight_bytes_by_component_per_gpu": {"tp": m.tp, **m.weight_bytes_by_component},
+        "weight_format": format_json(m),
+        "weight_bytes_by_group": [{"group": g, "params": n, "bytes_per_param": b, "bytes": t}
+                                  for g, n, b, t in m.weight_bytes_by_group],
+        "attention": attention_summary(s), "rope_scaling": s.rope_scaling or None,
+        "vision_params": s.vision_params,
         "architecture": {"hidden_size": s.hidden_size, "num_hidden_layers": s.num_hidden_layers,
                          "num_attention_heads": s.num_attention_heads, "num_key_value_heads": s.num_key_value_heads,
                          "head_dim": s.head_dim, "intermediate_size": s.intermediate_size, "vocab_size": s.vocab_size,
                          "max_position_embeddings": s.max_position_embeddings, "num_experts": s.num_experts,
                          "num_experts_per_tok": s.num_experts_per_tok, "kv_lora_rank": s.kv_lora_rank,
                          "sliding_window": s.sliding_window, "tie_word_embeddings": s.tie_word_embeddings},
-        "notes": list(s.notes), "source": s.source,
+        "notes": [*s.notes, *m.notes], "source": s.source,
     }
 
 
@@ -78,9 +90,15 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
     con.print(f"[bold]{s.name}[/bold]{alias}  {s.hf_id}")
     con.print(f"{format_count(m.total_params)} parameters ({m.total_params:,}); active per token "
               f"{format_count(m.active_params)}; weights {format_bytes(m.weight_bytes_total)} at {m.dtype}")
+    fmt = m.weight_format
+    origin = "the checkpoint's quantization_config" if fmt is s.quantization else "16-bit checkpoint" \
+        if not fmt.quantized and s.quantization is None else "--dtype"
+    con.print(f"Weight format {fmt.name} ({origin}){': ' + fmt.description if fmt.description else ''}",
+              markup=False)
     con.print(f"KV cache {m.kv_cache_bytes_per_token:,} B/token ({format_bytes(m.kv_cache_bytes_per_token)}) at "
-              f"{m.kv_cache_dtype}; {s.num_hidden_layers} layers, {s.num_attention_heads} heads / "
-              f"{s.num_key_value_heads} KV heads of {s.head_dim}")
+              f"{m.kv_cache_dtype}; {attention_summary(s)}", markup=False)
+    if s.vision_params:
+        con.print(f"Vision tower: {s.vision_params:,} parameters, not planned (the language model is)", markup=False)
     window = f", sliding-window layers capped at {s.sliding_window} tokens" if s.sliding_window else ""
     seq = format_bytes(m.kv_cache_bytes_per_sequence)
     con.print(f"KV cache of one {m.context_len:,}-token sequence: {seq}{window}")
@@ -91,6 +109,12 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
     for name, n in m.params_by_component.items():
         comp.add_row(name, f"{n:,}", format_bytes(m.weight_bytes_by_component.get(name, 0)))
     con.print(comp)
+    groups = Table(title=f"Bytes per parameter group ({fmt.name}, whole model)")
+    for col in ("group", "parameters", "bytes/param", "bytes"):
+        groups.add_column(col, justify="left" if col == "group" else "right")
+    for g, n, b, t in m.weight_bytes_by_group:
+        groups.add_row(g, f"{n:,}", f"{b:.4f}", format_bytes(t))
+    con.print(groups)
     deg = Table(title=f"Valid TP degrees for {m.engine}: {', '.join(map(str, m.valid_tp_degrees))}")
     for col in ("tp", "weights/GPU", "KV heads/GPU", "KV bytes/token/GPU"):
         deg.add_column(col, justify="right")
@@ -100,5 +124,5 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
     con.print(deg)
     for t, reason in m.invalid_tp_reasons.items():
         con.print(f"  tp={t}: {reason}", markup=False, style="dim")
-    for n in s.notes:
+    for n in (*s.notes, *m.notes):
         con.print(f"note: {n}", markup=False)

@@ -1,0 +1,129 @@
+"""What transformers does with a config.json before tpplan reads it: config-class defaults, rope_scaling context,
+vision towers.
+
+DEFAULTS: a field missing from a config.json takes the default of its model_type's transformers config class
+(src/transformers/models/<type>/configuration_<type>.py, `__init__` keyword defaults); PretrainedConfig's
+tie_word_embeddings default is True, and the classes below that pass False say so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tpplan.errors import ModelSpecError
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    # FalconConfig: vocab 65024, hidden 4544, 32 layers, 71 heads, max_position_embeddings 2048, parallel_attn,
+    # multi_query True, no bias (falcon-7b's defaults; falcon-40b's config.json has no max_position_embeddings).
+    "falcon": {"vocab_size": 65024, "hidden_size": 4544, "num_hidden_layers": 32, "num_attention_heads": 71,
+               "max_position_embeddings": 2048, "tie_word_embeddings": True},
+    # LlamaConfig: vocab 32000, hidden 4096, intermediate 11008, 32 layers / heads, 2048 positions, untied.
+    "llama": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
+    # MistralConfig: intermediate 14336, 8 KV heads, 4096 * 32 positions, sliding_window 4096, untied.
+    "mistral": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+                "tie_word_embeddings": False},
+    # Qwen2Config: vocab 151936, hidden 4096, intermediate 22016, 32 layers / heads / KV heads, 32768 positions.
+    "qwen2": {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768,
+              "tie_word_embeddings": False},
+    # Gemma2Config: vocab 256000, hidden 2304, intermediate 9216, 26 layers, 8 heads, 4 KV heads of 256, 8192.
+    "gemma2": {"vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+               "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 8192,
+               "tie_word_embeddings": True},
+    # GPTNeoXConfig: vocab 50432, hidden 6144, 44 layers, 64 heads, intermediate 24576, 2048 positions, untied.
+    "gpt_neox": {"vocab_size": 50432, "hidden_size": 6144, "num_hidden_layers": 44, "num_attention_heads": 64,
+                 "intermediate_size": 24576, "max_position_embeddings": 2048, "tie_word_embeddings": False},
+    # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
+    "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
+            "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
+}
+_NOTED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+          "num_key_value_heads", "head_dim", "max_position_embeddings")
+_SPELLINGS = {"hidden_size": ("n_embd", "d_model"), "num_hidden_layers": ("n_layer", "num_layers"),
+              "num_attention_heads": ("n_head",), "num_key_value_heads": ("num_kv_heads", "n_head_kv"),
+              "max_position_embeddings": ("n_positions", "seq_length", "max_seq_len"), "vocab_size": (),
+              "intermediate_size": ("ffn_hidden_size", "n_inner"), "head_dim": (), "tie_word_embeddings": ()}
+
+
+def apply_defaults(cfg: dict[str, Any], model_type: str) -> tuple[dict[str, Any], list[str]]:
+    """cfg with the config class's defaults filled in, and a note per size field that was missing."""
+    table = DEFAULTS.get(model_type, {})
+    out, notes = dict(cfg), []
+    for key, value in table.items():
+        if any(cfg.get(k) is not None for k in (key, *_SPELLINGS.get(key, ()))) or key in cfg:
+            continue
+        out[key] = value
+        if key in _NOTED:
+            notes.append(f"{key} missing from the config: transformers' {model_type} config default {value}")
+    return out, notes
+
+
+def _number(rs: dict[str, Any], key: str, origin: str, *, minimum: float) -> float:
+    v = rs.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < minimum:
+        raise ModelSpecError(f"{origin}: field 'rope_scaling.{key}' must be a number >= {minimum}, got {v!r}")
+    return float(v)
+
+
+def rope_context(cfg: dict[str, Any], max_positions: int, origin: str) -> tuple[int, str, list[str]]:
+    """(usable context, rope type, notes). vLLM (config.py _get_and_verify_max_len) keeps max_position_embeddings
+    for llama3 / longrope / su (already the extended length) and multiplies by `factor` for the others; yarn
+    multiplies original_max_position_embeddings (Qwen2.5's yarn x4 over 32768 = 131072)."""
+    rs = cfg.get("rope_scaling")
+    if rs is None:
+        return max_positions, "", []
+    if not isinstance(rs, dict):
+        raise ModelSpecError(f"{origin}: field 'rope_scaling' must be an object or null, got {rs!r}")
+    kind = rs.get("rope_type", rs.get("type"))
+    if not isinstance(kind, str):
+        raise ModelSpecError(f"{origin}: field 'rope_scaling.rope_type' must name the scaling, got {kind!r}")
+    if kind in ("llama3", "longrope", "su", "default", "mrope"):
+        return max_positions, kind, []
+    factor = _number(rs, "factor", origin, minimum=1)
+    base = max_positions
+    if kind == "yarn" and rs.get("original_max_position_embeddings") is not None:
+        base = int(_number(rs, "original_max_position_embeddings", origin, minimum=1))
+    usable = int(base * factor)
+    if usable == max_positions:
+        return usable, kind, []
+    return usable, kind, [f"rope_scaling {kind} x{factor:g} over {base:,} positions: usable context {usable:,} "
+                          f"(vLLM's derived max_model_len)"]
+
+
+def _vit_params(hidden: int, layers: int, mlp: int, *, qkv_bias: bool = True) -> int:
+    """Pre-LN ViT blocks: q/k/v/o (+ biases), 2-layer MLP with biases, 2 LayerNorms (weight + bias)."""
+    attn = 4 * hidden * hidden + (4 * hidden if qkv_bias else hidden)
+    return layers * (attn + 2 * hidden * mlp + mlp + hidden + 4 * hidden)
+
+
+def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
+    """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
+
+    qwen2_vl (modeling_qwen2_vl.py): Conv3d patch embed (3 x temporal 2 x 14 x 14 x embed_dim, no bias), `depth`
+    ViT blocks of embed_dim with mlp_ratio 4, merger = LayerNorm + Linear(4e, 4e) + Linear(4e, text hidden).
+    llava (modeling_llava.py + CLIPVisionModel): CLIP ViT (patch conv without bias, class and position embeddings,
+    pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size."""
+    vc = cfg.get("vision_config")
+    if not isinstance(vc, dict):
+        return 0
+    try:
+        if model_type == "qwen2_vl":
+            e, depth = int(vc.get("embed_dim", 1280)), int(vc.get("depth", 32))
+            patch = int(vc.get("patch_size", 14)) ** 2 * int(vc.get("temporal_patch_size", 2)) * 3 * e
+            m = e * int(vc.get("spatial_merge_size", 2)) ** 2
+            merger = 2 * e + m * m + m + m * int(vc.get("hidden_size", text_hidden)) + int(vc.get("hidden_size",
+                                                                                                 text_hidden))
+            return patch + _vit_params(e, depth, int(e * vc.get("mlp_ratio", 4))) + merger
+        if model_type == "llava":
+            h, p = int(vc.get("hidden_size", 1024)), int(vc.get("patch_size", 14))
+            positions = (int(vc.get("image_size", 336)) // p) ** 2 + 1
+            embeddings = 3 * p * p * h + h + positions * h + 2 * h  # patch conv, class, positions, pre-LN
+            vit = _vit_params(h, int(vc.get("num_hidden_layers", 24)), int(vc.get("intermediate_size", 4096)))
+            projector = h * text_hidden + text_hidden + text_hidden * text_hidden + text_hidden
+            return embeddings + vit + 2 * h + projector
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ModelSpecError(f"field 'vision_config' has a value tpplan cannot read ({exc})") from exc
+    return 0
