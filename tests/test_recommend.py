@@ -70,7 +70,9 @@ def test_70b_does_not_fit_one_80gb_gpu_and_says_by_how_much(run_cli):
     (tp1,) = d["candidates"]
     assert not tp1["feasible"]
     assert "weights 131.4 GiB" in tp1["reasons"][0] and "by 65.2 GiB" in tp1["reasons"][0]
-    assert any("fp8" in s for s in d["suggestions"])
+    fp8 = next(s for s in d["suggestions"] if s["flag"] == "--dtype fp8")
+    # fp8 weights of Llama-3.1-70B are ~65.7 GiB + 5.5 GiB reserve > 71.7 GiB usable: still no fit on one GPU
+    assert "fp8" in fp8["text"] and fp8["would_give"] is None
 
 
 def test_nothing_fits_table_still_renders_and_exits_1(run_cli):
@@ -116,7 +118,8 @@ def test_bad_inputs(run_cli):
         "such as dgx-h100-2node\n")
     r = run_cli("recommend", "--model", "llama-70b", "--max-model-len", "200000")
     assert r.code == 1 and "exceeds Llama-3.1-70B's max_position_embeddings (131072)" in r.err
-    assert run_cli("recommend", "--model", "llama-70b", "--objective", "speed").code == 1
+    r = run_cli("recommend", "--model", "llama-70b", "--objective", "speed")
+    assert (r.code, r.out) == (2, "") and "'speed' is not one of 'throughput', 'latency', 'gpus', 'cost'" in r.err
     assert run_cli("recommend", "--model", "llama-70b", "--gpus", "0").code == 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Objective = Literal["latency", "throughput", "gpus"]
+Objective = Literal["throughput", "latency", "gpus", "cost"]
 Mode = Literal["serve", "train"]
 
 MAX_NUM_SEQS_DEFAULT = 256
