@@ -79,7 +79,9 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
         profile = dataclasses.replace(profile, nodes=nodes)
     gpus = gpus or profile.total_gpus
     if gpus > profile.total_gpus:
-        multi = " or pass --nodes" if profile.network else "; use a multi-node profile such as dgx-h100-2node"
+        nodes_needed = -(-gpus // profile.gpus_per_node)
+        multi = (f"; pass --nodes {nodes_needed}" if profile.network else
+                 "; this profile has no network section: add one, or use a profile that has one (e.g. dgx-h100)")
         raise TpplanError(f"--gpus {gpus} exceeds profile {profile.name!r} ({profile.gpus_per_node} GPUs per node x "
                           f"{profile.nodes} node(s) = {profile.total_gpus}){multi}")
     return profile, gpus
