@@ -137,10 +137,14 @@ def _not_yet(what: str) -> None:
 @profiles_app.command("list")
 def profiles_list(fmt: FormatOpt = OutputFormat.table) -> None:
     """List hardware profiles (TPPLAN_PROFILE_PATH first, then built-in)."""
-    from tpplan.hardware.loader import available_profiles, load_ref
-    from tpplan.report.profiles import list_row, render_profiles_list
+    from tpplan.hardware.loader import available_profiles, try_load_ref
+    from tpplan.report.profiles import list_row, render_profiles_list, warning_row
 
-    render_profiles_list([list_row(load_ref(r), r.location) for r in available_profiles()], fmt)
+    rows = []
+    for ref in available_profiles():
+        profile, problems = try_load_ref(ref)
+        rows.append(list_row(profile, ref.location) if profile else warning_row(ref.name, ref.location, problems))
+    render_profiles_list(rows, fmt)
 
 
 @profiles_app.command("show")
@@ -163,13 +167,13 @@ def profiles_validate(
     from tpplan.hardware.loader import validate_files
     from tpplan.report.output import stderr_console
 
-    problems = validate_files(files)
+    problems, warnings = validate_files(files)
     console = stderr_console()
-    for line in problems:
+    for line in problems + warnings:
         console.print(line, markup=False)
     if problems:
         raise typer.Exit(1)
-    typer.echo(f"{len(files)} profile(s) valid")
+    typer.echo(f"{len(files)} profile(s) valid" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
 @profiles_app.command("schema")
