@@ -281,6 +281,8 @@ def sweep(
     dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight dtypes.")] = "bf16",
     engine: EngineOpt = Engine("vllm"),
     kv_cache_dtype: KvDtypeOpt = "bf16",
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
+                                                      "the planner's, as in recommend].")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.csv,
@@ -289,15 +291,18 @@ def sweep(
     from tpplan.planner.sweep import sweep as run_sweep
     from tpplan.report.sweep import render_sweep, sweep_progress
 
-    if out is not None:
+    if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable
 
+        if out.suffix not in (".csv", ".parquet"):
+            raise typer.BadParameter(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet",
+                                     param_hint="'--out'")
         check_writable(out, force=force)
     with sweep_progress() as progress:
         df, stats = run_sweep(models=_csv_list(models), hardware=_csv_list(hardware), gpus=_csv_list(gpus, int),
                               batches=_csv_list(batch, int), input_lens=_csv_list(input_len, int),
                               output_lens=_csv_list(output_len, int), dtypes=_csv_list(dtype), engine=engine.value,
-                              kv_cache_dtype=kv_cache_dtype, progress=progress)
+                              kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 
