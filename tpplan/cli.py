@@ -263,6 +263,54 @@ def _hardware(hardware: str | None):
     return hardware
 
 
+@app.command()
+def compare(
+    layouts: Annotated[list[str], typer.Argument(help="Layouts TP[xPP[xREPLICAS]], e.g. 8 4x2 2x1x4.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalogue name/alias or config.json path.")],
+    gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
+    hardware: HardwareOpt = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a profile with a network.")] = None,
+    engine: EngineOpt = Engine("vllm"),
+    dtype: DtypeOpt = "bf16",
+    kv_cache_dtype: KvDtypeOpt = "bf16",
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1)] = None,
+    input_len: Annotated[int, typer.Option("--input-len", min=1)] = 1024,
+    output_len: Annotated[int, typer.Option("--output-len", min=1)] = 256,
+    batch: Annotated[int | None, typer.Option("--batch", min=1)] = None,
+    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive)] = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Put two or more layouts side by side, with the differences."""
+    from tpplan.planner.compare import compare as run_compare
+    from tpplan.planner.compare import parse_layout
+    from tpplan.report.compare import render_comparison
+
+    try:
+        parsed = [parse_layout(x) for x in layouts]
+    except TpplanError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'LAYOUTS'") from exc
+    if len(parsed) < 2:
+        raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2", param_hint="'LAYOUTS'")
+    cmp = run_compare(model, parsed, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine.value,
+                      dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
+                      output_len=output_len, batch=batch, price_per_gpu_hour=price_per_gpu_hour)
+    render_comparison(cmp, fmt)
+
+
+SchemaName = _choices("SchemaName", ("recommend", "sweep", "measure"))
+
+
+@app.command()
+def schema(
+    command: Annotated[SchemaName, typer.Argument(case_sensitive=False, help="Whose -f json output.")],
+) -> None:
+    """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks)."""
+    from tpplan.report.output import emit_json
+    from tpplan.report.schemas import SCHEMAS
+
+    emit_json(SCHEMAS[command.value]())
+
+
 def _csv_list(value: str, cast=str) -> list:
     try:
         return [cast(x.strip()) for x in value.split(",") if x.strip()]

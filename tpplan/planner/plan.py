@@ -153,8 +153,26 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
                     allow_cross_domain_tp=allow_cross_domain_tp)
         for s in plan.suggestions:
-            s.would_give = _replan(s.flag, base, profile)
+            if s.flag and s.flag.startswith("--gpus "):
+                _fewest_gpus_that_fit(s, base, profile)
+            else:
+                s.would_give = _replan(s.flag, base, profile)
     return plan
+
+
+def _fewest_gpus_that_fit(s, base: dict, profile: HardwareProfile) -> None:
+    """Turn 'at least N GPUs' (weights alone) into the fewest GPUs for which a layout really fits (KV, reserve)."""
+    start, per_node = int(s.flag.split()[1]), profile.gpus_per_node
+    nodes_max = profile.nodes if profile.network is None else max(profile.nodes, 64)
+    counts = sorted(set(range(start, per_node + 1)) |  # any count: PP takes what TP's divisibility rules refuse
+                    {k * per_node for k in range(1, nodes_max + 1) if k * per_node >= start})
+    for n in counts:
+        got = _replan(f"--gpus {n}", base, profile)
+        if got is not None:
+            s.flag, s.would_give = f"--gpus {n}", got
+            s.text = (f"more GPUs: {n} x {profile.gpu.name} fit (TP{got['tp']} x PP{got['pp']}); you have "
+                      f"{base['gpus']}" + ("; beyond one node add --nodes" if n > per_node else ""))
+            return
 
 
 _FLAG_KWARGS = {"--dtype": ("dtype", str), "--kv-cache-dtype": ("kv_cache_dtype", str),
@@ -173,8 +191,8 @@ def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | No
         if profile.network is None:
             return None
         kwargs["nodes"] = -(-kwargs["gpus"] // profile.gpus_per_node)
-    if key == "hardware":
-        kwargs["gpus"] = None
+    if key == "hardware":  # the same number of GPUs of the other kind
+        kwargs["gpus"] = None if base["gpus"] is None else base["gpus"]
     try:
         best = recommend(**kwargs, replan_suggestions=False).recommended
     except TpplanError:
