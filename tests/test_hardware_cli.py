@@ -126,3 +126,11 @@ def test_validate_warns_on_classic_mistakes(tmp_path, run_cli, change, key, word
     r = run_cli("profiles", "validate", str(path))
     assert r.code == 0 and "1 warning(s)" in r.out
     assert f": {key}: warning:" in r.err and words in r.err
+
+
+def test_profile_sources_cite_public_documents_not_files_that_do_not_ship():
+    for path in sorted((ROOT / "hardware_profiles").glob("*.yaml")):
+        sources = load_builtin(path.stem).sources
+        assert sources, path.name
+        for key, text in sources.items():
+            assert not re.search(r"FACTS\.md|hardware\.csv|shared/|this workplace", text), (path.name, key, text)
