@@ -57,10 +57,13 @@ def test_unknown_model_lists_closest(run_cli):
 
 
 def test_unknown_engine_and_dtype(run_cli):
-    assert run_cli("models", "show", "llama-8b", "--engine", "tgi").err == \
-        "Error: unknown engine 'tgi'; choose one of: vllm, sglang, trtllm, megatron\n"
-    assert run_cli("models", "show", "llama-8b", "--dtype", "fp6").err == \
-        "Error: --dtype 'fp6' is not known; choose one of: auto, bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4\n"
+    # a usage error (exit 2, nothing on stdout), caught while parsing: before any model is resolved
+    r = run_cli("models", "show", "llama-8b", "--engine", "tgi")
+    assert (r.code, r.out) == (2, "")
+    assert "Invalid value for '--engine': 'tgi' is not one of 'vllm', 'sglang', 'trtllm', 'megatron'." in r.err
+    r = run_cli("models", "show", "llama-8b", "--dtype", "fp6")
+    assert (r.code, r.out) == (2, "")
+    assert "Invalid value for '--dtype': choose one of: auto, bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4" in r.err
 
 
 def test_config_json_path_and_directory(run_cli, tmp_path):

@@ -25,7 +25,7 @@ REQUIRED = {"dgx-h100", "hgx-h200", "dgx-b200", "dgx-a100-80g", "dgx-a100-40g", 
 
 def test_every_required_builtin_exists_and_validates():
     assert REQUIRED <= set(builtin_names())
-    assert validate_files(sorted((ROOT / "hardware_profiles").glob("*.yaml"))) == []
+    assert validate_files(sorted((ROOT / "hardware_profiles").glob("*.yaml"))) == ([], [])  # no problem, no warning
 
 
 def test_link_bandwidths_are_unidirectional_per_gpu():
@@ -81,7 +81,7 @@ def test_error_lines_name_file_line_key(tmp_path):
     d["node"]["colour"] = "red"
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(d, sort_keys=False))
-    problems = validate_files([path])
+    problems, _ = validate_files([path])
     assert len(problems) == 2
     assert re.match(rf"{re.escape(str(path))}:\d+: gpu\.memory: unknown unit 'GHz' in '80 GHz' \(got '80 GHz'\); "
                     r"expected bytes", problems[0])

@@ -70,7 +70,9 @@ def test_70b_does_not_fit_one_80gb_gpu_and_says_by_how_much(run_cli):
     (tp1,) = d["candidates"]
     assert not tp1["feasible"]
     assert "weights 131.4 GiB" in tp1["reasons"][0] and "by 65.2 GiB" in tp1["reasons"][0]
-    assert any("fp8" in s for s in d["suggestions"])
+    fp8 = next(s for s in d["suggestions"] if s["flag"] == "--dtype fp8")
+    # fp8 weights of Llama-3.1-70B are ~65.7 GiB + 5.5 GiB reserve > 71.7 GiB usable: still no fit on one GPU
+    assert "fp8" in fp8["text"] and fp8["would_give"] is None
 
 
 def test_nothing_fits_table_still_renders_and_exits_1(run_cli):
@@ -116,11 +118,11 @@ def test_emit_vllm_command(run_cli):
 
 def test_bad_inputs(run_cli):
     assert run_cli("recommend", "--model", "llama-70b", "--gpus", "16").err == (
-        "Error: --gpus 16 exceeds profile 'dgx-h100' (8 GPUs per node x 1 node(s) = 8); use a multi-node profile "
-        "such as dgx-h100-2node\n")
+        "Error: --gpus 16 exceeds profile 'dgx-h100' (8 GPUs per node x 1 node(s) = 8); pass --nodes 2\n")
     r = run_cli("recommend", "--model", "llama-70b", "--max-model-len", "200000")
     assert r.code == 1 and "exceeds Llama-3.1-70B's max_position_embeddings (131072)" in r.err
-    assert run_cli("recommend", "--model", "llama-70b", "--objective", "speed").code == 1
+    r = run_cli("recommend", "--model", "llama-70b", "--objective", "speed")
+    assert (r.code, r.out) == (2, "") and "'speed' is not one of 'throughput', 'latency', 'gpus', 'cost'" in r.err
     assert run_cli("recommend", "--model", "llama-70b", "--gpus", "0").code == 2
 
 
@@ -196,9 +198,14 @@ def test_kv_replication_in_plan():
 
 
 def test_nodes_option(run_cli):
-    r = run_cli("recommend", "--model", "llama-70b", "--nodes", "2")
-    assert r.code == 1 and r.err == ("Error: --nodes 2: profile 'dgx-h100' has no network section; use a multi-node "
+    r = run_cli("recommend", "--model", "llama-8b", "--hardware", "l40s-pcie", "--nodes", "2")
+    assert r.code == 1 and r.err == ("Error: --nodes 2: profile 'l40s-pcie' has no network section; use a multi-node "
                                      "profile (e.g. dgx-h100-2node) or add network: to yours\n")
+    # a DGX H100 ships with 8 x 400 Gb/s NDR InfiniBand: --nodes works on the single-node profile
+    d = run_cli("recommend", "--model", "llama-405b", "--hardware", "dgx-h100", "--nodes", "2",
+                "--objective", "latency",
+                "-f", "json")
+    assert d.code == 0 and d.json()["gpus"] == 16 and d.json()["recommended"]["pp"] == 2
     d = run_cli("recommend", "--model", "llama-405b", "--hardware", "dgx-h100-4node", "--nodes", "2", "-f", "json")
     assert d.code == 0 and d.json()["gpus"] == 16
 

@@ -32,7 +32,7 @@ def test_sweep_cli_writes_atomically_and_refuses_overwrite(run_cli, tmp_path):
 
 def test_sweep_bad_extension(run_cli, tmp_path):
     r = run_cli("sweep", "--models", "llama-8b", "--gpus", "1", "--out", str(tmp_path / "s.xlsx"))
-    assert r.code == 1 and "unknown extension '.xlsx'; use .csv or .parquet" in r.err
+    assert (r.code, r.out) == (2, "") and "unknown extension '.xlsx'; use .csv or .parquet" in r.err
 
 
 def test_parquet_without_pyarrow_is_one_clear_line(run_cli, tmp_path):

@@ -7,29 +7,80 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
 from tpplan._version import __version__
 from tpplan.errors import TpplanError
+from tpplan.models.engines import Engine as EngineLiteral
+from tpplan.planner.emit import EmitEngine as EmitLiteral
 from tpplan.planner.workload import WORKLOAD_DEFAULTS as WD
+from tpplan.planner.workload import Mode as ModeLiteral
+from tpplan.planner.workload import Objective as ObjectiveLiteral
 from tpplan.report.output import OutputFormat
 
-app = typer.Typer(name="tpplan", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 200}
+# rich_markup_mode=None: plain click help, which never truncates an option name at 80 columns (rich's panels did)
+app = typer.Typer(name="tpplan", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings=_CONTEXT,
                   help="Plan the tensor-parallel degree for an LLM, and prove the plan on your own GPUs.")
-models_app = typer.Typer(no_args_is_help=True, help="The built-in model catalogue and any HF config.json.")
-profiles_app = typer.Typer(no_args_is_help=True, help="Hardware profiles: list, show, validate, schema.")
+models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT,
+                         help="The built-in model catalogue and any HF config.json.")
+profiles_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT,
+                           help="Hardware profiles: list, show, validate, schema.")
 app.add_typer(models_app, name="models")
 app.add_typer(profiles_app, name="profiles")
 
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or megatron.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Weight format: auto (the checkpoint's own, from its "
-                                      "quantization_config), bf16, fp16, fp32, fp8, int8, int4, nvfp4, mxfp4.")]
-KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", help="KV-cache dtype: bf16, fp16, fp8.")]
-HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name or path.yaml.")]
+
+def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """A typer choice type made from the library's Literal, so `--help` lists the values and they stay equal."""
+    return StrEnum(name, {v: v for v in values})
+
+
+Engine = _choices("Engine", get_args(EngineLiteral))
+EmitEngine = _choices("EmitEngine", get_args(EmitLiteral))
+Objective = _choices("Objective", get_args(ObjectiveLiteral))
+Mode = _choices("Mode", get_args(ModeLiteral))
+
+
+def _dtype_choice(kind: str):
+    """Validate a dtype at parse time (exit 2, nothing on stdout); the choices come from tpplan.models.dtypes."""
+    def check(value: str | None) -> str | None:
+        from tpplan.models.dtypes import normalize_dtype
+
+        if value is None:
+            return None
+        try:
+            return normalize_dtype(value, kind=kind)
+        except TpplanError as exc:
+            raise typer.BadParameter(str(exc).split("; ", 1)[-1]) from exc
+    return check
+
+
+def _dtype_help(kind: str) -> str:
+    from tpplan.models.dtypes import KV_DTYPE_BYTES, WEIGHT_DTYPES
+
+    if kind == "weight":
+        return (f"Weight format: {', '.join(WEIGHT_DTYPES)} (auto: the checkpoint's own, from its "
+                f"quantization_config).")
+    return f"KV-cache dtype: {', '.join(KV_DTYPE_BYTES)}."
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} must be greater than 0 (leave the option out for no limit)")
+    return value
+
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", case_sensitive=False, help="Output format.")]
+EngineOpt = Annotated[Engine, typer.Option("--engine", case_sensitive=False, help="Serving or training engine.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", callback=_dtype_choice("weight"), help=_dtype_help("weight"))]
+KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", callback=_dtype_choice("kv"), help=_dtype_help("kv"))]
+HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name, a profile's name: on "
+                                                                    "TPPLAN_PROFILE_PATH, path.yaml, or auto.")]
 
 
 def _version(value: bool) -> None:
@@ -60,16 +111,16 @@ def models_list(fmt: FormatOpt = OutputFormat.table) -> None:
 def models_show(
     model: Annotated[str, typer.Argument(help="Catalogue name or alias, a Hub id (org/name; read from the local "
                                           "HF cache), or a path to config.json.")],
-    engine: EngineOpt = "vllm",
-    dtype: DtypeOpt = "auto",
-    kv_cache_dtype: KvDtypeOpt = "bf16",
+    engine: EngineOpt = Engine(WD.engine),
+    dtype: DtypeOpt = WD.dtype,
+    kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     tp: Annotated[int | None, typer.Option("--tp", help="Show one degree (checked against the engine).")] = None,
     context_len: Annotated[int | None, typer.Option("--context-len", min=1, help="Sequence length for the "
                                                     "per-sequence KV figure (default: the model's context).")] = None,
-    fmt: FormatOpt = OutputFormat.table,
     download_config: Annotated[bool, typer.Option("--download-config", help="Fetch config.json from the Hugging Face "
                                                   "Hub when the id is neither known nor cached (needs "
                                                   "huggingface_hub; off by default).")] = False,
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Parameters by component, bytes per GPU at each valid degree, KV bytes per token and per sequence."""
     from tpplan.models.dtypes import normalize_dtype
@@ -78,9 +129,9 @@ def models_show(
     from tpplan.models.summary import summarize
     from tpplan.report.models import render_model_show
 
-    rules_for(engine)
+    rules_for(engine.value)
     resolved = resolve_model(model, download=download_config)
-    summary = summarize(resolved.spec, engine=engine, dtype=normalize_dtype(dtype),
+    summary = summarize(resolved.spec, engine=engine.value, dtype=normalize_dtype(dtype),
                         kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), tp=tp,
                         resolved_from=resolved.query if resolved.via_alias else None, context_len=context_len)
     render_model_show(summary, fmt)
@@ -93,10 +144,14 @@ def _not_yet(what: str) -> None:
 @profiles_app.command("list")
 def profiles_list(fmt: FormatOpt = OutputFormat.table) -> None:
     """List hardware profiles (TPPLAN_PROFILE_PATH first, then built-in)."""
-    from tpplan.hardware.loader import available_profiles, load_ref
-    from tpplan.report.profiles import list_row, render_profiles_list
+    from tpplan.hardware.loader import available_profiles, try_load_ref
+    from tpplan.report.profiles import list_row, render_profiles_list, warning_row
 
-    render_profiles_list([list_row(load_ref(r), r.location) for r in available_profiles()], fmt)
+    rows = []
+    for ref in available_profiles():
+        profile, problems = try_load_ref(ref)
+        rows.append(list_row(profile, ref.location) if profile else warning_row(ref.name, ref.location, problems))
+    render_profiles_list(rows, fmt)
 
 
 @profiles_app.command("show")
@@ -119,13 +174,13 @@ def profiles_validate(
     from tpplan.hardware.loader import validate_files
     from tpplan.report.output import stderr_console
 
-    problems = validate_files(files)
+    problems, warnings = validate_files(files)
     console = stderr_console()
-    for line in problems:
+    for line in problems + warnings:
         console.print(line, markup=False)
     if problems:
         raise typer.Exit(1)
-    typer.echo(f"{len(files)} profile(s) valid")
+    typer.echo(f"{len(files)} profile(s) valid" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
 @profiles_app.command("schema")
@@ -142,20 +197,30 @@ def recommend(
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue name/alias or config.json path.")],
     gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
     hardware: HardwareOpt = None,
-    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a multi-node profile.")] = None,
-    engine: EngineOpt = WD.engine,
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a profile with a network.")] = None,
+    engine: Annotated[Engine | None, typer.Option("--engine", case_sensitive=False,
+                                                  help="Serving or training engine [default: vllm, or --emit's].")]
+    = None,
     dtype: DtypeOpt = WD.dtype,
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
-    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence.")] = None,
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
+                                                      "min(context, 8192), raised to input + output].")] = None,
     gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05,
                                                           max=1.0)] = WD.gpu_memory_utilization,
     input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens.")] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Concurrent sequences per replica.")] = None,
-    workload: Annotated[str, typer.Option("--workload", help="serve or train.")] = "serve",
-    objective: Annotated[str, typer.Option("--objective", help="throughput, latency or gpus.")] = "throughput",
-    max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", min=0, help="TPOT limit.")] = None,
-    max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", min=0, help="TTFT limit.")] = None,
+    workload: Annotated[Mode, typer.Option("--workload", case_sensitive=False)] = Mode("serve"),
+    objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False)] = Objective("throughput"),
+    max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", callback=_positive, help="TPOT limit.")] = None,
+    max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", callback=_positive, help="TTFT limit.")] = None,
+    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive,
+                                                             help="$ per GPU-hour: adds a $/M output tokens column "
+                                                                  "[default: the profile's, if any].")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", min=1, help="Evaluate this TP degree beside the best.")] = None,
+    pp: Annotated[int | None, typer.Option("--pp", min=1, help="PP stages of the --tp layout [default: 1].")] = None,
+    replicas: Annotated[int | None, typer.Option("--replicas", min=1, help="Replicas of the --tp layout [default: "
+                                                 "as many as fit].")] = None,
     max_num_seqs: Annotated[int | None, typer.Option(
         "--max-num-seqs", "--max-batch-size", "--max-running-requests", min=1,
         help="Engine's running-sequence limit (vLLM / TensorRT-LLM / SGLang spelling; default: the engine's).")] = None,
@@ -165,26 +230,100 @@ def recommend(
     sequence_parallel: Annotated[bool, typer.Option("--sequence-parallel", help="RS + AG instead of AR.")] = False,
     allow_cross_domain_tp: Annotated[bool, typer.Option("--allow-cross-domain-tp",
                                                         help="Consider TP groups beyond one NVLink domain.")] = False,
-    emit: Annotated[str | None, typer.Option("--emit", help="Print the serve command: vllm, sglang, trtllm.")] = None,
+    emit: Annotated[EmitEngine | None, typer.Option("--emit", case_sensitive=False,
+                                                    help="Also print the serve command for this engine.")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, the full explanation, no wrapping.")] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
+    engine_name = _engine_for(engine, emit, workload)
+    if (pp is not None or replicas is not None) and tp is None:
+        raise typer.BadParameter("--pp and --replicas fix a layout together with --tp; add --tp N",
+                                 param_hint="'--tp'")
     from tpplan.planner.plan import recommend as plan_recommend
     from tpplan.report.plan import render_plan
 
-    plan = plan_recommend(model, gpus=gpus, hardware=hardware, nodes=nodes, engine=engine, dtype=dtype,
-                          kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
-                          output_len=output_len, batch=batch, gpu_memory_utilization=gpu_memory_utilization,
-                          workload=workload, objective=objective, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
-                          max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                          sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp)
-    render_plan(plan, fmt)
-    if emit and plan.recommended:
-        from tpplan.planner.emit import serve_command
-
-        typer.echo(serve_command(plan, emit))
+    plan = plan_recommend(model, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine_name,
+                          dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+                          input_len=input_len, output_len=output_len, batch=batch,
+                          gpu_memory_utilization=gpu_memory_utilization, workload=workload.value,
+                          objective=objective.value, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
+                          sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp,
+                          price_per_gpu_hour=price_per_gpu_hour, tp=tp, pp=pp, replicas=replicas,
+                          max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
+    command = plan.serve_command(emit.value) if emit and plan.recommended else None
+    render_plan(plan, fmt, wide=wide, serve_command=command)
     if plan.recommended is None:
         raise typer.Exit(1)
+
+
+def _engine_for(engine: Engine | None, emit: EmitEngine | None, workload: Mode) -> str:
+    """--engine, else --emit's engine, else vllm; --emit must name the engine planned for, and serving."""
+    if emit is not None and workload == "train":
+        raise typer.BadParameter("--emit prints a serve command; it does not apply to --workload train",
+                                 param_hint="'--emit'")
+    if emit is not None and engine is not None and emit.value != engine.value:
+        raise typer.BadParameter(f"--emit {emit.value} with --engine {engine.value}: the plan follows "
+                                 f"{engine.value}'s rules; use --emit {engine.value} or --engine {emit.value}",
+                                 param_hint="'--emit'")
+    return engine.value if engine else (emit.value if emit else Engine(WD.engine).value)
+
+
+def _hardware(hardware: str | None):
+    """`--hardware auto` builds a profile from the local GPUs (nvidia-smi); anything else is resolved by name."""
+    if hardware is not None and hardware.lower() == "auto":
+        from tpplan.hardware.detect import detect_profile
+
+        return detect_profile()
+    return hardware
+
+
+@app.command()
+def compare(
+    layouts: Annotated[list[str], typer.Argument(help="Layouts TP[xPP[xREPLICAS]], e.g. 8 4x2 2x1x4.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalogue name/alias or config.json path.")],
+    gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
+    hardware: HardwareOpt = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a profile with a network.")] = None,
+    engine: EngineOpt = Engine(WD.engine),
+    dtype: DtypeOpt = WD.dtype,
+    kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1)] = None,
+    input_len: Annotated[int, typer.Option("--input-len", min=1)] = WD.input_len,
+    output_len: Annotated[int, typer.Option("--output-len", min=1)] = WD.output_len,
+    batch: Annotated[int | None, typer.Option("--batch", min=1)] = None,
+    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive)] = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Put two or more layouts side by side, with the differences."""
+    from tpplan.planner.compare import compare as run_compare
+    from tpplan.planner.compare import parse_layout
+    from tpplan.report.compare import render_comparison
+
+    try:
+        parsed = [parse_layout(x) for x in layouts]
+    except TpplanError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'LAYOUTS'") from exc
+    if len(parsed) < 2:
+        raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2", param_hint="'LAYOUTS'")
+    cmp = run_compare(model, parsed, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine.value,
+                      dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
+                      output_len=output_len, batch=batch, price_per_gpu_hour=price_per_gpu_hour)
+    render_comparison(cmp, fmt)
+
+
+SchemaName = _choices("SchemaName", ("recommend", "sweep", "measure"))
+
+
+@app.command()
+def schema(
+    command: Annotated[SchemaName, typer.Argument(case_sensitive=False, help="Whose -f json output.")],
+) -> None:
+    """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks)."""
+    from tpplan.report.output import emit_json
+    from tpplan.report.schemas import SCHEMAS
+
+    emit_json(SCHEMAS[command.value]())
 
 
 def _csv_list(value: str, cast=str) -> list:
@@ -205,8 +344,10 @@ def sweep(
         WD.output_len),
     dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto: the checkpoint's)."
                                        )] = WD.dtype,
-    engine: EngineOpt = WD.engine,
+    engine: EngineOpt = Engine(WD.engine),
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
+                                                      "the planner's, as in recommend].")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.csv,
@@ -215,15 +356,18 @@ def sweep(
     from tpplan.planner.sweep import sweep as run_sweep
     from tpplan.report.sweep import render_sweep, sweep_progress
 
-    if out is not None:
+    if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable
 
+        if out.suffix not in (".csv", ".parquet"):
+            raise typer.BadParameter(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet",
+                                     param_hint="'--out'")
         check_writable(out, force=force)
     with sweep_progress() as progress:
         df, stats = run_sweep(models=_csv_list(models), hardware=_csv_list(hardware), gpus=_csv_list(gpus, int),
                               batches=_csv_list(batch, int), input_lens=_csv_list(input_len, int),
-                              output_lens=_csv_list(output_len, int), dtypes=_csv_list(dtype), engine=engine,
-                              kv_cache_dtype=kv_cache_dtype, progress=progress)
+                              output_lens=_csv_list(output_len, int), dtypes=_csv_list(dtype), engine=engine.value,
+                              kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 
@@ -269,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: a TpplanError becomes one `Error: ...` line and exit 1; usage errors exit 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("TPPLAN_DEBUG") == "1"
+    # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name
+    args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
     try:
         app(args=args, prog_name="tpplan")
     except TpplanError as exc:

@@ -181,15 +181,38 @@ class ProfileRef:
     """'built-in' or the file path."""
 
 
+def _declared_name(path: Path) -> str | None:
+    """The `name:` a profile file declares, or None when the file cannot be read as a mapping with a name."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _user_files() -> list[Path]:
+    return [f for d in _search_dirs() if d.is_dir() for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")])]
+
+
 def available_profiles() -> list[ProfileRef]:
-    """Profiles on TPPLAN_PROFILE_PATH (first) and built in; a name found earlier shadows later ones."""
+    """Profiles on TPPLAN_PROFILE_PATH (first) and built in; a name found earlier shadows later ones. A user file
+    is listed under its declared `name:` (its file stem when it has none or cannot be read)."""
     seen: dict[str, ProfileRef] = {}
-    for d in _search_dirs():
-        for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
-            seen.setdefault(f.stem, ProfileRef(f.stem, str(f)))
+    for f in _user_files():
+        name = _declared_name(f) or f.stem
+        seen.setdefault(name, ProfileRef(name, str(f)))
     for name in builtin_names():
         seen.setdefault(name, ProfileRef(name, "built-in"))
     return list(seen.values())
+
+
+def try_load_ref(ref: ProfileRef) -> tuple[HardwareProfile | None, list[str]]:
+    """(profile, []) or (None, problems): one broken file on TPPLAN_PROFILE_PATH must not break a listing."""
+    try:
+        return load_ref(ref), []
+    except ProfileError as exc:
+        return None, list(exc.problems)
 
 
 def load_ref(ref: ProfileRef) -> HardwareProfile:
@@ -210,6 +233,9 @@ def resolve_profile(name_or_path: str | None) -> tuple[HardwareProfile, bool]:
         candidate = d / f"{name_or_path}.yaml"
         if candidate.is_file():
             return load_profile_file(candidate), False
+    for f in _user_files():  # a user profile also answers to the name it declares
+        if _declared_name(f) == name_or_path:
+            return load_profile_file(f), False
     if name_or_path in builtin_names():
         return load_builtin(name_or_path), False
     import difflib
@@ -226,12 +252,23 @@ def load_builtin(name: str) -> HardwareProfile:
     return load_profile_text(text, origin=f"built-in:{name}", validate=False)
 
 
-def validate_files(paths: list[Path]) -> list[str]:
-    """Every problem in every file, one line each; empty when all are valid."""
+def validate_files(paths: list[Path]) -> tuple[list[str], list[str]]:
+    """(problems, warnings) over every file, one line each: problems make a profile invalid; warnings flag values
+    that validate but look like a classic mistake (tpplan.hardware.lint)."""
+    from tpplan.hardware.lint import lint
+    from tpplan.hardware.yaml_errors import node_line
+
     problems: list[str] = []
+    warnings: list[str] = []
+    builtins = [load_builtin(n) for n in builtin_names()]
     for path in paths:
         try:
-            load_profile_file(path)
+            profile = load_profile_file(path)
         except ProfileError as exc:
             problems.extend(exc.problems)
-    return problems
+            continue
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_LOADER)
+        warnings += [f"{path}:{node_line(text, loc)}: {'.'.join(loc)}: warning: {msg}"
+                     for loc, msg in lint(profile, data, builtins)]
+    return problems, warnings

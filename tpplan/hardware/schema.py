@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from tpplan.units import parse_quantity
 
@@ -27,12 +27,23 @@ def _quantity(kind: str, unit: str, *, allow_zero: bool = False):
     return BeforeValidator(parse)
 
 
-Bytes = Annotated[float, _quantity("bytes", "GiB"), Field(description="memory; a number is GiB, or '80 GiB'")]
+QUANTITY_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-zµ/]*\s*$"
+"""A number with an optional unit, as tpplan.units reads it (which unit is valid is checked by `profiles validate`)."""
+
+
+def _json(description: str, *, allow_zero: bool = False) -> WithJsonSchema:
+    """JSON Schema of a quantity: a number in the key's unit, or a string with a unit (the YAML accepts both)."""
+    number = {"type": "number", "minimum": 0} if allow_zero else {"type": "number", "exclusiveMinimum": 0}
+    return WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": QUANTITY_PATTERN}],
+                           "description": description})
+
+
+Bytes = Annotated[float, _quantity("bytes", "GiB"), _json("memory; a number is GiB, or '80 GiB'")]
 Bandwidth = Annotated[float, _quantity("bandwidth", "GB/s"),
-                      Field(description="unidirectional; a number is GB/s, or '450 GB/s' / '400 Gb/s'")]
+                      _json("unidirectional; a number is GB/s, or '450 GB/s' / '400 Gb/s'")]
 Seconds = Annotated[float, _quantity("time", "us", allow_zero=True),
-                    Field(description="a number is microseconds, or '6 us'")]
-Flops = Annotated[float, _quantity("flops", "TFLOP/s"), Field(description="dense; a number is TFLOP/s")]
+                    _json("a number is microseconds, or '6 us'", allow_zero=True)]
+Flops = Annotated[float, _quantity("flops", "TFLOP/s"), _json("dense; a number is TFLOP/s, or '989 TFLOP/s'")]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 LinkKind = Literal["nvlink", "nvswitch", "xgmi", "pcie", "infiniband", "roce", "ethernet", "loopback"]

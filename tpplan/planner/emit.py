@@ -1,51 +1,208 @@
-"""Serve command lines for a recommendation (`--emit vllm|sglang|trtllm`). Flags as each engine names them."""
+"""Engine command lines that run a recommendation as computed (`--emit vllm|sglang|trtllm`).
+
+Flags are spelled as each engine's current documentation spells them:
+- vLLM: `vllm serve` engine arguments (--tensor-parallel-size, --pipeline-parallel-size, --data-parallel-size,
+  --max-model-len, --gpu-memory-utilization, --max-num-seqs, --kv-cache-dtype, --quantization); several nodes
+  run as one Ray cluster (`ray start --head` / `ray start --address`, then `vllm serve` on the head with
+  --distributed-executor-backend ray): https://docs.vllm.ai/en/stable/examples/online_serving/multi-node-serving/
+  Data parallelism over nodes: --data-parallel-size-local, --data-parallel-address, --data-parallel-start-rank,
+  --headless (https://docs.vllm.ai/en/stable/serving/data_parallel_deployment.html).
+- SGLang: `python -m sglang.launch_server` with --tp-size, --pp-size, --dp-size, --context-length,
+  --mem-fraction-static; several nodes: --nnodes, --node-rank, --dist-init-addr
+  (https://docs.sglang.io/references/multi_node_deployment/multi_node.html).
+- TensorRT-LLM: `trtllm-serve` with --tp_size, --pp_size, --max_seq_len, --max_batch_size,
+  --kv_cache_free_gpu_memory_fraction; several nodes run in one MPI world under mpirun or srun with
+  `trtllm-llmapi-launch` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tpplan.errors import TpplanError
+from tpplan.planner.workload import Workload
 
-if TYPE_CHECKING:
-    from tpplan.planner.result import Plan
+if TYPE_CHECKING:  # kept out of the import so that `tpplan --help` (which reads EmitEngine) stays fast
+    from tpplan.hardware.profile import HardwareProfile
+    from tpplan.models.spec import ModelSpec
+    from tpplan.planner.candidates import Candidate
 
-EMITTERS = ("vllm", "sglang", "trtllm")
+
+class Plan(Protocol):
+    """What emit reads of a tpplan.planner.result.Plan (a Protocol: result imports emit, not the reverse)."""
+
+    model: ModelSpec
+    profile: HardwareProfile
+    workload: Workload
+    recommended: Candidate | None
+
+EmitEngine = Literal["vllm", "sglang", "trtllm"]
+EMITTERS: tuple[EmitEngine, ...] = ("vllm", "sglang", "trtllm")
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+HEAD = "$HEAD_IP"
+"""Placeholder for the first node's address in multi-node commands."""
+_CONT = " \\\n    "
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeCommand:
+    """The shell command(s) to run on one node (node None: run once, from anywhere in the allocation)."""
+
+    node: int | None
+    command: str
+
+
+def layout_flags(engine: str, *, tp: int, pp: int, replicas: int) -> list[str]:
+    """The engine's own flags for a layout (the words in the answer line)."""
+    if engine == "sglang":
+        names = ("--tp-size", "--pp-size", "--dp-size")
+    elif engine == "trtllm":
+        names = ("--tp_size", "--pp_size", None)
+    elif engine == "megatron":
+        names = ("--tensor-model-parallel-size", "--pipeline-model-parallel-size", None)
+    else:
+        names = ("--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size")
+    out = [f"{names[0]} {tp}"]
+    if pp > 1:
+        out.append(f"{names[1]} {pp}")
+    if replicas > 1 and names[2]:
+        out.append(f"{names[2]} {replicas}")
+    return out
+
+
+def _must_cap_batch(c: Candidate, w: Workload) -> bool:
+    """The engine must be told the running-sequence limit: the user set one (--max-num-seqs and its spellings), or
+    the plan's batch is below what the engine would schedule on its own (KV and its default limit, which
+    `max_concurrent_sequences` already applies)."""
+    return w.max_num_seqs is not None or c.batch < c.max_concurrent_sequences
+
+
+_SERVER_FLAGS = {
+    "vllm": {"len": "--max-model-len", "mem": "--gpu-memory-utilization", "kv_fp8": "--kv-cache-dtype fp8",
+             "seqs": "--max-num-seqs"},
+    # SGLang server arguments: --context-length, --mem-fraction-static, --kv-cache-dtype fp8_e4m3,
+    # --max-running-requests (https://docs.sglang.io/advanced_features/server_arguments.html)
+    "sglang": {"len": "--context-length", "mem": "--mem-fraction-static", "kv_fp8": "--kv-cache-dtype fp8_e4m3",
+               "seqs": "--max-running-requests"},
+}
+
+
+def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> list[str]:
+    """vLLM / SGLang flags for every number the plan depends on."""
+    w, f = plan.workload, _SERVER_FLAGS[engine]
+    args = layout_flags(engine, tp=c.tp, pp=c.pp, replicas=replicas)
+    args += [f"{f['len']} {w.max_model_len}", f"{f['mem']} {w.gpu_memory_utilization:.2f}"]
+    if w.dtype in _DTYPE:
+        args.append(f"--dtype {_DTYPE[w.dtype]}")
+    elif w.dtype == "fp8":
+        args.append("--quantization fp8")
+    if w.kv_cache_dtype == "fp8":
+        args.append(f["kv_fp8"])
+    if _must_cap_batch(c, w):
+        args.append(f"{f['seqs']} {c.batch}")
+    return args
+
+
+def _trtllm_args(plan: Plan, c: Candidate) -> list[str]:
+    w = plan.workload
+    return layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1) + [
+        f"--max_seq_len {w.max_model_len}", f"--max_batch_size {max(1, c.batch)}",
+        f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"]
+
+
+def _join(head: str, args: list[str]) -> str:
+    return _CONT.join([head, *args])
+
+
+def _device_env(plan: Plan) -> str:
+    name = plan.profile.gpu.name.upper()
+    return "HIP_VISIBLE_DEVICES" if ("AMD" in name or "INSTINCT" in name or name.startswith("MI")) else \
+        "CUDA_VISIBLE_DEVICES"
+
+
+def _single_node(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
+    if engine == "vllm":
+        args = _server_args("vllm", plan, c, replicas=c.replicas)
+        return [NodeCommand(node=0, command=_join(f"vllm serve {model}", args))]
+    if engine == "sglang":
+        head = f"python -m sglang.launch_server --model-path {model}"
+        return [NodeCommand(node=0, command=_join(head, _server_args("sglang", plan, c, replicas=c.replicas)))]
+    n, env, lines = c.tp * c.pp, _device_env(plan), []
+    for r in range(c.replicas):  # TensorRT-LLM has no data-parallel flag for dense models: one server per replica
+        devices = ",".join(str(d) for d in range(r * n, (r + 1) * n))
+        prefix = f"{env}={devices} " if c.replicas > 1 else ""
+        port = f" --port {8000 + r}" if c.replicas > 1 else ""
+        lines.append(_join(f"{prefix}trtllm-serve {model}", _trtllm_args(plan, c)) + port + (" &" if port else ""))
+    if c.replicas > 1:
+        lines.append(f"# {c.replicas} servers on ports 8000-{8000 + c.replicas - 1}: put a load balancer in front")
+    return [NodeCommand(node=0, command="\n".join(lines))]
+
+
+def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -> list[NodeCommand]:
+    per_node = plan.profile.gpus_per_node
+    if engine == "trtllm":
+        cmd = _join(f"mpirun -np {c.tp * c.pp} -H {','.join(f'node{i}:{per_node}' for i in range(nodes))} "
+                    f"trtllm-llmapi-launch trtllm-serve {model}", _trtllm_args(plan, c))
+        note = f"\n# one MPI world over {nodes} nodes (or srun --nodes {nodes} --ntasks-per-node {per_node})"
+        return [NodeCommand(node=None, command=cmd + note)]
+    if engine == "sglang":
+        head = f"python -m sglang.launch_server --model-path {model}"
+        return [NodeCommand(node=i, command=_join(head, _server_args("sglang", plan, c, replicas=1) + [
+            f"--nnodes {nodes}", f"--node-rank {i}", f"--dist-init-addr {HEAD}:20000"])) for i in range(nodes)]
+    out = [NodeCommand(node=0, command="ray start --head --port=6379")]
+    out += [NodeCommand(node=i, command=f"ray start --address={HEAD}:6379") for i in range(1, nodes)]
+    out.append(NodeCommand(node=0, command=_join(f"vllm serve {model}", _server_args("vllm", plan, c, replicas=1) +
+                                                 ["--distributed-executor-backend ray"])))
+    return out
+
+
+def _dp_over_nodes(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -> list[NodeCommand]:
+    """Replicas that each fit in one node, spread over several nodes."""
+    local = c.replicas // nodes
+    if engine == "vllm":
+        base = _server_args("vllm", plan, c, replicas=c.replicas) + [f"--data-parallel-size-local {local}",
+                                                           f"--data-parallel-address {HEAD}",
+                                                           "--data-parallel-rpc-port 13345"]
+        return [NodeCommand(node=i, command=_join(f"vllm serve {model}", base + (
+            [f"--headless --data-parallel-start-rank {i * local}"] if i else []))) for i in range(nodes)]
+    single = _single_node(plan, _with_replicas(c, local), engine, model)[0].command
+    return [NodeCommand(node=i, command=single + ("\n# the same on every node; a load balancer in front" if i == 0
+                                                  else "")) for i in range(nodes)]
+
+
+def _with_replicas(c: Candidate, replicas: int) -> Candidate:
+    import dataclasses
+
+    return dataclasses.replace(c, replicas=replicas, gpus_used=c.tp * c.pp * replicas)
+
+
+def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
+    """One NodeCommand per node (or one for a launcher that reaches every node)."""
+    c, m = plan.recommended, plan.model
+    if plan.workload.mode != "serve":
+        raise TpplanError("--emit prints serve commands; it does not apply to --workload train")
+    if engine not in EMITTERS:
+        raise TpplanError(f"--emit {engine!r} is not known; choose one of: {', '.join(EMITTERS)}")
+    if c is None:
+        raise TpplanError("nothing fits, so there is no serve command to emit; see the suggestions")
+    model = m.hf_id or m.name
+    per_node = plan.profile.gpus_per_node
+    if c.gpus_used <= per_node:
+        return _single_node(plan, c, engine, model)
+    nodes = -(-c.gpus_used // per_node)
+    if c.tp * c.pp <= per_node and c.replicas % nodes == 0:
+        return _dp_over_nodes(plan, c, engine, model, nodes)
+    if c.replicas > 1:
+        raise TpplanError(f"{c.replicas} replicas that each span nodes: emit is not supported for this layout; "
+                          f"fix --replicas 1 or run the per-replica commands of `--tp {c.tp} --pp {c.pp}`")
+    return _multi_node(plan, c, engine, model, nodes)
 
 
 def serve_command(plan: Plan, engine: str) -> str:
-    c, w, m = plan.recommended, plan.workload, plan.model
-    if c is None:
-        raise TpplanError("nothing fits, so there is no serve command to emit; see the suggestions above")
-    model = m.hf_id or m.name
-    if engine == "vllm":
-        parts = [f"vllm serve {model}", f"--tensor-parallel-size {c.tp}", f"--pipeline-parallel-size {c.pp}",
-                 f"--max-model-len {w.max_model_len}", f"--gpu-memory-utilization {w.gpu_memory_utilization:.2f}",
-                 f"--max-num-seqs {max(1, c.batch)}"]
-        if w.dtype in _DTYPE:
-            parts.append(f"--dtype {_DTYPE[w.dtype]}")
-        elif w.dtype == "fp8":
-            parts.append("--quantization fp8")
-        if w.kv_cache_dtype == "fp8":
-            parts.append("--kv-cache-dtype fp8")
-    elif engine == "sglang":
-        parts = [f"python -m sglang.launch_server --model-path {model}", f"--tp-size {c.tp}",
-                 f"--context-length {w.max_model_len}", f"--mem-fraction-static {w.gpu_memory_utilization:.2f}"]
-        if c.pp > 1:
-            parts.append(f"--pp-size {c.pp}")
-        if c.replicas > 1:
-            parts.append(f"--dp-size {c.replicas}")
-        if w.kv_cache_dtype == "fp8":
-            parts.append("--kv-cache-dtype fp8_e5m2")
-    elif engine == "trtllm":
-        parts = [f"trtllm-serve {model}", f"--tp_size {c.tp}", f"--pp_size {c.pp}", f"--max_seq_len {w.max_model_len}",
-                 f"--max_batch_size {max(1, c.batch)}",
-                 f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"]
-    else:
-        raise TpplanError(f"--emit {engine!r} is not known; choose one of: {', '.join(EMITTERS)}")
-    line = " \\\n    ".join(parts)
-    if c.replicas > 1 and engine != "sglang":
-        n = c.tp * c.pp
-        line += (f"\n# run {c.replicas} replicas, one per {n} GPUs (e.g. CUDA_VISIBLE_DEVICES=0-{n - 1}, then the next "
-                 f"{n}), behind a load balancer")
-    return line
+    """All commands as one shell text, each node's under a `# node N` comment when there are several."""
+    blocks = serve_commands(plan, engine)
+    if len(blocks) == 1:
+        return blocks[0].command
+    return "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
+                     f"\n{b.command}" for b in blocks)

@@ -8,7 +8,7 @@ from tpplan.units import bytes_to_gib, ceil_div, s_to_ms
 
 if TYPE_CHECKING:
     from tpplan.planner.candidates import Candidate
-    from tpplan.planner.result import Plan
+    from tpplan.planner.result import Plan, Suggestion
 
 
 def label(c: Candidate) -> str:
@@ -67,34 +67,54 @@ def explain(plan: Plan) -> list[str]:
     return lines
 
 
-def suggestions(plan: Plan) -> list[str]:
-    """What would make something fit, most effective first."""
+def _fewest_gpus_that_hold(plan: Plan, state_bytes: int, usable_bytes: int) -> int:
+    """Smallest engine-valid TP degree (or TP x PP beyond one node) whose share of `state_bytes` fits."""
+    from tpplan.models.engines import valid_tp_degrees
+
+    needed = ceil_div(state_bytes, usable_bytes)
+    in_node = [t for t in valid_tp_degrees(plan.model, engine=plan.workload.engine)
+               if needed <= t <= plan.profile.gpus_per_node]
+    if in_node:
+        return in_node[0]
+    per_node = plan.profile.gpus_per_node
+    return ceil_div(needed, per_node) * per_node
+
+
+def suggestions(plan: Plan) -> list[Suggestion]:
+    """What would make something fit, most effective first; each names the flag that does it."""
     from tpplan.models.params import total_params
     from tpplan.models.weights import weight_bytes_total
     from tpplan.planner.candidates import usable_bytes_per_gpu
+    from tpplan.planner.result import Suggestion
     from tpplan.planner.train import TRAIN_BYTES_PER_PARAM
 
-    w, out = plan.workload, []
+    w, out, gpu = plan.workload, [], plan.profile.gpu
     usable = usable_bytes_per_gpu(plan.profile, w) - plan.profile.efficiency.runtime_reserve_bytes
     if usable > 0:
         state = (total_params(plan.model) * TRAIN_BYTES_PER_PARAM if w.mode == "train"
                  else weight_bytes_total(plan.model, dtype=w.dtype))
-        needed = ceil_div(int(state), int(usable))
-        if needed > w.gpus:
-            out.append(f"more GPUs: the {w.dtype} {'training state' if w.mode == 'train' else 'weights'} alone need "
-                       f"at least {needed} x {plan.profile.gpu.name} (--gpus, --nodes, a multi-node profile)")
+        gpus = _fewest_gpus_that_hold(plan, int(state), usable)
+        if gpus > w.gpus:
+            what = "training state" if w.mode == "train" else "weights"
+            out.append(Suggestion(text=f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at "
+                                       f"least {gpus} x {gpu.name} (you have {w.gpus}); a multi-node profile or "
+                                       f"--nodes gives more", flag=f"--gpus {gpus}"))
     if w.mode == "train":
-        out.append(f"a distributed optimizer / ZeRO (not modelled: tpplan counts {TRAIN_BYTES_PER_PARAM} bytes per "
-                   f"parameter per GPU)")
-        out.append("a shorter sequence (--input-len) or micro-batch (--batch) for less activation memory")
+        out.append(Suggestion(text=f"a distributed optimizer / ZeRO (not modelled: tpplan counts "
+                                   f"{TRAIN_BYTES_PER_PARAM} bytes per parameter per GPU)"))
+        out.append(Suggestion(text="a shorter sequence or micro-batch for less activation memory",
+                              flag=f"--input-len {max(1, w.input_len // 2)}"))
         return out
     if w.dtype in ("bf16", "fp16", "fp32"):
-        out.append("fp8 weights (--dtype fp8) halve weight memory on GPUs with FP8 support")
+        out.append(Suggestion(text="fp8 weights halve weight memory on GPUs with FP8 support", flag="--dtype fp8"))
     if w.kv_cache_dtype != "fp8":
-        out.append("fp8 KV cache (--kv-cache-dtype fp8) halves KV bytes per token")
-    if w.max_model_len > 2048:
-        out.append(f"a shorter --max-model-len (now {w.max_model_len}) needs less KV per sequence")
-    out.append("a profile with more memory per GPU (e.g. --hardware hgx-h200, 141 GB; mi300x, 192 GB)")
+        out.append(Suggestion(text="an fp8 KV cache halves KV bytes per token", flag="--kv-cache-dtype fp8"))
+    shorter = max(w.input_len + w.output_len, 2048)
+    if w.max_model_len > shorter:
+        out.append(Suggestion(text=f"a shorter max-model-len (now {w.max_model_len}) needs less KV per sequence",
+                              flag=f"--max-model-len {shorter}"))
+    out.append(Suggestion(text="a GPU with more memory (hgx-h200: 141 GB; mi300x: 192 GB)",
+                          flag="--hardware hgx-h200"))
     if w.max_tpot_s or w.max_ttft_s:
-        out.append("looser latency limits (--max-tpot-ms / --max-ttft-ms)")
+        out.append(Suggestion(text="looser latency limits (--max-tpot-ms / --max-ttft-ms)"))
     return out

@@ -19,7 +19,7 @@ from tpplan.planner.explain import explain, suggestions
 from tpplan.planner.result import Plan
 from tpplan.planner.train import evaluate_training
 from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
-from tpplan.units import US, bytes_to_gib, s_to_ms
+from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 
 D = WORKLOAD_DEFAULTS
 
@@ -32,23 +32,29 @@ def _powers_of_two(limit: int) -> list[int]:
     return out
 
 
+def _pp_sizes(limit: int, layers: int) -> list[int]:
+    """Pipeline sizes for `limit` GPUs per TP group: every divisor of `limit` (so 6 GPUs get PP3 and PP6) and every
+    power of two; vLLM, SGLang and TensorRT-LLM accept any PP size up to the layer count (uneven splits)."""
+    sizes = {p for p in range(1, limit + 1) if limit % p == 0} | set(_powers_of_two(limit))
+    return sorted(p for p in sizes if p <= layers)
+
+
 def candidate_shapes(spec: ModelSpec, w: Workload) -> list[tuple[int, int]]:
-    """(tp, pp) pairs to consider: powers of two and every engine-valid degree, tp x pp <= GPUs."""
+    """(tp, pp) pairs to consider: TP powers of two and every engine-valid degree, tp x pp <= GPUs."""
     tps = sorted(set(_powers_of_two(w.gpus)) | {t for t in valid_tp_degrees(spec, engine=w.engine) if t <= w.gpus})
-    shapes = []
-    for tp in tps:
-        for pp in _powers_of_two(w.gpus // tp):
-            if pp <= spec.num_hidden_layers:
-                shapes.append((tp, pp))
-    return shapes
+    return [(tp, pp) for tp in tps for pp in _pp_sizes(w.gpus // tp, spec.num_hidden_layers)]
 
 
 def _rank_key(c: Candidate, objective: str):
+    """Sort key, best first. Throughput is ranked on the GPUs the user has (total tok/s: idle GPUs earn nothing);
+    cost on the GPUs a layout uses (idle ones can be given back), i.e. tok/s per used GPU = least $ per token."""
     if objective == "latency":
         return (c.tpot_s, c.ttft_s, -c.output_tokens_per_s_per_gpu)
     if objective == "gpus":
         return (c.tp * c.pp, -c.output_tokens_per_s_per_gpu)
-    return (-c.output_tokens_per_s_per_gpu, -c.output_tokens_per_s, c.tpot_s or c.step_time_s)
+    if objective == "cost":
+        return (-c.output_tokens_per_s_per_gpu, -c.output_tokens_per_s, c.tpot_s or c.step_time_s)
+    return (-c.output_tokens_per_s, -c.output_tokens_per_s_per_gpu, c.tpot_s or c.step_time_s)
 
 
 def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptions: dict[str, str]) -> Plan:
@@ -72,7 +78,9 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
         profile = dataclasses.replace(profile, nodes=nodes)
     gpus = gpus or profile.total_gpus
     if gpus > profile.total_gpus:
-        multi = " or pass --nodes" if profile.network else "; use a multi-node profile such as dgx-h100-2node"
+        nodes_needed = -(-gpus // profile.gpus_per_node)
+        multi = (f"; pass --nodes {nodes_needed}" if profile.network else
+                 "; this profile has no network section: add one, or use a profile that has one (e.g. dgx-h100)")
         raise TpplanError(f"--gpus {gpus} exceeds profile {profile.name!r} ({profile.gpus_per_node} GPUs per node x "
                           f"{profile.nodes} node(s) = {profile.total_gpus}){multi}")
     return profile, gpus
@@ -85,16 +93,31 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
               gpu_memory_utilization: float = D.gpu_memory_utilization, workload: str = D.mode,
               objective: str = D.objective, max_tpot_ms: float | None = None, max_ttft_ms: float | None = None,
               max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
-              sequence_parallel: bool = False, allow_cross_domain_tp: bool = False) -> Plan:
-    """Plan `model` on `hardware` with `gpus` GPUs. Returns a Plan (recommended may be None: nothing fits).
+              sequence_parallel: bool = False, allow_cross_domain_tp: bool = False,
+              price_per_gpu_hour: float | None = None, tp: int | None = None, pp: int | None = None,
+              replicas: int | None = None, replan_suggestions: bool = True) -> Plan:
+    """Plan `model` (catalogue name, alias, HF id or config.json path, or a ModelSpec) on `hardware` (built-in
+    profile name, YAML path, HardwareProfile; default dgx-h100) with `gpus` GPUs (default: all of the profile's).
 
-    max_num_seqs / max_num_batched_tokens override the engine's scheduler limits (vLLM's names; TensorRT-LLM
-    max_batch_size / max_num_tokens, SGLang max_running_requests / chunked_prefill_size)."""
+    Serving (`workload="serve"`) ranks (tp, pp, replicas) layouts by `objective`: "throughput" (total output
+    tok/s on the GPUs given), "latency" (TPOT at batch 1 unless `batch`), "gpus" (fewest per replica) or "cost"
+    ($ per output token: tok/s per used GPU; `price_per_gpu_hour` fills the $/M column). `tp` (with optional `pp`,
+    `replicas`) also evaluates that fixed layout as `Plan.chosen`. Lengths are tokens; `max_tpot_ms` and
+    `max_ttft_ms` are milliseconds. Returns a Plan whose `recommended` is None when nothing fits (its candidates
+    carry the reasons, its suggestions the flags that would help). `max_num_seqs` / `max_num_batched_tokens`
+    override the engine's scheduler limits (vLLM's names; TensorRT-LLM max_batch_size / max_num_tokens, SGLang
+    max_running_requests / chunked_prefill_size). Raises TpplanError on invalid input.
+    """
     from tpplan.hardware.loader import resolve_profile
     from tpplan.models.resolve import resolve_model
-    from tpplan.units import ms_to_s
 
+    _check_inputs(workload=workload, objective=objective, input_len=input_len, output_len=output_len,
+                  gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
+                  price_per_gpu_hour=price_per_gpu_hour, batch=batch)
+    rules_for(engine)
+    w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
     assumptions: dict[str, str] = {}
+    query = model if isinstance(model, str) else model.name
     if isinstance(model, ModelSpec):
         spec = model
     else:
@@ -108,20 +131,15 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         profile, assumed = resolve_profile(hardware)
     if assumed:
         assumptions["hardware"] = f"no --hardware given: {profile.name} ({profile.description})"
+    if price_per_gpu_hour is not None:
+        profile = dataclasses.replace(profile, price_per_gpu_hour=price_per_gpu_hour)
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
-    rules_for(engine)
-    _check_workload(workload, objective, input_len, output_len)
-    if max_model_len is None:
-        max_model_len = min(spec.max_position_embeddings, DEFAULT_MAX_MODEL_LEN)
-        assumptions["max_model_len"] = f"{max_model_len} (min of the model's {spec.max_position_embeddings} and 8192)"
-    elif max_model_len > spec.max_position_embeddings:
-        raise TpplanError(f"--max-model-len {max_model_len} exceeds {spec.name}'s max_position_embeddings "
-                          f"({spec.max_position_embeddings}); use at most {spec.max_position_embeddings}")
+    max_model_len = _max_model_len(spec, max_model_len, input_len + output_len, assumptions)
     if objective == "latency" and batch is None and workload == "serve":
         batch = 1
         assumptions["batch"] = "1 (objective latency)"
-    w = Workload(gpus=gpus_n, engine=engine, dtype=resolve_dtype(spec, dtype),
-                 kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), max_model_len=max_model_len,
+    w = Workload(gpus=gpus_n, engine=engine, dtype=resolve_dtype(spec, w_dtype), kv_cache_dtype=w_kv,
+                 max_model_len=max_model_len,
                  input_len=input_len, output_len=output_len, batch=batch,
                  gpu_memory_utilization=gpu_memory_utilization, mode=workload, objective=objective,
                  max_tpot_s=ms_to_s(max_tpot_ms) if max_tpot_ms else None,
@@ -130,16 +148,121 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  allow_cross_domain_tp=allow_cross_domain_tp)
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
     _record_defaults(assumptions, w, profile)
-    return build_plan(spec, profile, w, assumptions)
+    plan = build_plan(spec, profile, w, assumptions)
+    plan.model_query = query
+    if tp is not None:
+        plan.chosen = _evaluate_chosen(spec, profile, w, tp=tp, pp=pp or 1, replicas=replicas)
+    if replan_suggestions and plan.suggestions:
+        base = dict(model=spec, gpus=gpus_n, hardware=profile, engine=engine, dtype=w_dtype, kv_cache_dtype=w_kv,
+                    max_model_len=max_model_len, input_len=input_len, output_len=output_len, batch=batch,
+                    gpu_memory_utilization=gpu_memory_utilization, workload=workload, objective=objective,
+                    max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
+                    allow_cross_domain_tp=allow_cross_domain_tp, max_num_seqs=max_num_seqs,
+                    max_num_batched_tokens=max_num_batched_tokens)
+        for s in plan.suggestions:
+            if s.flag and s.flag.startswith("--gpus "):
+                _fewest_gpus_that_fit(s, base, profile)
+            else:
+                s.would_give = _replan(s.flag, base, profile)
+    return plan
 
 
-def _check_workload(workload: str, objective: str, input_len: int, output_len: int) -> None:
+def _fewest_gpus_that_fit(s, base: dict, profile: HardwareProfile) -> None:
+    """Turn 'at least N GPUs' (weights alone) into the fewest GPUs for which a layout really fits (KV, reserve)."""
+    start, per_node = int(s.flag.split()[1]), profile.gpus_per_node
+    nodes_max = profile.nodes if profile.network is None else max(profile.nodes, 64)
+    counts = sorted(set(range(start, per_node + 1)) |  # any count: PP takes what TP's divisibility rules refuse
+                    {k * per_node for k in range(1, nodes_max + 1) if k * per_node >= start})
+    for n in counts:
+        got = _replan(f"--gpus {n}", base, profile)
+        if got is not None:
+            s.flag, s.would_give = f"--gpus {n}", got
+            s.text = (f"more GPUs: {n} x {profile.gpu.name} fit (TP{got['tp']} x PP{got['pp']}); you have "
+                      f"{base['gpus']}" + ("; beyond one node add --nodes" if n > per_node else ""))
+            return
+
+
+_FLAG_KWARGS = {"--dtype": ("dtype", str), "--kv-cache-dtype": ("kv_cache_dtype", str),
+                "--max-model-len": ("max_model_len", int), "--gpus": ("gpus", int), "--hardware": ("hardware", str),
+                "--input-len": ("input_len", int)}
+
+
+def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | None:
+    """Re-plan with one suggested flag applied; the best layout it gives, or None (not a flag, or still no fit)."""
+    if not flag or flag.split()[0] not in _FLAG_KWARGS:
+        return None
+    option, value = flag.split(maxsplit=1)
+    key, cast = _FLAG_KWARGS[option]
+    kwargs = {**base, key: cast(value)}
+    if key == "gpus" and kwargs["gpus"] > profile.total_gpus:
+        if profile.network is None:
+            return None
+        kwargs["nodes"] = -(-kwargs["gpus"] // profile.gpus_per_node)
+    if key == "hardware":  # the same number of GPUs of the other kind
+        kwargs["gpus"] = None if base["gpus"] is None else base["gpus"]
+    try:
+        best = recommend(**kwargs, replan_suggestions=False).recommended
+    except TpplanError:
+        return None
+    if best is None:
+        return None
+    return {"tp": best.tp, "pp": best.pp, "replicas": best.replicas, "gpus_used": best.gpus_used,
+            "output_tokens_per_s": best.output_tokens_per_s, "tpot_s": best.tpot_s, "ttft_s": best.ttft_s}
+
+
+def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
+                     replicas: int | None) -> Candidate:
+    """The layout the user fixed (--tp/--pp/--replicas), evaluated with the same function as every candidate."""
+    if tp < 1 or pp < 1 or (replicas is not None and replicas < 1):
+        raise TpplanError("--tp, --pp and --replicas must be at least 1")
+    replicas = replicas or max(1, w.gpus // (tp * pp))
+    if tp * pp * replicas > w.gpus:
+        raise TpplanError(f"--tp {tp} x --pp {pp} x --replicas {replicas} = {tp * pp * replicas} GPUs exceeds "
+                          f"--gpus {w.gpus}; lower one of them or raise --gpus")
+    evaluate = evaluate_training if w.mode == "train" else evaluate_serving
+    return evaluate(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
+
+
+def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str]) -> int:
+    """--max-model-len: given, or min(context, 8192) raised to input + output when a request needs more."""
+    ctx = spec.max_position_embeddings
+    if needed > ctx:
+        raise TpplanError(f"--input-len + --output-len = {needed} exceeds {spec.name}'s context "
+                          f"(max_position_embeddings {ctx}); shorten the request")
+    if given is None:
+        value = min(ctx, DEFAULT_MAX_MODEL_LEN)
+        if needed > value:
+            assumptions["max_model_len"] = f"{needed} (raised from {value} to hold input + output)"
+            return needed
+        assumptions["max_model_len"] = f"{value} (min of the model's {ctx} and {DEFAULT_MAX_MODEL_LEN})"
+        return value
+    if given > ctx:
+        raise TpplanError(f"--max-model-len {given} exceeds {spec.name}'s max_position_embeddings ({ctx}); use at "
+                          f"most {ctx}")
+    if given < needed:
+        raise TpplanError(f"--max-model-len {given} is shorter than --input-len + --output-len = {needed}; raise it "
+                          f"to at least {needed}")
+    return given
+
+
+def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: int, gpu_memory_utilization: float,
+                  max_tpot_ms: float | None, max_ttft_ms: float | None, price_per_gpu_hour: float | None,
+                  batch: int | None) -> None:
+    """Argument checks that need no model or profile: run before any work."""
     if workload not in get_args(Mode):
         raise TpplanError(f"--workload {workload!r} is not known; choose {' or '.join(get_args(Mode))}")
     if objective not in get_args(Objective):
         raise TpplanError(f"--objective {objective!r} is not known; choose {', '.join(get_args(Objective))}")
     if input_len < 1 or output_len < 1:
         raise TpplanError("--input-len and --output-len must be at least 1")
+    if batch is not None and batch < 1:
+        raise TpplanError(f"--batch {batch} must be at least 1")
+    if not 0 < gpu_memory_utilization <= 1:
+        raise TpplanError(f"--gpu-memory-utilization {gpu_memory_utilization} must be in (0, 1]")
+    for name, value in (("--max-tpot-ms", max_tpot_ms), ("--max-ttft-ms", max_ttft_ms),
+                        ("--price-per-gpu-hour", price_per_gpu_hour)):
+        if value is not None and value <= 0:
+            raise TpplanError(f"{name} {value} must be greater than 0; leave it out for no limit")
 
 
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None:
@@ -150,18 +273,13 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
     a.setdefault("engine", w.engine)
     a.setdefault("dtype", f"weights {w.dtype}, KV cache {w.kv_cache_dtype}")
     a.setdefault("gpu_memory_utilization", f"{w.gpu_memory_utilization:.2f}")
-    a.setdefault("workload", f"{w.mode}: input {w.input_len} tokens, output {w.output_len} tokens; context for "
-                             f"decode = input + output/2; TTFT = one prompt prefilled alone (no queueing), "
-                             f"ttft_under_load_s = a new prompt while the batch runs; throughput = continuous "
-                             f"batching steady state: batch / (step of batch decode tokens + batch x input/output "
-                             f"prefill tokens)")
+    a.setdefault("workload", f"{w.mode}: in {w.input_len} / out {w.output_len} tokens; decode context input + "
+                             f"output/2; TTFT one prompt alone; throughput = continuous-batching steady state")
     a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
                               f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
                               f"{limits.block_size_tokens} tokens"
                               + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
-    a.setdefault("batch", f"{w.batch}" if w.batch else
-                 "largest that the paged KV cache (tokens requests hold), the scheduler limits and the latency "
-                 "limits allow")
+    a.setdefault("batch", f"{w.batch}" if w.batch else "largest the paged KV cache, scheduler and latency limits allow")
     a.setdefault("objective", w.objective)
     e = p.efficiency
     a.setdefault("efficiency", f"matmul {e.matmul:.2f}, memory {e.memory:.2f}, runtime reserve "

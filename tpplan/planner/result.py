@@ -1,15 +1,41 @@
 """Plan: what `recommend` returns. Its own module so the explanation can read a plan's data without importing
-the module that builds it.
+the module that builds it. `Plan.to_dict()` is the JSON contract of `tpplan recommend -f json` (DESIGN.md §6).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate
 from tpplan.planner.workload import Workload
+
+SCHEMA_VERSION = 1
+"""Version of the `recommend` JSON document; bumped only when a key changes meaning (keys are never renamed)."""
+
+CANDIDATE_KEYS = ("tp", "pp", "replicas", "gpus_used", "feasible", "reasons", "weight_bytes_per_gpu",
+                  "kv_cache_bytes_per_gpu", "kv_cache_tokens", "max_concurrent_sequences", "allreduce_bytes_per_layer",
+                  "ttft_s", "tpot_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu")
+"""The keys DESIGN.md §6 promises for every candidate, in this order; other Candidate fields follow."""
+_LATENCY_KEYS = ("ttft_s", "tpot_s", "step_time_s")
+
+
+@dataclass(slots=True, kw_only=True)
+class Suggestion:
+    """A change that would make something fit: the flag to pass and what the planner predicts with it."""
+
+    text: str
+    flag: str | None = None
+    """The option and value to add, e.g. '--dtype fp8'; None when no single flag does it (e.g. ZeRO)."""
+    would_give: dict[str, Any] | None = None
+    """Best layout with the change applied: tp, pp, replicas, output_tokens_per_s, tpot_s; None when it was not
+    re-planned or still does not fit."""
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(slots=True, kw_only=True)
@@ -20,5 +46,52 @@ class Plan:
     candidates: list[Candidate]
     recommended: Candidate | None
     explanation: list[str] = field(default_factory=list)
-    suggestions: list[str] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
     assumptions: dict[str, str] = field(default_factory=dict)
+    model_query: str = ""
+    """The model as the user named it (alias, HF id or config path)."""
+    chosen: Candidate | None = None
+    """The layout fixed by --tp/--pp/--replicas, evaluated beside the best (None when none was fixed)."""
+
+    @property
+    def unused_gpus(self) -> int:
+        """GPUs the recommendation leaves idle (tp x pp x replicas < --gpus)."""
+        return self.workload.gpus - self.recommended.gpus_used if self.recommended else 0
+
+    def serve_command(self, engine: str | None = None) -> str:
+        """The engine command line(s) that run the recommendation (default engine: the plan's)."""
+        from tpplan.planner.emit import serve_command
+
+        return serve_command(self, engine or self.workload.engine)
+
+    def inputs(self) -> dict[str, Any]:
+        """Every input the figures depend on, defaults included, in base units."""
+        w, p = self.workload, self.profile
+        return {"model": self.model_query or self.model.name, "model_name": self.model.name,
+                "hf_id": self.model.hf_id, "hardware": p.name, "gpu": p.gpu.name, "nodes": p.nodes, "gpus": w.gpus,
+                "engine": w.engine, "workload": w.mode, "objective": w.objective, "dtype": w.dtype,
+                "kv_cache_dtype": w.kv_cache_dtype, "input_len": w.input_len, "output_len": w.output_len,
+                "max_model_len": w.max_model_len, "gpu_memory_utilization": w.gpu_memory_utilization,
+                "batch": w.batch, "max_tpot_s": w.max_tpot_s, "max_ttft_s": w.max_ttft_s,
+                "sequence_parallel": w.sequence_parallel, "allow_cross_domain_tp": w.allow_cross_domain_tp,
+                "price_per_gpu_hour": p.price_per_gpu_hour}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `tpplan recommend -f json` document (without `serve_command`, which --emit adds)."""
+        w = self.workload
+        return {"schema_version": SCHEMA_VERSION, "model": self.model.name, "hf_id": self.model.hf_id,
+                "hardware": self.profile.name, "gpus": w.gpus, "objective": w.objective, "workload": w.mode,
+                "inputs": self.inputs(),
+                "recommended": candidate_dict(self.recommended) if self.recommended else None,
+                "chosen": candidate_dict(self.chosen) if self.chosen else None,
+                "unused_gpus": self.unused_gpus,
+                "candidates": [candidate_dict(c) for c in self.candidates], "explanation": self.explanation,
+                "suggestions": [dataclasses.asdict(s) for s in self.suggestions], "assumptions": self.assumptions}
+
+
+def candidate_dict(c: Candidate) -> dict[str, Any]:
+    """One candidate as JSON: the promised keys first; latencies are null for a layout that cannot run."""
+    d = dataclasses.asdict(c)
+    if not c.feasible:
+        d.update(dict.fromkeys(_LATENCY_KEYS))
+    return {**{k: d[k] for k in CANDIDATE_KEYS}, **{k: v for k, v in d.items() if k not in CANDIDATE_KEYS}}

@@ -8,7 +8,7 @@ from typing import Literal
 
 from tpplan.models.spec import ModelSpec
 
-Objective = Literal["latency", "throughput", "gpus"]
+Objective = Literal["throughput", "latency", "gpus", "cost"]
 Mode = Literal["serve", "train"]
 
 DEFAULT_MAX_MODEL_LEN = 8192

@@ -19,6 +19,7 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    markdown = "markdown"
 
 
 def _default(obj: Any) -> Any:
@@ -59,19 +60,29 @@ def emit_rows(rows: list[Mapping[str, Any]], fmt: OutputFormat) -> bool:
         emit_json(rows)
     elif fmt is OutputFormat.csv:
         emit_csv(rows)
+    elif fmt is OutputFormat.markdown:
+        from tpplan.report.text import markdown_table, write_lines
+
+        headers = list(rows[0]) if rows else []
+        write_lines(markdown_table(headers, [[_cell(r.get(h)) for h in headers] for r in rows]))
     else:
         return False
     return True
 
 
-def stdout_console():
-    """Rich console on stdout; 160 columns when stdout is not a terminal (pipes, CI logs) unless COLUMNS is set."""
-    import os
+def _cell(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v))
+    return "" if v is None else str(v)
 
+
+def stdout_console():
+    """Rich console on stdout at the terminal's width (80 columns for pipes and CI logs unless COLUMNS is set)."""
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-    return Console(soft_wrap=True, highlight=False, width=width)
+    from tpplan.report.text import terminal_width
+
+    return Console(soft_wrap=True, highlight=False, width=terminal_width())
 
 
 def stderr_console():

@@ -1,72 +1,180 @@
-"""Render a Plan: a table (infeasible rows dimmed with their reason) and its explanation; JSON; CSV."""
+"""Render a Plan: the answer first, then a compact table that fits the terminal, then why, what would help and
+what was assumed; JSON (Plan.to_dict), CSV, Markdown. Words and unit formatting only, no arithmetic.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tpplan.planner.result import Plan
-from tpplan.report.output import OutputFormat, emit_csv, emit_json, stdout_console
-from tpplan.units import format_bytes, format_seconds
+from tpplan.planner.result import Plan, candidate_dict
+from tpplan.report.output import OutputFormat, emit_csv, emit_json, note
+from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
+from tpplan.units import bytes_to_gib, s_to_ms
 
-CANDIDATE_KEYS = ("tp", "pp", "replicas", "gpus_used", "feasible", "reasons", "weight_bytes_per_gpu",
-                  "kv_cache_bytes_per_gpu", "kv_cache_tokens", "max_concurrent_sequences", "allreduce_bytes_per_layer",
-                  "ttft_s", "tpot_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu")
+if TYPE_CHECKING:
+    from tpplan.planner.candidates import Candidate
 
-
-def candidate_json(c) -> dict[str, Any]:
-    d = dataclasses.asdict(c)
-    return {**{k: d[k] for k in CANDIDATE_KEYS}, **{k: v for k, v in d.items() if k not in CANDIDATE_KEYS}}
+_CONTEXT_KEYS = ("gpus", "engine", "dtype", "objective", "hardware", "gpu_memory_utilization")
+"""Assumptions the context line already states; the compact view leaves them out (--wide shows all)."""
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    w = plan.workload
-    return {"model": plan.model.name, "hf_id": plan.model.hf_id, "hardware": plan.profile.name,
-            "gpus": w.gpus, "objective": w.objective, "workload": w.mode,
-            "recommended": candidate_json(plan.recommended) if plan.recommended else None,
-            "candidates": [candidate_json(c) for c in plan.candidates], "explanation": plan.explanation,
-            "suggestions": plan.suggestions, "assumptions": plan.assumptions}
-
-
-def render_plan(plan: Plan, fmt: OutputFormat) -> None:
+def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_command: str | None = None) -> None:
+    """stdout gets exactly one document per format; with CSV the serve command goes to stderr."""
     if fmt is OutputFormat.json:
-        return emit_json(plan_json(plan))
+        d = plan.to_dict()
+        if serve_command is not None:
+            d["serve_command"] = serve_command
+        return emit_json(d)
     if fmt is OutputFormat.csv:
-        return emit_csv([{"model": plan.model.name, "hardware": plan.profile.name, **candidate_json(c),
-                          "recommended": c is plan.recommended} for c in plan.candidates])
-    _render_table(plan)
+        emit_csv([{"model": plan.model.name, "hardware": plan.profile.name, **candidate_dict(c),
+                   "recommended": c is plan.recommended} for c in _rows(plan)])
+        if serve_command is not None:
+            note(serve_command)
+        return None
+    lines = markdown_lines(plan) if fmt is OutputFormat.markdown else text_lines(
+        plan, width=None if wide else terminal_width(), wide=wide)
+    if serve_command is not None:
+        lines += ["", "```sh", serve_command, "```"] if fmt is OutputFormat.markdown else ["", serve_command]
+    write_lines(lines)
+    return None
 
 
-def _fmt_s(x: float | None) -> str:
-    return "-" if x is None else format_seconds(x)
+def _rows(plan: Plan) -> list[Candidate]:
+    chosen = plan.chosen
+    if chosen is None or any((c.tp, c.pp, c.replicas) == (chosen.tp, chosen.pp, chosen.replicas)
+                             for c in plan.candidates):
+        return list(plan.candidates)
+    return [chosen, *plan.candidates]
 
 
-def _render_table(plan: Plan) -> None:
-    from rich.table import Table
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = s_to_ms(seconds)
+    return f"{ms:.1f}" if ms < 10 else f"{ms:,.0f}"
 
-    con, w = stdout_console(), plan.workload
-    title = (f"{plan.model.name} on {w.gpus} x {plan.profile.gpu.name} ({plan.profile.name}), {w.engine}, "
-             f"{w.dtype} weights, {w.kv_cache_dtype} KV, max-model-len {w.max_model_len}, objective {w.objective}")
-    t = Table(title=title)
-    step = "TPOT" if w.mode == "serve" else "step"
-    for col in ("", "TP", "PP", "repl", "weights/GPU", "KV/GPU", "seqs", "batch", "TTFT", step, "comm",
-                "tok/s", "tok/s/GPU", "why not"):
-        t.add_column(col, justify="left" if col in ("", "why not") else "right", overflow="fold")
-    for c in plan.candidates:
-        mark = "★" if c is plan.recommended else ""
-        ok = c.feasible
-        speed = [_fmt_s(c.ttft_s), _fmt_s(c.tpot_s if w.mode == "serve" else c.step_time_s),
-                 f"{100 * c.comm_share:.0f}%", f"{c.output_tokens_per_s:,.0f}", f"{c.output_tokens_per_s_per_gpu:,.0f}"]
-        t.add_row(mark, str(c.tp), str(c.pp), str(c.replicas), format_bytes(c.weight_bytes_per_gpu),
-                  format_bytes(c.kv_cache_bytes_per_gpu), str(c.max_concurrent_sequences), str(c.batch) if ok else "-",
-                  *(speed if ok else ["-"] * len(speed)), "; ".join(c.reasons) if not ok else "",
-                  style=None if ok else "dim")
-    con.print(t)
-    for line in plan.explanation:
-        con.print(line, markup=False)
+
+def _layout(c: Candidate) -> str:
+    return f"TP{c.tp} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
+
+
+def _speed_words(plan: Plan, c: Candidate) -> str:
+    serve = plan.workload.mode == "serve"
+    nb = "\u00a0"  # no-break space: a number stays on the line of its unit (wrap() turns it back into a space)
+    parts = [f"{c.output_tokens_per_s:,.0f}{nb}tok/s ({c.output_tokens_per_s_per_gpu:,.0f}/GPU)"]
+    if serve:
+        parts += [f"TPOT {_ms(c.tpot_s)}{nb}ms", f"TTFT {_ms(c.ttft_s)}{nb}ms", f"{c.batch}{nb}seqs"]
+    else:
+        parts.append(f"step {c.step_time_s or 0:.2f}{nb}s")
+    if c.cost_per_million_output_tokens is not None:
+        parts.append(f"${c.cost_per_million_output_tokens:,.2f}/M tok")
+    return ", ".join(parts)
+
+
+def headline(plan: Plan) -> str:
+    """The answer in one line: layout, the engine flags it means, throughput, latency, concurrency."""
+    from tpplan.planner.emit import layout_flags
+
+    c, w = plan.recommended, plan.workload
+    if c is None:
+        first = next((s for s in plan.suggestions if s.would_give), None)
+        fix = (f"; {first.flag} would give TP{first.would_give['tp']} x PP{first.would_give['pp']} at "
+               f"{first.would_give['output_tokens_per_s']:,.0f} tok/s" if first else "; see what would help below")
+        return f"Nothing fits: no layout of {plan.model.name} fits {w.gpus} x {plan.profile.gpu.name}{fix}"
+    flags = " ".join(layout_flags(w.engine, tp=c.tp, pp=c.pp, replicas=c.replicas))
+    unused = f"; {plan.unused_gpus} of {w.gpus} GPUs unused" if plan.unused_gpus else ""
+    return f"{_layout(c)} ({flags}): {_speed_words(plan, c)}{unused}"
+
+
+def _context(plan: Plan) -> str:
+    w, p = plan.workload, plan.profile
+    return (f"{plan.model.name} on {w.gpus} x {p.gpu.name} ({p.name}), {w.engine}, {w.dtype} weights, "
+            f"{w.kv_cache_dtype} KV, max-model-len {w.max_model_len}, in {w.input_len} / out {w.output_len}, "
+            f"gpu-memory-utilization {w.gpu_memory_utilization:.2f}, objective {w.objective}")
+
+
+def _columns(plan: Plan) -> list[Column]:
+    serve = plan.workload.mode == "serve"
+    cols = [Column(header="", priority=0, align="<"), Column(header="TP", priority=0),
+            Column(header="PP", priority=0), Column(header="rep", priority=0), Column(header="tok/s", priority=1),
+            Column(header="tok/s/GPU", priority=2), Column(header="TPOT ms" if serve else "step s", priority=3),
+            Column(header="TTFT ms", priority=4), Column(header="seqs", priority=5),
+            Column(header="wt GiB", priority=7), Column(header="KV GiB", priority=6),
+            Column(header="comm", priority=8)]
+    if plan.profile.price_per_gpu_hour:
+        cols.append(Column(header="$/M tok", priority=2))
+    return cols
+
+
+def _cells(plan: Plan, c: Candidate) -> list[str]:
+    ok, serve = c.feasible, plan.workload.mode == "serve"
+    mark = "★" if c is plan.recommended else ("→" if c is plan.chosen else ("" if ok else "x"))
+    step = _ms(c.tpot_s) if serve else (f"{c.step_time_s:.2f}" if c.step_time_s is not None else "-")
+    speed = [f"{c.output_tokens_per_s:,.0f}", f"{c.output_tokens_per_s_per_gpu:,.0f}", step, _ms(c.ttft_s),
+             str(c.batch)] if ok else ["-"] * 5
+    cells = [mark, str(c.tp), str(c.pp), str(c.replicas), *speed, f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}",
+             f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}", f"{100 * c.comm_share:.0f}%" if ok else "-"]
+    if plan.profile.price_per_gpu_hour:
+        cells.append("-" if c.cost_per_million_output_tokens is None else f"{c.cost_per_million_output_tokens:.2f}")
+    return cells
+
+
+def _legend(plan: Plan) -> str:
+    chosen = "→ your --tp layout, " if plan.chosen is not None else ""
+    return (f"★ recommended, {chosen}x rejected (why below); rep replicas; seqs per replica; wt/KV GiB per GPU; "
+            f"comm = collectives' share of a step; --wide for all")
+
+
+def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str]:
+    """The terminal view. With width None (--wide) nothing is wrapped or dropped."""
+    wrap_w = width or 10_000
+    rows = _rows(plan)
+    notes = [[ln for r in c.reasons for ln in wrap(r, wrap_w, indent="    ", first="  - ")] for c in rows]
+    lines = wrap(headline(plan), wrap_w, indent="  ", first="") + wrap(_context(plan), wrap_w, indent="  ") + [""]
+    lines += table_lines(_columns(plan), [_cells(plan, c) for c in rows], width, notes)
+    lines += wrap(_legend(plan), wrap_w) + [""]
+    explanation = plan.explanation if wide or plan.recommended is None else _short_explanation(plan)
+    if len(explanation) == 1:
+        lines += wrap("Why: " + explanation[0], wrap_w, indent="  ")
+    else:
+        lines += ["Why:"] + [ln for e in explanation for ln in wrap(e, wrap_w, indent="    ", first="  - ")]
     if plan.suggestions:
-        con.print("What would help:", markup=False)
-        for s in plan.suggestions:
-            con.print(f"  - {s}", markup=False)
-    con.print("Assumptions: " + "; ".join(f"{k}: {v}" for k, v in plan.assumptions.items()), markup=False,
-              style="dim")
+        lines += ["What would help:"] + [ln for s in plan.suggestions
+                                         for ln in wrap(_suggestion(s), wrap_w, indent="    ", first="  - ")]
+    # a dtype line that says more than the context line (format, scales, weight-only on this GPU) stays
+    shown = {k: v for k, v in plan.assumptions.items() if wide or k not in _CONTEXT_KEYS or (k == "dtype" and ";" in v)}
+    lines += ["Assumptions:"] + [ln for k, v in shown.items() for ln in wrap(f"{k}: {v}", wrap_w, indent="    ",
+                                                                             first="  - ")]
+    return lines
+
+
+def _short_explanation(plan: Plan) -> list[str]:
+    """The runner-up and the fixed layout: the rest is in the table."""
+    keep = [e for e in plan.explanation if e.startswith("Runner-up")]
+    if plan.chosen is not None and plan.chosen is not plan.recommended:
+        keep.append(f"Your layout {_layout(plan.chosen)}: " + (_speed_words(plan, plan.chosen) if plan.chosen.feasible
+                                                               else "rejected: " + "; ".join(plan.chosen.reasons)))
+    return keep
+
+
+def _suggestion(s) -> str:
+    text = f"{s.flag}: {s.text}" if s.flag else s.text
+    g = s.would_give
+    if g:
+        text += (f" -> TP{g['tp']} x PP{g['pp']} x {g['replicas']} replica(s), {g['output_tokens_per_s']:,.0f} tok/s"
+                 + (f", TPOT {_ms(g['tpot_s'])} ms" if g.get("tpot_s") else ""))
+    elif s.flag:
+        text += " (re-planned: still no fit, or not available on this profile)"
+    return text
+
+
+def markdown_lines(plan: Plan) -> list[str]:
+    """For tickets and pull requests: the answer in bold, the full table, bullets."""
+    cols = _columns(plan)
+    lines = [f"**{headline(plan)}**", "", _context(plan), ""]
+    lines += markdown_table([c.header or " " for c in cols], [_cells(plan, c) for c in _rows(plan)])
+    rejected = [f"- TP{c.tp} x PP{c.pp}: " + "; ".join(c.reasons) for c in _rows(plan) if c.reasons]
+    lines += ["", *rejected, "", "**Why**", ""] + [f"- {e}" for e in plan.explanation]
+    if plan.suggestions:
+        lines += ["", "**What would help**", ""] + [f"- {_suggestion(s)}" for s in plan.suggestions]
+    return lines + ["", "**Assumptions**", ""] + [f"- {k}: {v}" for k, v in plan.assumptions.items()]

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, stdout_console
+from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, note, stdout_console
 from tpplan.units import flops_to_tflops, format_bandwidth, format_bytes, format_seconds, s_to_us
 
 
@@ -15,7 +15,15 @@ def list_row(p: HardwareProfile, location: str) -> dict[str, Any]:
             "nvlink_domain_size": p.nvlink_domain_size, "link": p.intra_domain_link.kind,
             "link_bandwidth_bytes_per_s": p.intra_domain_link.bandwidth_bytes_per_s,
             "network": p.network.kind if p.network else None, "location": location,
-            "description": p.description}
+            "description": p.description, "valid": True}
+
+
+def warning_row(name: str, location: str, problems: list[str]) -> dict[str, Any]:
+    """A profile file that does not load: listed with its first problem instead of failing the whole listing."""
+    note(f"warning: {problems[0] if problems else location + ': invalid profile'}")
+    return {"name": name, "gpu": None, "gpus_per_node": None, "nodes": None, "nvlink_domain_size": None, "link": None,
+            "link_bandwidth_bytes_per_s": None, "network": None, "location": location,
+            "description": "INVALID: " + (problems[0] if problems else "does not load"), "valid": False}
 
 
 def render_profiles_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
@@ -27,6 +35,9 @@ def render_profiles_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
     for col in ("name", "GPU", "GPUs", "NVLink domain", "link", "network", "source"):
         t.add_column(col)
     for r in rows:
+        if r.get("valid") is False:
+            t.add_row(r["name"], "INVALID (see warning)", "-", "-", "-", "-", r["location"], style="yellow")
+            continue
         gpus = f"{r['gpus_per_node']}" + (f" x {r['nodes']} nodes" if r["nodes"] > 1 else "")
         t.add_row(r["name"], r["gpu"], gpus, str(r["nvlink_domain_size"]),
                   f"{r['link']} {format_bandwidth(r['link_bandwidth_bytes_per_s'])}", r["network"] or "-",

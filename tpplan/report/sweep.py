@@ -51,5 +51,31 @@ def render_sweep(df, stats, *, out: Path | None, force: bool, fmt: OutputFormat)
         note(f"wrote {out}")
     elif fmt is OutputFormat.json:
         sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+    elif fmt in (OutputFormat.table, OutputFormat.markdown):
+        _table(df, fmt)
     else:
         sys.stdout.write(df.to_csv(index=False))
+
+
+def _table(df, fmt: OutputFormat) -> None:
+    """The sweep as a terminal table (columns dropped right to left to fit) or a Markdown table."""
+    from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, write_lines
+
+    headers = [str(c) for c in df.columns]
+    rows = [[_cell(v) for v in r] for r in df.itertuples(index=False)]
+    if fmt is OutputFormat.markdown:
+        return write_lines(markdown_table(headers, rows))
+    cols = [Column(header=h, priority=_KEY_COLUMNS.index(h) if h in _KEY_COLUMNS else len(_KEY_COLUMNS) + i,
+                   align="<" if df[h].dtype == object else ">") for i, h in enumerate(headers)]
+    return write_lines(table_lines(cols, rows, terminal_width()))
+
+
+_KEY_COLUMNS = ("model", "tp", "pp", "batch", "output_tokens_per_s", "feasible", "tpot_s", "gpus",
+                "output_tokens_per_s_per_gpu", "ttft_s", "hardware", "dtype", "replicas")
+"""Columns kept longest when the terminal is narrow (the rest are dropped, widest last)."""
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

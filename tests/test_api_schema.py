@@ -1,0 +1,111 @@
+"""The Python API and the published JSON Schemas of `-f json` output."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+import tpplan
+from tpplan.planner.compare import parse_layout
+
+
+def test_python_api_has_real_signatures_and_docstrings():
+    sig = inspect.signature(tpplan.recommend)
+    assert "gpus" in sig.parameters and "price_per_gpu_hour" in sig.parameters
+    assert all(p.kind is not inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values())
+    assert "Returns a Plan" in tpplan.recommend.__doc__
+    plan = tpplan.recommend("llama-70b", gpus=8)
+    assert isinstance(plan, tpplan.Plan)
+    d = plan.to_dict()
+    json.dumps(d)  # plain JSON types only
+    assert d["recommended"]["tp"] == plan.recommended.tp and d["inputs"]["engine"] == "vllm"
+    assert plan.serve_command("sglang").startswith("python -m sglang.launch_server")
+
+
+def test_import_tpplan_loads_no_planner():
+    code = "import sys, tpplan; print(any(m.startswith('tpplan.planner') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("cmd, args", [
+    ("recommend", ["recommend", "--model", "llama-70b", "--gpus", "8", "--emit", "vllm", "--tp", "4"]),
+    ("recommend", ["recommend", "--model", "llama-70b", "--gpus", "1"]),  # nothing fits: nulls and suggestions
+    ("sweep", ["sweep", "--models", "llama-8b", "--gpus", "2", "--batch", "1,8"]),
+])
+def test_outputs_validate_against_their_schema(run_cli, cmd, args):
+    schema = run_cli("schema", cmd).json()
+    doc = run_cli(*args, "-f", "json").json()
+    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+    assert not errors
+    if cmd == "recommend":
+        bad = dict(doc, schema_version=2)
+        assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+
+
+def test_infeasible_rows_have_null_latencies_and_suggestions_have_flags(run_cli):
+    d = run_cli("recommend", "--model", "llama-70b", "--gpus", "4", "-f", "json").json()
+    rejected = [c for c in d["candidates"] if not c["feasible"]]
+    assert rejected and all(c["tpot_s"] is None and c["ttft_s"] is None for c in rejected)
+    d = run_cli("recommend", "--model", "llama-70b", "--gpus", "1", "-f", "json").json()
+    more = next(s for s in d["suggestions"] if s["flag"] and s["flag"].startswith("--gpus"))
+    n = int(more["flag"].split()[1])
+    # the fewest GPUs that really fit: n fits (as re-planned), n - 1 does not
+    assert more["would_give"]["gpus_used"] <= n
+    assert tpplan.recommend("llama-70b", gpus=n).recommended is not None
+    assert tpplan.recommend("llama-70b", gpus=n - 1).recommended is None
+
+
+def test_any_gpu_count_pp3_and_unused_gpus():
+    plan = tpplan.recommend("llama-70b", gpus=6)
+    shapes = {(c.tp, c.pp) for c in plan.candidates}
+    assert (2, 3) in shapes and (1, 3) in shapes and (1, 6) in shapes
+    plan = tpplan.recommend("llama-70b", gpus=6, objective="cost")
+    assert plan.workload.objective == "cost"
+    four = tpplan.recommend("llama-70b", gpus=6, tp=4)
+    assert four.chosen.gpus_used == 4
+
+
+def test_unused_gpus_are_stated(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    plan = tpplan.recommend("llama-70b", gpus=5)
+    out = run_cli("recommend", "--model", "llama-70b", "--gpus", "5").out
+    if plan.unused_gpus:
+        assert f"{plan.unused_gpus} of 5 GPUs unused" in " ".join(out.split())
+    assert plan.recommended.gpus_used + plan.unused_gpus == 5
+
+
+def test_price_adds_cost_column_and_objective_cost(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    out = run_cli("recommend", "--model", "llama-8b", "--gpus", "8", "--price-per-gpu-hour", "2.5").out
+    assert "$/M tok" in out
+    d = run_cli("recommend", "--model", "llama-8b", "--gpus", "8", "--price-per-gpu-hour", "2.5", "-f", "json").json()
+    c = d["recommended"]
+    # $ per million tokens = price x GPUs / 3600 s / (tok/s) x 1e6
+    assert c["cost_per_million_output_tokens"] == pytest.approx(2.5 * c["gpus_used"] / 3600 /
+                                                               c["output_tokens_per_s"] * 1e6)
+
+
+def test_chosen_layout_beside_the_best(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--tp", "2", "--pp", "1", "--replicas", "4")
+    assert r.code == 0 and "Your layout TP2 x PP1 x 4 replicas: rejected" in " ".join(r.out.split())
+    d = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--tp", "4", "-f", "json").json()
+    assert d["chosen"]["tp"] == 4 and d["chosen"]["replicas"] == 2 and d["recommended"] is not None
+
+
+def test_compare_layouts(run_cli):
+    assert (parse_layout("4x2").tp, parse_layout("4x2").pp, parse_layout("2x1x4").replicas) == (4, 2, 4)
+    d = run_cli("compare", "-m", "llama-70b", "-g", "8", "8", "4x1x2", "-f", "json").json()
+    assert [(c["tp"], c["replicas"]) for c in d["layouts"]] == [(8, 1), (4, 2)]
+    tp8, tp4 = d["layouts"]
+    gain = tp4["output_tokens_per_s"] / tp8["output_tokens_per_s"] - 1  # the difference line says this, signed
+    m = re.match(r"TP4xPP1x2 vs TP8xPP1x1: tok/s ([+-]\d+)% \((better|worse)\)", d["differences"][0])
+    assert m and abs(int(m.group(1)) - 100 * gain) <= 1 and (m.group(2) == "better") == (gain > 0)
+    r = run_cli("compare", "-m", "llama-70b", "8")
+    assert (r.code, r.out) == (2, "")

@@ -1,0 +1,164 @@
+"""`tpplan recommend` output a platform engineer can use: the answer first, 80 columns, JSON that parses,
+serve commands that run the plan, usage errors before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tpplan.planner.plan import recommend
+
+NUMBER = re.compile(r"\d[\d,.]*")
+
+
+@pytest.fixture
+def cols80(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def test_answer_first_and_fits_80_columns(run_cli, cols80):
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8")
+    lines = r.out.splitlines()
+    assert r.code == 0 and len(lines) <= 40, len(lines)
+    assert max(len(ln) for ln in lines) <= 80
+    head = " ".join(ln.strip() for ln in lines[:2])
+    best = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "-f", "json").json()["recommended"]
+    assert head.startswith(f"TP{best['tp']} x PP{best['pp']} x {best['replicas']} replica")
+    assert f"--tensor-parallel-size {best['tp']}" in head
+    assert re.search(r"[\d,]+ tok/s \([\d,]+/GPU\), TPOT [\d.]+ ms, TTFT [\d.]+ ms, \d+ seqs", head)
+    # every number in the table row of the recommendation is whole: compare against the JSON
+    d = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "-f", "json").json()["recommended"]
+    assert f"{d['output_tokens_per_s']:,.0f} tok/s" in head
+    star = next(ln for ln in lines if ln.startswith("★"))
+    assert f"{d['output_tokens_per_s']:,.0f}" in star.split()
+
+
+def test_wrapped_lines_never_split_a_number(run_cli, cols80):
+    out = run_cli("recommend", "--model", "llama-70b", "--gpus", "8").out
+    wide = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--wide").out
+    # the numbers of the compact view, in order, all appear whole in the unwrapped --wide view
+    wide_numbers = set(NUMBER.findall(wide))
+    assert all(n in wide_numbers for n in NUMBER.findall(out))
+
+
+def test_reasons_on_their_own_lines_and_legend(run_cli, cols80):
+    out = run_cli("recommend", "--model", "llama-70b", "--gpus", "8").out
+    assert "  - weights 131.4 GiB + runtime reserve" in out
+    assert "★ recommended" in out and "x rejected" in out
+
+
+def test_piped_output_is_compact_without_columns(monkeypatch):
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "tpplan", "recommend", "--model", "llama-70b", "--gpus", "8"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and max(map(len, proc.stdout.splitlines())) <= 80
+
+
+def test_ascii_terminal_gets_ascii():
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "80"}
+    proc = subprocess.run([sys.executable, "-m", "tpplan", "recommend", "--model", "llama-70b", "--gpus", "8"],
+                          capture_output=True, env=env)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr
+    proc.stdout.decode("ascii")  # raises if anything non-ASCII came out
+    assert b"\n* " in proc.stdout
+
+
+def test_markdown_format(run_cli):
+    out = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--objective", "latency", "-f", "markdown").out
+    assert out.startswith("**TP8 x PP1 x 1 replica") and "|---|" in out and "**Assumptions**" in out
+
+
+def test_emit_json_is_valid_json_with_serve_command(run_cli):
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--objective", "latency", "--emit", "vllm",
+                "-f", "json")
+    d = json.loads(r.out)  # the whole of stdout parses
+    assert d["schema_version"] == 1 and d["inputs"]["max_model_len"] == 8192
+    cmd = d["serve_command"]
+    assert cmd.startswith("vllm serve meta-llama/Llama-3.1-70B")
+    for flag in ("--tensor-parallel-size 8", "--max-model-len 8192", "--gpu-memory-utilization 0.90"):
+        assert flag in cmd
+
+
+def test_emit_csv_keeps_stdout_csv(run_cli):
+    import csv
+    import io
+
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--emit", "vllm", "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.out)))
+    assert rows and all(row["tp"].isdigit() for row in rows)
+    assert "vllm serve" in r.err
+
+
+def test_emit_flags_follow_the_plan(run_cli):
+    cmd = run_cli("recommend", "--model", "llama-8b", "--gpus", "8", "--dtype", "fp8", "--kv-cache-dtype", "fp8",
+                  "--max-model-len", "4096", "--gpu-memory-utilization", "0.85", "--emit", "vllm", "-f",
+                  "json").json()["serve_command"]
+    for flag in ("--quantization fp8", "--kv-cache-dtype fp8", "--max-model-len 4096",
+                 "--gpu-memory-utilization 0.85"):
+        assert flag in cmd
+    assert "CUDA_VISIBLE_DEVICES=0-" not in cmd
+
+
+def test_replicas_use_data_parallelism_or_device_lists():
+    plan = recommend("llama-8b", gpus=8, tp=2, replicas=4)
+    assert plan.chosen.replicas == 4
+    plan = recommend("llama-8b", gpus=8)
+    c = plan.recommended
+    assert c.replicas > 1
+    assert f"--data-parallel-size {c.replicas}" in plan.serve_command("vllm")
+    assert f"--dp-size {c.replicas}" in plan.serve_command("sglang")
+    trt_plan = recommend("llama-8b", gpus=8, engine="trtllm")
+    trt, best = trt_plan.serve_command(), trt_plan.recommended
+    lists = re.findall(r"CUDA_VISIBLE_DEVICES=(\S+)", trt)
+    assert trt.count("trtllm-serve") == best.replicas > 1 and len(lists) == best.replicas
+    per_replica = best.tp * best.pp
+    assert all(re.fullmatch(r"\d+(,\d+)*", x) and len(x.split(",")) == per_replica for x in lists)
+    assert sorted(int(d) for x in lists for d in x.split(",")) == list(range(best.gpus_used))
+
+
+def test_multi_node_prints_one_command_per_node():
+    plan = recommend("llama-405b", gpus=16, hardware="dgx-h100-2node", engine="sglang")
+    cmd = plan.serve_command()
+    assert "--node-rank 0" in cmd and "--node-rank 1" in cmd and cmd.count("--nnodes 2") == 2
+    vllm = recommend("llama-405b", gpus=16, hardware="dgx-h100-2node", objective="latency").serve_command()
+    assert "ray start --head" in vllm and "--pipeline-parallel-size 2" in vllm
+    assert "mpirun -np 16" in recommend("llama-405b", gpus=16, hardware="dgx-h100-2node",
+                                        engine="trtllm").serve_command()
+
+
+@pytest.mark.parametrize("args", [
+    ["--engine", "tgi"], ["--emit", "megatron"], ["--dtype", "fp6"], ["--objective", "speed"],
+    ["--max-tpot-ms", "0"], ["--workload", "train", "--emit", "vllm"], ["--engine", "sglang", "--emit", "vllm"],
+    ["--pp", "2"]])
+def test_usage_errors_exit_2_with_nothing_on_stdout(run_cli, args):
+    r = run_cli("recommend", "--model", "no-such-model", *args)  # the model is never looked up
+    assert (r.code, r.out) == (2, ""), r.err
+    assert "Traceback" not in r.err
+
+
+def test_choices_are_case_insensitive_and_dash_h_and_debug_after_subcommand(run_cli):
+    assert run_cli("recommend", "--model", "llama-8b", "--engine", "SGLang", "-f", "JSON").json()["inputs"][
+        "engine"] == "sglang"
+    assert run_cli("recommend", "-h").out.startswith("Usage: tpplan recommend")
+    proc = subprocess.run([sys.executable, "-m", "tpplan", "models", "show", "no-such-model", "--debug"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "ModelSpecError" in proc.stderr
+
+
+def test_help_never_truncates_an_option_name_at_80_columns():
+    env = {**os.environ, "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "tpplan", "recommend", "--help"], capture_output=True, text=True,
+                         env=env).stdout
+    for opt in ("--allow-cross-domain-tp", "--gpu-memory-utilization", "--price-per-gpu-hour", "--sequence-parallel"):
+        assert opt in out
+    assert "…" not in out
+
+
+def test_input_plus_output_raises_default_max_model_len():
+    plan = recommend("llama-8b", gpus=1, input_len=8000, output_len=1000)
+    assert plan.workload.max_model_len == 9000 and "raised" in plan.assumptions["max_model_len"]

@@ -1,0 +1,69 @@
+"""Warnings for profiles that validate but are probably wrong: the classic datasheet mistakes.
+
+- a link bandwidth that is the bidirectional marketing figure (NVLink4 "900 GB/s" = 2 x 450 GB/s per direction);
+- sparse TFLOP/s (datasheets print "with sparsity" = 2 x dense);
+- a bare number for a time, which the format reads as microseconds (`step_overhead: 0.5` is 0.5 us, not 0.5 ms).
+
+The first two compare with the built-in profile of the same GPU model: a value about twice the built-in's
+(which are checked against datasheets) is the doubled figure. No hardware numbers live here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tpplan.hardware.profile import HardwareProfile
+from tpplan.units import parse_quantity
+
+DOUBLED_RATIO = 1.9
+"""A value >= 1.9 x the built-in's is the 2x (bidirectional or sparse) figure; real generations differ by less
+within one GPU model."""
+_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead")
+
+
+def _model_token(gpu_name: str) -> str:
+    """'H100 SXM5 80GB' -> 'H100': the GPU model without form factor or memory."""
+    return gpu_name.split()[0].upper() if gpu_name.split() else ""
+
+
+def _reference(profile: HardwareProfile, builtins: list[HardwareProfile]) -> HardwareProfile | None:
+    exact = [b for b in builtins if b.gpu.name == profile.gpu.name and b.name != profile.name]
+    same = [b for b in builtins if _model_token(b.gpu.name) == _model_token(profile.gpu.name)
+            and b.name != profile.name]
+    return (exact or same or [None])[0]
+
+
+def _bare_times(d: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], float]]:
+    out = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if k in _TIME_KEYS and isinstance(v, int | float) and not isinstance(v, bool) and v != 0:
+                out.append(((*path, str(k)), float(v)))
+            else:
+                out += _bare_times(v, (*path, str(k)))
+    return out
+
+
+def lint(profile: HardwareProfile, data: dict[str, Any], builtins: list[HardwareProfile]) -> list[tuple[tuple, str]]:
+    """(key path, warning) pairs; empty when nothing looks wrong."""
+    out: list[tuple[tuple, str]] = []
+    ref = _reference(profile, builtins)
+    if ref is not None:
+        mine, theirs = profile.intra_domain_link.bandwidth_bytes_per_s, ref.intra_domain_link.bandwidth_bytes_per_s
+        nvlink = ("nvlink", "nvswitch")
+        if (profile.intra_domain_link.kind in nvlink and ref.intra_domain_link.kind in nvlink
+                and mine >= DOUBLED_RATIO * theirs):
+            out.append((("node", "intra_domain_link", "bandwidth"),
+                        f"{data['node']['intra_domain_link']['bandwidth']} looks like the bidirectional figure "
+                        f"({mine / theirs:.1f} x built-in {ref.name}'s); profiles take one direction per GPU"))
+        for dtype, flops in profile.gpu.peak_flops_per_s.items():
+            dense = ref.gpu.peak_flops_per_s.get(dtype)
+            if dense and flops >= DOUBLED_RATIO * dense:
+                out.append((("gpu", "peak_flops", dtype),
+                            f"{data['gpu']['peak_flops'][dtype]} looks like the sparse figure ({flops / dense:.1f} x "
+                            f"built-in {ref.name}'s dense); datasheets print 'with sparsity' = 2 x dense"))
+    for path, value in _bare_times(data):
+        seconds = parse_quantity(value, kind="time", default_unit="us")
+        out.append((path, f"bare number {value:g} is read as {value:g} us ({seconds:.1e} s); write it with a unit, "
+                          f"e.g. '{value:g} us' or '{value:g} ms'"))
+    return out

@@ -1,0 +1,70 @@
+"""Render a Comparison: one column per layout, one row per figure, then the differences in words."""
+
+from __future__ import annotations
+
+from tpplan.planner.compare import Comparison
+from tpplan.planner.result import candidate_dict
+from tpplan.report.output import OutputFormat, emit_csv, emit_json
+from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
+from tpplan.units import bytes_to_gib, s_to_ms
+
+# (label, Candidate field, to display units, format, higher is better)
+_ROWS = (("tok/s", "output_tokens_per_s", float, "{:,.0f}", True),
+         ("tok/s per GPU", "output_tokens_per_s_per_gpu", float, "{:,.0f}", True),
+         ("TPOT ms", "tpot_s", s_to_ms, "{:.1f}", False), ("TTFT ms", "ttft_s", s_to_ms, "{:.1f}", False),
+         ("seqs per replica", "batch", int, "{}", True),
+         ("weights GiB/GPU", "weight_bytes_per_gpu", bytes_to_gib, "{:.1f}", False),
+         ("KV GiB/GPU", "kv_cache_bytes_per_gpu", bytes_to_gib, "{:.1f}", True),
+         ("comm share %", "comm_share", lambda x: 100 * x, "{:.0f}", False),
+         ("$/M tok", "cost_per_million_output_tokens", float, "{:.2f}", False))
+
+
+def _name(c) -> str:
+    return f"TP{c.tp}xPP{c.pp}x{c.replicas}"
+
+
+def _value(c, field: str, conv, fmt: str) -> str:
+    v = getattr(c, field)
+    if v is None or (not c.feasible and field not in ("weight_bytes_per_gpu", "kv_cache_bytes_per_gpu")):
+        return "-"
+    return fmt.format(conv(v))
+
+
+def differences(cmp: Comparison) -> list[str]:
+    """How each other layout differs from the first, figure by figure, in percent."""
+    base, out = cmp.layouts[0], []
+    for c in cmp.layouts[1:]:
+        if not (c.feasible and base.feasible):
+            out.append(f"{_name(c)} vs {_name(base)}: " + ("; ".join(c.reasons or base.reasons) or "not comparable"))
+            continue
+        parts = []
+        for label, field, _, _, higher in _ROWS:
+            a, b = getattr(base, field), getattr(c, field)
+            if a and b is not None and abs(b - a) / a >= 0.01:
+                pct = (b - a) / a * 100
+                better = (pct > 0) == higher
+                parts.append(f"{label} {pct:+.0f}% ({'better' if better else 'worse'})")
+        out.append(f"{_name(c)} vs {_name(base)}: " + (", ".join(parts) or "the same within 1%"))
+    return out
+
+
+def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        return emit_json({"inputs": cmp.plan.inputs(), "layouts": [candidate_dict(c) for c in cmp.layouts],
+                          "differences": differences(cmp),
+                          "recommended": candidate_dict(cmp.plan.recommended) if cmp.plan.recommended else None})
+    if fmt is OutputFormat.csv:
+        return emit_csv([candidate_dict(c) for c in cmp.layouts])
+    rows = [[label] + [_value(c, f, conv, fmtx) for c in cmp.layouts] for label, f, conv, fmtx, _ in _ROWS
+            if any(getattr(c, f) is not None for c in cmp.layouts)]
+    rows.append(["feasible"] + ["yes" if c.feasible else "no" for c in cmp.layouts])
+    headers = [""] + [_name(c) for c in cmp.layouts]
+    best = cmp.plan.recommended
+    tail = ["", "Differences:"] + [ln for d in differences(cmp) for ln in wrap(d, terminal_width(), indent="    ",
+                                                                              first="  - ")]
+    if best is not None:
+        tail.append(f"Best for objective '{cmp.plan.workload.objective}': {_name(best)}")
+    if fmt is OutputFormat.markdown:
+        return write_lines(markdown_table(headers, rows) + tail)
+    cols = [Column(header=h, priority=i, align="<" if i == 0 else ">") for i, h in enumerate(headers)]
+    return write_lines(table_lines(cols, rows, terminal_width()) + tail)

@@ -1,0 +1,82 @@
+"""JSON Schemas of the documents `tpplan recommend|sweep|measure -f json` write (`tpplan schema COMMAND`).
+
+The recommend schema is generated from the dataclasses that produce the JSON (Candidate, Suggestion), so a new
+field appears in both at once; the sweep and measure schemas list the columns / keys their renderers write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+
+
+def _dataclass_schema(cls: type) -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls).json_schema()
+
+
+def recommend_schema() -> dict[str, Any]:
+    from tpplan.planner.candidates import Candidate
+    from tpplan.planner.result import CANDIDATE_KEYS, SCHEMA_VERSION, Suggestion
+
+    cand = _dataclass_schema(Candidate)
+    cand["required"] = list(CANDIDATE_KEYS)
+    nested = cand.pop("$defs", {})  # e.g. StepTime: hoisted so "#/$defs/StepTime" resolves from the root
+    nullable_cand = {"anyOf": [{"$ref": "#/$defs/Candidate"}, {"type": "null"}]}
+    return {
+        "$schema": DRAFT, "title": f"tpplan recommend -f json (schema_version {SCHEMA_VERSION})", "type": "object",
+        "required": ["schema_version", "inputs", "recommended", "candidates", "explanation", "suggestions",
+                     "assumptions"],
+        "properties": {
+            "schema_version": {"const": SCHEMA_VERSION}, "model": {"type": "string"},
+            "hf_id": {"type": ["string", "null"]}, "hardware": {"type": "string"}, "gpus": {"type": "integer"},
+            "objective": {"enum": ["throughput", "latency", "gpus", "cost"]}, "workload": {"enum": ["serve", "train"]},
+            "inputs": {"type": "object", "description": "every input the figures depend on, defaults included"},
+            "recommended": nullable_cand, "chosen": nullable_cand, "unused_gpus": {"type": "integer", "minimum": 0},
+            "candidates": {"type": "array", "items": {"$ref": "#/$defs/Candidate"}},
+            "explanation": {"type": "array", "items": {"type": "string"}},
+            "suggestions": {"type": "array", "items": {"$ref": "#/$defs/Suggestion"}},
+            "assumptions": _STR_MAP,
+            "serve_command": {"type": "string", "description": "with --emit: the engine command(s)"},
+        },
+        "$defs": {"Candidate": cand, "Suggestion": _dataclass_schema(Suggestion), **nested},
+    }
+
+
+SWEEP_COLUMNS = {"model": "string", "hardware": "string", "gpus": "integer", "dtype": "string", "tp": "integer",
+                 "pp": "integer", "replicas": "integer", "gpus_used": "integer", "batch": "integer",
+                 "input_len": "integer", "output_len": "integer", "feasible": "boolean",
+                 "reason": ["string", "null"], "weight_bytes_per_gpu": "number", "kv_cache_bytes_per_gpu": "number",
+                 "max_concurrent_sequences": "integer", "ttft_s": ["number", "null"], "tpot_s": ["number", "null"],
+                 "comm_share": ["number", "null"], "output_tokens_per_s": ["number", "null"],
+                 "output_tokens_per_s_per_gpu": ["number", "null"]}
+
+
+def sweep_schema() -> dict[str, Any]:
+    row = {"type": "object", "required": ["model", "hardware", "tp", "pp", "batch", "feasible"],
+           "properties": {k: {"type": t} for k, t in SWEEP_COLUMNS.items()}}
+    return {"$schema": DRAFT, "title": "tpplan sweep -f json: one object per evaluated row", "type": "array",
+            "items": row}
+
+
+def measure_schema() -> dict[str, Any]:
+    from tpplan.report.measure import ITEM_KEYS
+
+    item = {"type": "object", "required": ["kind"], "properties": {
+        k: ({"type": "string"} if k in ("kind", "name", "mode", "source") else
+            {"type": ["boolean", "null"]} if k == "held_out" else _NUM_OR_NULL) for k in ITEM_KEYS}}
+    summary = {"type": "object", "properties": {"median_abs_error_pct_before": _NUM_OR_NULL,
+                                                "median_abs_error_pct_after": _NUM_OR_NULL,
+                                                "calibrated_profile": {"type": ["string", "null"]}}}
+    return {"$schema": DRAFT, "title": "tpplan measure -f json", "type": "object",
+            "required": ["environment", "items", "summary"],
+            "properties": {"environment": {"type": "object"}, "items": {"type": "array", "items": item},
+                           "summary": summary, "checks": {"type": "array"},
+                           "notes": {"type": "array", "items": {"type": "string"}}}}
+
+
+SCHEMAS = {"recommend": recommend_schema, "sweep": sweep_schema, "measure": measure_schema}
