@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned: this machine class has a local CPU wheel of 2.13.0; an unpinned torch pulls GBs of CUDA.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench fidelity clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,6 +28,14 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	touch $@
+
+# Predicted vs measured (benchmarks/data): README "Accuracy" figures, benchmarks/results/, docs/fidelity.png.
+fidelity: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/fidelity.py
 
 bench: $(VENV)/.installed-core
 	$(BIN)/python benchmarks/bench_recommend.py

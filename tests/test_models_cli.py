@@ -79,10 +79,10 @@ SUPPORTED = ("deepseek_v2, deepseek_v3, falcon, gemma, gemma2, gpt_neox, gpt_oss
     # LlamaConfig's defaults, as transformers does)
     (lambda c: c.pop("hidden_size") and c.update(model_type="granite"),
      "required field 'hidden_size' is missing; add it to the config (Hugging Face "
-                                     "spelling) or use a catalogue model (`tpplan models list`)"),
+     "spelling) or use a catalogue model (`tpplan models list`)"),
     (lambda c: c.pop("vocab_size") and c.update(model_type="granite"),
      "required field 'vocab_size' is missing; add it to the config (Hugging Face "
-                                    "spelling) or use a catalogue model (`tpplan models list`)"),
+     "spelling) or use a catalogue model (`tpplan models list`)"),
     (lambda c: c.update(num_attention_heads="32"),
      "field 'num_attention_heads' must be a positive integer of at most 100,000,000, got '32'"),
     (lambda c: c.update(model_type="mamba", hidden_act="gelu"),

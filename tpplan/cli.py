@@ -14,6 +14,7 @@ import typer
 
 from tpplan._version import __version__
 from tpplan.errors import TpplanError
+from tpplan.planner.workload import WORKLOAD_DEFAULTS as WD
 from tpplan.report.output import OutputFormat
 
 app = typer.Typer(name="tpplan", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -142,18 +143,25 @@ def recommend(
     gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
     hardware: HardwareOpt = None,
     nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a multi-node profile.")] = None,
-    engine: EngineOpt = "vllm",
-    dtype: DtypeOpt = "auto",
-    kv_cache_dtype: KvDtypeOpt = "bf16",
+    engine: EngineOpt = WD.engine,
+    dtype: DtypeOpt = WD.dtype,
+    kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence.")] = None,
-    gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05, max=1.0)] = 0.90,
-    input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens.")] = 1024,
-    output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = 256,
+    gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05,
+                                                          max=1.0)] = WD.gpu_memory_utilization,
+    input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens.")] = WD.input_len,
+    output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Concurrent sequences per replica.")] = None,
     workload: Annotated[str, typer.Option("--workload", help="serve or train.")] = "serve",
     objective: Annotated[str, typer.Option("--objective", help="throughput, latency or gpus.")] = "throughput",
     max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", min=0, help="TPOT limit.")] = None,
     max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", min=0, help="TTFT limit.")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option(
+        "--max-num-seqs", "--max-batch-size", "--max-running-requests", min=1,
+        help="Engine's running-sequence limit (vLLM / TensorRT-LLM / SGLang spelling; default: the engine's).")] = None,
+    max_num_batched_tokens: Annotated[int | None, typer.Option(
+        "--max-num-batched-tokens", "--max-num-tokens", "--chunked-prefill-size", min=1,
+        help="Engine's tokens per step (vLLM / TensorRT-LLM / SGLang spelling; default: the engine's).")] = None,
     sequence_parallel: Annotated[bool, typer.Option("--sequence-parallel", help="RS + AG instead of AR.")] = False,
     allow_cross_domain_tp: Annotated[bool, typer.Option("--allow-cross-domain-tp",
                                                         help="Consider TP groups beyond one NVLink domain.")] = False,
@@ -168,6 +176,7 @@ def recommend(
                           kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
                           output_len=output_len, batch=batch, gpu_memory_utilization=gpu_memory_utilization,
                           workload=workload, objective=objective, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
+                          max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp)
     render_plan(plan, fmt)
     if emit and plan.recommended:
@@ -191,12 +200,13 @@ def sweep(
     hardware: Annotated[str, typer.Option("--hardware", help="Comma-separated profiles.")] = "dgx-h100",
     gpus: Annotated[str, typer.Option("--gpus", help="Comma-separated GPU counts.")] = "8",
     batch: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1,8,32,128",
-    input_len: Annotated[str, typer.Option("--input-len", help="Comma-separated prompt lengths.")] = "1024",
-    output_len: Annotated[str, typer.Option("--output-len", help="Comma-separated output lengths.")] = "256",
-    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto: the checkpoint's).")
-                     ] = "auto",
-    engine: EngineOpt = "vllm",
-    kv_cache_dtype: KvDtypeOpt = "bf16",
+    input_len: Annotated[str, typer.Option("--input-len", help="Comma-separated prompt lengths.")] = str(WD.input_len),
+    output_len: Annotated[str, typer.Option("--output-len", help="Comma-separated output lengths.")] = str(
+        WD.output_len),
+    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto: the checkpoint's)."
+                                       )] = WD.dtype,
+    engine: EngineOpt = WD.engine,
+    kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.csv,

@@ -82,6 +82,11 @@ def parse_quantity(value: object, *, kind: str, default_unit: str) -> float:
     return number * scale
 
 
+def ceil_div(a, b):
+    """Ceiling of a / b for positive b (blocks, padded shards, layers per stage); ints, floats or numpy arrays."""
+    return -(-a // b)
+
+
 def bytes_to_gib(n_bytes: float) -> float:
     return n_bytes / GiB
 

@@ -1,14 +1,15 @@
-"""Per-GPU compute, memory-traffic and communication time of one model replica (DESIGN.md §3).
+"""Per-GPU time of one forward step of one model replica, split into compute, communication and overhead.
 
-`coefficients()` reduces (model, profile, tp, pp, dtype) to a handful of per-layer numbers once; the time
-functions then work on floats or numpy arrays alike (batch, context and prompt length may be arrays: that
+`coefficients()` reduces (model, profile, tp, pp, dtype, engine) to a handful of per-layer numbers once; the
+time functions then work on floats or numpy arrays alike (batch, context and prompt length may be arrays: that
 is how `tpplan sweep` vectorises). No numpy import here.
 
-Every matmul group is a roofline: max(FLOPs / (peak x matmul_eff), bytes / (HBM x memory_eff)).
-Decode attention reads the KV cache of every active sequence; prefill attention adds the causal quadratic
-term 4 x I^2/2 x heads x head_dim per sequence (QK^T and PV). Communication per layer: 2 all-reduces of
-tokens x hidden x act_bytes (1 for parallel-attention blocks), or with sequence parallelism a
-reduce-scatter + all-gather of the same bytes.
+Compute is the list of kernels the engine launches per layer (tpplan.cost.kernels): fused QKV and O, gate_up
+and down (MoE: router and grouped GEMMs over the experts the tokens touch), the elementwise kernels the engine
+does not fuse, and attention: decode reads every active sequence's KV once; prefill is causal flash attention,
+4 x I^2/2 x heads x head_dim FLOPs per sequence. Each kernel is a roofline plus a fixed per-kernel time.
+Communication per layer: 2 all-reduces of tokens x hidden x act_bytes (1 for parallel-attention blocks), or
+with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus PP hand-offs.
 """
 
 from __future__ import annotations
@@ -16,19 +17,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tpplan.cost.collectives import collective_time_s, maximum, minimum, p2p_time_s
+from tpplan.cost.kernels import (
+    FLOPS_PER_MAC,
+    Fusion,
+    KernelRates,
+    decode_attention_time_s,
+    elementwise_time_s,
+    fusion_for,
+    kernel_rates,
+    matmul_time_s,
+    prefill_attention_time_s,
+)
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
+from tpplan.models.engines import kv_heads_per_gpu
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
+from tpplan.units import ceil_div
 
-FLOPS_PER_MAC = 2
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepTime:
+    """One forward step on one GPU, seconds (floats or arrays). compute: GPU kernel time (matmuls, attention,
+    elementwise); communication: collectives and PP hand-offs; overhead: scheduler and sampling per step."""
+
+    compute_s: object
+    communication_s: object
+    overhead_s: object
+    total_s: object
+
+
+def step_time(*, compute_s, communication_s, overhead_s) -> StepTime:
+    return StepTime(compute_s=compute_s, communication_s=communication_s, overhead_s=overhead_s,
+                    total_s=compute_s + communication_s + overhead_s)
+
+
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Coefficients:
-    """Per-GPU quantities of one (model, profile, tp, pp, dtype) candidate, summed or averaged per layer."""
+    """Per-GPU quantities of one (model, profile, tp, pp, dtype, engine) candidate, summed or averaged per layer."""
 
     tp: int
     pp: int
@@ -38,6 +68,8 @@ class Coefficients:
     attn_bytes: float
     """Attention projection weight bytes per GPU per layer (q/k/v/o, MLA projections, norms)."""
     attn_flops_per_token: float
+    attn_launches: int
+    """Matmul kernels of the attention block: fused QKV + O (MLA: 4)."""
     mlp_bytes: float
     """Dense-layer MLP bytes per GPU (0 for all-MoE models)."""
     mlp_flops_per_token: float
@@ -47,6 +79,7 @@ class Coefficients:
     moe_shared_bytes: float
     """Router and shared experts per GPU per MoE layer."""
     moe_shared_flops_per_token: float
+    moe_shared_launches: int
     num_experts: int
     experts_per_token: int
     head_bytes: float
@@ -56,14 +89,18 @@ class Coefficients:
     attn_dim: int
     """Per-head width read by the attention kernel (head_dim; MLA: kv_lora_rank + rope dim)."""
     kv_bytes_per_token_per_layer: float
+    mlp_width_per_gpu: int
+    """intermediate_size / tp (MoE: experts_per_token x moe_intermediate_size / tp): the activation kernel's width."""
+    kv_width_per_gpu: int
+    """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
     sliding_layers: int
     window: int
     hidden_size: int
     act_bytes: int
     allreduces_per_layer: int
-    peak_flops_per_s: float
-    hbm_bytes_per_s: float
+    rates: KernelRates
+    fusion: Fusion
     step_overhead_s: float
 
 
@@ -93,29 +130,36 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> 
 
 
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
-                 kv_cache_dtype: str = "bf16", engine: str = "vllm") -> Coefficients:
+                 kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None) -> Coefficients:
+    """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
     sliding = sum(1 for layer in range(spec.num_hidden_layers) if spec.attention_window(layer) is not None)
+    moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
-    flops_per_s, bytes_per_s = effective_rates(profile, compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0])
+    matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
         num_moe_layers=occurrences(spec, "moe_layer"),
         attn_bytes=g.get("attn", z)[0], attn_flops_per_token=g.get("attn", z)[1],
+        attn_launches=(4 if spec.q_lora_rank else 3) if spec.is_mla else 2,
         mlp_bytes=g.get("mlp", z)[0], mlp_flops_per_token=g.get("mlp", z)[1],
         expert_bytes=g.get("expert", z)[0], expert_flops_per_token=g.get("expert", z)[1],
         moe_shared_bytes=g.get("moe_shared", z)[0], moe_shared_flops_per_token=g.get("moe_shared", z)[1],
+        moe_shared_launches=1 + (2 if spec.n_shared_experts else 0),
         num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
         head_bytes=g.get("head", z)[0], head_flops_per_token=g.get("head", z)[1],
-        q_heads_per_gpu=-(-spec.num_attention_heads // tp),
+        q_heads_per_gpu=ceil_div(spec.num_attention_heads, tp),
         attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
                                                                   engine=engine),
+        mlp_width_per_gpu=ceil_div(spec.intermediate_size if not spec.is_moe else moe_width, tp),
+        kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
+                          2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=spec.num_hidden_layers - sliding, sliding_layers=sliding, window=spec.sliding_window or 0,
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
-        peak_flops_per_s=flops_per_s, hbm_bytes_per_s=bytes_per_s,
+        rates=kernel_rates(profile, matmul_dtype), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s)
 
 
@@ -130,20 +174,30 @@ def roofline_time_s(flops, n_bytes, *, flops_per_s: float, bytes_per_s: float):
     return maximum(flops / flops_per_s, n_bytes / bytes_per_s)
 
 
-def roofline_s(c: Coefficients, flops, n_bytes):
-    return roofline_time_s(flops, n_bytes, flops_per_s=c.peak_flops_per_s, bytes_per_s=c.hbm_bytes_per_s)
+def _matmuls_s(c: Coefficients, *, flops_per_token: float, weight_bytes: float, width_in_out: int, tokens,
+               launches: int):
+    """A bucket of matmuls on `tokens` tokens: weights once, activations in and out."""
+    return matmul_time_s(c.rates, flops=flops_per_token * tokens,
+                         n_bytes=weight_bytes + tokens * width_in_out * c.act_bytes, launches=launches)
 
 
 def _mlp_time_s(c: Coefficients, tokens):
-    """All layers' MLP / MoE time for `tokens` tokens in flight per layer."""
+    """All layers' MLP / MoE matmul time for `tokens` tokens in flight per layer."""
+    h2 = 2 * c.hidden_size
     t = 0.0
     if c.num_dense_layers:
-        t = c.num_dense_layers * roofline_s(c, c.mlp_flops_per_token * tokens, c.mlp_bytes)
+        t = c.num_dense_layers * _matmuls_s(c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
+                                            width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2)
     if c.num_moe_layers:
         e, k = c.num_experts, c.experts_per_token
         touched = e * (1 - (1 - k / e) ** tokens)  # expected distinct experts hit by `tokens` tokens
-        flops = tokens * (k * c.expert_flops_per_token + c.moe_shared_flops_per_token)
-        t = t + c.num_moe_layers * roofline_s(c, flops, touched * c.expert_bytes + c.moe_shared_bytes)
+        experts = matmul_time_s(c.rates, flops=tokens * k * c.expert_flops_per_token,
+                                n_bytes=touched * c.expert_bytes
+                                + tokens * (h2 + 3 * c.mlp_width_per_gpu) * c.act_bytes,
+                                launches=2)  # grouped GEMM: one gate_up and one down launch for all experts
+        shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
+                            width_in_out=h2, tokens=tokens, launches=c.moe_shared_launches)
+        t = t + c.num_moe_layers * (experts + shared)
     return t
 
 
@@ -164,36 +218,74 @@ def _pipeline_time_s(c: Coefficients, profile: HardwareProfile, tokens):
     return (c.pp - 1) * p2p_time_s(profile, n_bytes=tokens * c.hidden_size * c.act_bytes, crosses_nodes=crosses)
 
 
-def decode_step_s(c: Coefficients, profile: HardwareProfile, *, batch, context_len, sequence_parallel=False):
-    """One decode step of `batch` sequences at `context_len` tokens of context: (total, communication) seconds.
+def _dense_compute_s(c: Coefficients, tokens, head_tokens):
+    """Matmuls and elementwise kernels of all layers for `tokens` tokens, plus the lm_head on `head_tokens`."""
+    f = c.fusion
+    attn = c.num_layers * _matmuls_s(c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes,
+                                     width_in_out=2 * c.hidden_size, tokens=tokens, launches=c.attn_launches)
+    per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
+                 + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
+    elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
+                                                    launches=f.elementwise_launches)
+    head = _matmuls_s(c, flops_per_token=c.head_flops_per_token, weight_bytes=c.head_bytes,
+                      width_in_out=c.hidden_size, tokens=head_tokens, launches=1)
+    return attn + _mlp_time_s(c, tokens) + elementwise + head
 
-    With PP the batch is split into pp micro-batches in flight, so each stage's matmuls see batch / pp.
-    """
-    b = batch / c.pp
+
+def _decode_attention_s(c: Coefficients, seqs, context_len):
     ctx_sliding = minimum(context_len, c.window) if c.sliding_layers else 0
     ctx_tokens = c.full_layers * context_len + c.sliding_layers * ctx_sliding  # summed over layers
-    attn_core = roofline_s(c, 2 * FLOPS_PER_MAC * b * ctx_tokens * c.q_heads_per_gpu * c.attn_dim,
-                           b * ctx_tokens * c.kv_bytes_per_token_per_layer)
-    linear = (c.num_layers * roofline_s(c, c.attn_flops_per_token * b, c.attn_bytes) + _mlp_time_s(c, b)
-              + roofline_s(c, c.head_flops_per_token * b, c.head_bytes))
+    return decode_attention_time_s(c.rates, kv_bytes=seqs * ctx_tokens * c.kv_bytes_per_token_per_layer,
+                                   flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim,
+                                   launches=c.num_layers * c.fusion.attention_launches)
+
+
+def _causal_pairs(c: Coefficients, input_len):
+    """(query, key) pairs of one causal prompt of `input_len` tokens, summed over layers (sliding layers see
+    at most `window` keys)."""
+    full = input_len * input_len / 2
+    sliding = (input_len * minimum(input_len, c.window) - minimum(input_len, c.window) ** 2 / 2
+               if c.sliding_layers else 0)
+    return c.full_layers * full + c.sliding_layers * sliding
+
+
+def _prefill_attention_s(c: Coefficients, tokens, pairs):
+    return prefill_attention_time_s(c.rates, flops=2 * FLOPS_PER_MAC * pairs * c.q_heads_per_gpu * c.attn_dim,
+                                    n_bytes=tokens * c.num_layers * c.kv_bytes_per_token_per_layer,
+                                    launches=c.num_layers * c.fusion.attention_launches)
+
+
+def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, sequence_parallel=False) -> StepTime:
+    """One decode step of `batch` sequences at `context_len` tokens of context.
+
+    With PP the batch is split into pp micro-batches in flight, so each stage's kernels see batch / pp; a token
+    crosses every stage, so the step sums all layers.
+    """
+    b = batch / c.pp
+    compute = _dense_compute_s(c, b, b) + _decode_attention_s(c, b, context_len)
     comm = _comm_time_s(c, profile, b, sequence_parallel=sequence_parallel) + _pipeline_time_s(c, profile, b)
-    # A token crosses every stage, so its step time sums all layers (each stage at micro-batch batch / pp).
-    return linear + attn_core + comm + c.step_overhead_s, comm
+    return step_time(compute_s=compute, communication_s=comm, overhead_s=c.step_overhead_s + 0 * b)
 
 
-def prefill_s(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False):
-    """Prefill of `prompts` prompts of `input_len` tokens: (total, communication) seconds."""
+def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False) -> StepTime:
+    """Prefill of `prompts` prompts of `input_len` tokens in one step (the lm_head runs on each last token)."""
     n = prompts * input_len
-    causal_full = input_len * input_len / 2
-    causal_sliding = (input_len * minimum(input_len, c.window) - minimum(input_len, c.window) ** 2 / 2
-                      if c.sliding_layers else 0)
-    pairs = prompts * (c.full_layers * causal_full + c.sliding_layers * causal_sliding)
-    attn_core = roofline_s(c, 2 * FLOPS_PER_MAC * pairs * c.q_heads_per_gpu * c.attn_dim,
-                           n * c.num_layers * c.kv_bytes_per_token_per_layer)
-    linear = (c.num_layers * roofline_s(c, c.attn_flops_per_token * n, c.attn_bytes) + _mlp_time_s(c, n)
-              + roofline_s(c, c.head_flops_per_token * prompts, c.head_bytes))
+    compute = _dense_compute_s(c, n, prompts) + _prefill_attention_s(c, n, prompts * _causal_pairs(c, input_len))
     comm = _comm_time_s(c, profile, n, sequence_parallel=sequence_parallel) + _pipeline_time_s(c, profile, n)
-    return linear + attn_core + comm + c.step_overhead_s, comm
+    return step_time(compute_s=compute, communication_s=comm, overhead_s=c.step_overhead_s + 0 * n)
+
+
+def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens, input_len,
+               sequence_parallel=False) -> StepTime:
+    """One continuous-batching step: `batch` decode tokens plus a `prefill_tokens` chunk of prompts of
+    `input_len` tokens (vLLM chunked prefill, TensorRT-LLM in-flight batching). The chunk's tokens attend to
+    input_len / 2 earlier tokens on average, so its attention FLOPs are the causal pairs of prefill_tokens /
+    input_len whole prompts."""
+    b, p = batch / c.pp, prefill_tokens / c.pp
+    compute = (_dense_compute_s(c, b + p, b) + _decode_attention_s(c, b, context_len)
+               + _prefill_attention_s(c, p, p / input_len * _causal_pairs(c, input_len)))
+    comm = _comm_time_s(c, profile, b + p, sequence_parallel=sequence_parallel) + _pipeline_time_s(c, profile, b + p)
+    return step_time(compute_s=compute, communication_s=comm, overhead_s=c.step_overhead_s + 0 * b)
 
 
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:

@@ -31,6 +31,23 @@ def _collective_defaults() -> dict[str, Any]:
     return yaml.load(text, Loader=_LOADER)
 
 
+@cache
+def kernel_defaults() -> dict[str, Any]:
+    """Kernel constants a profile may leave out (hardware_profiles/defaults/kernels.yaml, sources inside)."""
+    text = resources.files("tpplan.hardware_profiles").joinpath("defaults", "kernels.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _efficiency(e: dict[str, Any]) -> Efficiency:
+    k = {**kernel_defaults(), **{key: v for key, v in e.items() if v is not None}}
+    return Efficiency(matmul=float(e["matmul"]), memory=float(e["memory"]),
+                      runtime_reserve_bytes=int(_q(e["runtime_reserve"], "bytes", "GiB")),
+                      step_overhead_s=_q(e["step_overhead"], "time", "us"),
+                      kernel_overhead_s=_q(k["kernel_overhead"], "time", "us"),
+                      attention_decode_memory=float(k["attention_decode_memory"]),
+                      attention_prefill_matmul=float(k["attention_prefill_matmul"]))
+
+
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:
     d = _collective_defaults()
     return {p: ProtocolParams(base_latency_s=d["base_latency_us"][p] * US + link.latency_s,
@@ -96,9 +113,7 @@ def profile_from_dict(d: dict[str, Any], *, origin: str) -> HardwareProfile:
         gpus_per_node=node["gpus_per_node"], nvlink_domain_size=node["nvlink_domain_size"], intra_domain_link=intra,
         inter_domain_link=inter, network=network, nodes=d.get("nodes", 1),
         collectives=_tiers(d, {"nvlink": intra, "pcie": inter, "network": network}),
-        efficiency=Efficiency(matmul=float(e["matmul"]), memory=float(e["memory"]),
-                              runtime_reserve_bytes=int(_q(e["runtime_reserve"], "bytes", "GiB")),
-                              step_overhead_s=_q(e["step_overhead"], "time", "us")),
+        efficiency=_efficiency(e),
         price_per_gpu_hour=d.get("price_per_gpu_hour"), sources=dict(d.get("source") or {}), origin=origin)
 
 

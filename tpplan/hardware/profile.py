@@ -77,6 +77,15 @@ class Efficiency:
     """Per GPU: CUDA context, NCCL buffers, activation workspace not counted elsewhere."""
     step_overhead_s: float
     """Fixed per forward step: scheduler, sampling, kernel launches not hidden by CUDA graphs."""
+    kernel_overhead_s: float
+    """Fixed time every kernel of a step costs on top of its roofline when replayed from a CUDA graph
+    (launch gap, ramp-up and tail of the grid): ~3 us per matmul on H100 (shared/reference/gpu/h100_gemm.csv)."""
+    attention_decode_memory: float
+    """Achieved / peak HBM bandwidth of decode attention reading the KV cache (paged decode kernels read each
+    sequence's blocks once, in small scattered pieces, below the rate of a large weight matrix)."""
+    attention_prefill_matmul: float
+    """Achieved / dense 16-bit peak FLOP/s of causal flash attention in prefill (softmax and masking keep it
+    below GEMM efficiency: FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 paper, Fig. 5)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

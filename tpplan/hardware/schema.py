@@ -93,6 +93,12 @@ class EfficiencyIn(_Strict):
     memory: Fraction
     runtime_reserve: Bytes
     step_overhead: Seconds
+    kernel_overhead: Seconds | None = None
+    """Fixed time per kernel in a CUDA-graph step; left out: hardware_profiles/defaults/kernels.yaml."""
+    attention_decode_memory: Fraction | None = None
+    """Decode attention's achieved / peak HBM bandwidth; left out: defaults/kernels.yaml."""
+    attention_prefill_matmul: Fraction | None = None
+    """Causal flash attention's achieved / dense 16-bit peak FLOP/s; left out: defaults/kernels.yaml."""
 
 
 class ProfileIn(_Strict):

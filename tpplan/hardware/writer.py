@@ -49,7 +49,9 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
     e = p.efficiency
     d["efficiency"] = {"matmul": round(e.matmul, 6), "memory": round(e.memory, 6),
                        "runtime_reserve": f"{e.runtime_reserve_bytes / MiB:.6g} MiB",
-                       "step_overhead": _us(e.step_overhead_s)}
+                       "step_overhead": _us(e.step_overhead_s), "kernel_overhead": _us(e.kernel_overhead_s),
+                       "attention_decode_memory": round(e.attention_decode_memory, 6),
+                       "attention_prefill_matmul": round(e.attention_prefill_matmul, 6)}
     if p.price_per_gpu_hour:
         d["price_per_gpu_hour"] = p.price_per_gpu_hour
     d["source"] = dict(p.sources)

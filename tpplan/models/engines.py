@@ -17,6 +17,7 @@ from typing import Literal
 
 from tpplan.errors import ModelSpecError
 from tpplan.models.spec import ModelSpec
+from tpplan.units import ceil_div
 
 Engine = Literal["vllm", "sglang", "trtllm", "megatron"]
 ENGINES: tuple[Engine, ...] = ("vllm", "sglang", "trtllm", "megatron")
@@ -55,7 +56,7 @@ def padded_vocab(vocab_size: int, *, tp: int, engine: str = "vllm") -> int:
     """Vocab rows after the engine's padding (whole model, all ranks together)."""
     r = rules_for(engine)
     multiple = r.vocab_pad_multiple * (tp if r.pad_times_tp else 1)
-    return -(-vocab_size // multiple) * multiple
+    return ceil_div(vocab_size, multiple) * multiple
 
 
 def kv_heads_per_gpu(num_kv_heads: int, *, tp: int, engine: str = "vllm") -> int:
@@ -64,7 +65,7 @@ def kv_heads_per_gpu(num_kv_heads: int, *, tp: int, engine: str = "vllm") -> int
     When t > kv heads every rank keeps one head: each head is replicated t / kv times.
     """
     if rules_for(engine).kv_ceil:
-        return -(-num_kv_heads // tp)
+        return ceil_div(num_kv_heads, tp)
     return max(1, num_kv_heads // tp)
 
 

@@ -17,17 +17,18 @@ from tpplan.models.dtypes import AUTO, weight_format
 from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
 from tpplan.models.params import ParamGroup, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
+from tpplan.units import ceil_div
 
 
 def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm") -> int:
     """Parameters of one occurrence of group `g` held by one TP rank."""
     if g.split in ("column", "row"):
-        return -(-g.params // tp)
+        return ceil_div(g.params, tp)
     if g.split == "kv":
         per_head = g.params // s.num_key_value_heads
         return per_head * kv_heads_per_gpu(s.num_key_value_heads, tp=tp, engine=engine)
     if g.split == "vocab":
-        rows = -(-padded_vocab(s.vocab_size, tp=tp, engine=engine) // tp)
+        rows = ceil_div(padded_vocab(s.vocab_size, tp=tp, engine=engine), tp)
         return rows * (g.params // s.vocab_size)
     return g.params
 

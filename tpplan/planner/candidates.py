@@ -1,20 +1,37 @@
-"""Evaluate one (tp, pp, replicas) candidate: memory, feasibility with reasons, latency and throughput."""
+"""Evaluate one (tp, pp, replicas) candidate: memory, feasibility with reasons, latency and throughput.
+
+One evaluation path: `serving_performance` computes concurrency, step times and throughput from a layout's
+coefficients and KV capacity; `evaluate_serving` (recommend) calls it with numbers, `tpplan sweep` with numpy
+arrays of batch / input / output lengths. The memory of a layout is computed once, by `layout_memory`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from tpplan.cost.step import Coefficients, allreduce_bytes_per_layer, coefficients, decode_step_s, prefill_s
+from tpplan.cost.batching import SchedulerLimits, max_concurrency, prefill_tokens_per_step, scheduler_limits
+from tpplan.cost.collectives import maximum
+from tpplan.cost.step import (
+    Coefficients,
+    StepTime,
+    allreduce_bytes_per_layer,
+    coefficients,
+    decode_step,
+    mixed_step,
+    prefill,
+)
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.engines import tp_violation
 from tpplan.models.kv import kv_cache_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
-from tpplan.planner.workload import MAX_NUM_SEQS_DEFAULT, PREFILL_CHUNK_TOKENS_MAX, Workload
-from tpplan.units import HOUR_S, MILLION, bytes_to_gib, s_to_ms
+from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
+from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, s_to_ms
+
+FP32_BYTES = 4
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
     """One way to lay the model out on the GPUs. Base units throughout; JSON keys per DESIGN.md §6."""
 
@@ -22,29 +39,55 @@ class Candidate:
     pp: int
     replicas: int
     gpus_used: int
-    feasible: bool = True
-    reasons: list[str] = field(default_factory=list)
+    feasible: bool
+    reasons: tuple[str, ...] = ()
+    """Why the candidate is rejected (empty when feasible)."""
+    notes: tuple[str, ...] = ()
+    """What was capped or assumed for it (batch capped by KV memory or a latency limit)."""
     usable_bytes_per_gpu: int = 0
     weight_bytes_per_gpu: int = 0
+    optimizer_state_bytes_per_gpu: int = 0
+    """Training only: gradients, fp32 master weights and Adam moments."""
     runtime_reserve_bytes_per_gpu: int = 0
     kv_cache_bytes_per_gpu: int = 0
     kv_cache_tokens: int = 0
     max_concurrent_sequences: int = 0
     batch: int = 0
     allreduce_bytes_per_layer: float = 0.0
-    allreduce_time_per_step_s: float = 0.0
+    communication_time_per_step_s: float = 0.0
+    """All TP collectives (all-reduce, or reduce-scatter + all-gather) and PP hand-offs of one step."""
     comm_share: float = 0.0
     ttft_s: float | None = None
+    """One prompt of --input-len prefilled alone."""
+    ttft_under_load_s: float | None = None
+    """A new prompt's first token while the replica runs `batch` sequences (its prefill chunked into steps)."""
     tpot_s: float | None = None
     step_time_s: float | None = None
     output_tokens_per_s: float = 0.0
     output_tokens_per_s_per_gpu: float = 0.0
     cost_per_million_output_tokens: float | None = None
     tier: str = ""
+    decode_step: StepTime | None = None
+    prefill: StepTime | None = None
 
-    def reject(self, reason: str) -> None:
-        self.feasible = False
-        self.reasons.append(reason)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayoutMemory:
+    """Per-GPU memory of one (tp, pp) layout (the most loaded GPU)."""
+
+    usable_bytes_per_gpu: int
+    weight_bytes_per_gpu: int
+    runtime_reserve_bytes_per_gpu: int
+    kv_cache_bytes_per_gpu: int
+    kv_cache_tokens: int
+    sequence_bytes: int
+    """KV bytes of one max_model_len sequence."""
+    reasons: tuple[str, ...]
+
+
+def usable_bytes_per_gpu(profile: HardwareProfile, w: Workload) -> int:
+    """capacity x gpu_memory_utilization: the one place this is computed."""
+    return int(profile.gpu.memory_bytes * w.gpu_memory_utilization)
 
 
 def activation_reserve_bytes(spec: ModelSpec, c: Coefficients, w: Workload) -> int:
@@ -52,33 +95,32 @@ def activation_reserve_bytes(spec: ModelSpec, c: Coefficients, w: Workload) -> i
     of one token per sequence (tokens = min(max_model_len, 8192))."""
     tokens = min(w.max_model_len, PREFILL_CHUNK_TOKENS_MAX)
     widest = max(spec.intermediate_size, spec.moe_intermediate_size * max(1, spec.num_experts_per_tok))
-    logits = MAX_NUM_SEQS_DEFAULT * -(-spec.vocab_size // c.tp) * 4
+    logits = ACTIVATION_RESERVE_LOGIT_SEQS * ceil_div(spec.vocab_size, c.tp) * FP32_BYTES
     return int(tokens * (4 * spec.hidden_size + 2 * widest // c.tp) * c.act_bytes + logits)
 
 
-def fill_memory(cand: Candidate, spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload) -> int:
-    """Fill memory fields; returns bytes of one max_model_len sequence on the most loaded GPU."""
-    cand.usable_bytes_per_gpu = int(profile.gpu.memory_bytes * w.gpu_memory_utilization)
-    cand.weight_bytes_per_gpu = weight_bytes_per_gpu(spec, tp=cand.tp, pp=cand.pp, dtype=w.dtype, engine=w.engine)
-    cand.runtime_reserve_bytes_per_gpu = profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
-    budget = cand.usable_bytes_per_gpu - cand.weight_bytes_per_gpu - cand.runtime_reserve_bytes_per_gpu
-    cand.kv_cache_bytes_per_gpu = max(0, budget)
-    seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=cand.tp, pp=cand.pp,
+def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload) -> LayoutMemory:
+    usable = usable_bytes_per_gpu(profile, w)
+    weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine)
+    reserve = profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
+    budget = usable - weights - reserve
+    seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
                                       kv_dtype=w.kv_cache_dtype, engine=w.engine)
-    per_token = -(-spec.num_hidden_layers // cand.pp) * c.kv_bytes_per_token_per_layer
-    cand.kv_cache_tokens = int(cand.kv_cache_bytes_per_gpu // per_token) if per_token else 0
-    cand.max_concurrent_sequences = int(cand.kv_cache_bytes_per_gpu // seq) if seq else 0
-    fixed = cand.weight_bytes_per_gpu + cand.runtime_reserve_bytes_per_gpu
-    if fixed > cand.usable_bytes_per_gpu:
-        cand.reject(f"weights {bytes_to_gib(cand.weight_bytes_per_gpu):.1f} GiB + runtime reserve "
-                    f"{bytes_to_gib(cand.runtime_reserve_bytes_per_gpu):.1f} GiB per GPU exceed the "
-                    f"{bytes_to_gib(cand.usable_bytes_per_gpu):.1f} GiB usable ({w.gpu_memory_utilization:.2f} x "
-                    f"{bytes_to_gib(profile.gpu.memory_bytes):.1f} GiB) by "
-                    f"{bytes_to_gib(fixed - cand.usable_bytes_per_gpu):.1f} GiB")
-    elif cand.max_concurrent_sequences < 1:
-        cand.reject(f"KV cache budget {bytes_to_gib(budget):.2f} GiB per GPU cannot hold one {w.max_model_len}-token "
-                    f"sequence ({bytes_to_gib(seq):.2f} GiB); short by {bytes_to_gib(seq - budget):.2f} GiB")
-    return seq
+    per_token = ceil_div(spec.num_hidden_layers, c.pp) * c.kv_bytes_per_token_per_layer
+    kv = max(0, budget)
+    reasons = []
+    if weights + reserve > usable:
+        reasons.append(f"weights {bytes_to_gib(weights):.1f} GiB + runtime reserve {bytes_to_gib(reserve):.1f} GiB "
+                       f"per GPU exceed the {bytes_to_gib(usable):.1f} GiB usable ({w.gpu_memory_utilization:.2f} x "
+                       f"{bytes_to_gib(profile.gpu.memory_bytes):.1f} GiB) by "
+                       f"{bytes_to_gib(weights + reserve - usable):.1f} GiB")
+    elif seq > kv:
+        reasons.append(f"KV cache budget {bytes_to_gib(budget):.2f} GiB per GPU cannot hold one {w.max_model_len}-"
+                       f"token sequence ({bytes_to_gib(seq):.2f} GiB); short by {bytes_to_gib(seq - budget):.2f} GiB")
+    return LayoutMemory(usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
+                        runtime_reserve_bytes_per_gpu=reserve,
+                        kv_cache_bytes_per_gpu=kv, kv_cache_tokens=int(kv // per_token) if per_token else 0,
+                        sequence_bytes=seq, reasons=tuple(reasons))
 
 
 def structural_reasons(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int, w: Workload) -> list[str]:
@@ -96,59 +138,124 @@ def structural_reasons(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp
     return reasons
 
 
-def new_candidate(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
-                  replicas: int) -> Candidate:
-    """A candidate with its structural rejections (engine rules, NVLink domain, nodes, layers) applied."""
-    cand = Candidate(tp=tp, pp=pp, replicas=replicas, gpus_used=tp * pp * replicas, tier=profile.tier_for_group(tp))
-    for r in structural_reasons(spec, profile, tp=tp, pp=pp, w=w):
-        cand.reject(r)
-    return cand
+def engine_limits(profile: HardwareProfile, w: Workload) -> SchedulerLimits:
+    return scheduler_limits(w.engine, gpu_name=profile.gpu.name, gpu_memory_bytes=profile.gpu.memory_bytes,
+                            max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens)
 
 
-def _best_batch(cand: Candidate, c: Coefficients, profile: HardwareProfile, w: Workload, ctx: int) -> int:
-    """Largest batch <= the KV limit (and --batch / 256) whose TPOT meets --max-tpot-ms."""
-    cap = min(cand.max_concurrent_sequences, w.batch or MAX_NUM_SEQS_DEFAULT)
-    if w.batch and w.batch > cand.max_concurrent_sequences:
-        cand.reasons.append(f"batch capped at {cand.max_concurrent_sequences} by KV memory (asked {w.batch})")
-    if w.max_tpot_s is None or w.batch:
-        return cap
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Performance:
+    """Serving numbers of one layout at one (batch, input, output): floats, or numpy arrays in `sweep`."""
+
+    max_concurrent_sequences: object
+    decode_step: StepTime
+    """At `batch` sequences and the average decode context input + output / 2."""
+    prefill: StepTime
+    """One prompt of input_len tokens alone."""
+    steady_step: StepTime
+    """A continuous-batching step: `batch` decode tokens + the prefill chunk that keeps the batch full."""
+    ttft_under_load_s: object
+    output_tokens_per_s_per_replica: object
+
+
+def serving_performance(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, *, kv_cache_tokens: int,
+                        batch, input_len, output_len, sequence_parallel: bool = False) -> Performance:
+    """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
+    batch / (time of a step carrying batch decode tokens + batch x input / output prefill tokens)."""
+    ctx = input_len + output_len / 2
+    concurrency = max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len, output_len=output_len)
+    chunk = prefill_tokens_per_step(batch=batch, input_len=input_len, output_len=output_len)
+    steady = mixed_step(c, profile, batch=batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
+                        sequence_parallel=sequence_parallel)
+    # a new prompt gets at most the step's token budget left after the decode tokens
+    room = maximum(limits.max_num_batched_tokens - batch, 1)
+    return Performance(
+        max_concurrent_sequences=concurrency,
+        decode_step=decode_step(c, profile, batch=batch, context_len=ctx, sequence_parallel=sequence_parallel),
+        prefill=prefill(c, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel),
+        steady_step=steady, ttft_under_load_s=ceil_div(input_len, room) * steady.total_s,
+        output_tokens_per_s_per_replica=batch / steady.total_s)
+
+
+def _limit_reasons(perf: Performance, w: Workload, batch: int) -> list[str]:
+    """Latency limits checked at the batch the candidate runs."""
+    out = []
+    if w.max_tpot_s is not None and perf.decode_step.total_s > w.max_tpot_s:
+        out.append(f"TPOT {s_to_ms(perf.decode_step.total_s):.2f} ms at batch {batch} exceeds --max-tpot-ms "
+                   f"{s_to_ms(w.max_tpot_s):.2f}")
+    if w.max_ttft_s is not None and perf.ttft_under_load_s > w.max_ttft_s:
+        out.append(f"TTFT {s_to_ms(perf.ttft_under_load_s):.1f} ms at batch {batch} exceeds --max-ttft-ms "
+                   f"{s_to_ms(w.max_ttft_s):.1f}")
+    return out
+
+
+def _choose_batch(run, w: Workload, concurrency: int) -> tuple[int, Performance, list[str], list[str]]:
+    """(batch, performance, rejection reasons, notes). --batch is run as given (capped by KV memory) and
+    rejected if it breaks a latency limit; otherwise the largest batch the KV cache, the scheduler and the
+    latency limits allow."""
+    notes: list[str] = []
+    if w.batch:
+        b = min(w.batch, concurrency) if concurrency >= 1 else w.batch
+        if b < w.batch:
+            notes.append(f"batch capped at {b} by KV memory and scheduler limits (asked {w.batch})")
+        perf = run(b)
+        return b, perf, _limit_reasons(perf, w, b), notes
+    cap = max(1, concurrency)
+    if w.max_tpot_s is None and w.max_ttft_s is None:
+        return cap, run(cap), [], notes
     lo, hi = 0, cap
-    while lo < hi:  # TPOT grows with batch: binary search the largest batch meeting the limit
+    while lo < hi:  # step times grow with batch: binary search the largest batch meeting the limits
         mid = (lo + hi + 1) // 2
-        if decode_step_s(c, profile, batch=mid, context_len=ctx, sequence_parallel=w.sequence_parallel)[0] \
-                <= w.max_tpot_s:
-            lo = mid
-        else:
+        if _limit_reasons(run(mid), w, mid):
             hi = mid - 1
-    return lo
+        else:
+            lo = mid
+    if lo == 0:
+        return 1, run(1), _limit_reasons(run(1), w, 1), notes
+    if lo < cap:
+        notes.append(f"batch capped at {lo} by the latency limits (memory and scheduler allow {cap})")
+    return lo, run(lo), [], notes
 
 
 def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
                      replicas: int) -> Candidate:
-    cand = new_candidate(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
+    w = w.for_model(spec)
+    base = dict(tp=tp, pp=pp, replicas=replicas, gpus_used=tp * pp * replicas, tier=profile.tier_for_group(tp))
+    structural = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
+    if tp_violation(spec, tp, engine=w.engine):
+        return Candidate(**base, feasible=False, reasons=tuple(structural))
     c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype, engine=w.engine)
-    fill_memory(cand, spec, profile, c, w)
-    ctx = w.input_len + w.output_len // 2
-    cand.ttft_s = prefill_s(c, profile, prompts=1, input_len=w.input_len, sequence_parallel=w.sequence_parallel)[0]
-    tpot1 = decode_step_s(c, profile, batch=1, context_len=ctx, sequence_parallel=w.sequence_parallel)[0]
-    if w.max_ttft_s is not None and cand.ttft_s > w.max_ttft_s:
-        cand.reject(f"TTFT {s_to_ms(cand.ttft_s):.1f} ms exceeds --max-ttft-ms {s_to_ms(w.max_ttft_s):.1f}")
-    if w.max_tpot_s is not None and tpot1 > w.max_tpot_s:
-        cand.reject(f"TPOT {s_to_ms(tpot1):.2f} ms at batch 1 exceeds --max-tpot-ms {s_to_ms(w.max_tpot_s):.2f}")
-    cand.batch = _best_batch(cand, c, profile, w, ctx) if cand.feasible else max(1, w.batch or 1)
-    b = max(1, cand.batch)
-    cand.tpot_s, comm = decode_step_s(c, profile, batch=b, context_len=ctx, sequence_parallel=w.sequence_parallel)
-    cand.allreduce_time_per_step_s, cand.comm_share = comm, comm / cand.tpot_s
-    cand.allreduce_bytes_per_layer = allreduce_bytes_per_layer(c, tokens=b)
-    prefill_batch = prefill_s(c, profile, prompts=b, input_len=w.input_len, sequence_parallel=w.sequence_parallel)[0]
-    per_replica = b * w.output_len / (w.output_len * cand.tpot_s + prefill_batch) if cand.feasible else 0.0
-    fill_throughput(cand, per_replica, profile)
-    return cand
+    mem = layout_memory(spec, profile, c, w)
+    limits = engine_limits(profile, w)
+
+    def run(b: int) -> Performance:
+        return serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=b,
+                                   input_len=w.input_len, output_len=w.output_len,
+                                   sequence_parallel=w.sequence_parallel)
+
+    concurrency = int(run(1).max_concurrent_sequences)
+    batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency)
+    reasons = (*structural, *mem.reasons, *limit_reasons)
+    feasible = not reasons
+    per_replica = perf.output_tokens_per_s_per_replica if feasible else 0.0
+    return Candidate(
+        **base, feasible=feasible, reasons=reasons, notes=tuple(notes),
+        usable_bytes_per_gpu=mem.usable_bytes_per_gpu, weight_bytes_per_gpu=mem.weight_bytes_per_gpu,
+        runtime_reserve_bytes_per_gpu=mem.runtime_reserve_bytes_per_gpu,
+        kv_cache_bytes_per_gpu=mem.kv_cache_bytes_per_gpu, kv_cache_tokens=mem.kv_cache_tokens,
+        max_concurrent_sequences=concurrency, batch=batch,
+        allreduce_bytes_per_layer=allreduce_bytes_per_layer(c, tokens=batch),
+        communication_time_per_step_s=perf.decode_step.communication_s,
+        comm_share=perf.decode_step.communication_s / perf.decode_step.total_s,
+        ttft_s=perf.prefill.total_s, ttft_under_load_s=perf.ttft_under_load_s, tpot_s=perf.decode_step.total_s,
+        step_time_s=perf.steady_step.total_s, decode_step=perf.decode_step, prefill=perf.prefill,
+        **throughput_fields(per_replica * replicas, gpus_used=base["gpus_used"], profile=profile))
 
 
-def fill_throughput(cand: Candidate, per_replica_tokens_per_s: float, profile: HardwareProfile) -> None:
-    cand.output_tokens_per_s = per_replica_tokens_per_s * cand.replicas
-    cand.output_tokens_per_s_per_gpu = cand.output_tokens_per_s / cand.gpus_used
-    if profile.price_per_gpu_hour and cand.output_tokens_per_s > 0:
-        dollars_per_s = profile.price_per_gpu_hour * cand.gpus_used / HOUR_S
-        cand.cost_per_million_output_tokens = dollars_per_s / cand.output_tokens_per_s * MILLION
+def throughput_fields(output_tokens_per_s: float, *, gpus_used: int, profile: HardwareProfile) -> dict:
+    """output_tokens_per_s (all replicas), per GPU, and the price per million output tokens if the profile has one."""
+    cost = None
+    if profile.price_per_gpu_hour and output_tokens_per_s > 0:
+        cost = profile.price_per_gpu_hour * gpus_used / HOUR_S / output_tokens_per_s * MILLION
+    return {"output_tokens_per_s": output_tokens_per_s, "output_tokens_per_s_per_gpu": output_tokens_per_s / gpus_used,
+            "cost_per_million_output_tokens": cost}

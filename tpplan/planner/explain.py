@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tpplan.units import bytes_to_gib, s_to_ms
+from tpplan.units import bytes_to_gib, ceil_div, s_to_ms
 
 if TYPE_CHECKING:
     from tpplan.planner.candidates import Candidate
@@ -71,14 +71,15 @@ def suggestions(plan: Plan) -> list[str]:
     """What would make something fit, most effective first."""
     from tpplan.models.params import total_params
     from tpplan.models.weights import weight_bytes_total
+    from tpplan.planner.candidates import usable_bytes_per_gpu
     from tpplan.planner.train import TRAIN_BYTES_PER_PARAM
 
     w, out = plan.workload, []
-    usable = plan.profile.gpu.memory_bytes * w.gpu_memory_utilization - plan.profile.efficiency.runtime_reserve_bytes
+    usable = usable_bytes_per_gpu(plan.profile, w) - plan.profile.efficiency.runtime_reserve_bytes
     if usable > 0:
         state = (total_params(plan.model) * TRAIN_BYTES_PER_PARAM if w.mode == "train"
                  else weight_bytes_total(plan.model, dtype=w.dtype))
-        needed = -(-state // int(usable))
+        needed = ceil_div(int(state), int(usable))
         if needed > w.gpus:
             out.append(f"more GPUs: the {w.dtype} {'training state' if w.mode == 'train' else 'weights'} alone need "
                        f"at least {needed} x {plan.profile.gpu.name} (--gpus, --nodes, a multi-node profile)")

@@ -18,11 +18,10 @@ from tpplan.planner.candidates import Candidate, evaluate_serving
 from tpplan.planner.explain import explain, suggestions
 from tpplan.planner.result import Plan
 from tpplan.planner.train import evaluate_training
-from tpplan.planner.workload import MAX_NUM_SEQS_DEFAULT, Mode, Objective, Workload
-from tpplan.units import bytes_to_gib, s_to_ms
+from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
+from tpplan.units import US, bytes_to_gib, s_to_ms
 
-DEFAULT_MAX_MODEL_LEN = 8192
-"""--max-model-len default: min(the model's context, 8192)."""
+D = WORKLOAD_DEFAULTS
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -80,12 +79,17 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
 
 
 def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str | HardwareProfile | None = None,
-              nodes: int | None = None, engine: str = "vllm", dtype: str = "auto", kv_cache_dtype: str = "bf16",
-              max_model_len: int | None = None, input_len: int = 1024, output_len: int = 256,
-              batch: int | None = None, gpu_memory_utilization: float = 0.90, workload: str = "serve",
-              objective: str = "throughput", max_tpot_ms: float | None = None, max_ttft_ms: float | None = None,
+              nodes: int | None = None, engine: str = D.engine, dtype: str = D.dtype,
+              kv_cache_dtype: str = D.kv_cache_dtype, max_model_len: int | None = None, input_len: int = D.input_len,
+              output_len: int = D.output_len, batch: int | None = None,
+              gpu_memory_utilization: float = D.gpu_memory_utilization, workload: str = D.mode,
+              objective: str = D.objective, max_tpot_ms: float | None = None, max_ttft_ms: float | None = None,
+              max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
               sequence_parallel: bool = False, allow_cross_domain_tp: bool = False) -> Plan:
-    """Plan `model` on `hardware` with `gpus` GPUs. Returns a Plan (recommended may be None: nothing fits)."""
+    """Plan `model` on `hardware` with `gpus` GPUs. Returns a Plan (recommended may be None: nothing fits).
+
+    max_num_seqs / max_num_batched_tokens override the engine's scheduler limits (vLLM's names; TensorRT-LLM
+    max_batch_size / max_num_tokens, SGLang max_running_requests / chunked_prefill_size)."""
     from tpplan.hardware.loader import resolve_profile
     from tpplan.models.resolve import resolve_model
     from tpplan.units import ms_to_s
@@ -121,8 +125,9 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  input_len=input_len, output_len=output_len, batch=batch,
                  gpu_memory_utilization=gpu_memory_utilization, mode=workload, objective=objective,
                  max_tpot_s=ms_to_s(max_tpot_ms) if max_tpot_ms else None,
-                 max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None,
-                 sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp)
+                 max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
+                 max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
+                 allow_cross_domain_tp=allow_cross_domain_tp)
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
     _record_defaults(assumptions, w, profile)
     return build_plan(spec, profile, w, assumptions)
@@ -138,17 +143,28 @@ def _check_workload(workload: str, objective: str, input_len: int, output_len: i
 
 
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None:
+    from tpplan.planner.candidates import engine_limits
+
+    limits = engine_limits(p, w)
     a.setdefault("gpus", f"{w.gpus} of {p.total_gpus} in {p.name}")
     a.setdefault("engine", w.engine)
     a.setdefault("dtype", f"weights {w.dtype}, KV cache {w.kv_cache_dtype}")
     a.setdefault("gpu_memory_utilization", f"{w.gpu_memory_utilization:.2f}")
     a.setdefault("workload", f"{w.mode}: input {w.input_len} tokens, output {w.output_len} tokens; context for "
-                             f"decode = input + output/2; TTFT = one prompt prefilled alone (no queueing); "
-                             f"throughput = batch x output / (output x TPOT + prefill of the batch)")
+                             f"decode = input + output/2; TTFT = one prompt prefilled alone (no queueing), "
+                             f"ttft_under_load_s = a new prompt while the batch runs; throughput = continuous "
+                             f"batching steady state: batch / (step of batch decode tokens + batch x input/output "
+                             f"prefill tokens)")
+    a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
+                              f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
+                              f"{limits.block_size_tokens} tokens"
+                              + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
     a.setdefault("batch", f"{w.batch}" if w.batch else
-                 f"largest that fits KV memory and latency limits, at most {MAX_NUM_SEQS_DEFAULT} (vLLM max_num_seqs)")
+                 "largest that the paged KV cache (tokens requests hold), the scheduler limits and the latency "
+                 "limits allow")
     a.setdefault("objective", w.objective)
     e = p.efficiency
     a.setdefault("efficiency", f"matmul {e.matmul:.2f}, memory {e.memory:.2f}, runtime reserve "
                                f"{bytes_to_gib(e.runtime_reserve_bytes):.1f} GiB + activations, step overhead "
-                               f"{s_to_ms(e.step_overhead_s):.2f} ms (from {p.origin})")
+                               f"{s_to_ms(e.step_overhead_s):.2f} ms, {e.kernel_overhead_s / US:.1f} us per kernel "
+                               f"(from {p.origin})")

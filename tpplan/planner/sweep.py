@@ -1,9 +1,9 @@
 """`tpplan sweep`: the cartesian product of models x hardware x GPUs x batch x input x output x dtype.
 
-Per (model, hardware, dtype, GPUs) the candidates' memory and coefficients are computed once (scalars);
-latency and throughput are then evaluated with numpy over the whole batch x input x output grid through the
-same cost functions `recommend` uses (tpplan.cost.step accepts arrays). Rows whose batch exceeds the KV capacity,
-or whose layout is infeasible, stay in the table with feasible = False and a reason.
+Per (model, hardware, dtype, GPUs) each layout's coefficients and memory are computed once (scalars); the
+serving numbers are then `serving_performance` -- the function `recommend` calls -- on numpy arrays of the
+whole batch x input x output grid. Rows whose batch exceeds the layout's concurrency, or whose layout is
+infeasible, stay in the table with feasible = False and a reason.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tpplan.cost.step import coefficients, decode_step_s, prefill_s
+from tpplan.cost.step import coefficients
 from tpplan.models.spec import ModelSpec
-from tpplan.planner.candidates import fill_memory, new_candidate
+from tpplan.planner.candidates import engine_limits, layout_memory, serving_performance, structural_reasons
 from tpplan.planner.plan import candidate_shapes
-from tpplan.planner.workload import Workload
+from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,33 +39,38 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
     import numpy as np
 
     b, i, o = grid
+    limits = engine_limits(profile, w)
     for tp, pp in candidate_shapes(spec, w):
-        cand = new_candidate(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * pp))
+        replicas = w.gpus // (tp * pp)
+        reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
         c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype, engine=w.engine)
-        fill_memory(cand, spec, profile, c, w)
+        mem = layout_memory(spec, profile, c, w)
+        reasons += mem.reasons
         start = time.perf_counter()
-        tpot, comm = decode_step_s(c, profile, batch=b, context_len=i + o / 2, sequence_parallel=w.sequence_parallel)
-        ttft = prefill_s(c, profile, prompts=1.0, input_len=i)[0]
-        prefill_b = prefill_s(c, profile, prompts=b, input_len=i)[0]
-        fits = (b <= cand.max_concurrent_sequences) & cand.feasible
-        per_replica = np.where(fits, b * o / (o * tpot + prefill_b), 0.0)
+        perf = serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=b, input_len=i,
+                                   output_len=o, sequence_parallel=w.sequence_parallel)
+        fits = (b <= perf.max_concurrent_sequences) & (not reasons)
+        per_replica = np.where(fits, perf.output_tokens_per_s_per_replica, 0.0)
         timer[0] += time.perf_counter() - start
-        reason = "; ".join(cand.reasons) if not cand.feasible else ""
-        frames.append({"tp": tp, "pp": pp, "replicas": cand.replicas, "gpus_used": cand.gpus_used,
+        tpot = perf.decode_step.total_s
+        frames.append({"tp": tp, "pp": pp, "replicas": replicas, "gpus_used": tp * pp * replicas,
                        "batch": b.astype(int), "input_len": i.astype(int), "output_len": o.astype(int),
                        "feasible": fits,
-                       "reason": np.where(fits, "", reason or f"batch exceeds KV capacity "
-                                                              f"({cand.max_concurrent_sequences} sequences)"),
-                       "weight_bytes_per_gpu": cand.weight_bytes_per_gpu,
-                       "kv_cache_bytes_per_gpu": cand.kv_cache_bytes_per_gpu,
-                       "max_concurrent_sequences": cand.max_concurrent_sequences, "ttft_s": ttft, "tpot_s": tpot,
-                       "comm_share": comm / tpot, "output_tokens_per_s": per_replica * cand.replicas,
-                       "output_tokens_per_s_per_gpu": per_replica * cand.replicas / cand.gpus_used})
+                       "reason": np.where(fits, "", "; ".join(reasons) or "batch exceeds the KV cache and scheduler "
+                                                                          "limits"),
+                       "weight_bytes_per_gpu": mem.weight_bytes_per_gpu,
+                       "kv_cache_bytes_per_gpu": mem.kv_cache_bytes_per_gpu,
+                       "max_concurrent_sequences": perf.max_concurrent_sequences.astype(int),
+                       "ttft_s": perf.prefill.total_s, "ttft_under_load_s": perf.ttft_under_load_s, "tpot_s": tpot,
+                       "comm_share": perf.decode_step.communication_s / tpot,
+                       "output_tokens_per_s": per_replica * replicas,
+                       "output_tokens_per_s_per_gpu": per_replica * replicas / (tp * pp * replicas)})
 
 
 def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int], batches: Sequence[int],
-          input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = ("bf16",),
-          engine: str = "vllm", kv_cache_dtype: str = "bf16", max_model_len: int | None = None,
+          input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = (WORKLOAD_DEFAULTS.dtype,),
+          engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
+          max_model_len: int | None = None,
           progress: Callable[[int, int], None] | None = None):
     """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x (tp, pp) x batch x in x out."""
     import pandas as pd
@@ -85,9 +90,8 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     for n, (spec, profile, dtype, g) in enumerate(groups, 1):
         if g > profile.total_gpus:
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
-        mml = max_model_len or min(spec.max_position_embeddings, max(input_lens) + max(output_lens))
-        w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype),
-                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), max_model_len=mml)
+        w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=max_model_len,
+                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv")).for_model(spec)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)
         for col in cols:

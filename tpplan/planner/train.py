@@ -12,15 +12,20 @@ over m = 4 pp micro-batches with a (pp-1) bubble, plus the data-parallel gradien
 from __future__ import annotations
 
 from tpplan.cost.collectives import collective_time_s
-from tpplan.cost.step import coefficients, prefill_s
+from tpplan.cost.kernels import fusion_for
+from tpplan.cost.step import coefficients, prefill
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_on_most_loaded_gpu
-from tpplan.planner.candidates import Candidate, fill_throughput, new_candidate
+from tpplan.planner.candidates import Candidate, structural_reasons, throughput_fields, usable_bytes_per_gpu
 from tpplan.planner.workload import TRAIN_MICROBATCHES_PER_STAGE, Workload
-from tpplan.units import bytes_to_gib
+from tpplan.units import bytes_to_gib, ceil_div
 
-TRAIN_BYTES_PER_PARAM = 18
+WEIGHT_BYTES_PER_PARAM = 2
+"""bf16 weights."""
+OPTIMIZER_STATE_BYTES_PER_PARAM = 16
+"""fp32 gradient 4 + fp32 master weight 4 + Adam moments 8."""
+TRAIN_BYTES_PER_PARAM = WEIGHT_BYTES_PER_PARAM + OPTIMIZER_STATE_BYTES_PER_PARAM
 GRAD_BYTES_PER_PARAM = 2
 """Gradients are all-reduced across data-parallel replicas in bf16."""
 
@@ -28,35 +33,39 @@ GRAD_BYTES_PER_PARAM = 2
 def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: int, seq_len: int, sp: bool) -> int:
     s, b, h, a = seq_len, micro_batch, spec.hidden_size, spec.num_attention_heads
     per_layer = s * b * h * ((34 / tp if sp else 10 + 24 / tp) + 5 * a * s / (h * tp))
-    layers = -(-spec.num_hidden_layers // pp)
+    layers = ceil_div(spec.num_hidden_layers, pp)
     return int(per_layer * layers * pp)
 
 
 def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
                       replicas: int) -> Candidate:
-    cand = new_candidate(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
+    w = w.for_model(spec)
     mb = w.batch or 1
     n_params = params_on_most_loaded_gpu(spec, tp=tp, pp=pp, engine=w.engine)
-    cand.batch = mb
-    cand.usable_bytes_per_gpu = int(profile.gpu.memory_bytes * w.gpu_memory_utilization)
-    cand.weight_bytes_per_gpu = n_params * TRAIN_BYTES_PER_PARAM
+    usable = usable_bytes_per_gpu(profile, w)
+    weights, optimizer = n_params * WEIGHT_BYTES_PER_PARAM, n_params * OPTIMIZER_STATE_BYTES_PER_PARAM
     act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=w.sequence_parallel)
-    cand.runtime_reserve_bytes_per_gpu = profile.efficiency.runtime_reserve_bytes + act
-    need = cand.weight_bytes_per_gpu + cand.runtime_reserve_bytes_per_gpu
-    if need > cand.usable_bytes_per_gpu:
-        cand.reject(f"weights+gradients+optimizer {bytes_to_gib(cand.weight_bytes_per_gpu):.1f} GiB + activations "
-                    f"{bytes_to_gib(act):.1f} GiB per GPU exceed the {bytes_to_gib(cand.usable_bytes_per_gpu):.1f} "
-                    f"GiB usable by {bytes_to_gib(need - cand.usable_bytes_per_gpu):.1f} GiB")
-    c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, engine=w.engine)
-    fwd, comm = prefill_s(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=w.sequence_parallel)
-    micro = 3 * (fwd - comm - c.step_overhead_s) + 2 * comm
+    reserve = profile.efficiency.runtime_reserve_bytes + act
+    reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
+    need = weights + optimizer + reserve
+    if need > usable:
+        reasons.append(f"weights+gradients+optimizer {bytes_to_gib(weights + optimizer):.1f} GiB + activations "
+                       f"{bytes_to_gib(act):.1f} GiB per GPU exceed the {bytes_to_gib(usable):.1f} "
+                       f"GiB usable by {bytes_to_gib(need - usable):.1f} GiB")
+    c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, engine=w.engine, fusion=fusion_for("megatron"))
+    fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=w.sequence_parallel)
+    micro = 3 * fwd.compute_s + 2 * fwd.communication_s
     m = TRAIN_MICROBATCHES_PER_STAGE * pp
     grads = collective_time_s(profile, kind="allreduce", group_size=replicas, n_bytes=n_params * GRAD_BYTES_PER_PARAM)
-    cand.step_time_s = (m + pp - 1) * micro / pp + grads + c.step_overhead_s
-    cand.allreduce_time_per_step_s = 2 * comm * m / pp + grads
-    cand.comm_share = cand.allreduce_time_per_step_s / cand.step_time_s
-    cand.allreduce_bytes_per_layer = 2 * c.allreduces_per_layer * mb * w.input_len * c.hidden_size * c.act_bytes \
-        if tp > 1 else 0
+    step = (m + pp - 1) * micro / pp + grads + c.step_overhead_s
+    comm = 2 * fwd.communication_s * m / pp + grads
     tokens = m * mb * w.input_len
-    fill_throughput(cand, tokens / cand.step_time_s if cand.feasible else 0.0, profile)
-    return cand
+    gpus_used = tp * pp * replicas
+    return Candidate(
+        tp=tp, pp=pp, replicas=replicas, gpus_used=gpus_used, tier=profile.tier_for_group(tp), feasible=not reasons,
+        reasons=tuple(reasons), batch=mb, usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
+        optimizer_state_bytes_per_gpu=optimizer, runtime_reserve_bytes_per_gpu=reserve, step_time_s=step,
+        communication_time_per_step_s=comm, comm_share=comm / step,
+        allreduce_bytes_per_layer=2 * c.allreduces_per_layer * mb * w.input_len * c.hidden_size * c.act_bytes
+        if tp > 1 else 0,
+        **throughput_fields(tokens / step if not reasons else 0.0, gpus_used=gpus_used, profile=profile))

@@ -1,15 +1,20 @@
-"""The request a plan answers: what to serve or train, and the limits it must meet."""
+"""The request a plan answers: what to serve or train, and the limits it must meet. Every default lives here
+once; `tpplan recommend`, `tpplan sweep` and the Python API read them from `WORKLOAD_DEFAULTS`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from tpplan.models.spec import ModelSpec
 
 Objective = Literal["latency", "throughput", "gpus"]
 Mode = Literal["serve", "train"]
 
-MAX_NUM_SEQS_DEFAULT = 256
-"""vLLM's default max_num_seqs: the largest batch considered when --batch is not given."""
+DEFAULT_MAX_MODEL_LEN = 8192
+"""--max-model-len default: min(the model's context, 8192)."""
+ACTIVATION_RESERVE_LOGIT_SEQS = 256
+"""The activation reserve holds fp32 logits of this many sequences (vLLM's sampler warm-up at max_num_seqs 256)."""
 PREFILL_CHUNK_TOKENS_MAX = 8192
 """Activation reserve is sized for a prefill chunk of min(max_model_len, 8192) tokens (vLLM-style
 max_num_batched_tokens)."""
@@ -19,21 +24,29 @@ TRAIN_MICROBATCHES_PER_STAGE = 4
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Workload:
-    gpus: int
+    gpus: int = 1
     engine: str = "vllm"
-    dtype: str = "bf16"
+    dtype: str = "auto"
+    """Weight format: "auto" = the checkpoint's own (vLLM --dtype auto), else an override (bf16, fp8, int4, ...)."""
     kv_cache_dtype: str = "bf16"
-    max_model_len: int
-    """Longest sequence (prompt + output) a replica must hold; default min(model context, 8192)."""
+    max_model_len: int | None = None
+    """Longest sequence (prompt + output) a replica must hold; None: min(model context, 8192) (`for_model`)."""
     input_len: int = 1024
     output_len: int = 256
     batch: int | None = None
     """Concurrent sequences per replica (serve) or micro-batch sequences (train); None = best that fits."""
     gpu_memory_utilization: float = 0.90
+    """vLLM's --gpu-memory-utilization default."""
     mode: Mode = "serve"
     objective: Objective = "throughput"
     max_tpot_s: float | None = None
     max_ttft_s: float | None = None
+    max_num_seqs: int | None = None
+    """Engine's running-sequence limit (vLLM max_num_seqs, TensorRT-LLM max_batch_size, SGLang
+    max_running_requests); None: the engine's default (tpplan.cost.batching)."""
+    max_num_batched_tokens: int | None = None
+    """Engine's per-step token budget (vLLM max_num_batched_tokens, TensorRT-LLM max_num_tokens, SGLang
+    chunked_prefill_size); None: the engine's default."""
     sequence_parallel: bool = False
     allow_cross_domain_tp: bool = False
 
@@ -42,3 +55,18 @@ class Workload:
             raise ValueError("gpus must be >= 1")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("gpu_memory_utilization must be in (0, 1]")
+
+    @property
+    def decode_context_len(self) -> float:
+        """Average context of a decode step: input + output / 2 (the same expression on arrays in `sweep`)."""
+        return self.input_len + self.output_len / 2
+
+    def for_model(self, spec: ModelSpec) -> Workload:
+        """This workload with max_model_len and the weight format ("auto") resolved for `spec`."""
+        from tpplan.models.dtypes import resolve_dtype
+
+        mml = self.max_model_len or min(spec.max_position_embeddings, DEFAULT_MAX_MODEL_LEN)
+        return replace(self, max_model_len=mml, dtype=resolve_dtype(spec, self.dtype))
+
+
+WORKLOAD_DEFAULTS = Workload()

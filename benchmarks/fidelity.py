@@ -1,0 +1,205 @@
+"""`make fidelity`: tpplan's predictions against measurements nobody tuned the model to row by row.
+
+1. GPU compute (benchmarks/data/h100_decode_prefill.csv, one H100 SXM): GPU time of a decode step / prefill of
+   rank 0's shard of a TP-t model, against `decode_step(...).compute_s` / `prefill(...).compute_s` of the
+   dgx-h100 profile with the harness's own (unfused PyTorch) kernel set.
+2. Published TensorRT-LLM max-throughput tables (benchmarks/data/throughput.csv, in-flight batching rows):
+   output tokens/s of the TP x PP group against `recommend(..., engine="trtllm")`'s candidate of that layout.
+
+Prints median |error|, worst, signed median per TP degree and per hardware, and order agreement by throughput
+per GPU within each model / hardware / precision / length / release group; writes benchmarks/results/
+(fidelity.json, excluded.csv) and docs/fidelity.png. Error = (predicted - measured) / measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+import statistics
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tpplan.cost.kernels import FUSIONS
+from tpplan.cost.step import coefficients, decode_step, prefill
+from tpplan.errors import TpplanError
+from tpplan.hardware.loader import resolve_profile
+from tpplan.models.resolve import resolve_model
+from tpplan.planner.plan import recommend
+from tpplan.units import MS
+
+ROOT = Path(__file__).resolve().parent
+DATA, RESULTS, DOCS = ROOT / "data", ROOT / "results", ROOT.parent / "docs"
+
+MODELS = {"LLaMA v2 7B": "llama-2-7b", "LLaMA 7B": "llama-2-7b", "LLaMA v3 8B": "llama-3-8b",
+          "LLaMA v3.1 8B": "llama-8b", "Llama 3.1 8B": "llama-8b", "Mixtral 8x7B": "mixtral",
+          "Mixtral 8x22B": "mixtral-8x22b", "LLaMA v2 70B": "llama-2-70b", "LLaMA 70B": "llama-2-70b",
+          "LLaMA v3 70B": "llama-3-70b", "LLaMA v3.1 70B": "llama-70b", "Llama 3.1 70B": "llama-70b",
+          "Llama 3.3 70B": "llama-3.3-70b", "LLaMA v3.3 70B": "llama-3.3-70b", "Falcon 180B": "falcon-180b",
+          "Mistral 7B": "mistral-7b", "LLaMA v3.1 405B": "llama-405b", "Llama 3.1 405B": "llama-405b"}
+"""Published model names -> tpplan catalogue names (the rest are not in the catalogue)."""
+HARDWARE = {"H100-SXM-80GB": "dgx-h100", "H200-SXM-141GB": "hgx-h200", "A100-SXM4-80GB": "dgx-a100-80g",
+            "L40S-48GB": "l40s-pcie", "B200-180GB": "dgx-b200", "GB200-192GB(NVL72)": "gb200-nvl72"}
+STATIC_BATCHING_RELEASES = {"0.5.0", "0.7.0", "0.8.0", "0.9.0"}
+"""TensorRT-LLM 0.5-0.9 tables measured static batching at the batch shown (data/README.md)."""
+PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: Mixed)": ("bf16", "bf16")}
+"""Published precision -> (weight dtype, KV dtype): the TensorRT-LLM FP8 engines use an FP8 KV cache (README)."""
+
+
+def gpu_rows() -> list[dict]:
+    profile = resolve_profile("dgx-h100")[0]
+    out = []
+    for r in csv.DictReader(open(DATA / "h100_decode_prefill.csv")):
+        spec, tp = resolve_model(r["model"]).spec, int(r["tp"])
+        c = coefficients(spec, profile, tp=tp, fusion=FUSIONS["torch"])
+        if r["mode"] == "decode":
+            pred = decode_step(c, profile, batch=int(r["batch"]), context_len=int(r["context"])).compute_s
+        else:
+            pred = prefill(c, profile, prompts=1, input_len=int(r["tokens"])).compute_s
+        out.append({"model": r["model"], "tp": tp, "mode": r["mode"], "size": int(r["batch"] or r["tokens"]),
+                    "hardware": "H100-SXM-80GB", "measured": float(r["step_ms"]) * MS, "predicted": pred})
+    return out
+
+
+def _why_excluded(r: dict) -> str | None:
+    if r["engine"] != "TensorRT-LLM":
+        return f"engine {r['engine']}: lengths not fixed (ShareGPT-like) or not a max-throughput table"
+    if r["metric"] != "total_output_throughput":
+        return f"metric {r['metric']} (static-batching tables of 0.5-0.9, per-GPU attention-DP tables, TTFT)"
+    if r["engine_version"] in STATIC_BATCHING_RELEASES:
+        return "static batching (gptSessionBenchmark) at a fixed batch: tpplan models in-flight batching"
+    if r["model"] not in MODELS:
+        return f"model {r['model']} not in the tpplan catalogue"
+    if r["hardware"] not in HARDWARE:
+        return f"hardware {r['hardware']} has no built-in profile"
+    if r["precision"] not in PRECISION:
+        return f"precision {r['precision']} not expressible yet (FP4 formats arrive with the quantization issue)"
+    if "attention" in r["notes"].lower() and "dp" in r["notes"].lower():
+        return "attention data parallel / expert parallel layout"
+    return None
+
+
+def _engine_limit(notes: str, key: str) -> int | None:
+    """The engine limit a row's notes state (e.g. 'max_num_tokens 2048'), passed as the engine's own flag."""
+    m = re.search(rf"{key}\s*[=:]?\s*(\d+)", notes)
+    return int(m.group(1)) if m else None
+
+
+def published_rows() -> tuple[list[dict], list[dict]]:
+    kept, excluded = [], []
+    for r in csv.DictReader(open(DATA / "throughput.csv")):
+        why = _why_excluded(r)
+        tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
+        if why is None:
+            dtype, kv = PRECISION[r["precision"]]
+            isl, osl = int(r["isl"]), int(r["osl"])
+            try:
+                plan = recommend(MODELS[r["model"]], hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
+                                 dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
+                                 max_model_len=isl + osl, allow_cross_domain_tp=True,
+                                 max_num_seqs=_engine_limit(r["notes"], "max_batch_size"),
+                                 max_num_batched_tokens=_engine_limit(r["notes"], "max_num_tokens"))
+            except TpplanError as exc:
+                why = f"tpplan refuses the inputs: {exc}"
+            else:
+                cand = next((c for c in plan.candidates if (c.tp, c.pp, c.replicas) == (tp, pp, 1)), None)
+                if cand is None or not cand.feasible:
+                    why = "tpplan predicts the layout infeasible: " + ("; ".join(cand.reasons) if cand else "absent")
+        base = {k: r[k] for k in ("model", "hardware", "precision", "isl", "osl", "engine_version")} | {"tp": tp,
+                                                                                                       "pp": pp}
+        if why:
+            excluded.append(base | {"value": r["value"], "metric": r["metric"], "reason": why})
+        else:
+            kept.append(base | {"measured": float(r["value"]), "predicted": cand.output_tokens_per_s})
+    return kept, excluded
+
+
+def error_stats(rows: list[dict], by: str) -> dict:
+    errs = [r["predicted"] / r["measured"] - 1 for r in rows]
+    groups = defaultdict(list)
+    for r, e in zip(rows, errs, strict=True):
+        groups[r[by]].append(e)
+    return {"rows": len(rows), "median_abs_error_pct": 100 * statistics.median(abs(e) for e in errs),
+            "worst_error_pct": 100 * max(errs, key=abs),
+            f"signed_median_pct_by_{by}": {str(k): round(100 * statistics.median(v), 1)
+                                           for k, v in sorted(groups.items())}}
+
+
+def order_agreement(rows: list[dict]) -> dict:
+    """Pairs of layouts with different TP in one model/hardware/precision/length/release group: does the
+    prediction order them by throughput per GPU as the measurement does?"""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["hardware"], r["precision"], r["isl"], r["osl"], r["engine_version"])].append(r)
+    agree = total = 0
+    for members in groups.values():
+        for a, b in itertools.combinations(members, 2):
+            if a["tp"] == b["tp"]:
+                continue
+            ma, mb = a["measured"] / (a["tp"] * a["pp"]), b["measured"] / (b["tp"] * b["pp"])
+            pa, pb = a["predicted"] / (a["tp"] * a["pp"]), b["predicted"] / (b["tp"] * b["pp"])
+            total += 1
+            agree += (ma > mb) == (pa > pb)
+    return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
+
+
+def pcie_tp8_below_tp4(rows: list[dict]) -> dict:
+    """On PCIe systems, the groups where the table shows TP8 slower per group than TP4: does tpplan too?"""
+    pairs = defaultdict(dict)
+    for r in rows:
+        if r["hardware"] == "L40S-48GB" and r["pp"] == 1 and r["tp"] in (4, 8):
+            pairs[(r["model"], r["precision"], r["isl"], r["osl"], r["engine_version"])][r["tp"]] = r
+    shown = [p for p in pairs.values() if len(p) == 2 and p[8]["measured"] < p[4]["measured"]]
+    return {"groups_measured_tp8_below_tp4": len(shown),
+            "reproduced": sum(p[8]["predicted"] < p[4]["predicted"] for p in shown)}
+
+
+def plot(gpu: list[dict], pub: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, rows, title, unit in ((axes[0], gpu, "H100 GPU compute per step (ms)", 1 / MS),
+                                  (axes[1], pub, "TensorRT-LLM max throughput (tok/s)", 1)):
+        kinds = sorted({r["hardware"] for r in rows})
+        for kind in kinds:
+            xs = [r["measured"] * unit for r in rows if r["hardware"] == kind]
+            ys = [r["predicted"] * unit for r in rows if r["hardware"] == kind]
+            ax.scatter(xs, ys, s=10, label=kind, alpha=0.7)
+        lo = min(min(r["measured"], r["predicted"]) for r in rows) * unit
+        hi = max(max(r["measured"], r["predicted"]) for r in rows) * unit
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="measured", ylabel="predicted by tpplan", title=title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    gpu = gpu_rows()
+    pub, excluded = published_rows()
+    report = {"gpu_compute": error_stats(gpu, "tp") | {"by_mode": error_stats(gpu, "mode")[
+        "signed_median_pct_by_mode"]},
+              "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
+                  "signed_median_pct_by_hardware"]} | order_agreement(pub) | pcie_tp8_below_tp4(pub),
+              "excluded_rows": len(excluded),
+              "excluded_by_reason": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded).most_common())}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "fidelity.json").write_text(json.dumps(report, indent=1) + "\n")
+    with open(RESULTS / "excluded.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(excluded[0]))
+        writer.writeheader()
+        writer.writerows(excluded)
+    plot(gpu, pub, DOCS / "fidelity.png")
+    json.dump(report, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The step model against independent measurements (benchmarks/data, one H100 SXM) and the JSON contract of
+the time breakdown (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+from tpplan.planner.plan import recommend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def test_gpu_compute_within_eight_percent_of_h100_measurements():
+    import fidelity
+
+    rows = fidelity.gpu_rows()
+    errors = [r["predicted"] / r["measured"] - 1 for r in rows]
+    assert len(rows) == 48
+    assert statistics.median(abs(e) for e in errors) <= 0.08
+    for tp in (1, 2, 4, 8):
+        assert abs(statistics.median(e for r, e in zip(rows, errors, strict=True) if r["tp"] == tp)) <= 0.08
+
+
+def test_breakdown_present_for_every_candidate_passing_the_rules_even_infeasible(run_cli):
+    d = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--batch", "32", "-f", "json").json()
+    infeasible = [c for c in d["candidates"] if not c["feasible"]]
+    assert infeasible, "TP1 x 8 replicas of a 70B model cannot fit an 80 GB GPU"
+    for c in d["candidates"]:
+        for key in ("decode_step", "prefill"):
+            part = c[key]
+            assert part["total_s"] == part["compute_s"] + part["communication_s"] + part["overhead_s"]
+            assert part["compute_s"] > 0
+        if c["pp"] == 1:  # PP adds stage hand-offs
+            assert (c["tp"] == 1) == (c["decode_step"]["communication_s"] == 0)
+
+
+def test_latency_limit_is_checked_at_the_batch_the_candidate_runs():
+    # issue 10: `--batch 128 --max-tpot-ms 12` used to recommend a layout with TPOT 14.81 ms
+    plan = recommend("llama-70b", gpus=8, batch=128, max_tpot_ms=12)
+    for c in plan.candidates:
+        if c.feasible:
+            assert c.batch == 128 and c.tpot_s <= 0.012
+        elif c.tpot_s and c.tpot_s > 0.012 and c.batch == 128:
+            assert any("exceeds --max-tpot-ms" in r for r in c.reasons)
+
+
+def test_paged_kv_concurrency_does_not_depend_on_max_model_len():
+    # issue 10: llama-70b fell from 4,110 to 887 tok/s at --max-model-len 131072 for the same requests
+    short = recommend("llama-70b", gpus=8).recommended
+    long = recommend("llama-70b", gpus=8, max_model_len=131072).recommended
+    assert long.output_tokens_per_s >= 0.9 * short.output_tokens_per_s

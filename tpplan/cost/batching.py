@@ -1,0 +1,73 @@
+"""Paged-KV concurrency and continuous-batching steady state (DESIGN.md §3 "Latency and throughput").
+
+Engines page the KV cache in blocks, so a replica runs as many sequences as the tokens they actually hold
+allow, capped by the engine's scheduler limits. Defaults are each engine's own (sources inline); the Workload
+overrides them. Functions accept floats or numpy arrays for lengths (no numpy import).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpplan.cost.collectives import maximum, minimum
+from tpplan.units import GiB, ceil_div
+
+LARGE_GPU_BYTES = 70 * GiB
+"""vLLM picks larger scheduler defaults on GPUs with at least 70 GiB that are not A100s."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerLimits:
+    max_num_seqs: int | None
+    """Running sequences per replica (None: bounded by KV memory only)."""
+    max_num_batched_tokens: int
+    """Tokens (decode + prefill chunk) per step."""
+    block_size_tokens: int
+    """KV-cache page size."""
+    reserve_full_sequence: bool
+    """True: a request is admitted only with blocks for input + output (TensorRT-LLM GUARANTEED_NO_EVICT);
+    False: it holds what it has generated so far (vLLM / SGLang allocate on demand and preempt)."""
+
+
+def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_num_seqs: int | None = None,
+                     max_num_batched_tokens: int | None = None) -> SchedulerLimits:
+    """The engine's defaults, overridden where the caller gives a value."""
+    if engine == "trtllm":
+        # TensorRT-LLM LLM API / trtllm-serve: max_batch_size 2048, max_num_tokens 8192, tokens_per_block 32,
+        # capacity scheduler GUARANTEED_NO_EVICT (docs: performance-tuning-guide/tuning-max-batch-size-and-
+        # max-num-tokens; llmapi BuildConfig / KvCacheConfig / SchedulerConfig defaults).
+        seqs, tokens, block, full = 2048, 8192, 32, True
+    elif engine == "sglang":
+        # SGLang: no fixed running-request cap (bounded by the token pool); chunked_prefill_size 8192 on large
+        # GPUs, page_size 1 (python/sglang/srt/server_args.py; check your version).
+        large = gpu_memory_bytes >= LARGE_GPU_BYTES
+        seqs, tokens, block, full = None, 8192 if large else 4096, 1, False
+    else:
+        # vLLM V1 `vllm serve` (vllm/engine/arg_utils.py get_batch_defaults, OPENAI_API_SERVER): max_num_seqs 1024
+        # and max_num_batched_tokens 8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048; block 16.
+        large = gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower()
+        seqs, tokens, block, full = (1024, 8192, 16, False) if large else (256, 2048, 16, False)
+    return SchedulerLimits(max_num_seqs=max_num_seqs or seqs, max_num_batched_tokens=max_num_batched_tokens or tokens,
+                           block_size_tokens=block, reserve_full_sequence=full)
+
+
+def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
+    """KV tokens one running sequence holds, rounded up to whole blocks: input + output when the scheduler
+    reserves the whole sequence, else the average over its life, input + output / 2."""
+    held = input_len + (output_len if limits.reserve_full_sequence else output_len / 2)
+    return ceil_div(held, limits.block_size_tokens) * limits.block_size_tokens
+
+
+def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len):
+    """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs and by the token budget
+    of a steady state (each step carries B decode tokens plus B x input / output prefill tokens)."""
+    by_kv = kv_cache_tokens // tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
+    by_budget = limits.max_num_batched_tokens * output_len // (output_len + input_len)
+    cap = minimum(by_kv, maximum(by_budget, 1))
+    return cap if limits.max_num_seqs is None else minimum(cap, limits.max_num_seqs)
+
+
+def prefill_tokens_per_step(*, batch, input_len, output_len):
+    """Prefill tokens a steady-state step carries: every step finishes batch / output requests on average, and
+    as many new prompts of input_len tokens must enter."""
+    return batch * input_len / output_len

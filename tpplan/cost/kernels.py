@@ -1,0 +1,114 @@
+"""The kernels one GPU launches in a forward step, each a roofline plus a fixed per-kernel time (DESIGN.md §3).
+
+    time(kernel) = max(FLOPs / achieved FLOP/s, bytes / achieved bytes/s) + kernel_overhead
+
+Achieved rates and the per-kernel time come from the profile (`efficiency`: matmul, memory, kernel_overhead,
+attention_decode_memory, attention_prefill_matmul). Which non-matmul kernels run, and how many bytes per token
+they move, is a property of the engine (what it fuses), not of the GPU: `FUSIONS` below, with sources.
+Every function accepts floats or numpy arrays for token counts (no numpy import: `recommend` stays fast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpplan.cost.collectives import maximum
+from tpplan.hardware.profile import HardwareProfile
+
+FLOPS_PER_MAC = 2
+ATTENTION_PREFILL_DTYPE = "bf16"
+"""Flash attention computes QK^T and PV in 16 bits even when weights are fp8/int4."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelRates:
+    """What kernels of one dtype achieve on one GPU: the profile's constants, resolved once per candidate."""
+
+    matmul_flops_per_s: float
+    """Dense peak of the weight dtype x efficiency.matmul."""
+    memory_bytes_per_s: float
+    """HBM bandwidth x efficiency.memory (weights and activations streamed by matmuls and elementwise kernels)."""
+    kernel_overhead_s: float
+    attention_decode_bytes_per_s: float
+    """HBM bandwidth x efficiency.attention_decode_memory (KV-cache reads)."""
+    attention_prefill_flops_per_s: float
+    """16-bit dense peak x efficiency.attention_prefill_matmul (causal flash attention)."""
+
+
+def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
+    e, gpu = profile.efficiency, profile.gpu
+    return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * e.matmul,
+                       memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
+                       kernel_overhead_s=e.kernel_overhead_s,
+                       attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
+                       attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
+                       * e.attention_prefill_matmul)
+
+
+def matmul_time_s(r: KernelRates, *, flops, n_bytes, launches: int = 1):
+    """Matmul kernels moving `n_bytes` (weights + activations in and out) for `flops` FLOPs, in `launches`
+    launches: max(FLOPs / F, bytes / B) + launches x kernel_overhead. Measured on one H100 (h100_gemm.csv) this
+    form fits 252 bf16 shapes from M = 1 to 8192 with a median |error| of 4%."""
+    return maximum(flops / r.matmul_flops_per_s, n_bytes / r.memory_bytes_per_s) + launches * r.kernel_overhead_s
+
+
+def gemm_time_s(r: KernelRates, *, m_tokens, n: int, k: int, bytes_per_param: float, act_bytes: int):
+    """One [m, k] x [k, n] matmul by shape (the form a measured per-kernel table is keyed by)."""
+    return matmul_time_s(r, flops=FLOPS_PER_MAC * m_tokens * n * k,
+                         n_bytes=n * k * bytes_per_param + m_tokens * (n + k) * act_bytes)
+
+
+def elementwise_time_s(r: KernelRates, *, n_bytes, launches: int):
+    """Norms, rotary, KV-cache writes, activations, residual adds: memory-bound, launches x kernel_overhead."""
+    return n_bytes / r.memory_bytes_per_s + launches * r.kernel_overhead_s
+
+
+def decode_attention_time_s(r: KernelRates, *, kv_bytes, flops, launches: int):
+    """Paged decode attention: each active sequence's KV blocks read once at the decode-attention rate."""
+    return maximum(flops / r.attention_prefill_flops_per_s, kv_bytes / r.attention_decode_bytes_per_s) \
+        + launches * r.kernel_overhead_s
+
+
+def prefill_attention_time_s(r: KernelRates, *, flops, n_bytes, launches: int):
+    """Causal flash attention: the quadratic FLOPs at flash-attention efficiency, Q/K/V/O streamed once."""
+    return maximum(flops / r.attention_prefill_flops_per_s, n_bytes / r.memory_bytes_per_s) \
+        + launches * r.kernel_overhead_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fusion:
+    """Non-matmul kernels of one decoder layer as an engine runs them."""
+
+    elementwise_launches: int
+    """Kernels per layer besides matmuls and attention."""
+    hidden_passes: float
+    """Bytes those kernels move per token, in units of hidden_size x activation bytes."""
+    mlp_passes: float
+    """... and in units of the per-GPU MLP width (intermediate / tp) x activation bytes (the activation kernel)."""
+    kv_passes: float
+    """... and in units of the per-GPU KV width (2 x kv heads x head_dim) x activation bytes (cache write)."""
+    attention_launches: int
+    """Kernels of the attention itself (1 for a fused flash/paged kernel)."""
+
+
+FUSIONS: dict[str, Fusion] = {
+    # vLLM (vllm/model_executor/models/llama.py, layers/layernorm.py, layers/activation.py): fused_add_rms_norm x 2
+    # (reads x and residual, writes both: 4 passes each), rotary_embedding in place on q/k, reshape_and_cache_flash
+    # (reads k/v, writes the cache: 2 passes), silu_and_mul (reads 2 f/t, writes f/t); one flash-attention call.
+    "vllm": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1),
+    # SGLang runs the same kernel set (sgl-kernel fused_add_rmsnorm, silu_and_mul, FlashInfer/FA3 attention).
+    "sglang": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1),
+    # TensorRT-LLM: the attention plugin applies rotary and writes the KV cache inside the attention kernel;
+    # residual add is fused into RMSNorm; SwiGLU is one kernel.
+    "trtllm": Fusion(elementwise_launches=3, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1),
+    # Megatron-LM (training, TransformerEngine): fused RMSNorm+linear, fused bias-SwiGLU, fused attention.
+    "megatron": Fusion(elementwise_launches=4, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1),
+    # The measurement harness of shared/reference/gpu (and `tpplan measure`): unfused PyTorch in a CUDA graph.
+    # RMSNorm, K and V cache writes, residual add, RMSNorm, SiLU, multiply, residual add = 8 kernels; attention as
+    # batched matmul, softmax, batched matmul = 3 (README of h100_decode_prefill.csv: "about 15 kernels").
+    "torch": Fusion(elementwise_launches=8, hidden_passes=10, mlp_passes=5, kv_passes=2, attention_launches=3),
+}
+
+
+def fusion_for(engine: str) -> Fusion:
+    return FUSIONS.get(engine, FUSIONS["vllm"])
