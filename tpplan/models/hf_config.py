@@ -186,7 +186,7 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
            kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
            notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
-        name=name or str(r.get("_name_or_path", default="")) or Path(origin).parent.name or model_type,
+        name=name or str(r.get("_name_or_path", default="")) or _name_from_path(origin) or model_type,
         model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
         vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
@@ -196,6 +196,12 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
         quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)
                       if r.cfg.get("quantization_config") is not None else None),
         **fields, notes=notes, **extra)
+
+
+def _name_from_path(origin: str) -> str:
+    """'configs/phi-2.json' -> 'phi-2'; '.../Llama-3.1-8B/config.json' -> 'Llama-3.1-8B'."""
+    p = Path(origin)
+    return p.parent.name if p.name == "config.json" else p.stem
 
 
 def load_config_file(path: Path) -> ModelSpec:

@@ -1,0 +1,81 @@
+"""Real config.json files load as transformers loads them: config-class defaults, rope_scaling context,
+vision-language wrappers, non-gated MLP families. Totals against published counts (cited per case)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tpplan.errors import ModelSpecError
+from tpplan.models.hf_config import load_config_file, spec_from_hf_config
+from tpplan.models.params import total_params
+from tpplan.models.resolve import resolve_model
+
+CONFIGS = Path(__file__).parent / "data" / "configs"
+REF = json.loads((CONFIGS / "llama-3.1-70b-awq-int4.json").read_text())
+
+
+def test_falcon_40b_real_config_takes_falcon_defaults(run_cli):
+    """tiiuae/falcon-40b's config.json has no max_position_embeddings: FalconConfig's default is 2048."""
+    s = load_config_file(CONFIGS / "falcon-40b.json")
+    assert s.max_position_embeddings == 2048 and any("max_position_embeddings" in n for n in s.notes)
+    # HF safetensors total 41.84B counts the tied lm_head twice; minus one copy (FACTS.md §1, catalogue entry)
+    assert total_params(s) == 41_303_293_952 == total_params(resolve_model("falcon-40b").spec)
+    assert run_cli("models", "show", str(CONFIGS / "falcon-40b.json")).code == 0
+
+
+@pytest.mark.parametrize(("file", "total", "exact"), [
+    ("pythia-70m.json", 70_426_624, True),  # Pythia paper (arXiv:2304.01373) table 1
+    ("gpt-neox-20b.json", 20_556_201_984, False),  # EleutherAI/gpt-neox-20b model card; ours is 0.008% lower
+    ("phi-2.json", 2_780_000_000, False),  # microsoft/phi-2 on the Hub: 2.78B
+])
+def test_non_gated_families(file, total, exact):
+    s = load_config_file(CONFIGS / file)
+    assert not s.gated_mlp and s.norm_type == "layer"
+    if exact:
+        assert total_params(s) == total
+    else:
+        assert total_params(s) == pytest.approx(total, rel=1e-4 if "neox" in file else 0.002)
+
+
+def test_pythia_non_embedding_count():
+    """Pythia paper table 1: 18,915,328 non-embedding parameters for Pythia-70M."""
+    s = load_config_file(CONFIGS / "pythia-70m.json")
+    assert total_params(s) - 2 * s.vocab_size * s.hidden_size == 18_915_328
+
+
+@pytest.mark.parametrize(("file", "lm", "hub_total_b"), [
+    ("qwen2-vl-7b-instruct.json", 7_615_616_512, 8.29),  # LM = Qwen2.5-7B's count; Hub: 8.29B
+    ("llava-1.5-7b-hf.json", 6_738_939_904, 7.06)])  # LM = Llama-2-7B + 64 extra tokens x 2; Hub: 7.06B
+def test_vision_language_configs_plan_the_language_model(file, lm, hub_total_b, run_cli):
+    s = load_config_file(CONFIGS / file)
+    assert total_params(s) == lm and s.vision_params > 0
+    assert round((total_params(s) + s.vision_params) / 1e9, 2) == hub_total_b
+    d = run_cli("models", "show", str(CONFIGS / file), "-f", "json").json()
+    assert d["vision_params"] == s.vision_params and d["total_params"] == lm
+
+
+@pytest.mark.parametrize(("rope", "context"), [
+    ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}, 131072),
+    ({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}, 131072),
+    ({"type": "linear", "factor": 2.0}, 262144),
+    ({"type": "dynamic", "factor": 2.0}, 262144)])
+def test_rope_scaling_decides_usable_context(rope, context):
+    s = spec_from_hf_config({**REF, "quantization_config": None, "rope_scaling": rope})
+    assert s.max_position_embeddings == context and s.rope_scaling == rope.get("rope_type", rope.get("type"))
+
+
+@pytest.mark.parametrize("bad", [{"type": "yarn", "factor": float("nan")}, {"type": "linear", "factor": "x"},
+                                 {"type": "linear", "factor": 0.5}, "yarn", {"factor": 2}])
+def test_bad_rope_scaling_names_the_field(bad):
+    with pytest.raises(ModelSpecError, match="rope_scaling"):
+        spec_from_hf_config({**REF, "quantization_config": None, "rope_scaling": bad})
+
+
+def test_llama_defaults_fill_a_sparse_config():
+    s = spec_from_hf_config({"model_type": "llama", "vocab_size": 32000})
+    assert (s.hidden_size, s.num_hidden_layers, s.intermediate_size, s.max_position_embeddings) == (
+        4096, 32, 11008, 2048)
+    assert not s.tie_word_embeddings  # LlamaConfig passes tie_word_embeddings=False
