@@ -187,6 +187,10 @@ def main() -> int:
         "signed_median_pct_by_mode"]},
               "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(pub) | pcie_tp8_below_tp4(pub),
+              "published_by_model": error_stats(pub, "model")["signed_median_pct_by_model"],
+              "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
+                                "excluded": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded
+                                                         if e["pp"] > 1))},
               "excluded_rows": len(excluded),
               "excluded_by_reason": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded).most_common())}
     RESULTS.mkdir(exist_ok=True)

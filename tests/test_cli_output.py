@@ -26,7 +26,7 @@ def test_answer_first_and_fits_80_columns(run_cli, cols80):
     lines = r.out.splitlines()
     assert r.code == 0 and len(lines) <= 40, len(lines)
     assert max(len(ln) for ln in lines) <= 80
-    head = " ".join(ln.strip() for ln in lines[:2])
+    head = " ".join(ln.strip() for ln in lines[:3])  # the answer line, wrapped at 80 columns
     best = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "-f", "json").json()["recommended"]
     assert head.startswith(f"TP{best['tp']} x PP{best['pp']} x {best['replicas']} replica")
     assert f"--tensor-parallel-size {best['tp']}" in head

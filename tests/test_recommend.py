@@ -91,8 +91,8 @@ def test_tp4x2_against_tp8_on_nvlink_is_explained():
 
 
 def test_pcie_only_large_tp_loses_to_replicas_or_pp():
-    # PCIe-only 8-GPU boxes: all-reduce bandwidth collapses with group size (FACTS.md §7: L40S 8-GPU all-reduce
-    # 23x slower than 2-GPU; 8x PCIe Gen5 GPUs 28 GB/s busbw).
+    # PCIe-only 8-GPU boxes: NCCL all-reduce goes through the host at 14-28 GB/s busbw (NVIDIA/nccl#1639: 8x PCIe
+    # Gen5 GPUs 28 GB/s; Gen4 half), 15-30x below NVSwitch, so TP8's all-reduce outweighs its smaller shards.
     for hw in ("l40s-pcie", "h100-pcie"):
         best = recommend("llama-70b", gpus=8, hardware=hw).recommended
         assert best.tp < 8 and (best.replicas > 1 or best.pp > 1), hw

@@ -24,6 +24,12 @@ class SchedulerLimits:
     """Tokens (decode + prefill chunk) per step."""
     block_size_tokens: int
     """KV-cache page size."""
+    limits_per_micro_batch: bool
+    """True: max_num_seqs bounds each of the pp micro-batches (TensorRT-LLM: capacity scheduler sized
+    max_batch_size x numMicroBatches, numMicroBatches = pp; cpp/tensorrt_llm/batch_manager/
+    trtGptModelInflightBatching.cpp); False: it bounds the whole replica (vLLM V1: one scheduler whose running
+    set is capped by max_num_seqs feeds a batch queue of pp micro-batches, v1/engine/core.py
+    step_with_batch_queue). The token budget is per forward step, so per micro-batch, in both."""
     reserve_full_sequence: bool
     """True: a request is admitted only with blocks for input + output (TensorRT-LLM GUARANTEED_NO_EVICT);
     False: it holds what it has generated so far (vLLM / SGLang allocate on demand and preempt)."""
@@ -48,7 +54,8 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
         large = gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower()
         seqs, tokens, block, full = (1024, 8192, 16, False) if large else (256, 2048, 16, False)
     return SchedulerLimits(max_num_seqs=max_num_seqs or seqs, max_num_batched_tokens=max_num_batched_tokens or tokens,
-                           block_size_tokens=block, reserve_full_sequence=full)
+                           block_size_tokens=block, reserve_full_sequence=full,
+                           limits_per_micro_batch=engine == "trtllm")
 
 
 def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
@@ -58,13 +65,16 @@ def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
     return ceil_div(held, limits.block_size_tokens) * limits.block_size_tokens
 
 
-def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len):
-    """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs and by the token budget
-    of a steady state (each step carries B decode tokens plus B x input / output prefill tokens)."""
+def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len, micro_batches: int = 1):
+    """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs (per micro-batch or per
+    replica, see `limits_per_micro_batch`) and by the token budget of a steady state (each forward step of a
+    micro-batch carries its B decode tokens plus B x input / output prefill tokens)."""
     by_kv = kv_cache_tokens // tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
-    by_budget = limits.max_num_batched_tokens * output_len // (output_len + input_len)
+    by_budget = micro_batches * (limits.max_num_batched_tokens * output_len // (output_len + input_len))
     cap = minimum(by_kv, maximum(by_budget, 1))
-    return cap if limits.max_num_seqs is None else minimum(cap, limits.max_num_seqs)
+    if limits.max_num_seqs is None:
+        return cap
+    return minimum(cap, limits.max_num_seqs * (micro_batches if limits.limits_per_micro_batch else 1))
 
 
 def prefill_tokens_per_step(*, batch, input_len, output_len):

@@ -60,3 +60,22 @@ def p2p_time_s(profile: HardwareProfile, *, n_bytes, crosses_nodes: bool):
     tier = "network" if crosses_nodes and "network" in profile.collectives else None
     base = profile.collectives[tier]["simple"].base_latency_s if tier else link.latency_s
     return base + n_bytes / link.bandwidth_bytes_per_s
+
+
+def pipeline_handoffs_s(profile: HardwareProfile, *, tp: int, pp: int, n_bytes):
+    """The pp - 1 hand-offs of one micro-batch through the stages, each over the fabric its boundary crosses.
+    Stage k occupies GPUs [k tp, (k + 1) tp); the boundary before stage k crosses a node when k tp is a multiple
+    of gpus_per_node, else leaves the NVLink domain when k tp is a multiple of its size, else stays on NVLink
+    (sent GPU to GPU: vLLM `send_tensor_dict` and TensorRT-LLM's pipeline NCCL communicator are NCCL send/recv)."""
+    total = n_bytes * 0.0
+    for k in range(1, pp):
+        first_gpu = k * tp
+        if first_gpu % profile.gpus_per_node == 0:
+            total = total + p2p_time_s(profile, n_bytes=n_bytes, crosses_nodes=True)
+        elif first_gpu % profile.nvlink_domain_size == 0:
+            total = total + p2p_time_s(profile, n_bytes=n_bytes, crosses_nodes=False)
+        else:
+            link, simple = profile.intra_domain_link, profile.collectives.get("nvlink", {}).get("simple")
+            base = simple.base_latency_s if simple else link.latency_s
+            total = total + base + n_bytes / link.bandwidth_bytes_per_s
+    return total

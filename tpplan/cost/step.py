@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tpplan.cost.collectives import collective_time_s, maximum, minimum, p2p_time_s
+from tpplan.cost.collectives import collective_time_s, maximum, minimum, pipeline_handoffs_s
 from tpplan.cost.kernels import (
     FLOPS_PER_MAC,
     Fusion,
@@ -211,15 +211,8 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
     return c.num_layers * c.allreduces_per_layer * one
 
 
-def _pipeline_time_s(c: Coefficients, profile: HardwareProfile, tokens):
-    if c.pp <= 1:
-        return tokens * 0.0
-    crosses = c.tp * c.pp > profile.gpus_per_node
-    return (c.pp - 1) * p2p_time_s(profile, n_bytes=tokens * c.hidden_size * c.act_bytes, crosses_nodes=crosses)
-
-
-def _dense_compute_s(c: Coefficients, tokens, head_tokens):
-    """Matmuls and elementwise kernels of all layers for `tokens` tokens, plus the lm_head on `head_tokens`."""
+def _layers_compute_s(c: Coefficients, tokens):
+    """Matmuls and elementwise kernels of all decoder layers for `tokens` tokens (no attention, no lm_head)."""
     f = c.fusion
     attn = c.num_layers * _matmuls_s(c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes,
                                      width_in_out=2 * c.hidden_size, tokens=tokens, launches=c.attn_launches)
@@ -227,9 +220,13 @@ def _dense_compute_s(c: Coefficients, tokens, head_tokens):
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
     elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
                                                     launches=f.elementwise_launches)
-    head = _matmuls_s(c, flops_per_token=c.head_flops_per_token, weight_bytes=c.head_bytes,
+    return attn + _mlp_time_s(c, tokens) + elementwise
+
+
+def _head_s(c: Coefficients, head_tokens):
+    """The lm_head on the tokens that sample (one per decoding sequence, one per finished prompt)."""
+    return _matmuls_s(c, flops_per_token=c.head_flops_per_token, weight_bytes=c.head_bytes,
                       width_in_out=c.hidden_size, tokens=head_tokens, launches=1)
-    return attn + _mlp_time_s(c, tokens) + elementwise + head
 
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
@@ -255,24 +252,59 @@ def _prefill_attention_s(c: Coefficients, tokens, pairs):
                                     launches=c.num_layers * c.fusion.attention_launches)
 
 
-def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, sequence_parallel=False) -> StepTime:
-    """One decode step of `batch` sequences at `context_len` tokens of context.
+def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_s, head_s, tokens,
+                   micro_batches) -> StepTime:
+    """One step of every running sequence, given the per-micro-batch kernel time of all decoder layers
+    (`layers_s`), their TP collectives (`comm_s`) and the lm_head (`head_s`), each at `tokens` tokens.
 
-    With PP the batch is split into pp micro-batches in flight, so each stage's kernels see batch / pp; a token
-    crosses every stage, so the step sums all layers.
-    """
-    b = batch / c.pp
-    compute = _dense_compute_s(c, b, b) + _decode_attention_s(c, b, context_len)
-    comm = _comm_time_s(c, profile, b, sequence_parallel=sequence_parallel) + _pipeline_time_s(c, profile, b)
-    return step_time(compute_s=compute, communication_s=comm, overhead_s=c.step_overhead_s + 0 * b)
+    Without PP that is compute + communication + the step overhead. With PP the engine keeps `micro_batches`
+    (= min(pp, batch)) micro-batches in flight (vLLM V1 batch queue of pp; TensorRT-LLM numMicroBatches = pp),
+    and every stage runs every micro-batch, re-reading its weights each time. Layers are split as vLLM's
+    `get_pp_indices` does (vllm/distributed/utils.py: L // pp each, the remainder on the stages before the last,
+    which also runs the final norm and lm_head), so the slowest stage is max(ceil(L/pp) layers, floor(L/pp)
+    layers + lm_head). A round, in which every sequence emits one token, is
+        max(micro_batches x slowest stage, all stages once) + (pp - 1) hand-offs + step overhead,
+    floored by micro_batches x step overhead (one scheduler pass per micro-batch on the one scheduling thread).
+    With micro_batches = pp the hand-offs and the overhead are not hidden: each micro-batch's own path through
+    the pp stages is the round."""
+    body = layers_s + comm_s
+    o = c.step_overhead_s
+    if c.pp == 1:
+        return step_time(compute_s=layers_s + head_s, communication_s=comm_s, overhead_s=o + 0 * tokens)
+    widest, last = ceil_div(c.num_layers, c.pp) / c.num_layers, (c.num_layers // c.pp) / c.num_layers
+    slowest = maximum(widest * body, last * body + head_s)
+    work = maximum(micro_batches * slowest, body + head_s)
+    compute = work * (layers_s + head_s) / (body + head_s)
+    handoffs = pipeline_handoffs_s(profile, tp=c.tp, pp=c.pp, n_bytes=tokens * c.hidden_size * c.act_bytes)
+    comm = work - compute + handoffs
+    return step_time(compute_s=compute, communication_s=comm,
+                     overhead_s=maximum(o, micro_batches * o - work - handoffs))
+
+
+def micro_batches(c: Coefficients, batch):
+    """Micro-batches in flight: pp, or fewer when fewer sequences run."""
+    return minimum(batch, c.pp) if c.pp > 1 else batch * 0 + 1
+
+
+def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, sequence_parallel=False) -> StepTime:
+    """One decode step (TPOT) of `batch` sequences at `context_len` tokens of context; with PP, a round of
+    micro-batches of batch / micro_batches sequences (see `_pipeline_step`)."""
+    m = micro_batches(c, batch)
+    b = batch / m
+    return _pipeline_step(c, profile, layers_s=_layers_compute_s(c, b) + _decode_attention_s(c, b, context_len),
+                          comm_s=_comm_time_s(c, profile, b, sequence_parallel=sequence_parallel),
+                          head_s=_head_s(c, b), tokens=b, micro_batches=m)
 
 
 def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False) -> StepTime:
-    """Prefill of `prompts` prompts of `input_len` tokens in one step (the lm_head runs on each last token)."""
+    """Prefill of `prompts` prompts of `input_len` tokens in one step (the lm_head runs on each last token);
+    with PP the prompts cross the stages one after another (one micro-batch)."""
     n = prompts * input_len
-    compute = _dense_compute_s(c, n, prompts) + _prefill_attention_s(c, n, prompts * _causal_pairs(c, input_len))
-    comm = _comm_time_s(c, profile, n, sequence_parallel=sequence_parallel) + _pipeline_time_s(c, profile, n)
-    return step_time(compute_s=compute, communication_s=comm, overhead_s=c.step_overhead_s + 0 * n)
+    return _pipeline_step(c, profile,
+                          layers_s=_layers_compute_s(c, n) + _prefill_attention_s(c, n, prompts * _causal_pairs(
+                              c, input_len)),
+                          comm_s=_comm_time_s(c, profile, n, sequence_parallel=sequence_parallel),
+                          head_s=_head_s(c, prompts), tokens=n, micro_batches=1)
 
 
 def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens, input_len,
@@ -280,12 +312,14 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
     """One continuous-batching step: `batch` decode tokens plus a `prefill_tokens` chunk of prompts of
     `input_len` tokens (vLLM chunked prefill, TensorRT-LLM in-flight batching). The chunk's tokens attend to
     input_len / 2 earlier tokens on average, so its attention FLOPs are the causal pairs of prefill_tokens /
-    input_len whole prompts."""
-    b, p = batch / c.pp, prefill_tokens / c.pp
-    compute = (_dense_compute_s(c, b + p, b) + _decode_attention_s(c, b, context_len)
-               + _prefill_attention_s(c, p, p / input_len * _causal_pairs(c, input_len)))
-    comm = _comm_time_s(c, profile, b + p, sequence_parallel=sequence_parallel) + _pipeline_time_s(c, profile, b + p)
-    return step_time(compute_s=compute, communication_s=comm, overhead_s=c.step_overhead_s + 0 * b)
+    input_len whole prompts. With PP both are split over the micro-batches in flight."""
+    m = micro_batches(c, batch)
+    b, p = batch / m, prefill_tokens / m
+    layers = (_layers_compute_s(c, b + p) + _decode_attention_s(c, b, context_len)
+              + _prefill_attention_s(c, p, p / input_len * _causal_pairs(c, input_len)))
+    return _pipeline_step(c, profile, layers_s=layers,
+                          comm_s=_comm_time_s(c, profile, b + p, sequence_parallel=sequence_parallel),
+                          head_s=_head_s(c, b), tokens=b + p, micro_batches=m)
 
 
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:

@@ -17,6 +17,7 @@ from tpplan.cost.step import (
     allreduce_bytes_per_layer,
     coefficients,
     decode_step,
+    micro_batches,
     mixed_step,
     prefill,
 )
@@ -163,12 +164,14 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
     batch / (time of a step carrying batch decode tokens + batch x input / output prefill tokens)."""
     ctx = input_len + output_len / 2
-    concurrency = max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len, output_len=output_len)
+    concurrency = max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len, output_len=output_len,
+                                  micro_batches=c.pp)
     chunk = prefill_tokens_per_step(batch=batch, input_len=input_len, output_len=output_len)
     steady = mixed_step(c, profile, batch=batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
                         sequence_parallel=sequence_parallel)
-    # a new prompt gets at most the step's token budget left after the decode tokens
-    room = maximum(limits.max_num_batched_tokens - batch, 1)
+    # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one
+    # chunk per round (its next chunk waits for the previous one to leave the last stage)
+    room = maximum(limits.max_num_batched_tokens - batch / micro_batches(c, batch), 1)
     return Performance(
         max_concurrent_sequences=concurrency,
         decode_step=decode_step(c, profile, batch=batch, context_len=ctx, sequence_parallel=sequence_parallel),

@@ -1,0 +1,53 @@
+"""Pipeline parallelism as engines run it (tpplan.cost.step._pipeline_step): pp micro-batches in flight, every
+stage runs every micro-batch and re-reads its weights, the stage with the lm_head sets the pace, scheduler
+limits per replica (vLLM) or per micro-batch (TensorRT-LLM)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tpplan.cost.batching import max_concurrency, scheduler_limits
+from tpplan.cost.step import coefficients, decode_step
+from tpplan.hardware.loader import resolve_profile
+from tpplan.models.resolve import resolve_model
+from tpplan.units import GiB
+
+
+def _setup(pp: int, tp: int = 1):
+    spec = resolve_model("llama-70b").spec
+    profile = resolve_profile("dgx-h100")[0]
+    return spec, profile, coefficients(spec, profile, tp=tp, pp=pp)
+
+
+def test_last_stage_with_lm_head_paces_the_round():
+    # Llama-3.1-70B: 80 layers / PP8 = 10 per stage, the last stage also runs the lm_head. One sequence per
+    # micro-batch (batch 8): the round is 8 x (10 layers + lm_head) of kernels, against 80 layers + 1 lm_head
+    # without PP, so the compute difference is 7 lm_heads at one token: weight bytes / memory rate + 1 kernel
+    # (its one token of activations is < 0.1% of the bytes).
+    spec, profile, c8 = _setup(8)
+    c1 = _setup(1)[2]
+    d8 = decode_step(c8, profile, batch=8, context_len=1024)
+    d1 = decode_step(c1, profile, batch=1, context_len=1024)
+    head_bytes = spec.vocab_size * spec.hidden_size * 2
+    head_s = head_bytes / c1.rates.memory_bytes_per_s + c1.rates.kernel_overhead_s
+    assert d8.compute_s - d1.compute_s == pytest.approx(7 * head_s, rel=1e-3)
+    # the pp - 1 hand-offs of one token's activations over NVLink and the step overhead are not hidden
+    assert d8.communication_s > 0 and d8.overhead_s == pytest.approx(profile.efficiency.step_overhead_s)
+
+
+def test_fewer_sequences_than_stages_run_fewer_micro_batches():
+    # batch 2 on PP8: two micro-batches of one sequence; the GPUs idle while each crosses the other stages, so
+    # the round is one pass of all stages (80 layers + lm_head), not 8 passes of the slowest stage.
+    _, profile, c8 = _setup(8)
+    c1 = _setup(1)[2]
+    d8 = decode_step(c8, profile, batch=2, context_len=1024)
+    d1 = decode_step(c1, profile, batch=1, context_len=1024)
+    assert d8.compute_s == pytest.approx(d1.compute_s, rel=1e-9)
+
+
+def test_max_num_seqs_per_replica_in_vllm_per_micro_batch_in_trtllm():
+    kw = dict(kv_cache_tokens=10**9, input_len=128, output_len=128, micro_batches=4)
+    vllm = scheduler_limits("vllm", gpu_name="H100", gpu_memory_bytes=80 * GiB)
+    trt = scheduler_limits("trtllm", gpu_name="H100", gpu_memory_bytes=80 * GiB, max_num_seqs=256)
+    assert max_concurrency(vllm, **kw) == 1024
+    assert max_concurrency(trt, **kw) == 4 * 256
