@@ -70,6 +70,7 @@ def test_cuda_timer_and_capture_agree_with_eager_on_a_large_matmul():
 
 def test_kernel_table_has_fp8_where_the_gpu_has_it():
     from tpplan.kernels.kernel_table import has_fp8
+
     from tpplan.measure.launch import launch
 
     r = launch("kernel_table", ["--shapes", "6144x4096", "--tokens", "1,16", "--dtypes", "bf16,fp8",
