@@ -49,13 +49,12 @@ def matmul_items(args, timing: Timing, device: torch.device) -> list[dict]:
         for dtype in args.dtypes.split(","):
             if dtype == "fp8" and not has_fp8(device):
                 continue
+            w = None if dtype == "fp8" else torch.randn(n, k, dtype=DTYPES[dtype], device=device)
             for m in args.tokens:
-                if dtype == "fp8":
+                if w is None:
                     stats = _fp8_matmul_s(m, n, k, timing, device)
                 else:
-                    w = torch.randn(n, k, dtype=DTYPES[dtype], device=device)
-                    stats = time_matmul(torch.randn(m, k, dtype=DTYPES[dtype], device=device), w, timing,
-                                        min_copies=1)
+                    stats = time_matmul(torch.randn(m, k, dtype=w.dtype, device=device), w, timing, min_copies=1)
                 items.append({"kind": "kernel_matmul", "n": n, "k": k, "m": m, "dtype": dtype,
                               "measured_s": stats["best_s"], **stats})
     return items
