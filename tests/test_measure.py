@@ -437,3 +437,19 @@ def test_kernel_table_yaml_errors_name_the_field():
                                                          "  - {n: 8, k: 8, dtype: bf16, tokens: [1, 2], time: [3]}\n")
     with pytest.raises(ProfileError, match="tokens has 2 values but time has 1"):
         load_profile_text(text, origin="t.yaml")
+
+
+def test_python_api_misuse_raises_the_tpplan_error_family():
+    from tpplan.errors import MeasurementError
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.measure.compare import compare
+    from tpplan.models.resolve import resolve_model
+
+    with pytest.raises(MeasurementError, match="nproc"):
+        launch_mod.launch("collectives", [], nproc=0, timeout_s=10)
+    spec, h100 = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
+    with pytest.raises(MeasurementError, match="no results"):
+        compare([], model=spec, profile=h100, dtype="bf16", backend="nccl", notes=[])
+    with pytest.raises(MeasurementError, match="lists no fp32 peak"):  # never the bf16 peak in silence
+        compare(_synthetic_results(__import__("random").Random(1)), model=spec,
+                profile=h100, dtype="fp32", backend="nccl", notes=[])

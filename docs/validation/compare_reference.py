@@ -41,14 +41,46 @@ def measured_layers(path: Path | None) -> dict[tuple, float]:
     return out
 
 
+def reference_gemm_table(profile, rows: list[dict], *, model: str):
+    """The profile with the reference GEMM table (reference/h100_gemm.csv) as its kernel table, and the decode
+    per-layer overhead fitted as the median residual on every other reference row (the rest are held out)."""
+    import dataclasses
+
+    from tpplan.hardware.kernel_table import KernelTable, MatmulCurve
+
+    curves: dict[tuple, list[tuple[int, float]]] = {}
+    for r in csv.DictReader((HERE / "reference" / "h100_gemm.csv").open()):
+        curves.setdefault((int(r["N"]), int(r["K"]), r["dtype"]), []).append((int(r["M"]), float(r["us_per_call"])))
+    matmul = tuple(MatmulCurve(n=n, k=k, dtype=d, tokens=tuple(m for m, _ in sorted(p)),
+                               time_s=tuple(t * US for _, t in sorted(p))) for (n, k, d), p in curves.items())
+    table = KernelTable(source="reference/h100_gemm.csv", matmul=matmul)
+    with_table = dataclasses.replace(profile, kernel_table=table)
+    shape = layer_shape(resolve_model(model).spec, max_hidden=None)
+    residuals = [float(r["per_layer_us"]) * US - predict_layer_s(
+        with_table, shape, tp=int(r["tp"]), tokens=int(r["batch"]), mode="decode", context=int(r["context"]),
+        dtype="bf16", compute_only=True, physics=Physics()) for r in rows[::2]]
+    overhead = statistics.median(residuals)
+    return dataclasses.replace(with_table, kernel_table=dataclasses.replace(table, layer_overhead_s={
+        "decode": overhead})), overhead
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--measured", type=Path, default=None, help="JSON of tpplan measure (one model)")
     p.add_argument("--model", default="llama-8b")
     p.add_argument("--profile", default="dgx-h100", help="profile to predict with (e.g. the calibrated one)")
+    p.add_argument("--reference-gemm-table", action="store_true",
+                   help="predict with the reference GEMM table as the kernel table; per-layer overhead fitted on "
+                        "every other row, errors reported on the held-out rows only")
     args = p.parse_args()
     spec = resolve_model(args.model).spec
     profile, _ = resolve_profile(args.profile)
+    rows = [r for r in csv.DictReader((HERE / "reference" / "h100_decode_prefill.csv").open())
+            if r["model"] == args.model and r["mode"] == "decode"]
+    if args.reference_gemm_table:
+        profile, overhead = reference_gemm_table(profile, rows, model=args.model)
+        print(f"fitted decode per-layer overhead {overhead / US:.1f} us on {len(rows[::2])} rows; held out below")
+        rows = rows[1::2]
     table = profile.kernel_table
     physics = Physics(kernel_fixed_time_s=table.kernel_fixed_time_s if table else 0.0,
                       layer_overhead_s=dict(table.layer_overhead_s) if table else {})
@@ -56,9 +88,7 @@ def main() -> None:
     measured = measured_layers(args.measured)
     errors: dict[str, list[float]] = {"measured": [], "predicted": []}
     print(f"{'tp':>3} {'batch':>5} {'ctx':>5} {'ref us':>8} {'meas us':>8} {'err':>7} {'pred us':>8} {'err':>7}")
-    for row in csv.DictReader((HERE / "reference" / "h100_decode_prefill.csv").open()):
-        if row["model"] != args.model or row["mode"] != "decode":
-            continue
+    for row in rows:
         tp, batch, ctx, ref = int(row["tp"]), int(row["batch"]), int(row["context"]), float(row["per_layer_us"]) * US
         # the reference's cache holds `context` tokens and the new one; tp_layer's --context counts the same way
         pred = predict_layer_s(profile, shape, tp=tp, tokens=batch, mode="decode", context=ctx, dtype="bf16",

@@ -135,6 +135,8 @@ def _summary(items: tuple[MeasuredItem, ...], fit: Fit, table: KernelTable) -> M
 def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, dtype: str, backend: str,
             notes: list[str]) -> Measurement:
     """Join measurements with predictions, calibrate on part of them, report errors before and after."""
+    if not results:
+        raise MeasurementError("compare: no results to compare; run the kernels or pass --from files")
     if dtype not in profile.gpu.peak_flops_per_s:
         raise MeasurementError(f"--dtype {dtype}: profile {profile.name} lists no {dtype} peak "
                                f"(it has {', '.join(profile.gpu.peak_flops_per_s)}); pick one of those, or add "

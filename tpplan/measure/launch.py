@@ -72,6 +72,8 @@ def launch(workload: str, args: list[str], *, nproc: int, timeout_s: float, thre
     """Run `tpplan.kernels.<workload>` on `nproc` local ranks; return rank 0's JSON object. The ranks' stderr
     files and rank 0's JSON live in a temporary folder that is removed on every path, and every rank is ended
     (its whole session) before this returns or raises."""
+    if nproc < 1 or timeout_s <= 0:
+        raise MeasurementError(f"launch {workload}: nproc ({nproc}) must be >= 1 and timeout_s ({timeout_s}) > 0")
     with tempfile.TemporaryDirectory(prefix="tpplan-measure-") as tmp:
         workdir = Path(tmp)
         out_path = workdir / "rank0.json"
