@@ -10,17 +10,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-
-from tpplan.units import MS
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -67,32 +62,6 @@ def environment(device: torch.device) -> dict:
     else:
         env["device_names"] = [platform.processor() or platform.machine()]
     return env
-
-
-def timed(fn: Callable[[], object], *, device: torch.device, group=None) -> float:
-    """Seconds for one call of `fn`, the ranks of `group` lined up first by a barrier.
-
-    GPU: barrier, synchronize, then CUDA events around the call; CPU: barrier, then perf_counter.
-    """
-    if group is not None:
-        dist.barrier(group=group)
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize(device)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) * MS  # CUDA events report milliseconds
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def percentiles(samples_s: list[float]) -> dict[str, float]:
-    """p25 (the fit statistic: CPU timings are bimodal, FACTS.md §8), median and p90 of the samples."""
-    qs = statistics.quantiles(samples_s, n=100, method="inclusive") if len(samples_s) > 1 else samples_s * 99
-    return {"p25_s": qs[24], "median_s": statistics.median(samples_s), "p90_s": qs[89]}
 
 
 def max_across_ranks(samples_s: list[float], group=None, *, device: torch.device) -> list[float]:

@@ -3,8 +3,10 @@
 q/k/v and gate/up are column-parallel (query heads split t ways; KV heads split while kv >= t, otherwise each
 rank keeps kv head rank * kv // t: vLLM's replication rule), o and down are row-parallel, and each row-parallel
 output is all-reduced (2 all-reduces per layer). The sharded output is checked against the unsharded layer
-computed on every rank from the same seed. Timed: the whole layer, each shard matmul with every rank running,
-and the layer's all-reduce, for decode (B sequences attending to a C-token cache) and prefill (one causal chunk).
+computed on every rank from the same seed. Timed (kernels/stack.py: a CUDA-graph replay of several distinct
+layers on GPU): the layer, each shard matmul with every rank running, and the layer's all-reduce (not at tp 1),
+for decode (B sequences attending to a C-token cache) and prefill (one causal chunk). With --emulate-tp t one
+process runs rank 0's shard of a TP-t layer without its all-reduces: the compute half of degree t on one GPU.
 
     python -m tpplan.kernels.tp_layer --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --intermediate 14336
 """
@@ -26,10 +28,10 @@ from tpplan.kernels.common import (
     init_distributed,
     max_across_ranks,
     maybe_fail,
-    percentiles,
     shutdown,
-    timed,
 )
+from tpplan.kernels.stack import REPEATS, REPLAYS_PER_WINDOW, Timing, stack_layers, time_matmul, time_step
+from tpplan.kernels.timing import capture_for, l2_bytes, timer_for
 
 AllReduce = Callable[[torch.Tensor], None]
 
@@ -133,85 +135,146 @@ def local_cache(cache, s: Shape, *, rank: int, tp: int):
     return tuple(c[:, :, heads.start:heads.stop].contiguous() for c in cache)
 
 
+def random_shard(s: Shape, *, tp: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    """Rank 0's shard of a TP-`tp` layer drawn directly on the device (timing only: the values do not matter,
+    the shapes do); used for the extra layers of a timed stack and for emulation without the full layer."""
+    d, h = s.head_dim, s.hidden
+    a_local, kv_local, f_local = s.heads // tp, len(kv_heads_for_rank(s, 0, tp)), s.intermediate // tp
+
+    def w(out_f: int, in_f: int) -> torch.Tensor:
+        return torch.randn(out_f, in_f, dtype=dtype, device=device) / math.sqrt(in_f)
+
+    out = {"q": w(a_local * d, h), "k": w(kv_local * d, h), "v": w(kv_local * d, h), "o": w(h, a_local * d),
+           "up": w(f_local, h), "down": w(h, f_local), "norm": torch.ones(h, dtype=dtype, device=device)}
+    if s.gated:
+        out["gate"] = w(f_local, h)
+    return out
+
+
 def _dist_allreduce(t: torch.Tensor) -> None:
     dist.all_reduce(t)
 
 
 def _no_allreduce(_t: torch.Tensor) -> None:
-    """The unsharded reference has nothing to reduce."""
+    """The unsharded reference, or an emulated shard (compute only), has nothing to reduce."""
 
 
-def _time(fn, args, device) -> dict[str, float]:
-    samples = []
-    for i in range(args.warmup + args.iters):
-        secs = timed(fn, device=device, group=dist.group.WORLD)
-        if i >= args.warmup:
-            samples.append(secs)
-    return percentiles(max_across_ranks(samples, device=device))
+def _max_over_ranks(stats: dict, device, *, divide: int = 1) -> dict:
+    """The slowest rank's statistics (a TP step is as slow as its slowest rank), per `divide` units."""
+    keys = ("best_s", "median_s", "p25_s")
+    worst = max_across_ranks([stats[k] for k in keys], device=device)
+    return {**stats, **{k: v / divide for k, v in zip(keys, worst, strict=True)}}
 
 
-def _matmul_items(w, s: Shape, tokens: int, tp: int, args, device, dtype, mode: str) -> list[dict]:
+def _matmul_items(w, s: Shape, tokens: int, tp: int, device, dtype, mode: str, timing: Timing) -> list[dict]:
     x = torch.randn(tokens, s.hidden, dtype=dtype, device=device)
-    f_local = s.intermediate // tp
-    act = torch.randn(tokens, f_local, dtype=dtype, device=device)
+    act = torch.randn(tokens, s.intermediate // tp, dtype=dtype, device=device)
     attn = torch.randn(tokens, w["o"].shape[1], dtype=dtype, device=device)
     qkv = torch.cat([w["q"], w["k"], w["v"]])
     gate_up = torch.cat([w["gate"], w["up"]]) if "gate" in w else w["up"]
     cases = {"qkv": (x, qkv), "o": (attn, w["o"]), "gate_up": (x, gate_up), "down": (act, w["down"])}
     items = []
     for name, (inp, weight) in cases.items():
-        stats = _time(lambda inp=inp, weight=weight: inp @ weight.T, args, device)
+        stats = _max_over_ranks(time_matmul(inp, weight, timing, min_copies=1), device)
         n_out, n_in = weight.shape
         items.append({"kind": "matmul", "name": name, "mode": mode, "tp": tp, "tokens": tokens, "m": tokens,
                       "n": n_out, "k": n_in, "flops": 2 * tokens * n_out * n_in,
-                      "bytes": weight.numel() * weight.element_size(), **stats})
+                      "bytes": weight.numel() * weight.element_size(), "measured_s": stats["best_s"], **stats})
     return items
 
 
+def _check(full, w, s: Shape, *, mode: str, tokens: int, context: int, args, dtype, device) -> dict:
+    """The sharded layer (with its all-reduces) against the unsharded one, on the same input and cache."""
+    rank, tp = dist.get_rank(), dist.get_world_size()
+    batch = tokens if mode == "decode" else 1
+    cache = make_cache(s, batch=batch, context=context, seed=args.seed, dtype=dtype, device=device) \
+        if mode == "decode" else None
+    lcache = local_cache(cache, s, rank=rank, tp=tp) if cache else None
+    x = torch.randn(tokens, s.hidden, generator=torch.Generator().manual_seed(args.seed + tokens)).to(
+        dtype=dtype, device=device)
+    out = forward(w, x, s, allreduce=_dist_allreduce, batch=batch, cache=lcache)
+    ref = forward(full, x, s, allreduce=_no_allreduce, batch=batch, cache=cache)
+    err = (out.float() - ref.float()).abs().max().item()
+    return {"mode": mode, "tokens": tokens, "max_abs_error": err,
+            "passed": err <= args.tolerance * max(1.0, ref.float().abs().max().item())}
+
+
+def _layer_item(stack: list[dict], s: Shape, *, mode: str, tokens: int, tp: int, args, dtype, device,
+                allreduce: AllReduce, timing: Timing) -> dict:
+    """Per-layer time of a step through `stack` (distinct layers, a KV cache of their own each)."""
+    batch = tokens if mode == "decode" else 1
+    context = args.context if mode == "decode" else tokens
+    kv_shape = (batch, args.context + 1, len(kv_heads_for_rank(s, 0, tp)), s.head_dim)
+    caches = [(torch.randn(kv_shape, dtype=dtype, device=device), torch.randn(kv_shape, dtype=dtype, device=device))
+              if mode == "decode" else None for _ in stack]
+    x = torch.randn(tokens, s.hidden, dtype=dtype, device=device)
+    out = torch.empty_like(x)
+
+    def step() -> None:
+        h = x
+        for w, cache in zip(stack, caches, strict=True):
+            h = forward(w, h, s, allreduce=allreduce, batch=batch, cache=cache)
+        out.copy_(h)
+
+    stats = _max_over_ranks(time_step(step, timing), device, divide=len(stack))
+    return {"kind": "layer", "mode": mode, "tp": tp, "tokens": tokens, "batch": batch, "context": context,
+            "layers_timed": len(stack), "measured_s": stats["best_s"], **stats}
+
+
+def _allreduce_item(s: Shape, *, mode: str, tokens: int, tp: int, dtype, device, timing: Timing) -> dict:
+    buf = torch.empty(tokens, s.hidden, dtype=dtype, device=device)
+    stats = _max_over_ranks(time_step(lambda: dist.all_reduce(buf), timing), device)
+    return {"kind": "allreduce", "source": "layer", "mode": mode, "tp": tp, "tokens": tokens,
+            "bytes": buf.numel() * buf.element_size(), "measured_s": stats["best_s"], **stats}
+
+
+def _timing(args, device) -> Timing:
+    return Timing(timer=timer_for(device), capture=capture_for(device), cache_bytes=l2_bytes(device),
+                  repeats=args.repeats, replays=args.iters, warmup=args.warmup)
+
+
 def run(args) -> None:
-    rank, tp, device = init_distributed(backend=args.backend, timeout_s=args.timeout, threads=args.threads)
+    rank, world, device = init_distributed(backend=args.backend, timeout_s=args.timeout, threads=args.threads)
     maybe_fail(rank, args.fail_rank)
-    dtype = DTYPES[args.dtype]
+    emulate = args.emulate_tp
+    if emulate and world != 1:
+        raise SystemExit(f"--emulate-tp runs rank 0's shard on one process; got a world of {world}")
+    tp = emulate or world
+    dtype, timing = DTYPES[args.dtype], _timing(args, device)
     s = Shape(args.hidden, args.heads, args.kv_heads, args.head_dim, args.intermediate, not args.no_gate)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    full = full_weights(s, seed=args.seed, dtype=dtype, device=device)
-    w = shard(full, s, rank=rank, tp=tp)
-    shard_bytes = sum(t.numel() * t.element_size() for t in w.values())
-    items, checks = [], []
-    for mode, tokens_list in (("decode", args.decode_batch), ("prefill", args.prefill_tokens)):
-        for tokens in tokens_list:
-            batch = tokens if mode == "decode" else 1
-            cache = make_cache(s, batch=batch, context=args.context, seed=args.seed, dtype=dtype, device=device) \
-                if mode == "decode" else None
-            lcache = local_cache(cache, s, rank=rank, tp=tp) if cache else None
-            x = torch.randn(tokens, s.hidden, generator=torch.Generator().manual_seed(args.seed + tokens)).to(
-                dtype=dtype, device=device)
-            out = forward(w, x, s, allreduce=_dist_allreduce, batch=batch, cache=lcache)
-            ref = forward(full, x, s, allreduce=_no_allreduce, batch=batch, cache=cache)
-            err = (out.float() - ref.float()).abs().max().item()
-            checks.append({"mode": mode, "tokens": tokens, "max_abs_error": err,
-                           "passed": err <= args.tolerance * max(1.0, ref.float().abs().max().item())})
-            stats = _time(lambda w=w, x=x, batch=batch, lcache=lcache: forward(
-                w, x, s, allreduce=_dist_allreduce, batch=batch, cache=lcache), args, device)
-            items.append({"kind": "layer", "mode": mode, "tp": tp, "tokens": tokens, "batch": batch,
-                          "context": args.context if mode == "decode" else tokens, **stats})
-            buf = torch.empty(tokens, s.hidden, dtype=dtype, device=device)
-            ar = _time(lambda buf=buf: dist.all_reduce(buf), args, device)
-            items.append({"kind": "allreduce", "source": "layer", "mode": mode, "tp": tp,
-                          "bytes": buf.numel() * buf.element_size(), **ar})
-            items += _matmul_items(w, s, tokens, tp, args, device, dtype, mode)
+    checks, base = [], torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    if not emulate:  # numerics: the sharded layer against the unsharded one (emulation has no peers to sum)
+        full = full_weights(s, seed=args.seed, dtype=dtype, device=device)
+        w0 = shard(full, s, rank=rank, tp=tp)
+        for mode, tokens_list in (("decode", args.decode_batch), ("prefill", args.prefill_tokens)):
+            checks += [_check(full, w0, s, mode=mode, tokens=n, context=args.context, args=args, dtype=dtype,
+                              device=device) for n in tokens_list]
+        del full
+    w0 = random_shard(s, tp=tp, dtype=dtype, device=device) if emulate else w0
+    shard_bytes = sum(t.numel() * t.element_size() for t in w0.values())
     memory = {"kind": "memory", "tp": tp, "what": "sharded layer weights", "measured_bytes": shard_bytes,
               "allocator": "shard tensor sizes (CPU)"}
     if device.type == "cuda":
-        del full
-        torch.cuda.synchronize(device)
-        memory.update(measured_bytes=torch.cuda.memory_allocated(device), allocator="torch.cuda.memory_allocated",
-                      peak_bytes=torch.cuda.max_memory_allocated(device))
+        memory.update(measured_bytes=torch.cuda.memory_allocated(device) - base,
+                      allocator="torch.cuda.memory_allocated")
+    n_layers = stack_layers(shard_bytes, cache_bytes=timing.cache_bytes, minimum=args.layers)
+    stack = [w0] + [random_shard(s, tp=tp, dtype=dtype, device=device) for _ in range(n_layers - 1)]
+    allreduce = _no_allreduce if emulate else _dist_allreduce
+    items = []
+    for mode, tokens_list in (("decode", args.decode_batch), ("prefill", args.prefill_tokens)):
+        for tokens in tokens_list:
+            items.append(_layer_item(stack, s, mode=mode, tokens=tokens, tp=tp, args=args, dtype=dtype,
+                                     device=device, allreduce=allreduce, timing=timing))
+            if tp > 1 and not emulate:  # engines run no all-reduce at tp 1
+                items.append(_allreduce_item(s, mode=mode, tokens=tokens, tp=tp, dtype=dtype, device=device,
+                                             timing=timing))
+            items += _matmul_items(w0, s, tokens, tp, device, dtype, mode, timing)
     items.append(memory)
+    for it in items:
+        it.update(emulated=bool(emulate), compute_only=bool(emulate) or tp == 1)
     if rank == 0:
         emit({"workload": "tp_layer", "environment": environment(device), "shape": s.__dict__, "dtype": args.dtype,
-              "checks": checks, "items": items}, args.out)
+              "emulate_tp": emulate, "checks": checks, "items": items}, args.out)
     shutdown()
 
 
@@ -223,7 +286,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--decode-batch", type=lambda v: [int(x) for x in v.split(",")], default=[1, 8])
     p.add_argument("--prefill-tokens", type=lambda v: [int(x) for x in v.split(",")], default=[128])
     p.add_argument("--context", type=int, default=256, help="cached tokens each decode sequence attends to")
-    add_common_args(p, dtype="bf16", warmup=3, iters=15)
+    add_common_args(p, dtype="bf16", warmup=3, iters=REPLAYS_PER_WINDOW)
+    p.add_argument("--repeats", type=int, default=REPEATS, help="timed windows of --iters replays; best kept")
+    p.add_argument("--layers", type=int, default=4, help="at least this many distinct layers in a timed step")
+    p.add_argument("--emulate-tp", type=int, default=None,
+                   help="one process runs rank 0's shard of a TP-t layer, compute only (no all-reduce)")
     p.add_argument("--tolerance", type=float, default=2e-2, help="max |sharded - unsharded| / max |unsharded|")
     p.add_argument("--seed", type=int, default=0)
     return p

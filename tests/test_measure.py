@@ -3,8 +3,10 @@ counts at any world size; real gloo ranks for numerics; one end-to-end run. Timi
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -61,11 +63,13 @@ def test_two_gloo_ranks_sharded_layer_equals_unsharded_and_collectives_exact():
     layer = launch_mod.launch("tp_layer", ["--hidden", "256", "--heads", "16", "--kv-heads", "4", "--head-dim", "16",
                                            "--intermediate", "512", "--dtype", "fp32", "--tolerance", "1e-5",
                                            "--decode-batch", "1,4", "--prefill-tokens", "32", "--iters", "2",
-                                           "--warmup", "1"], nproc=2, timeout_s=60)
+                                           "--warmup", "1", "--repeats", "1", "--layers", "2", "--backend", "gloo"],
+                              nproc=2, timeout_s=60)
     assert len(layer["checks"]) == 3 and all(c["passed"] for c in layer["checks"])
     assert max(c["max_abs_error"] for c in layer["checks"]) < 1e-4  # FACTS.md §8: 7.6e-6 in fp32
     coll = launch_mod.launch("collectives", ["--min-bytes", "1024", "--max-bytes", "65536", "--factor", "8",
-                                             "--iters", "3", "--warmup", "1", "--dtype", "bf16"], nproc=2,
+                                             "--iters", "3", "--warmup", "1", "--dtype", "bf16", "--backend", "gloo"],
+                             nproc=2,
                              timeout_s=60)
     assert {i["kind"] for i in coll["items"]} == {"allreduce", "allgather", "reducescatter"}
     assert all(i["correct"] for i in coll["items"])
@@ -85,9 +89,31 @@ def quick_run(tmp_path_factory):
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        code = main(["measure", "--quick", "--nproc", "2", "--out", str(out), "--save-raw", str(raw),
-                     "--format", "json"])
+        code = main(["measure", "--quick", "--nproc", "2", "--backend", "gloo", "--hardware", "cpu-gloo", "--out",
+                     str(out), "--save-raw", str(raw), "--format", "json"])
     return code, json.loads(buf.getvalue()), out, raw
+
+
+def _children_running_kernels() -> list[int]:
+    """PIDs of this process's children that run a tpplan kernel (from /proc; Linux)."""
+    me, out = os.getpid(), []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+            cmd = open(stat.replace("stat", "cmdline"), "rb").read()
+        except OSError:
+            continue
+        if int(fields[1]) == me and b"tpplan.kernels" in cmd:
+            out.append(int(stat.split("/")[2]))
+    return out
+
+
+def _measure_temp_dirs() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "tpplan-measure-*")))
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.mark.slow
@@ -102,22 +128,37 @@ def test_measure_quick_json_contract(quick_run):
     assert {"allreduce", "matmul", "layer", "memory"} <= kinds
     for i in d["items"]:
         unit = "bytes" if i["kind"] == "memory" else "s"
-        assert i[f"predicted_{unit}"] > 0 and i[f"measured_{unit}"] > 0
+        assert i[f"measured_{unit}"] > 0 and i[f"predicted_{unit}"] > 0
         assert i["error_pct"] == pytest.approx(100 * (i[f"predicted_{unit}"] - i[f"measured_{unit}"])
                                                / i[f"measured_{unit}"])
+        if unit == "s":  # CPU: every timed item says how: perf_counter around many calls, never one call alone
+            assert i["timing"] in ("eager+perf_counter", "back_to_back+perf_counter",
+                                   "eager+back_to_back+perf_counter")
+    assert not [i for i in d["items"] if i["kind"] == "allreduce" and i["tp"] == 1]  # engines run none at tp 1
     s = d["summary"]
-    assert s["median_abs_error_pct_before"] >= 0 and s["median_abs_error_pct_after"] >= 0
-    assert s["calibrated_profile"] == str(out) and s["held_out_items"] > 0
+    assert s["held_out_items"] > 0 and s["calibrated_profile"] == str(out)
+    assert s["sign_convention"].startswith("error = (predicted - measured) / measured")
+    assert s["kernel_table_held_out_error_pct"] is not None
     assert any("not NVLink" in n for n in d["notes"])
+    small = {i["bytes"]: i["measured_s"] for i in d["items"] if i["kind"] == "allreduce" and "source" not in i}
+    # warm-up: the first size is not slowed by connection setup (loose: the CI machine is shared and noisy; the
+    # GPU test holds it to 10%)
+    assert small[4096] <= 3 * small[16384]
 
 
 @pytest.mark.slow
 def test_calibrated_profile_is_valid_and_recommend_accepts_it(quick_run, run_cli):
-    _, _, out, _ = quick_run
+    _, d, out, _ = quick_run
     assert run_cli("profiles", "validate", str(out)).code == 0
     r = run_cli("recommend", "--model", "llama-8b", "--hardware", str(out), "--format", "json")
     assert r.code == 0 and r.json()["recommended"] is not None
-    assert "tpplan measure on" in out.read_text()
+    text = out.read_text()
+    assert "tpplan measure on" in text and "kernel_table:" in text
+    from tpplan.hardware.loader import load_profile_file
+
+    table = load_profile_file(out).kernel_table
+    assert table.layer_overhead_s == pytest.approx(d["summary"]["layer_overhead_s"], rel=1e-5)
+    assert table.matmul and table.attention  # the kernel_table workload's curves, in seconds
 
 
 @pytest.mark.slow
@@ -128,27 +169,287 @@ def test_measure_refuses_to_overwrite(quick_run, run_cli):
 
 
 @pytest.mark.slow
-def test_measure_from_saved_results(quick_run, run_cli):
+def test_measure_from_saved_results_and_from_its_own_json(quick_run, run_cli, tmp_path):
     _, d, _, raw = quick_run
     r = run_cli("measure", "--from", str(raw), "--format", "json")
     assert r.code == 0 and len(r.json()["items"]) == len(d["items"])
+    own = tmp_path / "measure.json"
+    own.write_text(json.dumps(d))
+    r2 = run_cli("measure", "--from", str(own), "--format", "json")
+    assert r2.code == 0 and [i["measured_s"] for i in r2.json()["items"] if "measured_s" in i] == \
+        [i["measured_s"] for i in d["items"] if "measured_s" in i]
+
+
+@pytest.mark.slow
+def test_cpu_run_never_calibrates_a_gpu_profile(quick_run, run_cli, tmp_path):
+    _, _, _, raw = quick_run
+    out = tmp_path / "h.yaml"
+    for extra in ((), ("--force",)):
+        r = run_cli("measure", "--from", str(raw), "--hardware", "dgx-h100", "--out", str(out), *extra)
+        assert r.code == 1 and r.err.startswith("Error: --hardware dgx-h100 describes 'H100 SXM5 80GB' but this "
+                                                "run measured a CPU") and not out.exists()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_dying_rank_is_named_and_leaves_no_process(run_cli):
-    r = run_cli("measure", "--quick", "--nproc", "2", "--fail-rank", "1", "--skip-layer")
+def test_a_dying_rank_is_named_and_leaves_no_process_folder_or_handle(run_cli):
+    dirs, fds = _measure_temp_dirs(), _open_fds()
+    r = run_cli("measure", "--quick", "--nproc", "2", "--backend", "gloo", "--fail-rank", "1", "--skip-layer")
     assert r.code == 1
     last = r.err.strip().splitlines()[-1]
     assert last.startswith("Error: collectives: rank 1 exited with code 3; its stderr ends: ")
     assert "failing on purpose" in last and r.err.count("Error:") == 1 and "Traceback" not in r.err
-    for pid in launch_mod.LAST_LAUNCH.pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert _children_running_kernels() == []
+    assert _measure_temp_dirs() == dirs and _open_fds() == fds
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_emulated_shard_runs_on_one_rank_compute_only():
+    r = launch_mod.launch("tp_layer", ["--hidden", "256", "--heads", "16", "--kv-heads", "4", "--head-dim", "16",
+                                       "--intermediate", "512", "--dtype", "fp32", "--decode-batch", "2",
+                                       "--prefill-tokens", "16", "--iters", "1", "--repeats", "1", "--warmup", "0",
+                                       "--layers", "2", "--emulate-tp", "8"], nproc=1, timeout_s=60)
+    assert r["emulate_tp"] == 8 and r["checks"] == []
+    assert {i["kind"] for i in r["items"]} == {"layer", "matmul", "memory"}  # no all-reduce in an emulated shard
+    assert all(i["emulated"] and i["compute_only"] and i["tp"] == 8 for i in r["items"])
+    qkv = next(i for i in r["items"] if i.get("name") == "qkv")
+    assert (qkv["n"], qkv["k"]) == ((16 // 8 + 2 * 1) * 16, 256)  # 2 q heads + 1 replicated KV head (kv 4 < tp 8)
+    layer = next(i for i in r["items"] if i["kind"] == "layer")
+    assert layer["layers_timed"] == 2 and layer["timing"] == "eager+perf_counter"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--tp", "2,x"), "Error: --tp '2,x': expected comma-separated whole numbers such as 2,4,8\n"),
+    (("--emulate-tp", "0"), "Error: --emulate-tp '0': degrees must be at least 1, e.g. 1,2,4,8\n"),
+    (("--backend", "mpi"), "Error: --backend 'mpi': expected one of gloo, nccl\n"),
+    (("--dtype", "fp8"), "Error: --dtype 'fp8': measure runs bf16, fp16, fp32\n"),
+    (("--nproc", "0"), "Error: --nproc 0: expected at least 1\n"),
+])
+def test_bad_options_are_one_error_line(run_cli, args, message):
+    r = run_cli("measure", *args)
+    assert (r.code, r.err) == (1, message)
+
+
+def test_nccl_without_gpus_is_an_error_line(run_cli):
+    if torch.cuda.is_available():
+        pytest.skip("this node has CUDA; the refusal is for nodes without it")
+    r = run_cli("measure", "--backend", "nccl", "--quick")
+    assert (r.code, r.err) == (1, "Error: --backend nccl needs CUDA GPUs and this node has none; use --backend gloo\n")
 
 
 def test_bad_from_file(run_cli, tmp_path):
     p = tmp_path / "x.json"
     p.write_text('{"a": 1}')
     r = run_cli("measure", "--from", str(p))
-    assert r.code == 1 and "not a tpplan measurement" in r.err
+    assert r.code == 1 and "not a tpplan measurement" in r.err and "Traceback" not in r.err
+
+
+# ---- pure logic: no processes -------------------------------------------------------------------------------
+
+
+class _FakeTimer:
+    """A clock that advances 1 s per call of the timed function (a timer injected instead of CUDA events)."""
+
+    method = "fake_clock"
+
+    def per_call_s(self, fn, *, calls):
+        for _ in range(calls):
+            fn()
+        return 1.0 + calls * 0.0
+
+
+class _FakeCapture:
+    method = "fake_graph"
+
+    def __init__(self):
+        self.captured = 0
+
+    def capture(self, fn):
+        self.captured += 1
+        return fn
+
+
+class _FailingCapture:
+    method = "fake_graph"
+
+    def capture(self, fn):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+
+def test_layer_step_is_captured_once_and_replayed_with_the_injected_timer():
+    from tpplan.kernels.stack import Timing, time_matmul, time_step
+
+    calls, capture = [], _FakeCapture()
+    t = Timing(timer=_FakeTimer(), capture=capture, cache_bytes=0, repeats=3, replays=4, warmup=2)
+    out = time_step(lambda: calls.append(1), t)
+    assert capture.captured == 1 and len(calls) == 2 + 3 * 4 and out["timing"] == "fake_graph+fake_clock"
+    failed = time_step(lambda: None, Timing(timer=_FakeTimer(), capture=_FailingCapture(), cache_bytes=0))
+    assert failed["timing"] == "eager+fake_clock" and "graph capture failed" in failed["timing_note"]
+    w = torch.zeros(64, 32)  # 8 KiB; a 40 KiB "cache" needs 4 x 40 / 8 = 20 copies to stream from memory
+    m = time_matmul(torch.zeros(2, 32), w, Timing(timer=_FakeTimer(), capture=capture, cache_bytes=40 * 1024),
+                    min_copies=1)
+    assert m["copies"] == 20 and m["best_s"] == pytest.approx(1.0 / 20)
+
+
+def test_device_kinds_by_exact_model_and_form_factor():
+    from tpplan.hardware.loader import builtin_names, load_builtin
+    from tpplan.measure.devices import PROFILE_FOR_KIND, device_kind
+
+    # torch.cuda.get_device_name() strings (nvidia-smi product names; the SXM one from shared/reference/gpu)
+    assert device_kind("NVIDIA H100 80GB HBM3") == "h100-sxm"
+    assert device_kind("NVIDIA H100 PCIe") == "h100-pcie"
+    assert device_kind("NVIDIA H100 NVL") == "h100-nvl"
+    assert device_kind("NVIDIA A100-SXM4-80GB") == "a100-sxm-80gb"
+    assert device_kind("NVIDIA A100 80GB PCIe") == "a100-pcie-80gb"
+    assert device_kind("NVIDIA L4") == "l4" and device_kind("NVIDIA L40S") == "l40s"
+    assert device_kind("NVIDIA GH200 480GB") == "gh200" and device_kind("NVIDIA H200") == "h200-sxm"
+    assert device_kind("NVIDIA RTX A6000") is None
+    for name in builtin_names():  # every built-in profile's GPU has a kind, and its kind's default profile agrees
+        kind = device_kind(load_builtin(name).gpu.name)
+        assert kind in PROFILE_FOR_KIND, name
+        assert device_kind(load_builtin(PROFILE_FOR_KIND[kind]).gpu.name) == kind
+
+
+def test_unknown_gpu_and_wrong_kind_are_clear_errors():
+    from tpplan.errors import MeasurementError
+    from tpplan.measure.devices import check_calibration_target, default_profile_for, device_kind
+
+    with pytest.raises(MeasurementError, match=r"GPU 'NVIDIA RTX A6000' matches no built-in profile; pass --hardware"):
+        default_profile_for(device_kind("NVIDIA RTX A6000"), "NVIDIA RTX A6000")
+    with pytest.raises(MeasurementError, match="pass --force to write it anyway"):
+        check_calibration_target(measured="h100-pcie", profile_gpu="H100 SXM5 80GB", profile_name="dgx-h100",
+                                 force=False)
+    check_calibration_target(measured="h100-pcie", profile_gpu="H100 SXM5 80GB", profile_name="dgx-h100", force=True)
+    check_calibration_target(measured="h100-sxm", profile_gpu="H100 SXM5 80GB", profile_name="dgx-h100", force=False)
+
+
+def _plan(nproc, backend="nccl", **kw):
+    from tpplan.measure.run import MeasureOptions, plan_launches
+    from tpplan.models.resolve import resolve_model
+
+    o = MeasureOptions(model=resolve_model(kw.pop("model", "llama-70b")).spec, nproc=nproc, backend=backend,
+                       dtype="bf16", **kw)
+    return plan_launches(o)
+
+
+def test_one_gpu_node_emulates_every_allowed_degree_and_runs_no_collective():
+    launches, notes = _plan(1)
+    assert [(j.workload, j.nproc) for j in launches] == [("tp_layer", 1)] * 4 + [("kernel_table", 1)]
+    assert [j.args[j.args.index("--emulate-tp") + 1] for j in launches[:4]] == ["1", "2", "4", "8"]
+    assert any("communication was not measured" in n for n in notes)
+    shapes = launches[-1].args[launches[-1].args.index("--shapes") + 1].split(",")
+    assert "1280x8192" in shapes  # llama-70b tp 8 qkv: (64/8 + 2 x 8/8) x 128 rows, hidden 8192
+    launches, notes = _plan(1, emulate_tp=(3, 4), kernel_table=False)  # 64 heads do not divide by 3
+    assert len(launches) == 1 and any(n.startswith("tp 3 skipped") for n in notes)
+
+
+def test_cpu_ranks_above_cores_warn():
+    from tpplan.measure.run import Node, check_ranks
+
+    node = Node(backend="gloo", device_count=0, device_names=[], nccl_version=None, cpu_count=2)
+    assert check_ranks(node, 2) == []
+    assert "exceeds this machine's 2 CPU cores" in check_ranks(node, 4)[0]
+
+
+def _synthetic_results(rng):
+    """A seeded 'machine': matmuls cost 5 us + bytes at 2 TB/s (or FLOPs at 400 TFLOP/s), layers add 30 us,
+    all-reduces 8 us + bytes at 100 GB/s; 3% noise."""
+    from tpplan.measure.predict import layer_matmuls
+    from tpplan.measure.shapes import LayerShape
+
+    shape = LayerShape(hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336, gated=True, scale=1)
+    items = []
+    for tokens in (1, 4, 16, 64, 256, 1024, 4096):
+        mm = []
+        for name, (m, n, k) in zip(("qkv", "o", "gate_up", "down"), layer_matmuls(shape, tp=2, tokens=tokens),
+                                   strict=True):
+            t = 5e-6 + max((n * k + m * k + m * n) * 2 / 2e12, 2 * m * n * k / 400e12)
+            mm.append(t)
+            items.append({"kind": "matmul", "name": name, "mode": "decode", "tp": 2, "tokens": tokens, "m": m,
+                          "n": n, "k": k, "flops": 2 * m * n * k, "measured_s": t * rng.uniform(0.97, 1.03)})
+        ar = 8e-6 + tokens * 4096 * 2 / 100e9
+        items.append({"kind": "layer", "mode": "decode", "tp": 2, "tokens": tokens, "context": 256,
+                      "measured_s": (sum(mm) + 2 * ar + 30e-6 + 10e-6) * rng.uniform(0.97, 1.03)})
+    for n_bytes in (4096 * 4 ** i for i in range(8)):
+        items.append({"kind": "allreduce", "tp": 2, "bytes": n_bytes,
+                      "measured_s": (8e-6 + n_bytes / 100e9) * rng.uniform(0.97, 1.03)})
+    shape_json = {"hidden": 4096, "heads": 32, "kv_heads": 8, "head_dim": 128, "intermediate": 14336, "gated": True}
+    return [{"workload": "tp_layer", "environment": {"backend": "nccl", "world_size": 2}, "shape": shape_json,
+             "items": items, "checks": []}]
+
+
+def test_calibration_lowers_the_held_out_error_on_a_seeded_run():
+    import random
+
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.measure.compare import compare
+    from tpplan.models.resolve import resolve_model
+
+    m = compare(_synthetic_results(random.Random(11)), model=resolve_model("llama-8b").spec,
+                profile=load_builtin("dgx-h100"), dtype="bf16", backend="nccl", notes=[])
+    s = m.summary
+    assert s.median_abs_error_pct_after < s.median_abs_error_pct_before_held_out / 3
+    assert s.median_abs_error_pct_after < 10
+    assert 3e-6 < s.kernel_fixed_time_s < 7e-6  # the 5 us per kernel the synthetic machine charges
+
+
+def test_no_error_is_reported_for_a_prediction_that_is_zero_by_construction():
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.measure.compare import compare
+    from tpplan.models.resolve import resolve_model
+
+    results = [{"workload": "collectives", "environment": {"backend": "nccl", "world_size": 1},
+                "items": [{"kind": "allreduce", "tp": 1, "bytes": 4096, "measured_s": 3e-5}]}]
+    m = compare(results, model=resolve_model("llama-8b").spec, profile=load_builtin("dgx-h100"), dtype="bf16",
+                backend="nccl", notes=[])
+    (item,) = m.items
+    assert item.predicted == 0 and item.error_pct is None and "zero by construction" in item.note
+    assert m.summary.median_abs_error_pct_before is None
+
+
+def test_kernel_table_interpolates_in_m_and_round_trips_through_yaml():
+    import dataclasses
+
+    from tpplan.hardware.kernel_table import KernelTable, MatmulCurve, matmul_time_s
+    from tpplan.hardware.loader import load_builtin, load_profile_text
+    from tpplan.hardware.writer import profile_to_yaml
+
+    curve = MatmulCurve(n=6144, k=4096, dtype="bf16", tokens=(1, 16, 256), time_s=(20e-6, 21e-6, 45e-6))
+    table = KernelTable(source="test", kernel_fixed_time_s=4e-6, layer_overhead_s={"decode": 9e-6}, matmul=(curve,))
+    assert matmul_time_s(table, m=136, n=6144, k=4096, dtype="bf16") == pytest.approx(33e-6)  # halfway 16..256
+    assert matmul_time_s(table, m=1, n=6144, k=4096, dtype="bf16") == pytest.approx(20e-6)
+    assert matmul_time_s(table, m=512, n=6144, k=4096, dtype="bf16") == pytest.approx(90e-6)  # FLOP-bound beyond
+    assert matmul_time_s(table, m=1, n=6144, k=4096, dtype="fp8") is None
+    assert matmul_time_s(None, m=1, n=6144, k=4096, dtype="bf16") is None
+    profile = dataclasses.replace(load_builtin("dgx-h100"), kernel_table=table)
+    back = load_profile_text(profile_to_yaml(profile), origin="test").kernel_table
+    assert back.matmul[0].tokens == (1, 16, 256) and back.matmul[0].time_s == pytest.approx(curve.time_s)
+    assert back.kernel_fixed_time_s == pytest.approx(4e-6) and back.layer_overhead_s == pytest.approx({"decode": 9e-6})
+
+
+def test_kernel_table_yaml_errors_name_the_field():
+    from tpplan.errors import ProfileError
+    from tpplan.hardware.loader import load_builtin, load_profile_text
+    from tpplan.hardware.writer import profile_to_yaml
+
+    text = profile_to_yaml(load_builtin("dgx-h100")) + ("kernel_table:\n  source: x\n  matmul:\n"
+                                                         "  - {n: 8, k: 8, dtype: bf16, tokens: [1, 2], time: [3]}\n")
+    with pytest.raises(ProfileError, match="tokens has 2 values but time has 1"):
+        load_profile_text(text, origin="t.yaml")
+
+
+def test_python_api_misuse_raises_the_tpplan_error_family():
+    from tpplan.errors import MeasurementError
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.measure.compare import compare
+    from tpplan.models.resolve import resolve_model
+
+    with pytest.raises(MeasurementError, match="nproc"):
+        launch_mod.launch("collectives", [], nproc=0, timeout_s=10)
+    spec, h100 = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
+    with pytest.raises(MeasurementError, match="no results"):
+        compare([], model=spec, profile=h100, dtype="bf16", backend="nccl", notes=[])
+    with pytest.raises(MeasurementError, match="lists no fp32 peak"):  # never the bf16 peak in silence
+        compare(_synthetic_results(__import__("random").Random(1)), model=spec,
+                profile=h100, dtype="fp32", backend="nccl", notes=[])

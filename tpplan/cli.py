@@ -374,33 +374,41 @@ def sweep(
 @app.command()
 def measure(
     model: Annotated[str, typer.Option("--model", "-m", help="Whose layer shapes to run.")] = "llama-8b",
-    hardware: Annotated[str | None, typer.Option("--hardware", help="Profile to predict with (default: "
-                                                                    "detected GPU's, or cpu-gloo).")] = None,
-    nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Ranks (default: GPUs, or 2 on CPU).")] = None,
+    hardware: Annotated[str | None, typer.Option("--hardware", help="Profile to predict with and calibrate (default: "
+                                                                    "the detected GPU's, or cpu-gloo).")] = None,
+    nproc: Annotated[int | None, typer.Option("--nproc", help="Ranks (default: GPUs, or 2 on CPU).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A few sizes, decode and short prefill only.")] = False,
     dtype: Annotated[str | None, typer.Option("--dtype", help="bf16, fp16 or fp32 (default bf16 on GPU, "
                                                               "fp32 on CPU).")] = None,
-    tp: Annotated[str | None, typer.Option("--tp", help="Comma-separated degrees for tp_layer.")] = None,
+    tp: Annotated[str | None, typer.Option("--tp", help="Comma-separated degrees run as real TP groups.")] = None,
+    emulate_tp: Annotated[str | None, typer.Option(
+        "--emulate-tp", help="Comma-separated degrees whose rank-0 shard runs on one GPU, compute only (default on "
+                             "a one-GPU node: 1,2,4,8 where the model allows).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="gloo or nccl (default nccl with GPUs, gloo "
+                                                                  "without; gloo keeps tensors on the CPU).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Process-group timeout, seconds.")] = 120.0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads per rank.")] = 1,
     skip_layer: Annotated[bool, typer.Option("--skip-layer", help="Collectives only.")] = False,
-    from_files: Annotated[list[Path] | None, typer.Option("--from", help="Compare saved kernel JSON instead of "
-                                                                          "running (multi-node runs).")] = None,
+    no_kernel_table: Annotated[bool, typer.Option("--no-kernel-table", help="Skip the per-kernel table.")] = False,
+    from_files: Annotated[list[Path] | None, typer.Option("--from", help="Compare saved results (measure --format "
+                                                                          "json, --save-raw, or kernel JSON).")] = None,
     save_raw: Annotated[Path | None, typer.Option("--save-raw", help="Also write the raw kernel JSON.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the calibrated profile (YAML).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out / --save-raw.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out / --save-raw; calibrate a profile of "
+                                                        "another GPU kind.")] = False,
     fail_rank: Annotated[int | None, typer.Option("--fail-rank", hidden=True)] = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run real sharded matmuls and collectives on this node, compare with the prediction, calibrate."""
-    from tpplan.measure.command import measure_command
+    from tpplan.measure.command import MeasureRequest, measure_command
     from tpplan.report.measure import measure_progress, render_measurement
 
-    m = measure_command(model=model, hardware=hardware, nproc=nproc, quick=quick, dtype=dtype, tp=tp,
-                        timeout=timeout, threads=threads, skip_layer=skip_layer, from_files=from_files,
-                        save_raw=save_raw, out=out, force=force, fail_rank=fail_rank, argv=sys.argv,
-                        progress=measure_progress)
-    render_measurement(m, fmt)
+    request = MeasureRequest(model=model, hardware=hardware, nproc=nproc, quick=quick, dtype=dtype, tp=tp,
+                             emulate_tp=emulate_tp, backend=backend, timeout_s=timeout, threads=threads,
+                             skip_layer=skip_layer, kernel_table=not no_kernel_table,
+                             from_files=tuple(from_files or ()), save_raw=save_raw, out=out, force=force,
+                             fail_rank=fail_rank, argv=tuple(sys.argv))
+    render_measurement(measure_command(request, progress=measure_progress), fmt)
 
 
 def _print_error(message: str) -> None:

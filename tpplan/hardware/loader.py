@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from tpplan.errors import ProfileError
+from tpplan.hardware.kernel_table import AttentionCurve, KernelTable, MatmulCurve
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.hardware.yaml_errors import pydantic_problems, yaml_problem
 from tpplan.units import US, parse_quantity
@@ -114,7 +115,27 @@ def profile_from_dict(d: dict[str, Any], *, origin: str) -> HardwareProfile:
         inter_domain_link=inter, network=network, nodes=d.get("nodes", 1),
         collectives=_tiers(d, {"nvlink": intra, "pcie": inter, "network": network}),
         efficiency=_efficiency(e),
-        price_per_gpu_hour=d.get("price_per_gpu_hour"), sources=dict(d.get("source") or {}), origin=origin)
+        price_per_gpu_hour=d.get("price_per_gpu_hour"), sources=dict(d.get("source") or {}), origin=origin,
+        kernel_table=_kernel_table(d.get("kernel_table")))
+
+
+def _kernel_table(t: dict[str, Any] | None) -> KernelTable | None:
+    """The optional measured kernel table (tpplan.hardware.kernel_table), times in seconds."""
+    if not t:
+        return None
+
+    def times(xs: list[Any]) -> tuple[float, ...]:
+        return tuple(_q(x, "time", "us") for x in xs)
+
+    return KernelTable(
+        source=t["source"], kernel_fixed_time_s=_q(t.get("kernel_fixed_time") or 0, "time", "us"),
+        layer_overhead_s={mode: _q(v, "time", "us") for mode, v in (t.get("layer_overhead") or {}).items()},
+        matmul=tuple(MatmulCurve(n=c["n"], k=c["k"], dtype=c["dtype"], tokens=tuple(c["tokens"]),
+                                 time_s=times(c["time"])) for c in t.get("matmul") or ()),
+        attention=tuple(AttentionCurve(mode=c["mode"], heads=c["heads"], kv_heads=c["kv_heads"],
+                                       head_dim=c["head_dim"], batch=c.get("batch", 1), dtype=c["dtype"],
+                                       lengths=tuple(c["length"]), time_s=times(c["time"]))
+                        for c in t.get("attention") or ()))
 
 
 def _validate(text: str, data: Any, origin: str) -> None:

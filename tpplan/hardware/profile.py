@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tpplan.hardware.kernel_table import KernelTable
+
 Tier = Literal["nvlink", "pcie", "network"]
 """Which fabric a TP group's collective crosses: inside an NVLink domain, between domains in a node
 (usually PCIe), or between nodes."""
@@ -107,6 +109,8 @@ class HardwareProfile:
     sources: dict[str, str] = field(default_factory=dict)
     origin: str = ""
     """Where the profile was read from (file path or 'built-in')."""
+    kernel_table: KernelTable | None = None
+    """Optional kernel times measured on this node by `tpplan measure` (tpplan.hardware.kernel_table)."""
 
     @property
     def total_gpus(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from tpplan.units import parse_quantity
 
@@ -112,6 +112,52 @@ class EfficiencyIn(_Strict):
     """Causal flash attention's achieved / dense 16-bit peak FLOP/s; left out: defaults/kernels.yaml."""
 
 
+class MatmulCurveIn(_Strict):
+    n: int = Field(ge=1, strict=True)
+    k: int = Field(ge=1, strict=True)
+    dtype: Literal["bf16", "fp16", "fp8", "int8", "fp32"]
+    tokens: list[Annotated[int, Field(ge=1, strict=True)]] = Field(min_length=1)
+    time: list[Seconds] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _points(self):
+        _check_curve(self.tokens, self.time, "tokens")
+        return self
+
+
+class AttentionCurveIn(_Strict):
+    mode: Literal["decode", "prefill"]
+    heads: int = Field(ge=1, strict=True)
+    kv_heads: int = Field(ge=1, strict=True)
+    head_dim: int = Field(ge=1, strict=True)
+    batch: int = Field(default=1, ge=1, strict=True)
+    dtype: Literal["bf16", "fp16", "fp8", "int8", "fp32"]
+    length: list[Annotated[int, Field(ge=1, strict=True)]] = Field(min_length=1)
+    time: list[Seconds] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _points(self):
+        _check_curve(self.length, self.time, "length")
+        return self
+
+
+def _check_curve(xs: list[int], times: list[float], name: str) -> None:
+    if len(xs) != len(times):
+        raise ValueError(f"{name} has {len(xs)} values but time has {len(times)}; give one time per {name}")
+    if any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+        raise ValueError(f"{name} must be strictly increasing")
+
+
+class KernelTableIn(_Strict):
+    """Optional: kernel times measured on this node (`tpplan measure --out` writes it)."""
+
+    source: str = Field(min_length=1)
+    kernel_fixed_time: Seconds = 0.0
+    layer_overhead: dict[Literal["decode", "prefill"], Seconds] = Field(default_factory=dict)
+    matmul: list[MatmulCurveIn] = Field(default_factory=list)
+    attention: list[AttentionCurveIn] = Field(default_factory=list)
+
+
 class ProfileIn(_Strict):
     schema_version: Literal[1]
     name: str = Field(min_length=1)
@@ -125,6 +171,7 @@ class ProfileIn(_Strict):
     efficiency: EfficiencyIn
     price_per_gpu_hour: float | None = Field(default=None, gt=0)
     source: dict[str, str] = Field(default_factory=dict)
+    kernel_table: KernelTableIn | None = None
 
 
 def json_schema() -> dict:

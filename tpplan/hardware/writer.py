@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.units import GB, TERA, US, MiB
 
@@ -55,7 +56,19 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
     if p.price_per_gpu_hour:
         d["price_per_gpu_hour"] = p.price_per_gpu_hour
     d["source"] = dict(p.sources)
+    if p.kernel_table is not None:
+        d["kernel_table"] = _kernel_table(p.kernel_table)
     return d
+
+
+def _kernel_table(t: KernelTable) -> dict[str, Any]:
+    return {"source": t.source, "kernel_fixed_time": _us(t.kernel_fixed_time_s),
+            "layer_overhead": {mode: _us(v) for mode, v in t.layer_overhead_s.items()},
+            "matmul": [{"n": c.n, "k": c.k, "dtype": c.dtype, "tokens": list(c.tokens),
+                        "time": [_us(x) for x in c.time_s]} for c in t.matmul],
+            "attention": [{"mode": c.mode, "heads": c.heads, "kv_heads": c.kv_heads, "head_dim": c.head_dim,
+                           "batch": c.batch, "dtype": c.dtype, "length": list(c.lengths),
+                           "time": [_us(x) for x in c.time_s]} for c in t.attention]}
 
 
 def profile_to_yaml(p: HardwareProfile, *, name: str | None = None) -> str:

@@ -1,14 +1,15 @@
 """Fit the profile's collective parameters and matmul/memory efficiencies to measurements; hold some out.
 
 Hold-out: within each collective (kind, group size) every other size, sorted by bytes; within each layer mode
-every other token count. The fit sees only the rest; `median_abs_error_pct_after` is computed on the held-out
-items alone. All fits use p25 timings (CPU timings are bimodal: FACTS.md §8).
+every other token count per (kind, mode, tp). The fit sees only the rest; `median_abs_error_pct_after` is
+computed on the held-out items alone. Fits use the best window's mean per call (`measured_s`).
 
 Collectives, per tier, per regime (messages < 256 KiB -> the `ll` protocol, larger -> `simple`): weighted
 least squares of T = base + hops x hop + factor x S / busbw (weights 1/T, so small messages count); with a
 single group size the hop latency is kept and only base and busbw are fitted.
-Matmuls: items classified compute- or memory-bound by the current roofline; matmul_eff = median achieved
-FLOP/s / peak, memory_eff = median achieved bytes/s / HBM bandwidth; an efficiency above 1 raises the peak.
+Matmuls: T = t0 + bytes / (HBM x memory_eff) or t0 + FLOPs / (peak x matmul_eff) by the current roofline's
+class, with one per-kernel fixed time t0 (the H100 table: small shards cost 4-6 us beyond their bytes,
+shared/reference/gpu/README.md); an efficiency above 1 raises the peak.
 Layers: per mode (decode, prefill), the median residual on training layers becomes a fixed per-layer overhead.
 """
 
@@ -20,26 +21,24 @@ from dataclasses import dataclass, field
 
 from tpplan.cost.collectives import bus_factor, ring_hops
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
-from tpplan.measure.predict import matmul_bytes, predict_item
+from tpplan.measure.predict import COLLECTIVE_KINDS, Physics, matmul_bytes, predict_item
 from tpplan.measure.shapes import LayerShape
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.units import KiB
 
 SMALL_MESSAGE_BYTES = 256 * KiB
-COLLECTIVE_KINDS = ("allreduce", "allgather", "reducescatter")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Fit:
     profile: HardwareProfile
-    layer_overhead_s: dict[str, float]
-    """Per layer mode (decode, prefill): fixed seconds per layer the roofline and collectives do not explain
-    (framework dispatch, norms and elementwise ops, ranks arriving late at the all-reduce)."""
-    held_out: set[int]
+    physics: Physics
+    """Fitted per-kernel time and per-layer overhead per mode (norms, elementwise kernels, KV writes)."""
+    held_out: frozenset[int]
     notes: list[str] = field(default_factory=list)
 
 
-def held_out_indices(items: list[dict]) -> set[int]:
+def held_out_indices(items: list[dict]) -> frozenset[int]:
     """Every other size per collective group and every other token count per layer mode."""
     out: set[int] = set()
     buckets: dict[tuple, list[tuple[float, int]]] = {}
@@ -47,12 +46,12 @@ def held_out_indices(items: list[dict]) -> set[int]:
         if it["kind"] in COLLECTIVE_KINDS:
             buckets.setdefault(("c", it["kind"], it["tp"], it.get("source")), []).append((it["bytes"], i))
         elif it["kind"] in ("matmul", "layer"):
-            buckets.setdefault(("t", it["mode"]), []).append((it["tokens"], i))
+            buckets.setdefault(("t", it["kind"], it["mode"], it["tp"]), []).append((it["tokens"], i))
     for members in buckets.values():
         keys = sorted({k for k, _ in members})
         held = set(keys[1::2])
         out |= {i for k, i in members if k in held}
-    return out
+    return frozenset(out)
 
 
 def _wls(rows: list[list[float]], y: list[float]) -> list[float]:
@@ -98,53 +97,90 @@ def fit_collectives(profile: HardwareProfile, items: list[dict]) -> HardwareProf
             by_tier.setdefault(profile.tier_for_group(it["tp"]), []).append(it)
     for tier, its in by_tier.items():
         pts = [(it["bytes"] < SMALL_MESSAGE_BYTES, (ring_hops(it["kind"], it["tp"]),
-                bus_factor(it["kind"], it["tp"]) * it["bytes"], it["p25_s"])) for it in its]
+                bus_factor(it["kind"], it["tp"]) * it["bytes"], measured_s(it))) for it in its]
         fitted = _fit_tier(pts, tiers.get(tier, {}))
         if fitted:
             tiers[tier] = fitted
     return dataclasses.replace(profile, collectives=tiers)
 
 
-def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, list[str]]:
-    e, notes = profile.efficiency, []
+def measured_s(it: dict) -> float:
+    """The fit statistic: the best window's mean (kernels of this version), p25 of per-call samples (older)."""
+    return it.get("measured_s") or it["p25_s"]
+
+
+def _matmul_rows(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[list[list[float]], list[float]]:
+    """Rows [1, bytes if memory-bound, FLOPs if compute-bound] (bound by the current roofline) and seconds."""
+    e, elem = profile.efficiency, MEASURE_DTYPE_BYTES[dtype]
     peak, hbm = profile.gpu.peak_flops_for(dtype), profile.gpu.memory_bandwidth_bytes_per_s
-    compute, memory = [], []
+    rows = []
     for it in items:
-        n_bytes = matmul_bytes(it["m"], it["n"], it["k"], MEASURE_DTYPE_BYTES[dtype])
-        bound = it["flops"] / (peak * e.matmul) >= n_bytes / (hbm * e.memory)
-        (compute if bound else memory).append((it["flops"] / it["p25_s"], n_bytes / it["p25_s"]))
-    peaks = dict(profile.gpu.peak_flops_per_s)
-    matmul_eff, memory_eff, gpu = e.matmul, e.memory, profile.gpu
-    if compute:
-        rate = statistics.median(c for c, _ in compute)
-        matmul_eff = rate / peak
+        n_bytes = matmul_bytes(it["m"], it["n"], it["k"], elem)
+        compute = it["flops"] / (peak * e.matmul) >= n_bytes / (hbm * e.memory)
+        rows.append([1.0, 0.0 if compute else n_bytes, it["flops"] if compute else 0.0])
+    return rows, [measured_s(it) for it in items]
+
+
+def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, float, list[str]]:
+    """T = t0 + bytes / (HBM x memory_eff) for memory-bound matmuls, t0 + FLOPs / (peak x matmul_eff) for
+    compute-bound ones: one weighted least-squares fit (weights 1/T) with a shared per-kernel time t0.
+    A class with too few distinct points keeps the profile's efficiency; a negative t0 is clamped to 0 and the
+    rates refitted as medians. Returns (profile, t0 seconds, notes)."""
+    if not items:
+        return profile, 0.0, []
+    rows, y = _matmul_rows(profile, items, dtype)
+    cols = [j for j in (1, 2) if len({r[j] for r in rows if r[j]}) >= 2]
+    t0, inv = 0.0, {}
+    if cols:
+        sol = _wls([[r[0]] + [r[j] for j in cols] for r in rows], y)
+        t0, inv = sol[0], dict(zip(cols, sol[1:], strict=True))
+    if t0 < 0 or any(v <= 0 for v in inv.values()):
+        t0, inv = 0.0, {}
+    for j in (1, 2):  # a class without a usable slope: median rate at the fitted t0
+        xs = [(r[j], t) for r, t in zip(rows, y, strict=True) if r[j]]
+        if j not in inv and xs:
+            inv[j] = statistics.median(max(t - t0, t * 1e-3) / x for x, t in xs)
+    fitted, notes = _with_rates(profile, dtype, bytes_per_s=1 / inv[1] if 1 in inv else None,
+                                flops_per_s=1 / inv[2] if 2 in inv else None)
+    return fitted, t0, notes
+
+
+def _with_rates(profile: HardwareProfile, dtype: str, *, bytes_per_s: float | None,
+                flops_per_s: float | None) -> tuple[HardwareProfile, list[str]]:
+    e, gpu, notes = profile.efficiency, profile.gpu, []
+    peaks, matmul_eff, memory_eff = dict(gpu.peak_flops_per_s), e.matmul, e.memory
+    if flops_per_s:
+        matmul_eff = flops_per_s / gpu.peak_flops_for(dtype)
         if matmul_eff > 1:
-            peaks[dtype], matmul_eff = rate, 1.0
-            notes.append(f"measured {dtype} matmul rate {rate:.3g} FLOP/s exceeds the profile's peak; peak raised")
-    if memory:
-        rate = statistics.median(b for _, b in memory)
-        memory_eff = rate / hbm
+            peaks[dtype], matmul_eff = flops_per_s, 1.0
+            notes.append(f"measured {dtype} matmul rate {flops_per_s:.3g} FLOP/s exceeds the profile's peak; raised")
+    if bytes_per_s:
+        memory_eff = bytes_per_s / gpu.memory_bandwidth_bytes_per_s
         if memory_eff > 1:
-            gpu = dataclasses.replace(gpu, memory_bandwidth_bytes_per_s=rate)
-            memory_eff = 1.0
-            notes.append(f"measured matmul byte rate {rate:.3g} B/s exceeds the profile's memory bandwidth; raised")
+            gpu, memory_eff = dataclasses.replace(gpu, memory_bandwidth_bytes_per_s=bytes_per_s), 1.0
+            notes.append(f"measured matmul byte rate {bytes_per_s:.3g} B/s exceeds the profile's memory bandwidth; "
+                         f"raised")
     gpu = dataclasses.replace(gpu, peak_flops_per_s=peaks)
     eff = dataclasses.replace(e, matmul=max(1e-4, matmul_eff), memory=max(1e-4, memory_eff))
     return dataclasses.replace(profile, gpu=gpu, efficiency=eff), notes
 
 
 def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape | None, dtype: str) -> Fit:
+    """Fit on the items not held out: collectives per tier, matmul rates and per-kernel time, then the
+    per-layer overhead per mode as the median residual of the training layers."""
     held = held_out_indices(items)
     train = [it for i, it in enumerate(items) if i not in held]
     fitted = fit_collectives(profile, train)
-    fitted, notes = fit_matmuls(fitted, [it for it in train if it["kind"] == "matmul"], dtype)
+    fitted, t0, notes = fit_matmuls(fitted, [it for it in train if it["kind"] == "matmul"], dtype)
+    physics = Physics(kernel_fixed_time_s=t0)
     residuals: dict[str, list[float]] = {}
     for it in train:
         if it["kind"] == "layer":
-            predicted = predict_item(fitted, it, shape=shape, dtype=dtype)
-            residuals.setdefault(it["mode"], []).append(it["p25_s"] - predicted)
+            predicted = predict_item(fitted, it, shape=shape, dtype=dtype, physics=physics)
+            residuals.setdefault(it["mode"], []).append(measured_s(it) - predicted)
     every = [r for rs in residuals.values() for r in rs]
     overall = max(0.0, statistics.median(every)) if every else 0.0
     overhead = {mode: max(0.0, statistics.median(residuals[mode])) if residuals.get(mode) else overall
                 for mode in ("decode", "prefill")}
-    return Fit(profile=fitted, layer_overhead_s=overhead, held_out=held, notes=notes)
+    return Fit(profile=fitted, physics=Physics(kernel_fixed_time_s=t0, layer_overhead_s=overhead), held_out=held,
+               notes=notes)

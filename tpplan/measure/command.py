@@ -9,83 +9,154 @@ import contextlib
 import dataclasses
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from tpplan.errors import MeasurementError, TpplanError
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 
+BACKENDS = ("gloo", "nccl")
 
-def _profile_for(node, hardware: str | None, nproc: int):
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasureRequest:
+    """What `tpplan measure` was asked, as the CLI passes it (strings as typed; checked here)."""
+
+    model: str = "llama-8b"
+    hardware: str | None = None
+    nproc: int | None = None
+    quick: bool = False
+    dtype: str | None = None
+    tp: str | None = None
+    emulate_tp: str | None = None
+    backend: str | None = None
+    timeout_s: float = 120.0
+    threads: int = 1
+    skip_layer: bool = False
+    kernel_table: bool = True
+    from_files: tuple[Path, ...] = ()
+    save_raw: Path | None = None
+    out: Path | None = None
+    force: bool = False
+    fail_rank: int | None = None
+    argv: tuple[str, ...] = ()
+
+
+def parse_degrees(text: str | None, option: str) -> tuple[int, ...] | None:
+    """'2,4,8' -> (2, 4, 8); anything else is one MeasurementError naming the option and the fix."""
+    if text is None:
+        return None
+    try:
+        degrees = tuple(int(x) for x in text.split(","))
+    except ValueError as exc:
+        raise MeasurementError(f"{option} {text!r}: expected comma-separated whole numbers such as 2,4,8") from exc
+    if any(d < 1 for d in degrees):
+        raise MeasurementError(f"{option} {text!r}: degrees must be at least 1, e.g. 1,2,4,8")
+    return degrees
+
+
+def _check_request(r: MeasureRequest) -> None:
+    if r.dtype is not None and r.dtype not in MEASURE_DTYPE_BYTES:
+        raise MeasurementError(f"--dtype {r.dtype!r}: measure runs {', '.join(MEASURE_DTYPE_BYTES)}")
+    if r.backend is not None and r.backend not in BACKENDS:
+        raise MeasurementError(f"--backend {r.backend!r}: expected one of {', '.join(BACKENDS)}")
+    if r.nproc is not None and r.nproc < 1:
+        raise MeasurementError(f"--nproc {r.nproc}: expected at least 1")
+    if r.from_files and (r.tp or r.emulate_tp or r.nproc):
+        raise MeasurementError("--from compares saved results: drop --tp / --emulate-tp / --nproc, or drop --from")
+
+
+def _profile(r: MeasureRequest, *, kind: str | None, device_name: str, gloo_ranks: int | None):
     from tpplan.hardware.loader import resolve_profile
-    from tpplan.measure.run import default_profile_name
+    from tpplan.measure.devices import check_calibration_target, default_profile_for
 
-    profile, _ = resolve_profile(hardware or default_profile_name(node))
-    if node.backend == "gloo" and nproc != profile.gpus_per_node:
+    profile, _ = resolve_profile(r.hardware or default_profile_for(kind, device_name))
+    if r.out is not None:
+        check_calibration_target(measured=kind, profile_gpu=profile.gpu.name, profile_name=profile.name,
+                                 force=r.force)
+    if gloo_ranks and gloo_ranks != profile.gpus_per_node:
         # a CPU host runs as many ranks as asked: one "domain" of nproc ranks on loopback
-        profile = dataclasses.replace(profile, gpus_per_node=nproc, nvlink_domain_size=nproc)
+        profile = dataclasses.replace(profile, gpus_per_node=gloo_ranks, nvlink_domain_size=gloo_ranks)
     return profile
 
 
-def measure_command(*, model: str, hardware: str | None, nproc: int | None, quick: bool, dtype: str | None,
-                    tp: str | None, timeout: float, threads: int, skip_layer: bool, from_files: list[Path] | None,
-                    save_raw: Path | None, out: Path | None, force: bool, fail_rank: int | None,
-                    argv: list[str], progress=None):
+def measure_command(r: MeasureRequest, progress=None):
     """Run (or load with --from) the measurement and return it; `progress` is a context manager factory whose
     value is called with one status line per step (the CLI passes a rich status; None = silent)."""
     from tpplan.files import check_writable, write_text_atomic
-    from tpplan.hardware.writer import profile_to_yaml
-    from tpplan.measure.run import (
-        MeasureOptions,
-        calibrated_profile,
-        check_ranks,
-        compare,
-        detect_node,
-        load_results,
-        run_workloads,
-    )
+    from tpplan.measure.compare import compare
+    from tpplan.measure.devices import measured_kind
+    from tpplan.measure.run import MeasureOptions, check_ranks, detect_node, run_workloads
     from tpplan.models.resolve import resolve_model
 
-    for path in (out, save_raw):
+    _check_request(r)
+    tp, emulate = parse_degrees(r.tp, "--tp"), parse_degrees(r.emulate_tp, "--emulate-tp")
+    for path in (r.out, r.save_raw):
         if path is not None:
-            check_writable(path, force=force)
-    spec = resolve_model(model).spec
-    try:
-        node = detect_node()
-    except ImportError as exc:
-        raise TpplanError("tpplan measure needs torch: pip install 'tpplan[measure]'") from exc
-    nproc = nproc or (node.device_count if node.backend == "nccl" else 2)
-    dtype = dtype or ("bf16" if node.backend == "nccl" else "fp32")
-    if dtype not in MEASURE_DTYPE_BYTES:
-        raise TpplanError(f"--dtype {dtype!r}: measure runs {', '.join(MEASURE_DTYPE_BYTES)}")
-    profile = _profile_for(node, hardware, nproc)
-    notes = check_ranks(node, nproc) if not from_files else []
-    command = "tpplan " + " ".join(shlex.quote(a) for a in argv[1:])
-    if from_files:
-        results = load_results(from_files)
-        backend = results[0]["environment"].get("backend") or node.backend
+            check_writable(path, force=r.force)
+    spec = resolve_model(r.model).spec
+    if r.from_files:
+        results, notes = _load(r.from_files), []
+        env = results[0]["environment"]
+        backend, on_gpu = env.get("backend") or "gloo", env.get("backend") == "nccl"
+        kind = measured_kind(backend=backend, device_names=env.get("device_names") or [], on_gpu=on_gpu)
+        profile = _profile(r, kind=kind, device_name=", ".join(env.get("device_names") or []),
+                           gloo_ranks=None if on_gpu else env.get("world_size"))
+        dtype = r.dtype or _recorded_dtype(results) or ("bf16" if on_gpu else "fp32")
     else:
-        degrees = [int(x) for x in tp.split(",")] if tp else None
-        opts = MeasureOptions(model=spec, nproc=nproc, backend=node.backend, quick=quick, dtype=dtype,
-                              tp_degrees=degrees, timeout_s=timeout, threads=threads, skip_layer=skip_layer,
-                              fail_rank=fail_rank)
+        node = _node(r.backend, detect_node)
+        nproc = r.nproc or (node.device_count if node.on_gpu else 2)
+        dtype = r.dtype or ("bf16" if node.on_gpu else "fp32")
+        kind = measured_kind(backend=node.backend, device_names=node.device_names, on_gpu=node.on_gpu)
+        profile = _profile(r, kind=kind, device_name=", ".join(node.device_names),
+                           gloo_ranks=None if node.on_gpu else nproc)
+        notes = check_ranks(node, nproc)
+        opts = MeasureOptions(model=spec, nproc=nproc, backend=node.backend, quick=r.quick, dtype=dtype,
+                              tp_degrees=tp, emulate_tp=emulate, timeout_s=r.timeout_s, threads=r.threads,
+                              skip_layer=r.skip_layer, kernel_table=r.kernel_table, fail_rank=r.fail_rank)
         with (progress or _silent)() as say:
             results, skipped = run_workloads(opts, progress=say)
         notes += skipped
         backend = node.backend
-    if save_raw is not None:
-        write_text_atomic(save_raw, json.dumps(results), force=force)
+    if r.save_raw is not None:
+        write_text_atomic(r.save_raw, json.dumps(results), force=r.force)
     m = compare(results, model=spec, profile=profile, dtype=dtype, backend=backend, notes=notes)
-    if out is not None:
-        from tpplan.hardware.loader import load_profile_text
-
-        text = profile_to_yaml(calibrated_profile(m, base=profile, command=command))
-        try:
-            load_profile_text(text, origin=str(out))
-        except TpplanError as exc:
-            raise MeasurementError(f"the calibrated profile does not validate ({exc}); not written") from exc
-        write_text_atomic(out, text, force=force)
-        m.summary["calibrated_profile"] = str(out)
+    if r.out is not None:
+        m = _write_profile(m, r, base=profile, write=write_text_atomic)
     return m
+
+
+def _node(backend: str | None, detect):
+    try:
+        return detect(backend)
+    except ImportError as exc:
+        raise TpplanError("tpplan measure needs torch: pip install 'tpplan[measure]'") from exc
+
+
+def _load(paths: tuple[Path, ...]) -> list[dict]:
+    from tpplan.measure.compare import load_results
+
+    return load_results(list(paths))
+
+
+def _recorded_dtype(results: list[dict]) -> str | None:
+    return next((r["dtype"] for r in results if r.get("dtype")), None) or next(
+        (it["dtype"] for r in results for it in r["items"] if it.get("dtype") in MEASURE_DTYPE_BYTES), None)
+
+
+def _write_profile(m, r: MeasureRequest, *, base, write):
+    from tpplan.hardware.loader import load_profile_text
+    from tpplan.hardware.writer import profile_to_yaml
+    from tpplan.measure.compare import calibrated_profile
+
+    command = "tpplan " + " ".join(shlex.quote(a) for a in r.argv[1:])
+    text = profile_to_yaml(calibrated_profile(m, base=base, command=command))
+    try:
+        load_profile_text(text, origin=str(r.out))
+    except TpplanError as exc:
+        raise MeasurementError(f"the calibrated profile does not validate ({exc}); not written") from exc
+    write(r.out, text, force=r.force)
+    return dataclasses.replace(m, summary=dataclasses.replace(m.summary, calibrated_profile=str(r.out)))
 
 
 @contextlib.contextmanager

@@ -67,37 +67,41 @@ def _tail(path: Path) -> str:
     return " | ".join(lines[-STDERR_TAIL_LINES:])
 
 
-LAST_LAUNCH: RankSet | None = None
-"""The most recent launch (tests check its processes are gone)."""
-
-
 def launch(workload: str, args: list[str], *, nproc: int, timeout_s: float, threads: int = 1,
            env_extra: dict[str, str] | None = None) -> dict:
-    """Run `tpplan.kernels.<workload>` on `nproc` local ranks; return rank 0's JSON object."""
-    global LAST_LAUNCH
-    workdir = Path(tempfile.mkdtemp(prefix="tpplan-measure-"))
-    out_path = workdir / "rank0.json"
-    port = free_port()
-    ranks = RankSet()
-    LAST_LAUNCH = ranks
+    """Run `tpplan.kernels.<workload>` on `nproc` local ranks; return rank 0's JSON object. The ranks' stderr
+    files and rank 0's JSON live in a temporary folder that is removed on every path, and every rank is ended
+    (its whole session) before this returns or raises."""
+    if nproc < 1 or timeout_s <= 0:
+        raise MeasurementError(f"launch {workload}: nproc ({nproc}) must be >= 1 and timeout_s ({timeout_s}) > 0")
+    with tempfile.TemporaryDirectory(prefix="tpplan-measure-") as tmp:
+        workdir = Path(tmp)
+        out_path = workdir / "rank0.json"
+        port = free_port()
+        ranks = RankSet()
+        try:
+            for rank in range(nproc):
+                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
+                       "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+                err = workdir / f"rank{rank}.stderr"
+                ranks.stderr_paths.append(err)
+                cmd = [sys.executable, "-m", f"tpplan.kernels.{workload}", *args, "--threads", str(threads),
+                       "--timeout", str(timeout_s)] + (["--out", str(out_path)] if rank == 0 else [])
+                with err.open("w") as err_file:  # the child keeps its own descriptor; ours closes here
+                    ranks.procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file,
+                                                        start_new_session=True))
+            _wait(ranks, workload, timeout_s)
+            return _read_result(out_path, workload)
+        finally:
+            ranks.kill_all()
+
+
+def _read_result(path: Path, workload: str) -> dict:
     try:
-        for rank in range(nproc):
-            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
-                   "PYTHONUNBUFFERED": "1", **(env_extra or {})}
-            err = workdir / f"rank{rank}.stderr"
-            ranks.stderr_paths.append(err)
-            cmd = [sys.executable, "-m", f"tpplan.kernels.{workload}", *args, "--threads", str(threads),
-                   "--timeout", str(timeout_s)] + (["--out", str(out_path)] if rank == 0 else [])
-            ranks.procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err.open("w"),
-                                                start_new_session=True))
-        _wait(ranks, workload, timeout_s)
-        return json.loads(out_path.read_text())
-    except BaseException:
-        ranks.kill_all()
-        raise
-    finally:
-        ranks.kill_all()
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MeasurementError(f"{workload}: rank 0 exited cleanly but wrote no readable result ({exc})") from exc
 
 
 def _wait(ranks: RankSet, workload: str, timeout_s: float) -> None:

@@ -1,30 +1,27 @@
-"""`tpplan measure`: detect the node, launch the workloads, compare with predictions, calibrate, write a profile."""
+"""`tpplan measure`: detect the node, plan the workloads (real TP groups, emulated shards, the kernel table), launch."""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import json
 import os
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from tpplan.errors import MeasurementError
-from tpplan.hardware.profile import HardwareProfile
-from tpplan.measure.calibrate import calibrate
 from tpplan.measure.launch import launch
-from tpplan.measure.predict import predict_item
-from tpplan.measure.shapes import CPU_MAX_HIDDEN, LayerShape, layer_shape, recorded_shape
+from tpplan.measure.shapes import CPU_MAX_HIDDEN, LayerShape, layer_shape
+from tpplan.measure.table import table_args
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.models.spec import ModelSpec
 from tpplan.units import MiB, bytes_to_gib
 
-GPU_PROFILES = {"H100": "dgx-h100", "H200": "hgx-h200", "B200": "dgx-b200", "A100": "dgx-a100-80g", "L40S": "l40s-pcie",
-                "L4": "l4", "A10G": "a10g", "4090": "rtx-4090", "MI300X": "mi300x"}
 NCCL_MULTI_RANK = (2, 30)
 """NCCL 2.30+ runs two ranks on one GPU with NCCL_MULTI_RANK_GPU_ENABLE=1 (FACTS.md §6)."""
+EMULATED_DEGREES = (1, 2, 4, 8)
+"""Degrees a one-GPU node emulates by default (those the model allows)."""
+GPU_DECODE_CONTEXT = 1152
+"""Cached tokens per decode sequence on GPU: input 1024 + output 256 / 2, the decode context tpplan assumes
+for those lengths and the one the H100 reference rows use (shared/reference/gpu/README.md)."""
+CPU_DECODE_CONTEXT = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,52 +30,62 @@ class Node:
     device_count: int
     device_names: list[str]
     nccl_version: tuple[int, ...] | None
+    cpu_count: int = 1
+
+    @property
+    def on_gpu(self) -> bool:
+        """Tensors live on GPUs (NCCL); gloo keeps them on the CPU even on a GPU node."""
+        return self.backend == "nccl"
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MeasureOptions:
     model: ModelSpec
     nproc: int
     backend: str
     quick: bool = False
     dtype: str = "fp32"
-    tp_degrees: list[int] | None = None
+    tp_degrees: tuple[int, ...] | None = None
+    emulate_tp: tuple[int, ...] | None = None
     timeout_s: float = 120.0
     threads: int = 1
     skip_layer: bool = False
+    kernel_table: bool = True
     fail_rank: int | None = None
 
 
-@dataclass(kw_only=True)
-class Measurement:
-    environment: dict
-    items: list[dict]
-    summary: dict
-    checks: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    calibrated: HardwareProfile | None = None
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Launch:
+    """One `python -m tpplan.kernels.<workload>` on `nproc` local ranks."""
+
+    workload: str
+    args: list[str]
+    nproc: int
+    say: str
 
 
-def detect_node() -> Node:
+def detect_node(backend: str | None = None) -> Node:
+    """The node as `--backend` sees it: nccl needs CUDA; gloo (the default without CUDA) stays on the CPU."""
     import torch
 
-    if torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    backend = backend or ("nccl" if cuda else "gloo")
+    if backend == "nccl" and not cuda:
+        raise MeasurementError("--backend nccl needs CUDA GPUs and this node has none; use --backend gloo")
+    if backend == "nccl":
         n = torch.cuda.device_count()
         return Node(backend="nccl", device_count=n, device_names=[torch.cuda.get_device_name(i) for i in range(n)],
-                    nccl_version=tuple(torch.cuda.nccl.version()))
-    return Node(backend="gloo", device_count=0, device_names=[], nccl_version=None)
-
-
-def default_profile_name(node: Node) -> str:
-    if node.backend == "gloo":
-        return "cpu-gloo"
-    name = node.device_names[0] if node.device_names else ""
-    return next((p for key, p in GPU_PROFILES.items() if key in name), "dgx-h100")
+                    nccl_version=tuple(torch.cuda.nccl.version()), cpu_count=os.cpu_count() or 1)
+    return Node(backend="gloo", device_count=0, device_names=[], nccl_version=None, cpu_count=os.cpu_count() or 1)
 
 
 def check_ranks(node: Node, nproc: int) -> list[str]:
-    """Refuse more NCCL ranks than GPUs unless NCCL >= 2.30 and NCCL_MULTI_RANK_GPU_ENABLE=1 (then warn)."""
-    if node.backend != "nccl" or nproc <= node.device_count:
+    """Refuse more NCCL ranks than GPUs unless NCCL >= 2.30 and NCCL_MULTI_RANK_GPU_ENABLE=1 (then warn);
+    warn when gloo ranks outnumber the CPU cores (they then time each other's scheduling)."""
+    if node.backend == "gloo":
+        return [f"--nproc {nproc} exceeds this machine's {node.cpu_count} CPU cores: ranks share cores, so "
+                f"timings include waiting for a core"] if nproc > node.cpu_count else []
+    if nproc <= node.device_count:
         return []
     if os.environ.get("NCCL_MULTI_RANK_GPU_ENABLE") == "1" and (node.nccl_version or (0,)) >= NCCL_MULTI_RANK:
         return [f"{nproc} NCCL ranks share {node.device_count} GPU(s) (NCCL_MULTI_RANK_GPU_ENABLE=1): collective "
@@ -89,48 +96,92 @@ def check_ranks(node: Node, nproc: int) -> list[str]:
 
 def _collective_args(o: MeasureOptions) -> list[str]:
     cpu = o.backend == "gloo"
+    # warm-up: a whole-sweep warm pass runs first (kernels/collectives.py), then these calls per size
     if o.quick:
         return ["--ops", "allreduce", "--min-bytes", "4096", "--max-bytes", str(MiB if cpu else 64 * MiB),
-                "--factor", "4", "--warmup", "3", "--iters", "25", "--dtype", o.dtype, "--backend", o.backend]
+                "--factor", "4", "--warmup", "5", "--iters", "10" if cpu else "20", "--repeats", "5",
+                "--dtype", o.dtype, "--backend", o.backend]
     return ["--min-bytes", "4096", "--max-bytes", str(16 * MiB if cpu else 256 * MiB), "--factor", "4",
-            "--warmup", "5", "--iters", "30", "--dtype", o.dtype, "--backend", o.backend]
+            "--warmup", "5", "--iters", "20", "--repeats", "5", "--dtype", o.dtype, "--backend", o.backend]
 
 
 def _token_counts(o: MeasureOptions) -> tuple[list[int], list[int]]:
-    """(decode batches, prefill chunk lengths) the layer is timed at; the odd positions are held out."""
-    return ([1, 4, 16], [64, 256]) if o.quick else ([1, 2, 4, 8, 16, 32, 64], [128, 512, 2048])
+    """(decode batches, prefill chunk lengths) the layer is timed at; the odd positions are held out. On GPU
+    they include the reference rows' batches 1, 8, 32, 128 and prompts 1024, 4096."""
+    if o.backend == "gloo":
+        return ([1, 4, 16], [64, 256]) if o.quick else ([1, 2, 4, 8, 16, 32, 64], [128, 512, 2048])
+    return ([1, 128], [1024]) if o.quick else ([1, 8, 32, 64, 128], [512, 1024, 2048, 4096])
 
 
-def _layer_args(o: MeasureOptions, shape: LayerShape) -> list[str]:
+def _layer_args(o: MeasureOptions, shape: LayerShape, *, emulate: int | None) -> list[str]:
     decode, prefill = (",".join(map(str, t)) for t in _token_counts(o))
-    iters = ["--warmup", "3", "--iters", "30"] if o.quick else ["--warmup", "5", "--iters", "40"]
+    cpu = o.backend == "gloo"
+    # CPU: 2 distinct layers and few windows keep the quick run under 30 s; GPU: >= 4 layers, 5 x 10 replays
+    iters = (["--warmup", "2", "--iters", "3", "--repeats", "3", "--layers", "2"] if cpu else
+             ["--warmup", "3", "--iters", "10", "--repeats", "3" if o.quick else "5", "--layers", "4"])
     tol = "1e-4" if o.dtype == "fp32" else "3e-2"
-    return [*shape.kernel_args(), "--decode-batch", decode, "--prefill-tokens", prefill, "--context", "256",
-            "--dtype", o.dtype, "--tolerance", tol, "--backend", o.backend, *iters]
+    context = CPU_DECODE_CONTEXT if cpu else GPU_DECODE_CONTEXT
+    return [*shape.kernel_args(), "--decode-batch", decode, "--prefill-tokens", prefill, "--context", str(context),
+            "--dtype", o.dtype, "--tolerance", tol, "--backend", o.backend, *iters,
+            *(["--emulate-tp", str(emulate)] if emulate else [])]
 
 
-def run_workloads(o: MeasureOptions, progress: Callable[[str], None] | None = None) -> tuple[list[dict], list[str]]:
-    """Launch the workloads; returns their rank-0 JSON objects and notes (skips with reasons)."""
-    say = progress or (lambda _msg: None)
-    fail = ["--fail-rank", str(o.fail_rank)] if o.fail_rank is not None else []
-    say(f"collectives on {o.nproc} ranks ({o.backend})")
-    results = [launch("collectives", _collective_args(o) + fail, nproc=o.nproc, timeout_s=o.timeout_s,
-                      threads=o.threads)]
+def _layer_degrees(o: MeasureOptions, shape: LayerShape) -> tuple[list[int], list[int], list[str]]:
+    """(real TP degrees, emulated degrees, notes). Real degrees need that many ranks; one rank emulates the
+    degrees the model allows up to 8 by default and says that communication was not measured."""
     notes: list[str] = []
-    if o.skip_layer:
-        return results, notes
-    shape = layer_shape(o.model, max_hidden=CPU_MAX_HIDDEN if o.backend == "gloo" else None)
-    degrees = o.tp_degrees or ([o.nproc] if o.quick else [t for t in (2, 4, 8, 16) if t <= o.nproc])
-    for tp in degrees:
+    real = list(o.tp_degrees or ([o.nproc] if o.quick else [t for t in (2, 4, 8, 16) if t <= o.nproc]))
+    real = [t for t in real if t > 1 or o.tp_degrees]
+    emulate = list(o.emulate_tp or (EMULATED_DEGREES if o.nproc == 1 and not o.tp_degrees else ()))
+    for tp in sorted(set(real + emulate)):
         if not shape.tp_ok(tp):
             notes.append(f"tp {tp} skipped: {o.model.name}'s heads / KV heads / intermediate do not divide by it")
-            continue
+    real = [t for t in real if shape.tp_ok(t)]
+    emulate = [t for t in emulate if shape.tp_ok(t)]
+    if emulate:
+        notes.append(f"tp {', '.join(map(str, emulate))} emulated on one rank (rank 0's shard, compute only): "
+                     f"communication was not measured and is left out of those predictions")
+    return real, emulate, notes
+
+
+def plan_launches(o: MeasureOptions) -> tuple[list[Launch], list[str]]:
+    """What to run, in order, and notes on what was skipped. No collectives on one rank (engines run none at
+    tp 1)."""
+    fail = ["--fail-rank", str(o.fail_rank)] if o.fail_rank is not None else []
+    launches: list[Launch] = []
+    if o.nproc > 1:
+        launches.append(Launch(workload="collectives", args=_collective_args(o) + fail, nproc=o.nproc,
+                               say=f"collectives on {o.nproc} ranks ({o.backend})"))
+    if o.skip_layer:
+        return launches, []
+    shape = layer_shape(o.model, max_hidden=CPU_MAX_HIDDEN if o.backend == "gloo" else None)
+    real, emulate, notes = _layer_degrees(o, shape)
+    for tp in real:
         reason = _memory_problem(shape, tp, o)
         if reason:
             notes.append(f"tp {tp} skipped: {reason}")
             continue
-        say(f"tp_layer at tp={tp}")
-        results.append(launch("tp_layer", _layer_args(o, shape), nproc=tp, timeout_s=o.timeout_s, threads=o.threads))
+        launches.append(Launch(workload="tp_layer", args=_layer_args(o, shape, emulate=None) + fail, nproc=tp,
+                               say=f"tp_layer at tp={tp}"))
+    launches += [Launch(workload="tp_layer", args=_layer_args(o, shape, emulate=t) + fail, nproc=1,
+                        say=f"tp_layer, rank 0 of tp={t} emulated") for t in emulate]
+    if o.kernel_table:
+        degrees = sorted(set(real + emulate)) or [1]
+        launches.append(Launch(workload="kernel_table", args=table_args(backend=o.backend, quick=o.quick, dtype=o.dtype,
+                                                                  shape=shape, degrees=degrees) + fail, nproc=1,
+                               say="per-kernel table"))
+    return launches, notes
+
+
+def run_workloads(o: MeasureOptions, progress: Callable[[str], None] | None = None, *,
+                  launcher: Callable[..., dict] = launch) -> tuple[list[dict], list[str]]:
+    """Launch the planned workloads; returns their rank-0 JSON objects and notes (skips with reasons)."""
+    say = progress or (lambda _msg: None)
+    launches, notes = plan_launches(o)
+    results = []
+    for job in launches:
+        say(job.say)
+        results.append(launcher(job.workload, job.args, nproc=job.nproc, timeout_s=o.timeout_s, threads=o.threads))
     return results, notes
 
 
@@ -154,87 +205,3 @@ def _memory_problem(shape: LayerShape, tp: int, o: MeasureOptions) -> str | None
     return None
 
 
-def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, dtype: str, backend: str,
-            notes: list[str]) -> Measurement:
-    """Join measurements with predictions, calibrate on part of them, report errors before and after."""
-    items = [dict(it) for r in results for it in r["items"]]
-    layer_result = next((r for r in results if r["workload"] == "tp_layer"), None)
-    shape = recorded_shape(layer_result["shape"], model) if layer_result else None
-    if shape and shape.note:
-        notes.append(shape.note)
-    if backend == "gloo":
-        notes.append("gloo on CPU: collective numbers describe loopback between processes, not NVLink; this run "
-                     "checks the plumbing and calibrates the cpu-gloo profile only")
-    fit = calibrate(profile, items, shape=shape, dtype=dtype)
-    for i, it in enumerate(items):
-        _annotate(it, profile, fit, shape, dtype, held_out=i in fit.held_out)
-    env = results[0]["environment"]
-    checks = layer_result["checks"] if layer_result else []
-    failed = [c for c in checks if not c["passed"]] + [it for it in items if it.get("correct") is False]
-    if failed:
-        raise MeasurementError(f"a sharded result differs from the unsharded reference or a collective returned a "
-                               f"wrong value: {failed[0]}")
-    summary = _summary(items, fit)
-    return Measurement(environment=env, items=items, summary=summary, checks=checks, notes=notes + fit.notes,
-                       calibrated=fit.profile)
-
-
-def _annotate(it: dict, profile, fit, shape, dtype: str, *, held_out: bool) -> None:
-    before = predict_item(profile, it, shape=shape, dtype=dtype)
-    overhead = fit.layer_overhead_s.get(it.get("mode"), 0.0)
-    after = predict_item(fit.profile, it, shape=shape, dtype=dtype, layer_overhead_s=overhead)
-    measured = it.get("measured_bytes") if it["kind"] == "memory" else it.get("p25_s")
-    unit = "bytes" if it["kind"] == "memory" else "s"
-    it[f"predicted_{unit}"], it[f"measured_{unit}"] = before, measured
-    it["predicted_after_calibration_" + unit] = after
-    it["held_out"] = held_out
-    it["error_pct"] = None if before is None or not measured else 100 * (before - measured) / measured
-    it["error_pct_after"] = None if after is None or not measured else 100 * (after - measured) / measured
-
-
-def _median_abs(values: list[float]) -> float | None:
-    return statistics.median(abs(v) for v in values) if values else None
-
-
-def _summary(items: list[dict], fit) -> dict:
-    timed = [it for it in items if it["kind"] != "memory" and it["error_pct"] is not None]
-    held = [it for it in timed if it["held_out"]]
-    per_kind = {}
-    for kind in sorted({it["kind"] for it in timed}):
-        k_all = [it for it in timed if it["kind"] == kind]
-        k_held = [it for it in k_all if it["held_out"]]
-        per_kind[kind] = {"items": len(k_all),
-                          "median_abs_error_pct_before": _median_abs([i["error_pct"] for i in k_all]),
-                          "median_abs_error_pct_after": _median_abs([i["error_pct_after"] for i in k_held]),
-                          "held_out": len(k_held)}
-    return {"median_abs_error_pct_before": _median_abs([it["error_pct"] for it in timed]),
-            "median_abs_error_pct_before_held_out": _median_abs([it["error_pct"] for it in held]),
-            "median_abs_error_pct_after": _median_abs([it["error_pct_after"] for it in held]),
-            "by_kind": per_kind, "layer_overhead_s": fit.layer_overhead_s, "held_out_items": len(held),
-            "calibrated_profile": None}
-
-
-def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -> HardwareProfile:
-    today = dt.date.today().isoformat()
-    env = m.environment
-    where = (f"tpplan measure on {today}: {env.get('backend')} x{env.get('world_size')} on "
-             f"{', '.join(env.get('device_names') or []) or 'CPU'}; torch {env.get('torch')}, CUDA {env.get('cuda')}, "
-             f"NCCL {env.get('nccl')}; command: {command}")
-    sources = {**base.sources, "collectives": where, "efficiency": where}
-    desc = f"{base.description} (calibrated {today})"
-    return dataclasses.replace(m.calibrated, name=f"{base.name}-calibrated", description=desc, sources=sources)
-
-
-def load_results(paths: list[Path]) -> list[dict]:
-    out = []
-    for p in paths:
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise MeasurementError(f"{p}: cannot read measurement JSON ({exc}); pass files written by the "
-                                   f"kernels' --out or by tpplan measure --save-raw") from exc
-        for obj in data if isinstance(data, list) else [data]:
-            if not isinstance(obj, dict) or "workload" not in obj or "items" not in obj:
-                raise MeasurementError(f"{p}: not a tpplan measurement (expected 'workload' and 'items' keys)")
-            out.append(obj)
-    return out

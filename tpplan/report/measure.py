@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ from tpplan.units import format_bytes, format_seconds
 
 ITEM_KEYS = ("kind", "name", "mode", "tp", "tokens", "bytes", "predicted_s", "measured_s", "predicted_bytes",
              "measured_bytes", "error_pct", "error_pct_after", "held_out", "p25_s", "median_s", "p90_s",
-             "busbw_bytes_per_s", "source")
+             "busbw_bytes_per_s", "source", "timing", "emulated", "compute_only")
 
 
 @contextlib.contextmanager
@@ -27,57 +28,67 @@ def measure_progress():
 
 
 def measurement_json(m) -> dict[str, Any]:
-    return {"environment": m.environment, "items": m.items, "summary": m.summary, "checks": m.checks,
-            "notes": m.notes}
+    """DESIGN.md §6: environment, items, summary; plus checks, notes, and the kernels' raw results (which
+    `tpplan measure --from` reads back)."""
+    return {"environment": m.environment, "items": [it.to_json() for it in m.items],
+            "summary": dataclasses.asdict(m.summary), "checks": list(m.checks), "notes": list(m.notes),
+            "results": list(m.results)}
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1f}%"
 
 
-def _label(it: dict) -> str:
-    if it["kind"] in ("allreduce", "allgather", "reducescatter"):
-        return f"{it['kind']} tp={it['tp']} {format_bytes(it['bytes'])}" + (" (in layer)" if it.get("source") else "")
-    if it["kind"] == "matmul":
-        return f"matmul {it['name']} {it['mode']} tp={it['tp']} tokens={it['tokens']}"
-    if it["kind"] == "layer":
-        return f"layer {it['mode']} tp={it['tp']} tokens={it['tokens']}"
-    return f"memory tp={it['tp']} ({it.get('allocator', '')})"
+def _label(it) -> str:
+    p = it.params
+    if it.kind in ("allreduce", "allgather", "reducescatter"):
+        return f"{it.kind} tp={p['tp']} {format_bytes(p['bytes'])}" + (" (in layer)" if p.get("source") else "")
+    shard = " (emulated shard)" if p.get("emulated") else ""
+    if it.kind == "matmul":
+        return f"matmul {p['name']} {p['mode']} tp={p['tp']} tokens={p['tokens']}{shard}"
+    if it.kind == "layer":
+        return f"layer {p['mode']} tp={p['tp']} tokens={p['tokens']}{shard}"
+    return f"memory tp={p['tp']} ({p.get('allocator', '')}){shard}"
+
+
+def _table(m):
+    from rich.table import Table
+
+    env = m.environment
+    t = Table(title=f"tpplan measure: {env.get('backend')} x{env.get('world_size')} on "
+                    f"{', '.join(env.get('device_names') or [])}; torch {env.get('torch')}")
+    for col in ("item", "predicted", "measured", "error", "after calibration", "held out", "timing"):
+        t.add_column(col, justify="left" if col in ("item", "timing") else "right")
+    for it in m.items:
+        fmt_v = format_bytes if it.unit == "bytes" else format_seconds
+        t.add_row(_label(it), "-" if it.predicted is None else fmt_v(it.predicted),
+                  "-" if it.measured is None else fmt_v(it.measured), _pct(it.error_pct), _pct(it.error_pct_after),
+                  "yes" if it.held_out else "", it.params.get("timing", ""))
+    return t
 
 
 def render_measurement(m, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         return emit_json(measurement_json(m))
     if fmt is OutputFormat.csv:
-        return emit_csv([{k: it.get(k) for k in ITEM_KEYS} for it in m.items])
-    from rich.table import Table
-
+        return emit_csv([{k: it.to_json().get(k) for k in ITEM_KEYS} for it in m.items])
     con = stdout_console()
-    env = m.environment
-    t = Table(title=f"tpplan measure: {env.get('backend')} x{env.get('world_size')} on "
-                    f"{', '.join(env.get('device_names') or [])}; torch {env.get('torch')}")
-    for col in ("item", "predicted", "measured (p25)", "error", "after calibration", "held out"):
-        t.add_column(col, justify="left" if col == "item" else "right")
-    for it in m.items:
-        mem = it["kind"] == "memory"
-        fmt_v = format_bytes if mem else format_seconds
-        pred = it.get("predicted_bytes" if mem else "predicted_s")
-        meas = it.get("measured_bytes" if mem else "measured_s")
-        t.add_row(_label(it), "-" if pred is None else fmt_v(pred), "-" if meas is None else fmt_v(meas),
-                  _pct(it.get("error_pct")), _pct(it.get("error_pct_after")), "yes" if it.get("held_out") else "")
-    con.print(t)
+    con.print(_table(m))
     s = m.summary
-    for kind, k in s["by_kind"].items():
-        con.print(f"{kind}: median |error| {_pct(k['median_abs_error_pct_before'])} before calibration "
-                  f"({k['items']} items); {_pct(k['median_abs_error_pct_after'])} after, on {k['held_out']} held-out "
+    for kind, k in s.by_kind.items():
+        con.print(f"{kind}: median |error| {_pct(k.median_abs_error_pct_before)} before calibration "
+                  f"({k.items} items); {_pct(k.median_abs_error_pct_after)} after, on {k.held_out} held-out "
                   f"items", markup=False)
-    con.print(f"All timed items: median |error| {_pct(s['median_abs_error_pct_before'])} before; "
-              f"{_pct(s['median_abs_error_pct_after'])} after calibration on {s['held_out_items']} held-out items.",
-              markup=False)
+    con.print(f"All timed items: median |error| {_pct(s.median_abs_error_pct_before)} before; "
+              f"{_pct(s.median_abs_error_pct_after)} after calibration on {s.held_out_items} held-out items "
+              f"({s.sign_convention}).", markup=False)
+    if s.kernel_table_held_out_error_pct is not None:
+        con.print(f"kernel table: median |error| {s.kernel_table_held_out_error_pct:.1f}% interpolating M values "
+                  f"left out of it", markup=False)
     for c in m.checks:
         con.print(f"check {c['mode']} tokens={c['tokens']}: sharded vs unsharded max |diff| "
                   f"{c['max_abs_error']:.2e} -> {'ok' if c['passed'] else 'FAILED'}", markup=False)
     for n in m.notes:
         con.print(f"note: {n}", markup=False)
-    if s.get("calibrated_profile"):
-        con.print(f"wrote calibrated profile {s['calibrated_profile']}", markup=False)
+    if s.calibrated_profile:
+        con.print(f"wrote calibrated profile {s.calibrated_profile}", markup=False)

@@ -1,0 +1,202 @@
+"""Join the kernels' results with predictions, calibrate on part of them, and report the error before and
+after on held-out items. Sign convention: error = (predicted - measured) / measured, so a negative error means
+the model predicts too fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tpplan.errors import MeasurementError
+from tpplan.hardware.kernel_table import KernelTable
+from tpplan.hardware.profile import HardwareProfile
+from tpplan.measure.calibrate import Fit, calibrate, measured_s
+from tpplan.measure.predict import predict_item
+from tpplan.measure.shapes import LayerShape, recorded_shape
+from tpplan.measure.table import build_table, held_out_interpolation_error_pct
+from tpplan.models.spec import ModelSpec
+
+SIGN_CONVENTION = "error = (predicted - measured) / measured; negative means the model predicts too fast"
+TABLE_KINDS = ("kernel_matmul", "kernel_attention")
+"""Items that build the per-kernel table rather than being compared one by one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasuredItem:
+    """One measured thing and its predictions (seconds, or bytes for memory items)."""
+
+    kind: str
+    unit: Literal["s", "bytes"]
+    params: dict[str, Any]
+    """What the kernel recorded: tp, bytes, tokens, mode, name, m/n/k, timing, p25_s, median_s, ..."""
+    measured: float | None
+    predicted: float | None
+    predicted_after: float | None
+    held_out: bool
+    error_pct: float | None
+    error_pct_after: float | None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        u = self.unit
+        return {**self.params, "kind": self.kind, f"predicted_{u}": self.predicted, f"measured_{u}": self.measured,
+                f"predicted_after_calibration_{u}": self.predicted_after, "held_out": self.held_out,
+                "error_pct": self.error_pct, "error_pct_after": self.error_pct_after,
+                **({"error_note": self.note} if self.note else {})}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KindSummary:
+    items: int
+    held_out: int
+    median_abs_error_pct_before: float | None
+    median_abs_error_pct_after: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasureSummary:
+    median_abs_error_pct_before: float | None
+    median_abs_error_pct_before_held_out: float | None
+    median_abs_error_pct_after: float | None
+    by_kind: dict[str, KindSummary]
+    held_out_items: int
+    layer_overhead_s: dict[str, float]
+    kernel_fixed_time_s: float
+    kernel_table_held_out_error_pct: float | None
+    calibrated_profile: str | None = None
+    sign_convention: str = SIGN_CONVENTION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    environment: dict[str, Any]
+    items: tuple[MeasuredItem, ...]
+    summary: MeasureSummary
+    checks: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+    results: tuple[dict[str, Any], ...] = ()
+    """The kernels' JSON objects as --save-raw writes them (so `--from` reads this JSON too)."""
+    calibrated: HardwareProfile | None = None
+    kernel_table: KernelTable | None = field(default=None)
+
+
+def _error(predicted: float | None, measured: float | None) -> tuple[float | None, str]:
+    if predicted is None or not measured:
+        return None, ""
+    if predicted == 0:
+        return None, "prediction is zero by construction; no error reported"
+    return 100 * (predicted - measured) / measured, ""
+
+
+def _item(it: dict, profile: HardwareProfile, fit: Fit, shape: LayerShape | None, dtype: str, *,
+          held_out: bool) -> MeasuredItem:
+    memory = it["kind"] == "memory"
+    before = predict_item(profile, it, shape=shape, dtype=dtype)
+    after = predict_item(fit.profile, it, shape=shape, dtype=dtype, physics=fit.physics)
+    measured = it.get("measured_bytes") if memory else measured_s(it)
+    err, note = _error(before, measured)
+    err_after, _ = _error(after, measured)
+    params = {k: v for k, v in it.items() if k not in ("measured_bytes", "measured_s")}
+    return MeasuredItem(kind=it["kind"], unit="bytes" if memory else "s", params=params, measured=measured,
+                        predicted=before, predicted_after=after, held_out=held_out, error_pct=err,
+                        error_pct_after=err_after, note=note)
+
+
+def _median_abs(values: list[float | None]) -> float | None:
+    real = [abs(v) for v in values if v is not None]
+    return statistics.median(real) if real else None
+
+
+def _summary(items: tuple[MeasuredItem, ...], fit: Fit, table: KernelTable) -> MeasureSummary:
+    timed = [it for it in items if it.unit == "s" and it.error_pct is not None]
+    held = [it for it in timed if it.held_out]
+    by_kind = {}
+    for kind in sorted({it.kind for it in timed}):
+        k_all = [it for it in timed if it.kind == kind]
+        k_held = [it for it in k_all if it.held_out]
+        by_kind[kind] = KindSummary(items=len(k_all), held_out=len(k_held),
+                                    median_abs_error_pct_before=_median_abs([i.error_pct for i in k_all]),
+                                    median_abs_error_pct_after=_median_abs([i.error_pct_after for i in k_held]))
+    return MeasureSummary(
+        median_abs_error_pct_before=_median_abs([it.error_pct for it in timed]),
+        median_abs_error_pct_before_held_out=_median_abs([it.error_pct for it in held]),
+        median_abs_error_pct_after=_median_abs([it.error_pct_after for it in held]), by_kind=by_kind,
+        held_out_items=len(held), layer_overhead_s=dict(fit.physics.layer_overhead_s),
+        kernel_fixed_time_s=fit.physics.kernel_fixed_time_s,
+        kernel_table_held_out_error_pct=held_out_interpolation_error_pct(table))
+
+
+def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, dtype: str, backend: str,
+            notes: list[str]) -> Measurement:
+    """Join measurements with predictions, calibrate on part of them, report errors before and after."""
+    if not results:
+        raise MeasurementError("compare: no results to compare; run the kernels or pass --from files")
+    if dtype not in profile.gpu.peak_flops_per_s:
+        raise MeasurementError(f"--dtype {dtype}: profile {profile.name} lists no {dtype} peak "
+                               f"(it has {', '.join(profile.gpu.peak_flops_per_s)}); pick one of those, or add "
+                               f"gpu.peak_flops.{dtype} to the profile")
+    raw = [dict(it) for r in results for it in r["items"]]
+    compared = [it for it in raw if it["kind"] not in TABLE_KINDS]
+    layer_result = next((r for r in results if r["workload"] == "tp_layer"), None)
+    shape = recorded_shape(layer_result["shape"], model) if layer_result else None
+    notes = list(notes) + ([shape.note] if shape and shape.note else [])
+    if backend == "gloo":
+        notes.append("gloo on CPU: collective numbers describe loopback between processes, not NVLink; this run "
+                     "checks the plumbing and calibrates the cpu-gloo profile only")
+    checks = [c for r in results for c in r.get("checks", [])]
+    failed = [c for c in checks if not c["passed"]] + [it for it in compared if it.get("correct") is False]
+    if failed:
+        raise MeasurementError(f"a sharded result differs from the unsharded reference or a collective returned a "
+                               f"wrong value: {failed[0]}")
+    fit = calibrate(profile, compared, shape=shape, dtype=dtype)
+    items = tuple(_item(it, profile, fit, shape, dtype, held_out=i in fit.held_out) for i, it in enumerate(compared))
+    table = build_table(results, source="", kernel_fixed_time_s=fit.physics.kernel_fixed_time_s,
+                        layer_overhead_s=dict(fit.physics.layer_overhead_s))
+    return Measurement(environment=results[0]["environment"], items=items, summary=_summary(items, fit, table),
+                       checks=tuple(checks), notes=tuple(notes + fit.notes), results=tuple(results),
+                       calibrated=fit.profile, kernel_table=table)
+
+
+def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -> HardwareProfile:
+    """The fitted profile with the kernel table (and the fitted per-kernel / per-layer terms) and provenance."""
+    today = dt.date.today().isoformat()
+    env = m.environment
+    where = (f"tpplan measure on {today}: {env.get('backend')} x{env.get('world_size')} on "
+             f"{', '.join(env.get('device_names') or []) or 'CPU'}; torch {env.get('torch')}, CUDA {env.get('cuda')}, "
+             f"NCCL {env.get('nccl')}; command: {command}")
+    sources = {**base.sources, "collectives": where, "efficiency": where}
+    table = dataclasses.replace(m.kernel_table, source=where) if m.kernel_table else None
+    return dataclasses.replace(m.calibrated, name=f"{base.name}-calibrated", description=f"{base.description} "
+                               f"(calibrated {today})", sources=sources, kernel_table=table)
+
+
+def _results_in(data: Any, path: Path) -> list[dict]:
+    """Kernel JSON objects from what --save-raw writes (a list) or what `measure --format json` prints."""
+    if isinstance(data, dict) and "results" in data and "summary" in data:
+        data = data["results"]
+    objs = data if isinstance(data, list) else [data]
+    for obj in objs:
+        if not isinstance(obj, dict) or "workload" not in obj or "items" not in obj:
+            raise MeasurementError(f"{path}: not a tpplan measurement (expected the JSON of `tpplan measure "
+                                   f"--format json`, of --save-raw, or of a kernel's --out)")
+    return objs
+
+
+def load_results(paths: list[Path]) -> list[dict]:
+    out = []
+    for p in paths:
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MeasurementError(f"{p}: cannot read measurement JSON ({exc}); pass files written by the "
+                                   f"kernels' --out or by tpplan measure --save-raw / --format json") from exc
+        out += _results_in(data, p)
+    if not out:
+        raise MeasurementError("--from: the files hold no measurement; pass the JSON of tpplan measure")
+    return out
