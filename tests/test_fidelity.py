@@ -51,3 +51,17 @@ def test_paged_kv_concurrency_does_not_depend_on_max_model_len():
     short = recommend("llama-70b", gpus=8).recommended
     long = recommend("llama-70b", gpus=8, max_model_len=131072).recommended
     assert long.output_tokens_per_s >= 0.9 * short.output_tokens_per_s
+
+
+def test_a_measured_kernel_fixed_time_reaches_the_cost_model():
+    """`tpplan measure --out` writes kernel_table.kernel_fixed_time; `recommend` on that profile uses it."""
+    import dataclasses
+
+    from tpplan.cost.kernels import kernel_rates
+    from tpplan.hardware.kernel_table import KernelTable
+    from tpplan.hardware.loader import load_builtin
+
+    base = load_builtin("dgx-h100")
+    measured = dataclasses.replace(base, kernel_table=KernelTable(source="test", kernel_fixed_time_s=7e-6))
+    assert kernel_rates(base, "bf16").kernel_overhead_s == base.efficiency.kernel_overhead_s
+    assert kernel_rates(measured, "bf16").kernel_overhead_s == 7e-6

@@ -36,10 +36,14 @@ class KernelRates:
 
 
 def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
+    """Achieved rates of this profile. A measured kernel table (written by `tpplan measure --out`) carries the
+    per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present."""
     e, gpu = profile.efficiency, profile.gpu
+    table = getattr(profile, "kernel_table", None)
+    fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
     return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * e.matmul,
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
-                       kernel_overhead_s=e.kernel_overhead_s,
+                       kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
                        * e.attention_prefill_matmul)
