@@ -99,6 +99,18 @@ def _vit_params(hidden: int, layers: int, mlp: int, *, qkv_bias: bool = True) ->
     return layers * (attn + 2 * hidden * mlp + mlp + hidden + 4 * hidden)
 
 
+def _vision_number(vc: dict[str, Any], key: str, default: float) -> float:
+    """A vision_config size: a finite number >= 1 (0, negative, NaN or a string is a one-line error)."""
+    value = vc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value < 1e9:
+        raise ModelSpecError(f"field 'vision_config.{key}' must be a number from 1 to 1e9, got {value!r}")
+    return value
+
+
+def _vision_int(vc: dict[str, Any], key: str, default: int) -> int:
+    return int(_vision_number(vc, key, default))
+
+
 def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
     """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
 
@@ -111,19 +123,19 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
         return 0
     try:
         if model_type == "qwen2_vl":
-            e, depth = int(vc.get("embed_dim", 1280)), int(vc.get("depth", 32))
-            patch = int(vc.get("patch_size", 14)) ** 2 * int(vc.get("temporal_patch_size", 2)) * 3 * e
-            m = e * int(vc.get("spatial_merge_size", 2)) ** 2
-            merger = 2 * e + m * m + m + m * int(vc.get("hidden_size", text_hidden)) + int(vc.get("hidden_size",
-                                                                                                 text_hidden))
-            return patch + _vit_params(e, depth, int(e * vc.get("mlp_ratio", 4))) + merger
+            e, depth = _vision_int(vc, "embed_dim", 1280), _vision_int(vc, "depth", 32)
+            patch = _vision_int(vc, "patch_size", 14) ** 2 * _vision_int(vc, "temporal_patch_size", 2) * 3 * e
+            m = e * _vision_int(vc, "spatial_merge_size", 2) ** 2
+            out = _vision_int(vc, "hidden_size", text_hidden)
+            merger = 2 * e + m * m + m + m * out + out
+            return patch + _vit_params(e, depth, int(e * _vision_number(vc, "mlp_ratio", 4))) + merger
         if model_type == "llava":
-            h, p = int(vc.get("hidden_size", 1024)), int(vc.get("patch_size", 14))
-            positions = (int(vc.get("image_size", 336)) // p) ** 2 + 1
+            h, p = _vision_int(vc, "hidden_size", 1024), _vision_int(vc, "patch_size", 14)
+            positions = (_vision_int(vc, "image_size", 336) // p) ** 2 + 1
             embeddings = 3 * p * p * h + h + positions * h + 2 * h  # patch conv, class, positions, pre-LN
-            vit = _vit_params(h, int(vc.get("num_hidden_layers", 24)), int(vc.get("intermediate_size", 4096)))
+            vit = _vit_params(h, _vision_int(vc, "num_hidden_layers", 24), _vision_int(vc, "intermediate_size", 4096))
             projector = h * text_hidden + text_hidden + text_hidden * text_hidden + text_hidden
             return embeddings + vit + 2 * h + projector
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
         raise ModelSpecError(f"field 'vision_config' has a value tpplan cannot read ({exc})") from exc
     return 0
