@@ -102,8 +102,8 @@ def _vit_params(hidden: int, layers: int, mlp: int, *, qkv_bias: bool = True) ->
 def _vision_number(vc: dict[str, Any], key: str, default: float) -> float:
     """A vision_config size: a finite number >= 1 (0, negative, NaN or a string is a one-line error)."""
     value = vc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value < 1e9:
-        raise ModelSpecError(f"field 'vision_config.{key}' must be a number from 1 to 1e9, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 1_000_000_000:
+        raise ModelSpecError(f"field 'vision_config.{key}' must be a number from 1 to 1,000,000,000, got {value!r}")
     return value
 
 
