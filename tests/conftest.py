@@ -25,3 +25,18 @@ def run_cli(capsys):
         return Result(code, captured.out, captured.err)
 
     return _run
+
+
+# CI runs the property tests and fuzzers with a fixed seed so a green main stays green; locally each run explores
+# new examples (and TPPLAN_FUZZ_EXAMPLES / TPPLAN_PROPERTY_EXAMPLES raise the counts).
+def _hypothesis_profile() -> None:
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+_hypothesis_profile()
