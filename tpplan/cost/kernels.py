@@ -39,7 +39,7 @@ def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
     """Achieved rates of this profile. A measured kernel table (written by `tpplan measure --out`) carries the
     per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present."""
     e, gpu = profile.efficiency, profile.gpu
-    table = getattr(profile, "kernel_table", None)
+    table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
     return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * e.matmul,
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,

@@ -163,17 +163,6 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         step_overhead_s=profile.efficiency.step_overhead_s)
 
 
-def effective_rates(profile: HardwareProfile, dtype: str) -> tuple[float, float]:
-    """(FLOP/s, bytes/s) kernels achieve: dense peak x matmul efficiency, HBM bandwidth x memory efficiency."""
-    e = profile.efficiency
-    return profile.gpu.peak_flops_for(dtype) * e.matmul, profile.gpu.memory_bandwidth_bytes_per_s * e.memory
-
-
-def roofline_time_s(flops, n_bytes, *, flops_per_s: float, bytes_per_s: float):
-    """max(FLOPs / achieved FLOP/s, bytes / achieved bytes/s): floats or numpy arrays."""
-    return maximum(flops / flops_per_s, n_bytes / bytes_per_s)
-
-
 def _matmuls_s(c: Coefficients, *, flops_per_token: float, weight_bytes: float, width_in_out: int, tokens,
                launches: int):
     """A bucket of matmuls on `tokens` tokens: weights once, activations in and out."""

@@ -12,10 +12,12 @@ kernel each) + 2 all-reduces of tokens x hidden (none when the item is compute-o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from tpplan.cost.collectives import collective_time_s
-from tpplan.cost.step import effective_rates, roofline_time_s
+from tpplan.cost.kernels import KernelRates, gemm_time_s, kernel_rates
+from tpplan.cost.kernels import matmul_time_s as kernel_time_s
 from tpplan.hardware.kernel_table import matmul_time_s
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.measure.shapes import LayerShape
@@ -32,9 +34,9 @@ class Physics:
     layer_overhead_s: dict[str, float] = field(default_factory=dict)
 
 
-def roofline_s(profile: HardwareProfile, *, flops: float, n_bytes: float, dtype: str) -> float:
-    flops_per_s, bytes_per_s = effective_rates(profile, dtype)
-    return roofline_time_s(flops, n_bytes, flops_per_s=flops_per_s, bytes_per_s=bytes_per_s)
+def rates_for(profile: HardwareProfile, dtype: str, physics: Physics) -> KernelRates:
+    """The cost model's kernel rates (tpplan.cost.kernels) with the fixed time per kernel fitted so far."""
+    return dataclasses.replace(kernel_rates(profile, dtype), kernel_overhead_s=physics.kernel_fixed_time_s)
 
 
 def matmul_bytes(m: int, n: int, k: int, elem: int) -> int:
@@ -46,8 +48,8 @@ def predict_matmul_s(profile: HardwareProfile, *, m: int, n: int, k: int, dtype:
     if table is not None:
         return table
     elem = MEASURE_DTYPE_BYTES[dtype]
-    return physics.kernel_fixed_time_s + roofline_s(profile, flops=2 * m * n * k,
-                                                    n_bytes=matmul_bytes(m, n, k, elem), dtype=dtype)
+    return gemm_time_s(rates_for(profile, dtype, physics), m_tokens=m, n=n, k=k, bytes_per_param=elem,
+                       act_bytes=elem)
 
 
 def layer_matmuls(s: LayerShape, *, tp: int, tokens: int) -> list[tuple[int, int, int]]:
@@ -68,8 +70,8 @@ def predict_layer_s(profile: HardwareProfile, s: LayerShape, *, tp: int, tokens:
         pairs, kv_tokens = tokens * (context + 1), tokens * (context + 1)
     else:
         pairs, kv_tokens = tokens * tokens / 2, tokens
-    t += physics.kernel_fixed_time_s + roofline_s(profile, flops=4 * pairs * heads_local * s.head_dim,
-                                                  n_bytes=2 * kv_tokens * kv_local * s.head_dim * elem, dtype=dtype)
+    t += kernel_time_s(rates_for(profile, dtype, physics), flops=4 * pairs * heads_local * s.head_dim,
+                       n_bytes=2 * kv_tokens * kv_local * s.head_dim * elem)
     if not compute_only:
         t += 2 * collective_time_s(profile, kind="allreduce", group_size=tp, n_bytes=tokens * s.hidden * elem)
     return t + physics.layer_overhead_s.get(mode, 0.0)

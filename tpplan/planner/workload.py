@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tpplan.models.dtypes import resolve_dtype
 from tpplan.models.spec import ModelSpec
 
 Objective = Literal["throughput", "latency", "gpus", "cost"]
@@ -63,8 +64,6 @@ class Workload:
 
     def for_model(self, spec: ModelSpec) -> Workload:
         """This workload with max_model_len and the weight format ("auto") resolved for `spec`."""
-        from tpplan.models.dtypes import resolve_dtype
-
         mml = self.max_model_len or min(spec.max_position_embeddings, DEFAULT_MAX_MODEL_LEN)
         return replace(self, max_model_len=mml, dtype=resolve_dtype(spec, self.dtype))
 
