@@ -145,7 +145,8 @@ def test_int4_decode_streams_fewer_bytes():
 
 def test_recommend_deepseek_fits_8_h200_and_says_weight_only_on_a100(run_cli):
     d = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8", "-f", "json").json()
-    assert d["recommended"]["tp"] * d["recommended"]["pp"] == 8
+    best = d["recommended"]  # one replica over all 8 GPUs (TP x PP, or TP x DP-attention with EP)
+    assert best["tp"] * best["dp_attention"] * best["pp"] == 8 and best["replicas"] == 1
     out = run_cli("recommend", "-m", "llama-8b", "--hardware", "dgx-a100-80g", "--gpus", "1", "--dtype", "fp8")
     text = " ".join(out.out.split())  # the terminal view wraps long assumption lines
     assert "no fp8 tensor cores" in text and "weight-only" in text

@@ -18,7 +18,7 @@ from tpplan.planner.plan import recommend
 GOLDEN = Path(__file__).parent / "golden"
 CANDIDATE_KEYS = {"tp", "pp", "replicas", "gpus_used", "feasible", "reasons", "weight_bytes_per_gpu",
                   "kv_cache_bytes_per_gpu", "kv_cache_tokens", "max_concurrent_sequences", "allreduce_bytes_per_layer",
-                  "ttft_s", "tpot_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu"}
+                  "ttft_s", "tpot_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "ep", "dp_attention"}
 
 
 def test_json_contract(run_cli):

@@ -3,9 +3,11 @@
     T(S, t) = min over protocols p of [ base_p + hops(t) x hop_p + factor(t) x S / busbw_p ]
 
 factor(t) is the nccl-tests bus-bandwidth factor (FACTS.md §3): 2(t-1)/t for all-reduce, (t-1)/t for
-all-gather and reduce-scatter (S = the full gathered buffer); hops(t) is the ring's step count: 2(t-1) for
-all-reduce, t-1 for the others. The group's tier is the slowest fabric it crosses. Every function accepts
-floats or numpy arrays for the byte count (no numpy import here: `recommend` must stay fast).
+all-gather and reduce-scatter (S = the full gathered buffer) and for all-to-all (S = one rank's send buffer, of
+which (t-1)/t leaves the GPU; nccl-tests doc/PERFORMANCE.md); hops(t) is the ring's step count: 2(t-1) for
+all-reduce, t-1 for the others (all-to-all: t-1 peer exchanges). The group's tier is the slowest fabric it
+crosses. Every function accepts floats or numpy arrays for the byte count (no numpy import here: `recommend`
+must stay fast).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Literal
 
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
 
-CollectiveKind = Literal["allreduce", "allgather", "reducescatter"]
+CollectiveKind = Literal["allreduce", "allgather", "reducescatter", "alltoall"]
 
 
 def minimum(a, b):

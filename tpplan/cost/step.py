@@ -28,6 +28,7 @@ from tpplan.cost.kernels import (
     matmul_time_s,
     prefill_attention_time_s,
 )
+from tpplan.cost.moe import MoeLayout, layers_comm_time_s, routed_experts_time_s
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
@@ -102,6 +103,8 @@ class Coefficients:
     rates: KernelRates
     fusion: Fusion
     step_overhead_s: float
+    moe: MoeLayout | None = None
+    """Expert parallelism / attention data parallelism (tpplan.cost.moe); None: experts split over tp."""
 
 
 def _bucket(component: str, is_expert: bool) -> str | None:
@@ -130,8 +133,10 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> 
 
 
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
-                 kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None) -> Coefficients:
-    """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness)."""
+                 kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
+                 dp_attention: int = 1, moe_imbalance: float = 1.0) -> Coefficients:
+    """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness).
+    `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
     sliding = sum(1 for layer in range(spec.num_hidden_layers) if spec.attention_window(layer) is not None)
@@ -160,7 +165,24 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype), fusion=fusion or fusion_for(engine),
-        step_overhead_s=profile.efficiency.step_overhead_s)
+        step_overhead_s=profile.efficiency.step_overhead_s,
+        moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
+                        engine=engine, act_bytes=fmt.activation_bytes))
+
+
+def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
+                act_bytes: int) -> MoeLayout | None:
+    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models)."""
+    if not spec.is_moe or (ep == 1 and dp_attention == 1):
+        return None
+    group = tp * dp_attention
+    shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
+    one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
+    return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
+                     num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
+                     local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
+                     expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
+                     act_bytes=act_bytes)
 
 
 def _matmuls_s(c: Coefficients, *, flops_per_token: float, weight_bytes: float, width_in_out: int, tokens,
@@ -180,10 +202,10 @@ def _mlp_time_s(c: Coefficients, tokens):
     if c.num_moe_layers:
         e, k = c.num_experts, c.experts_per_token
         touched = e * (1 - (1 - k / e) ** tokens)  # expected distinct experts hit by `tokens` tokens
-        experts = matmul_time_s(c.rates, flops=tokens * k * c.expert_flops_per_token,
-                                n_bytes=touched * c.expert_bytes
-                                + tokens * (h2 + 3 * c.mlp_width_per_gpu) * c.act_bytes,
-                                launches=2)  # grouped GEMM: one gate_up and one down launch for all experts
+        experts = routed_experts_time_s(c.moe, c.rates, tokens) if c.moe else matmul_time_s(
+            c.rates, flops=tokens * k * c.expert_flops_per_token,
+            n_bytes=touched * c.expert_bytes + tokens * (h2 + 3 * c.mlp_width_per_gpu) * c.act_bytes,
+            launches=2)  # grouped GEMM: one gate_up and one down launch for all experts
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
                             width_in_out=h2, tokens=tokens, launches=c.moe_shared_launches)
         t = t + c.num_moe_layers * (experts + shared)
@@ -197,6 +219,10 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
                + collective_time_s(profile, kind="allgather", group_size=c.tp, n_bytes=n_bytes))
     else:
         one = collective_time_s(profile, kind="allreduce", group_size=c.tp, n_bytes=n_bytes)
+    if c.moe is not None:
+        return layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
+                                  collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
+                                  num_moe_layers=c.num_moe_layers)
     return c.num_layers * c.allreduces_per_layer * one
 
 

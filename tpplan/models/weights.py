@@ -6,6 +6,10 @@ embedding and lm_head hold padded_vocab / t rows; norms, routers and row-paralle
 PP gives stage i the layers [i*L//p, (i+1)*L//p); the embedding sits on the first stage, the final norm
 and lm_head on the last (a tied lm_head is a second copy there when p > 1). The per-GPU figure is the
 most loaded stage: that GPU decides what fits.
+
+MoE layouts (tpplan.cost.moe): with expert parallelism (ep > 1) a GPU holds ceil(E / ep) whole routed experts;
+with attention data parallelism and ep = 1 every routed expert is split over the replica's `expert_tp` = tp x
+dp_attention GPUs. Attention, shared experts, routers and embeddings stay sharded over the attention `tp`.
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ from tpplan.models.spec import ModelSpec
 from tpplan.units import ceil_div
 
 
-def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm") -> int:
-    """Parameters of one occurrence of group `g` held by one TP rank."""
+def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm", ep: int = 1,
+                   expert_tp: int = 0) -> int:
+    """Parameters of one occurrence of group `g` held by one TP rank (routed experts: see the module docstring)."""
+    if g.experts and ep > 1:
+        return ceil_div(g.experts, ep) * (g.params // g.experts)
+    if g.experts and expert_tp and g.split in ("column", "row"):
+        return ceil_div(g.params, expert_tp)
     if g.split in ("column", "row"):
         return ceil_div(g.params, tp)
     if g.split == "kv":
@@ -38,8 +47,10 @@ def stage_layers(num_layers: int, *, pp: int) -> list[range]:
     return [range(i * num_layers // pp, (i + 1) * num_layers // pp) for i in range(pp)]
 
 
-def _group_bytes(s: ModelSpec, g: ParamGroup, *, tp: int, dtype: str, engine: str) -> float:
-    return params_per_gpu(s, g, tp=tp, engine=engine) * weight_format(s, dtype).bytes_per_param(g)
+def _group_bytes(s: ModelSpec, g: ParamGroup, *, tp: int, dtype: str, engine: str, ep: int = 1,
+                 expert_tp: int = 0) -> float:
+    return params_per_gpu(s, g, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp) * weight_format(
+        s, dtype).bytes_per_param(g)
 
 
 def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float]) -> list[float]:
@@ -58,10 +69,11 @@ def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float
     return out
 
 
-def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO,
-                          engine: str = "vllm") -> list[int]:
+def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,
+                          expert_tp: int = 0) -> list[int]:
     """Weight bytes on one GPU of each pipeline stage."""
-    totals = _stage_totals(s, pp=pp, amount=lambda g: _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine))
+    totals = _stage_totals(s, pp=pp, amount=lambda g: _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine, ep=ep,
+                                                                   expert_tp=expert_tp))
     return [math.ceil(t) for t in totals]
 
 
@@ -70,10 +82,10 @@ def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str
     return int(max(_stage_totals(s, pp=pp, amount=lambda g: params_per_gpu(s, g, tp=tp, engine=engine))))
 
 
-def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO,
-                         engine: str = "vllm") -> int:
-    """Weight bytes on the most loaded GPU of a (tp, pp) replica."""
-    return max(weight_bytes_by_stage(s, tp=tp, pp=pp, dtype=dtype, engine=engine))
+def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,
+                         expert_tp: int = 0) -> int:
+    """Weight bytes on the most loaded GPU of a (tp, pp) replica (ep / expert_tp: MoE layouts)."""
+    return max(weight_bytes_by_stage(s, tp=tp, pp=pp, dtype=dtype, engine=engine, ep=ep, expert_tp=expert_tp))
 
 
 def weight_bytes_total(s: ModelSpec, *, dtype: str = AUTO) -> int:

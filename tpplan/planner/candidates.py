@@ -7,7 +7,7 @@ arrays of batch / input / output lengths. The memory of a layout is computed onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tpplan.cost.batching import SchedulerLimits, max_concurrency, prefill_tokens_per_step, scheduler_limits
 from tpplan.cost.collectives import maximum
@@ -26,6 +26,7 @@ from tpplan.models.engines import tp_violation
 from tpplan.models.kv import kv_cache_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
+from tpplan.planner.layouts import moe_layout_reasons
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
 from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, s_to_ms
 
@@ -37,9 +38,11 @@ class Candidate:
     """One way to lay the model out on the GPUs. Base units throughout; JSON keys per DESIGN.md §6."""
 
     tp: int
+    """Attention (and dense-layer) TP degree; with DP attention, inside each DP rank."""
     pp: int
     replicas: int
     gpus_used: int
+    """tp x dp_attention x pp x replicas."""
     feasible: bool
     reasons: tuple[str, ...] = ()
     """Why the candidate is rejected (empty when feasible)."""
@@ -70,6 +73,10 @@ class Candidate:
     tier: str = ""
     decode_step: StepTime | None = None
     prefill: StepTime | None = None
+    ep: int = 1
+    """Expert-parallel degree of the routed experts (1: experts tensor-parallel, tpplan.cost.moe)."""
+    dp_attention: int = 1
+    """Attention data-parallel ranks per replica, each with its own sequences and KV cache (1: none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +109,9 @@ def activation_reserve_bytes(spec: ModelSpec, c: Coefficients, w: Workload) -> i
 
 def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload) -> LayoutMemory:
     usable = usable_bytes_per_gpu(profile, w)
-    weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine)
+    m = c.moe
+    weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
+                                   expert_tp=m.group_size if m and m.ep == 1 else 0)
     reserve = profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
     budget = usable - weights - reserve
     seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
@@ -162,20 +171,25 @@ class Performance:
 def serving_performance(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, *, kv_cache_tokens: int,
                         batch, input_len, output_len, sequence_parallel: bool = False) -> Performance:
     """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
-    batch / (time of a step carrying batch decode tokens + batch x input / output prefill tokens)."""
+    batch / (time of a step carrying batch decode tokens + batch x input / output prefill tokens).
+    With DP attention each of the dp ranks runs batch / dp sequences under its own scheduler and KV cache
+    (`kv_cache_tokens` is one GPU's), and a prompt prefilled alone keeps the other ranks idle."""
     ctx = input_len + output_len / 2
-    concurrency = max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len, output_len=output_len,
-                                  micro_batches=c.pp)
-    chunk = prefill_tokens_per_step(batch=batch, input_len=input_len, output_len=output_len)
-    steady = mixed_step(c, profile, batch=batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
+    dp = c.moe.dp_attention if c.moe is not None else 1
+    rank_batch = batch / dp
+    concurrency = dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
+                                       output_len=output_len, micro_batches=c.pp)
+    chunk = prefill_tokens_per_step(batch=rank_batch, input_len=input_len, output_len=output_len)
+    steady = mixed_step(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
                         sequence_parallel=sequence_parallel)
     # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one
     # chunk per round (its next chunk waits for the previous one to leave the last stage)
-    room = maximum(limits.max_num_batched_tokens - batch / micro_batches(c, batch), 1)
+    room = maximum(limits.max_num_batched_tokens - rank_batch / micro_batches(c, rank_batch), 1)
+    alone = c if dp == 1 else replace(c, moe=replace(c.moe, busy_ranks=1))
     return Performance(
         max_concurrent_sequences=concurrency,
-        decode_step=decode_step(c, profile, batch=batch, context_len=ctx, sequence_parallel=sequence_parallel),
-        prefill=prefill(c, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel),
+        decode_step=decode_step(c, profile, batch=rank_batch, context_len=ctx, sequence_parallel=sequence_parallel),
+        prefill=prefill(alone, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel),
         steady_step=steady, ttft_under_load_s=ceil_div(input_len, room) * steady.total_s,
         output_tokens_per_s_per_replica=batch / steady.total_s)
 
@@ -220,14 +234,20 @@ def _choose_batch(run, w: Workload, concurrency: int) -> tuple[int, Performance,
     return lo, run(lo), [], notes
 
 
-def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
-                     replicas: int) -> Candidate:
+def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int, replicas: int,
+                     ep: int = 1, dp_attention: int = 1) -> Candidate:
+    """One layout; `ep` / `dp_attention` > 1 only for MoE models (tpplan.cost.moe)."""
     w = w.for_model(spec)
-    base = dict(tp=tp, pp=pp, replicas=replicas, gpus_used=tp * pp * replicas, tier=profile.tier_for_group(tp))
+    group = tp * dp_attention
+    base = dict(tp=tp, pp=pp, replicas=replicas, gpus_used=group * pp * replicas, tier=profile.tier_for_group(group),
+                ep=ep, dp_attention=dp_attention)
     structural = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
-    if tp_violation(spec, tp, engine=w.engine):
+    layout = moe_layout_reasons(spec, tp=tp, ep=ep, dp_attention=dp_attention, engine=w.engine)
+    structural += layout
+    if tp_violation(spec, tp, engine=w.engine) or layout:
         return Candidate(**base, feasible=False, reasons=tuple(structural))
-    c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype, engine=w.engine)
+    c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype, engine=w.engine,
+                     ep=ep, dp_attention=dp_attention, moe_imbalance=w.moe_imbalance)
     mem = layout_memory(spec, profile, c, w)
     limits = engine_limits(profile, w)
 

@@ -13,6 +13,10 @@ Flags are spelled as each engine's current documentation spells them:
 - TensorRT-LLM: `trtllm-serve` with --tp_size, --pp_size, --max_seq_len, --max_batch_size,
   --kv_cache_free_gpu_memory_fraction; several nodes run in one MPI world under mpirun or srun with
   `trtllm-llmapi-launch` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/).
+- MoE layouts (tpplan.planner.layouts): vLLM --data-parallel-size with --enable-expert-parallel; SGLang --tp-size
+  (all GPUs) --dp-size --enable-dp-attention --ep-size; TensorRT-LLM --ep_size and `enable_attention_dp: true` in
+  the YAML given to --extra_llm_api_options. Replicas of such a layout are separate servers (a DP size would join
+  them into one MoE group).
 """
 
 from __future__ import annotations
@@ -53,8 +57,31 @@ class NodeCommand:
     command: str
 
 
-def layout_flags(engine: str, *, tp: int, pp: int, replicas: int) -> list[str]:
+ATTENTION_DP_YAML = "attention_dp.yaml"
+"""TensorRT-LLM LLM-API options file that turns attention data parallelism on."""
+
+
+def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: int) -> list[str]:
+    """Flags of an EP / DP-attention layout (one replica)."""
+    dp, group = dp_attention, tp * dp_attention
+    if engine == "sglang":
+        out = [f"--tp-size {group}"] + ([f"--dp-size {dp}", "--enable-dp-attention"] if dp > 1 else [])
+        return out + ([f"--ep-size {ep}"] if ep > 1 else [])
+    if engine == "trtllm":
+        out = [f"--tp_size {group}"] + ([f"--ep_size {ep}"] if ep > 1 else [])
+        return out + ([f"--extra_llm_api_options {ATTENTION_DP_YAML}"] if dp > 1 else [])
+    out = [f"--tensor-parallel-size {tp}"] + ([f"--pipeline-parallel-size {pp}"] if pp > 1 else [])
+    return out + ([f"--data-parallel-size {dp}"] if dp > 1 else []) + (["--enable-expert-parallel"] if ep > 1 else [])
+
+
+def is_moe_layout(c: Candidate) -> bool:
+    return c.ep > 1 or c.dp_attention > 1
+
+
+def layout_flags(engine: str, *, tp: int, pp: int, replicas: int, ep: int = 1, dp_attention: int = 1) -> list[str]:
     """The engine's own flags for a layout (the words in the answer line)."""
+    if ep > 1 or dp_attention > 1:
+        return moe_layout_flags(engine, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
     if engine == "sglang":
         names = ("--tp-size", "--pp-size", "--dp-size")
     elif engine == "trtllm":
@@ -69,6 +96,12 @@ def layout_flags(engine: str, *, tp: int, pp: int, replicas: int) -> list[str]:
     if replicas > 1 and names[2]:
         out.append(f"{names[2]} {replicas}")
     return out
+
+
+def _rank_batch(c: Candidate) -> int:
+    """Sequences per attention-DP rank: vLLM runs one engine core (scheduler) per DP rank, and TensorRT-LLM's
+    max_batch_size is per rank; SGLang's --max-running-requests is given for the whole server."""
+    return -(-c.batch // c.dp_attention)
 
 
 def _must_cap_batch(c: Candidate, w: Workload) -> bool:
@@ -91,7 +124,7 @@ _SERVER_FLAGS = {
 def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> list[str]:
     """vLLM / SGLang flags for every number the plan depends on."""
     w, f = plan.workload, _SERVER_FLAGS[engine]
-    args = layout_flags(engine, tp=c.tp, pp=c.pp, replicas=replicas)
+    args = layout_flags(engine, tp=c.tp, pp=c.pp, replicas=replicas, ep=c.ep, dp_attention=c.dp_attention)
     args += [f"{f['len']} {w.max_model_len}", f"{f['mem']} {w.gpu_memory_utilization:.2f}"]
     if w.dtype in _DTYPE:
         args.append(f"--dtype {_DTYPE[w.dtype]}")
@@ -100,14 +133,14 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
     if w.kv_cache_dtype == "fp8":
         args.append(f["kv_fp8"])
     if _must_cap_batch(c, w):
-        args.append(f"{f['seqs']} {c.batch}")
+        args.append(f"{f['seqs']} {_rank_batch(c) if engine == 'vllm' else c.batch}")
     return args
 
 
 def _trtllm_args(plan: Plan, c: Candidate) -> list[str]:
     w = plan.workload
-    return layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1) + [
-        f"--max_seq_len {w.max_model_len}", f"--max_batch_size {max(1, c.batch)}",
+    return layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1, ep=c.ep, dp_attention=c.dp_attention) + [
+        f"--max_seq_len {w.max_model_len}", f"--max_batch_size {max(1, _rank_batch(c))}",
         f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"]
 
 
@@ -121,28 +154,43 @@ def _device_env(plan: Plan) -> str:
         "CUDA_VISIBLE_DEVICES"
 
 
-def _single_node(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
-    if engine == "vllm":
-        args = _server_args("vllm", plan, c, replicas=c.replicas)
-        return [NodeCommand(node=0, command=_join(f"vllm serve {model}", args))]
-    if engine == "sglang":
-        head = f"python -m sglang.launch_server --model-path {model}"
-        return [NodeCommand(node=0, command=_join(head, _server_args("sglang", plan, c, replicas=c.replicas)))]
-    n, env, lines = c.tp * c.pp, _device_env(plan), []
-    for r in range(c.replicas):  # TensorRT-LLM has no data-parallel flag for dense models: one server per replica
+def _per_replica_servers(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
+    """One server per replica on its own GPUs and port (TensorRT-LLM replicas; MoE layouts on every engine)."""
+    n, env, lines = c.gpus_used // c.replicas, _device_env(plan), []
+    if engine == "trtllm" and c.dp_attention > 1:
+        lines.append(f"echo 'enable_attention_dp: true' > {ATTENTION_DP_YAML}")
+    for r in range(c.replicas):
         devices = ",".join(str(d) for d in range(r * n, (r + 1) * n))
         prefix = f"{env}={devices} " if c.replicas > 1 else ""
         port = f" --port {8000 + r}" if c.replicas > 1 else ""
-        lines.append(_join(f"{prefix}trtllm-serve {model}", _trtllm_args(plan, c)) + port + (" &" if port else ""))
+        if engine == "trtllm":
+            cmd = _join(f"{prefix}trtllm-serve {model}", _trtllm_args(plan, c))
+        elif engine == "sglang":
+            cmd = _join(f"{prefix}python -m sglang.launch_server --model-path {model}",
+                        _server_args("sglang", plan, c, replicas=1))
+        else:
+            cmd = _join(f"{prefix}vllm serve {model}", _server_args("vllm", plan, c, replicas=1))
+        lines.append(cmd + port + (" &" if port else ""))
     if c.replicas > 1:
         lines.append(f"# {c.replicas} servers on ports 8000-{8000 + c.replicas - 1}: put a load balancer in front")
     return [NodeCommand(node=0, command="\n".join(lines))]
 
 
+def _single_node(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
+    if engine == "trtllm" or is_moe_layout(c):
+        return _per_replica_servers(plan, c, engine, model)
+    if engine == "vllm":
+        args = _server_args("vllm", plan, c, replicas=c.replicas)
+        return [NodeCommand(node=0, command=_join(f"vllm serve {model}", args))]
+    head = f"python -m sglang.launch_server --model-path {model}"
+    return [NodeCommand(node=0, command=_join(head, _server_args("sglang", plan, c, replicas=c.replicas)))]
+
+
 def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -> list[NodeCommand]:
     per_node = plan.profile.gpus_per_node
     if engine == "trtllm":
-        cmd = _join(f"mpirun -np {c.tp * c.pp} -H {','.join(f'node{i}:{per_node}' for i in range(nodes))} "
+        hosts = ",".join(f"node{i}:{per_node}" for i in range(nodes))
+        cmd = _join(f"mpirun -np {c.gpus_used // c.replicas} -H {hosts} "
                     f"trtllm-llmapi-launch trtllm-serve {model}", _trtllm_args(plan, c))
         note = f"\n# one MPI world over {nodes} nodes (or srun --nodes {nodes} --ntasks-per-node {per_node})"
         return [NodeCommand(node=None, command=cmd + note)]
@@ -171,10 +219,20 @@ def _dp_over_nodes(plan: Plan, c: Candidate, engine: str, model: str, nodes: int
                                                   else "")) for i in range(nodes)]
 
 
+def _vllm_dp_attention_over_nodes(plan: Plan, c: Candidate, model: str, nodes: int) -> list[NodeCommand]:
+    """One vLLM MoE replica whose DP-attention ranks span nodes: dp / nodes ranks per node, the first node's API
+    server in front (docs.vllm.ai data_parallel_deployment: --data-parallel-size-local, --headless)."""
+    local = c.dp_attention // nodes
+    base = _server_args("vllm", plan, c, replicas=1) + [
+        f"--data-parallel-size-local {local}", f"--data-parallel-address {HEAD}", "--data-parallel-rpc-port 13345"]
+    return [NodeCommand(node=i, command=_join(f"vllm serve {model}", base + (
+        [f"--headless --data-parallel-start-rank {i * local}"] if i else []))) for i in range(nodes)]
+
+
 def _with_replicas(c: Candidate, replicas: int) -> Candidate:
     import dataclasses
 
-    return dataclasses.replace(c, replicas=replicas, gpus_used=c.tp * c.pp * replicas)
+    return dataclasses.replace(c, replicas=replicas, gpus_used=c.gpus_used // c.replicas * replicas)
 
 
 def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
@@ -191,8 +249,10 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     if c.gpus_used <= per_node:
         return _single_node(plan, c, engine, model)
     nodes = -(-c.gpus_used // per_node)
-    if c.tp * c.pp <= per_node and c.replicas % nodes == 0:
+    if c.gpus_used // c.replicas <= per_node and c.replicas % nodes == 0:
         return _dp_over_nodes(plan, c, engine, model, nodes)
+    if engine == "vllm" and is_moe_layout(c) and c.replicas == 1 and c.dp_attention % nodes == 0:
+        return _vllm_dp_attention_over_nodes(plan, c, model, nodes)
     if c.replicas > 1:
         raise TpplanError(f"{c.replicas} replicas that each span nodes: emit is not supported for this layout; "
                           f"fix --replicas 1 or run the per-replica commands of `--tp {c.tp} --pp {c.pp}`")

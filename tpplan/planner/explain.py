@@ -11,8 +11,45 @@ if TYPE_CHECKING:
     from tpplan.planner.result import Plan, Suggestion
 
 
+def moe_words(c: Candidate) -> str:
+    """'EP8 + DP-attention 8' style words for an MoE layout ('' for plain TP x PP)."""
+    parts = ([f"EP{c.ep}"] if c.ep > 1 else []) + ([f"DP-attention {c.dp_attention}"] if c.dp_attention > 1 else [])
+    return " + ".join(parts)
+
+
 def label(c: Candidate) -> str:
-    return f"TP{c.tp} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
+    moe = f" ({moe_words(c)})" if moe_words(c) else ""
+    return f"TP{c.tp}{moe} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
+
+
+def _moe_versus(best: Candidate, plan: Plan) -> str | None:
+    """Why an EP / DP-attention layout beat plain TP over the same GPUs per replica, or lost to it."""
+    group = best.gpus_used // best.replicas
+    if moe_words(best):
+        rival = next((c for c in plan.candidates if c.feasible and (c.tp, c.pp, c.ep, c.dp_attention) ==
+                      (group, 1, 1, 1)), None)
+        if rival is None:
+            return None
+        why = []
+        if best.dp_attention > 1 and plan.model.is_mla:
+            why.append("the latent KV is not replicated on every GPU")
+        elif best.dp_attention > 1:
+            why.append("each rank caches only its own sequences")
+        if best.max_concurrent_sequences > rival.max_concurrent_sequences:
+            why.append(f"{best.max_concurrent_sequences / max(1, rival.max_concurrent_sequences):.1f}x the "
+                       f"sequences ({best.max_concurrent_sequences} vs {rival.max_concurrent_sequences})")
+        if best.ep > 1:
+            why.append(f"whole experts per GPU ({-(-plan.model.num_experts // best.ep)} of {plan.model.num_experts})")
+        gain = best.output_tokens_per_s_per_gpu / rival.output_tokens_per_s_per_gpu - 1 if \
+            rival.output_tokens_per_s_per_gpu else 0.0
+        return (f"{moe_words(best)} beats TP{group}: " + ", ".join(why)
+                + f"; {100 * gain:+.0f}% tok/s per GPU")
+    alt = next((c for c in plan.candidates if c.feasible and moe_words(c)), None)
+    if alt is None:
+        return None
+    return (f"{label(alt)}, the best expert-parallel / attention-data-parallel layout, gives "
+            f"{alt.output_tokens_per_s_per_gpu:,.0f} tok/s per GPU vs {best.output_tokens_per_s_per_gpu:,.0f} "
+            f"(collectives {100 * alt.comm_share:.0f}% of its step, batch {alt.batch})")
 
 
 def _speed(c: Candidate) -> str:
@@ -27,7 +64,8 @@ def _versus(best: Candidate, other: Candidate, objective: str) -> str:
         return (f"{label(other)}: TPOT {s_to_ms(other.tpot_s):.2f} ms, {gap:.0f}% slower per token "
                 f"(collectives {100 * other.comm_share:.0f}% of the step vs {100 * best.comm_share:.0f}%)")
     if objective == "gpus":
-        return f"{label(other)}: needs {other.tp * other.pp} GPUs per replica vs {best.tp * best.pp}"
+        return (f"{label(other)}: needs {other.gpus_used // other.replicas} GPUs per replica vs "
+                f"{best.gpus_used // best.replicas}")
     gap = (1 - other.output_tokens_per_s_per_gpu / best.output_tokens_per_s_per_gpu) * 100
     why = []
     if other.comm_share > best.comm_share + 0.02:
@@ -57,6 +95,9 @@ def explain(plan: Plan) -> list[str]:
                      f"{plan.workload.max_model_len} per replica.")
     others = [c for c in plan.candidates if c is not best]
     feasible = [c for c in others if c.feasible]
+    moe = _moe_versus(best, plan) if plan.model.is_moe else None
+    if moe:
+        lines.append(moe + ".")
     if feasible:
         lines.append("Runner-up " + _versus(best, feasible[0], objective) + ".")
     for c in feasible[1:]:

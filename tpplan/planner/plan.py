@@ -16,6 +16,7 @@ from tpplan.models.engines import rules_for, valid_tp_degrees
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
 from tpplan.planner.explain import explain, suggestions
+from tpplan.planner.layouts import moe_layouts, powers_of_two
 from tpplan.planner.result import Plan
 from tpplan.planner.train import evaluate_training
 from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
@@ -24,24 +25,16 @@ from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 D = WORKLOAD_DEFAULTS
 
 
-def _powers_of_two(limit: int) -> list[int]:
-    out, x = [], 1
-    while x <= limit:
-        out.append(x)
-        x *= 2
-    return out
-
-
 def _pp_sizes(limit: int, layers: int) -> list[int]:
     """Pipeline sizes for `limit` GPUs per TP group: every divisor of `limit` (so 6 GPUs get PP3 and PP6) and every
     power of two; vLLM, SGLang and TensorRT-LLM accept any PP size up to the layer count (uneven splits)."""
-    sizes = {p for p in range(1, limit + 1) if limit % p == 0} | set(_powers_of_two(limit))
+    sizes = {p for p in range(1, limit + 1) if limit % p == 0} | set(powers_of_two(limit))
     return sorted(p for p in sizes if p <= layers)
 
 
 def candidate_shapes(spec: ModelSpec, w: Workload) -> list[tuple[int, int]]:
     """(tp, pp) pairs to consider: TP powers of two and every engine-valid degree, tp x pp <= GPUs."""
-    tps = sorted(set(_powers_of_two(w.gpus)) | {t for t in valid_tp_degrees(spec, engine=w.engine) if t <= w.gpus})
+    tps = sorted(set(powers_of_two(w.gpus)) | {t for t in valid_tp_degrees(spec, engine=w.engine) if t <= w.gpus})
     return [(tp, pp) for tp in tps for pp in _pp_sizes(w.gpus // tp, spec.num_hidden_layers)]
 
 
@@ -51,7 +44,7 @@ def _rank_key(c: Candidate, objective: str):
     if objective == "latency":
         return (c.tpot_s, c.ttft_s, -c.output_tokens_per_s_per_gpu)
     if objective == "gpus":
-        return (c.tp * c.pp, -c.output_tokens_per_s_per_gpu)
+        return (c.gpus_used // c.replicas, -c.output_tokens_per_s_per_gpu)
     if objective == "cost":
         return (-c.output_tokens_per_s_per_gpu, -c.output_tokens_per_s, c.tpot_s or c.step_time_s)
     return (-c.output_tokens_per_s, -c.output_tokens_per_s_per_gpu, c.tpot_s or c.step_time_s)
@@ -61,9 +54,12 @@ def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptio
     evaluate = evaluate_training if w.mode == "train" else evaluate_serving
     cands = [evaluate(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * pp))
              for tp, pp in candidate_shapes(spec, w)]
+    cands += [evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * dp * pp), ep=ep,
+                               dp_attention=dp) for tp, pp, dp, ep in moe_layouts(spec, w)]
     feasible = sorted((c for c in cands if c.feasible), key=lambda c: _rank_key(c, w.objective))
     best = feasible[0] if feasible else None
-    cands.sort(key=lambda c: (not c.feasible, _rank_key(c, w.objective) if c.feasible else (c.tp, c.pp)))
+    cands.sort(key=lambda c: (not c.feasible, _rank_key(c, w.objective) if c.feasible else
+                              (c.tp, c.pp, c.dp_attention, c.ep)))
     plan = Plan(model=spec, profile=profile, workload=w, candidates=cands, recommended=best, assumptions=assumptions)
     plan.explanation = explain(plan)
     plan.suggestions = [] if best else suggestions(plan)
@@ -95,25 +91,27 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
               max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
               sequence_parallel: bool = False, allow_cross_domain_tp: bool = False,
               price_per_gpu_hour: float | None = None, tp: int | None = None, pp: int | None = None,
-              replicas: int | None = None, replan_suggestions: bool = True) -> Plan:
+              replicas: int | None = None, ep: int = 1, dp_attention: int = 1,
+              moe_imbalance: float = D.moe_imbalance, replan_suggestions: bool = True) -> Plan:
     """Plan `model` (catalogue name, alias, HF id or config.json path, or a ModelSpec) on `hardware` (built-in
     profile name, YAML path, HardwareProfile; default dgx-h100) with `gpus` GPUs (default: all of the profile's).
 
     Serving (`workload="serve"`) ranks (tp, pp, replicas) layouts by `objective`: "throughput" (total output
     tok/s on the GPUs given), "latency" (TPOT at batch 1 unless `batch`), "gpus" (fewest per replica) or "cost"
     ($ per output token: tok/s per used GPU; `price_per_gpu_hour` fills the $/M column). `tp` (with optional `pp`,
-    `replicas`) also evaluates that fixed layout as `Plan.chosen`. Lengths are tokens; `max_tpot_ms` and
-    `max_ttft_ms` are milliseconds. Returns a Plan whose `recommended` is None when nothing fits (its candidates
-    carry the reasons, its suggestions the flags that would help). `max_num_seqs` / `max_num_batched_tokens`
-    override the engine's scheduler limits (vLLM's names; TensorRT-LLM max_batch_size / max_num_tokens, SGLang
-    max_running_requests / chunked_prefill_size). Raises TpplanError on invalid input.
+    `replicas`, and for MoE models `ep`, `dp_attention`) also evaluates that fixed layout as `Plan.chosen`;
+    `moe_imbalance` is the busiest EP rank's routed tokens over the mean (tpplan.cost.moe). Lengths are tokens;
+    `max_tpot_ms` and `max_ttft_ms` are milliseconds. Returns a Plan whose `recommended` is None when nothing fits
+    (its candidates carry the reasons, its suggestions the flags that would help). `max_num_seqs` /
+    `max_num_batched_tokens` override the engine's scheduler limits (vLLM's names; TensorRT-LLM max_batch_size /
+    max_num_tokens, SGLang max_running_requests / chunked_prefill_size). Raises TpplanError on invalid input.
     """
     from tpplan.hardware.loader import resolve_profile
     from tpplan.models.resolve import resolve_model
 
     _check_inputs(workload=workload, objective=objective, input_len=input_len, output_len=output_len,
                   gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
-                  price_per_gpu_hour=price_per_gpu_hour, batch=batch)
+                  price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance)
     rules_for(engine)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
     assumptions: dict[str, str] = {}
@@ -145,20 +143,25 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_tpot_s=ms_to_s(max_tpot_ms) if max_tpot_ms else None,
                  max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
-                 allow_cross_domain_tp=allow_cross_domain_tp)
+                 allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance)
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
     _record_defaults(assumptions, w, profile)
+    if moe_layouts(spec, w):
+        assumptions.setdefault("moe", f"expert parallelism (EP) and attention data parallelism (DP-attn) layouts "
+                                      f"considered; EP load imbalance {w.moe_imbalance:.2f} (busiest rank's routed "
+                                      f"tokens / mean; --moe-imbalance)")
     plan = build_plan(spec, profile, w, assumptions)
     plan.model_query = query
     if tp is not None:
-        plan.chosen = _evaluate_chosen(spec, profile, w, tp=tp, pp=pp or 1, replicas=replicas)
+        plan.chosen = _evaluate_chosen(spec, profile, w, tp=tp, pp=pp or 1, replicas=replicas, ep=ep,
+                                       dp_attention=dp_attention)
     if replan_suggestions and plan.suggestions:
         base = dict(model=spec, gpus=gpus_n, hardware=profile, engine=engine, dtype=w_dtype, kv_cache_dtype=w_kv,
                     max_model_len=max_model_len, input_len=input_len, output_len=output_len, batch=batch,
                     gpu_memory_utilization=gpu_memory_utilization, workload=workload, objective=objective,
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
                     allow_cross_domain_tp=allow_cross_domain_tp, max_num_seqs=max_num_seqs,
-                    max_num_batched_tokens=max_num_batched_tokens)
+                    max_num_batched_tokens=max_num_batched_tokens, moe_imbalance=moe_imbalance)
         for s in plan.suggestions:
             if s.flag and s.flag.startswith("--gpus "):
                 _fewest_gpus_that_fit(s, base, profile)
@@ -206,21 +209,31 @@ def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | No
         return None
     if best is None:
         return None
-    return {"tp": best.tp, "pp": best.pp, "replicas": best.replicas, "gpus_used": best.gpus_used,
+    return {"tp": best.tp, "pp": best.pp, "replicas": best.replicas, "gpus_used": best.gpus_used, "ep": best.ep,
+            "dp_attention": best.dp_attention,
             "output_tokens_per_s": best.output_tokens_per_s, "tpot_s": best.tpot_s, "ttft_s": best.ttft_s}
 
 
 def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
-                     replicas: int | None) -> Candidate:
-    """The layout the user fixed (--tp/--pp/--replicas), evaluated with the same function as every candidate."""
-    if tp < 1 or pp < 1 or (replicas is not None and replicas < 1):
-        raise TpplanError("--tp, --pp and --replicas must be at least 1")
-    replicas = replicas or max(1, w.gpus // (tp * pp))
-    if tp * pp * replicas > w.gpus:
-        raise TpplanError(f"--tp {tp} x --pp {pp} x --replicas {replicas} = {tp * pp * replicas} GPUs exceeds "
-                          f"--gpus {w.gpus}; lower one of them or raise --gpus")
-    evaluate = evaluate_training if w.mode == "train" else evaluate_serving
-    return evaluate(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
+                     replicas: int | None, ep: int = 1, dp_attention: int = 1) -> Candidate:
+    """The layout the user fixed (--tp/--pp/--replicas/--ep/--dp-attention), evaluated with the same function as
+    every candidate."""
+    if min(tp, pp, ep, dp_attention) < 1 or (replicas is not None and replicas < 1):
+        raise TpplanError("--tp, --pp, --replicas, --ep and --dp-attention must be at least 1")
+    if (ep > 1 or dp_attention > 1) and (not spec.is_moe or w.mode == "train"):
+        raise TpplanError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts"
+                          if not spec.is_moe else "--ep / --dp-attention apply to --workload serve only")
+    if ep not in (1, tp * dp_attention):
+        raise TpplanError(f"--ep {ep} must be 1 or --tp x --dp-attention = {tp * dp_attention} (the engines spread the "
+                          f"experts over every GPU of the replica)")
+    group = tp * dp_attention * pp
+    replicas = replicas or max(1, w.gpus // group)
+    if group * replicas > w.gpus:
+        raise TpplanError(f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp} x --replicas {replicas} = "
+                          f"{group * replicas} GPUs exceeds --gpus {w.gpus}; lower one of them or raise --gpus")
+    if w.mode == "train":
+        return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
+    return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
 
 
 def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str]) -> int:
@@ -247,7 +260,7 @@ def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions:
 
 def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: int, gpu_memory_utilization: float,
                   max_tpot_ms: float | None, max_ttft_ms: float | None, price_per_gpu_hour: float | None,
-                  batch: int | None) -> None:
+                  batch: int | None, moe_imbalance: float = D.moe_imbalance) -> None:
     """Argument checks that need no model or profile: run before any work."""
     if workload not in get_args(Mode):
         raise TpplanError(f"--workload {workload!r} is not known; choose {' or '.join(get_args(Mode))}")
@@ -259,6 +272,8 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
         raise TpplanError(f"--batch {batch} must be at least 1")
     if not 0 < gpu_memory_utilization <= 1:
         raise TpplanError(f"--gpu-memory-utilization {gpu_memory_utilization} must be in (0, 1]")
+    if moe_imbalance < 1:
+        raise TpplanError(f"--moe-imbalance {moe_imbalance} must be at least 1.0 (1.0 = experts perfectly balanced)")
     for name, value in (("--max-tpot-ms", max_tpot_ms), ("--max-ttft-ms", max_ttft_ms),
                         ("--price-per-gpu-hour", price_per_gpu_hour)):
         if value is not None and value <= 0:

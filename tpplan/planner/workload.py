@@ -50,12 +50,19 @@ class Workload:
     chunked_prefill_size); None: the engine's default."""
     sequence_parallel: bool = False
     allow_cross_domain_tp: bool = False
+    moe_imbalance: float = 1.2
+    """Expert parallelism: routed tokens on the busiest EP rank / the mean (1.0 = perfectly balanced). The step
+    waits for that rank. 1.2 is the low end of the 1.2-1.8 routing skew quoted for real workloads without expert
+    rebalancing (impala-blog.pages.dev/widgets/eplb); DeepSeek's EPLB (github.com/deepseek-ai/EPLB) duplicates
+    hot experts to push it towards 1.0. `--moe-imbalance` overrides it."""
 
     def __post_init__(self) -> None:
         if self.gpus < 1:
             raise ValueError("gpus must be >= 1")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("gpu_memory_utilization must be in (0, 1]")
+        if self.moe_imbalance < 1:
+            raise ValueError("moe_imbalance must be >= 1")
 
     @property
     def decode_context_len(self) -> float:

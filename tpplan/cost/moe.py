@@ -1,0 +1,129 @@
+"""MoE layers served with expert parallelism (EP) and attention data parallelism (DP attention).
+
+Layout of one replica: G = tp x dp_attention GPUs. Attention, dense MLPs, shared experts, the router and the
+lm_head are tensor-parallel over `tp` inside each of the `dp_attention` ranks; each rank schedules its own
+sequences (per-rank batch = batch / dp_attention) and holds only their KV cache. The routed experts span all G
+GPUs of the replica:
+- ep = G: whole experts, ceil(E / ep) per GPU (vLLM --enable-expert-parallel: "EP size = TP x DP"; SGLang
+  --ep-size; TensorRT-LLM moe_expert_parallel_size);
+- ep = 1: every expert split G ways (vLLM's default: "expert layers form a tensor parallel group of size DP x TP",
+  docs.vllm.ai/en/latest/serving/data_parallel_deployment/; SGLang --enable-dp-attention without --ep-size).
+
+Token movement around each MoE layer, per GPU (`tokens` = tokens of one DP rank in the step):
+- dp_attention > 1, ep = G: all-to-all dispatch, then combine. Each GPU sends each of its T / G tokens once to
+  every GPU that holds one of its top_k experts (DeepEP and vLLM's all2all kernels send a token once per
+  destination rank): expected destinations G x (1 - (1 - 1/G)^top_k). The buffer per GPU is S = T / G x
+  destinations x hidden x act_bytes (x imbalance on the busiest rank), of which (G - 1) / G leaves the GPU
+  (nccl-tests alltoall busbw factor). Low-latency mode (DeepEP low_latency kernels,
+  decode) and normal mode (high-throughput kernels, prefill) are the fabric's LL and Simple protocol parameters
+  of the profile: the cheaper one is taken per message size, over NVLink inside a domain and the network beyond.
+- dp_attention > 1, ep = 1: an all-gather of every rank's tokens before the experts and a reduce-scatter after
+  (S = T x hidden x act_bytes, the full gathered buffer).
+- dp_attention = 1 (EP inside one TP group): the tokens are already on every rank; each GPU runs its local
+  experts and the layer's usual all-reduce combines them (no extra collective).
+T = tokens x busy_ranks: the tokens of every DP rank that carries work in the step (all of them at steady state,
+one for a prompt prefilled alone).
+
+Load imbalance: routing is not uniform, and the step waits for the busiest EP rank; `imbalance` = (routed tokens
+on the busiest rank) / (mean per rank), 1.0 = perfectly balanced (EPLB with redundant experts aims there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpplan.cost.collectives import collective_time_s
+from tpplan.cost.kernels import KernelRates, matmul_time_s
+from tpplan.hardware.profile import HardwareProfile
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoeLayout:
+    """How one replica's MoE layers are spread over its tp x dp_attention GPUs."""
+
+    ep: int
+    """Expert-parallel degree: 1 (experts split G ways) or G (whole experts per GPU)."""
+    dp_attention: int
+    """Attention data-parallel ranks of the replica, each with its own sequences."""
+    group_size: int
+    """G = tp x dp_attention: the GPUs one MoE layer spans."""
+    imbalance: float
+    """Busiest EP rank's routed tokens / the mean (>= 1)."""
+    busy_ranks: int
+    """DP ranks that carry tokens in the step: dp_attention at steady state, 1 for one prompt prefilled alone."""
+    num_experts: int
+    experts_per_token: int
+    local_experts: int
+    """Routed experts whose weights one GPU holds: ceil(E / ep)."""
+    expert_bytes: float
+    """One routed expert's weight bytes on a GPU (whole under EP, 1 / G of it otherwise)."""
+    expert_flops_per_token: float
+    """FLOPs of one token through one routed expert on a GPU."""
+    expert_width_per_gpu: int
+    """moe_intermediate_size held per GPU (whole under EP, / G otherwise)."""
+    hidden_size: int
+    act_bytes: int
+
+
+def group_tokens(m: MoeLayout, tokens):
+    """Tokens that meet in one MoE layer: every busy DP rank's `tokens`."""
+    return tokens * m.busy_ranks
+
+
+def routed_experts_time_s(m: MoeLayout, rates: KernelRates, tokens):
+    """Grouped GEMM (one gate_up and one down launch) of the routed experts on the busiest GPU, one MoE layer.
+
+    EP: (token, expert) pairs on the GPU = T x top_k / ep x imbalance; weights read = local experts x P(an
+    expert is hit by T tokens) = ceil(E / ep) x (1 - (1 - k / E)^T). Experts split G ways: all T x top_k pairs,
+    every expert's 1 / G slice that is hit."""
+    t = group_tokens(m, tokens)
+    e, k = m.num_experts, m.experts_per_token
+    hit = 1 - (1 - k / e) ** t
+    if m.ep > 1:
+        pairs = t * k / m.ep * m.imbalance
+        weights = m.local_experts * hit * m.expert_bytes
+        activations = pairs * (2 * m.hidden_size + 3 * m.expert_width_per_gpu)
+    else:
+        pairs = t * k
+        weights = e * hit * m.expert_bytes
+        activations = t * (2 * m.hidden_size + 3 * k * m.expert_width_per_gpu)
+    return matmul_time_s(rates, flops=pairs * m.expert_flops_per_token, n_bytes=weights + activations * m.act_bytes,
+                         launches=2)
+
+
+def destinations_per_token(m: MoeLayout) -> float:
+    """Expected distinct GPUs a token's top_k experts live on: G x (1 - (1 - 1/G)^top_k) (uniform routing)."""
+    g = m.group_size
+    return g * (1 - (1 - 1 / g) ** m.experts_per_token)
+
+
+def dispatch_bytes_per_gpu(m: MoeLayout, tokens):
+    """All-to-all buffer of one dispatch (or combine) on the busiest GPU: T / G x destinations x hidden x
+    act_bytes x imbalance (0 without DP attention or EP)."""
+    if m.dp_attention == 1 or m.ep == 1:
+        return tokens * 0.0
+    return (group_tokens(m, tokens) / m.group_size * destinations_per_token(m) * m.hidden_size * m.act_bytes
+            * m.imbalance)
+
+
+def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens):
+    """Token movement around one MoE layer (see the module docstring); 0 when dp_attention = 1."""
+    if m.dp_attention == 1:
+        return tokens * 0.0
+    g = m.group_size
+    if m.ep > 1:
+        return 2 * collective_time_s(profile, kind="alltoall", group_size=g,
+                                     n_bytes=dispatch_bytes_per_gpu(m, tokens))
+    full = group_tokens(m, tokens) * m.hidden_size * m.act_bytes
+    return (collective_time_s(profile, kind="allgather", group_size=g, n_bytes=full)
+            + collective_time_s(profile, kind="reducescatter", group_size=g, n_bytes=full))
+
+
+def layers_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens, *, tp_collective_s, collectives_per_layer: int,
+                       num_layers: int, num_moe_layers: int):
+    """All layers' collectives of one step: the TP collectives (`tp_collective_s` each, over the attention TP
+    group); with DP attention an MoE layer's second all-reduce is replaced by the token movement around it."""
+    if m.dp_attention == 1:
+        return num_layers * collectives_per_layer * tp_collective_s
+    return ((num_layers * collectives_per_layer - num_moe_layers) * tp_collective_s
+            + num_moe_layers * moe_comm_time_s(m, profile, tokens))
