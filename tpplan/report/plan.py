@@ -41,7 +41,8 @@ def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_comm
 
 def _rows(plan: Plan) -> list[Candidate]:
     chosen = plan.chosen
-    if chosen is None or any((c.tp, c.pp, c.replicas) == (chosen.tp, chosen.pp, chosen.replicas)
+    if chosen is None or any((c.tp, c.pp, c.replicas, c.ep, c.dp_attention) ==
+                             (chosen.tp, chosen.pp, chosen.replicas, chosen.ep, chosen.dp_attention)
                              for c in plan.candidates):
         return list(plan.candidates)
     return [chosen, *plan.candidates]
@@ -55,7 +56,9 @@ def _ms(seconds: float | None) -> str:
 
 
 def _layout(c: Candidate) -> str:
-    return f"TP{c.tp} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
+    from tpplan.planner.explain import label
+
+    return label(c)
 
 
 def _speed_words(plan: Plan, c: Candidate) -> str:
@@ -81,7 +84,8 @@ def headline(plan: Plan) -> str:
         fix = (f"; {first.flag} would give TP{first.would_give['tp']} x PP{first.would_give['pp']} at "
                f"{first.would_give['output_tokens_per_s']:,.0f} tok/s" if first else "; see what would help below")
         return f"Nothing fits: no layout of {plan.model.name} fits {w.gpus} x {plan.profile.gpu.name}{fix}"
-    flags = " ".join(layout_flags(w.engine, tp=c.tp, pp=c.pp, replicas=c.replicas))
+    flags = " ".join(layout_flags(w.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,
+                                  dp_attention=c.dp_attention))
     unused = f"; {plan.unused_gpus} of {w.gpus} GPUs unused" if plan.unused_gpus else ""
     return f"{_layout(c)} ({flags}): {_speed_words(plan, c)}{unused}"
 
@@ -101,6 +105,8 @@ def _columns(plan: Plan) -> list[Column]:
             Column(header="TTFT ms", priority=4), Column(header="seqs", priority=5),
             Column(header="wt GiB", priority=7), Column(header="KV GiB", priority=6),
             Column(header="comm", priority=8)]
+    if _has_moe_layouts(plan):  # dense plans keep their table unchanged
+        cols[4:4] = [Column(header="EP", priority=0), Column(header="DPa", priority=0)]
     if plan.profile.price_per_gpu_hour:
         cols.append(Column(header="$/M tok", priority=2))
     return cols
@@ -114,14 +120,22 @@ def _cells(plan: Plan, c: Candidate) -> list[str]:
              str(c.batch)] if ok else ["-"] * 5
     cells = [mark, str(c.tp), str(c.pp), str(c.replicas), *speed, f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}",
              f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}", f"{100 * c.comm_share:.0f}%" if ok else "-"]
+    if _has_moe_layouts(plan):
+        cells[4:4] = [str(c.ep), str(c.dp_attention)]
     if plan.profile.price_per_gpu_hour:
         cells.append("-" if c.cost_per_million_output_tokens is None else f"{c.cost_per_million_output_tokens:.2f}")
     return cells
 
 
+def _has_moe_layouts(plan: Plan) -> bool:
+    return any(c.ep > 1 or c.dp_attention > 1 for c in plan.candidates)
+
+
 def _legend(plan: Plan) -> str:
     chosen = "→ your --tp layout, " if plan.chosen is not None else ""
-    return (f"★ recommended, {chosen}x rejected (why below); rep replicas; seqs per replica; wt/KV GiB per GPU; "
+    moe = ("EP expert-parallel size, DPa attention data-parallel ranks of TP GPUs each; " if _has_moe_layouts(plan)
+           else "")
+    return (f"★ recommended, {chosen}x rejected (why below); rep replicas; {moe}seqs per replica; wt/KV GiB per GPU; "
             f"comm = collectives' share of a step; --wide for all")
 
 
@@ -150,7 +164,8 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
 
 def _short_explanation(plan: Plan) -> list[str]:
     """The runner-up and the fixed layout: the rest is in the table."""
-    keep = [e for e in plan.explanation if e.startswith("Runner-up")]
+    keep = [e for e in plan.explanation if e.startswith("Runner-up") or " beats TP" in e
+            or "best expert-parallel" in e]
     if plan.chosen is not None and plan.chosen is not plan.recommended:
         keep.append(f"Your layout {_layout(plan.chosen)}: " + (_speed_words(plan, plan.chosen) if plan.chosen.feasible
                                                                else "rejected: " + "; ".join(plan.chosen.reasons)))
@@ -173,7 +188,7 @@ def markdown_lines(plan: Plan) -> list[str]:
     cols = _columns(plan)
     lines = [f"**{headline(plan)}**", "", _context(plan), ""]
     lines += markdown_table([c.header or " " for c in cols], [_cells(plan, c) for c in _rows(plan)])
-    rejected = [f"- TP{c.tp} x PP{c.pp}: " + "; ".join(c.reasons) for c in _rows(plan) if c.reasons]
+    rejected = [f"- {_layout(c)}: " + "; ".join(c.reasons) for c in _rows(plan) if c.reasons]
     lines += ["", *rejected, "", "**Why**", ""] + [f"- {e}" for e in plan.explanation]
     if plan.suggestions:
         lines += ["", "**What would help**", ""] + [f"- {_suggestion(s)}" for s in plan.suggestions]

@@ -1,0 +1,145 @@
+"""MoE models as they are served: expert parallelism (ep) and attention data parallelism (dp_attention), issue 14."""
+
+from __future__ import annotations
+
+import pytest
+
+from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s
+from tpplan.cost.step import coefficients
+from tpplan.hardware.loader import load_builtin
+from tpplan.models.resolve import resolve_model
+from tpplan.planner.plan import recommend
+
+
+def _find(cands, *, tp, dp, ep, pp=1):
+    return next(c for c in cands if (c["tp"], c["pp"], c["dp_attention"], c["ep"]) == (tp, pp, dp, ep))
+
+
+@pytest.fixture(scope="module")
+def deepseek_h200_sglang(request):
+    from typer.testing import CliRunner
+
+    from tpplan.cli import app
+
+    r = CliRunner().invoke(app, ["recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8",
+                                 "--engine", "sglang", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    return json.loads(r.stdout)
+
+
+def test_deepseek_v3_fp8_fits_8_h200_and_dp_attention_beats_tp8_at_max_throughput(deepseek_h200_sglang):
+    d = deepseek_h200_sglang
+    assert d["inputs"]["dtype"].startswith("fp8")  # its own FP8 block checkpoint
+    best, tp8 = d["recommended"], _find(d["candidates"], tp=8, dp=1, ep=1)
+    assert tp8["feasible"] and best["feasible"] and best["gpus_used"] == 8
+    assert best["dp_attention"] > 1  # attention DP (with EP or TP experts) wins at high load
+    dp8 = [c for c in d["candidates"] if c["dp_attention"] == 8 and c["feasible"]]
+    assert {c["ep"] for c in dp8} == {1, 8}  # both expert layouts under DP attention are planned
+    for c in dp8:
+        assert c["output_tokens_per_s"] > 1.5 * tp8["output_tokens_per_s"]
+        # MLA's latent KV is replicated on every TP rank; DP ranks each cache their own sequences
+        assert c["max_concurrent_sequences"] > 4 * tp8["max_concurrent_sequences"]
+    assert any("beats TP8" in e and "latent KV is not replicated" in e for e in d["explanation"])
+
+
+def test_mla_kv_per_gpu_is_the_same_latent_under_tp_and_dp_attention(deepseek_h200_sglang):
+    # one latent of (kv_lora_rank 512 + rope 64) per layer per token on every GPU, whatever the layout, so the
+    # tokens a GPU caches follow its KV bytes: DP attention multiplies sequences by the number of ranks instead
+    d = deepseek_h200_sglang
+    for c in d["candidates"]:
+        if c["feasible"] and c["pp"] == 1:  # a PP stage caches only its own layers
+            per_token = c["kv_cache_bytes_per_gpu"] / c["kv_cache_tokens"]
+            assert per_token == pytest.approx((512 + 64) * 2 * 61, rel=1e-4)
+
+
+def test_mixtral_8x7b_on_8_h100_vllm_compares_tp_and_ep_in_numbers():
+    plan = recommend("mixtral-8x7b", hardware="dgx-h100", gpus=8, engine="vllm")
+    tp8 = next(c for c in plan.candidates if (c.tp, c.pp, c.ep, c.dp_attention) == (8, 1, 1, 1))
+    ep8 = next(c for c in plan.candidates if (c.tp, c.pp, c.ep, c.dp_attention) == (8, 1, 8, 1))
+    ep8_dp8 = next(c for c in plan.candidates if (c.tp, c.pp, c.ep, c.dp_attention) == (1, 1, 8, 8))
+    for c in (tp8, ep8, ep8_dp8):
+        assert c.feasible and c.tpot_s > 0 and c.output_tokens_per_s > 0 and c.decode_step.compute_s > 0
+    # EP inside the TP group holds the same expert bytes (8 experts / 8 GPUs = one whole expert, or 1/8 of each)
+    assert ep8.weight_bytes_per_gpu == tp8.weight_bytes_per_gpu
+    # top-2 routing: the busiest EP rank carries imbalance x the mean, so EP8 is not faster than TP8 per step
+    assert ep8.tpot_s >= tp8.tpot_s
+    # DP attention replicates attention on every GPU but caches only each rank's sequences: more of them
+    assert ep8_dp8.max_concurrent_sequences > tp8.max_concurrent_sequences
+
+
+def test_expert_parallel_weights_per_gpu_by_hand():
+    """Mixtral-8x7B (HF config: hidden 4096, 32 layers, 32 heads, 8 KV heads x 128, 8 experts of width 14336,
+    vocab 32000, untied) in bf16 on 8 GPUs with attention TP 1, DP-attention 8, EP 8: each GPU holds all of
+    attention, one whole expert per layer, the router, norms, the embedding and lm_head."""
+    h, layers, kv, d, f, e, vocab = 4096, 32, 8, 128, 14336, 8, 32000
+    attention = h * h + 2 * h * kv * d + h * h  # q, k+v, o
+    one_expert = 3 * h * f  # gate, up, down
+    router, norms = h * e, 2 * h
+    per_layer = attention + one_expert * (e // 8) + router + norms
+    params = layers * per_layer + 2 * vocab * h + h  # embedding, lm_head (vocab 32000 is a multiple of 64), norm
+    plan = recommend("mixtral-8x7b", hardware="dgx-h100", gpus=8, engine="vllm", dtype="bf16", tp=1,
+                     dp_attention=8, ep=8)
+    assert plan.chosen.weight_bytes_per_gpu == 2 * params
+    # DeepSeek-V3 under EP8: 256 routed experts / 8 = 32 whole experts of 3 x 7168 x 2048 fp8 weights per MoE layer
+    ds = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang", tp=1, dp_attention=8, ep=8)
+    full = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang", tp=1, dp_attention=1, ep=1,
+                     replicas=1)
+    expert_bytes = 3 * 7168 * 2048 * (1 + 4 / 128 ** 2)  # fp8 + one fp32 scale per 128 x 128 block
+    saved = full.chosen.weight_bytes_per_gpu - ds.chosen.weight_bytes_per_gpu
+    assert saved == pytest.approx(58 * (256 - 32) * expert_bytes, rel=1e-6)
+
+
+def test_all_to_all_only_with_dp_attention_and_ep():
+    spec, profile = resolve_model("deepseek-v3").spec, load_builtin("hgx-h200")
+    ep_dp = coefficients(spec, profile, tp=1, ep=8, dp_attention=8, moe_imbalance=1.0).moe
+    tp_dp = coefficients(spec, profile, tp=1, ep=1, dp_attention=8).moe
+    ep_tp = coefficients(spec, profile, tp=8, ep=8, dp_attention=1).moe
+    assert coefficients(spec, profile, tp=8).moe is None
+    # 8 top-8 experts over 8 GPUs land on 8 x (1 - (7/8)^8) = 5.25 GPUs on average: each token is sent once to each
+    assert destinations_per_token(ep_dp) == pytest.approx(8 * (1 - (7 / 8) ** 8))
+    # 64 tokens per rank x 8 ranks / 8 GPUs x 5.25 destinations x 7168 hidden x 2 bytes
+    assert dispatch_bytes_per_gpu(ep_dp, 64) == pytest.approx(64 * 5.2509 * 7168 * 2, rel=1e-4)
+    assert dispatch_bytes_per_gpu(tp_dp, 64) == 0 and moe_comm_time_s(tp_dp, profile, 64) > 0  # gathers instead
+    assert moe_comm_time_s(ep_tp, profile, 64) == 0  # tokens already on every rank: the usual all-reduce
+    assert moe_comm_time_s(ep_dp, profile, 512) > moe_comm_time_s(ep_dp, profile, 64)
+
+
+def test_moe_imbalance_slows_expert_parallel_layouts_only():
+    base = recommend("mixtral-8x7b", hardware="dgx-h100", gpus=8, engine="vllm", batch=256)
+    skewed = recommend("mixtral-8x7b", hardware="dgx-h100", gpus=8, engine="vllm", batch=256, moe_imbalance=1.8)
+    key = {(c.tp, c.pp, c.ep, c.dp_attention): c for c in base.candidates}
+    for c in skewed.candidates:
+        if not c.feasible:
+            continue
+        other = key[(c.tp, c.pp, c.ep, c.dp_attention)]
+        if c.ep > 1:
+            assert c.tpot_s > other.tpot_s
+        else:
+            assert c.tpot_s == other.tpot_s
+    assert "imbalance 1.80" in skewed.assumptions["moe"]
+
+
+def test_engine_rules_and_flags(run_cli):
+    trt = recommend("mixtral-8x7b", hardware="dgx-h100", gpus=8, engine="trtllm")
+    bad = next(c for c in trt.candidates if (c.tp, c.dp_attention) == (2, 4))
+    assert not bad.feasible and "enable_attention_dp runs attention with TP 1" in bad.reasons[0]
+    assert all(c.ep == 1 and c.dp_attention == 1 for c in recommend("llama-8b", gpus=8).candidates)
+    out = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8", "--emit", "vllm",
+                  "-f", "json").json()
+    assert (out["recommended"]["dp_attention"], out["recommended"]["ep"]) == (8, 8)
+    assert "--data-parallel-size 8" in out["serve_command"] and "--enable-expert-parallel" in out["serve_command"]
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="trtllm")
+    assert plan.recommended.dp_attention == 8
+    cmd = plan.serve_command("trtllm")
+    assert "--ep_size 8" in cmd and "enable_attention_dp: true" in cmd and "--tp_size 8" in cmd
+    sg = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang").serve_command()
+    assert "--enable-dp-attention" in sg and "--dp-size 8" in sg and "--tp-size 8" in sg
+
+
+def test_bad_ep_is_one_error_line(run_cli):
+    r = run_cli("recommend", "-m", "mixtral-8x7b", "--gpus", "8", "--tp", "1", "--dp-attention", "8", "--ep", "3")
+    assert r.code == 1 and r.err.startswith("Error: --ep 3 must be 1 or --tp x --dp-attention = 8")
+    r = run_cli("recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--ep", "8")
+    assert r.code == 1 and "Llama-3.1-8B has no routed experts" in r.err
