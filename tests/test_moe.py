@@ -143,3 +143,17 @@ def test_bad_ep_is_one_error_line(run_cli):
     assert r.code == 1 and r.err.startswith("Error: --ep 3 must be 1 or --tp x --dp-attention = 8")
     r = run_cli("recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--ep", "8")
     assert r.code == 1 and "Llama-3.1-8B has no routed experts" in r.err
+
+
+@pytest.mark.parametrize("name,total_b,active_b", [("qwen3-30b-a3b", 30.5, 3.3), ("qwen3-235b-a22b", 235, 22),
+                                                   ("deepseek-r1", 671, 37)])
+def test_moe_catalogue_totals_match_the_model_cards(name, total_b, active_b):
+    """Model cards: Qwen/Qwen3-30B-A3B "30.5B in total and 3.3B activated"; Qwen/Qwen3-235B-A22B "235B in total and
+    22B activated"; deepseek-ai/DeepSeek-R1 "671B total, 37B activated" (MTP module not served). The cards
+    truncate the activated figure (30B-A3B: 3.353B with the embedding -> "3.3B")."""
+    from tpplan.models.params import active_params, total_params
+
+    spec = resolve_model(name).spec
+    digits = len(str(total_b).split(".")[-1]) if "." in str(total_b) else 0
+    assert round(total_params(spec) / 1e9, digits) == total_b
+    assert int(active_params(spec) / 1e9 * 10 ** digits) / 10 ** digits == active_b
