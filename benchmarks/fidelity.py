@@ -5,6 +5,9 @@
    dgx-h100 profile with the harness's own (unfused PyTorch) kernel set.
 2. Published TensorRT-LLM max-throughput tables (benchmarks/data/throughput.csv, in-flight batching rows):
    output tokens/s of the TP x PP group against `recommend(..., engine="trtllm")`'s candidate of that layout.
+   MoE rows measured with attention data parallelism + expert parallelism (notes: "DEPn", or the 1.0 table's
+   "MoE models run with --ep and enable_attention_dp") are compared with the candidate TP1 x DP-attention n x
+   EP n (the tp column holds the GPU count n); per-GPU rows (metric output_throughput_per_gpu) x tp x pp GPUs.
 
 Prints median |error|, worst, signed median per TP degree and per hardware, and order agreement by throughput
 per GPU within each model / hardware / precision / length / release group; writes benchmarks/results/
@@ -38,7 +41,10 @@ MODELS = {"LLaMA v2 7B": "llama-2-7b", "LLaMA 7B": "llama-2-7b", "LLaMA v3 8B": 
           "Mixtral 8x22B": "mixtral-8x22b", "LLaMA v2 70B": "llama-2-70b", "LLaMA 70B": "llama-2-70b",
           "LLaMA v3 70B": "llama-3-70b", "LLaMA v3.1 70B": "llama-70b", "Llama 3.1 70B": "llama-70b",
           "Llama 3.3 70B": "llama-3.3-70b", "LLaMA v3.3 70B": "llama-3.3-70b", "Falcon 180B": "falcon-180b",
-          "Mistral 7B": "mistral-7b", "LLaMA v3.1 405B": "llama-405b", "Llama 3.1 405B": "llama-405b"}
+          "Mistral 7B": "mistral-7b", "LLaMA v3.1 405B": "llama-405b", "Llama 3.1 405B": "llama-405b",
+          "Qwen3-30B-A3B": "qwen3-30b-a3b", "Qwen3 30B A3B": "qwen3-30b-a3b", "Qwen3-235B-A22B": "qwen3-235b-a22b",
+          "Qwen3 235B A22B": "qwen3-235b-a22b", "DeepSeek R1": "deepseek-r1", "DeepSeek R1 0528": "deepseek-r1",
+          "GPT-OSS 120B": "gpt-oss-120b", "GPT-OSS 20B": "gpt-oss-20b"}
 """Published model names -> tpplan catalogue names (the rest are not in the catalogue)."""
 HARDWARE = {"H100-SXM-80GB": "dgx-h100", "H200-SXM-141GB": "hgx-h200", "A100-SXM4-80GB": "dgx-a100-80g",
             "L40S-48GB": "l40s-pcie", "B200-180GB": "dgx-b200", "GB200-192GB(NVL72)": "gb200-nvl72"}
@@ -66,19 +72,26 @@ def gpu_rows() -> list[dict]:
 def _why_excluded(r: dict) -> str | None:
     if r["engine"] != "TensorRT-LLM":
         return f"engine {r['engine']}: lengths not fixed (ShareGPT-like) or not a max-throughput table"
-    if r["metric"] != "total_output_throughput":
-        return f"metric {r['metric']} (static-batching tables of 0.5-0.9, per-GPU attention-DP tables, TTFT)"
     if r["engine_version"] in STATIC_BATCHING_RELEASES:
         return "static batching (gptSessionBenchmark) at a fixed batch: tpplan models in-flight batching"
+    if r["metric"] not in ("total_output_throughput", "output_throughput_per_gpu"):
+        return f"metric {r['metric']} (TTFT, latency)"
     if r["model"] not in MODELS:
         return f"model {r['model']} not in the tpplan catalogue"
     if r["hardware"] not in HARDWARE:
         return f"hardware {r['hardware']} has no built-in profile"
     if r["precision"] not in PRECISION:
         return f"precision {r['precision']} not expressible yet (FP4 formats arrive with the quantization issue)"
-    if "attention" in r["notes"].lower() and "dp" in r["notes"].lower():
-        return "attention data parallel / expert parallel layout"
     return None
+
+
+def _moe_layout(r: dict, gpus: int) -> tuple[int, int, int]:
+    """(tp, dp_attention, ep) of a row: attention DP + EP over the row's GPUs where its notes say so for an MoE
+    model (DEPn, or the 1.0 table's '--ep and enable_attention_dp'), else plain TP."""
+    is_moe = resolve_model(MODELS[r["model"]]).spec.is_moe
+    if gpus > 1 and is_moe and ("DEP" in r["notes"] or "run with --ep and enable_attention_dp" in r["notes"]):
+        return 1, gpus, gpus
+    return gpus, 1, 1
 
 
 def _engine_limit(notes: str, key: str) -> int | None:
@@ -104,7 +117,9 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             except TpplanError as exc:
                 why = f"tpplan refuses the inputs: {exc}"
             else:
-                cand = next((c for c in plan.candidates if (c.tp, c.pp, c.replicas) == (tp, pp, 1)), None)
+                layout = (*_moe_layout(r, tp), pp, 1)
+                cand = next((c for c in plan.candidates if (c.tp, c.dp_attention, c.ep, c.pp, c.replicas) == layout),
+                            None)
                 if cand is None or not cand.feasible:
                     why = "tpplan predicts the layout infeasible: " + ("; ".join(cand.reasons) if cand else "absent")
         base = {k: r[k] for k in ("model", "hardware", "precision", "isl", "osl", "engine_version")} | {"tp": tp,
@@ -112,7 +127,10 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         if why:
             excluded.append(base | {"value": r["value"], "metric": r["metric"], "reason": why})
         else:
-            kept.append(base | {"measured": float(r["value"]), "predicted": cand.output_tokens_per_s})
+            per_gpu = r["metric"] == "output_throughput_per_gpu"
+            kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
+                                "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
+                                "layout": "DEP" if cand.dp_attention > 1 else "TP"})
     return kept, excluded
 
 
@@ -143,6 +161,15 @@ def order_agreement(rows: list[dict]) -> dict:
             total += 1
             agree += (ma > mb) == (pa > pb)
     return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
+
+
+def _moe_report(rows: list[dict]) -> dict:
+    """The MoE rows alone: error per TP degree (GPU count) and per layout (TP vs DEP = attention DP + EP)."""
+    moe = [r for r in rows if r["moe"]]
+    if not moe:
+        return {"rows": 0}
+    return (error_stats(moe, "tp") | {"by_layout": error_stats(moe, "layout")["signed_median_pct_by_layout"]}
+            | order_agreement(moe))
 
 
 def pcie_tp8_below_tp4(rows: list[dict]) -> dict:
@@ -188,6 +215,7 @@ def main() -> int:
               "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(pub) | pcie_tp8_below_tp4(pub),
               "published_by_model": error_stats(pub, "model")["signed_median_pct_by_model"],
+              "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
                                 "excluded": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded
                                                          if e["pp"] > 1))},
