@@ -193,6 +193,8 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -
         cmd = _join(f"mpirun -np {c.gpus_used // c.replicas} -H {hosts} "
                     f"trtllm-llmapi-launch trtllm-serve {model}", _trtllm_args(plan, c))
         note = f"\n# one MPI world over {nodes} nodes (or srun --nodes {nodes} --ntasks-per-node {per_node})"
+        if c.dp_attention > 1:  # the options file must exist on every node
+            cmd = f"echo 'enable_attention_dp: true' > {ATTENTION_DP_YAML}  # on every node\n{cmd}"
         return [NodeCommand(node=None, command=cmd + note)]
     if engine == "sglang":
         head = f"python -m sglang.launch_server --model-path {model}"
