@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tpplan.cost.collectives import maximum
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.units import maximum
 
 FLOPS_PER_MAC = 2
 ATTENTION_PREFILL_DTYPE = "bf16"

@@ -20,8 +20,9 @@ import statistics
 from dataclasses import dataclass, field
 
 from tpplan.cost.collectives import bus_factor, ring_hops
+from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
-from tpplan.measure.predict import COLLECTIVE_KINDS, Physics, matmul_bytes, predict_item
+from tpplan.measure.predict import COLLECTIVE_KINDS, matmul_bytes, predict_item
 from tpplan.measure.shapes import LayerShape
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.units import KiB
@@ -32,8 +33,8 @@ SMALL_MESSAGE_BYTES = 256 * KiB
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fit:
     profile: HardwareProfile
-    physics: Physics
-    """Fitted per-kernel time and per-layer overhead per mode (norms, elementwise kernels, KV writes)."""
+    """The fitted profile: collectives, efficiencies, efficiency.kernel_overhead_s = the fitted per-kernel time,
+    and a kernel_table holding the measured curves, that time and the per-layer overhead per mode."""
     held_out: frozenset[int]
     notes: list[str] = field(default_factory=list)
 
@@ -127,7 +128,7 @@ def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tupl
     A class with too few distinct points keeps the profile's efficiency; a negative t0 is clamped to 0 and the
     rates refitted as medians. Returns (profile, t0 seconds, notes)."""
     if not items:
-        return profile, 0.0, []
+        return profile, profile.efficiency.kernel_overhead_s, []
     rows, y = _matmul_rows(profile, items, dtype)
     cols = [j for j in (1, 2) if len({r[j] for r in rows if r[j]}) >= 2]
     t0, inv = 0.0, {}
@@ -165,22 +166,32 @@ def _with_rates(profile: HardwareProfile, dtype: str, *, bytes_per_s: float | No
     return dataclasses.replace(profile, gpu=gpu, efficiency=eff), notes
 
 
-def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape | None, dtype: str) -> Fit:
+def _with_kernel_terms(profile: HardwareProfile, table: KernelTable, *, fixed_s: float,
+                       layer_overhead_s: dict[str, float]) -> HardwareProfile:
+    eff = dataclasses.replace(profile.efficiency, kernel_overhead_s=fixed_s)
+    table = dataclasses.replace(table, kernel_fixed_time_s=fixed_s, layer_overhead_s=layer_overhead_s)
+    return dataclasses.replace(profile, efficiency=eff, kernel_table=table)
+
+
+def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape | None, dtype: str,
+              table: KernelTable | None = None) -> Fit:
     """Fit on the items not held out: collectives per tier, matmul rates and per-kernel time, then the
-    per-layer overhead per mode as the median residual of the training layers."""
+    per-layer overhead per mode as the median residual of the training layers, predicted (like everything
+    else) by the cost model with the fitted profile and the measured kernel `table`, as `recommend` will."""
     held = held_out_indices(items)
     train = [it for i, it in enumerate(items) if i not in held]
     fitted = fit_collectives(profile, train)
     fitted, t0, notes = fit_matmuls(fitted, [it for it in train if it["kind"] == "matmul"], dtype)
-    physics = Physics(kernel_fixed_time_s=t0)
+    table = table or KernelTable(source="tpplan measure")
+    fitted = _with_kernel_terms(fitted, table, fixed_s=t0, layer_overhead_s={})
     residuals: dict[str, list[float]] = {}
     for it in train:
         if it["kind"] == "layer":
-            predicted = predict_item(fitted, it, shape=shape, dtype=dtype, physics=physics)
+            predicted = predict_item(fitted, it, shape=shape, dtype=dtype)
             residuals.setdefault(it["mode"], []).append(measured_s(it) - predicted)
     every = [r for rs in residuals.values() for r in rs]
     overall = max(0.0, statistics.median(every)) if every else 0.0
     overhead = {mode: max(0.0, statistics.median(residuals[mode])) if residuals.get(mode) else overall
                 for mode in ("decode", "prefill")}
-    return Fit(profile=fitted, physics=Physics(kernel_fixed_time_s=t0, layer_overhead_s=overhead), held_out=held,
+    return Fit(profile=_with_kernel_terms(fitted, table, fixed_s=t0, layer_overhead_s=overhead), held_out=held,
                notes=notes)
