@@ -113,3 +113,27 @@ def test_recommend_and_sweep_use_a_profile_files_kernel_table(tmp_path):
                   output_lens=[256])
     row = df[(df.tp == 2) & (df.pp == 1)].iloc[0]
     assert row["tpot_s"] == pytest.approx(tp2["high"].tpot_s, rel=1e-9)
+
+
+def test_calibration_fits_attention_efficiencies_from_the_tables_attention_curves():
+    """A synthetic GPU whose decode attention streams KV at 2.4 TB/s and whose causal prefill runs at 450 TFLOP/s,
+    5 us per call: the fitted efficiencies are those rates over the profile's HBM bandwidth and bf16 peak."""
+    from tpplan.hardware.kernel_table import AttentionCurve
+    from tpplan.measure.calibrate import fit_attention
+
+    base = load_builtin("dgx-h100")
+    fixed_s, heads, kv_heads, d, batch = 5e-6, 32, 8, 128, 4
+    contexts, lengths = (256, 1152, 4096, 16384), (512, 1024, 4096)
+    decode = tuple(fixed_s + 2 * batch * kv_heads * c * d * 2 / 2.4e12 for c in contexts)
+    pre = tuple(fixed_s + 4 * n * n / 2 * heads * d / 450e12 for n in lengths)
+    table = KernelTable(source="test", attention=(
+        AttentionCurve(mode="decode", heads=heads, kv_heads=kv_heads, head_dim=d, batch=batch, dtype="bf16",
+                       lengths=contexts, time_s=decode),
+        AttentionCurve(mode="prefill", heads=heads, kv_heads=kv_heads, head_dim=d, batch=1, dtype="bf16",
+                       lengths=lengths, time_s=pre)))
+    fitted, notes = fit_attention(base, table, fixed_s=fixed_s)
+    assert fitted.efficiency.attention_decode_memory == pytest.approx(
+        2.4e12 / base.gpu.memory_bandwidth_bytes_per_s, rel=1e-9)
+    assert fitted.efficiency.attention_prefill_matmul == pytest.approx(450e12 / base.gpu.peak_flops_for("bf16"),
+                                                                       rel=1e-9)
+    assert notes == []

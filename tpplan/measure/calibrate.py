@@ -10,6 +10,8 @@ single group size the hop latency is kept and only base and busbw are fitted.
 Matmuls: T = t0 + bytes / (HBM x memory_eff) or t0 + FLOPs / (peak x matmul_eff) by the current roofline's
 class, with one per-kernel fixed time t0 (the H100 table: small shards cost 4-6 us beyond their bytes,
 shared/reference/gpu/README.md); an efficiency above 1 raises the peak.
+Attention: the efficiencies of decode (KV bytes / HBM) and causal prefill (FLOPs / 16-bit peak) from the kernel
+table's attention curves, one per-kernel time taken out.
 Layers: per mode (decode, prefill), the median residual on training layers becomes a fixed per-layer overhead.
 """
 
@@ -20,6 +22,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from tpplan.cost.collectives import bus_factor, ring_hops
+from tpplan.cost.kernels import ATTENTION_PREFILL_DTYPE
 from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
 from tpplan.measure.predict import COLLECTIVE_KINDS, matmul_bytes, predict_item
@@ -166,6 +169,38 @@ def _with_rates(profile: HardwareProfile, dtype: str, *, bytes_per_s: float | No
     return dataclasses.replace(profile, gpu=gpu, efficiency=eff), notes
 
 
+def _attention_rate(points: list[tuple[float, float]], fixed_s: float) -> float | None:
+    """Median achieved rate (work per second) over (work, seconds) points, one kernel's fixed time taken out."""
+    rates = [w / (t - fixed_s) for w, t in points if t > fixed_s and w > 0]
+    return statistics.median(rates) if rates else None
+
+
+def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: float) -> tuple[HardwareProfile, list[str]]:
+    """The attention efficiencies from the table's attention curves (one fused kernel per call): decode,
+    KV bytes = 2 x batch x kv_heads x length x head_dim x element bytes over HBM bandwidth
+    (efficiency.attention_decode_memory); prefill, causal FLOPs = 4 x batch x length^2 / 2 x heads x head_dim over
+    the 16-bit peak (efficiency.attention_prefill_matmul). Capped at 1 (a note says so)."""
+    gpu, e, notes = profile.gpu, profile.efficiency, []
+    decode, prefill_pts = [], []
+    for c in table.attention:
+        elem = MEASURE_DTYPE_BYTES.get(c.dtype, 2)
+        for length, t in zip(c.lengths, c.time_s, strict=True):
+            if c.mode == "decode":
+                decode.append((2 * c.batch * c.kv_heads * length * c.head_dim * elem, t))
+            else:
+                prefill_pts.append((4 * c.batch * length * length / 2 * c.heads * c.head_dim, t))
+    updates, peak_flops = {}, gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
+    for field_name, pts, peak in (("attention_decode_memory", decode, gpu.memory_bandwidth_bytes_per_s),
+                                  ("attention_prefill_matmul", prefill_pts, peak_flops)):
+        rate = _attention_rate(pts, fixed_s)
+        if rate is None:
+            continue
+        if rate > peak:
+            notes.append(f"measured {field_name} rate {rate:.3g}/s exceeds the profile's peak; capped at 1")
+        updates[field_name] = min(1.0, rate / peak)
+    return dataclasses.replace(profile, efficiency=dataclasses.replace(e, **updates)), notes
+
+
 def _with_kernel_terms(profile: HardwareProfile, table: KernelTable, *, fixed_s: float,
                        layer_overhead_s: dict[str, float]) -> HardwareProfile:
     eff = dataclasses.replace(profile.efficiency, kernel_overhead_s=fixed_s)
@@ -183,6 +218,8 @@ def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape 
     fitted = fit_collectives(profile, train)
     fitted, t0, notes = fit_matmuls(fitted, [it for it in train if it["kind"] == "matmul"], dtype)
     table = table or KernelTable(source="tpplan measure")
+    fitted, attention_notes = fit_attention(fitted, table, fixed_s=t0)
+    notes += attention_notes
     fitted = _with_kernel_terms(fitted, table, fixed_s=t0, layer_overhead_s={})
     residuals: dict[str, list[float]] = {}
     for it in train:
