@@ -119,3 +119,12 @@ def test_recommend_plans_the_mllama_language_model_only(run_cli):
     assert r.code == 0, r.err
     one = next(c for c in r.json()["candidates"] if c["tp"] == 1 and c["pp"] == 1)
     assert one["weight_bytes_per_gpu"] == _language_model_bytes_tp1(load_config_file(MLLAMA))
+
+
+def test_qwen2_vl_7b_language_model_plus_vision_tower_equals_the_hub_total():
+    """Qwen/Qwen2-VL-7B-Instruct: 8,291,375,616 parameters (Hub safetensors metadata, the same public
+    get_model_sizes() table as Llama-3.2-11B-Vision-Instruct above); the language model is Qwen2.5-7B's
+    7,615,616,512."""
+    s = load_config_file(CONFIGS / "qwen2-vl-7b-instruct.json")
+    assert total_params(s) == 7_615_616_512
+    assert total_params(s) + s.vision_params == 8_291_375_616
