@@ -23,6 +23,7 @@ def test_starcoder2_15b_matches_the_hub_safetensors_total():
     """bigcode/starcoder2-15b: 15,957,889,024 parameters (Hub safetensors metadata). Untied lm_head in the file."""
     s = load_config_file(CONFIGS / "starcoder2-15b.json")
     assert total_params(s) == 15_957_889_024
+    assert s.name == "starcoder2-15b"  # not the file's local _name_or_path '/aot/checkpoints/15b/config.json'
     assert not s.gated_mlp and s.norm_type == "layer" and s.sliding_window == 4096
     assert (s.attention_bias, s.o_proj_bias, s.mlp_bias, s.tie_word_embeddings) == (True, True, True, False)
 

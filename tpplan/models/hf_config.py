@@ -212,7 +212,7 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
            kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
            notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
-        name=name or str(r.get("_name_or_path", default="")) or _name_from_path(origin) or model_type,
+        name=name or _hub_id(r.get("_name_or_path")) or _name_from_path(origin) or model_type,
         model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
         vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
@@ -222,6 +222,13 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
         quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)
                       if r.cfg.get("quantization_config") is not None else None),
         **fields, notes=notes, **extra)
+
+
+def _hub_id(value: object) -> str:
+    """`_name_or_path` when it is a Hub id; '' when it is a local path (starcoder2-15b ships
+    '/aot/checkpoints/15b/config.json'), so the file's own name is shown instead."""
+    text = str(value or "")
+    return "" if text.startswith(("/", ".", "~")) or "\\" in text else text
 
 
 def _name_from_path(origin: str) -> str:
