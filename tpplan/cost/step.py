@@ -14,6 +14,7 @@ with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from tpplan.cost.collectives import collective_time_s, pipeline_handoffs_s
@@ -96,8 +97,9 @@ class Coefficients:
     kv_width_per_gpu: int
     """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
-    sliding_layers: int
-    window: int
+    windowed_layers: tuple[tuple[int, int], ...]
+    """(window, layers) of the layers whose cache holds at most `window` tokens of a sequence (sliding window;
+    0 for mllama's cross-attention layers, which hold no text tokens)."""
     hidden_size: int
     act_bytes: int
     allreduces_per_layer: int
@@ -142,7 +144,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
-    sliding = sum(1 for layer in range(spec.num_hidden_layers) if spec.attention_window(layer) is not None)
+    windows = Counter(spec.attention_window(layer) for layer in range(spec.num_hidden_layers))
+    full = windows.pop(None, 0)
     moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
@@ -164,7 +167,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         mlp_width_per_gpu=ceil_div(spec.intermediate_size if not spec.is_moe else moe_width, tp),
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
-        full_layers=spec.num_hidden_layers - sliding, sliding_layers=sliding, window=spec.sliding_window or 0,
+        full_layers=full, windowed_layers=tuple(sorted(windows.items())),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype), fusion=fusion or fusion_for(engine),
@@ -263,20 +266,22 @@ def _head_s(c: Coefficients, head_tokens):
 
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
-    ctx_sliding = minimum(context_len, c.window) if c.sliding_layers else 0
-    ctx_tokens = c.full_layers * context_len + c.sliding_layers * ctx_sliding  # summed over layers
+    ctx_tokens = c.full_layers * context_len  # summed over layers
+    for window, layers in c.windowed_layers:
+        ctx_tokens = ctx_tokens + layers * minimum(context_len, window)
     return decode_attention_time_s(c.rates, kv_bytes=seqs * ctx_tokens * c.kv_bytes_per_token_per_layer,
                                    flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim,
                                    launches=c.num_layers * c.fusion.attention_launches)
 
 
 def causal_pairs(c: Coefficients, input_len):
-    """(query, key) pairs of one causal prompt of `input_len` tokens, summed over layers (sliding layers see
+    """(query, key) pairs of one causal prompt of `input_len` tokens, summed over layers (a windowed layer sees
     at most `window` keys)."""
-    full = input_len * input_len / 2
-    sliding = (input_len * minimum(input_len, c.window) - minimum(input_len, c.window) ** 2 / 2
-               if c.sliding_layers else 0)
-    return c.full_layers * full + c.sliding_layers * sliding
+    pairs = c.full_layers * input_len * input_len / 2
+    for window, layers in c.windowed_layers:
+        w = minimum(input_len, window)
+        pairs = pairs + layers * (input_len * w - w * w / 2)
+    return pairs
 
 
 def _prefill_attention_s(c: Coefficients, tokens, pairs):

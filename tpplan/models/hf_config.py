@@ -130,8 +130,8 @@ def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[st
         fields = _mllama_fields(r)
         n, total = len(fields["cross_attention_layers"]), r.int("num_hidden_layers", default=1)
         notes.append(f"{n} of the {total} layers are cross-attention layers: their KV cache holds the image's tokens, "
-                     f"not the text's; KV per text token counts them like self-attention layers (an over-estimate "
-                     f"for text-only requests)")
+                     f"not the text's; planned for text-only requests (no text KV in those layers, image KV not "
+                     f"counted; their matmuls still run every step)")
         return fields, notes
     if model_type == "falcon":
         if not r.get("new_decoder_architecture") and not r.get("parallel_attn", default=True):

@@ -139,7 +139,10 @@ class ModelSpec:
         return self.num_hidden_layers - self.num_moe_layers
 
     def attention_window(self, layer: int) -> int | None:
-        """Tokens a layer's KV cache holds at most; None for full attention."""
+        """Tokens of a sequence a layer's KV cache holds at most; None for full attention; 0 for a cross-attention
+        layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none)."""
+        if layer in self.cross_attention_layers:
+            return 0
         if self.sliding_window is None:
             return None
         if not self.layer_types:
