@@ -215,6 +215,8 @@ def main() -> int:
               "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(pub) | pcie_tp8_below_tp4(pub),
               "published_by_model": error_stats(pub, "model")["signed_median_pct_by_model"],
+              "published_by_release": error_stats(pub, "engine_version")["signed_median_pct_by_engine_version"],
+              "published_by_precision": error_stats(pub, "precision")["signed_median_pct_by_precision"],
               "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
                                 "excluded": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded

@@ -65,3 +65,34 @@ def test_a_measured_kernel_fixed_time_reaches_the_cost_model():
     measured = dataclasses.replace(base, kernel_table=KernelTable(source="test", kernel_fixed_time_s=7e-6))
     assert kernel_rates(base, "bf16").kernel_overhead_s == base.efficiency.kernel_overhead_s
     assert kernel_rates(measured, "bf16").kernel_overhead_s == 7e-6
+
+
+def test_fp8_matmuls_use_their_own_efficiency_and_match_the_h100_gemm_table():
+    """h100_gemm.csv (one H100 SXM): fp8 GEMMs reach 1100-1400 TFLOP/s of 1979, a smaller share of peak than bf16;
+    the cost model times them from efficiency.matmul_fp8, bf16 ones from efficiency.matmul."""
+    import csv
+    import dataclasses
+
+    from tpplan.cost.kernels import gemm_time_s, kernel_rates
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.units import US
+
+    profile = load_builtin("dgx-h100")
+    e = profile.efficiency
+    assert kernel_rates(profile, "fp8").matmul_flops_per_s == profile.gpu.peak_flops_for("fp8") * e.matmul_fp8
+    assert kernel_rates(profile, "bf16").matmul_flops_per_s == profile.gpu.peak_flops_for("bf16") * e.matmul
+    other = dataclasses.replace(profile, efficiency=dataclasses.replace(e, matmul_fp8=e.matmul_fp8 / 2))
+    assert kernel_rates(other, "fp8").matmul_flops_per_s == kernel_rates(profile, "fp8").matmul_flops_per_s / 2
+
+    rows = [r for r in csv.DictReader(open(Path(__file__).resolve().parents[1] / "benchmarks/data/h100_gemm.csv"))
+            if r["dtype"] == "fp8"]
+    rates = kernel_rates(profile, "fp8")
+    errors = {int(r["M"]): [] for r in rows}
+    for r in rows:
+        pred = gemm_time_s(rates, m_tokens=int(r["M"]), n=int(r["N"]), k=int(r["K"]), bytes_per_param=1,
+                           act_bytes=2)
+        errors[int(r["M"])].append(pred / (float(r["us_per_call"]) * US) - 1)
+    assert len(rows) == 252
+    assert statistics.median(abs(x) for v in errors.values() for x in v) <= 0.06
+    large = [x for m, v in errors.items() if m >= 512 for x in v]  # compute-bound: the efficiency decides
+    assert abs(statistics.median(large)) <= 0.05

@@ -190,7 +190,8 @@ def test_cpu_run_never_calibrates_a_gpu_profile(quick_run, run_cli, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_dying_rank_is_named_and_leaves_no_process_folder_or_handle(run_cli):
+def test_a_dying_rank_is_named_and_leaves_no_process_folder_or_handle(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private temp root: other runs cannot add folders
     dirs, fds = _measure_temp_dirs(), _open_fds()
     r = run_cli("measure", "--quick", "--nproc", "2", "--backend", "gloo", "--fail-rank", "1", "--skip-layer")
     assert r.code == 1

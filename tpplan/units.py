@@ -87,6 +87,16 @@ def ceil_div(a, b):
     return -(-a // b)
 
 
+def minimum(a, b):
+    """Elementwise min that works for floats and numpy arrays alike (no numpy import)."""
+    return (a + b - abs(a - b)) / 2
+
+
+def maximum(a, b):
+    """Elementwise max that works for floats and numpy arrays alike (no numpy import)."""
+    return (a + b + abs(a - b)) / 2
+
+
 def bytes_to_gib(n_bytes: float) -> float:
     return n_bytes / GiB
 

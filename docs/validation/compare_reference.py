@@ -6,7 +6,8 @@ reference/h100_decode_prefill.csv is a copy of shared/reference/gpu/h100_decode_
 torch 2.11 + CUDA 13.0, 2026-11-23; rank 0's shard of a TP-t layer, CUDA-graph replay of distinct layers; see
 shared/reference/gpu/README.md). For every decode row it prints the reference per-layer time, the per-layer time
 `tpplan measure` measured for the same (model, tp, batch, context) if the JSON has it (acceptance: within 10%),
-and the profile's compute-only prediction (tpplan.measure.predict with the profile's kernel table and fitted
+and the profile's compute-only prediction (tpplan.measure.predict: the cost model's decoder_layers with the
+profile's kernel table and fitted
 per-kernel / per-layer terms; acceptance after calibration: within 8%). Error = (x - reference) / reference.
 """
 
@@ -19,7 +20,7 @@ import statistics
 from pathlib import Path
 
 from tpplan.hardware.loader import resolve_profile
-from tpplan.measure.predict import Physics, predict_layer_s
+from tpplan.measure.predict import predict_layer_s
 from tpplan.measure.shapes import layer_shape
 from tpplan.models.resolve import resolve_model
 from tpplan.units import US
@@ -58,7 +59,7 @@ def reference_gemm_table(profile, rows: list[dict], *, model: str):
     shape = layer_shape(resolve_model(model).spec, max_hidden=None)
     residuals = [float(r["per_layer_us"]) * US - predict_layer_s(
         with_table, shape, tp=int(r["tp"]), tokens=int(r["batch"]), mode="decode", context=int(r["context"]),
-        dtype="bf16", compute_only=True, physics=Physics()) for r in rows[::2]]
+        dtype="bf16", compute_only=True) for r in rows[::2]]
     overhead = statistics.median(residuals)
     return dataclasses.replace(with_table, kernel_table=dataclasses.replace(table, layer_overhead_s={
         "decode": overhead})), overhead
@@ -81,9 +82,6 @@ def main() -> None:
         profile, overhead = reference_gemm_table(profile, rows, model=args.model)
         print(f"fitted decode per-layer overhead {overhead / US:.1f} us on {len(rows[::2])} rows; held out below")
         rows = rows[1::2]
-    table = profile.kernel_table
-    physics = Physics(kernel_fixed_time_s=table.kernel_fixed_time_s if table else 0.0,
-                      layer_overhead_s=dict(table.layer_overhead_s) if table else {})
     shape = layer_shape(spec, max_hidden=None)
     measured = measured_layers(args.measured)
     errors: dict[str, list[float]] = {"measured": [], "predicted": []}
@@ -92,7 +90,7 @@ def main() -> None:
         tp, batch, ctx, ref = int(row["tp"]), int(row["batch"]), int(row["context"]), float(row["per_layer_us"]) * US
         # the reference's cache holds `context` tokens and the new one; tp_layer's --context counts the same way
         pred = predict_layer_s(profile, shape, tp=tp, tokens=batch, mode="decode", context=ctx, dtype="bf16",
-                               compute_only=True, physics=physics)
+                               compute_only=True)
         meas = measured.get((tp, batch, ctx))
         cells = [f"{tp:>3} {batch:>5} {ctx:>5} {ref / US:8.1f}"]
         if meas is not None:

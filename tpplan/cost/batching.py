@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tpplan.cost.collectives import maximum, minimum
-from tpplan.units import GiB, ceil_div
+from tpplan.units import GiB, ceil_div, maximum, minimum
 
 LARGE_GPU_BYTES = 70 * GiB
 """vLLM picks larger scheduler defaults on GPUs with at least 70 GiB that are not A100s."""

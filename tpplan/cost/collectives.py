@@ -15,18 +15,9 @@ from __future__ import annotations
 from typing import Literal
 
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
+from tpplan.units import minimum
 
 CollectiveKind = Literal["allreduce", "allgather", "reducescatter", "alltoall"]
-
-
-def minimum(a, b):
-    """Elementwise min that works for floats and numpy arrays alike (no numpy import)."""
-    return (a + b - abs(a - b)) / 2
-
-
-def maximum(a, b):
-    """Elementwise max that works for floats and numpy arrays alike (no numpy import)."""
-    return (a + b + abs(a - b)) / 2
 
 
 def bus_factor(kind: CollectiveKind, group_size: int) -> float:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tpplan.cost.collectives import maximum
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.formats import LOW_PRECISION_COMPUTE
+from tpplan.units import maximum
 
 FLOPS_PER_MAC = 2
 ATTENTION_PREFILL_DTYPE = "bf16"
@@ -25,7 +26,7 @@ class KernelRates:
     """What kernels of one dtype achieve on one GPU: the profile's constants, resolved once per candidate."""
 
     matmul_flops_per_s: float
-    """Dense peak of the weight dtype x efficiency.matmul."""
+    """Dense peak of the matmul dtype x efficiency.matmul (16-bit) or efficiency.matmul_fp8 (fp8, int8, fp4)."""
     memory_bytes_per_s: float
     """HBM bandwidth x efficiency.memory (weights and activations streamed by matmuls and elementwise kernels)."""
     kernel_overhead_s: float
@@ -41,7 +42,8 @@ def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
     e, gpu = profile.efficiency, profile.gpu
     table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
-    return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * e.matmul,
+    matmul_eff = e.matmul_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul
+    return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * matmul_eff,
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
                        kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,

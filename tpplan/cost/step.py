@@ -14,9 +14,10 @@ with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
-from tpplan.cost.collectives import collective_time_s, maximum, minimum, pipeline_handoffs_s
+from tpplan.cost.collectives import collective_time_s, pipeline_handoffs_s
 from tpplan.cost.kernels import (
     FLOPS_PER_MAC,
     Fusion,
@@ -29,6 +30,8 @@ from tpplan.cost.kernels import (
     prefill_attention_time_s,
 )
 from tpplan.cost.moe import MoeLayout, layers_comm_time_s, routed_experts_time_s
+from tpplan.errors import TpplanError
+from tpplan.hardware.kernel_table import MatmulCurve, interpolate_s, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
@@ -36,7 +39,7 @@ from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
-from tpplan.units import ceil_div
+from tpplan.units import ceil_div, maximum, minimum
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,8 +98,9 @@ class Coefficients:
     kv_width_per_gpu: int
     """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
-    sliding_layers: int
-    window: int
+    windowed_layers: tuple[tuple[int, int], ...]
+    """(window, layers) of the layers whose cache holds at most `window` tokens of a sequence (sliding window;
+    0 for mllama's cross-attention layers, which hold no text tokens)."""
     hidden_size: int
     act_bytes: int
     allreduces_per_layer: int
@@ -105,6 +109,12 @@ class Coefficients:
     step_overhead_s: float
     moe: MoeLayout | None = None
     """Expert parallelism / attention data parallelism (tpplan.cost.moe); None: experts split over tp."""
+    attn_curves: tuple[MatmulCurve, ...] = ()
+    """Measured curves of the QKV and O shard matmuls (profile kernel_table); empty: the roofline."""
+    mlp_curves: tuple[MatmulCurve, ...] = ()
+    """Measured curves of the dense gate_up and down shard matmuls; empty: the roofline."""
+    layer_overhead_s: tuple[float, float] = (0.0, 0.0)
+    """Fitted (decode, prefill) seconds per layer that the kernels above do not explain (kernel_table)."""
 
 
 def _bucket(component: str, is_expert: bool) -> str | None:
@@ -139,7 +149,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
-    sliding = sum(1 for layer in range(spec.num_hidden_layers) if spec.attention_window(layer) is not None)
+    windows = Counter(spec.attention_window(layer) for layer in range(spec.num_hidden_layers))
+    full = windows.pop(None, 0)
     moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
@@ -161,13 +172,14 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         mlp_width_per_gpu=ceil_div(spec.intermediate_size if not spec.is_moe else moe_width, tp),
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
-        full_layers=spec.num_hidden_layers - sliding, sliding_layers=sliding, window=spec.sliding_window or 0,
+        full_layers=full, windowed_layers=tuple(sorted(windows.items())),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                        engine=engine, act_bytes=fmt.activation_bytes))
+                        engine=engine, act_bytes=fmt.activation_bytes),
+        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
@@ -185,6 +197,39 @@ def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalan
                      act_bytes=act_bytes)
 
 
+def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> dict[str, list[tuple[int, int]]]:
+    """(N, K) of one rank's [M, K] x [K, N] matmuls per layer: attention (fused QKV, O) and dense MLP
+    (fused gate_up, down) -- the shapes `tpplan measure` times and its kernel table is keyed by."""
+    d, h = spec.head_dim, spec.hidden_size
+    q_local = ceil_div(spec.num_attention_heads, tp)
+    kv_local = kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine)
+    f_local = ceil_div(spec.intermediate_size, tp)
+    return {"attn": [((q_local + 2 * kv_local) * d, h), (h, q_local * d)],
+            "mlp": [((2 if spec.gated_mlp else 1) * f_local, h), (h, f_local)]}
+
+
+def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool,
+                    dtype: str) -> dict:
+    """What a measured kernel table replaces: the shard matmul curves (only for a plain format of the table's
+    dtype, since a weight-only or block-scaled format runs other kernels; not for MLA projections) and the
+    fitted per-layer overhead per mode."""
+    table = profile.kernel_table
+    if table is None:
+        return {}
+    out: dict = {"layer_overhead_s": (table.layer_overhead_s.get("decode", 0.0),
+                                      table.layer_overhead_s.get("prefill", 0.0))}
+    for bucket, shapes in shard_matmul_shapes(spec, tp=tp, engine=engine).items():
+        curves = [matmul_curve(table, n=n, k=k, dtype=dtype) for n, k in shapes]
+        usable = plain and all(curves) and not (bucket == "attn" and spec.is_mla)
+        if usable:
+            out[f"{bucket}_curves"] = tuple(curves)
+    return out
+
+
+def _curves_s(curves: tuple[MatmulCurve, ...], tokens):
+    return sum(interpolate_s(cv.tokens, cv.time_s, tokens) for cv in curves)
+
+
 def _matmuls_s(c: Coefficients, *, flops_per_token: float, weight_bytes: float, width_in_out: int, tokens,
                launches: int):
     """A bucket of matmuls on `tokens` tokens: weights once, activations in and out."""
@@ -197,8 +242,9 @@ def _mlp_time_s(c: Coefficients, tokens):
     h2 = 2 * c.hidden_size
     t = 0.0
     if c.num_dense_layers:
-        t = c.num_dense_layers * _matmuls_s(c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
-                                            width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2)
+        t = c.num_dense_layers * (_curves_s(c.mlp_curves, tokens) if c.mlp_curves else _matmuls_s(
+            c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
+            width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2))
     if c.num_moe_layers:
         e, k = c.num_experts, c.experts_per_token
         touched = e * (1 - (1 - k / e) ** tokens)  # expected distinct experts hit by `tokens` tokens
@@ -229,8 +275,9 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
 def _layers_compute_s(c: Coefficients, tokens):
     """Matmuls and elementwise kernels of all decoder layers for `tokens` tokens (no attention, no lm_head)."""
     f = c.fusion
-    attn = c.num_layers * _matmuls_s(c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes,
-                                     width_in_out=2 * c.hidden_size, tokens=tokens, launches=c.attn_launches)
+    attn = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
+        c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
+        tokens=tokens, launches=c.attn_launches))
     per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
     elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
@@ -245,20 +292,22 @@ def _head_s(c: Coefficients, head_tokens):
 
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
-    ctx_sliding = minimum(context_len, c.window) if c.sliding_layers else 0
-    ctx_tokens = c.full_layers * context_len + c.sliding_layers * ctx_sliding  # summed over layers
+    ctx_tokens = c.full_layers * context_len  # summed over layers
+    for window, layers in c.windowed_layers:
+        ctx_tokens = ctx_tokens + layers * minimum(context_len, window)
     return decode_attention_time_s(c.rates, kv_bytes=seqs * ctx_tokens * c.kv_bytes_per_token_per_layer,
                                    flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim,
                                    launches=c.num_layers * c.fusion.attention_launches)
 
 
-def _causal_pairs(c: Coefficients, input_len):
-    """(query, key) pairs of one causal prompt of `input_len` tokens, summed over layers (sliding layers see
+def causal_pairs(c: Coefficients, input_len):
+    """(query, key) pairs of one causal prompt of `input_len` tokens, summed over layers (a windowed layer sees
     at most `window` keys)."""
-    full = input_len * input_len / 2
-    sliding = (input_len * minimum(input_len, c.window) - minimum(input_len, c.window) ** 2 / 2
-               if c.sliding_layers else 0)
-    return c.full_layers * full + c.sliding_layers * sliding
+    pairs = c.full_layers * input_len * input_len / 2
+    for window, layers in c.windowed_layers:
+        w = minimum(input_len, window)
+        pairs = pairs + layers * (input_len * w - w * w / 2)
+    return pairs
 
 
 def _prefill_attention_s(c: Coefficients, tokens, pairs):
@@ -301,13 +350,35 @@ def micro_batches(c: Coefficients, batch):
     return minimum(batch, c.pp) if c.pp > 1 else batch * 0 + 1
 
 
+def decoder_layers(c: Coefficients, profile: HardwareProfile, *, decode_seqs=None, context_len=0,
+                   prefill_tokens=None, prefill_pairs=0, sequence_parallel=False, compute_only=False) -> StepTime:
+    """All decoder layers of one forward pass on one GPU (no lm_head, no scheduler overhead): the matmuls and
+    elementwise kernels of decode_seqs + prefill_tokens tokens, decode attention of `decode_seqs` sequences
+    over `context_len` cached tokens, causal prefill attention over `prefill_pairs` (query, key) pairs, the
+    fitted per-layer overhead of the modes present, and the TP collectives (none when `compute_only`: an
+    emulated shard). The one function behind decode_step, prefill, mixed_step and `tpplan measure`'s layer
+    predictions."""
+    if decode_seqs is None and prefill_tokens is None:
+        raise TpplanError("decoder_layers: pass decode_seqs, prefill_tokens or both")
+    tokens = (0 if decode_seqs is None else decode_seqs) + (0 if prefill_tokens is None else prefill_tokens)
+    decode_o, prefill_o = c.layer_overhead_s
+    overhead = max(decode_o if decode_seqs is not None else 0.0, prefill_o if prefill_tokens is not None else 0.0)
+    compute = _layers_compute_s(c, tokens) + c.num_layers * overhead
+    if decode_seqs is not None:
+        compute = compute + _decode_attention_s(c, decode_seqs, context_len)
+    if prefill_tokens is not None:
+        compute = compute + _prefill_attention_s(c, prefill_tokens, prefill_pairs)
+    comm = 0 * tokens if compute_only else _comm_time_s(c, profile, tokens, sequence_parallel=sequence_parallel)
+    return step_time(compute_s=compute, communication_s=comm, overhead_s=0 * tokens)
+
+
 def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, sequence_parallel=False) -> StepTime:
     """One decode step (TPOT) of `batch` sequences at `context_len` tokens of context; with PP, a round of
     micro-batches of batch / micro_batches sequences (see `_pipeline_step`)."""
     m = micro_batches(c, batch)
     b = batch / m
-    return _pipeline_step(c, profile, layers_s=_layers_compute_s(c, b) + _decode_attention_s(c, b, context_len),
-                          comm_s=_comm_time_s(c, profile, b, sequence_parallel=sequence_parallel),
+    layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, sequence_parallel=sequence_parallel)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
                           head_s=_head_s(c, b), tokens=b, micro_batches=m)
 
 
@@ -315,10 +386,9 @@ def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, se
     """Prefill of `prompts` prompts of `input_len` tokens in one step (the lm_head runs on each last token);
     with PP the prompts cross the stages one after another (one micro-batch)."""
     n = prompts * input_len
-    return _pipeline_step(c, profile,
-                          layers_s=_layers_compute_s(c, n) + _prefill_attention_s(c, n, prompts * _causal_pairs(
-                              c, input_len)),
-                          comm_s=_comm_time_s(c, profile, n, sequence_parallel=sequence_parallel),
+    layers = decoder_layers(c, profile, prefill_tokens=n, prefill_pairs=prompts * causal_pairs(c, input_len),
+                            sequence_parallel=sequence_parallel)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
                           head_s=_head_s(c, prompts), tokens=n, micro_batches=1)
 
 
@@ -330,10 +400,10 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
     input_len whole prompts. With PP both are split over the micro-batches in flight."""
     m = micro_batches(c, batch)
     b, p = batch / m, prefill_tokens / m
-    layers = (_layers_compute_s(c, b + p) + _decode_attention_s(c, b, context_len)
-              + _prefill_attention_s(c, p, p / input_len * _causal_pairs(c, input_len)))
-    return _pipeline_step(c, profile, layers_s=layers,
-                          comm_s=_comm_time_s(c, profile, b + p, sequence_parallel=sequence_parallel),
+    layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, prefill_tokens=p,
+                            prefill_pairs=p / input_len * causal_pairs(c, input_len),
+                            sequence_parallel=sequence_parallel)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
                           head_s=_head_s(c, b), tokens=b + p, micro_batches=m)
 
 

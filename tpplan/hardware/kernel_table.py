@@ -13,9 +13,10 @@ to the roofline.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Literal
+
+from tpplan.units import maximum, minimum
 
 AttentionMode = Literal["decode", "prefill"]
 
@@ -62,22 +63,25 @@ class KernelTable:
     attention: tuple[AttentionCurve, ...] = ()
 
 
-def interpolate_s(xs: tuple[int, ...], ys: tuple[float, ...], x: float) -> float:
-    """Piecewise linear in x; flat below the first point; proportional to x above the last."""
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1] * x / xs[-1]
-    i = bisect_left(xs, x)
-    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+def interpolate_s(xs: tuple[int, ...], ys: tuple[float, ...], x):
+    """Piecewise linear in x; flat below the first point; proportional to x above the last. x may be a float or
+    a numpy array (sum of clipped segments, no branches: `tpplan sweep` evaluates whole grids at once)."""
+    t = ys[0]
+    for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False):
+        t = t + (y1 - y0) / (x1 - x0) * (minimum(maximum(x, x0), x1) - x0)
+    return t + ys[-1] / xs[-1] * (maximum(x, xs[-1]) - xs[-1])
+
+
+def matmul_curve(table: KernelTable | None, *, n: int, k: int, dtype: str) -> MatmulCurve | None:
+    """The measured curve of an [M, k] x [k, n] matmul in `dtype`; None when the table lacks it."""
+    if table is None:
+        return None
+    return next((c for c in table.matmul if (c.n, c.k, c.dtype) == (n, k, dtype)), None)
 
 
 def matmul_time_s(table: KernelTable | None, *, m: int, n: int, k: int, dtype: str) -> float | None:
     """Seconds of an [m, k] x [k, n] matmul from the table; None when the table lacks the shape or dtype."""
-    if table is None:
-        return None
-    curve = next((c for c in table.matmul if (c.n, c.k, c.dtype) == (n, k, dtype)), None)
+    curve = matmul_curve(table, n=n, k=k, dtype=dtype)
     return None if curve is None else interpolate_s(curve.tokens, curve.time_s, m)
 
 

@@ -44,6 +44,7 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
     return Efficiency(matmul=float(e["matmul"]), memory=float(e["memory"]),
                       runtime_reserve_bytes=int(_q(e["runtime_reserve"], "bytes", "GiB")),
                       step_overhead_s=_q(e["step_overhead"], "time", "us"),
+                      matmul_fp8=float(k["matmul_fp8"]),
                       kernel_overhead_s=_q(k["kernel_overhead"], "time", "us"),
                       attention_decode_memory=float(k["attention_decode_memory"]),
                       attention_prefill_matmul=float(k["attention_prefill_matmul"]))

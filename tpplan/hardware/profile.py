@@ -72,7 +72,11 @@ class ProtocolParams:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Efficiency:
     matmul: float
-    """Achieved / peak FLOP/s for large GEMMs."""
+    """Achieved / peak FLOP/s for large 16-bit GEMMs."""
+    matmul_fp8: float
+    """Achieved / 8-bit dense peak FLOP/s for large fp8/int8 (and narrower) GEMMs: the doubled tensor-core rate
+    leaves the same data movement and epilogue per tile, so a smaller share of peak is reached (H100: 0.70 vs
+    0.77 in bf16, benchmarks/data/h100_gemm.csv)."""
     memory: float
     """Achieved / peak HBM bandwidth for weight and KV streaming."""
     runtime_reserve_bytes: int

@@ -104,6 +104,8 @@ class EfficiencyIn(_Strict):
     memory: Fraction
     runtime_reserve: Bytes
     step_overhead: Seconds
+    matmul_fp8: Fraction | None = None
+    """Large 8-bit GEMMs' achieved / 8-bit peak FLOP/s; left out: hardware_profiles/defaults/kernels.yaml."""
     kernel_overhead: Seconds | None = None
     """Fixed time per kernel in a CUDA-graph step; left out: hardware_profiles/defaults/kernels.yaml."""
     attention_decode_memory: Fraction | None = None

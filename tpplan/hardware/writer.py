@@ -48,7 +48,7 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
     d["collectives"] = {tier: {name: _protocol(pp) for name, pp in protos.items()}
                         for tier, protos in p.collectives.items()}
     e = p.efficiency
-    d["efficiency"] = {"matmul": round(e.matmul, 6), "memory": round(e.memory, 6),
+    d["efficiency"] = {"matmul": round(e.matmul, 6), "matmul_fp8": round(e.matmul_fp8, 6), "memory": round(e.memory, 6),
                        "runtime_reserve": f"{e.runtime_reserve_bytes / MiB:.6g} MiB",
                        "step_overhead": _us(e.step_overhead_s), "kernel_overhead": _us(e.kernel_overhead_s),
                        "attention_decode_memory": round(e.attention_decode_memory, 6),

@@ -10,6 +10,8 @@ single group size the hop latency is kept and only base and busbw are fitted.
 Matmuls: T = t0 + bytes / (HBM x memory_eff) or t0 + FLOPs / (peak x matmul_eff) by the current roofline's
 class, with one per-kernel fixed time t0 (the H100 table: small shards cost 4-6 us beyond their bytes,
 shared/reference/gpu/README.md); an efficiency above 1 raises the peak.
+Attention: the efficiencies of decode (KV bytes / HBM) and causal prefill (FLOPs / 16-bit peak) from the kernel
+table's attention curves, one per-kernel time taken out.
 Layers: per mode (decode, prefill), the median residual on training layers becomes a fixed per-layer overhead.
 """
 
@@ -20,8 +22,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from tpplan.cost.collectives import bus_factor, ring_hops
+from tpplan.cost.kernels import ATTENTION_PREFILL_DTYPE
+from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
-from tpplan.measure.predict import COLLECTIVE_KINDS, Physics, matmul_bytes, predict_item
+from tpplan.measure.predict import COLLECTIVE_KINDS, matmul_bytes, predict_item
 from tpplan.measure.shapes import LayerShape
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.units import KiB
@@ -32,8 +36,8 @@ SMALL_MESSAGE_BYTES = 256 * KiB
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fit:
     profile: HardwareProfile
-    physics: Physics
-    """Fitted per-kernel time and per-layer overhead per mode (norms, elementwise kernels, KV writes)."""
+    """The fitted profile: collectives, efficiencies, efficiency.kernel_overhead_s = the fitted per-kernel time,
+    and a kernel_table holding the measured curves, that time and the per-layer overhead per mode."""
     held_out: frozenset[int]
     notes: list[str] = field(default_factory=list)
 
@@ -127,7 +131,7 @@ def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tupl
     A class with too few distinct points keeps the profile's efficiency; a negative t0 is clamped to 0 and the
     rates refitted as medians. Returns (profile, t0 seconds, notes)."""
     if not items:
-        return profile, 0.0, []
+        return profile, profile.efficiency.kernel_overhead_s, []
     rows, y = _matmul_rows(profile, items, dtype)
     cols = [j for j in (1, 2) if len({r[j] for r in rows if r[j]}) >= 2]
     t0, inv = 0.0, {}
@@ -165,22 +169,66 @@ def _with_rates(profile: HardwareProfile, dtype: str, *, bytes_per_s: float | No
     return dataclasses.replace(profile, gpu=gpu, efficiency=eff), notes
 
 
-def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape | None, dtype: str) -> Fit:
+def _attention_rate(points: list[tuple[float, float]], fixed_s: float) -> float | None:
+    """Median achieved rate (work per second) over (work, seconds) points, one kernel's fixed time taken out."""
+    rates = [w / (t - fixed_s) for w, t in points if t > fixed_s and w > 0]
+    return statistics.median(rates) if rates else None
+
+
+def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: float) -> tuple[HardwareProfile, list[str]]:
+    """The attention efficiencies from the table's attention curves (one fused kernel per call): decode,
+    KV bytes = 2 x batch x kv_heads x length x head_dim x element bytes over HBM bandwidth
+    (efficiency.attention_decode_memory); prefill, causal FLOPs = 4 x batch x length^2 / 2 x heads x head_dim over
+    the 16-bit peak (efficiency.attention_prefill_matmul). Capped at 1 (a note says so)."""
+    gpu, e, notes = profile.gpu, profile.efficiency, []
+    decode, prefill_pts = [], []
+    for c in table.attention:
+        elem = MEASURE_DTYPE_BYTES.get(c.dtype, 2)
+        for length, t in zip(c.lengths, c.time_s, strict=True):
+            if c.mode == "decode":
+                decode.append((2 * c.batch * c.kv_heads * length * c.head_dim * elem, t))
+            else:
+                prefill_pts.append((4 * c.batch * length * length / 2 * c.heads * c.head_dim, t))
+    updates, peak_flops = {}, gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
+    for field_name, pts, peak in (("attention_decode_memory", decode, gpu.memory_bandwidth_bytes_per_s),
+                                  ("attention_prefill_matmul", prefill_pts, peak_flops)):
+        rate = _attention_rate(pts, fixed_s)
+        if rate is None:
+            continue
+        if rate > peak:
+            notes.append(f"measured {field_name} rate {rate:.3g}/s exceeds the profile's peak; capped at 1")
+        updates[field_name] = min(1.0, rate / peak)
+    return dataclasses.replace(profile, efficiency=dataclasses.replace(e, **updates)), notes
+
+
+def _with_kernel_terms(profile: HardwareProfile, table: KernelTable, *, fixed_s: float,
+                       layer_overhead_s: dict[str, float]) -> HardwareProfile:
+    eff = dataclasses.replace(profile.efficiency, kernel_overhead_s=fixed_s)
+    table = dataclasses.replace(table, kernel_fixed_time_s=fixed_s, layer_overhead_s=layer_overhead_s)
+    return dataclasses.replace(profile, efficiency=eff, kernel_table=table)
+
+
+def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape | None, dtype: str,
+              table: KernelTable | None = None) -> Fit:
     """Fit on the items not held out: collectives per tier, matmul rates and per-kernel time, then the
-    per-layer overhead per mode as the median residual of the training layers."""
+    per-layer overhead per mode as the median residual of the training layers, predicted (like everything
+    else) by the cost model with the fitted profile and the measured kernel `table`, as `recommend` will."""
     held = held_out_indices(items)
     train = [it for i, it in enumerate(items) if i not in held]
     fitted = fit_collectives(profile, train)
     fitted, t0, notes = fit_matmuls(fitted, [it for it in train if it["kind"] == "matmul"], dtype)
-    physics = Physics(kernel_fixed_time_s=t0)
+    table = table or KernelTable(source="tpplan measure")
+    fitted, attention_notes = fit_attention(fitted, table, fixed_s=t0)
+    notes += attention_notes
+    fitted = _with_kernel_terms(fitted, table, fixed_s=t0, layer_overhead_s={})
     residuals: dict[str, list[float]] = {}
     for it in train:
         if it["kind"] == "layer":
-            predicted = predict_item(fitted, it, shape=shape, dtype=dtype, physics=physics)
+            predicted = predict_item(fitted, it, shape=shape, dtype=dtype)
             residuals.setdefault(it["mode"], []).append(measured_s(it) - predicted)
     every = [r for rs in residuals.values() for r in rs]
     overall = max(0.0, statistics.median(every)) if every else 0.0
     overhead = {mode: max(0.0, statistics.median(residuals[mode])) if residuals.get(mode) else overall
                 for mode in ("decode", "prefill")}
-    return Fit(profile=fitted, physics=Physics(kernel_fixed_time_s=t0, layer_overhead_s=overhead), held_out=held,
+    return Fit(profile=_with_kernel_terms(fitted, table, fixed_s=t0, layer_overhead_s=overhead), held_out=held,
                notes=notes)

@@ -98,7 +98,7 @@ def _item(it: dict, profile: HardwareProfile, fit: Fit, shape: LayerShape | None
           held_out: bool) -> MeasuredItem:
     memory = it["kind"] == "memory"
     before = predict_item(profile, it, shape=shape, dtype=dtype)
-    after = predict_item(fit.profile, it, shape=shape, dtype=dtype, physics=fit.physics)
+    after = predict_item(fit.profile, it, shape=shape, dtype=dtype)
     measured = it.get("measured_bytes") if memory else measured_s(it)
     err, note = _error(before, measured)
     err_after, _ = _error(after, measured)
@@ -127,8 +127,8 @@ def _summary(items: tuple[MeasuredItem, ...], fit: Fit, table: KernelTable) -> M
         median_abs_error_pct_before=_median_abs([it.error_pct for it in timed]),
         median_abs_error_pct_before_held_out=_median_abs([it.error_pct for it in held]),
         median_abs_error_pct_after=_median_abs([it.error_pct_after for it in held]), by_kind=by_kind,
-        held_out_items=len(held), layer_overhead_s=dict(fit.physics.layer_overhead_s),
-        kernel_fixed_time_s=fit.physics.kernel_fixed_time_s,
+        held_out_items=len(held), layer_overhead_s=dict(table.layer_overhead_s),
+        kernel_fixed_time_s=table.kernel_fixed_time_s,
         kernel_table_held_out_error_pct=held_out_interpolation_error_pct(table))
 
 
@@ -154,10 +154,9 @@ def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, 
     if failed:
         raise MeasurementError(f"a sharded result differs from the unsharded reference or a collective returned a "
                                f"wrong value: {failed[0]}")
-    fit = calibrate(profile, compared, shape=shape, dtype=dtype)
+    fit = calibrate(profile, compared, shape=shape, dtype=dtype, table=build_table(results, source=""))
     items = tuple(_item(it, profile, fit, shape, dtype, held_out=i in fit.held_out) for i, it in enumerate(compared))
-    table = build_table(results, source="", kernel_fixed_time_s=fit.physics.kernel_fixed_time_s,
-                        layer_overhead_s=dict(fit.physics.layer_overhead_s))
+    table = fit.profile.kernel_table
     return Measurement(environment=results[0]["environment"], items=items, summary=_summary(items, fit, table),
                        checks=tuple(checks), notes=tuple(notes + fit.notes), results=tuple(results),
                        calibrated=fit.profile, kernel_table=table)

@@ -34,6 +34,15 @@ class LayerShape:
         """KV heads one rank holds (vLLM's rule: split, or one replicated head when tp > kv heads)."""
         return kv_heads_per_gpu(self.kv_heads, tp=tp)
 
+    def as_spec(self) -> ModelSpec:
+        """This shape as a one-layer dense model (what `tp_layer` runs: no biases, no lm_head used), so that its
+        predictions come from the cost model's own step functions (tpplan.cost.step.decoder_layers)."""
+        return ModelSpec(name=f"tp_layer {self.hidden}x{self.intermediate}", model_type="llama",
+                         hidden_size=self.hidden, num_hidden_layers=1, num_attention_heads=self.heads,
+                         num_key_value_heads=self.kv_heads, head_dim=self.head_dim,
+                         intermediate_size=self.intermediate, vocab_size=1, max_position_embeddings=1,
+                         tie_word_embeddings=False, gated_mlp=self.gated)
+
     def shard_weight_bytes(self, tp: int, elem_bytes: int) -> int:
         """q, k, v, o, (gate,) up, down shards and one norm vector on one rank."""
         d, h, kv_local = self.head_dim, self.hidden, self.kv_heads_local(tp)

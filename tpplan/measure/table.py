@@ -39,9 +39,9 @@ def table_args(*, backend: str, quick: bool, dtype: str, shape: LayerShape, degr
             "--lengths", ",".join(map(str, lengths)), "--backend", backend, *reps]
 
 
-def build_table(results: list[dict], *, source: str, kernel_fixed_time_s: float,
-                layer_overhead_s: dict[str, float]) -> KernelTable:
-    """The KernelTable of a run: its kernel_table items (if any) and the fitted per-kernel/per-layer terms."""
+def build_table(results: list[dict], *, source: str) -> KernelTable:
+    """The KernelTable of a run's kernel_table items (if any); calibration adds the fitted per-kernel and
+    per-layer terms (tpplan.measure.calibrate)."""
     items = [it for r in results if r.get("workload") == "kernel_table" for it in r["items"]]
     curves: dict[tuple, list[tuple[int, float]]] = {}
     for it in items:
@@ -59,8 +59,7 @@ def build_table(results: list[dict], *, source: str, kernel_fixed_time_s: float,
         else:
             attention.append(AttentionCurve(mode=key[1], heads=key[2], kv_heads=key[3], head_dim=key[4],
                                             batch=key[5], dtype=key[6], lengths=xs, time_s=ys))
-    return KernelTable(source=source, kernel_fixed_time_s=kernel_fixed_time_s, layer_overhead_s=layer_overhead_s,
-                       matmul=tuple(matmul), attention=tuple(attention))
+    return KernelTable(source=source, matmul=tuple(matmul), attention=tuple(attention))
 
 
 def held_out_interpolation_error_pct(table: KernelTable) -> float | None:

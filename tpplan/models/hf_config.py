@@ -17,8 +17,10 @@ from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
-                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl"}
-NON_GATED_FAMILIES = {"falcon", "gpt_neox", "phi"}
+                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl", "mllama"}
+NON_GATED_FAMILIES = {"falcon", "gpt_neox", "phi", "starcoder2"}
+_TEXT_MODEL_TYPES = {"mllama_text_model": "mllama"}
+"""model_type of a text_config -> the family whose transformers defaults and shapes it takes."""
 SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
 MAX_FIELD_VALUE = 100_000_000
 """Largest count tpplan accepts in a config field (vocab, context, widths): beyond it the file is malformed."""
@@ -99,6 +101,17 @@ def _mla_fields(r: _Reader) -> dict[str, Any]:
             "v_head_dim": r.int("v_head_dim")}
 
 
+def _mllama_fields(r: _Reader) -> dict[str, Any]:
+    """Llama-3.2-Vision's text model: Llama layers, some of which are cross-attention layers; the input embedding
+    has 8 rows more than the vocabulary (MllamaTextModel: nn.Embedding(config.vocab_size + 8, hidden_size))."""
+    cross = r.get("cross_attention_layers")
+    if not isinstance(cross, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in cross):
+        raise ModelSpecError(f"{r.origin}: field 'cross_attention_layers' must be a list of layer indices, got "
+                             f"{cross!r}")
+    return {"cross_attention_layers": tuple(cross), "embedding_extra_rows": 8,
+            "attention_bias": False, "mlp_bias": False}
+
+
 def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[str]]:
     """Fields that follow from the family, plus notes on anything assumed."""
     notes: list[str] = []
@@ -108,6 +121,18 @@ def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[st
         return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True,
                 "mlp_bias": True, "norms_per_layer": 1 if model_type == "phi" else 2,
                 "lm_head_bias": model_type == "phi"}, notes
+    if model_type == "starcoder2":
+        # Starcoder2 (modeling_starcoder2.py): q/k/v/o and c_fc/c_proj with bias=use_bias, GELU MLP, 2 LayerNorms.
+        bias = r.get("use_bias") is not False
+        return {"gated_mlp": False, "norm_type": "layer", "attention_bias": bias, "o_proj_bias": bias,
+                "mlp_bias": bias}, notes
+    if model_type == "mllama":
+        fields = _mllama_fields(r)
+        n, total = len(fields["cross_attention_layers"]), r.int("num_hidden_layers", default=1)
+        notes.append(f"{n} of the {total} layers are cross-attention layers: their KV cache holds the image's tokens, "
+                     f"not the text's; planned for text-only requests (no text KV in those layers, image KV not "
+                     f"counted; their matmuls still run every step)")
+        return fields, notes
     if model_type == "falcon":
         if not r.get("new_decoder_architecture") and not r.get("parallel_attn", default=True):
             raise ModelSpecError(f"{r.origin}: Falcon configs without parallel_attn are not supported")
@@ -143,6 +168,7 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     if isinstance(cfg.get("text_config"), dict):  # vision-language wrappers (llava, mllama) keep the decoder here
         cfg = {**cfg, **cfg["text_config"]}
     model_type = cfg.get("model_type")
+    model_type = _TEXT_MODEL_TYPES.get(model_type, model_type) if isinstance(model_type, str) else model_type
     if not isinstance(model_type, str):
         raise ModelSpecError(f"{origin}: required field 'model_type' is missing; supported model types: "
                              f"{', '.join(SUPPORTED)}")
@@ -186,7 +212,7 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
            kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
            notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
-        name=name or str(r.get("_name_or_path", default="")) or _name_from_path(origin) or model_type,
+        name=name or _hub_id(r.get("_name_or_path")) or _name_from_path(origin) or model_type,
         model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
         vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
@@ -196,6 +222,13 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
         quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)
                       if r.cfg.get("quantization_config") is not None else None),
         **fields, notes=notes, **extra)
+
+
+def _hub_id(value: object) -> str:
+    """`_name_or_path` when it is a Hub id; '' when it is a local path (starcoder2-15b ships
+    '/aot/checkpoints/15b/config.json'), so the file's own name is shown instead."""
+    text = str(value or "")
+    return "" if text.startswith(("/", ".", "~")) or "\\" in text else text
 
 
 def _name_from_path(origin: str) -> str:

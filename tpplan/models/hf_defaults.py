@@ -36,12 +36,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # GPTNeoXConfig: vocab 50432, hidden 6144, 44 layers, 64 heads, intermediate 24576, 2048 positions, untied.
     "gpt_neox": {"vocab_size": 50432, "hidden_size": 6144, "num_hidden_layers": 44, "num_attention_heads": 64,
                  "intermediate_size": 24576, "max_position_embeddings": 2048, "tie_word_embeddings": False},
+    # Starcoder2Config: vocab 49152, hidden 3072, intermediate 12288, 30 layers, 24 heads, 2 KV heads, 4096
+    # positions, use_bias True, tied embeddings (starcoder2-3b's config.json names no tie_word_embeddings: tied).
+    "starcoder2": {"vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
+                   "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+                   "use_bias": True, "tie_word_embeddings": True},
+    # MllamaTextConfig (the text_config of model_type mllama): vocab 128256, hidden 4096, intermediate 14336,
+    # 40 layers, 32 heads, 8 KV heads, 131072 positions, untied, cross_attention_layers [3, 8, ..., 38].
+    "mllama": {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 40,
+               "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+               "tie_word_embeddings": False, "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]},
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
 }
 _NOTED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-          "num_key_value_heads", "head_dim", "max_position_embeddings")
+          "num_key_value_heads", "head_dim", "max_position_embeddings", "cross_attention_layers")
 _SPELLINGS = {"hidden_size": ("n_embd", "d_model"), "num_hidden_layers": ("n_layer", "num_layers"),
               "num_attention_heads": ("n_head",), "num_key_value_heads": ("num_kv_heads", "n_head_kv"),
               "max_position_embeddings": ("n_positions", "seq_length", "max_seq_len"), "vocab_size": (),
@@ -111,13 +121,34 @@ def _vision_int(vc: dict[str, Any], key: str, default: int) -> int:
     return int(_vision_number(vc, key, default))
 
 
+def _mllama_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
+    """MllamaVisionModel + multi_modal_projector (modeling_mllama.py), MllamaVisionConfig defaults (hidden 1280,
+    32 local + 8 gated global layers, intermediate 5120, image 448, patch 14, 4 tiles, 8 aspect ratios, output 7680).
+
+    Patch conv (no bias), class embedding, gated position embedding (patches x h, one gate, and a tile table of
+    (aspect ratios + 1) x tiles x patches x h), pre/post tile embeddings ((aspect ratios + 1) x tiles x h, one gate
+    each), pre/post LayerNorms, ViT layers with bias-free q/k/v/o, global layers with two gates more, and a
+    Linear(vision_output_dim, text hidden) with bias."""
+    h, p = _vision_int(vc, "hidden_size", 1280), _vision_int(vc, "patch_size", 14)
+    tiles, mlp = _vision_int(vc, "max_num_tiles", 4), _vision_int(vc, "intermediate_size", 5120)
+    ratios = vc.get("supported_aspect_ratios")
+    rows = (len(ratios) if isinstance(ratios, list) and ratios else 8) + 1  # max_aspect_ratio_id + 1
+    patches = (_vision_int(vc, "image_size", 448) // p) ** 2 + 1
+    embeddings = (_vision_int(vc, "num_channels", 3) * p * p * h + h + patches * h + 1 + rows * tiles * patches * h
+                  + 2 * (rows * tiles * h + 1) + 4 * h)
+    layer = _vit_params(h, 1, mlp, qkv_bias=False) - h  # no o_proj bias either
+    local, glob = _vision_int(vc, "num_hidden_layers", 32), _vision_int(vc, "num_global_layers", 8)
+    projector = _vision_int(vc, "vision_output_dim", 7680) * text_hidden + text_hidden
+    return embeddings + local * layer + glob * (layer + 2) + projector
+
+
 def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
     """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
 
     qwen2_vl (modeling_qwen2_vl.py): Conv3d patch embed (3 x temporal 2 x 14 x 14 x embed_dim, no bias), `depth`
     ViT blocks of embed_dim with mlp_ratio 4, merger = LayerNorm + Linear(4e, 4e) + Linear(4e, text hidden).
     llava (modeling_llava.py + CLIPVisionModel): CLIP ViT (patch conv without bias, class and position embeddings,
-    pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size."""
+    pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size. mllama: _mllama_vision_params."""
     vc = cfg.get("vision_config")
     if not isinstance(vc, dict):
         return 0
@@ -136,6 +167,8 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
             vit = _vit_params(h, _vision_int(vc, "num_hidden_layers", 24), _vision_int(vc, "intermediate_size", 4096))
             projector = h * text_hidden + text_hidden + text_hidden * text_hidden + text_hidden
             return embeddings + vit + 2 * h + projector
+        if model_type == "mllama":
+            return _mllama_vision_params(vc, text_hidden)
     except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
         raise ModelSpecError(f"field 'vision_config' has a value tpplan cannot read ({exc})") from exc
     return 0

@@ -3,7 +3,8 @@
 Standard attention, per layer per token: 2 (K and V) x kv_heads_per_gpu(t) x head_dim x kv_bytes,
 where kv_heads_per_gpu = max(1, kv // t) (vLLM/SGLang) or ceil(kv / t) (TensorRT-LLM).
 MLA: one latent of (kv_lora_rank + qk_rope_head_dim) x kv_bytes per layer, replicated on every TP rank.
-Sliding-window layers hold at most `window` tokens of a sequence.
+Sliding-window layers hold at most `window` tokens of a sequence; mllama's cross-attention layers hold the
+image's tokens, none of the text's (images are not planned: text-only requests).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ def kv_bytes_per_token_per_layer(s: ModelSpec, *, tp: int = 1, kv_dtype: str = "
 
 
 def kv_cache_bytes_per_token(s: ModelSpec, *, tp: int = 1, kv_dtype: str = "bf16", engine: str = "vllm") -> int:
-    """Bytes per token over all layers (no window cap). tp=1: the whole model's figure.
+    """Bytes per token over the layers that cache text tokens (no window cap; cross-attention layers cache the
+    image's tokens instead). tp=1: the whole model's figure.
 
     Llama-3.1-70B bf16: 2 x 80 x 8 x 128 x 2 = 327,680 B.
     """
-    return s.num_hidden_layers * kv_bytes_per_token_per_layer(s, tp=tp, kv_dtype=kv_dtype, engine=engine)
+    layers = s.num_hidden_layers - len(s.cross_attention_layers)
+    return layers * kv_bytes_per_token_per_layer(s, tp=tp, kv_dtype=kv_dtype, engine=engine)
 
 
 def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, pp: int = 1,

@@ -16,9 +16,9 @@ Split = Literal["column", "row", "kv", "replicated", "vocab"]
 """How TP shards a group: column/row-parallel matrices split t ways (biases of column-parallel layers
 split with them; row-parallel biases are replicated); kv = split by KV heads, replicated when t > kv
 heads; vocab = vocab-parallel after padding."""
-Scope = Literal["layer", "dense_layer", "moe_layer", "embedding", "head"]
-"""Where a group lives: every layer, only dense / MoE layers, the first stage (embedding) or the last
-stage (final norm and lm_head)."""
+Scope = Literal["layer", "dense_layer", "moe_layer", "cross_layer", "embedding", "head"]
+"""Where a group lives: every layer, only dense / MoE / cross-attention layers, the first stage (embedding) or
+the last stage (final norm and lm_head)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +74,11 @@ def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
         add("o_bias", h, "replicated", False)
     if s.attention_sinks:
         add("sinks", a, "column", False)
+    if s.cross_attention_layers:
+        # MllamaCrossAttentionDecoderLayer (modeling_mllama.py): q_norm and k_norm (RMSNorm of head_dim) and the
+        # scalar gates cross_attn_attn_gate and cross_attn_mlp_gate, on top of a self-attention layer's shapes.
+        g.append(ParamGroup(name="cross_attention.qk_norm_gates", component="attention",
+                            params=2 * s.head_dim + 2, scope="cross_layer", split="replicated", quantizable=False))
     return g
 
 
@@ -129,7 +134,8 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
         groups += _mlp_groups(s, s.intermediate_size, prefix="mlp", scope="layer")
     groups.append(ParamGroup(name="norms", component="norm", params=s.norms_per_layer * norm, scope="layer",
                              split="replicated", quantizable=False))
-    groups.append(ParamGroup(name="embed_tokens", component="embedding", params=s.vocab_size * h,
+    groups.append(ParamGroup(name="embed_tokens", component="embedding",
+                             params=(s.vocab_size + s.embedding_extra_rows) * h,
                              scope="embedding", split="vocab", quantizable=False))
     groups.append(ParamGroup(name="final_norm", component="norm", params=norm, scope="head",
                              split="replicated", quantizable=False))
@@ -144,8 +150,8 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
 
 def occurrences(s: ModelSpec, scope: Scope) -> int:
     """How many times a group of this scope exists in the whole model."""
-    return {"layer": s.num_hidden_layers, "dense_layer": s.num_dense_layers,
-            "moe_layer": s.num_moe_layers, "embedding": 1, "head": 1}[scope]
+    return {"layer": s.num_hidden_layers, "dense_layer": s.num_dense_layers, "moe_layer": s.num_moe_layers,
+            "cross_layer": len(s.cross_attention_layers), "embedding": 1, "head": 1}[scope]
 
 
 def in_layer(s: ModelSpec, scope: Scope, layer: int) -> bool:
@@ -155,6 +161,8 @@ def in_layer(s: ModelSpec, scope: Scope, layer: int) -> bool:
         return not s.is_moe_layer(layer)
     if scope == "moe_layer":
         return s.is_moe_layer(layer)
+    if scope == "cross_layer":
+        return layer in s.cross_attention_layers
     return False
 
 
@@ -176,7 +184,7 @@ def active_params(s: ModelSpec) -> int:
 
 def active_params_excluding_embedding(s: ModelSpec) -> int:
     """OpenAI's convention for gpt-oss ('5.1B active'): the input embedding is a lookup, not a matmul."""
-    embed = s.vocab_size * s.hidden_size
+    embed = (s.vocab_size + s.embedding_extra_rows) * s.hidden_size
     return active_params(s) - (0 if s.tie_word_embeddings else embed)
 
 

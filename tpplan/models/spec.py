@@ -88,6 +88,12 @@ class ModelSpec:
     """rope_scaling type ('llama3', 'yarn', 'linear', 'dynamic'), shown to the user; '' when none."""
     vision_params: int = 0
     """Parameters of a vision tower (vision-language models): reported, not planned."""
+    cross_attention_layers: tuple[int, ...] = ()
+    """Layers whose attention reads the image's tokens instead of the text's (mllama, `cross_attention_layers`):
+    same q/k/v/o and MLP shapes as the other layers plus per-head q/k RMSNorms and two scalar gates."""
+    embedding_extra_rows: int = 0
+    """Rows the input embedding holds beyond vocab_size (mllama: MllamaTextModel's nn.Embedding(vocab_size + 8));
+    the lm_head keeps vocab_size rows."""
     # --- Provenance ---------------------------------------------------------------------------------
     hf_id: str = ""
     aliases: tuple[str, ...] = ()
@@ -103,6 +109,10 @@ class ModelSpec:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.layer_types and len(self.layer_types) != self.num_hidden_layers:
             raise ValueError("layer_types must have one entry per layer")
+        cross = self.cross_attention_layers
+        if len(set(cross)) != len(cross) or any(not 0 <= i < self.num_hidden_layers for i in cross):
+            raise ValueError(f"cross_attention_layers must be distinct layer indices from 0 to "
+                             f"{self.num_hidden_layers - 1}, got {list(cross)}")
 
     @property
     def is_moe(self) -> bool:
@@ -129,7 +139,10 @@ class ModelSpec:
         return self.num_hidden_layers - self.num_moe_layers
 
     def attention_window(self, layer: int) -> int | None:
-        """Tokens a layer's KV cache holds at most; None for full attention."""
+        """Tokens of a sequence a layer's KV cache holds at most; None for full attention; 0 for a cross-attention
+        layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none)."""
+        if layer in self.cross_attention_layers:
+            return 0
         if self.sliding_window is None:
             return None
         if not self.layer_types:

@@ -53,6 +53,9 @@ class ModelSummary:
     weight_format: WeightFormat
     weight_bytes_by_group: list[tuple[str, int, float, int]]
     """(group, parameters, bytes per parameter, bytes) over the whole model, in `weight_format`."""
+    vision_weight_bytes: int = 0
+    """Vision tower + projector bytes (vision_params x the format's 16-bit bytes: quantized vision-language
+    checkpoints leave the tower unquantized); reported next to the language model, never planned."""
     notes: tuple[str, ...] = ()
 
 
@@ -105,4 +108,5 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
         invalid_tp_reasons=invalid, degrees=rows, tp=tp or 1,
         weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine),
         weight_format=fmt, weight_bytes_by_group=weight_bytes_by_group(spec, dtype=dtype),
+        vision_weight_bytes=spec.vision_params * fmt.unquantized_bytes,
         notes=tuple(n for n in (override_note(spec, dtype),) if n))

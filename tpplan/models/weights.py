@@ -37,8 +37,9 @@ def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm"
         per_head = g.params // s.num_key_value_heads
         return per_head * kv_heads_per_gpu(s.num_key_value_heads, tp=tp, engine=engine)
     if g.split == "vocab":
-        rows = ceil_div(padded_vocab(s.vocab_size, tp=tp, engine=engine), tp)
-        return rows * (g.params // s.vocab_size)
+        vocab = s.vocab_size + (s.embedding_extra_rows if g.scope == "embedding" else 0)
+        rows = ceil_div(padded_vocab(vocab, tp=tp, engine=engine), tp)
+        return rows * (g.params // vocab)
     return g.params
 
 
@@ -60,7 +61,8 @@ def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float
     out: list[float] = []
     for i, layers in enumerate(stage_layers(s.num_hidden_layers, pp=pp)):
         dense = sum(1 for layer in layers if not s.is_moe_layer(layer))
-        count = {"layer": len(layers), "dense_layer": dense, "moe_layer": len(layers) - dense,
+        cross = sum(1 for layer in layers if layer in s.cross_attention_layers)
+        count = {"layer": len(layers), "dense_layer": dense, "moe_layer": len(layers) - dense, "cross_layer": cross,
                  "embedding": int(i == 0), "head": int(i == pp - 1)}
         total = sum(amount(g) * count[g.scope] for g in groups)
         if s.tie_word_embeddings and pp > 1 and i == pp - 1:

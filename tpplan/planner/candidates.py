@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tpplan.cost.batching import SchedulerLimits, max_concurrency, prefill_tokens_per_step, scheduler_limits
-from tpplan.cost.collectives import maximum
 from tpplan.cost.step import (
     Coefficients,
     StepTime,
@@ -28,7 +27,7 @@ from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
 from tpplan.planner.layouts import moe_layout_reasons
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
-from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, s_to_ms
+from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, s_to_ms
 
 FP32_BYTES = 4
 

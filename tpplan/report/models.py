@@ -66,7 +66,8 @@ def summary_json(m: ModelSummary) -> dict[str, Any]:
         "weight_bytes_by_group": [{"group": g, "params": n, "bytes_per_param": b, "bytes": t}
                                   for g, n, b, t in m.weight_bytes_by_group],
         "attention": attention_summary(s), "rope_scaling": s.rope_scaling or None,
-        "vision_params": s.vision_params,
+        "vision_params": s.vision_params, "vision_weight_bytes": m.vision_weight_bytes,
+        "cross_attention_layers": list(s.cross_attention_layers),
         "architecture": {"hidden_size": s.hidden_size, "num_hidden_layers": s.num_hidden_layers,
                          "num_attention_heads": s.num_attention_heads, "num_key_value_heads": s.num_key_value_heads,
                          "head_dim": s.head_dim, "intermediate_size": s.intermediate_size, "vocab_size": s.vocab_size,
@@ -98,7 +99,8 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
     con.print(f"KV cache {m.kv_cache_bytes_per_token:,} B/token ({format_bytes(m.kv_cache_bytes_per_token)}) at "
               f"{m.kv_cache_dtype}; {attention_summary(s)}", markup=False)
     if s.vision_params:
-        con.print(f"Vision tower: {s.vision_params:,} parameters, not planned (the language model is)", markup=False)
+        con.print(f"Vision tower: {s.vision_params:,} parameters, {format_bytes(m.vision_weight_bytes)} at 16 bits, "
+                  f"not planned (the language model is)", markup=False)
     window = f", sliding-window layers capped at {s.sliding_window} tokens" if s.sliding_window else ""
     seq = format_bytes(m.kv_cache_bytes_per_sequence)
     con.print(f"KV cache of one {m.context_len:,}-token sequence: {seq}{window}")
