@@ -54,3 +54,32 @@ def test_every_command_is_documented_in_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [c for c in _all_commands() if not re.search(rf"tpplan {re.escape(c)}\b", readme)]
     assert not missing, f"commands missing from README.md: {missing}"
+
+
+def _registered(typer_app) -> tuple[list[str], list[str]]:
+    return ([c.name or c.callback.__name__ for c in typer_app.registered_commands],
+            [g.name for g in typer_app.registered_groups])
+
+
+def test_a_run_builds_only_the_invoked_command():
+    from tpplan.cli import _app_for
+
+    assert _registered(_app_for(["recommend", "--model", "llama-70b"])) == (["recommend"], [])
+    assert _registered(_app_for(["--debug", "models", "show", "llama-70b"])) == ([], ["models"])
+    assert _registered(_app_for(["profiles", "list"])) == ([], ["profiles"])
+    for args in ([], ["--help"], ["--version"], ["recomend"]):  # listings and typo suggestions need every command
+        assert _app_for(args) is app
+    assert len(_registered(app)[0]) >= 5 and _registered(app)[1] == ["models", "profiles"]
+
+
+def test_the_slim_app_prints_the_same_help_and_usage_errors_as_the_whole_app(run_cli, monkeypatch):
+    import tpplan.cli
+
+    cases = (["recommend", "--help"], ["models", "show", "--help"], ["recommend"], ["models", "nope"],
+             ["recommend", "--model", "llama-70b", "--engine", "tgi"])
+    slim = [run_cli(*args) for args in cases]
+    monkeypatch.setattr(tpplan.cli, "_app_for", lambda args: app)
+    full = [run_cli(*args) for args in cases]
+    for args, s, f in zip(cases, slim, full, strict=True):
+        assert (s.code, s.out, s.err) == (f.code, f.out, f.err), args
+        assert s.code in (0, 2) and (s.out or s.err)

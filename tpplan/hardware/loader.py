@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tpplan.errors import ProfileError
+from tpplan.files import package_dir
 from tpplan.hardware.kernel_table import AttentionCurve, KernelTable, MatmulCurve
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.hardware.yaml_errors import pydantic_problems, yaml_problem
@@ -28,15 +28,15 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @cache
 def _collective_defaults() -> dict[str, Any]:
-    text = resources.files("tpplan.hardware_profiles").joinpath("defaults", "collectives.yaml").read_text()
+    text = package_dir("tpplan.hardware_profiles").joinpath("defaults", "collectives.yaml").read_text(encoding="utf-8")
     return yaml.load(text, Loader=_LOADER)
 
 
 @cache
 def kernel_defaults() -> dict[str, Any]:
     """Kernel constants a profile may leave out (hardware_profiles/defaults/kernels.yaml, sources inside)."""
-    text = resources.files("tpplan.hardware_profiles").joinpath("defaults", "kernels.yaml").read_text()
-    return yaml.safe_load(text)
+    text = package_dir("tpplan.hardware_profiles").joinpath("defaults", "kernels.yaml").read_text(encoding="utf-8")
+    return yaml.load(text, Loader=_LOADER)
 
 
 def _efficiency(e: dict[str, Any]) -> Efficiency:
@@ -188,8 +188,8 @@ def _search_dirs() -> list[Path]:
     return [Path(p) for p in env.split(os.pathsep) if p]
 
 
-def _builtin_dir():
-    return resources.files("tpplan.hardware_profiles")
+def _builtin_dir() -> Path:
+    return package_dir("tpplan.hardware_profiles")
 
 
 def builtin_names() -> list[str]:

@@ -11,10 +11,10 @@ import json
 import re
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from tpplan.errors import ModelSpecError
+from tpplan.files import package_dir
 from tpplan.models.hf_cache import cached_config, download_config, hub_cache_dir, looks_like_hub_id
 from tpplan.models.hf_config import load_config_file, spec_from_hf_config
 from tpplan.models.spec import ModelSpec
@@ -59,7 +59,7 @@ def _entry_from_json(data: dict, origin: str) -> CatalogueEntry:
 @cache
 def _raw_entries() -> tuple[tuple[str, dict], ...]:
     """(file name, JSON dict) of every catalogue file; parsed once, specs built only on demand."""
-    folder = resources.files("tpplan.models.catalogue")
+    folder = package_dir("tpplan.models.catalogue")
     return tuple((f.name, json.loads(f.read_text(encoding="utf-8")))
                  for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".json"))
 

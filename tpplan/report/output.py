@@ -5,7 +5,6 @@ No arithmetic beyond unit formatting lives here or in the report_* modules.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import json
@@ -43,6 +42,8 @@ def emit_json(obj: Any) -> None:
 
 
 def emit_csv(rows: Iterable[Mapping[str, Any]]) -> None:
+    import csv  # only -f csv needs it; the table path stays free of it (cold-start budget, issue 13)
+
     rows = list(rows)
     if not rows:
         return
