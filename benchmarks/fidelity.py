@@ -53,8 +53,9 @@ STATIC_BATCHING_RELEASES = {"0.5.0", "0.7.0", "0.8.0", "0.9.0"}
 PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: Mixed)": ("bf16", "bf16"),
              "FP4": ("nvfp4", "fp8")}
 """Published precision -> (weight dtype, KV dtype): the TensorRT-LLM FP8 engines use an FP8 KV cache (README).
-FP4 rows ran NVIDIA's ModelOpt pre-quantized NVFP4 checkpoints (row notes), whose hf_quant_config.json sets
-"quant_algo": "NVFP4" and "kv_cache_quant_algo": "FP8" (e.g. huggingface.co/nvidia/Llama-3.3-70B-Instruct-FP4)."""
+FP4 rows ran NVIDIA's ModelOpt pre-quantized checkpoints (row notes); ModelOpt's NVFP4 export writes
+hf_quant_config.json with "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16 (TensorRT-LLM
+docs, features/quantization.html: pre-quantized ModelOpt checkpoints run as exported)."""
 VLLM_WORKLOAD = {"Mistral-7B-Instruct-v0.3": ("mistral-7b", 73671, 71810, "1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3"),
                  "Meta-Llama-3.1-8B-FP8": ("llama-8b", 65578, 42874, "4xH100-80GB-SXM/Meta-Llama-3.1-8B-FP8_tp4"),
                  "Mixtral-8x7B-Instruct-v0.1": ("mixtral", 73671, 70216,
