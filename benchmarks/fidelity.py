@@ -50,8 +50,32 @@ HARDWARE = {"H100-SXM-80GB": "dgx-h100", "H200-SXM-141GB": "hgx-h200", "A100-SXM
             "L40S-48GB": "l40s-pcie", "B200-180GB": "dgx-b200", "GB200-192GB(NVL72)": "gb200-nvl72"}
 STATIC_BATCHING_RELEASES = {"0.5.0", "0.7.0", "0.8.0", "0.9.0"}
 """TensorRT-LLM 0.5-0.9 tables measured static batching at the batch shown (data/README.md)."""
-PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: Mixed)": ("bf16", "bf16")}
-"""Published precision -> (weight dtype, KV dtype): the TensorRT-LLM FP8 engines use an FP8 KV cache (README)."""
+PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: Mixed)": ("bf16", "bf16"),
+             "FP4": ("nvfp4", "fp8")}
+"""Published precision -> (weight dtype, KV dtype): the TensorRT-LLM FP8 engines use an FP8 KV cache (README).
+FP4 rows ran NVIDIA's ModelOpt pre-quantized checkpoints (row notes); ModelOpt's NVFP4 export writes
+hf_quant_config.json with "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16 (TensorRT-LLM
+docs, features/quantization.html: pre-quantized ModelOpt checkpoints run as exported)."""
+VLLM_WORKLOAD = {"Mistral-7B-Instruct-v0.3": ("mistral-7b", 73671, 71810, "1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3"),
+                 "Meta-Llama-3.1-8B-FP8": ("llama-8b", 65578, 42874, "4xH100-80GB-SXM/Meta-Llama-3.1-8B-FP8_tp4"),
+                 "Mixtral-8x7B-Instruct-v0.1": ("mixtral", 73671, 70216,
+                                                "4xH100-80GB-SXM/Mixtral-8x7B-Instruct-v0.1_tp4"),
+                 "Mixtral-8x22B-Instruct-v0.1": ("mixtral-8x22b", 73671, 71287,
+                                                 "4xH100-80GB-SXM/Mixtral-8x22B-Instruct-v0.1_tp4"),
+                 "Hermes-3-Llama-3.1-405B-FP8": ("llama-405b", 65578, 68221,
+                                                 "8xH100-80GB-SXM/Hermes-3-Llama-3.1-405B-FP8_tp8")}
+"""Lambda vLLM benchmark (vLLM 0.5.4, benchmark_serving, 320 prompts at request rate inf, max-model-len 2000):
+model -> (tpplan model, total input tokens, total output tokens of the 320 requests, result file). Totals are
+the `total_input_tokens` / `total_output_tokens` of github.com/LambdaLabsML/vllm-benchmark
+results/prompt_320/<file>_len2000.json (one run per model: the inputs are the same 320 prompts in every run,
+65,578 tokens with the Llama-3.1 tokenizer, 73,671 with Mistral's; outputs differ by model, and between runs of
+one model by a few percent, e.g. Llama-3.1-8B-FP8 42,874 at TP4 on H100 vs 44,041 at TP1 on A100). The workload
+is their means per request. Mistral-7B v0.3 differs from the catalogue's v0.1 only in vocabulary (32,768 vs
+32,000) and sliding window (none vs 4,096, beyond these 2,000-token sequences); Hermes-3 is a Llama-3.1-405B
+fine-tune. Llama-3.1-70B-FP8, Mistral-Nemo and Mistral-Large rows are left out (no token totals read / not in
+the catalogue)."""
+VLLM_HARDWARE = {"H100-SXM-80GB": "dgx-h100", "A100-SXM4-80GB": "dgx-a100-80g"}
+VLLM_PROMPTS, VLLM_MAX_MODEL_LEN = 320, 2000
 
 
 def gpu_rows() -> list[dict]:
@@ -70,7 +94,7 @@ def gpu_rows() -> list[dict]:
 
 
 def _why_excluded(r: dict) -> str | None:
-    if r["engine"] != "TensorRT-LLM":
+    if r["engine"] != "TensorRT-LLM":  # the vLLM rows have their own set (vllm_rows)
         return f"engine {r['engine']}: lengths not fixed (ShareGPT-like) or not a max-throughput table"
     if r["engine_version"] in STATIC_BATCHING_RELEASES:
         return "static batching (gptSessionBenchmark) at a fixed batch: tpplan models in-flight batching"
@@ -81,7 +105,7 @@ def _why_excluded(r: dict) -> str | None:
     if r["hardware"] not in HARDWARE:
         return f"hardware {r['hardware']} has no built-in profile"
     if r["precision"] not in PRECISION:
-        return f"precision {r['precision']} not expressible yet (FP4 formats arrive with the quantization issue)"
+        return f"precision {r['precision']} has no weight / KV dtype mapping here"
     return None
 
 
@@ -103,6 +127,8 @@ def _engine_limit(notes: str, key: str) -> int | None:
 def published_rows() -> tuple[list[dict], list[dict]]:
     kept, excluded = [], []
     for r in csv.DictReader(open(DATA / "throughput.csv")):
+        if r["engine"] == "vLLM":
+            continue
         why = _why_excluded(r)
         tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
         if why is None:
@@ -131,6 +157,47 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
                                 "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
                                 "layout": "DEP" if cand.dp_attention > 1 else "TP"})
+    return kept, excluded
+
+
+def _why_vllm_excluded(r: dict) -> str | None:
+    if r["metric"] != "total_output_throughput":
+        return f"vLLM {r['metric']}: median ITL / TPOT of a finite wave, not a steady-state figure tpplan gives"
+    if r["model"] not in VLLM_WORKLOAD:
+        return f"vLLM model {r['model']}: not in the catalogue, or no token totals read from its result JSON"
+    if r["hardware"] not in VLLM_HARDWARE:
+        return f"vLLM hardware {r['hardware']}: not stated per row"
+    return None
+
+
+def vllm_rows() -> tuple[list[dict], list[dict]]:
+    """The Lambda vLLM 0.5.4 rows: `recommend(engine="vllm")` at the run's mean input / output length per request,
+    max-model-len 2000 and vLLM's default limits, against output tok/s of the 320-request run. The run is one
+    finite burst (all 320 requests at t=0, 12-60 s), the prediction tpplan's steady state; no wave correction.
+    FP8 rows are FP8 weights with vLLM's default KV dtype ("auto" = the bf16 activation dtype)."""
+    kept, excluded = [], []
+    for r in csv.DictReader(open(DATA / "throughput.csv")):
+        if r["engine"] != "vLLM":
+            continue
+        tp = int(r["tp"] or 1)
+        base = {"model": r["model"], "hardware": r["hardware"], "precision": r["precision"], "tp": tp, "pp": 1,
+                "isl": "", "osl": "", "engine_version": r["engine_version"]}
+        why = _why_vllm_excluded(r)
+        if why is None:
+            name, total_in, total_out, _ = VLLM_WORKLOAD[r["model"]]
+            isl, osl = round(total_in / VLLM_PROMPTS), round(total_out / VLLM_PROMPTS)
+            base |= {"isl": isl, "osl": osl}
+            dtype = "fp8" if r["precision"] == "FP8" else "bf16"
+            plan = recommend(name, hardware=VLLM_HARDWARE[r["hardware"]], gpus=tp, engine="vllm", dtype=dtype,
+                             kv_cache_dtype="bf16", input_len=isl, output_len=osl, max_model_len=VLLM_MAX_MODEL_LEN)
+            cand = next((c for c in plan.candidates if (c.tp, c.pp, c.replicas, c.ep) == (tp, 1, 1, 1)), None)
+            if cand is None or not cand.feasible:
+                why = "vLLM: tpplan predicts the layout infeasible: " + ("; ".join(cand.reasons) if cand else "absent")
+        if why:
+            excluded.append(base | {"value": r["value"], "metric": r["metric"], "reason": why})
+        else:
+            kept.append(base | {"measured": float(r["value"]), "predicted": cand.output_tokens_per_s,
+                                "moe": plan.model.is_moe, "layout": "TP"})
     return kept, excluded
 
 
@@ -210,6 +277,9 @@ def plot(gpu: list[dict], pub: list[dict], path: Path) -> None:
 def main() -> int:
     gpu = gpu_rows()
     pub, excluded = published_rows()
+    vllm, vllm_excluded = vllm_rows()
+    excluded += vllm_excluded
+    fp4 = [r for r in pub if r["precision"] == "FP4"]
     report = {"gpu_compute": error_stats(gpu, "tp") | {"by_mode": error_stats(gpu, "mode")[
         "signed_median_pct_by_mode"]},
               "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
@@ -217,6 +287,13 @@ def main() -> int:
               "published_by_model": error_stats(pub, "model")["signed_median_pct_by_model"],
               "published_by_release": error_stats(pub, "engine_version")["signed_median_pct_by_engine_version"],
               "published_by_precision": error_stats(pub, "precision")["signed_median_pct_by_precision"],
+              "published_without_fp4": {k: v for k, v in error_stats([r for r in pub if r["precision"] != "FP4"],
+                                                                     "tp").items() if k != "signed_median_pct_by_tp"},
+              "fp4_rows": (error_stats(fp4, "tp") | {"by_hardware": error_stats(fp4, "hardware")[
+                  "signed_median_pct_by_hardware"]} | order_agreement(fp4)) if fp4 else {"rows": 0},
+              "vllm_rows": error_stats(vllm, "tp") | {"by_hardware": error_stats(vllm, "hardware")[
+                  "signed_median_pct_by_hardware"], "by_model": error_stats(vllm, "model")[
+                  "signed_median_pct_by_model"]} | order_agreement(vllm),
               "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
                                 "excluded": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded
