@@ -8,6 +8,9 @@
    MoE rows measured with attention data parallelism + expert parallelism (notes: "DEPn", or the 1.0 table's
    "MoE models run with --ep and enable_attention_dp") are compared with the candidate TP1 x DP-attention n x
    EP n (the tp column holds the GPU count n); per-GPU rows (metric output_throughput_per_gpu) x tp x pp GPUs.
+   FP4 rows (B200, GB200) with --dtype nvfp4 and an FP8 KV cache, also reported alone (fp4_rows).
+3. vLLM 0.5.4 rows (Lambda benchmark, vllm_rows, a separate set): `recommend(..., engine="vllm")` at the runs'
+   mean input / output lengths per request against the output tok/s of one finite 320-request burst.
 
 Prints median |error|, worst, signed median per TP degree and per hardware, and order agreement by throughput
 per GPU within each model / hardware / precision / length / release group; writes benchmarks/results/
