@@ -187,7 +187,8 @@ _FIND_NVML = object()
 def detect_gpus(*, nvml: Any = _FIND_NVML, run: Callable[[list[str]], str] | None = None) -> GpuInventory:
     """NVML when a binding imports and NVML initialises, else nvidia-smi. `nvml=None` skips NVML."""
     api = _import_nvml() if nvml is _FIND_NVML else nvml
-    nvml_problem = "and NVML is not used: its Python binding is not installed, pip install 'tpplan[nvml]' (nvidia-ml-py)"
+    nvml_problem = ("and NVML is not used: its Python binding is not installed, "
+                    "pip install 'tpplan[nvml]' (nvidia-ml-py)")
     if api is not None:
         try:
             return nvml_inventory(api)
