@@ -92,6 +92,11 @@ class Efficiency:
     attention_prefill_matmul: float
     """Achieved / dense 16-bit peak FLOP/s of causal flash attention in prefill (softmax and masking keep it
     below GEMM efficiency: FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 paper, Fig. 5)."""
+    sustained_clock: float = 1.0
+    """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
+    that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).
+    Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower; memory-bound kernels
+    are paced by the HBM clock and are not scaled. 1.0: no throttling assumed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
