@@ -117,3 +117,21 @@ def test_continuous_load_runs_flop_bound_kernels_at_the_sustained_clock():
     assert serve.attention_decode_bytes_per_s == burst.attention_decode_bytes_per_s
     l40s = load_builtin("l40s-pcie")
     assert kernel_rates(l40s, "fp8") == kernel_rates(l40s, "fp8", sustained=False)
+
+
+def test_trtllm_bench_settings_follow_its_tuning_rules():
+    """benchmarks/fidelity.py passes the max_batch_size / max_num_tokens trtllm-bench chose for a run
+    (tensorrt_llm/bench/build/tuning.py): requests whose KV fits 0.95 x (memory - parameters x bytes), capped at
+    4096, rounded up (64 at least); tokens = batch x (1 + isl / osl), 2048 at least."""
+    import fidelity
+
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.models.resolve import resolve_model
+
+    h200, h100 = load_builtin("hgx-h200").gpu.memory_bytes, load_builtin("dgx-h100").gpu.memory_bytes
+    small = resolve_model("llama-8b").spec  # ~8,000 requests of 256 tokens fit: capped at 4096, tokens 2 x 4096
+    assert fidelity.trtllm_bench_settings(small, tp=1, pp=1, isl=128, osl=128, dtype="fp8", kv_dtype="fp8",
+                                          device_bytes=h200) == (4096, 8192)
+    big = resolve_model("llama-70b").spec  # ~40 requests of 2176 tokens fit on one H100: the 64 / 2048 floors
+    assert fidelity.trtllm_bench_settings(big, tp=1, pp=1, isl=128, osl=2048, dtype="fp8", kv_dtype="fp8",
+                                          device_bytes=h100) == (64, 2048)
