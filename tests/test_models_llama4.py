@@ -15,6 +15,7 @@ from tpplan.errors import ModelSpecError
 from tpplan.models.hf_config import load_config_file, spec_from_hf_config
 from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
 from tpplan.models.params import active_params, param_groups, total_params
+from tpplan.models.resolve import resolve_model
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
 SCOUT = CONFIGS / "llama-4-scout-17b-16e-instruct.json"
@@ -94,3 +95,13 @@ def test_bad_llama4_fields_are_one_error_naming_the_field(field, value):
     cfg["text_config"][field] = value
     with pytest.raises(ModelSpecError, match=field):
         spec_from_hf_config(cfg, origin="scout.json")
+
+
+@pytest.mark.parametrize("name, path", [("llama4-scout", SCOUT), ("llama4-maverick", MAVERICK)])
+def test_catalogue_entries_are_the_fixture_configs(name, path):
+    entry, fixture = resolve_model(name).spec, load_config_file(path)
+    assert entry.hf_id.startswith("meta-llama/Llama-4-") and entry.quantization is None  # BF16 checkpoints
+    for field in ("num_hidden_layers", "moe_layers", "layer_types", "attention_chunk_size", "intermediate_size",
+                  "moe_intermediate_size", "num_experts", "n_shared_experts", "vision_params",
+                  "max_position_embeddings", "tie_word_embeddings"):
+        assert getattr(entry, field) == getattr(fixture, field), field
