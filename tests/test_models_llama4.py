@@ -105,3 +105,12 @@ def test_catalogue_entries_are_the_fixture_configs(name, path):
                   "moe_intermediate_size", "num_experts", "n_shared_experts", "vision_params",
                   "max_position_embeddings", "tie_word_embeddings"):
         assert getattr(entry, field) == getattr(fixture, field), field
+
+
+def test_step_model_reads_one_chunk_in_36_layers_and_the_context_in_12():
+    from tpplan.cost.step import coefficients
+    from tpplan.hardware.loader import resolve_profile
+
+    c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
+    assert (c.full_layers, c.windowed_layers) == (12, ((8192, 36),))
+    assert (c.num_dense_layers, c.num_moe_layers) == (24, 24)
