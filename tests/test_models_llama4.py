@@ -114,3 +114,27 @@ def test_step_model_reads_one_chunk_in_36_layers_and_the_context_in_12():
     c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
     assert (c.full_layers, c.windowed_layers) == (12, ((8192, 36),))
     assert (c.num_dense_layers, c.num_moe_layers) == (24, 24)
+
+
+def test_models_show_json_lists_moe_layers_and_chunked_attention(run_cli):
+    d = run_cli("models", "show", str(MAVERICK), "--format", "json").json()
+    assert d["moe_layers"] == list(range(1, 48, 2)) and d["num_moe_layers"] == 24 and d["num_dense_layers"] == 24
+    assert d["attention_chunk_size"] == 8192
+    # NoPE layers 3, 7, ..., 47 attend globally; the other 36 read one chunk (no_rope_layer_interval 4)
+    assert d["chunked_attention_layers"] == [i for i in range(48) if (i + 1) % 4 != 0]
+    assert d["num_chunked_attention_layers"] == 36
+
+
+def test_models_show_json_for_a_dense_full_attention_model_has_empty_layer_lists(run_cli):
+    d = run_cli("models", "show", "llama-70b", "--format", "json").json()
+    assert d["moe_layers"] == [] and d["num_moe_layers"] == 0 and d["num_dense_layers"] == 80
+    assert d["attention_chunk_size"] is None and d["chunked_attention_layers"] == []
+    assert d["num_chunked_attention_layers"] == 0
+
+
+def test_models_show_table_states_the_layer_mix(run_cli):
+    r = run_cli("models", "show", str(MAVERICK))
+    assert r.code == 0
+    assert ("Layers: 24 dense + 24 MoE layers (MoE: 1, 3, ..., 47); 36 chunked-attention layers (chunk 8,192 "
+            "tokens), 12 full-attention") in r.out
+    assert "Layers:" not in run_cli("models", "show", "llama-70b").out

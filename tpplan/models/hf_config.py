@@ -15,6 +15,7 @@ from tpplan.errors import ModelSpecError
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
+from tpplan.models.weights import resolve_layer_formats
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl", "mllama",
@@ -269,7 +270,7 @@ def _llama4_note(moe: dict[str, Any]) -> str:
 def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden: int, layers: int, heads: int,
            kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
            notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
-    return ModelSpec(
+    return resolve_layer_formats(ModelSpec(
         name=name or _hub_id(r.get("_name_or_path")) or _name_from_path(origin) or model_type,
         model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
@@ -280,7 +281,7 @@ def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden
         layer_types=fields["layer_types"] if "layer_types" in fields else _layer_types(r, layers, model_type, window),
         quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)
                       if r.cfg.get("quantization_config") is not None else None),
-        **{k: v for k, v in fields.items() if k != "layer_types"}, notes=notes, **extra)
+        **{k: v for k, v in fields.items() if k != "layer_types"}, notes=notes, **extra))
 
 
 def _hub_id(value: object) -> str:
