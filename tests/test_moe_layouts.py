@@ -111,3 +111,32 @@ def test_emit_sglang_pp_with_ep_over_two_nodes():
         for flag in ("--tp-size 8", "--pp-size 2", "--ep-size 8", "--nnodes 2", f"--node-rank {node}"):
             assert flag in block, (flag, block)
         assert "--enable-dp-attention" not in block
+
+
+def test_explanation_compares_with_plain_tp_over_the_same_stages_and_names_every_rejection():
+    import dataclasses
+
+    from tpplan.planner.explain import explain, label
+
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="sglang")
+    rejected = [c for c in plan.candidates if not c.feasible]
+    assert len(rejected) > 20
+    for c in rejected:  # every rejected layout, with its reasons
+        assert f"{label(c)}: rejected: {'; '.join(c.reasons)}." in plan.explanation
+    # a DP-attention x PP winner is compared with TP over one stage's GPUs and the same stages
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm")
+    best = _cand(plan, tp=1, pp=2, dp=4, ep=4)
+    plan.recommended = best
+    line = next(x for x in explain(plan) if "beats" in x)
+    rival = _cand(plan, tp=4, pp=2, dp=1, ep=1)
+    assert line.startswith("EP4 + DP-attention 4 x PP2 beats TP4 x PP2: the latent KV is not replicated on every GPU, "
+                           f"{best.max_concurrent_sequences / rival.max_concurrent_sequences:.1f}x the sequences")
+    # TP over the same stages rejected: compared with TP over all 8 GPUs; both rejected: the line says why
+    tp8 = _cand(plan, tp=8, pp=1, dp=1, ep=1)
+    plan.candidates = [dataclasses.replace(c, feasible=False, reasons=("no room",)) if c is rival else c
+                       for c in plan.candidates]
+    assert next(x for x in explain(plan) if "beats" in x).startswith("EP4 + DP-attention 4 x PP2 beats TP8: ")
+    plan.candidates = [dataclasses.replace(c, feasible=False, reasons=("no room",)) if c is tp8 else c
+                       for c in plan.candidates]
+    line = next(x for x in explain(plan) if "beats" in x)
+    assert line == "EP4 + DP-attention 4 x PP2 beats TP4 x PP2, which is rejected: no room."
