@@ -140,3 +140,15 @@ def test_explanation_compares_with_plain_tp_over_the_same_stages_and_names_every
                        for c in plan.candidates]
     line = next(x for x in explain(plan) if "beats" in x)
     assert line == "EP4 + DP-attention 4 x PP2 beats TP4 x PP2, which is rejected: no room."
+
+
+def test_vllm_refuses_pp_with_dp_attention_across_nodes():
+    """vLLM keeps each DP rank's stages on one node (--data-parallel-size-local), so a stage's DP x TP group would
+    span nodes; on one node the same combination is planned (test_engines_that_accept_pp_with_dp_attention_get_it)."""
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="vllm")
+    c = _cand(plan, tp=1, pp=2, dp=8, ep=8)
+    assert not c.feasible and c.reasons[-1].startswith("vllm: each DP rank keeps its 2 pipeline stages on one node")
+    assert _cand(plan, tp=1, pp=1, dp=16, ep=16).feasible  # DP attention over both nodes
+    assert _cand(plan, tp=8, pp=2, dp=1, ep=8).feasible  # EP inside TP8, stages across nodes
+    trt = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="trtllm")
+    assert _cand(trt, tp=1, pp=2, dp=8, ep=8).feasible  # tensorrt_llm/mapping.py: the TP group inside a PP stage

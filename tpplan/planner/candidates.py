@@ -258,7 +258,8 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
     lay = layout
     tier = profile.tier_for_group(lay.tp * lay.dp_attention)
     structural = structural_reasons(spec, profile, tp=lay.tp, pp=lay.pp, w=w)
-    rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp)
+    rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp,
+                               gpus_per_node=profile.gpus_per_node)
     if tp_violation(spec, lay.tp, engine=w.engine) or rules:
         return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,

@@ -9,7 +9,9 @@ accepts, and the flags that ask for it:
   data_parallel_deployment/ and expert_parallel_deployment/). EP also works with DP 1 (EP = TP). With
   `--pipeline-parallel-size` the EP group is built per pipeline stage: vllm/distributed/parallel_state.py
   `initialize_model_parallel` lays ranks out as (DP, PP, PCP, TP) and forms each EP group of DP x PCP x TP ranks
-  of one PP stage, so PP combines with DP and EP.
+  of one PP stage, so PP combines with DP and EP. Across nodes vLLM starts whole DP ranks per node
+  (--data-parallel-size-local), stages and all, so each stage's group spans the nodes; that placement is refused
+  here rather than modelled as stages across nodes.
 - SGLang: `--tp-size G --dp-size dp --enable-dp-attention` (attention TP = tp-size / dp-size), experts EP with
   `--ep-size G` (docs.sglang.io cookbook server_arguments: "enable_dp_attention: DP for attention, TP for FFN";
   advanced_features/dp_dpa_smg_guide). `--pp-size` with DP attention is refused here: sgl-project/sglang
@@ -105,7 +107,8 @@ def serving_layouts(spec: ModelSpec, w: Workload) -> list[Layout]:
                     for tp, pp, dp, ep in moe_layouts(spec, w)]
 
 
-def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, engine: str, pp: int = 1) -> list[str]:
+def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, engine: str, pp: int = 1,
+                       gpus_per_node: int = 0) -> list[str]:
     """Which EP / DP-attention layouts the engine accepts (the module docstring cites each rule)."""
     group, out = tp * dp_attention, []
     if ep == 1 and dp_attention == 1:
@@ -123,4 +126,11 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
         out.append(f"sglang: --pp-size {pp} with --enable-dp-attention is not a working combination (sgl-project/"
                    f"sglang issue #9805: PP2 x DP-attention crashes on the first request); use DP attention over all "
                    f"{group * pp} GPUs (--tp-size {group * pp} --dp-size {dp_attention * pp}) instead")
+    if engine == "vllm" and dp_attention > 1 and pp > 1 and 0 < gpus_per_node < group * pp:
+        # vLLM lays ranks out as (DP, PP, TP) and starts --data-parallel-size-local whole DP ranks per node, so a
+        # DP rank's stages share a node and each stage's DP x TP group spans the nodes: the reverse of what is
+        # modelled here (stages across nodes, each stage's EP / DP group inside one)
+        out.append(f"vllm: each DP rank keeps its {pp} pipeline stages on one node, so with {group * pp} GPUs over "
+                   f"nodes of {gpus_per_node} every stage's DP x TP group of {group} would span nodes (not modelled); "
+                   f"use PP without DP attention across nodes, or DP attention over all GPUs")
     return out
