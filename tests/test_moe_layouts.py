@@ -152,3 +152,19 @@ def test_vllm_refuses_pp_with_dp_attention_across_nodes():
     assert _cand(plan, tp=8, pp=2, dp=1, ep=8).feasible  # EP inside TP8, stages across nodes
     trt = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="trtllm")
     assert _cand(trt, tp=1, pp=2, dp=8, ep=8).feasible  # tensorrt_llm/mapping.py: the TP group inside a PP stage
+
+
+def test_sweep_moe_imbalance_reaches_the_ep_layouts_as_in_recommend():
+    kw = {"gpus": 8, "engine": "vllm", "batch": 48, "input_len": 1000, "output_len": 301}
+    df, _ = sweep(models=["mixtral"], hardware=["hgx-h200"], gpus=[8], batches=[48], input_lens=[1000],
+                  output_lens=[301], engine="vllm", moe_imbalance=1.6)
+    skewed = _cand(recommend("mixtral", hardware="hgx-h200", moe_imbalance=1.6, **kw), tp=1, pp=1, dp=8, ep=8)
+    even = _cand(recommend("mixtral", hardware="hgx-h200", moe_imbalance=1.0, **kw), tp=1, pp=1, dp=8, ep=8)
+    row = next(r for r in df.itertuples() if (r.tp, r.pp, r.dp_attention, r.ep) == (1, 1, 8, 8))
+    assert row.tpot_s == pytest.approx(skewed.tpot_s, rel=1e-9)
+    assert skewed.tpot_s > even.tpot_s  # the busiest rank's extra tokens cost time
+
+
+def test_sweep_cli_refuses_an_imbalance_below_one(run_cli):
+    r = run_cli("sweep", "--models", "mixtral", "--moe-imbalance", "0.9")
+    assert r.code == 2 and "--moe-imbalance" in r.err and "Traceback" not in r.err

@@ -88,10 +88,10 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
 def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int], batches: Sequence[int],
           input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = (WORKLOAD_DEFAULTS.dtype,),
           engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
-          max_model_len: int | None = None,
+          max_model_len: int | None = None, moe_imbalance: float = WORKLOAD_DEFAULTS.moe_imbalance,
           progress: Callable[[int, int], None] | None = None):
     """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x layout (tp, pp, ep, dp_attention)
-    x batch x in x out."""
+    x batch x in x out. `moe_imbalance`: the busiest EP rank's routed tokens / the mean, as in `recommend`."""
     import pandas as pd
 
     from tpplan.errors import TpplanError
@@ -110,7 +110,8 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         if g > profile.total_gpus:
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
         w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=max_model_len,
-                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv")).for_model(spec)
+                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"),
+                     moe_imbalance=moe_imbalance).for_model(spec)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)
         for col in cols:
