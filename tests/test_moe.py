@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s
@@ -11,6 +9,10 @@ from tpplan.cost.step import coefficients
 from tpplan.hardware.loader import load_builtin
 from tpplan.models.resolve import resolve_model
 from tpplan.planner.plan import recommend
+
+
+def _cand(plan, *, tp, pp, dp, ep):
+    return next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (tp, pp, dp, ep))
 
 
 def _find(cands, *, tp, dp, ep, pp=1):
@@ -128,19 +130,19 @@ def test_engine_rules_and_flags(run_cli):
     bad = next(c for c in trt.candidates if (c.tp, c.dp_attention) == (2, 4))
     assert not bad.feasible and "enable_attention_dp runs attention with TP 1" in bad.reasons[0]
     assert all(c.ep == 1 and c.dp_attention == 1 for c in recommend("llama-8b", gpus=8).candidates)
-    # DP8 x EP8 and DP8 x EP1 are within 1% of each other for DeepSeek-V3 on 8 x H200 (the sustained clock of
-    # issue 10e tips the ranking to EP1 by 0.5%): the flags are checked on the DP8 x EP8 layout itself.
-    auto = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8", "-f", "json").json()
-    assert auto["recommended"]["dp_attention"] == 8
-    vllm = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm")
-    dep8 = next(c for c in vllm.candidates if (c.tp, c.dp_attention, c.ep) == (1, 8, 8))
-    assert dep8.feasible
-    cmd = dataclasses.replace(vllm, recommended=dep8).serve_command("vllm")
-    assert "--data-parallel-size 8" in cmd and "--enable-expert-parallel" in cmd
+    out = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8", "--emit", "vllm",
+                  "-f", "json").json()
+    best = out["recommended"]
+    assert best["dp_attention"] > 1  # the emitted command is the recommendation's layout
+    assert f"--data-parallel-size {best['dp_attention']}" in out["serve_command"]
+    assert ("--enable-expert-parallel" in out["serve_command"]) == (best["ep"] > 1)
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm")
+    plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
+    cmd = plan.serve_command()
+    assert "--data-parallel-size 8" in cmd and "--enable-expert-parallel" in cmd and "--pipeline" not in cmd
     plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="trtllm")
-    assert plan.recommended.dp_attention == 8
-    dep8 = next(c for c in plan.candidates if (c.tp, c.dp_attention, c.ep) == (1, 8, 8))
-    cmd = dataclasses.replace(plan, recommended=dep8).serve_command("trtllm")
+    plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
+    cmd = plan.serve_command("trtllm")
     assert "--ep_size 8" in cmd and "enable_attention_dp: true" in cmd and "--tp_size 8" in cmd
     sg = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang").serve_command()
     assert "--enable-dp-attention" in sg and "--dp-size 8" in sg and "--tp-size 8" in sg
