@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import re
 import statistics
 import sys
@@ -107,7 +108,7 @@ def gpu_rows() -> list[dict]:
     out = []
     for r in csv.DictReader(open(DATA / "h100_decode_prefill.csv")):
         spec, tp = resolve_model(r["model"]).spec, int(r["tp"])
-        c = coefficients(spec, profile, tp=tp, fusion=FUSIONS["torch"])
+        c = coefficients(spec, profile, tp=tp, fusion=FUSIONS["torch"], sustained=False)  # short replays
         if r["mode"] == "decode":
             pred = decode_step(c, profile, batch=int(r["batch"]), context_len=int(r["context"])).compute_s
         else:
@@ -148,6 +149,52 @@ def _engine_limit(notes: str, key: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+TRTLLM_BENCH_RELEASES = {"0.12.0", "0.17", "0.19.0", "0.20.0", "0.21", "1.0", "1.1/1.2-era main"}
+"""Releases whose tables were measured with trtllm-bench (row notes), which sizes the engine itself."""
+TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
+"""trtllm-bench's BYTES_PER_ELEM by quant algo (2 for anything else)."""
+TRTLLM_BENCH_KV_FRACTION = 0.95
+"""calc_engine_setting's kv_cache_gpu_mem_fraction default."""
+
+
+def trtllm_bench_settings(spec, *, tp: int, pp: int, isl: int, osl: int, dtype: str, kv_dtype: str,
+                          device_bytes: int) -> tuple[int, int]:
+    """(max_batch_size, max_num_tokens) that trtllm-bench chose for a run: tensorrt_llm/bench/build/tuning.py
+    (calc_engine_setting + finetune_setting): requests whose input + output KV fit in 0.95 x (all GPUs' memory -
+    parameters x bytes per element), capped at 4096 / pp and rounded up (64 at least; to 32 below 256, 128 below
+    1024, else 256); tokens = that batch x (1 + isl / osl), at most 32768, rounded up to 256 / 512 / 1024 (2048
+    at least). Not tpplan's trtllm defaults (2048 / 8192): those of `trtllm-serve`."""
+    from tpplan.models.params import total_params
+
+    kv_per_token = 2 * spec.num_hidden_layers * max(tp, spec.num_key_value_heads) * spec.head_dim \
+        * TRTLLM_BENCH_BYTES.get(kv_dtype, 2)
+    engine_bytes = total_params(spec) * TRTLLM_BENCH_BYTES.get(dtype, 2)
+    cache = (device_bytes * tp * pp - engine_bytes) * TRTLLM_BENCH_KV_FRACTION
+    raw_bs = min(cache / (kv_per_token * (isl + osl)), 4096) / pp
+    raw_tokens = min(raw_bs * (1 + isl / osl), 32768)
+    if raw_bs < 256:
+        bs = max(64, 32 * math.ceil(raw_bs / 32))
+    else:
+        bs = (128 if raw_bs < 1024 else 256) * math.ceil(raw_bs / (128 if raw_bs < 1024 else 256))
+    step = 256 if raw_tokens < 4096 else 512 if raw_tokens < 8192 else 1024
+    return bs, max(2048, step * math.ceil(raw_tokens / step))
+
+
+def _engine_settings(r: dict, *, tp: int, pp: int, dtype: str, kv_dtype: str) -> dict:
+    """recommend() options for the engine limits and KV fraction a row ran with: stated in its notes, else what
+    trtllm-bench chose (releases in TRTLLM_BENCH_RELEASES), else tpplan's trtllm defaults."""
+    notes = r["notes"]
+    bs, tokens = _engine_limit(notes, "max_batch_size"), _engine_limit(notes, "max_num_tokens")
+    if bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES:
+        spec = resolve_model(MODELS[r["model"]]).spec
+        device = resolve_profile(HARDWARE[r["hardware"]])[0].gpu.memory_bytes
+        bs, tokens = trtllm_bench_settings(spec, tp=tp, pp=pp, isl=int(r["isl"]), osl=int(r["osl"]), dtype=dtype,
+                                           kv_dtype=kv_dtype, device_bytes=device)
+    m = re.search(r"kv_cache_free_gpu_mem_fraction\s*([0-9.]+)", notes)
+    return {"max_num_seqs": bs, "max_num_batched_tokens": tokens} | (
+        {"gpu_memory_utilization": float(m.group(1))} if m else {})
+
+
 def _dtypes(r: dict) -> tuple[str, str]:
     """(weight dtype, KV dtype) of a row: its precision column's, or for CHECKPOINT_FORMAT_MODELS the checkpoint's
     own format with a 16-bit KV cache on Hopper."""
@@ -171,8 +218,7 @@ def published_rows() -> tuple[list[dict], list[dict]]:
                 plan = recommend(MODELS[r["model"]], hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
                                  dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
                                  max_model_len=isl + osl, allow_cross_domain_tp=True,
-                                 max_num_seqs=_engine_limit(r["notes"], "max_batch_size"),
-                                 max_num_batched_tokens=_engine_limit(r["notes"], "max_num_tokens"),
+                                 **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
                                  batch=NUM_REQUESTS.get(r["engine_version"], {}).get((isl, osl)))
             except TpplanError as exc:
                 why = f"tpplan refuses the inputs: {exc}"
@@ -190,7 +236,7 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             per_gpu = r["metric"] == "output_throughput_per_gpu"
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
                                 "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
-                                "layout": "DEP" if cand.dp_attention > 1 else "TP"})
+                                "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch})
     return kept, excluded
 
 

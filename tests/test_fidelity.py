@@ -7,6 +7,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import pytest
+
 from tpplan.planner.plan import recommend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -79,14 +81,15 @@ def test_fp8_matmuls_use_their_own_efficiency_and_match_the_h100_gemm_table():
 
     profile = load_builtin("dgx-h100")
     e = profile.efficiency
-    assert kernel_rates(profile, "fp8").matmul_flops_per_s == profile.gpu.peak_flops_for("fp8") * e.matmul_fp8
-    assert kernel_rates(profile, "bf16").matmul_flops_per_s == profile.gpu.peak_flops_for("bf16") * e.matmul
+    burst = {dtype: kernel_rates(profile, dtype, sustained=False) for dtype in ("fp8", "bf16")}
+    assert burst["fp8"].matmul_flops_per_s == profile.gpu.peak_flops_for("fp8") * e.matmul_fp8
+    assert burst["bf16"].matmul_flops_per_s == profile.gpu.peak_flops_for("bf16") * e.matmul
     other = dataclasses.replace(profile, efficiency=dataclasses.replace(e, matmul_fp8=e.matmul_fp8 / 2))
     assert kernel_rates(other, "fp8").matmul_flops_per_s == kernel_rates(profile, "fp8").matmul_flops_per_s / 2
 
     rows = [r for r in csv.DictReader(open(Path(__file__).resolve().parents[1] / "benchmarks/data/h100_gemm.csv"))
             if r["dtype"] == "fp8"]
-    rates = kernel_rates(profile, "fp8")
+    rates = burst["fp8"]  # the table times 20 calls per replay: a short measurement, not continuous load
     errors = {int(r["M"]): [] for r in rows}
     for r in rows:
         pred = gemm_time_s(rates, m_tokens=int(r["M"]), n=int(r["N"]), k=int(r["K"]), bytes_per_param=1,
@@ -96,3 +99,39 @@ def test_fp8_matmuls_use_their_own_efficiency_and_match_the_h100_gemm_table():
     assert statistics.median(abs(x) for v in errors.values() for x in v) <= 0.06
     large = [x for m, v in errors.items() if m >= 512 for x in v]  # compute-bound: the efficiency decides
     assert abs(statistics.median(large)) <= 0.05
+
+
+def test_continuous_load_runs_flop_bound_kernels_at_the_sustained_clock():
+    """efficiency.sustained_clock: H100 SXM at its 700 W limit holds ~1575 of 1980 MHz under continuous load
+    (DeepGEMM issue 120), so serving's FLOP rates are 0.80 of a short measurement's; HBM-bound rates are not scaled.
+    A profile that does not state it assumes no throttling."""
+    from tpplan.cost.kernels import kernel_rates
+    from tpplan.hardware.loader import load_builtin
+
+    h100 = load_builtin("dgx-h100")
+    assert h100.efficiency.sustained_clock == 0.8
+    serve, burst = kernel_rates(h100, "fp8"), kernel_rates(h100, "fp8", sustained=False)
+    assert serve.matmul_flops_per_s == pytest.approx(burst.matmul_flops_per_s * 0.8)
+    assert serve.attention_prefill_flops_per_s == pytest.approx(burst.attention_prefill_flops_per_s * 0.8)
+    assert serve.memory_bytes_per_s == burst.memory_bytes_per_s
+    assert serve.attention_decode_bytes_per_s == burst.attention_decode_bytes_per_s
+    l40s = load_builtin("l40s-pcie")
+    assert kernel_rates(l40s, "fp8") == kernel_rates(l40s, "fp8", sustained=False)
+
+
+def test_trtllm_bench_settings_follow_its_tuning_rules():
+    """benchmarks/fidelity.py passes the max_batch_size / max_num_tokens trtllm-bench chose for a run
+    (tensorrt_llm/bench/build/tuning.py): requests whose KV fits 0.95 x (memory - parameters x bytes), capped at
+    4096, rounded up (64 at least); tokens = batch x (1 + isl / osl), 2048 at least."""
+    import fidelity
+
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.models.resolve import resolve_model
+
+    h200, h100 = load_builtin("hgx-h200").gpu.memory_bytes, load_builtin("dgx-h100").gpu.memory_bytes
+    small = resolve_model("llama-8b").spec  # ~8,000 requests of 256 tokens fit: capped at 4096, tokens 2 x 4096
+    assert fidelity.trtllm_bench_settings(small, tp=1, pp=1, isl=128, osl=128, dtype="fp8", kv_dtype="fp8",
+                                          device_bytes=h200) == (4096, 8192)
+    big = resolve_model("llama-70b").spec  # ~40 requests of 2176 tokens fit on one H100: the 64 / 2048 floors
+    assert fidelity.trtllm_bench_settings(big, tp=1, pp=1, isl=128, osl=2048, dtype="fp8", kv_dtype="fp8",
+                                          device_bytes=h100) == (64, 2048)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tpplan.cost.collectives import collective_time_s
-from tpplan.hardware.loader import load_builtin
+from tpplan.hardware.loader import load_builtin, resolve_profile
 from tpplan.models.resolve import resolve_model
 from tpplan.planner.plan import recommend
 
@@ -216,3 +216,20 @@ def test_sequence_parallel_uses_reduce_scatter_plus_all_gather():
     assert sp.tp == plain.tp and sp.communication_time_per_step_s != plain.communication_time_per_step_s
     # RS + AG of the same bytes: the same bandwidth term, twice the latency term
     assert sp.communication_time_per_step_s > plain.communication_time_per_step_s
+
+
+def test_trtllm_memory_fraction_is_of_the_free_memory_after_weights():
+    # TensorRT-LLM's kv_cache_free_gpu_memory_fraction is a share of the memory left after weights (docs,
+    # examples/kvcacheconfig.html); vLLM's gpu_memory_utilization is a share of the whole GPU. Llama-3.1-70B FP8
+    # (67.7 GiB of weights) on one H100: vLLM at 0.90 cannot hold it, TensorRT-LLM ran it (perf-overview v0.17:
+    # 3,378 output tok/s at 128/128).
+    args = dict(hardware="dgx-h100", gpus=1, dtype="fp8", kv_cache_dtype="fp8", input_len=128, output_len=128,
+                max_model_len=256)
+    vllm = recommend("llama-70b", engine="vllm", **args).candidates[0]
+    trt = recommend("llama-70b", engine="trtllm", **args).candidates[0]
+    assert not vllm.feasible and trt.feasible
+    capacity = resolve_profile("dgx-h100")[0].gpu.memory_bytes
+    free = capacity - trt.weight_bytes_per_gpu - trt.runtime_reserve_bytes_per_gpu
+    assert trt.kv_cache_bytes_per_gpu == int(0.90 * free)
+    half = recommend("llama-70b", engine="trtllm", gpu_memory_utilization=0.45, **args).candidates[0]
+    assert half.kv_cache_bytes_per_gpu == int(0.45 * free)

@@ -38,19 +38,22 @@ class KernelRates:
     """efficiency.moe_expert_fixed_tokens: tokens of work each expert with tokens adds to a grouped GEMM."""
 
 
-def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
+def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True) -> KernelRates:
     """Achieved rates of this profile. A measured kernel table (written by `tpplan measure --out`) carries the
-    per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present."""
+    per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present.
+    `sustained`: FLOP rates at the clock held under continuous load (efficiency.sustained_clock), as in serving or
+    training; False: at the clock of a short measurement (the GPU reference rows, `tpplan measure`)."""
     e, gpu = profile.efficiency, profile.gpu
     table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
-    matmul_eff = e.matmul_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul
+    clock = e.sustained_clock if sustained else 1.0
+    matmul_eff = (e.matmul_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul) * clock
     return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * matmul_eff,
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
                        kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
-                       * e.attention_prefill_matmul, moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
+                       * e.attention_prefill_matmul * clock, moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
 
 
 def matmul_time_s(r: KernelRates, *, flops, n_bytes, launches: int = 1):

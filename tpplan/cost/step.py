@@ -155,8 +155,9 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> 
 
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
                  kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
-                 dp_attention: int = 1, moe_imbalance: float = 1.0) -> Coefficients:
+                 dp_attention: int = 1, moe_imbalance: float = 1.0, sustained: bool = True) -> Coefficients:
     """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness).
+    `sustained` False: FLOP rates of a short measurement, not of continuous load (tpplan.cost.kernels.kernel_rates).
     `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
@@ -186,7 +187,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
-        rates=kernel_rates(profile, matmul_dtype), fusion=fusion or fusion_for(engine),
+        rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes),

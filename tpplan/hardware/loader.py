@@ -48,7 +48,8 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       kernel_overhead_s=_q(k["kernel_overhead"], "time", "us"),
                       attention_decode_memory=float(k["attention_decode_memory"]),
                       attention_prefill_matmul=float(k["attention_prefill_matmul"]),
-                      moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]))
+                      moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
+                      sustained_clock=float(k["sustained_clock"]))
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:

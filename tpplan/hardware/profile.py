@@ -96,6 +96,11 @@ class Efficiency:
     """Tokens of matmul work each expert that receives tokens costs a grouped GEMM on top of its own tokens
     (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens
     per expert. 0: grouped GEMMs as fast as dense ones."""
+    sustained_clock: float = 1.0
+    """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
+    that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).
+    Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower; memory-bound kernels
+    are paced by the HBM clock and are not scaled. 1.0: no throttling assumed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -114,6 +114,9 @@ class EfficiencyIn(_Strict):
     """Causal flash attention's achieved / dense 16-bit peak FLOP/s; left out: defaults/kernels.yaml."""
     moe_expert_fixed_tokens: float | None = Field(default=None, ge=0)
     """Tokens of work each expert with tokens adds to a grouped GEMM; left out: defaults/kernels.yaml."""
+    sustained_clock: Fraction | None = None
+    """SM clock held under continuous compute-bound load at the power limit / the clock of short measurements;
+    left out: defaults/kernels.yaml."""
 
 
 class MatmulCurveIn(_Strict):

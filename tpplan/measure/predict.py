@@ -33,7 +33,8 @@ def predict_matmul_s(profile: HardwareProfile, *, m: int, n: int, k: int, dtype:
     if table is not None:
         return table
     elem = MEASURE_DTYPE_BYTES[dtype]
-    return gemm_time_s(kernel_rates(profile, dtype), m_tokens=m, n=n, k=k, bytes_per_param=elem, act_bytes=elem)
+    rates = kernel_rates(profile, dtype, sustained=False)  # short timed bursts, not continuous load
+    return gemm_time_s(rates, m_tokens=m, n=n, k=k, bytes_per_param=elem, act_bytes=elem)
 
 
 def layer_matmuls(s: LayerShape, *, tp: int, tokens: int) -> list[tuple[int, int, int]]:
@@ -45,7 +46,8 @@ def layer_matmuls(s: LayerShape, *, tp: int, tokens: int) -> list[tuple[int, int
 def predict_layer_s(profile: HardwareProfile, s: LayerShape, *, tp: int, tokens: int, mode: str, context: int,
                     dtype: str, compute_only: bool) -> float:
     spec = s.as_spec()
-    c = coefficients(spec, profile, tp=tp, dtype=dtype, kv_cache_dtype=dtype, fusion=FUSIONS["torch"])
+    c = coefficients(spec, profile, tp=tp, dtype=dtype, kv_cache_dtype=dtype, fusion=FUSIONS["torch"],
+                     sustained=False)  # short timed bursts, not continuous load
     if mode == "decode":
         step = decoder_layers(c, profile, decode_seqs=tokens, context_len=context + 1, compute_only=compute_only)
     else:

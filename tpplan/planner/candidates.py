@@ -92,9 +92,29 @@ class LayoutMemory:
     reasons: tuple[str, ...]
 
 
+def memory_fraction_of_free(engine: str) -> bool:
+    """True where the engine's memory fraction applies to the memory left free after weights and runtime buffers,
+    not to the whole GPU. TensorRT-LLM: `free_gpu_memory_fraction` (--kv_cache_free_gpu_memory_fraction, default
+    0.9) "will try to allocate 90% of free GPU memory for KV cache" (TensorRT-LLM docs, examples/kvcacheconfig.html;
+    tensorrt_llm/bench/build/tuning.py sizes the cache as fraction x (device memory - engine size)). vLLM
+    `gpu_memory_utilization` and SGLang `mem_fraction_static` are fractions of the whole GPU."""
+    return engine == "trtllm"
+
+
 def usable_bytes_per_gpu(profile: HardwareProfile, w: Workload) -> int:
-    """capacity x gpu_memory_utilization: the one place this is computed."""
+    """What weights, runtime buffers and KV cache may share: capacity x gpu_memory_utilization, or the whole
+    capacity where the fraction applies to the free memory (TensorRT-LLM, `memory_fraction_of_free`). The one place
+    this is computed."""
+    if memory_fraction_of_free(w.engine):
+        return int(profile.gpu.memory_bytes)
     return int(profile.gpu.memory_bytes * w.gpu_memory_utilization)
+
+
+def kv_budget_bytes(*, usable_bytes: int, weight_bytes: int, reserve_bytes: int, w: Workload) -> int:
+    """KV-cache bytes per GPU: usable - weights - reserve (vLLM, SGLang), or gpu_memory_utilization x that free
+    memory (TensorRT-LLM's kv_cache_free_gpu_memory_fraction)."""
+    free = usable_bytes - weight_bytes - reserve_bytes
+    return int(free * w.gpu_memory_utilization) if memory_fraction_of_free(w.engine) else free
 
 
 def activation_reserve_bytes(spec: ModelSpec, c: Coefficients, w: Workload) -> int:
@@ -106,13 +126,20 @@ def activation_reserve_bytes(spec: ModelSpec, c: Coefficients, w: Workload) -> i
     return int(tokens * (4 * spec.hidden_size + 2 * widest // c.tp) * c.act_bytes + logits)
 
 
+def _usable_words(profile: HardwareProfile, w: Workload, usable: int) -> str:
+    if memory_fraction_of_free(w.engine):
+        return f"{bytes_to_gib(usable):.1f} GiB of the GPU"
+    return (f"{bytes_to_gib(usable):.1f} GiB usable ({w.gpu_memory_utilization:.2f} x "
+            f"{bytes_to_gib(profile.gpu.memory_bytes):.1f} GiB)")
+
+
 def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload) -> LayoutMemory:
     usable = usable_bytes_per_gpu(profile, w)
     m = c.moe
     weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
                                    expert_tp=m.group_size if m and m.ep == 1 else 0)
     reserve = profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
-    budget = usable - weights - reserve
+    budget = kv_budget_bytes(usable_bytes=usable, weight_bytes=weights, reserve_bytes=reserve, w=w)
     seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
                                       kv_dtype=w.kv_cache_dtype, engine=w.engine)
     per_token = ceil_div(spec.num_hidden_layers, c.pp) * c.kv_bytes_per_token_per_layer
@@ -120,8 +147,7 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     reasons = []
     if weights + reserve > usable:
         reasons.append(f"weights {bytes_to_gib(weights):.1f} GiB + runtime reserve {bytes_to_gib(reserve):.1f} GiB "
-                       f"per GPU exceed the {bytes_to_gib(usable):.1f} GiB usable ({w.gpu_memory_utilization:.2f} x "
-                       f"{bytes_to_gib(profile.gpu.memory_bytes):.1f} GiB) by "
+                       f"per GPU exceed the {_usable_words(profile, w, usable)} by "
                        f"{bytes_to_gib(weights + reserve - usable):.1f} GiB")
     elif seq > kv:
         reasons.append(f"KV cache budget {bytes_to_gib(budget):.2f} GiB per GPU cannot hold one {w.max_model_len}-"
