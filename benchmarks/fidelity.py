@@ -47,8 +47,11 @@ MODELS = {"LLaMA v2 7B": "llama-2-7b", "LLaMA 7B": "llama-2-7b", "LLaMA v3 8B": 
           "Mistral 7B": "mistral-7b", "LLaMA v3.1 405B": "llama-405b", "Llama 3.1 405B": "llama-405b",
           "Qwen3-30B-A3B": "qwen3-30b-a3b", "Qwen3 30B A3B": "qwen3-30b-a3b", "Qwen3-235B-A22B": "qwen3-235b-a22b",
           "Qwen3 235B A22B": "qwen3-235b-a22b", "DeepSeek R1": "deepseek-r1", "DeepSeek R1 0528": "deepseek-r1",
-          "GPT-OSS 120B": "gpt-oss-120b", "GPT-OSS 20B": "gpt-oss-20b"}
-"""Published model names -> tpplan catalogue names (the rest are not in the catalogue)."""
+          "GPT-OSS 120B": "gpt-oss-120b", "GPT-OSS 20B": "gpt-oss-20b", "Llama 4 Scout": "llama4-scout",
+          "Llama 4 Maverick": "llama4-maverick", "LLaMA v4 Maverick": "llama4-maverick"}
+"""Published model names -> tpplan catalogue names (the rest are not in the catalogue). Llama 4 rows ran the
+Instruct checkpoints' text model (ModelOpt FP8 / NVFP4 exports of meta-llama/Llama-4-*-Instruct, row notes); the
+catalogue entries are those Instruct configs, planned at the row's precision."""
 HARDWARE = {"H100-SXM-80GB": "dgx-h100", "H200-SXM-141GB": "hgx-h200", "A100-SXM4-80GB": "dgx-a100-80g",
             "L40S-48GB": "l40s-pcie", "B200-180GB": "dgx-b200", "GB200-192GB(NVL72)": "gb200-nvl72",
             "GH200-120GB": "gh200-quad", "GH200-96GB(480GB LPDDR5X)": "gh200-96gb", "GH200-96GB": "gh200-96gb",

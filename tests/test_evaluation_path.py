@@ -28,7 +28,7 @@ def test_sweep_rows_equal_recommend_candidates(seed):
     plan = recommend(model, hardware=hardware, gpus=gpus, batch=batch, input_len=input_len, output_len=output_len)
     compared = 0
     for cand in plan.candidates:
-        rows = df[(df.tp == cand.tp) & (df.pp == cand.pp)]
+        rows = df[(df.tp == cand.tp) & (df.pp == cand.pp) & (df.ep == cand.ep) & (df.dp_attention == cand.dp_attention)]
         if rows.empty or cand.tpot_s is None or cand.batch != batch:
             continue  # layouts the engine rules reject carry no timings; a capped batch is a different workload
         row = rows.iloc[0]

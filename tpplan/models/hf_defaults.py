@@ -46,6 +46,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "mllama": {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 40,
                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
                "tie_word_embeddings": False, "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]},
+    # Llama4TextConfig (transformers models/llama4/configuration_llama4.py): vocab 202048, hidden 5120, intermediate
+    # (expert width) 8192, intermediate_size_mlp (dense layers) 16384, 48 layers, 40 heads, 8 KV heads, head_dim 128,
+    # 4096 * 32 positions, untied, 16 local experts top-1, interleave_moe_layer_step 1, no_rope_layer_interval 4,
+    # attention_chunk_size 8192, attention_bias False.
+    "llama4": {"vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+               "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+               "max_position_embeddings": 131072, "tie_word_embeddings": False, "num_local_experts": 16,
+               "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4,
+               "attention_chunk_size": 8192},
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
@@ -142,13 +151,33 @@ def _mllama_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
     return embeddings + local * layer + glob * (layer + 2) + projector
 
 
+def _llama4_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
+    """Llama4VisionModel + Llama4MultiModalProjector (transformers modeling_llama4.py), Llama4VisionConfig defaults
+    (hidden 768, 34 layers, intermediate 5632, image 448, patch 14, projector_input_dim / projector_output_dim 4096,
+    vision_output_dim 7680).
+
+    Patch embedding Linear(channels x patch^2, h) without bias, class embedding (h), positional_embedding_vlm
+    ((image / patch)^2 + 1 rows of h), layernorm_pre / layernorm_post, ViT layers with biased q/k/v/o and fc1/fc2,
+    the pixel-shuffle adapter's bias-free fc1 Linear(intermediate_size, projector_input_dim) and
+    fc2 Linear(projector_output_dim, projector_output_dim), and the bias-free Linear(vision_output_dim, text hidden)."""
+    h, p = _vision_int(vc, "hidden_size", 768), _vision_int(vc, "patch_size", 14)
+    mlp = _vision_int(vc, "intermediate_size", 5632)
+    patches = (_vision_int(vc, "image_size", 448) // p) ** 2 + 1
+    embeddings = _vision_int(vc, "num_channels", 3) * p * p * h + h + patches * h + 4 * h
+    vit = _vit_params(h, _vision_int(vc, "num_hidden_layers", 34), mlp)
+    out = _vision_int(vc, "projector_output_dim", 4096)
+    adapter = mlp * _vision_int(vc, "projector_input_dim", 4096) + out * out
+    return embeddings + vit + adapter + _vision_int(vc, "vision_output_dim", 7680) * text_hidden
+
+
 def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
     """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
 
     qwen2_vl (modeling_qwen2_vl.py): Conv3d patch embed (3 x temporal 2 x 14 x 14 x embed_dim, no bias), `depth`
     ViT blocks of embed_dim with mlp_ratio 4, merger = LayerNorm + Linear(4e, 4e) + Linear(4e, text hidden).
     llava (modeling_llava.py + CLIPVisionModel): CLIP ViT (patch conv without bias, class and position embeddings,
-    pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size. mllama: _mllama_vision_params."""
+    pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size. mllama: _mllama_vision_params;
+    llama4: _llama4_vision_params."""
     vc = cfg.get("vision_config")
     if not isinstance(vc, dict):
         return 0
@@ -169,6 +198,8 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
             return embeddings + vit + 2 * h + projector
         if model_type == "mllama":
             return _mllama_vision_params(vc, text_hidden)
+        if model_type == "llama4":
+            return _llama4_vision_params(vc, text_hidden)
     except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
         raise ModelSpecError(f"field 'vision_config' has a value tpplan cannot read ({exc})") from exc
     return 0

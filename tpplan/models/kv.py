@@ -3,7 +3,8 @@
 Standard attention, per layer per token: 2 (K and V) x kv_heads_per_gpu(t) x head_dim x kv_bytes,
 where kv_heads_per_gpu = max(1, kv // t) (vLLM/SGLang) or ceil(kv / t) (TensorRT-LLM).
 MLA: one latent of (kv_lora_rank + qk_rope_head_dim) x kv_bytes per layer, replicated on every TP rank.
-Sliding-window layers hold at most `window` tokens of a sequence; mllama's cross-attention layers hold the
+Sliding-window layers hold at most `window` tokens of a sequence (Llama 4's chunked layers hold the whole context:
+ModelSpec.kv_cache_window); mllama's cross-attention layers hold the
 image's tokens, none of the text's (images are not planned: text-only requests).
 """
 
@@ -46,7 +47,7 @@ def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, 
     for layers in stage_layers(s.num_hidden_layers, pp=pp):
         tokens = 0
         for layer in layers:
-            window = s.attention_window(layer)
+            window = s.kv_cache_window(layer)
             tokens += context_len if window is None else min(context_len, window)
         best = max(best, tokens * per_layer)
     return best

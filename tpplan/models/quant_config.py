@@ -16,6 +16,11 @@ Layouts, as vLLM holds them in GPU memory (vllm/model_executor/layers/quantizati
   `modules_to_not_convert` keeps attention, router, embedding and lm_head in bf16.
 - modelopt (modelopt.py, hf_quant_config.json): quant_algo FP8 (per-tensor fp32 scales) or NVFP4 (group 16,
   E4M3 scales); `exclude_modules` stay 16-bit.
+- fbgemm_fp8 (fbgemm_fp8.py FBGEMMFp8Config; transformers integrations/fbgemm_fp8.py FbgemmFp8Linear and
+  FbgemmFp8Llama4TextExperts; Meta's Llama-3.1-405B-FP8 and Llama-4-Maverick-FP8): fp8 E4M3 weights with one fp32
+  `weight_scale` per output row ((N, 1); Llama 4 experts gate_up_proj_scale (E, 1, 2I), down_proj_scale (E, H, 1)),
+  activations quantized per token at run time with the upper bound `activation_scale_ub` (W8A8; weight-only Marlin on
+  GPUs without fp8). `modules_to_not_convert` stay bf16.
 - bitsandbytes (bitsandbytes.py, bitsandbytes functional.py): 4-bit nf4/fp4 packs 2 weights per byte with one fp32
   absmax per 64 weights; with bnb_4bit_use_double_quant the absmax is 8-bit plus one fp32 per 256 blocks.
   8-bit (LLM.int8): int8 weight and one fp32 scale (SCB) per output row.
@@ -30,7 +35,8 @@ from typing import Any
 from tpplan.errors import ModelSpecError
 from tpplan.models.formats import WeightFormat
 
-KNOWN_METHODS = ("awq", "gptq", "compressed-tensors", "fp8", "mxfp4", "modelopt", "modelopt_fp4", "bitsandbytes")
+KNOWN_METHODS = ("awq", "gptq", "compressed-tensors", "fp8", "fbgemm_fp8", "mxfp4", "modelopt", "modelopt_fp4",
+                 "bitsandbytes")
 
 
 class _Q:
@@ -117,6 +123,19 @@ def _fp8(q: _Q) -> WeightFormat:
                         elems_per_scale=block[0] * block[1], compute="fp8", keep_16bit=keep,
                         description=f"fp8 E4M3, one fp32 scale per {block[0]}x{block[1]} block (W8A8)",
                         source="vllm quantization/fp8.py (block-wise weight_scale_inv fp32); DeepSeek-V3 config.json")
+
+
+def _fbgemm_fp8(q: _Q) -> WeightFormat:
+    ub = q.cfg.get("activation_scale_ub", 1200.0)  # transformers FbgemmFp8Config's default
+    if isinstance(ub, bool) or not isinstance(ub, (int, float)) or not math.isfinite(ub) or ub <= 0:
+        raise q.fail("activation_scale_ub", f"must be a positive number (the upper bound of the dynamic activation "
+                                            f"scale, 1200.0 in Meta's checkpoints), got {ub!r}")
+    return WeightFormat(name="fbgemm-fp8", method="fbgemm_fp8", weight_bits=8, scale_bytes=4, elems_per_scale=0,
+                        compute="fp8", keep_16bit=q.names("modules_to_not_convert"),
+                        description="FBGEMM fp8 E4M3, one fp32 scale per output row, activations quantized per token "
+                                    "at run time (W8A8)",
+                        source="vllm quantization/fbgemm_fp8.py (weight fp8 (N,K), weight_scale fp32 (N,1)); "
+                               "transformers integrations/fbgemm_fp8.py")
 
 
 def _mxfp4(q: _Q) -> WeightFormat:
@@ -212,8 +231,9 @@ def _compressed_tensors(q: _Q) -> WeightFormat:
                         source="vllm compressed_tensors/schemes (W8A8Fp8, W8A8Int8, WNA16)")
 
 
-_PARSERS = {"awq": _awq, "gptq": _gptq, "fp8": _fp8, "mxfp4": _mxfp4, "modelopt": _modelopt,
-            "modelopt_fp4": _modelopt, "bitsandbytes": _bnb, "compressed-tensors": _compressed_tensors}
+_PARSERS = {"awq": _awq, "gptq": _gptq, "fp8": _fp8, "fbgemm_fp8": _fbgemm_fp8, "mxfp4": _mxfp4,
+            "modelopt": _modelopt, "modelopt_fp4": _modelopt, "bitsandbytes": _bnb,
+            "compressed-tensors": _compressed_tensors}
 
 
 def parse_quantization_config(qc: Any, *, origin: str) -> WeightFormat:

@@ -12,7 +12,7 @@ from typing import Literal
 from tpplan.models.formats import WeightFormat
 
 NormType = Literal["rms", "layer"]
-LayerKind = Literal["full_attention", "sliding_attention"]
+LayerKind = Literal["full_attention", "sliding_attention", "chunked_attention"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +63,9 @@ class ModelSpec:
     """Always-active experts of width moe_intermediate_size (DeepSeek)."""
     first_k_dense_replace: int = 0
     """The first k layers use a dense MLP of intermediate_size (DeepSeek)."""
+    moe_layers: tuple[int, ...] = ()
+    """Indices of the MoE layers when they are not all layers from first_k_dense_replace on (Llama 4 Maverick:
+    every 2nd layer, the others a dense MLP of intermediate_size); empty = that default."""
     router_bias: bool = False
     expert_bias: bool = False
     """Biases on each expert's matrices (gpt-oss)."""
@@ -81,6 +84,9 @@ class ModelSpec:
     layer_types: tuple[LayerKind, ...] = ()
     """Per-layer attention kind; empty means every layer is full attention (or all sliding when
     sliding_window is set and no pattern is given)."""
+    attention_chunk_size: int | None = None
+    """Llama 4's chunked local attention: a 'chunked_attention' layer attends only to the tokens of its own
+    non-overlapping chunk of this many positions (transformers create_chunked_causal_mask)."""
     # --- Checkpoint format -------------------------------------------------------------------------
     quantization: WeightFormat | None = None
     """The checkpoint's quantized format (config.json quantization_config); None for 16-bit checkpoints."""
@@ -109,10 +115,13 @@ class ModelSpec:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.layer_types and len(self.layer_types) != self.num_hidden_layers:
             raise ValueError("layer_types must have one entry per layer")
-        cross = self.cross_attention_layers
-        if len(set(cross)) != len(cross) or any(not 0 <= i < self.num_hidden_layers for i in cross):
-            raise ValueError(f"cross_attention_layers must be distinct layer indices from 0 to "
-                             f"{self.num_hidden_layers - 1}, got {list(cross)}")
+        for name in ("cross_attention_layers", "moe_layers"):
+            layers = getattr(self, name)
+            if len(set(layers)) != len(layers) or any(not 0 <= i < self.num_hidden_layers for i in layers):
+                raise ValueError(f"{name} must be distinct layer indices from 0 to {self.num_hidden_layers - 1}, "
+                                 f"got {list(layers)}")
+        if "chunked_attention" in self.layer_types and not self.attention_chunk_size:
+            raise ValueError("chunked_attention layers need a positive attention_chunk_size")
 
     @property
     def is_moe(self) -> bool:
@@ -128,23 +137,44 @@ class ModelSpec:
         return self.qk_nope_head_dim + self.qk_rope_head_dim if self.is_mla else self.head_dim
 
     def is_moe_layer(self, layer: int) -> bool:
+        if self.moe_layers:
+            return self.is_moe and layer in self.moe_layers
         return self.is_moe and layer >= self.first_k_dense_replace
 
     @property
     def num_moe_layers(self) -> int:
-        return self.num_hidden_layers - self.first_k_dense_replace if self.is_moe else 0
+        if not self.is_moe:
+            return 0
+        return len(self.moe_layers) if self.moe_layers else self.num_hidden_layers - self.first_k_dense_replace
 
     @property
     def num_dense_layers(self) -> int:
         return self.num_hidden_layers - self.num_moe_layers
 
     def attention_window(self, layer: int) -> int | None:
-        """Tokens of a sequence a layer's KV cache holds at most; None for full attention; 0 for a cross-attention
-        layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none)."""
+        """Tokens of a sequence a layer's attention reads at most; None for full attention; 0 for a cross-attention
+        layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none).
+
+        A chunked-attention layer (Llama 4) reads the (position mod chunk) + 1 tokens of its own chunk: at most
+        attention_chunk_size, the bound used here. What the layer's KV *cache* holds is kv_cache_window."""
         if layer in self.cross_attention_layers:
             return 0
+        if self.layer_types and self.layer_types[layer] == "chunked_attention":
+            return self.attention_chunk_size
         if self.sliding_window is None:
             return None
         if not self.layer_types:
             return self.sliding_window
         return self.sliding_window if self.layer_types[layer] == "sliding_attention" else None
+
+    def kv_cache_window(self, layer: int) -> int | None:
+        """Tokens of a sequence a layer's KV cache holds at most (None = the whole context).
+
+        Chunked-attention layers keep the whole context: vLLM disables its hybrid KV cache manager (the only
+        allocator that frees blocks of past chunks) whenever attention_chunk_size is set, unless
+        VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 (vllm/config/vllm.py, "There is a latency regression
+        when using chunked local attention with the hybrid KV cache manager. Disabling it, by default.");
+        tpplan has no source that TensorRT-LLM or SGLang free them either, so it counts the full context."""
+        if self.layer_types and self.layer_types[layer] == "chunked_attention":
+            return None
+        return self.attention_window(layer)

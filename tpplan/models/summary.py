@@ -69,6 +69,37 @@ def attention_summary(spec: ModelSpec) -> str:
             f"of {spec.head_dim}")
 
 
+def chunked_attention_layers(spec: ModelSpec) -> tuple[int, ...]:
+    """Layers whose attention reads only their own chunk of `attention_chunk_size` tokens (Llama 4)."""
+    return tuple(i for i, kind in enumerate(spec.layer_types) if kind == "chunked_attention")
+
+
+def moe_layers(spec: ModelSpec) -> tuple[int, ...]:
+    """Indices of the MoE layers (empty for a dense model)."""
+    return tuple(i for i in range(spec.num_hidden_layers) if spec.is_moe_layer(i))
+
+
+def _layer_list(layers: tuple[int, ...]) -> str:
+    """'1, 3, ..., 47' for an arithmetic run of more than four layers, else every index."""
+    steps = {b - a for a, b in zip(layers, layers[1:], strict=False)}
+    if len(layers) > 4 and len(steps) == 1:
+        return f"{layers[0]}, {layers[1]}, ..., {layers[-1]}"
+    return ", ".join(map(str, layers))
+
+
+def layers_summary(spec: ModelSpec) -> str | None:
+    """One line on how the layers differ (dense vs MoE, chunked vs full attention), or None when they do not."""
+    parts = []
+    moe = moe_layers(spec)
+    if moe and len(moe) < spec.num_hidden_layers:
+        parts.append(f"{spec.num_dense_layers} dense + {len(moe)} MoE layers (MoE: {_layer_list(moe)})")
+    chunked = chunked_attention_layers(spec)
+    if chunked:
+        parts.append(f"{len(chunked)} chunked-attention layers (chunk {spec.attention_chunk_size:,} tokens), "
+                     f"{spec.num_hidden_layers - len(chunked)} full-attention")
+    return "; ".join(parts) or None
+
+
 def degree_error(spec: ModelSpec, tp: int, *, engine: str) -> str | None:
     """The full user-facing message for an invalid degree, with the degrees that work."""
     reason = tp_violation(spec, tp, engine=engine)

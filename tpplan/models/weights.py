@@ -10,16 +10,21 @@ most loaded stage: that GPU decides what fits.
 MoE layouts (tpplan.cost.moe): with expert parallelism (ep > 1) a GPU holds ceil(E / ep) whole routed experts;
 with attention data parallelism and ep = 1 every routed expert is split over the replica's `expert_tp` = tp x
 dp_attention GPUs. Attention, shared experts, routers and embeddings stay sharded over the attention `tp`.
+
+A checkpoint whose `keep_16bit` names single layers (Meta's Llama 4 FP8: the routed experts of the last layer stay
+bf16) is summed layer by layer, so totals stay exact to the byte.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 from tpplan.models.dtypes import AUTO, weight_format
 from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
-from tpplan.models.params import ParamGroup, occurrences, param_groups
+from tpplan.models.formats import WeightFormat
+from tpplan.models.params import ParamGroup, in_layer, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.units import ceil_div
 
@@ -48,40 +53,76 @@ def stage_layers(num_layers: int, *, pp: int) -> list[range]:
     return [range(i * num_layers // pp, (i + 1) * num_layers // pp) for i in range(pp)]
 
 
-def _group_bytes(s: ModelSpec, g: ParamGroup, *, tp: int, dtype: str, engine: str, ep: int = 1,
-                 expert_tp: int = 0) -> float:
-    return params_per_gpu(s, g, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp) * weight_format(
-        s, dtype).bytes_per_param(g)
+def resolve_layer_formats(s: ModelSpec) -> ModelSpec:
+    """`s` with its checkpoint format's `layer_mean_bytes` filled: for each layer group whose bytes per parameter
+    differ between the layers it sits in (a keep_16bit pattern naming single layers), the mean over those layers."""
+    fmt = s.quantization
+    if fmt is None or not fmt.quantized or not fmt.keep_16bit:
+        return s
+    means: list[tuple[str, float]] = []
+    for g in param_groups(s):
+        per = [fmt.bytes_per_param(g, layer=i) for i in range(s.num_hidden_layers) if in_layer(s, g.scope, i)]
+        if len(set(per)) > 1:
+            means.append((g.name, sum(per) / len(per)))
+    return replace(s, quantization=replace(fmt, layer_mean_bytes=tuple(means))) if means else s
 
 
-def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup], float]) -> list[float]:
-    """Sum `amount(group)` per pipeline stage: layer groups times the stage's layers, the embedding on the first
-    stage, the final norm and lm_head on the last (plus a second copy of a tied embedding when pp > 1)."""
+def _occurrence_bytes_per_param(s: ModelSpec, g: ParamGroup, fmt: WeightFormat, layers: range | None = None) -> float:
+    """Bytes per parameter of `g` summed over its occurrences in `layers` (default: the whole model): occurrences
+    x bytes_per_param, or layer by layer when the format varies by layer."""
+    if fmt.varies_by_layer(g.name):
+        span = layers if layers is not None else range(s.num_hidden_layers)
+        return sum(fmt.bytes_per_param(g, layer=i) for i in span if in_layer(s, g.scope, i))
+    if layers is None:
+        return occurrences(s, g.scope) * fmt.bytes_per_param(g)
+    return sum(1 for i in layers if in_layer(s, g.scope, i)) * fmt.bytes_per_param(g)
+
+
+def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup, range | None], float]) -> list[float]:
+    """Sum `amount(group, stage layers)` per pipeline stage (layer groups: their occurrences in the stage's
+    layers), the embedding on the first stage, the final norm and lm_head on the last (plus a second copy of a
+    tied embedding when pp > 1)."""
     groups = param_groups(s)
     out: list[float] = []
     for i, layers in enumerate(stage_layers(s.num_hidden_layers, pp=pp)):
-        dense = sum(1 for layer in layers if not s.is_moe_layer(layer))
-        cross = sum(1 for layer in layers if layer in s.cross_attention_layers)
-        count = {"layer": len(layers), "dense_layer": dense, "moe_layer": len(layers) - dense, "cross_layer": cross,
-                 "embedding": int(i == 0), "head": int(i == pp - 1)}
-        total = sum(amount(g) * count[g.scope] for g in groups)
+        ends = {"embedding": i == 0, "head": i == pp - 1}
+        total = sum(amount(g, layers) for g in groups if ends.get(g.scope, True))
         if s.tie_word_embeddings and pp > 1 and i == pp - 1:
-            total += amount(next(g for g in groups if g.scope == "embedding"))
+            total += amount(next(g for g in groups if g.scope == "embedding"), None)
         out.append(total)
     return out
+
+
+def _weight_amount(s: ModelSpec, fmt: WeightFormat, **shard: int | str) -> Callable[[ParamGroup, range | None], float]:
+    """Bytes one GPU holds of a group's occurrences in a stage's layers (None: one occurrence)."""
+    def amount(g: ParamGroup, layers: range | None) -> float:
+        per_gpu = params_per_gpu(s, g, **shard)
+        if layers is None or g.scope in ("embedding", "head"):
+            return per_gpu * fmt.bytes_per_param(g)
+        return per_gpu * _occurrence_bytes_per_param(s, g, fmt, layers)
+    return amount
+
+
+def _param_amount(s: ModelSpec, **shard: int | str) -> Callable[[ParamGroup, range | None], float]:
+    def amount(g: ParamGroup, layers: range | None) -> float:
+        n = params_per_gpu(s, g, **shard)
+        if layers is None or g.scope in ("embedding", "head"):
+            return n
+        return n * sum(1 for i in layers if in_layer(s, g.scope, i))
+    return amount
 
 
 def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,
                           expert_tp: int = 0) -> list[int]:
     """Weight bytes on one GPU of each pipeline stage."""
-    totals = _stage_totals(s, pp=pp, amount=lambda g: _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine, ep=ep,
-                                                                   expert_tp=expert_tp))
-    return [math.ceil(t) for t in totals]
+    fmt = weight_format(s, dtype)
+    amount = _weight_amount(s, fmt, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp)
+    return [math.ceil(t) for t in _stage_totals(s, pp=pp, amount=amount)]
 
 
 def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm") -> int:
     """Parameters held by the most loaded GPU of a (tp, pp) replica."""
-    return int(max(_stage_totals(s, pp=pp, amount=lambda g: params_per_gpu(s, g, tp=tp, engine=engine))))
+    return int(max(_stage_totals(s, pp=pp, amount=_param_amount(s, tp=tp, engine=engine))))
 
 
 def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,
@@ -93,16 +134,17 @@ def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUT
 def weight_bytes_total(s: ModelSpec, *, dtype: str = AUTO) -> int:
     """Weight bytes of the whole model, unsharded and unpadded: sum of params x bytes per param."""
     fmt = weight_format(s, dtype)
-    return math.ceil(sum(g.params * occurrences(s, g.scope) * fmt.bytes_per_param(g) for g in param_groups(s)))
+    return math.ceil(sum(g.params * _occurrence_bytes_per_param(s, g, fmt) for g in param_groups(s)))
 
 
 def weight_bytes_by_component(s: ModelSpec, *, tp: int, dtype: str = AUTO,
                               engine: str = "vllm") -> dict[str, int]:
     """Per-GPU weight bytes at (tp, pp=1), split by component (attention, mlp, experts, ...)."""
+    fmt = weight_format(s, dtype)
     out: dict[str, float] = {}
     for g in param_groups(s):
-        n = occurrences(s, g.scope)
-        out[g.component] = out.get(g.component, 0.0) + _group_bytes(s, g, tp=tp, dtype=dtype, engine=engine) * n
+        per_gpu = params_per_gpu(s, g, tp=tp, engine=engine) * _occurrence_bytes_per_param(s, g, fmt)
+        out[g.component] = out.get(g.component, 0.0) + per_gpu
     return {k: math.ceil(v) for k, v in out.items()}
 
 
@@ -112,5 +154,5 @@ def weight_bytes_by_group(s: ModelSpec, *, dtype: str = AUTO) -> list[tuple[str,
     rows = []
     for g in param_groups(s):
         n = g.params * occurrences(s, g.scope)
-        rows.append((g.name, n, fmt.bytes_per_param(g), math.ceil(n * fmt.bytes_per_param(g))))
+        rows.append((g.name, n, fmt.bytes_per_param(g), math.ceil(g.params * _occurrence_bytes_per_param(s, g, fmt))))
     return rows

@@ -25,7 +25,7 @@ from tpplan.models.engines import tp_violation
 from tpplan.models.kv import kv_cache_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
-from tpplan.planner.layouts import moe_layout_reasons
+from tpplan.planner.layouts import Layout, moe_layout_reasons
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
 from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, s_to_ms
 
@@ -233,21 +233,51 @@ def _choose_batch(run, w: Workload, concurrency: int) -> tuple[int, Performance,
     return lo, run(lo), [], notes
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedLayout:
+    """A layout's numbers that depend on no batch or length, computed once for `recommend` and `sweep` alike."""
+
+    layout: Layout
+    tier: str
+    """The fabric the layout's widest group (tp x dp_attention GPUs) communicates over."""
+    reasons: tuple[str, ...]
+    """Engine rules it breaks, and what does not fit in memory (empty: it runs)."""
+    coefficients: Coefficients | None
+    """None when an engine rule leaves nothing to evaluate (the layout cannot be launched)."""
+    memory: LayoutMemory | None
+
+    def base_fields(self) -> dict:
+        """The Candidate fields every candidate of this layout carries."""
+        lay = self.layout
+        return dict(tp=lay.tp, pp=lay.pp, replicas=lay.replicas, gpus_used=lay.gpus_per_replica * lay.replicas,
+                    tier=self.tier, ep=lay.ep, dp_attention=lay.dp_attention)
+
+
+def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layout: Layout) -> PreparedLayout:
+    """Engine rules, coefficients and memory of one serving layout (`w` already resolved with `for_model`)."""
+    lay = layout
+    tier = profile.tier_for_group(lay.tp * lay.dp_attention)
+    structural = structural_reasons(spec, profile, tp=lay.tp, pp=lay.pp, w=w)
+    rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp,
+                               gpus_per_node=profile.gpus_per_node)
+    if tp_violation(spec, lay.tp, engine=w.engine) or rules:
+        return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
+    c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,
+                     engine=w.engine, ep=lay.ep, dp_attention=lay.dp_attention, moe_imbalance=w.moe_imbalance)
+    mem = layout_memory(spec, profile, c, w)
+    return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *mem.reasons), coefficients=c, memory=mem)
+
+
 def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int, replicas: int,
                      ep: int = 1, dp_attention: int = 1) -> Candidate:
     """One layout; `ep` / `dp_attention` > 1 only for MoE models (tpplan.cost.moe)."""
     w = w.for_model(spec)
-    group = tp * dp_attention
-    base = dict(tp=tp, pp=pp, replicas=replicas, gpus_used=group * pp * replicas, tier=profile.tier_for_group(group),
-                ep=ep, dp_attention=dp_attention)
-    structural = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
-    layout = moe_layout_reasons(spec, tp=tp, ep=ep, dp_attention=dp_attention, engine=w.engine)
-    structural += layout
-    if tp_violation(spec, tp, engine=w.engine) or layout:
-        return Candidate(**base, feasible=False, reasons=tuple(structural))
-    c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype, engine=w.engine,
-                     ep=ep, dp_attention=dp_attention, moe_imbalance=w.moe_imbalance)
-    mem = layout_memory(spec, profile, c, w)
+    prep = prepare_serving(spec, profile, w, Layout(tp=tp, pp=pp, replicas=replicas, ep=ep,
+                                                    dp_attention=dp_attention))
+    base = prep.base_fields()
+    c, mem = prep.coefficients, prep.memory
+    if c is None or mem is None:
+        return Candidate(**base, feasible=False, reasons=prep.reasons)
     limits = engine_limits(profile, w)
 
     def run(b: int) -> Performance:
@@ -257,7 +287,7 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
 
     concurrency = int(run(1).max_concurrent_sequences)
     batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency)
-    reasons = (*structural, *mem.reasons, *limit_reasons)
+    reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
     per_replica = perf.output_tokens_per_s_per_replica if feasible else 0.0
     return Candidate(

@@ -14,8 +14,10 @@ Flags are spelled as each engine's current documentation spells them:
   --kv_cache_free_gpu_memory_fraction; several nodes run in one MPI world under mpirun or srun with
   `trtllm-llmapi-launch` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/).
 - MoE layouts (tpplan.planner.layouts): vLLM --data-parallel-size with --enable-expert-parallel; SGLang --tp-size
-  (all GPUs) --dp-size --enable-dp-attention --ep-size; TensorRT-LLM --ep_size and `enable_attention_dp: true` in
-  the YAML given to --extra_llm_api_options. Replicas of such a layout are separate servers (a DP size would join
+  (all GPUs of a stage) --dp-size --enable-dp-attention --ep-size; TensorRT-LLM --ep_size and
+  `enable_attention_dp: true` in the YAML given to --extra_llm_api_options. With pipeline stages each engine's PP
+  flag is added (--pipeline-parallel-size, --pp-size, --pp_size); the EP group is one stage's GPUs. Replicas of
+  such a layout are separate servers (a DP size would join
   them into one MoE group).
 """
 
@@ -62,13 +64,14 @@ ATTENTION_DP_YAML = "attention_dp.yaml"
 
 
 def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: int) -> list[str]:
-    """Flags of an EP / DP-attention layout (one replica)."""
+    """Flags of an EP / DP-attention layout (one replica; the EP group is one pipeline stage's tp x dp GPUs)."""
     dp, group = dp_attention, tp * dp_attention
     if engine == "sglang":
-        out = [f"--tp-size {group}"] + ([f"--dp-size {dp}", "--enable-dp-attention"] if dp > 1 else [])
+        out = [f"--tp-size {group}"] + ([f"--pp-size {pp}"] if pp > 1 else [])
+        out += [f"--dp-size {dp}", "--enable-dp-attention"] if dp > 1 else []
         return out + ([f"--ep-size {ep}"] if ep > 1 else [])
     if engine == "trtllm":
-        out = [f"--tp_size {group}"] + ([f"--ep_size {ep}"] if ep > 1 else [])
+        out = [f"--tp_size {group}"] + ([f"--pp_size {pp}"] if pp > 1 else []) + ([f"--ep_size {ep}"] if ep > 1 else [])
         return out + ([f"--extra_llm_api_options {ATTENTION_DP_YAML}"] if dp > 1 else [])
     out = [f"--tensor-parallel-size {tp}"] + ([f"--pipeline-parallel-size {pp}"] if pp > 1 else [])
     return out + ([f"--data-parallel-size {dp}"] if dp > 1 else []) + (["--enable-expert-parallel"] if ep > 1 else [])

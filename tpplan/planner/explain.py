@@ -22,28 +22,45 @@ def label(c: Candidate) -> str:
     return f"TP{c.tp}{moe} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
 
 
+def _stages(c: Candidate) -> str:
+    return f" x PP{c.pp}" if c.pp > 1 else ""
+
+
+def _plain_rival(best: Candidate, plan: Plan) -> Candidate | None:
+    """Plain TP over the GPUs of one of best's pipeline stages with the same stages, else over all its GPUs."""
+    stage = best.tp * best.dp_attention
+    keys = [(stage, best.pp, 1, 1), (stage * best.pp, 1, 1, 1)]
+    found = {(c.tp, c.pp, c.ep, c.dp_attention): c for c in plan.candidates}
+    return next((found[k] for k in keys if k in found and found[k].feasible), None) or next(
+        (found[k] for k in keys if k in found), None)
+
+
+def _moe_gains(best: Candidate, rival: Candidate, plan: Plan) -> list[str]:
+    why = []
+    if best.dp_attention > 1 and plan.model.is_mla:
+        why.append("the latent KV is not replicated on every GPU")
+    elif best.dp_attention > 1:
+        why.append("each rank caches only its own sequences")
+    if best.max_concurrent_sequences > rival.max_concurrent_sequences:
+        why.append(f"{best.max_concurrent_sequences / max(1, rival.max_concurrent_sequences):.1f}x the "
+                   f"sequences ({best.max_concurrent_sequences} vs {rival.max_concurrent_sequences})")
+    if best.ep > 1:
+        why.append(f"whole experts per GPU ({-(-plan.model.num_experts // best.ep)} of {plan.model.num_experts})")
+    return why
+
+
 def _moe_versus(best: Candidate, plan: Plan) -> str | None:
-    """Why an EP / DP-attention layout beat plain TP over the same GPUs per replica, or lost to it."""
-    group = best.gpus_used // best.replicas
+    """Why an EP / DP-attention layout beat plain TP over the same GPUs (and pipeline stages), or lost to it."""
     if moe_words(best):
-        rival = next((c for c in plan.candidates if c.feasible and (c.tp, c.pp, c.ep, c.dp_attention) ==
-                      (group, 1, 1, 1)), None)
+        rival = _plain_rival(best, plan)
         if rival is None:
             return None
-        why = []
-        if best.dp_attention > 1 and plan.model.is_mla:
-            why.append("the latent KV is not replicated on every GPU")
-        elif best.dp_attention > 1:
-            why.append("each rank caches only its own sequences")
-        if best.max_concurrent_sequences > rival.max_concurrent_sequences:
-            why.append(f"{best.max_concurrent_sequences / max(1, rival.max_concurrent_sequences):.1f}x the "
-                       f"sequences ({best.max_concurrent_sequences} vs {rival.max_concurrent_sequences})")
-        if best.ep > 1:
-            why.append(f"whole experts per GPU ({-(-plan.model.num_experts // best.ep)} of {plan.model.num_experts})")
+        head = f"{moe_words(best)}{_stages(best)} beats TP{rival.tp}{_stages(rival)}"
+        if not rival.feasible:
+            return f"{head}, which is rejected: {'; '.join(rival.reasons)}"
         gain = best.output_tokens_per_s_per_gpu / rival.output_tokens_per_s_per_gpu - 1 if \
             rival.output_tokens_per_s_per_gpu else 0.0
-        return (f"{moe_words(best)} beats TP{group}: " + ", ".join(why)
-                + f"; {100 * gain:+.0f}% tok/s per GPU")
+        return f"{head}: " + ", ".join(_moe_gains(best, rival, plan)) + f"; {100 * gain:+.0f}% tok/s per GPU"
     alt = next((c for c in plan.candidates if c.feasible and moe_words(c)), None)
     if alt is None:
         return None

@@ -1,27 +1,65 @@
-"""Expert-parallel and attention-data-parallel layouts of MoE models, per engine (tpplan.cost.moe models them).
+"""Every layout a plan considers, for `recommend` and `sweep` alike: (tp, pp, dp_attention, ep, replicas).
 
-A layout is (tp, pp, dp_attention, ep): dp_attention ranks of tp GPUs each (attention TP inside a rank), the
-routed experts over all G = tp x dp_attention GPUs, either whole (ep = G) or split G ways (ep = 1). What each
-engine accepts, and the flags that ask for it:
+Plain layouts are TP x PP (x replicas). MoE models add expert parallelism (ep) and attention data parallelism
+(dp_attention): dp_attention ranks of tp GPUs each (attention TP inside a rank), the routed experts over all
+G = tp x dp_attention GPUs of a pipeline stage, either whole (ep = G) or split G ways (ep = 1). What each engine
+accepts, and the flags that ask for it:
 - vLLM: `--tensor-parallel-size tp --data-parallel-size dp`; the expert layers form a TP group of size DP x TP, or
   an EP group of that size with `--enable-expert-parallel` (docs.vllm.ai/en/latest/serving/
-  data_parallel_deployment/ and expert_parallel_deployment/). EP also works with DP 1 (EP = TP).
+  data_parallel_deployment/ and expert_parallel_deployment/). EP also works with DP 1 (EP = TP). With
+  `--pipeline-parallel-size` the EP group is built per pipeline stage: vllm/distributed/parallel_state.py
+  `initialize_model_parallel` lays ranks out as (DP, PP, PCP, TP) and forms each EP group of DP x PCP x TP ranks
+  of one PP stage, so PP combines with DP and EP. Across nodes vLLM starts whole DP ranks per node
+  (--data-parallel-size-local), stages and all, so each stage's group spans the nodes; that placement is refused
+  here rather than modelled as stages across nodes.
 - SGLang: `--tp-size G --dp-size dp --enable-dp-attention` (attention TP = tp-size / dp-size), experts EP with
   `--ep-size G` (docs.sglang.io cookbook server_arguments: "enable_dp_attention: DP for attention, TP for FFN";
-  advanced_features/dp_dpa_smg_guide).
+  advanced_features/dp_dpa_smg_guide). `--pp-size` with DP attention is refused here: sgl-project/sglang
+  issue #9805 (open) reports `--tp-size 4 --ep-size 4 --dp-size 4 --pp-size 2 --enable-dp-attention` crashing on
+  the warm-up request, and PR #17823 (closed unmerged) that DeepEP with PP corrupts the hidden states handed
+  between stages; SGLang's own multi-node DeepSeek commands use TP16 or DP attention over both nodes, not PP
+  (benchmark/deepseek_v3/README.md, docs/advanced_features/pipeline_parallelism.md: PP for long-context prefill).
+  PP with EP inside one TP group (dp 1) passes server_args' checks and is kept.
 - TensorRT-LLM: `tp_size G`, `moe_expert_parallel_size` (`--ep_size`) = G, and `enable_attention_dp: true` in
   the LLM API options, which makes every one of the tp_size ranks an attention DP rank (attention TP 1)
-  (nvidia.github.io/TensorRT-LLM/features/parallel-strategy.html).
-Pipeline parallelism is not combined with EP / DP attention here (pp = 1 for these layouts).
+  (nvidia.github.io/TensorRT-LLM/features/parallel-strategy.html). tensorrt_llm/mapping.py: world = tp x pp x cp
+  and moe_tp x moe_ep = tp inside each PP stage; attention DP runs with pp > 1 (NVIDIA/TensorRT-LLM PR #3244
+  removed the assertion against attention DP + PP; PR #3370 review: "You can have pp > 1 with attn_dp").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from tpplan.models.engines import valid_tp_degrees
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.workload import Workload
 
 MOE_LAYOUT_ENGINES = ("vllm", "sglang", "trtllm")
 """Engines with expert parallelism and attention data parallelism (Megatron training is not planned with EP)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layout:
+    """One way to place a replica on GPUs: tp x dp_attention GPUs per pipeline stage, pp stages, `replicas` copies."""
+
+    tp: int
+    """Attention (and dense-layer) TP degree; with DP attention, inside each DP rank."""
+    pp: int
+    replicas: int
+    dp_attention: int = 1
+    """Attention data-parallel ranks per pipeline stage (1: none)."""
+    ep: int = 1
+    """Expert-parallel degree of the routed experts: 1 (experts split) or tp x dp_attention (whole experts)."""
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.dp_attention * self.pp
+
+    @property
+    def key(self) -> tuple[int, int, int, int]:
+        """(tp, pp, dp_attention, ep): what tells two layouts of one plan apart."""
+        return (self.tp, self.pp, self.dp_attention, self.ep)
 
 
 def powers_of_two(limit: int) -> list[int]:
@@ -33,21 +71,45 @@ def powers_of_two(limit: int) -> list[int]:
     return out
 
 
+def pp_sizes(limit: int, layers: int) -> list[int]:
+    """Pipeline sizes for `limit` GPUs per stage group: every divisor of `limit` (so 6 GPUs get PP3 and PP6) and every
+    power of two; vLLM, SGLang and TensorRT-LLM accept any PP size up to the layer count (uneven splits)."""
+    sizes = {p for p in range(1, limit + 1) if limit % p == 0} | set(powers_of_two(limit))
+    return sorted(p for p in sizes if p <= layers)
+
+
+def candidate_shapes(spec: ModelSpec, w: Workload) -> list[tuple[int, int]]:
+    """(tp, pp) pairs to consider: TP powers of two and every engine-valid degree, tp x pp <= GPUs."""
+    tps = sorted(set(powers_of_two(w.gpus)) | {t for t in valid_tp_degrees(spec, engine=w.engine) if t <= w.gpus})
+    return [(tp, pp) for tp in tps for pp in pp_sizes(w.gpus // tp, spec.num_hidden_layers)]
+
+
 def moe_layouts(spec: ModelSpec, w: Workload) -> list[tuple[int, int, int, int]]:
     """(tp, pp, dp_attention, ep) layouts beyond plain TP x PP: DP attention with TP or EP experts (dp >= 2), and
-    EP inside one TP group (dp 1, ep = tp >= 2). Empty for dense models, training and engines without them."""
+    EP inside one TP group (dp 1, ep = tp >= 2), each with every pipeline size the remaining GPUs allow. Empty for
+    dense models, training and engines without them. Layouts an engine refuses are listed with the reason
+    (`moe_layout_reasons`)."""
     if not spec.is_moe or w.mode != "serve" or w.engine not in MOE_LAYOUT_ENGINES:
         return []
-    out = []
+    stages = []
     for tp in powers_of_two(w.gpus):
-        out += [(tp, 1, 1, tp)] if tp > 1 else []
+        stages += [(tp, 1, tp)] if tp > 1 else []
         for dp in powers_of_two(w.gpus // tp)[1:]:  # TensorRT-LLM rejects tp > 1 here: listed with the reason
-            out += [(tp, 1, dp, 1), (tp, 1, dp, tp * dp)]
-    return out
+            stages += [(tp, dp, 1), (tp, dp, tp * dp)]
+    return [(tp, pp, dp, ep) for tp, dp, ep in stages
+            for pp in pp_sizes(w.gpus // (tp * dp), spec.num_hidden_layers)]
 
 
-def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, engine: str) -> list[str]:
-    """Which EP / DP-attention layouts the engine accepts (tpplan.planner.layouts enumerates them)."""
+def serving_layouts(spec: ModelSpec, w: Workload) -> list[Layout]:
+    """Every layout `recommend` and `sweep` evaluate: TP x PP, then the MoE layouts; replicas fill the GPUs."""
+    plain = [Layout(tp=tp, pp=pp, replicas=w.gpus // (tp * pp)) for tp, pp in candidate_shapes(spec, w)]
+    return plain + [Layout(tp=tp, pp=pp, dp_attention=dp, ep=ep, replicas=w.gpus // (tp * dp * pp))
+                    for tp, pp, dp, ep in moe_layouts(spec, w)]
+
+
+def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, engine: str, pp: int = 1,
+                       gpus_per_node: int = 0) -> list[str]:
+    """Which EP / DP-attention layouts the engine accepts (the module docstring cites each rule)."""
     group, out = tp * dp_attention, []
     if ep == 1 and dp_attention == 1:
         return out
@@ -60,4 +122,15 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
         # TensorRT-LLM enable_attention_dp: every rank of tp_size is its own attention DP rank (attention TP 1)
         out.append(f"trtllm: enable_attention_dp runs attention with TP 1 on each of the tp_size ranks; attention "
                    f"TP {tp} inside a DP rank is not supported")
+    if engine == "sglang" and dp_attention > 1 and pp > 1:
+        out.append(f"sglang: --pp-size {pp} with --enable-dp-attention is not a working combination (sgl-project/"
+                   f"sglang issue #9805: PP2 x DP-attention crashes on the first request); use DP attention over all "
+                   f"{group * pp} GPUs (--tp-size {group * pp} --dp-size {dp_attention * pp}) instead")
+    if engine == "vllm" and dp_attention > 1 and pp > 1 and 0 < gpus_per_node < group * pp:
+        # vLLM lays ranks out as (DP, PP, TP) and starts --data-parallel-size-local whole DP ranks per node, so a
+        # DP rank's stages share a node and each stage's DP x TP group spans the nodes: the reverse of what is
+        # modelled here (stages across nodes, each stage's EP / DP group inside one)
+        out.append(f"vllm: each DP rank keeps its {pp} pipeline stages on one node, so with {group * pp} GPUs over "
+                   f"nodes of {gpus_per_node} every stage's DP x TP group of {group} would span nodes (not modelled); "
+                   f"use PP without DP attention across nodes, or DP attention over all GPUs")
     return out

@@ -12,30 +12,17 @@ from typing import get_args
 from tpplan.errors import TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
-from tpplan.models.engines import rules_for, valid_tp_degrees
+from tpplan.models.engines import rules_for
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
 from tpplan.planner.explain import explain, suggestions
-from tpplan.planner.layouts import moe_layouts, powers_of_two
+from tpplan.planner.layouts import candidate_shapes, moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.train import evaluate_training
 from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
 from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 
 D = WORKLOAD_DEFAULTS
-
-
-def _pp_sizes(limit: int, layers: int) -> list[int]:
-    """Pipeline sizes for `limit` GPUs per TP group: every divisor of `limit` (so 6 GPUs get PP3 and PP6) and every
-    power of two; vLLM, SGLang and TensorRT-LLM accept any PP size up to the layer count (uneven splits)."""
-    sizes = {p for p in range(1, limit + 1) if limit % p == 0} | set(powers_of_two(limit))
-    return sorted(p for p in sizes if p <= layers)
-
-
-def candidate_shapes(spec: ModelSpec, w: Workload) -> list[tuple[int, int]]:
-    """(tp, pp) pairs to consider: TP powers of two and every engine-valid degree, tp x pp <= GPUs."""
-    tps = sorted(set(powers_of_two(w.gpus)) | {t for t in valid_tp_degrees(spec, engine=w.engine) if t <= w.gpus})
-    return [(tp, pp) for tp in tps for pp in _pp_sizes(w.gpus // tp, spec.num_hidden_layers)]
 
 
 def _rank_key(c: Candidate, objective: str):
@@ -51,11 +38,12 @@ def _rank_key(c: Candidate, objective: str):
 
 
 def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptions: dict[str, str]) -> Plan:
-    evaluate = evaluate_training if w.mode == "train" else evaluate_serving
-    cands = [evaluate(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * pp))
-             for tp, pp in candidate_shapes(spec, w)]
-    cands += [evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * dp * pp), ep=ep,
-                               dp_attention=dp) for tp, pp, dp, ep in moe_layouts(spec, w)]
+    if w.mode == "train":
+        cands = [evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * pp))
+                 for tp, pp in candidate_shapes(spec, w)]
+    else:  # the same layouts `tpplan sweep` evaluates
+        cands = [evaluate_serving(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
+                                  dp_attention=lay.dp_attention) for lay in serving_layouts(spec, w)]
     feasible = sorted((c for c in cands if c.feasible), key=lambda c: _rank_key(c, w.objective))
     best = feasible[0] if feasible else None
     cands.sort(key=lambda c: (not c.feasible, _rank_key(c, w.objective) if c.feasible else

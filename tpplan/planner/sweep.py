@@ -1,9 +1,11 @@
 """`tpplan sweep`: the cartesian product of models x hardware x GPUs x batch x input x output x dtype.
 
-Per (model, hardware, dtype, GPUs) each layout's coefficients and memory are computed once (scalars); the
-serving numbers are then `serving_performance` -- the function `recommend` calls -- on numpy arrays of the
-whole batch x input x output grid. Rows whose batch exceeds the layout's concurrency, or whose layout is
-infeasible, stay in the table with feasible = False and a reason.
+Per (model, hardware, dtype, GPUs) the layouts are the ones `recommend` evaluates (`serving_layouts`: TP x PP and,
+for MoE models, expert parallelism / attention data parallelism with PP), each prepared once by
+`prepare_serving` (engine rules, coefficients, memory: scalars); the serving numbers are then
+`serving_performance` -- the function `recommend` calls -- on numpy arrays of the whole batch x input x output
+grid. Rows whose batch exceeds the layout's concurrency, or whose layout is infeasible, stay in the table with
+feasible = False and a reason; a layout an engine rule refuses has no numbers (NaN).
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tpplan.cost.step import coefficients
 from tpplan.models.spec import ModelSpec
-from tpplan.planner.candidates import engine_limits, layout_memory, serving_performance, structural_reasons
-from tpplan.planner.plan import candidate_shapes
+from tpplan.planner.candidates import PreparedLayout, engine_limits, prepare_serving, serving_performance
+from tpplan.planner.layouts import serving_layouts
 from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload
 
 
@@ -35,44 +36,62 @@ def _grid(batches, inputs, outputs):
     return b.ravel(), i.ravel(), o.ravel()
 
 
+def _layout_columns(prep: PreparedLayout, grid) -> dict:
+    """The columns that name a layout (the same keys as a recommend candidate)."""
+    lay, b = prep.layout, grid[0]
+    return {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "dp_attention": lay.dp_attention, "replicas": lay.replicas,
+            "gpus_used": lay.gpus_per_replica * lay.replicas, "batch": b.astype(int),
+            "input_len": grid[1].astype(int), "output_len": grid[2].astype(int)}
+
+
+def _refused_rows(prep: PreparedLayout, grid) -> dict:
+    """A layout an engine rule refuses: its rows say why and carry no numbers."""
+    import numpy as np
+
+    nan = np.full(len(grid[0]), np.nan)
+    return {**_layout_columns(prep, grid), "feasible": np.zeros(len(nan), bool), "reason": "; ".join(prep.reasons),
+            "weight_bytes_per_gpu": nan, "kv_cache_bytes_per_gpu": nan, "max_concurrent_sequences": 0,
+            "ttft_s": nan, "ttft_under_load_s": nan, "tpot_s": nan, "comm_share": nan,
+            "output_tokens_per_s": nan, "output_tokens_per_s_per_gpu": nan}
+
+
 def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, timer: list[float]) -> None:
     import numpy as np
 
     b, i, o = grid
     limits = engine_limits(profile, w)
-    for tp, pp in candidate_shapes(spec, w):
-        replicas = w.gpus // (tp * pp)
-        reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
-        c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype, engine=w.engine)
-        mem = layout_memory(spec, profile, c, w)
-        reasons += mem.reasons
+    for layout in serving_layouts(spec, w):
+        prep = prepare_serving(spec, profile, w, layout)
+        c, mem = prep.coefficients, prep.memory
+        if c is None or mem is None:
+            frames.append(_refused_rows(prep, grid))
+            continue
         start = time.perf_counter()
         perf = serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=b, input_len=i,
                                    output_len=o, sequence_parallel=w.sequence_parallel)
-        fits = (b <= perf.max_concurrent_sequences) & (not reasons)
+        fits = (b <= perf.max_concurrent_sequences) & (not prep.reasons)
         per_replica = np.where(fits, perf.output_tokens_per_s_per_replica, 0.0)
         timer[0] += time.perf_counter() - start
-        tpot = perf.decode_step.total_s
-        frames.append({"tp": tp, "pp": pp, "replicas": replicas, "gpus_used": tp * pp * replicas,
-                       "batch": b.astype(int), "input_len": i.astype(int), "output_len": o.astype(int),
-                       "feasible": fits,
-                       "reason": np.where(fits, "", "; ".join(reasons) or "batch exceeds the KV cache and scheduler "
-                                                                          "limits"),
+        tpot, gpus_used = perf.decode_step.total_s, layout.gpus_per_replica * layout.replicas
+        frames.append({**_layout_columns(prep, grid), "feasible": fits,
+                       "reason": np.where(fits, "", "; ".join(prep.reasons) or "batch exceeds the KV cache and "
+                                                                               "scheduler limits"),
                        "weight_bytes_per_gpu": mem.weight_bytes_per_gpu,
                        "kv_cache_bytes_per_gpu": mem.kv_cache_bytes_per_gpu,
                        "max_concurrent_sequences": perf.max_concurrent_sequences.astype(int),
                        "ttft_s": perf.prefill.total_s, "ttft_under_load_s": perf.ttft_under_load_s, "tpot_s": tpot,
                        "comm_share": perf.decode_step.communication_s / tpot,
-                       "output_tokens_per_s": per_replica * replicas,
-                       "output_tokens_per_s_per_gpu": per_replica * replicas / (tp * pp * replicas)})
+                       "output_tokens_per_s": per_replica * layout.replicas,
+                       "output_tokens_per_s_per_gpu": per_replica * layout.replicas / gpus_used})
 
 
 def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int], batches: Sequence[int],
           input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = (WORKLOAD_DEFAULTS.dtype,),
           engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
-          max_model_len: int | None = None,
+          max_model_len: int | None = None, moe_imbalance: float = WORKLOAD_DEFAULTS.moe_imbalance,
           progress: Callable[[int, int], None] | None = None):
-    """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x (tp, pp) x batch x in x out."""
+    """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x layout (tp, pp, ep, dp_attention)
+    x batch x in x out. `moe_imbalance`: the busiest EP rank's routed tokens / the mean, as in `recommend`."""
     import pandas as pd
 
     from tpplan.errors import TpplanError
@@ -91,7 +110,8 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         if g > profile.total_gpus:
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
         w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=max_model_len,
-                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv")).for_model(spec)
+                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"),
+                     moe_imbalance=moe_imbalance).for_model(spec)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)
         for col in cols:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tpplan.models.summary import ModelSummary, attention_summary
+from tpplan.models.summary import (
+    ModelSummary,
+    attention_summary,
+    chunked_attention_layers,
+    layers_summary,
+    moe_layers,
+)
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, stdout_console
 from tpplan.units import format_bytes, format_count
 
@@ -68,6 +74,10 @@ def summary_json(m: ModelSummary) -> dict[str, Any]:
         "attention": attention_summary(s), "rope_scaling": s.rope_scaling or None,
         "vision_params": s.vision_params, "vision_weight_bytes": m.vision_weight_bytes,
         "cross_attention_layers": list(s.cross_attention_layers),
+        "moe_layers": list(moe_layers(s)), "num_moe_layers": s.num_moe_layers, "num_dense_layers": s.num_dense_layers,
+        "attention_chunk_size": s.attention_chunk_size,
+        "chunked_attention_layers": list(chunked_attention_layers(s)),
+        "num_chunked_attention_layers": len(chunked_attention_layers(s)),
         "architecture": {"hidden_size": s.hidden_size, "num_hidden_layers": s.num_hidden_layers,
                          "num_attention_heads": s.num_attention_heads, "num_key_value_heads": s.num_key_value_heads,
                          "head_dim": s.head_dim, "intermediate_size": s.intermediate_size, "vocab_size": s.vocab_size,
@@ -98,6 +108,8 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
               markup=False)
     con.print(f"KV cache {m.kv_cache_bytes_per_token:,} B/token ({format_bytes(m.kv_cache_bytes_per_token)}) at "
               f"{m.kv_cache_dtype}; {attention_summary(s)}", markup=False)
+    if line := layers_summary(s):
+        con.print(f"Layers: {line}", markup=False)
     if s.vision_params:
         con.print(f"Vision tower: {s.vision_params:,} parameters, {format_bytes(m.vision_weight_bytes)} at 16 bits, "
                   f"not planned (the language model is)", markup=False)

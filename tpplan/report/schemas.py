@@ -48,9 +48,11 @@ def recommend_schema() -> dict[str, Any]:
 
 
 SWEEP_COLUMNS = {"model": "string", "hardware": "string", "gpus": "integer", "dtype": "string", "tp": "integer",
-                 "pp": "integer", "replicas": "integer", "gpus_used": "integer", "batch": "integer",
-                 "input_len": "integer", "output_len": "integer", "feasible": "boolean",
-                 "reason": ["string", "null"], "weight_bytes_per_gpu": "number", "kv_cache_bytes_per_gpu": "number",
+                 "pp": "integer", "ep": "integer", "dp_attention": "integer", "replicas": "integer",
+                 "gpus_used": "integer", "batch": "integer", "input_len": "integer", "output_len": "integer",
+                 "feasible": "boolean",
+                 "reason": ["string", "null"], "weight_bytes_per_gpu": ["number", "null"],
+                 "kv_cache_bytes_per_gpu": ["number", "null"],
                  "max_concurrent_sequences": "integer", "ttft_s": ["number", "null"], "tpot_s": ["number", "null"],
                  "comm_share": ["number", "null"], "output_tokens_per_s": ["number", "null"],
                  "output_tokens_per_s_per_gpu": ["number", "null"]}

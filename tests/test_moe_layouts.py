@@ -1,0 +1,170 @@
+"""Issue 14: the EP / DP-attention layouts in `sweep` as in `recommend`, combined with pipeline stages where the
+engine accepts it (tpplan.planner.layouts cites each engine's rule), and the engine flags of each."""
+
+from __future__ import annotations
+
+import pytest
+
+from tpplan.planner.layouts import serving_layouts
+from tpplan.planner.plan import recommend
+from tpplan.planner.sweep import sweep
+
+FIELDS = ("tpot_s", "ttft_s", "ttft_under_load_s", "kv_cache_bytes_per_gpu", "weight_bytes_per_gpu",
+          "max_concurrent_sequences", "output_tokens_per_s", "output_tokens_per_s_per_gpu")
+
+
+def _key(c) -> tuple[int, int, int, int]:
+    return (c.tp, c.pp, c.dp_attention, c.ep)
+
+
+def _cand(plan, *, tp, pp, dp, ep):
+    return next(c for c in plan.candidates if _key(c) == (tp, pp, dp, ep))
+
+
+@pytest.mark.parametrize("model,hardware,engine,batch", [("mixtral", "hgx-h200", "vllm", 48),
+                                                         ("deepseek-v3", "hgx-h200", "sglang", 96)])
+def test_sweep_evaluates_every_recommend_layout_with_the_same_numbers(model, hardware, engine, batch):
+    df, _ = sweep(models=[model], hardware=[hardware], gpus=[8], batches=[batch], input_lens=[1000],
+                  output_lens=[301], engine=engine)
+    plan = recommend(model, hardware=hardware, gpus=8, engine=engine, batch=batch, input_len=1000, output_len=301)
+    rows = {(r.tp, r.pp, r.dp_attention, r.ep): r for r in df.itertuples()}
+    assert set(rows) == {_key(c) for c in plan.candidates}  # one enumeration: the same layouts, no more, no fewer
+    assert any(k[2] > 1 and k[1] > 1 for k in rows)  # PP x DP attention is among them
+    compared = 0
+    for c in plan.candidates:
+        row = rows[_key(c)]
+        assert (row.replicas, row.gpus_used) == (c.replicas, c.gpus_used)
+        if c.tpot_s is None:  # a layout an engine rule refuses: no numbers, the same reasons
+            assert not row.feasible and row.reason == "; ".join(c.reasons)
+            continue
+        if c.batch != batch:
+            continue  # capped by KV memory: recommend runs a smaller batch than the sweep row
+        for field in FIELDS:
+            assert getattr(row, field) == pytest.approx(getattr(c, field), rel=1e-9), (_key(c), field)
+        assert bool(row.feasible) == c.feasible
+        compared += 1
+    assert compared >= 10
+
+
+def test_moe_layouts_include_pipeline_stages_and_fill_the_gpus():
+    plan = recommend("mixtral", hardware="hgx-h200", gpus=8, engine="vllm")
+    layouts = serving_layouts(plan.model, plan.workload)
+    assert all(lay.gpus_per_replica * lay.replicas <= 8 for lay in layouts)
+    assert len({lay.key for lay in layouts}) == len(layouts)
+    keys = {lay.key for lay in layouts}
+    # (tp, pp, dp, ep): EP inside TP4 over two stages, DP attention 4 over two stages with whole or split experts
+    assert {(4, 2, 1, 4), (1, 2, 4, 4), (1, 2, 4, 1), (2, 2, 2, 4)} <= keys
+    assert all(lay.ep == 1 and lay.dp_attention == 1 for lay in
+               serving_layouts(recommend("llama-8b", gpus=8).model, plan.workload))  # dense: none
+
+
+@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+def test_engines_that_accept_pp_with_dp_attention_get_it(engine):
+    """vLLM builds one EP group of DP x TP per PP stage (vllm/distributed/parallel_state.py); TensorRT-LLM runs
+    attention DP with pp > 1 (NVIDIA/TensorRT-LLM PR #3244, #3370)."""
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine=engine)
+    c = _cand(plan, tp=1, pp=2, dp=4, ep=4)
+    assert c.feasible and c.gpus_used == 8 and c.tpot_s > 0
+    # each stage holds half the layers: half the latent KV per token of DP-attention 8 without PP
+    flat = _cand(plan, tp=1, pp=1, dp=8, ep=8)
+    per_token = c.kv_cache_bytes_per_gpu / c.kv_cache_tokens
+    assert per_token == pytest.approx(flat.kv_cache_bytes_per_gpu / flat.kv_cache_tokens * 31 / 61, rel=1e-3)
+
+
+def test_sglang_refuses_pp_with_dp_attention_and_says_why(run_cli):
+    out = run_cli("recommend", "-m", "deepseek-r1", "--hardware", "hgx-h200", "--nodes", "2", "--gpus", "16",
+                  "--engine", "sglang", "-f", "json").json()
+    for c in out["candidates"]:
+        assert {"tp", "pp", "ep", "dp_attention", "replicas"} <= set(c)
+    pp2 = next(c for c in out["candidates"] if (c["tp"], c["pp"], c["dp_attention"], c["ep"]) == (1, 2, 8, 8))
+    assert not pp2["feasible"] and pp2["tpot_s"] is None
+    assert any("issue #9805" in r and "--pp-size 2 with --enable-dp-attention" in r for r in pp2["reasons"])
+    assert any(line.startswith("TP1 (EP8 + DP-attention 8) x PP2 x 1 replica: rejected: sglang: --pp-size 2")
+               for line in out["explanation"])
+    best = out["recommended"]
+    assert not (best["pp"] > 1 and best["dp_attention"] > 1)
+    # PP with EP inside one TP group passes SGLang's checks and is planned
+    ep_pp = next(c for c in out["candidates"] if (c["tp"], c["pp"], c["dp_attention"], c["ep"]) == (8, 2, 1, 8))
+    assert not any("sglang" in r for r in ep_pp["reasons"])
+
+
+@pytest.mark.parametrize("engine,expected", [
+    ("vllm", ["--tensor-parallel-size 1", "--pipeline-parallel-size 2", "--data-parallel-size 4",
+              "--enable-expert-parallel"]),
+    ("trtllm", ["--tp_size 4", "--pp_size 2", "--ep_size 4", "--extra_llm_api_options attention_dp.yaml",
+                "enable_attention_dp: true"]),
+])
+def test_emit_pp_with_dp_attention_and_ep(engine, expected):
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine=engine)
+    plan.recommended = _cand(plan, tp=1, pp=2, dp=4, ep=4)
+    cmd = plan.serve_command()
+    for flag in expected:
+        assert flag in cmd, (flag, cmd)
+
+
+def test_emit_sglang_pp_with_ep_over_two_nodes():
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="sglang")
+    plan.recommended = _cand(plan, tp=8, pp=2, dp=1, ep=8)
+    blocks = plan.serve_command().split("# on node ")
+    assert len(blocks) == 3  # '' before the first node, then node 0 and node 1
+    for node, block in enumerate(blocks[1:]):
+        for flag in ("--tp-size 8", "--pp-size 2", "--ep-size 8", "--nnodes 2", f"--node-rank {node}"):
+            assert flag in block, (flag, block)
+        assert "--enable-dp-attention" not in block
+
+
+def test_explanation_compares_with_plain_tp_over_the_same_stages_and_names_every_rejection():
+    import dataclasses
+
+    from tpplan.planner.explain import explain, label
+
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="sglang")
+    rejected = [c for c in plan.candidates if not c.feasible]
+    assert len(rejected) > 20
+    for c in rejected:  # every rejected layout, with its reasons
+        assert f"{label(c)}: rejected: {'; '.join(c.reasons)}." in plan.explanation
+    # a DP-attention x PP winner is compared with TP over one stage's GPUs and the same stages
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm")
+    best = _cand(plan, tp=1, pp=2, dp=4, ep=4)
+    plan.recommended = best
+    line = next(x for x in explain(plan) if "beats" in x)
+    rival = _cand(plan, tp=4, pp=2, dp=1, ep=1)
+    assert line.startswith("EP4 + DP-attention 4 x PP2 beats TP4 x PP2: the latent KV is not replicated on every GPU, "
+                           f"{best.max_concurrent_sequences / rival.max_concurrent_sequences:.1f}x the sequences")
+    # TP over the same stages rejected: compared with TP over all 8 GPUs; both rejected: the line says why
+    tp8 = _cand(plan, tp=8, pp=1, dp=1, ep=1)
+    plan.candidates = [dataclasses.replace(c, feasible=False, reasons=("no room",)) if c is rival else c
+                       for c in plan.candidates]
+    assert next(x for x in explain(plan) if "beats" in x).startswith("EP4 + DP-attention 4 x PP2 beats TP8: ")
+    plan.candidates = [dataclasses.replace(c, feasible=False, reasons=("no room",)) if c is tp8 else c
+                       for c in plan.candidates]
+    line = next(x for x in explain(plan) if "beats" in x)
+    assert line == "EP4 + DP-attention 4 x PP2 beats TP4 x PP2, which is rejected: no room."
+
+
+def test_vllm_refuses_pp_with_dp_attention_across_nodes():
+    """vLLM keeps each DP rank's stages on one node (--data-parallel-size-local), so a stage's DP x TP group would
+    span nodes; on one node the same combination is planned (test_engines_that_accept_pp_with_dp_attention_get_it)."""
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="vllm")
+    c = _cand(plan, tp=1, pp=2, dp=8, ep=8)
+    assert not c.feasible and c.reasons[-1].startswith("vllm: each DP rank keeps its 2 pipeline stages on one node")
+    assert _cand(plan, tp=1, pp=1, dp=16, ep=16).feasible  # DP attention over both nodes
+    assert _cand(plan, tp=8, pp=2, dp=1, ep=8).feasible  # EP inside TP8, stages across nodes
+    trt = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="trtllm")
+    assert _cand(trt, tp=1, pp=2, dp=8, ep=8).feasible  # tensorrt_llm/mapping.py: the TP group inside a PP stage
+
+
+def test_sweep_moe_imbalance_reaches_the_ep_layouts_as_in_recommend():
+    kw = {"gpus": 8, "engine": "vllm", "batch": 48, "input_len": 1000, "output_len": 301}
+    df, _ = sweep(models=["mixtral"], hardware=["hgx-h200"], gpus=[8], batches=[48], input_lens=[1000],
+                  output_lens=[301], engine="vllm", moe_imbalance=1.6)
+    skewed = _cand(recommend("mixtral", hardware="hgx-h200", moe_imbalance=1.6, **kw), tp=1, pp=1, dp=8, ep=8)
+    even = _cand(recommend("mixtral", hardware="hgx-h200", moe_imbalance=1.0, **kw), tp=1, pp=1, dp=8, ep=8)
+    row = next(r for r in df.itertuples() if (r.tp, r.pp, r.dp_attention, r.ep) == (1, 1, 8, 8))
+    assert row.tpot_s == pytest.approx(skewed.tpot_s, rel=1e-9)
+    assert skewed.tpot_s > even.tpot_s  # the busiest rank's extra tokens cost time
+
+
+def test_sweep_cli_refuses_an_imbalance_below_one(run_cli):
+    r = run_cli("sweep", "--models", "mixtral", "--moe-imbalance", "0.9")
+    assert r.code == 2 and "--moe-imbalance" in r.err and "Traceback" not in r.err
