@@ -69,6 +69,24 @@ PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: M
 FP4 rows ran NVIDIA's ModelOpt pre-quantized checkpoints (row notes); ModelOpt's NVFP4 export writes
 hf_quant_config.json with "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16 (TensorRT-LLM
 docs, features/quantization.html: pre-quantized ModelOpt checkpoints run as exported)."""
+NUM_REQUESTS = {
+    # v1.0: github.com/NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md (commit 00f37686),
+    # "Preparing a Dataset": $num_requests per ISL/OSL
+    "1.0": {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (1000, 2000): 1500, (2048, 128): 3000,
+            (2048, 2048): 1500, (5000, 500): 1500, (1000, 1000): 3000, (500, 2000): 3000, (20000, 2000): 1000},
+    # 1.1/1.2-era main: docs/source/developer-guide/perf-overview.md (commit 03e27c7d), same table; it does not
+    # list 1000/1000
+    "1.1/1.2-era main": {(1024, 1024): 3000, (8192, 1024): 1500, (1024, 8192): 1500, (32768, 1024): 1000,
+                         (1024, 32768): 1000},
+}
+"""Requests in the dataset of a TensorRT-LLM 1.x max-throughput run. All of them are queued at t=0, so no more
+sequences than that ever run at once: the row is compared at min(tpplan's concurrency, num_requests) (--batch).
+Releases and lengths not listed are left uncapped."""
+CHECKPOINT_FORMAT_MODELS = {"GPT-OSS 20B", "GPT-OSS 120B"}
+"""Rows run in the checkpoint's own format (--dtype auto: openai/gpt-oss-*, MXFP4 experts): the 1.1 perf-overview
+lists neither model among its ModelOpt FP4 / FP8 checkpoints, and its GPT-OSS llm_options set kv_cache_config
+dtype fp8 with "Hopper: use auto" (the 16-bit activation dtype); the "(FP8)" of its H100 / H200 columns names no
+checkpoint."""
 VLLM_WORKLOAD = {"Mistral-7B-Instruct-v0.3": ("mistral-7b", 73671, 71810, "1xH100-80GB-SXM/Mistral-7B-Instruct-v0.3"),
                  "Meta-Llama-3.1-8B-FP8": ("llama-8b", 65578, 42874, "4xH100-80GB-SXM/Meta-Llama-3.1-8B-FP8_tp4"),
                  "Mixtral-8x7B-Instruct-v0.1": ("mixtral", 73671, 70216,
@@ -137,6 +155,15 @@ def _engine_limit(notes: str, key: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _dtypes(r: dict) -> tuple[str, str]:
+    """(weight dtype, KV dtype) of a row: its precision column's, or for CHECKPOINT_FORMAT_MODELS the checkpoint's
+    own format with a 16-bit KV cache on Hopper."""
+    dtype, kv = PRECISION[r["precision"]]
+    if r["model"] in CHECKPOINT_FORMAT_MODELS:
+        return "auto", "bf16" if r["hardware"].startswith(("H100", "H200")) else kv
+    return dtype, kv
+
+
 def published_rows() -> tuple[list[dict], list[dict]]:
     kept, excluded = [], []
     for r in csv.DictReader(open(DATA / "throughput.csv")):
@@ -145,14 +172,15 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         why = _why_excluded(r)
         tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
         if why is None:
-            dtype, kv = PRECISION[r["precision"]]
+            dtype, kv = _dtypes(r)
             isl, osl = int(r["isl"]), int(r["osl"])
             try:
                 plan = recommend(MODELS[r["model"]], hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
                                  dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
                                  max_model_len=isl + osl, allow_cross_domain_tp=True,
                                  max_num_seqs=_engine_limit(r["notes"], "max_batch_size"),
-                                 max_num_batched_tokens=_engine_limit(r["notes"], "max_num_tokens"))
+                                 max_num_batched_tokens=_engine_limit(r["notes"], "max_num_tokens"),
+                                 batch=NUM_REQUESTS.get(r["engine_version"], {}).get((isl, osl)))
             except TpplanError as exc:
                 why = f"tpplan refuses the inputs: {exc}"
             else:

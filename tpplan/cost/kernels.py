@@ -34,6 +34,8 @@ class KernelRates:
     """HBM bandwidth x efficiency.attention_decode_memory (KV-cache reads)."""
     attention_prefill_flops_per_s: float
     """16-bit dense peak x efficiency.attention_prefill_matmul (causal flash attention)."""
+    moe_expert_fixed_tokens: float = 0.0
+    """efficiency.moe_expert_fixed_tokens: tokens of work each expert with tokens adds to a grouped GEMM."""
 
 
 def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
@@ -48,7 +50,7 @@ def kernel_rates(profile: HardwareProfile, dtype: str) -> KernelRates:
                        kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
-                       * e.attention_prefill_matmul)
+                       * e.attention_prefill_matmul, moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
 
 
 def matmul_time_s(r: KernelRates, *, flops, n_bytes, launches: int = 1):

@@ -26,6 +26,15 @@ one for a prompt prefilled alone).
 
 Load imbalance: routing is not uniform, and the step waits for the busiest EP rank; `imbalance` = (routed tokens
 on the busiest rank) / (mean per rank), 1.0 = perfectly balanced (EPLB with redundant experts aims there).
+
+Kernels of one MoE layer on one GPU, in every layout (tp-split experts too):
+- the grouped GEMMs (gate_up, down): a roofline over the (token, expert) pairs the GPU computes, in which every
+  expert that receives tokens costs `moe_expert_fixed_tokens` more tokens of matmul work (profile efficiency:
+  tile padding and per-group pipeline fill, fitted to DeepGEMM's published grouped-GEMM tables), so a grouped
+  GEMM with m tokens per expert reaches dense FLOP/s x m / (m + m0);
+- the routing kernels around them (`MOE_KERNELS`, per engine): top-k, sorting pairs by expert, permuting rows to
+  the experts and reducing each token's top_k outputs, each a memory-bound kernel over tokens x hidden and
+  pairs x hidden activations plus the per-kernel time.
 """
 
 from __future__ import annotations
@@ -33,8 +42,67 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tpplan.cost.collectives import collective_time_s
-from tpplan.cost.kernels import KernelRates, matmul_time_s
+from tpplan.cost.kernels import KernelRates, elementwise_time_s, matmul_time_s
 from tpplan.hardware.profile import HardwareProfile
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoeKernels:
+    """The kernels around the grouped GEMMs of one MoE layer as an engine runs them (the SwiGLU between the two
+    GEMMs is the engine's activation kernel, counted with the elementwise kernels)."""
+
+    launches: int
+    """Routing kernels per MoE layer."""
+    token_passes: float
+    """Bytes they move per token of the layer, in units of hidden_size x activation bytes."""
+    pair_passes: float
+    """... and per (token, expert) pair the GPU computes, in the same units."""
+
+
+MOE_KERNELS: dict[str, MoeKernels] = {
+    # TensorRT-LLM CUTLASS MoE (cpp/tensorrt_llm/kernels/mixtureOfExperts/moe_kernels.cu): top-k softmax, a sort of
+    # the pairs by expert, expandInputRowsKernel (reads each token once, writes one row per pair) and
+    # finalizeMoeRoutingKernel (reads each pair's down output, writes the weighted sum per token).
+    "trtllm": MoeKernels(launches=4, token_passes=2, pair_passes=2),
+    # vLLM fused_moe (model_executor/layers/fused_moe/fused_moe.py): topk_softmax, moe_align_block_size, then the
+    # Triton GEMMs gather rows by sorted_token_ids themselves (no permute kernel); moe_sum reads the top_k outputs
+    # of each token and writes one row.
+    "vllm": MoeKernels(launches=3, token_passes=1, pair_passes=1),
+    # SGLang's default Triton MoE runner is vLLM's fused_moe kernel set (sglang/srt/layers/moe/fused_moe_triton).
+    "sglang": MoeKernels(launches=3, token_passes=1, pair_passes=1),
+    # Megatron-LM MoE (transformer/moe/token_dispatcher.py): router top-k, permute (sort + gather, one row per
+    # pair) and unpermute (weighted sum back to one row per token), as TensorRT-LLM's.
+    "megatron": MoeKernels(launches=4, token_passes=2, pair_passes=2),
+}
+
+
+def moe_kernels_for(engine: str) -> MoeKernels:
+    return MOE_KERNELS.get(engine, MOE_KERNELS["vllm"])
+
+
+def routing_time_s(k: MoeKernels, rates: KernelRates, *, tokens, pairs, hidden_size: int, act_bytes: int):
+    """Routing kernels of one MoE layer on one GPU: `tokens` of the layer, `pairs` (token, expert) pairs computed."""
+    return elementwise_time_s(rates, n_bytes=(k.token_passes * tokens + k.pair_passes * pairs) * hidden_size
+                              * act_bytes, launches=k.launches)
+
+
+def grouped_gemm_time_s(rates: KernelRates, *, pairs, active_experts, flops_per_pair: float, n_bytes):
+    """gate_up + down grouped GEMMs (two launches) over `pairs` (token, expert) pairs of `active_experts` experts:
+    the FLOPs of pairs + active_experts x moe_expert_fixed_tokens rows (see the module docstring)."""
+    rows = pairs + active_experts * rates.moe_expert_fixed_tokens
+    return matmul_time_s(rates, flops=rows * flops_per_pair, n_bytes=n_bytes, launches=2)
+
+
+def split_experts_time_s(rates: KernelRates, *, tokens, num_experts: int, experts_per_token: int,
+                         expert_bytes: float, expert_flops_per_token: float, hidden_size: int, width_per_gpu: int,
+                         act_bytes: int):
+    """Routed experts split over the TP group (no EP): every GPU computes all tokens x top_k pairs on its slice of
+    each expert hit, E x (1 - (1 - k / E)^T) of them; `width_per_gpu` = top_k x moe_intermediate / tp."""
+    e, k = num_experts, experts_per_token
+    touched = e * (1 - (1 - k / e) ** tokens)
+    return grouped_gemm_time_s(rates, pairs=tokens * k, active_experts=touched, flops_per_pair=expert_flops_per_token,
+                               n_bytes=touched * expert_bytes + tokens * (2 * hidden_size + 3 * width_per_gpu)
+                               * act_bytes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +139,7 @@ def group_tokens(m: MoeLayout, tokens):
 
 
 def routed_experts_time_s(m: MoeLayout, rates: KernelRates, tokens):
-    """Grouped GEMM (one gate_up and one down launch) of the routed experts on the busiest GPU, one MoE layer.
+    """Grouped GEMMs (gate_up, down) of the routed experts on the busiest GPU, one MoE layer.
 
     EP: (token, expert) pairs on the GPU = T x top_k / ep x imbalance; weights read = local experts x P(an
     expert is hit by T tokens) = ceil(E / ep) x (1 - (1 - k / E)^T). Experts split G ways: all T x top_k pairs,
@@ -79,16 +147,21 @@ def routed_experts_time_s(m: MoeLayout, rates: KernelRates, tokens):
     t = group_tokens(m, tokens)
     e, k = m.num_experts, m.experts_per_token
     hit = 1 - (1 - k / e) ** t
+    active = (m.local_experts if m.ep > 1 else e) * hit
+    pairs = pairs_on_gpu(m, tokens)
     if m.ep > 1:
-        pairs = t * k / m.ep * m.imbalance
-        weights = m.local_experts * hit * m.expert_bytes
         activations = pairs * (2 * m.hidden_size + 3 * m.expert_width_per_gpu)
     else:
-        pairs = t * k
-        weights = e * hit * m.expert_bytes
         activations = t * (2 * m.hidden_size + 3 * k * m.expert_width_per_gpu)
-    return matmul_time_s(rates, flops=pairs * m.expert_flops_per_token, n_bytes=weights + activations * m.act_bytes,
-                         launches=2)
+    return grouped_gemm_time_s(rates, pairs=pairs, active_experts=active, flops_per_pair=m.expert_flops_per_token,
+                               n_bytes=active * m.expert_bytes + activations * m.act_bytes)
+
+
+def pairs_on_gpu(m: MoeLayout, tokens):
+    """(token, expert) pairs the busiest GPU computes: T x top_k / ep x imbalance under EP, all T x top_k when the
+    experts are split over the group."""
+    t = group_tokens(m, tokens) * m.experts_per_token
+    return t / m.ep * m.imbalance if m.ep > 1 else t
 
 
 def destinations_per_token(m: MoeLayout) -> float:

@@ -29,7 +29,16 @@ from tpplan.cost.kernels import (
     matmul_time_s,
     prefill_attention_time_s,
 )
-from tpplan.cost.moe import MoeLayout, layers_comm_time_s, routed_experts_time_s
+from tpplan.cost.moe import (
+    MoeKernels,
+    MoeLayout,
+    layers_comm_time_s,
+    moe_kernels_for,
+    pairs_on_gpu,
+    routed_experts_time_s,
+    routing_time_s,
+    split_experts_time_s,
+)
 from tpplan.errors import TpplanError
 from tpplan.hardware.kernel_table import MatmulCurve, interpolate_s, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
@@ -109,6 +118,8 @@ class Coefficients:
     step_overhead_s: float
     moe: MoeLayout | None = None
     """Expert parallelism / attention data parallelism (tpplan.cost.moe); None: experts split over tp."""
+    moe_kernels: MoeKernels | None = None
+    """The engine's routing kernels around the grouped GEMMs (tpplan.cost.moe; None for dense models)."""
     attn_curves: tuple[MatmulCurve, ...] = ()
     """Measured curves of the QKV and O shard matmuls (profile kernel_table); empty: the roofline."""
     mlp_curves: tuple[MatmulCurve, ...] = ()
@@ -179,6 +190,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         step_overhead_s=profile.efficiency.step_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes),
+        moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
 
 
@@ -246,16 +258,26 @@ def _mlp_time_s(c: Coefficients, tokens):
             c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
             width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2))
     if c.num_moe_layers:
-        e, k = c.num_experts, c.experts_per_token
-        touched = e * (1 - (1 - k / e) ** tokens)  # expected distinct experts hit by `tokens` tokens
-        experts = routed_experts_time_s(c.moe, c.rates, tokens) if c.moe else matmul_time_s(
-            c.rates, flops=tokens * k * c.expert_flops_per_token,
-            n_bytes=touched * c.expert_bytes + tokens * (h2 + 3 * c.mlp_width_per_gpu) * c.act_bytes,
-            launches=2)  # grouped GEMM: one gate_up and one down launch for all experts
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
                             width_in_out=h2, tokens=tokens, launches=c.moe_shared_launches)
-        t = t + c.num_moe_layers * (experts + shared)
+        t = t + c.num_moe_layers * (_routed_experts_s(c, tokens) + shared)
     return t
+
+
+def _routed_experts_s(c: Coefficients, tokens):
+    """One MoE layer's grouped GEMMs and routing kernels on `tokens` tokens (tpplan.cost.moe)."""
+    if c.moe is not None:
+        gemms, pairs = routed_experts_time_s(c.moe, c.rates, tokens), pairs_on_gpu(c.moe, tokens)
+    else:
+        gemms = split_experts_time_s(c.rates, tokens=tokens, num_experts=c.num_experts,
+                                     experts_per_token=c.experts_per_token, expert_bytes=c.expert_bytes,
+                                     expert_flops_per_token=c.expert_flops_per_token, hidden_size=c.hidden_size,
+                                     width_per_gpu=c.mlp_width_per_gpu, act_bytes=c.act_bytes)
+        pairs = tokens * c.experts_per_token
+    if c.moe_kernels is None:
+        return gemms
+    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=tokens, pairs=pairs, hidden_size=c.hidden_size,
+                                  act_bytes=c.act_bytes)
 
 
 def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool):

@@ -47,7 +47,8 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       matmul_fp8=float(k["matmul_fp8"]),
                       kernel_overhead_s=_q(k["kernel_overhead"], "time", "us"),
                       attention_decode_memory=float(k["attention_decode_memory"]),
-                      attention_prefill_matmul=float(k["attention_prefill_matmul"]))
+                      attention_prefill_matmul=float(k["attention_prefill_matmul"]),
+                      moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]))
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:

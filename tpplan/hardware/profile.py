@@ -92,6 +92,10 @@ class Efficiency:
     attention_prefill_matmul: float
     """Achieved / dense 16-bit peak FLOP/s of causal flash attention in prefill (softmax and masking keep it
     below GEMM efficiency: FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 paper, Fig. 5)."""
+    moe_expert_fixed_tokens: float = 0.0
+    """Tokens of matmul work each expert that receives tokens costs a grouped GEMM on top of its own tokens
+    (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens
+    per expert. 0: grouped GEMMs as fast as dense ones."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

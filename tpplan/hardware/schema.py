@@ -112,6 +112,8 @@ class EfficiencyIn(_Strict):
     """Decode attention's achieved / peak HBM bandwidth; left out: defaults/kernels.yaml."""
     attention_prefill_matmul: Fraction | None = None
     """Causal flash attention's achieved / dense 16-bit peak FLOP/s; left out: defaults/kernels.yaml."""
+    moe_expert_fixed_tokens: float | None = Field(default=None, ge=0)
+    """Tokens of work each expert with tokens adds to a grouped GEMM; left out: defaults/kernels.yaml."""
 
 
 class MatmulCurveIn(_Strict):

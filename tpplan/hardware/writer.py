@@ -52,7 +52,8 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "runtime_reserve": f"{e.runtime_reserve_bytes / MiB:.6g} MiB",
                        "step_overhead": _us(e.step_overhead_s), "kernel_overhead": _us(e.kernel_overhead_s),
                        "attention_decode_memory": round(e.attention_decode_memory, 6),
-                       "attention_prefill_matmul": round(e.attention_prefill_matmul, 6)}
+                       "attention_prefill_matmul": round(e.attention_prefill_matmul, 6),
+                       "moe_expert_fixed_tokens": round(e.moe_expert_fixed_tokens, 6)}
     if p.price_per_gpu_hour:
         d["price_per_gpu_hour"] = p.price_per_gpu_hour
     d["source"] = dict(p.sources)
