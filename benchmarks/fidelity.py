@@ -54,7 +54,14 @@ MODELS = {"LLaMA v2 7B": "llama-2-7b", "LLaMA 7B": "llama-2-7b", "LLaMA v3 8B": 
 Instruct checkpoints' text model (ModelOpt FP8 / NVFP4 exports of meta-llama/Llama-4-*-Instruct, row notes); the
 catalogue entries are those Instruct configs, planned at the row's precision."""
 HARDWARE = {"H100-SXM-80GB": "dgx-h100", "H200-SXM-141GB": "hgx-h200", "A100-SXM4-80GB": "dgx-a100-80g",
-            "L40S-48GB": "l40s-pcie", "B200-180GB": "dgx-b200", "GB200-192GB(NVL72)": "gb200-nvl72"}
+            "L40S-48GB": "l40s-pcie", "B200-180GB": "dgx-b200", "GB200-192GB(NVL72)": "gb200-nvl72",
+            "GH200-120GB": "gh200-quad", "GH200-96GB(480GB LPDDR5X)": "gh200-96gb", "GH200-96GB": "gh200-96gb",
+            "RTX-PRO-6000-Blackwell-Server": "rtx-pro-6000-server"}
+"""GH200-120GB is nvidia-smi's name for the 96 GB HBM3 superchip with 120 GB LPDDR5X, the 4-per-node NVLink part
+(hardware_profiles/gh200-quad.yaml; the tables' TP2/TP4 rows do not state the fabric); the 96 GB rows are TP1 on
+one superchip. RTX PRO 6000 Server rows ran 8 GPUs on PCIe (row notes)."""
+PCIE_HARDWARE = ("L40S-48GB", "RTX-PRO-6000-Blackwell-Server")
+"""PCIe-only systems in the tables, where TP8 can be slower than TP4."""
 STATIC_BATCHING_RELEASES = {"0.5.0", "0.7.0", "0.8.0", "0.9.0"}
 """TensorRT-LLM 0.5-0.9 tables measured static batching at the batch shown (data/README.md)."""
 PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: Mixed)": ("bf16", "bf16"),
@@ -320,14 +327,20 @@ def _moe_report(rows: list[dict]) -> dict:
 
 
 def pcie_tp8_below_tp4(rows: list[dict]) -> dict:
-    """On PCIe systems, the groups where the table shows TP8 slower per group than TP4: does tpplan too?"""
+    """On PCIe systems, the groups where the table shows TP8 slower per group than TP4: does tpplan too?
+    (TP = the row's GPU count: the RTX PRO 6000 MoE rows ran attention DP + EP over those GPUs.)"""
     pairs = defaultdict(dict)
     for r in rows:
-        if r["hardware"] == "L40S-48GB" and r["pp"] == 1 and r["tp"] in (4, 8):
-            pairs[(r["model"], r["precision"], r["isl"], r["osl"], r["engine_version"])][r["tp"]] = r
-    shown = [p for p in pairs.values() if len(p) == 2 and p[8]["measured"] < p[4]["measured"]]
+        if r["hardware"] in PCIE_HARDWARE and r["pp"] == 1 and r["tp"] in (4, 8):
+            pairs[(r["hardware"], r["model"], r["precision"], r["isl"], r["osl"], r["engine_version"])][r["tp"]] = r
+    shown = {k: p for k, p in pairs.items() if len(p) == 2 and p[8]["measured"] < p[4]["measured"]}
+    by_hw = {hw: {"groups_measured_tp8_below_tp4": sum(k[0] == hw for k in shown),
+                  "reproduced": sum(k[0] == hw and p[8]["predicted"] < p[4]["predicted"] for k, p in shown.items()),
+                  "groups_with_tp4_and_tp8": sum(k[0] == hw and len(p) == 2 for k, p in pairs.items())}
+             for hw in PCIE_HARDWARE}
     return {"groups_measured_tp8_below_tp4": len(shown),
-            "reproduced": sum(p[8]["predicted"] < p[4]["predicted"] for p in shown)}
+            "reproduced": sum(p[8]["predicted"] < p[4]["predicted"] for p in shown.values()),
+            "pcie_tp8_below_tp4_by_hardware": by_hw}
 
 
 def plot(gpu: list[dict], pub: list[dict], path: Path) -> None:

@@ -50,6 +50,10 @@ GPU_PROFILES: tuple[tuple[frozenset[str], frozenset[str], str], ...] = (
     (frozenset({"L4"}), frozenset(), "l4"),
     (frozenset({"A10G"}), frozenset(), "a10g"),
     (frozenset({"RTX", "4090"}), frozenset(), "rtx-4090"),
+    (frozenset({"RTX", "PRO", "6000", "SERVER"}), frozenset(), "rtx-pro-6000-server"),
+    (frozenset({"GH200", "HBM3E"}), frozenset(), "gh200-144gb"),
+    (frozenset({"GH200", "144G"}), frozenset(), "gh200-144gb"),
+    (frozenset({"GH200"}), frozenset(), "gh200-quad"),  # "GH200 120GB" / "GH200 480GB": 96 GB HBM3; NVLink peers
 )
 
 

@@ -22,8 +22,10 @@ _TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead")
 
 
 def _model_token(gpu_name: str) -> str:
-    """'H100 SXM5 80GB' -> 'H100': the GPU model without form factor or memory."""
-    return gpu_name.split()[0].upper() if gpu_name.split() else ""
+    """'H100 SXM5 80GB' -> 'H100', 'RTX PRO 6000 Blackwell' -> '6000': the first word with a digit, i.e. the GPU
+    model without brand, form factor or memory ('RTX 4090' and 'RTX PRO 6000' are different GPUs)."""
+    words = gpu_name.upper().split()
+    return next((w for w in words if any(c.isdigit() for c in w)), words[0] if words else "")
 
 
 def _reference(profile: HardwareProfile, builtins: list[HardwareProfile]) -> HardwareProfile | None:

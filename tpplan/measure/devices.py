@@ -18,7 +18,8 @@ CPU_KIND = "cpu"
 KIND_RULES: tuple[tuple[str, str], ...] = (
     # (regex on the lower-cased name, kind); the first match wins, so specific patterns come first
     (r"\bcpu\b", CPU_KIND),
-    (r"gh200", "gh200"),
+    (r"gh200.*(144|hbm3e)", "gh200-144gb"),
+    (r"gh200", "gh200"),  # "GH200 120GB" and "GH200 480GB" (nvidia-smi names): 96 GB HBM3 with 120 / 480 GB LPDDR5X
     (r"gb200", "gb200"),
     (r"\bb200\b", "b200"),
     (r"h200 nvl", "h200-nvl"),
@@ -33,6 +34,7 @@ KIND_RULES: tuple[tuple[str, str], ...] = (
     (r"\bl4\b", "l4"),
     (r"\ba10g\b", "a10g"),
     (r"rtx 4090", "rtx-4090"),
+    (r"rtx pro 6000.*server", "rtx-pro-6000-server"),
     (r"mi300x", "mi300x"),
 )
 
@@ -40,7 +42,8 @@ PROFILE_FOR_KIND: dict[str, str] = {
     "h100-sxm": "dgx-h100", "h100-pcie": "h100-pcie", "h100-nvl": "h100-nvl", "h200-sxm": "hgx-h200",
     "b200": "dgx-b200", "gb200": "gb200-nvl72", "a100-sxm-80gb": "dgx-a100-80g", "a100-sxm-40gb": "dgx-a100-40g",
     "a100-pcie-80gb": "a100-pcie", "l40s": "l40s-pcie", "l4": "l4", "a10g": "a10g", "rtx-4090": "rtx-4090",
-    "mi300x": "mi300x", CPU_KIND: "cpu-gloo",
+    "mi300x": "mi300x", "gh200": "gh200-96gb", "gh200-144gb": "gh200-144gb",
+    "rtx-pro-6000-server": "rtx-pro-6000-server", CPU_KIND: "cpu-gloo",
 }
 """The single-node built-in profile of each kind (a test checks every built-in profile's GPU has its kind)."""
 
