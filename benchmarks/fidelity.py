@@ -338,6 +338,25 @@ def order_agreement(rows: list[dict]) -> dict:
     return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
 
 
+def measured_order_across_releases(rows: list[dict]) -> dict:
+    """How far the tables agree with each other: for two releases that measured the same model (catalogue name) /
+    hardware / precision / lengths at the same two layouts, do both order them alike by throughput per GPU? A
+    model that does not know the release cannot be expected to order pairs better than the tables reproduce
+    their own order."""
+    cells = defaultdict(dict)
+    for r in rows:
+        key = (MODELS[r["model"]], r["hardware"], r["precision"], r["isl"], r["osl"])
+        cells[key].setdefault(r["engine_version"], {})[(r["tp"], r["pp"])] = r["measured"] / (r["tp"] * r["pp"])
+    agree = total = 0
+    for releases in cells.values():
+        for a, b in itertools.combinations(releases.values(), 2):
+            for x, y in itertools.combinations(sorted(set(a) & set(b)), 2):
+                if x[0] != y[0]:
+                    total += 1
+                    agree += (a[x] > a[y]) == (b[x] > b[y])
+    return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
+
+
 def _moe_report(rows: list[dict]) -> dict:
     """The MoE rows alone: error per TP degree (GPU count) and per layout (TP vs DEP = attention DP + EP)."""
     moe = [r for r in rows if r["moe"]]
@@ -394,6 +413,7 @@ def main() -> int:
     vllm, vllm_excluded = vllm_rows()
     excluded += vllm_excluded
     fp4 = [r for r in pub if r["precision"] == "FP4"]
+    dense_fp = [r for r in pub if r["precision"] != "FP4"]  # the non-FP4 rows (MoE included)
     report = {"gpu_compute": error_stats(gpu, "tp") | {"by_mode": error_stats(gpu, "mode")[
         "signed_median_pct_by_mode"]},
               "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
@@ -401,8 +421,11 @@ def main() -> int:
               "published_by_model": error_stats(pub, "model")["signed_median_pct_by_model"],
               "published_by_release": error_stats(pub, "engine_version")["signed_median_pct_by_engine_version"],
               "published_by_precision": error_stats(pub, "precision")["signed_median_pct_by_precision"],
-              "published_without_fp4": {k: v for k, v in error_stats([r for r in pub if r["precision"] != "FP4"],
-                                                                     "tp").items() if k != "signed_median_pct_by_tp"},
+              "published_without_fp4": {k: v for k, v in error_stats(dense_fp, "tp").items()
+                                        if k != "signed_median_pct_by_tp"} | order_agreement(dense_fp)
+              | {"order_by_release": {rel: order_agreement([r for r in dense_fp if r["engine_version"] == rel])
+                                      for rel in sorted({r["engine_version"] for r in dense_fp})},
+                 "measured_order_across_releases": measured_order_across_releases(dense_fp)},
               "fp4_rows": (error_stats(fp4, "tp") | {"by_hardware": error_stats(fp4, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(fp4)) if fp4 else {"rows": 0},
               "vllm_rows": error_stats(vllm, "tp") | {"by_hardware": error_stats(vllm, "hardware")[

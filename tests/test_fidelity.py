@@ -150,3 +150,19 @@ def test_012_rows_use_the_trtllm_bench_lookup_table_of_that_era():
     assert (general["max_num_seqs"], general["max_num_batched_tokens"]) == (8192, 16384)
     later = fidelity._engine_settings(row | {"engine_version": "0.17"}, tp=8, pp=1, dtype="fp8", kv_dtype="fp8")
     assert (later["max_num_seqs"], later["max_num_batched_tokens"]) != (1024, 16384)  # tuning.py's memory rule
+
+
+def test_measured_order_across_releases_compares_the_tables_with_each_other():
+    """Two releases measuring the same cell at TP2 and TP4: one pair, agreeing only if both order the layouts
+    alike by throughput per GPU (total / GPUs); names of one catalogue model in two tables count as one."""
+    import fidelity
+
+    def row(model, release, tp, total):
+        return {"model": model, "hardware": "H100-SXM-80GB", "precision": "FP8", "isl": "128", "osl": "128",
+                "engine_version": release, "tp": tp, "pp": 1, "measured": total}
+
+    alike = [row("LLaMA v3.1 70B", "0.17", 2, 1000), row("LLaMA v3.1 70B", "0.17", 4, 2100),
+             row("Llama 3.1 70B", "0.19.0", 2, 900), row("Llama 3.1 70B", "0.19.0", 4, 1900)]
+    assert fidelity.measured_order_across_releases(alike) == {"pairs": 1, "agreement_pct": 100.0}
+    crossed = alike[:3] + [row("Llama 3.1 70B", "0.19.0", 4, 1700)]  # 425 per GPU < 450: TP2 ahead in 0.19
+    assert fidelity.measured_order_across_releases(crossed) == {"pairs": 1, "agreement_pct": 0.0}
