@@ -156,8 +156,25 @@ def _engine_limit(notes: str, key: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-TRTLLM_BENCH_RELEASES = {"0.12.0", "0.17", "0.19.0", "0.20.0", "0.21", "1.0", "1.1/1.2-era main"}
-"""Releases whose tables were measured with trtllm-bench (row notes), which sizes the engine itself."""
+TRTLLM_BENCH_RELEASES = {"0.17", "0.19.0", "0.20.0", "0.21", "1.0", "1.1/1.2-era main"}
+"""Releases whose tables were measured with trtllm-bench sizing the engine from memory (tuning.py)."""
+TRTLLM_BENCH_012_CONFIG = {
+    "LLaMA v2 7B": {1: {"general": (4096, 8192)}},
+    "LLaMA v2 70B": {2: {"general": (2048, 2048)}, 4: {"general": (4096, 8192), 4224: (256, 8192)},
+                     8: {"general": (8192, 16384), 2176: (1024, 16384)}},
+    "Falcon 180B": {4: {"general": (4096, 8192)}, 8: {"general": (2048, 8192)}},
+    "LLaMA v3 8B": {1: {"general": (2048, 8192)}},
+    "LLaMA v3 70B": {1: {"general": (2048, 2048)}, 2: {"general": (256, 1024), 4096: (2048, 1024)},
+                     4: {"general": (2048, 1024)}, 8: {"general": (8192, 16384)}},
+    "Mixtral 8x7B": {2: {"general": (2048, 3072)}, 4: {"general": (8192, 8192)}},
+    "Mistral 7B": {1: {"general": (4098, 8192)}},
+}
+"""0.12.0 table -> TP -> {max_seq_len or "general": (max_batch_size, max_num_tokens)}: trtllm-bench of that era
+built engines from a lookup table, not from memory: tensorrt_llm/bench/build/build.py get_benchmark_engine_settings
+(`tensorrt_llm.hlapi` era) reads tensorrt_llm/bench/build/benchmark_config.yml[model][f"tp{tp}_pp{pp}"], the entry
+keyed by the dataset's max sequence length (isl + osl) if present, else "general" (github.com/NVIDIA/TensorRT-LLM,
+benchmark_config.yml at commit 8fcf9fc2; copied as printed, 4098 included). That version is the one whose model /
+TP entries match the 0.12 table's rows exactly (an earlier version has no Llama-3-70B TP2, which the table has)."""
 TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
 """trtllm-bench's BYTES_PER_ELEM by quant algo (2 for anything else)."""
 TRTLLM_BENCH_KV_FRACTION = 0.95
@@ -189,10 +206,14 @@ def trtllm_bench_settings(spec, *, tp: int, pp: int, isl: int, osl: int, dtype: 
 
 def _engine_settings(r: dict, *, tp: int, pp: int, dtype: str, kv_dtype: str) -> dict:
     """recommend() options for the engine limits and KV fraction a row ran with: stated in its notes, else what
-    trtllm-bench chose (releases in TRTLLM_BENCH_RELEASES), else tpplan's trtllm defaults."""
+    trtllm-bench chose (0.12: TRTLLM_BENCH_012_CONFIG; releases in TRTLLM_BENCH_RELEASES: tuning.py), else
+    tpplan's trtllm defaults."""
     notes = r["notes"]
     bs, tokens = _engine_limit(notes, "max_batch_size"), _engine_limit(notes, "max_num_tokens")
-    if bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES:
+    table = TRTLLM_BENCH_012_CONFIG.get(r["model"], {}).get(tp) if r["engine_version"] == "0.12.0" else None
+    if bs is None and tokens is None and table and pp == 1:
+        bs, tokens = table.get(int(r["isl"]) + int(r["osl"]), table["general"])
+    elif bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES:
         spec = resolve_model(MODELS[r["model"]]).spec
         device = resolve_profile(HARDWARE[r["hardware"]])[0].gpu.memory_bytes
         bs, tokens = trtllm_bench_settings(spec, tp=tp, pp=pp, isl=int(r["isl"]), osl=int(r["osl"]), dtype=dtype,
@@ -317,6 +338,25 @@ def order_agreement(rows: list[dict]) -> dict:
     return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
 
 
+def measured_order_across_releases(rows: list[dict]) -> dict:
+    """How far the tables agree with each other: for two releases that measured the same model (catalogue name) /
+    hardware / precision / lengths at the same two layouts, do both order them alike by throughput per GPU? A
+    model that does not know the release cannot be expected to order pairs better than the tables reproduce
+    their own order."""
+    cells = defaultdict(dict)
+    for r in rows:
+        key = (MODELS[r["model"]], r["hardware"], r["precision"], r["isl"], r["osl"])
+        cells[key].setdefault(r["engine_version"], {})[(r["tp"], r["pp"])] = r["measured"] / (r["tp"] * r["pp"])
+    agree = total = 0
+    for releases in cells.values():
+        for a, b in itertools.combinations(releases.values(), 2):
+            for x, y in itertools.combinations(sorted(set(a) & set(b)), 2):
+                if x[0] != y[0]:
+                    total += 1
+                    agree += (a[x] > a[y]) == (b[x] > b[y])
+    return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
+
+
 def _moe_report(rows: list[dict]) -> dict:
     """The MoE rows alone: error per TP degree (GPU count) and per layout (TP vs DEP = attention DP + EP)."""
     moe = [r for r in rows if r["moe"]]
@@ -373,6 +413,7 @@ def main() -> int:
     vllm, vllm_excluded = vllm_rows()
     excluded += vllm_excluded
     fp4 = [r for r in pub if r["precision"] == "FP4"]
+    dense_fp = [r for r in pub if r["precision"] != "FP4"]  # the non-FP4 rows (MoE included)
     report = {"gpu_compute": error_stats(gpu, "tp") | {"by_mode": error_stats(gpu, "mode")[
         "signed_median_pct_by_mode"]},
               "published": error_stats(pub, "tp") | {"by_hardware": error_stats(pub, "hardware")[
@@ -380,8 +421,11 @@ def main() -> int:
               "published_by_model": error_stats(pub, "model")["signed_median_pct_by_model"],
               "published_by_release": error_stats(pub, "engine_version")["signed_median_pct_by_engine_version"],
               "published_by_precision": error_stats(pub, "precision")["signed_median_pct_by_precision"],
-              "published_without_fp4": {k: v for k, v in error_stats([r for r in pub if r["precision"] != "FP4"],
-                                                                     "tp").items() if k != "signed_median_pct_by_tp"},
+              "published_without_fp4": {k: v for k, v in error_stats(dense_fp, "tp").items()
+                                        if k != "signed_median_pct_by_tp"} | order_agreement(dense_fp)
+              | {"order_by_release": {rel: order_agreement([r for r in dense_fp if r["engine_version"] == rel])
+                                      for rel in sorted({r["engine_version"] for r in dense_fp})},
+                 "measured_order_across_releases": measured_order_across_releases(dense_fp)},
               "fp4_rows": (error_stats(fp4, "tp") | {"by_hardware": error_stats(fp4, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(fp4)) if fp4 else {"rows": 0},
               "vllm_rows": error_stats(vllm, "tp") | {"by_hardware": error_stats(vllm, "hardware")[

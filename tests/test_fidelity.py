@@ -135,3 +135,34 @@ def test_trtllm_bench_settings_follow_its_tuning_rules():
     big = resolve_model("llama-70b").spec  # ~40 requests of 2176 tokens fit on one H100: the 64 / 2048 floors
     assert fidelity.trtllm_bench_settings(big, tp=1, pp=1, isl=128, osl=2048, dtype="fp8", kv_dtype="fp8",
                                           device_bytes=h100) == (64, 2048)
+
+
+def test_012_rows_use_the_trtllm_bench_lookup_table_of_that_era():
+    """0.12 trtllm-bench built engines from benchmark_config.yml (per model and TP; the entry keyed by isl + osl
+    if present, else "general"), not from memory like later releases' tuning.py."""
+    import fidelity
+
+    row = {"notes": "trtllm-bench build/throughput", "engine_version": "0.12.0", "model": "LLaMA v2 70B",
+           "hardware": "H100-SXM-80GB", "isl": "128", "osl": "2048"}
+    keyed = fidelity._engine_settings(row, tp=8, pp=1, dtype="fp8", kv_dtype="fp8")  # 128 + 2048 = 2176
+    assert (keyed["max_num_seqs"], keyed["max_num_batched_tokens"]) == (1024, 16384)
+    general = fidelity._engine_settings(row | {"isl": "2048"}, tp=8, pp=1, dtype="fp8", kv_dtype="fp8")
+    assert (general["max_num_seqs"], general["max_num_batched_tokens"]) == (8192, 16384)
+    later = fidelity._engine_settings(row | {"engine_version": "0.17"}, tp=8, pp=1, dtype="fp8", kv_dtype="fp8")
+    assert (later["max_num_seqs"], later["max_num_batched_tokens"]) != (1024, 16384)  # tuning.py's memory rule
+
+
+def test_measured_order_across_releases_compares_the_tables_with_each_other():
+    """Two releases measuring the same cell at TP2 and TP4: one pair, agreeing only if both order the layouts
+    alike by throughput per GPU (total / GPUs); names of one catalogue model in two tables count as one."""
+    import fidelity
+
+    def row(model, release, tp, total):
+        return {"model": model, "hardware": "H100-SXM-80GB", "precision": "FP8", "isl": "128", "osl": "128",
+                "engine_version": release, "tp": tp, "pp": 1, "measured": total}
+
+    alike = [row("LLaMA v3.1 70B", "0.17", 2, 1000), row("LLaMA v3.1 70B", "0.17", 4, 2100),
+             row("Llama 3.1 70B", "0.19.0", 2, 900), row("Llama 3.1 70B", "0.19.0", 4, 1900)]
+    assert fidelity.measured_order_across_releases(alike) == {"pairs": 1, "agreement_pct": 100.0}
+    crossed = alike[:3] + [row("Llama 3.1 70B", "0.19.0", 4, 1700)]  # 425 per GPU < 450: TP2 ahead in 0.19
+    assert fidelity.measured_order_across_releases(crossed) == {"pairs": 1, "agreement_pct": 0.0}
