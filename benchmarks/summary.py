@@ -52,9 +52,10 @@ def _line(name: str, rows: list[dict], order: Callable[[list[dict]], dict] | Non
 
 
 def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
-                     order: Callable[[list[dict]], dict], pcie: dict) -> str:
+                     order: Callable[[list[dict]], dict], pcie: dict, across: dict | None = None) -> str:
     """The table and the per-hardware, PCIe and per-PP lines, as markdown. `pcie` is fidelity.pcie_tp8_below_tp4's
-    report (groups where a PCIe table shows TP8 slower than TP4, and how many of them tpplan reproduces)."""
+    report (groups where a PCIe table shows TP8 slower than TP4, and how many of them tpplan reproduces); `across`
+    is fidelity.measured_order_across_releases' (how often two releases' tables order the same TP pair alike)."""
     fp4 = [r for r in pub if r["precision"] == "FP4"]
     dense = [r for r in pub if r["precision"] != "FP4" and not r["moe"]]
     moe = [r for r in pub if r["precision"] != "FP4" and r["moe"]]
@@ -64,6 +65,7 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
              _line("H100 GPU compute per decode step / prefill (`data/h100_decode_prefill.csv`)", gpu, None),
              _line("TensorRT-LLM tables 0.10–1.2, dense models, 16-bit and FP8", dense, order),
              _line("the same tables, MoE models (TP and attention-DP + EP layouts)", moe, order),
+             _line("dense and MoE together, 16-bit and FP8 (the set the issue-10 targets name)", dense + moe, order),
              _line("the same tables, FP4 checkpoints (B200, GB200, RTX PRO 6000)", fp4, order),
              _line("all TensorRT-LLM rows above", pub, order),
              _line("vLLM 0.5.4, Lambda benchmark (separate set, see below)", vllm, order), ""]
@@ -75,6 +77,9 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
     shown, reproduced = pcie["groups_measured_tp8_below_tp4"], pcie["reproduced"]
     lines.append(f"PCIe systems: the tables show TP8 slower than TP4 in {shown} groups; tpplan reproduces "
                  f"{reproduced}.")
+    if across and across.get("pairs"):
+        lines.append(f"The tables themselves: where two releases measured the same model, GPU, precision, lengths and "
+                     f"TP pair, they order it alike in {across['agreement_pct']:.1f}% of {across['pairs']} pairs.")
     if pipeline:
         lines.append(f"Pipeline-parallel rows ({len(pipeline)}): median |error| "
                      f"{_pct(statistics.median(abs(_err(r)) for r in pipeline), signed=False)}, signed median per "
