@@ -101,6 +101,33 @@ def test_fp8_matmuls_use_their_own_efficiency_and_match_the_h100_gemm_table():
     assert abs(statistics.median(large)) <= 0.05
 
 
+def test_nvfp4_matmuls_use_the_fp4_share_published_for_b200():
+    """efficiency.matmul_fp4: NVFP4 GEMMs on B200 reach ~3000-3400 TFLOP/s of the 9000 dense FP4 peak at large M
+    (vLLM PR 20646: 3025 TFLOP/s at M=8192, N=6144, K=4096 with the activation quantization; FlashInfer PR 1979:
+    3370 at M=1024, N=7168, K=4608), not the fp8 share. Profiles that do not state it keep the matmul_fp8 share."""
+    import dataclasses
+
+    from tpplan.cost.kernels import gemm_time_s, kernel_rates
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.units import TERA
+
+    b200 = load_builtin("dgx-b200")
+    rates = kernel_rates(b200, "fp4", sustained=False)
+    assert rates.matmul_flops_per_s == b200.gpu.peak_flops_for("fp4") * b200.efficiency.matmul_fp4
+    # vLLM PR 20646, N=6144 K=4096 with the activation quantization (the smaller FlashInfer shape, 20 us, is
+    # predicted at 2655 TFLOP/s: the 4 us per-kernel time is H100's, unmeasured on B200)
+    for (m, n, k), published_tflops in (((4096, 6144, 4096), 2948), ((8192, 6144, 4096), 3025),
+                                        ((16384, 6144, 4096), 3039)):
+        t = gemm_time_s(rates, m_tokens=m, n=n, k=k, bytes_per_param=0.5 + 1 / 16, act_bytes=2)
+        assert 2 * m * n * k / t / TERA == pytest.approx(published_tflops, rel=0.05)
+    rtx = load_builtin("rtx-pro-6000-server")  # SM120: no NVFP4 GEMM measurement in its profile
+    assert rtx.efficiency.matmul_fp4 is None
+    assert kernel_rates(rtx, "fp4").matmul_flops_per_s == rtx.gpu.peak_flops_for("fp4") * rtx.efficiency.matmul_fp8
+    fp8_share = dataclasses.replace(b200, efficiency=dataclasses.replace(b200.efficiency, matmul_fp4=None))
+    assert kernel_rates(fp8_share, "fp4").matmul_flops_per_s == \
+        b200.gpu.peak_flops_for("fp4") * b200.efficiency.matmul_fp8
+
+
 def test_continuous_load_runs_flop_bound_kernels_at_the_sustained_clock():
     """efficiency.sustained_clock: H100 SXM at its 700 W limit holds ~1575 of 1980 MHz under continuous load
     (DeepGEMM issue 120), so serving's FLOP rates are 0.80 of a short measurement's; HBM-bound rates are not scaled.

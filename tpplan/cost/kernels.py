@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tpplan.hardware.profile import HardwareProfile
+from tpplan.hardware.profile import Efficiency, HardwareProfile
 from tpplan.models.formats import LOW_PRECISION_COMPUTE
 from tpplan.units import maximum
 
@@ -26,7 +26,7 @@ class KernelRates:
     """What kernels of one dtype achieve on one GPU: the profile's constants, resolved once per candidate."""
 
     matmul_flops_per_s: float
-    """Dense peak of the matmul dtype x efficiency.matmul (16-bit) or efficiency.matmul_fp8 (fp8, int8, fp4)."""
+    """Dense peak of the matmul dtype x efficiency.matmul (16-bit), matmul_fp8 (fp8, int8) or matmul_fp4 (fp4)."""
     memory_bytes_per_s: float
     """HBM bandwidth x efficiency.memory (weights and activations streamed by matmuls and elementwise kernels)."""
     kernel_overhead_s: float
@@ -47,13 +47,21 @@ def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True
     table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
     clock = e.sustained_clock if sustained else 1.0
-    matmul_eff = (e.matmul_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul) * clock
+    matmul_eff = matmul_share(e, dtype) * clock
     return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * matmul_eff,
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
                        kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
                        * e.attention_prefill_matmul * clock, moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
+
+
+def matmul_share(e: Efficiency, dtype: str) -> float:
+    """Achieved / dense peak FLOP/s of large GEMMs in `dtype`: efficiency.matmul (16-bit), matmul_fp4 (block-scaled
+    FP4, where the profile states it), else matmul_fp8 (fp8, int8, fp4)."""
+    if dtype == "fp4" and e.matmul_fp4 is not None:
+        return e.matmul_fp4
+    return e.matmul_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul
 
 
 def matmul_time_s(r: KernelRates, *, flops, n_bytes, launches: int = 1):

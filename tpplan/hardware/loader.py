@@ -49,7 +49,8 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       attention_decode_memory=float(k["attention_decode_memory"]),
                       attention_prefill_matmul=float(k["attention_prefill_matmul"]),
                       moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
-                      sustained_clock=float(k["sustained_clock"]))
+                      sustained_clock=float(k["sustained_clock"]),
+                      matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None)
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:

@@ -96,6 +96,10 @@ class Efficiency:
     """Tokens of matmul work each expert that receives tokens costs a grouped GEMM on top of its own tokens
     (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens
     per expert. 0: grouped GEMMs as fast as dense ones."""
+    matmul_fp4: float | None = None
+    """Achieved / 4-bit dense peak FLOP/s for large block-scaled FP4 GEMMs (NVFP4: an FP8 scale per 16 values,
+    activations quantized to FP4 before each GEMM). None: the matmul_fp8 share. On B200 these GEMMs reach ~0.35 of
+    the FP4 peak where fp8 reaches more (sources in hardware_profiles/dgx-b200.yaml)."""
     sustained_clock: float = 1.0
     """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
     that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).

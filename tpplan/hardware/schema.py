@@ -106,6 +106,8 @@ class EfficiencyIn(_Strict):
     step_overhead: Seconds
     matmul_fp8: Fraction | None = None
     """Large 8-bit GEMMs' achieved / 8-bit peak FLOP/s; left out: hardware_profiles/defaults/kernels.yaml."""
+    matmul_fp4: Fraction | None = None
+    """Large block-scaled FP4 GEMMs' achieved / 4-bit dense peak FLOP/s; left out: the matmul_fp8 share."""
     kernel_overhead: Seconds | None = None
     """Fixed time per kernel in a CUDA-graph step; left out: hardware_profiles/defaults/kernels.yaml."""
     attention_decode_memory: Fraction | None = None

@@ -55,6 +55,8 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "attention_prefill_matmul": round(e.attention_prefill_matmul, 6),
                        "moe_expert_fixed_tokens": round(e.moe_expert_fixed_tokens, 6),
                        "sustained_clock": round(e.sustained_clock, 6)}
+    if e.matmul_fp4 is not None:
+        d["efficiency"]["matmul_fp4"] = round(e.matmul_fp4, 6)
     if p.price_per_gpu_hour:
         d["price_per_gpu_hour"] = p.price_per_gpu_hour
     d["source"] = dict(p.sources)
