@@ -49,7 +49,8 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       attention_decode_memory=float(k["attention_decode_memory"]),
                       attention_prefill_matmul=float(k["attention_prefill_matmul"]),
                       moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
-                      sustained_clock=float(k["sustained_clock"]))
+                      sustained_clock=float(k["sustained_clock"]),
+                      pipeline_sequence_overhead_s=_q(k["pipeline_sequence_overhead"], "time", "us"))
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:

@@ -97,6 +97,11 @@ class Efficiency:
     (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens
     per expert. 0: grouped GEMMs as fast as dense ones."""
     sustained_clock: float = 1.0
+    pipeline_sequence_overhead_s: float = 0.0
+    """Host time per running sequence per pipeline-stage boundary in a PP round: each micro-batch's sampled tokens
+    travel rank to rank on the host and each stage's executor updates, schedules and prepares the micro-batch's
+    sequences before it can launch it, so this work sits on the round's critical path (tpplan.cost.step
+    `_pipeline_step`). 0: none."""
     """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
     that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).
     Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower; memory-bound kernels
