@@ -88,3 +88,25 @@ def test_pp_wins_max_throughput_and_tp_wins_latency_as_nvidia_reports_for_405b_o
     busy, alone = layouts(), layouts(batch=1)
     assert busy[(1, 8)].output_tokens_per_s > 1.2 * busy[(8, 1)].output_tokens_per_s
     assert alone[(8, 1)].tpot_s * 3 < alone[(1, 8)].tpot_s
+
+
+@pytest.mark.parametrize("engine", ["vllm", "trtllm", "sglang"])
+def test_deepseek_v3_on_8_h200_is_served_without_pipeline_stages(engine):
+    # What operators run on one HGX H200 (SGLang's DeepSeek docs: TP8 or DP attention + EP on 8 x H200; vLLM's
+    # and TensorRT-LLM's: attention DP + EP). Before the host term tpplan chose TP1 x DP-attention 4 x PP2 with
+    # vLLM and TensorRT-LLM: each of the ~3,300 sequences paid no host work at the stage boundary.
+    from tpplan.planner.plan import recommend
+
+    best = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine=engine).recommended
+    assert best.pp == 1 and best.ep * best.dp_attention > 1, best
+
+
+def test_deepseek_r1_on_two_h200_nodes_with_sglang_is_not_sixteen_stages():
+    # Before the host term: pure PP16 at 15,499 sequences (a 681 ms round); the 15 stage boundaries now cost
+    # 15 x 969 sequences x 50 us per round, and a layout without PP across the nodes wins.
+    from tpplan.planner.plan import recommend
+
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="sglang")
+    pp16 = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 16, 1, 1))
+    assert plan.recommended.pp == 1
+    assert plan.recommended.output_tokens_per_s > 1.3 * pp16.output_tokens_per_s
