@@ -433,6 +433,7 @@ def main() -> int:
                   "signed_median_pct_by_model"]} | order_agreement(vllm),
               "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
+                                **error_stats([r for r in pub if r["pp"] > 1], "pp"),
                                 "excluded": dict(Counter(re.sub(r":.*", "", e["reason"]) for e in excluded
                                                          if e["pp"] > 1))},
               "excluded_rows": len(excluded),

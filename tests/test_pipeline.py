@@ -10,7 +10,7 @@ from tpplan.cost.batching import max_concurrency, scheduler_limits
 from tpplan.cost.step import coefficients, decode_step
 from tpplan.hardware.loader import resolve_profile
 from tpplan.models.resolve import resolve_model
-from tpplan.units import GiB
+from tpplan.units import US, GiB
 
 
 def _setup(pp: int, tp: int = 1):
@@ -31,8 +31,28 @@ def test_last_stage_with_lm_head_paces_the_round():
     head_bytes = spec.vocab_size * spec.hidden_size * 2
     head_s = head_bytes / c1.rates.memory_bytes_per_s + c1.rates.kernel_overhead_s
     assert d8.compute_s - d1.compute_s == pytest.approx(7 * head_s, rel=1e-3)
-    # the pp - 1 hand-offs of one token's activations over NVLink and the step overhead are not hidden
-    assert d8.communication_s > 0 and d8.overhead_s == pytest.approx(profile.efficiency.step_overhead_s)
+    # the pp - 1 hand-offs of one token's activations over NVLink and the step overhead are not hidden; the host
+    # passes one sequence per micro-batch over the 7 stage boundaries
+    e = profile.efficiency
+    assert d8.communication_s > 0
+    assert d8.overhead_s == pytest.approx(e.step_overhead_s + 7 * e.pipeline_sequence_overhead_s)
+
+
+def test_host_work_per_sequence_grows_with_stage_boundaries_and_not_without_pp():
+    # 512 sequences: PP8 runs 8 micro-batches of 64, whose host work crosses 7 stage boundaries per round:
+    # 7 x 64 x 50 us = 22.4 ms on top of the same round without it; PP4: 3 x 128 x 50 us = 19.2 ms; no PP: none
+    # (the engine overlaps it with the previous step).
+    from dataclasses import replace
+
+    _, profile, c8 = _setup(8)
+    c4, c1 = _setup(4)[2], _setup(1)[2]
+    h = profile.efficiency.pipeline_sequence_overhead_s
+    assert h == pytest.approx(50 * US)
+    for c, extra in ((c8, 7 * 64 * h), (c4, 3 * 128 * h), (c1, 0.0)):
+        with_host = decode_step(c, profile, batch=512, context_len=1024)
+        without = decode_step(replace(c, pipeline_sequence_overhead_s=0.0), profile, batch=512, context_len=1024)
+        assert with_host.overhead_s - without.overhead_s == pytest.approx(extra, rel=1e-9, abs=1e-12)
+        assert with_host.compute_s == without.compute_s
 
 
 def test_fewer_sequences_than_stages_run_fewer_micro_batches():
@@ -68,3 +88,25 @@ def test_pp_wins_max_throughput_and_tp_wins_latency_as_nvidia_reports_for_405b_o
     busy, alone = layouts(), layouts(batch=1)
     assert busy[(1, 8)].output_tokens_per_s > 1.2 * busy[(8, 1)].output_tokens_per_s
     assert alone[(8, 1)].tpot_s * 3 < alone[(1, 8)].tpot_s
+
+
+@pytest.mark.parametrize("engine", ["vllm", "trtllm", "sglang"])
+def test_deepseek_v3_on_8_h200_is_served_without_pipeline_stages(engine):
+    # What operators run on one HGX H200 (SGLang's DeepSeek docs: TP8 or DP attention + EP on 8 x H200; vLLM's
+    # and TensorRT-LLM's: attention DP + EP). Before the host term tpplan chose TP1 x DP-attention 4 x PP2 with
+    # vLLM and TensorRT-LLM: each of the ~3,300 sequences paid no host work at the stage boundary.
+    from tpplan.planner.plan import recommend
+
+    best = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine=engine).recommended
+    assert best.pp == 1 and best.ep * best.dp_attention > 1, best
+
+
+def test_deepseek_r1_on_two_h200_nodes_with_sglang_is_not_sixteen_stages():
+    # Before the host term: pure PP16 at 15,499 sequences (a 681 ms round); the 15 stage boundaries now cost
+    # 15 x 969 sequences x 50 us per round, and a layout without PP across the nodes wins.
+    from tpplan.planner.plan import recommend
+
+    plan = recommend("deepseek-r1", hardware="hgx-h200", nodes=2, gpus=16, engine="sglang")
+    pp16 = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 16, 1, 1))
+    assert plan.recommended.pp == 1
+    assert plan.recommended.output_tokens_per_s > 1.3 * pp16.output_tokens_per_s

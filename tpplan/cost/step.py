@@ -116,6 +116,8 @@ class Coefficients:
     rates: KernelRates
     fusion: Fusion
     step_overhead_s: float
+    pipeline_sequence_overhead_s: float = 0.0
+    """Host seconds per sequence per stage boundary of a PP round (efficiency.pipeline_sequence_overhead)."""
     moe: MoeLayout | None = None
     """Expert parallelism / attention data parallelism (tpplan.cost.moe); None: experts split over tp."""
     moe_kernels: MoeKernels | None = None
@@ -189,6 +191,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
+        pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
@@ -339,7 +342,7 @@ def _prefill_attention_s(c: Coefficients, tokens, pairs):
                                     launches=c.num_layers * c.fusion.attention_launches)
 
 
-def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_s, head_s, tokens,
+def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_s, head_s, tokens, sequences,
                    micro_batches) -> StepTime:
     """One step of every running sequence, given the per-micro-batch kernel time of all decoder layers
     (`layers_s`), their TP collectives (`comm_s`) and the lm_head (`head_s`), each at `tokens` tokens.
@@ -353,7 +356,13 @@ def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_
         max(micro_batches x slowest stage, all stages once) + (pp - 1) hand-offs + step overhead,
     floored by micro_batches x step overhead (one scheduler pass per micro-batch on the one scheduling thread).
     With micro_batches = pp the hand-offs and the overhead are not hidden: each micro-batch's own path through
-    the pp stages is the round."""
+    the pp stages is the round. On top of that, host work per sequence at each of the pp - 1 stage boundaries:
+    a micro-batch's sampled tokens go back rank to rank on the host (TensorRT-LLM `_executor_loop_pp`:
+    isend_object / recv_object along last -> 0 -> 1 -> ... -> pp - 2) and every stage's executor updates,
+    schedules and prepares the micro-batch's `sequences` before it can launch it, so the round carries
+        (pp - 1) x sequences per micro-batch x efficiency.pipeline_sequence_overhead
+    as overhead (no GPU runs the micro-batch meanwhile). Without PP the engine overlaps that host work with
+    the previous step (TensorRT-LLM overlap scheduler, vLLM async scheduling), so pp = 1 carries none."""
     body = layers_s + comm_s
     o = c.step_overhead_s
     if c.pp == 1:
@@ -364,8 +373,9 @@ def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_
     compute = work * (layers_s + head_s) / (body + head_s)
     handoffs = pipeline_handoffs_s(profile, tp=c.tp, pp=c.pp, n_bytes=tokens * c.hidden_size * c.act_bytes)
     comm = work - compute + handoffs
+    host = (c.pp - 1) * sequences * c.pipeline_sequence_overhead_s
     return step_time(compute_s=compute, communication_s=comm,
-                     overhead_s=maximum(o, micro_batches * o - work - handoffs))
+                     overhead_s=maximum(o, micro_batches * o - work - handoffs) + host)
 
 
 def micro_batches(c: Coefficients, batch):
@@ -402,7 +412,7 @@ def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len
     b = batch / m
     layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, sequence_parallel=sequence_parallel)
     return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
-                          head_s=_head_s(c, b), tokens=b, micro_batches=m)
+                          head_s=_head_s(c, b), tokens=b, sequences=b, micro_batches=m)
 
 
 def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False) -> StepTime:
@@ -412,7 +422,7 @@ def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, se
     layers = decoder_layers(c, profile, prefill_tokens=n, prefill_pairs=prompts * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
     return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
-                          head_s=_head_s(c, prompts), tokens=n, micro_batches=1)
+                          head_s=_head_s(c, prompts), tokens=n, sequences=prompts, micro_batches=1)
 
 
 def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens, input_len,
@@ -427,7 +437,7 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
                             prefill_pairs=p / input_len * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
     return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
-                          head_s=_head_s(c, b), tokens=b + p, micro_batches=m)
+                          head_s=_head_s(c, b), tokens=b + p, sequences=b + p / input_len, micro_batches=m)
 
 
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:

@@ -18,7 +18,7 @@ from tpplan.units import parse_quantity
 DOUBLED_RATIO = 1.9
 """A value >= 1.9 x the built-in's is the 2x (bidirectional or sparse) figure; real generations differ by less
 within one GPU model."""
-_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead")
+_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead", "pipeline_sequence_overhead")
 
 
 def _model_token(gpu_name: str) -> str:

@@ -119,6 +119,8 @@ class EfficiencyIn(_Strict):
     sustained_clock: Fraction | None = None
     """SM clock held under continuous compute-bound load at the power limit / the clock of short measurements;
     left out: defaults/kernels.yaml."""
+    pipeline_sequence_overhead: Seconds | None = None
+    """Host time per running sequence per pipeline-stage boundary of a PP round; left out: defaults/kernels.yaml."""
 
 
 class MatmulCurveIn(_Strict):

@@ -54,7 +54,8 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "attention_decode_memory": round(e.attention_decode_memory, 6),
                        "attention_prefill_matmul": round(e.attention_prefill_matmul, 6),
                        "moe_expert_fixed_tokens": round(e.moe_expert_fixed_tokens, 6),
-                       "sustained_clock": round(e.sustained_clock, 6)}
+                       "sustained_clock": round(e.sustained_clock, 6),
+                       "pipeline_sequence_overhead": _us(e.pipeline_sequence_overhead_s)}
     if e.matmul_fp4 is not None:
         d["efficiency"]["matmul_fp4"] = round(e.matmul_fp4, 6)
     if p.price_per_gpu_hour:
