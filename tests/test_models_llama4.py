@@ -112,7 +112,7 @@ def test_step_model_reads_one_chunk_in_36_layers_and_the_context_in_12():
     from tpplan.hardware.loader import resolve_profile
 
     c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
-    assert (c.full_layers, c.windowed_layers) == (12, ((8192, 36),))
+    assert (c.full_layers, c.windowed_layers, c.chunked_layers) == (12, (), ((8192, 36),))
     assert (c.num_dense_layers, c.num_moe_layers) == (24, 24)
 
 
@@ -169,3 +169,17 @@ def test_an_empty_no_rope_layers_list_takes_the_default_pattern():
     cfg["text_config"]["no_rope_layers"] = []
     s = spec_from_hf_config(cfg)
     assert s.layer_types == tuple("full_attention" if (i + 1) % 4 == 0 else "chunked_attention" for i in range(48))
+
+
+def test_prefill_counts_causal_pairs_inside_each_chunk_not_a_sliding_window():
+    """A chunked layer's query at position p attends to the (p mod 8192) + 1 keys of its own chunk
+    (transformers create_chunked_causal_mask; vLLM make_local_attention_virtual_batches): a 3-chunk-and-100-token
+    prompt has 3 x 8192^2 / 2 + 100^2 / 2 pairs per chunked layer, not the ~I x 8192 of a sliding window."""
+    from tpplan.cost.step import causal_pairs, coefficients
+    from tpplan.hardware.loader import resolve_profile
+
+    c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
+    short = 4096  # within one chunk every layer attends to the whole prompt
+    assert causal_pairs(c, short) == 48 * short * short / 2
+    long = 3 * 8192 + 100
+    assert causal_pairs(c, long) == 12 * long * long / 2 + 36 * (3 * 8192 * 8192 + 100 * 100) / 2
