@@ -400,6 +400,11 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(excluded)
     plot(gpu, pub, DOCS / "fidelity.png")
+    from summary import summary_markdown, update_readme  # benchmarks/summary.py, beside this file
+
+    if not update_readme(ROOT.parent / "README.md", summary_markdown(gpu, pub, vllm, order_agreement,
+                                                                      pcie_tp8_below_tp4(pub))):
+        print("README.md has no fidelity-summary markers: its Accuracy table was not updated", file=sys.stderr)
     json.dump(report, sys.stdout, indent=1)
     print()
     return 0

@@ -1,0 +1,96 @@
+"""The README's accuracy summary, written by `make fidelity` from the rows it just compared, so that the figures in
+README.md are always the ones the benchmark measured (between the markers below; the prose around them is
+hand-written and cites these figures by set name).
+
+Sets: the H100 GPU compute rows; the published TensorRT-LLM rows split into dense models (16-bit and FP8), MoE
+models (TP and attention-DP + EP layouts) and FP4 checkpoints (B200, GB200, RTX PRO 6000), then all of them, and
+the pipeline-parallel rows among them; the vLLM 0.5.4 rows apart. Error = (predicted - measured) / measured.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+BEGIN, END = "<!-- fidelity-summary:begin (make fidelity writes this table) -->", "<!-- fidelity-summary:end -->"
+
+
+def _err(r: dict) -> float:
+    return r["predicted"] / r["measured"] - 1
+
+
+def _pct(x: float | None, signed: bool = True) -> str:
+    if x is None:
+        return "–"
+    text = f"{100 * x:+,.1f}%" if signed else f"{100 * x:,.1f}%"
+    return text.replace("-", "−")
+
+
+def _signed_by(rows: list[dict], key: str, values: tuple[int, ...]) -> str:
+    cells = []
+    for v in values:
+        errs = [_err(r) for r in rows if r[key] == v]
+        cells.append(_pct(statistics.median(errs)) if errs else "–")
+    return " / ".join(cells)
+
+
+def _line(name: str, rows: list[dict], order: Callable[[list[dict]], dict] | None) -> str:
+    if not rows:
+        return f"| {name} | 0 | – | – | – | – |"
+    errs = [_err(r) for r in rows]
+    worst = max(errs, key=abs)
+    agreement = "–"
+    if order is not None:
+        o = order(rows)
+        if o["pairs"]:
+            agreement = f"{o['agreement_pct']:.1f}% of {o['pairs']:,} pairs"
+    median = _pct(statistics.median(abs(e) for e in errs), signed=False)
+    return (f"| {name} | {len(rows):,} | **{median}** | {_pct(worst)} | {_signed_by(rows, 'tp', (1, 2, 4, 8))} "
+            f"| {agreement} |")
+
+
+def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
+                     order: Callable[[list[dict]], dict], pcie: dict) -> str:
+    """The table and the per-hardware, PCIe and per-PP lines, as markdown. `pcie` is fidelity.pcie_tp8_below_tp4's
+    report (groups where a PCIe table shows TP8 slower than TP4, and how many of them tpplan reproduces)."""
+    fp4 = [r for r in pub if r["precision"] == "FP4"]
+    dense = [r for r in pub if r["precision"] != "FP4" and not r["moe"]]
+    moe = [r for r in pub if r["precision"] != "FP4" and r["moe"]]
+    pipeline = [r for r in pub if r["pp"] > 1]
+    lines = ["| data set | rows | median \\|error\\| | worst | signed median per TP (1 / 2 / 4 / 8) "
+             "| TP order agreement (per GPU) |", "|---|---|---|---|---|---|",
+             _line("H100 GPU compute per decode step / prefill (`data/h100_decode_prefill.csv`)", gpu, None),
+             _line("TensorRT-LLM tables 0.10–1.2, dense models, 16-bit and FP8", dense, order),
+             _line("the same tables, MoE models (TP and attention-DP + EP layouts)", moe, order),
+             _line("the same tables, FP4 checkpoints (B200, GB200, RTX PRO 6000)", fp4, order),
+             _line("all TensorRT-LLM rows above", pub, order),
+             _line("vLLM 0.5.4, Lambda benchmark (separate set, see below)", vllm, order), ""]
+    by_hw = {}
+    for r in pub:
+        by_hw.setdefault(r["hardware"], []).append(_err(r))
+    hw = ", ".join(f"{k} {_pct(statistics.median(v))} ({len(v)})" for k, v in sorted(by_hw.items()))
+    lines.append(f"Signed median per hardware, all TensorRT-LLM rows (rows): {hw}.")
+    shown, reproduced = pcie["groups_measured_tp8_below_tp4"], pcie["reproduced"]
+    lines.append(f"PCIe systems: the tables show TP8 slower than TP4 in {shown} groups; tpplan reproduces "
+                 f"{reproduced}.")
+    if pipeline:
+        lines.append(f"Pipeline-parallel rows ({len(pipeline)}): median |error| "
+                     f"{_pct(statistics.median(abs(_err(r)) for r in pipeline), signed=False)}, signed median per "
+                     f"PP 2 / 4 / 8: {_signed_by(pipeline, 'pp', (2, 4, 8))}.")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, markdown: str) -> bool:
+    """Replace the text between the markers; False (file untouched) when the markers are absent."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        return False
+    new = pattern.sub(lambda _: f"{BEGIN}\n{markdown}\n{END}", text)
+    if new != text:
+        tmp = readme.with_suffix(".md.tmp")
+        tmp.write_text(new)
+        tmp.replace(readme)
+    return True
