@@ -112,7 +112,7 @@ def test_step_model_reads_one_chunk_in_36_layers_and_the_context_in_12():
     from tpplan.hardware.loader import resolve_profile
 
     c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
-    assert (c.full_layers, c.windowed_layers) == (12, ((8192, 36),))
+    assert (c.full_layers, c.windowed_layers, c.chunked_layers) == (12, (), ((8192, 36),))
     assert (c.num_dense_layers, c.num_moe_layers) == (24, 24)
 
 
@@ -138,3 +138,48 @@ def test_models_show_table_states_the_layer_mix(run_cli):
     assert ("Layers: 24 dense + 24 MoE layers (MoE: 1, 3, ..., 47); 36 chunked-attention layers (chunk 8,192 "
             "tokens), 12 full-attention") in r.out
     assert "Layers:" not in run_cli("models", "show", "llama-70b").out
+
+
+def test_an_empty_moe_layers_list_is_a_dense_model_as_transformers_builds_it():
+    """Llama4TextConfig keeps moe_layers = [] (only None takes the interleave default), so every decoder layer is a
+    Llama4TextMLP of intermediate_size_mlp (Hub text-only Llama4ForCausalLM configs carry "moe_layers": [])."""
+    cfg = json.loads(SCOUT.read_text())
+    cfg["text_config"]["moe_layers"] = []
+    s = spec_from_hf_config(cfg)
+    assert not s.is_moe and s.num_moe_layers == 0 and s.num_dense_layers == 48 and s.n_shared_experts == 0
+    assert s.intermediate_size == 16384 and not any(g.component == "experts" for g in param_groups(s))
+    # by hand: q/o 2 x 5120 x 5120, k/v 2 x 5120 x 1024, gate/up/down 3 x 5120 x 16384, two norms of 5120 per layer;
+    # untied embedding and lm_head of 202,048 x 5120, final norm 5120
+    layer = 2 * 5120 * 5120 + 2 * 5120 * 1024 + 3 * 5120 * 16384 + 2 * 5120
+    assert total_params(s) == 48 * layer + 2 * 202_048 * 5120 + 5120
+    assert s.layer_types.count("chunked_attention") == 36  # the attention pattern does not depend on the experts
+
+
+def test_a_llama4_config_without_experts_keeps_its_chunked_attention():
+    cfg = json.loads(SCOUT.read_text())
+    cfg["text_config"]["num_local_experts"] = 0
+    s = spec_from_hf_config(cfg)
+    assert not s.is_moe and s.attention_chunk_size == 8192 and s.layer_types.count("chunked_attention") == 36
+
+
+def test_an_empty_no_rope_layers_list_takes_the_default_pattern():
+    """transformers: `no_rope_layers if no_rope_layers else default` (an empty list is the default, not an error)."""
+    cfg = json.loads(SCOUT.read_text())
+    cfg["text_config"].pop("layer_types", None)
+    cfg["text_config"]["no_rope_layers"] = []
+    s = spec_from_hf_config(cfg)
+    assert s.layer_types == tuple("full_attention" if (i + 1) % 4 == 0 else "chunked_attention" for i in range(48))
+
+
+def test_prefill_counts_causal_pairs_inside_each_chunk_not_a_sliding_window():
+    """A chunked layer's query at position p attends to the (p mod 8192) + 1 keys of its own chunk
+    (transformers create_chunked_causal_mask; vLLM make_local_attention_virtual_batches): a 3-chunk-and-100-token
+    prompt has 3 x 8192^2 / 2 + 100^2 / 2 pairs per chunked layer, not the ~I x 8192 of a sliding window."""
+    from tpplan.cost.step import causal_pairs, coefficients
+    from tpplan.hardware.loader import resolve_profile
+
+    c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
+    short = 4096  # within one chunk every layer attends to the whole prompt
+    assert causal_pairs(c, short) == 48 * short * short / 2
+    long = 3 * 8192 + 100
+    assert causal_pairs(c, long) == 12 * long * long / 2 + 36 * (3 * 8192 * 8192 + 100 * 100) / 2

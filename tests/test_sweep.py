@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from tpplan.planner.plan import recommend
@@ -47,3 +49,19 @@ def test_parquet_without_pyarrow_is_one_clear_line(run_cli, tmp_path):
     assert r.code == 1 and r.err.strip().splitlines()[-1] == (
         "Error: writing s.parquet needs a Parquet engine: pip install pyarrow (or write .csv)")
     assert not list(tmp_path.iterdir())  # the temp file was removed
+
+
+def test_sweep_json_rows_have_exactly_the_schema_columns_and_types(run_cli):
+    """`tpplan schema sweep` documents every column a row carries, engine-refused MoE layouts (nulls) included."""
+    from tpplan.report.schemas import SWEEP_COLUMNS
+
+    r = run_cli("sweep", "--models", "mixtral", "--hardware", "hgx-h200", "--gpus", "8", "--batch", "8",
+                "--input-len", "512", "--output-len", "128", "--engine", "sglang", "-f", "json")
+    rows = json.loads(r.out)
+    assert any(row["output_tokens_per_s"] is None for row in rows)  # SGLang refuses PP x DP attention
+    kinds = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
+    for row in rows:
+        assert set(row) == set(SWEEP_COLUMNS)
+        for key, value in row.items():
+            allowed = SWEEP_COLUMNS[key] if isinstance(SWEEP_COLUMNS[key], list) else [SWEEP_COLUMNS[key]]
+            assert isinstance(value, tuple(kinds[t] for t in allowed)), (key, value)

@@ -110,6 +110,8 @@ class Coefficients:
     windowed_layers: tuple[tuple[int, int], ...]
     """(window, layers) of the layers whose cache holds at most `window` tokens of a sequence (sliding window;
     0 for mllama's cross-attention layers, which hold no text tokens)."""
+    chunked_layers: tuple[tuple[int, int], ...] = ()
+    """(chunk, layers) of Llama 4's chunked-attention layers: a query attends to the keys of its own chunk only."""
     hidden_size: int
     act_bytes: int
     allreduces_per_layer: int
@@ -163,7 +165,9 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
-    windows = Counter(spec.attention_window(layer) for layer in range(spec.num_hidden_layers))
+    chunked = [bool(spec.layer_types) and spec.layer_types[i] == "chunked_attention"
+               for i in range(spec.num_hidden_layers)]
+    windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
     full = windows.pop(None, 0)
     moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
@@ -187,6 +191,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),
+        chunked_layers=((spec.attention_chunk_size, sum(chunked)),) if any(chunked) else (),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
@@ -319,7 +324,7 @@ def _head_s(c: Coefficients, head_tokens):
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
     ctx_tokens = c.full_layers * context_len  # summed over layers
-    for window, layers in c.windowed_layers:
+    for window, layers in (*c.windowed_layers, *c.chunked_layers):  # a chunk: at most `chunk` keys (the bound)
         ctx_tokens = ctx_tokens + layers * minimum(context_len, window)
     return decode_attention_time_s(c.rates, kv_bytes=seqs * ctx_tokens * c.kv_bytes_per_token_per_layer,
                                    flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim,
@@ -328,11 +333,15 @@ def _decode_attention_s(c: Coefficients, seqs, context_len):
 
 def causal_pairs(c: Coefficients, input_len):
     """(query, key) pairs of one causal prompt of `input_len` tokens, summed over layers (a windowed layer sees
-    at most `window` keys)."""
+    at most `window` keys; a chunked layer causal pairs inside each whole chunk of C and the partial last one:
+    (I // C) x C^2 / 2 + (I mod C)^2 / 2, about I x C / 2 for I >> C, half a sliding window's I x C)."""
     pairs = c.full_layers * input_len * input_len / 2
     for window, layers in c.windowed_layers:
         w = minimum(input_len, window)
         pairs = pairs + layers * (input_len * w - w * w / 2)
+    for chunk, layers in c.chunked_layers:
+        whole = input_len // chunk
+        pairs = pairs + layers * (whole * chunk * chunk + (input_len - whole * chunk) ** 2) / 2
     return pairs
 
 

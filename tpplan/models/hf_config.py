@@ -120,17 +120,19 @@ def _layer_list(r: _Reader, name: str, layers: int) -> list[int] | None:
         return None
     if not isinstance(value, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in value):
         raise ModelSpecError(f"{r.origin}: field '{name}' must be a list of integers, got {value!r}")
-    if name == "no_rope_layers" and len(value) < layers:
+    if name == "no_rope_layers" and 0 < len(value) < layers:  # [] means the default pattern (transformers)
         raise ModelSpecError(f"{r.origin}: field 'no_rope_layers' must have one entry per layer ({layers}), got "
                              f"{len(value)}")
     return value
 
 
-def _llama4_fields(r: _Reader, layers: int) -> dict[str, Any]:
+def _llama4_fields(r: _Reader, layers: int, moe_fields: dict[str, Any]) -> dict[str, Any]:
     """Llama 4 text model (transformers models/llama4: Llama4TextConfig.__post_init__, Llama4TextDecoderLayer).
 
     MoE layers: `moe_layers`, else range(step - 1, layers, step) with interleave_moe_layer_step (default 1; Scout
     1 = every layer, Maverick 2 = layers 1, 3, ..., 47); the other layers run Llama4TextMLP of intermediate_size_mlp.
+    An explicit empty `moe_layers` (only None takes the default) makes every layer dense: `moe_fields` (the
+    experts read by _moe_fields) are then dropped, as they are without experts; the attention kinds stay.
     An MoE layer (Llama4TextMoe) holds num_local_experts experts of width `intermediate_size`, a bias-free router
     Linear(hidden, experts) and one always-active shared_expert of the same width.
     Attention kinds: `layer_types`, else no_rope_layers (1 = RoPE layer = 'chunked_attention', 0 = NoPE layer =
@@ -152,9 +154,11 @@ def _llama4_fields(r: _Reader, layers: int) -> dict[str, Any]:
                              f"once per layer ({layers})")
     if chunk is None:
         kinds = ["full_attention"] * layers
-    return {"moe_layers": tuple(moe), "n_shared_experts": 1 if moe else 0,
-            "moe_intermediate_size": r.int("intermediate_size", positive=True), "router_bias": False,
-            "attention_chunk_size": chunk, "layer_types": tuple(kinds) if chunk else ()}
+    attention = {"attention_chunk_size": chunk, "layer_types": tuple(kinds) if chunk else ()}
+    if not moe_fields or not moe:
+        return attention
+    return {**moe_fields, "moe_layers": tuple(moe), "n_shared_experts": 1,
+            "moe_intermediate_size": r.int("intermediate_size", positive=True), "router_bias": False, **attention}
 
 
 def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[str]]:
@@ -238,7 +242,7 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
                          default=4 * hidden if model_type == "falcon" else None)
     moe = _moe_fields(r, model_type, intermediate)
     if model_type == "llama4":  # intermediate_size is the expert width; dense layers use intermediate_size_mlp
-        moe |= _llama4_fields(r, layers) if moe else {}
+        moe = _llama4_fields(r, layers, moe)
         intermediate = r.int("intermediate_size_mlp", positive=True)
         notes.append(_llama4_note(moe))
     window = _window(r, model_type)

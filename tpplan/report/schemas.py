@@ -53,7 +53,8 @@ SWEEP_COLUMNS = {"model": "string", "hardware": "string", "gpus": "integer", "dt
                  "feasible": "boolean",
                  "reason": ["string", "null"], "weight_bytes_per_gpu": ["number", "null"],
                  "kv_cache_bytes_per_gpu": ["number", "null"],
-                 "max_concurrent_sequences": "integer", "ttft_s": ["number", "null"], "tpot_s": ["number", "null"],
+                 "max_concurrent_sequences": "integer", "ttft_s": ["number", "null"],
+                 "ttft_under_load_s": ["number", "null"], "tpot_s": ["number", "null"],
                  "comm_share": ["number", "null"], "output_tokens_per_s": ["number", "null"],
                  "output_tokens_per_s_per_gpu": ["number", "null"]}
 
