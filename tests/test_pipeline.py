@@ -78,7 +78,7 @@ def test_pp_wins_max_throughput_and_tp_wins_latency_as_nvidia_reports_for_405b_o
     GPUs and NVLink Switch" (developer.nvidia.com/blog, Oct 2024; TensorRT-LLM, FP8, one HGX H200): PP8 gives
     1.5x the maximum throughput of TP8, and TP8 is 5.6x faster than PP8 at minimum latency. An independent
     check of the pipeline model (nothing here was fitted to it): the direction must hold; the ratios tpplan
-    gives (1.57x and 4.9x at the default 1024 in / 256 out) are quoted in the README's Accuracy section."""
+    gives (1.34x and 4.9x at the default 1024 in / 256 out) are quoted in the README's Accuracy section."""
     from tpplan.planner.plan import recommend
 
     def layouts(**kw):
