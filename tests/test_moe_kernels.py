@@ -57,7 +57,17 @@ def test_routing_kernels_are_part_of_the_moe_step(engine):
 
 
 def test_trtllm_permutes_rows_that_vllm_gathers_in_its_gemm():
-    assert MOE_KERNELS["trtllm"].pair_passes > MOE_KERNELS["vllm"].pair_passes
+    # TensorRT-LLM's expandInputRows writes one row per (token, expert) pair that vLLM's Triton GEMM gathers itself:
+    # at the same tokens and pairs, its routing costs those extra pair rows in bytes and its extra launches in time.
+    rates = KernelRates(matmul_flops_per_s=1 * TERA, memory_bytes_per_s=1 * TB, kernel_overhead_s=4 * US,
+                        attention_decode_bytes_per_s=1 * TB, attention_prefill_flops_per_s=1 * TERA)
+    tokens, pairs, hidden = 256, 2048, 4096
+    trt, vllm = (routing_time_s(MOE_KERNELS[e], rates, tokens=tokens, pairs=pairs, hidden_size=hidden, act_bytes=2)
+                 for e in ("trtllm", "vllm"))
+    t, v = MOE_KERNELS["trtllm"], MOE_KERNELS["vllm"]
+    extra_bytes = ((t.token_passes - v.token_passes) * tokens + (t.pair_passes - v.pair_passes) * pairs) * hidden * 2
+    assert trt - vllm == pytest.approx(extra_bytes / (1 * TB) + (t.launches - v.launches) * 4 * US)
+    assert trt > vllm
 
 
 def test_dense_models_do_not_see_the_moe_terms():

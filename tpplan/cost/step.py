@@ -165,8 +165,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
-    chunked = [bool(spec.layer_types) and spec.layer_types[i] == "chunked_attention"
-               for i in range(spec.num_hidden_layers)]
+    chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
     windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
     full = windows.pop(None, 0)
     moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)

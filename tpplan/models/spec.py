@@ -151,6 +151,10 @@ class ModelSpec:
     def num_dense_layers(self) -> int:
         return self.num_hidden_layers - self.num_moe_layers
 
+    def is_chunked_layer(self, layer: int) -> bool:
+        """Llama 4's chunked local attention on this layer (layer_types 'chunked_attention')."""
+        return bool(self.layer_types) and self.layer_types[layer] == "chunked_attention"
+
     def attention_window(self, layer: int) -> int | None:
         """Tokens of a sequence a layer's attention reads at most; None for full attention; 0 for a cross-attention
         layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none).
@@ -159,7 +163,7 @@ class ModelSpec:
         attention_chunk_size, the bound used here. What the layer's KV *cache* holds is kv_cache_window."""
         if layer in self.cross_attention_layers:
             return 0
-        if self.layer_types and self.layer_types[layer] == "chunked_attention":
+        if self.is_chunked_layer(layer):
             return self.attention_chunk_size
         if self.sliding_window is None:
             return None
@@ -174,7 +178,8 @@ class ModelSpec:
         allocator that frees blocks of past chunks) whenever attention_chunk_size is set, unless
         VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 (vllm/config/vllm.py, "There is a latency regression
         when using chunked local attention with the hybrid KV cache manager. Disabling it, by default.");
-        tpplan has no source that TensorRT-LLM or SGLang free them either, so it counts the full context."""
-        if self.layer_types and self.layer_types[layer] == "chunked_attention":
+        SGLang frees them only with its opt-in hybrid cache (`--swa-full-tokens-ratio`); tpplan has no source that
+        TensorRT-LLM does, so it counts the full context for every engine."""
+        if self.is_chunked_layer(layer):
             return None
         return self.attention_window(layer)

@@ -71,7 +71,7 @@ def attention_summary(spec: ModelSpec) -> str:
 
 def chunked_attention_layers(spec: ModelSpec) -> tuple[int, ...]:
     """Layers whose attention reads only their own chunk of `attention_chunk_size` tokens (Llama 4)."""
-    return tuple(i for i, kind in enumerate(spec.layer_types) if kind == "chunked_attention")
+    return tuple(i for i in range(spec.num_hidden_layers) if spec.is_chunked_layer(i))
 
 
 def moe_layers(spec: ModelSpec) -> tuple[int, ...]:

@@ -275,7 +275,7 @@ class PreparedLayout:
     def base_fields(self) -> dict:
         """The Candidate fields every candidate of this layout carries."""
         lay = self.layout
-        return dict(tp=lay.tp, pp=lay.pp, replicas=lay.replicas, gpus_used=lay.gpus_per_replica * lay.replicas,
+        return dict(tp=lay.tp, pp=lay.pp, replicas=lay.replicas, gpus_used=lay.gpus_used,
                     tier=self.tier, ep=lay.ep, dp_attention=lay.dp_attention)
 
 

@@ -57,6 +57,11 @@ class Layout:
         return self.tp * self.dp_attention * self.pp
 
     @property
+    def gpus_used(self) -> int:
+        """Every GPU of every replica."""
+        return self.gpus_per_replica * self.replicas
+
+    @property
     def key(self) -> tuple[int, int, int, int]:
         """(tp, pp, dp_attention, ep): what tells two layouts of one plan apart."""
         return (self.tp, self.pp, self.dp_attention, self.ep)

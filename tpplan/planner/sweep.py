@@ -40,7 +40,7 @@ def _layout_columns(prep: PreparedLayout, grid) -> dict:
     """The columns that name a layout (the same keys as a recommend candidate)."""
     lay, b = prep.layout, grid[0]
     return {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "dp_attention": lay.dp_attention, "replicas": lay.replicas,
-            "gpus_used": lay.gpus_per_replica * lay.replicas, "batch": b.astype(int),
+            "gpus_used": lay.gpus_used, "batch": b.astype(int),
             "input_len": grid[1].astype(int), "output_len": grid[2].astype(int)}
 
 
@@ -72,7 +72,7 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
         fits = (b <= perf.max_concurrent_sequences) & (not prep.reasons)
         per_replica = np.where(fits, perf.output_tokens_per_s_per_replica, 0.0)
         timer[0] += time.perf_counter() - start
-        tpot, gpus_used = perf.decode_step.total_s, layout.gpus_per_replica * layout.replicas
+        tpot, gpus_used = perf.decode_step.total_s, layout.gpus_used
         frames.append({**_layout_columns(prep, grid), "feasible": fits,
                        "reason": np.where(fits, "", "; ".join(prep.reasons) or "batch exceeds the KV cache and "
                                                                                "scheduler limits"),
