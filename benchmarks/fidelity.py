@@ -29,8 +29,9 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tpplan.cost.coefficients import coefficients
 from tpplan.cost.kernels import FUSIONS
-from tpplan.cost.step import coefficients, decode_step, prefill
+from tpplan.cost.step import decode_step, prefill
 from tpplan.errors import TpplanError
 from tpplan.hardware.loader import resolve_profile
 from tpplan.models.resolve import resolve_model

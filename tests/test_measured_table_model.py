@@ -10,7 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tpplan.cost.step import coefficients, decode_step, mixed_step, prefill, shard_matmul_shapes
+from tpplan.cost.coefficients import coefficients, shard_matmul_shapes
+from tpplan.cost.step import decode_step, mixed_step, prefill
 from tpplan.hardware.kernel_table import KernelTable, MatmulCurve, interpolate_s
 from tpplan.hardware.loader import load_builtin
 from tpplan.hardware.writer import profile_to_yaml

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tpplan.cost.step import coefficients
+from tpplan.cost.coefficients import coefficients
 from tpplan.errors import ModelSpecError
 from tpplan.hardware.loader import resolve_profile
 from tpplan.models.dtypes import compute_dtype, weight_format

@@ -108,7 +108,7 @@ def test_catalogue_entries_are_the_fixture_configs(name, path):
 
 
 def test_step_model_reads_one_chunk_in_36_layers_and_the_context_in_12():
-    from tpplan.cost.step import coefficients
+    from tpplan.cost.coefficients import coefficients
     from tpplan.hardware.loader import resolve_profile
 
     c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)
@@ -175,7 +175,8 @@ def test_prefill_counts_causal_pairs_inside_each_chunk_not_a_sliding_window():
     """A chunked layer's query at position p attends to the (p mod 8192) + 1 keys of its own chunk
     (transformers create_chunked_causal_mask; vLLM make_local_attention_virtual_batches): a 3-chunk-and-100-token
     prompt has 3 x 8192^2 / 2 + 100^2 / 2 pairs per chunked layer, not the ~I x 8192 of a sliding window."""
-    from tpplan.cost.step import causal_pairs, coefficients
+    from tpplan.cost.coefficients import coefficients
+    from tpplan.cost.step import causal_pairs
     from tpplan.hardware.loader import resolve_profile
 
     c = coefficients(resolve_model("llama4-maverick").spec, resolve_profile("dgx-h100")[0], tp=8)

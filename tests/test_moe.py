@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tpplan.cost.coefficients import coefficients
 from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s
-from tpplan.cost.step import coefficients
 from tpplan.hardware.loader import load_builtin
 from tpplan.models.resolve import resolve_model
 from tpplan.planner.plan import recommend

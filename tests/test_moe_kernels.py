@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from tpplan.cost.coefficients import coefficients
 from tpplan.cost.kernels import KernelRates, matmul_time_s
 from tpplan.cost.moe import MOE_KERNELS, grouped_gemm_time_s, routing_time_s
-from tpplan.cost.step import coefficients, decode_step
+from tpplan.cost.step import decode_step
 from tpplan.hardware.loader import kernel_defaults, load_builtin
 from tpplan.models.resolve import resolve_model
 from tpplan.units import GB, TB, TERA, US

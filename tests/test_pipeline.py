@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tpplan.cost.batching import max_concurrency, scheduler_limits
-from tpplan.cost.step import coefficients, decode_step
+from tpplan.cost.coefficients import coefficients
+from tpplan.cost.step import decode_step
 from tpplan.hardware.loader import resolve_profile
 from tpplan.models.resolve import resolve_model
 from tpplan.units import US, GiB

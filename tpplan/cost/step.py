@@ -1,8 +1,8 @@
 """Per-GPU time of one forward step of one model replica, split into compute, communication and overhead.
 
-`coefficients()` reduces (model, profile, tp, pp, dtype, engine) to a handful of per-layer numbers once; the
-time functions then work on floats or numpy arrays alike (batch, context and prompt length may be arrays: that
-is how `tpplan sweep` vectorises). No numpy import here.
+`tpplan.cost.coefficients.coefficients()` reduces (model, profile, tp, pp, dtype, engine) to a handful of
+per-layer numbers once; the time functions here then work on floats or numpy arrays alike (batch, context and
+prompt length may be arrays: that is how `tpplan sweep` vectorises). No numpy import here.
 
 Compute is the list of kernels the engine launches per layer (tpplan.cost.kernels): fused QKV and O, gate_up
 and down (MoE: router and grouped GEMMs over the experts the tokens touch), the elementwise kernels the engine
@@ -14,40 +14,27 @@ with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
+from tpplan.cost.coefficients import Coefficients
 from tpplan.cost.collectives import collective_time_s, pipeline_handoffs_s
 from tpplan.cost.kernels import (
     FLOPS_PER_MAC,
-    Fusion,
-    KernelRates,
     decode_attention_time_s,
     elementwise_time_s,
-    fusion_for,
-    kernel_rates,
     matmul_time_s,
     prefill_attention_time_s,
 )
 from tpplan.cost.moe import (
-    MoeKernels,
-    MoeLayout,
     layers_comm_time_s,
-    moe_kernels_for,
     pairs_on_gpu,
     routed_experts_time_s,
     routing_time_s,
     split_experts_time_s,
 )
 from tpplan.errors import TpplanError
-from tpplan.hardware.kernel_table import MatmulCurve, interpolate_s, matmul_curve
+from tpplan.hardware.kernel_table import MatmulCurve, interpolate_s
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.models.dtypes import compute_dtype, weight_format
-from tpplan.models.engines import kv_heads_per_gpu
-from tpplan.models.kv import kv_bytes_per_token_per_layer
-from tpplan.models.params import occurrences, param_groups
-from tpplan.models.spec import ModelSpec
-from tpplan.models.weights import params_per_gpu
 from tpplan.units import ceil_div, maximum, minimum
 
 
@@ -65,185 +52,6 @@ class StepTime:
 def step_time(*, compute_s, communication_s, overhead_s) -> StepTime:
     return StepTime(compute_s=compute_s, communication_s=communication_s, overhead_s=overhead_s,
                     total_s=compute_s + communication_s + overhead_s)
-
-
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Coefficients:
-    """Per-GPU quantities of one (model, profile, tp, pp, dtype, engine) candidate, summed or averaged per layer."""
-
-    tp: int
-    pp: int
-    num_layers: int
-    num_dense_layers: int
-    num_moe_layers: int
-    attn_bytes: float
-    """Attention projection weight bytes per GPU per layer (q/k/v/o, MLA projections, norms)."""
-    attn_flops_per_token: float
-    attn_launches: int
-    """Matmul kernels of the attention block: fused QKV + O (MLA: 4)."""
-    mlp_bytes: float
-    """Dense-layer MLP bytes per GPU (0 for all-MoE models)."""
-    mlp_flops_per_token: float
-    expert_bytes: float
-    """One routed expert's bytes per GPU."""
-    expert_flops_per_token: float
-    moe_shared_bytes: float
-    """Router and shared experts per GPU per MoE layer."""
-    moe_shared_flops_per_token: float
-    moe_shared_launches: int
-    num_experts: int
-    experts_per_token: int
-    head_bytes: float
-    """lm_head (vocab-parallel) bytes per GPU."""
-    head_flops_per_token: float
-    q_heads_per_gpu: int
-    attn_dim: int
-    """Per-head width read by the attention kernel (head_dim; MLA: kv_lora_rank + rope dim)."""
-    kv_bytes_per_token_per_layer: float
-    mlp_width_per_gpu: int
-    """intermediate_size / tp (MoE: experts_per_token x moe_intermediate_size / tp): the activation kernel's width."""
-    kv_width_per_gpu: int
-    """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
-    full_layers: int
-    windowed_layers: tuple[tuple[int, int], ...]
-    """(window, layers) of the layers whose cache holds at most `window` tokens of a sequence (sliding window;
-    0 for mllama's cross-attention layers, which hold no text tokens)."""
-    chunked_layers: tuple[tuple[int, int], ...] = ()
-    """(chunk, layers) of Llama 4's chunked-attention layers: a query attends to the keys of its own chunk only."""
-    hidden_size: int
-    act_bytes: int
-    allreduces_per_layer: int
-    rates: KernelRates
-    fusion: Fusion
-    step_overhead_s: float
-    pipeline_sequence_overhead_s: float = 0.0
-    """Host seconds per sequence per stage boundary of a PP round (efficiency.pipeline_sequence_overhead)."""
-    moe: MoeLayout | None = None
-    """Expert parallelism / attention data parallelism (tpplan.cost.moe); None: experts split over tp."""
-    moe_kernels: MoeKernels | None = None
-    """The engine's routing kernels around the grouped GEMMs (tpplan.cost.moe; None for dense models)."""
-    attn_curves: tuple[MatmulCurve, ...] = ()
-    """Measured curves of the QKV and O shard matmuls (profile kernel_table); empty: the roofline."""
-    mlp_curves: tuple[MatmulCurve, ...] = ()
-    """Measured curves of the dense gate_up and down shard matmuls; empty: the roofline."""
-    layer_overhead_s: tuple[float, float] = (0.0, 0.0)
-    """Fitted (decode, prefill) seconds per layer that the kernels above do not explain (kernel_table)."""
-
-
-def _bucket(component: str, is_expert: bool) -> str | None:
-    """Which time bucket a parameter group belongs to (None: not touched by a forward matmul)."""
-    if component == "experts":
-        return "expert" if is_expert else "moe_shared"
-    return {"attention": "attn", "norm": "attn", "mlp": "mlp", "router": "moe_shared", "lm_head": "head"}.get(component)
-
-
-def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> dict[str, list[float]]:
-    """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head."""
-    out: dict[str, list[float]] = {}
-    fmt = weight_format(spec, dtype)
-    for g in param_groups(spec):
-        if g.scope == "embedding" or (g.scope == "head" and g.component == "norm"):
-            continue
-        n = params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1)
-        slot = out.setdefault(_bucket(g.component, bool(g.experts)), [0.0, 0.0])
-        slot[0] += n * fmt.bytes_per_param(g)
-        slot[1] += FLOPS_PER_MAC * n
-    if spec.tie_word_embeddings:  # the tied embedding is also the lm_head matmul
-        emb = next(g for g in param_groups(spec) if g.scope == "embedding")
-        n = params_per_gpu(spec, emb, tp=tp, engine=engine)
-        out["head"] = [n * fmt.bytes_per_param(emb), FLOPS_PER_MAC * n]
-    return out
-
-
-def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
-                 kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
-                 dp_attention: int = 1, moe_imbalance: float = 1.0, sustained: bool = True) -> Coefficients:
-    """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness).
-    `sustained` False: FLOP rates of a short measurement, not of continuous load (tpplan.cost.kernels.kernel_rates).
-    `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
-    g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
-    z = [0.0, 0.0]
-    chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
-    windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
-    full = windows.pop(None, 0)
-    moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
-    fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
-    matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
-    return Coefficients(
-        tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
-        num_moe_layers=occurrences(spec, "moe_layer"),
-        attn_bytes=g.get("attn", z)[0], attn_flops_per_token=g.get("attn", z)[1],
-        attn_launches=(4 if spec.q_lora_rank else 3) if spec.is_mla else 2,
-        mlp_bytes=g.get("mlp", z)[0], mlp_flops_per_token=g.get("mlp", z)[1],
-        expert_bytes=g.get("expert", z)[0], expert_flops_per_token=g.get("expert", z)[1],
-        moe_shared_bytes=g.get("moe_shared", z)[0], moe_shared_flops_per_token=g.get("moe_shared", z)[1],
-        moe_shared_launches=1 + (2 if spec.n_shared_experts else 0),
-        num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
-        head_bytes=g.get("head", z)[0], head_flops_per_token=g.get("head", z)[1],
-        q_heads_per_gpu=ceil_div(spec.num_attention_heads, tp),
-        attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
-        kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
-                                                                  engine=engine),
-        mlp_width_per_gpu=ceil_div(spec.intermediate_size if not spec.is_moe else moe_width, tp),
-        kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
-                          2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
-        full_layers=full, windowed_layers=tuple(sorted(windows.items())),
-        chunked_layers=((spec.attention_chunk_size, sum(chunked)),) if any(chunked) else (),
-        hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
-        allreduces_per_layer=1 if spec.parallel_attn else 2,
-        rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
-        step_overhead_s=profile.efficiency.step_overhead_s,
-        pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
-        moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                        engine=engine, act_bytes=fmt.activation_bytes),
-        moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
-        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
-
-
-def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int) -> MoeLayout | None:
-    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models)."""
-    if not spec.is_moe or (ep == 1 and dp_attention == 1):
-        return None
-    group = tp * dp_attention
-    shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
-    one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
-    return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
-                     num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
-                     local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
-                     expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
-                     act_bytes=act_bytes)
-
-
-def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> dict[str, list[tuple[int, int]]]:
-    """(N, K) of one rank's [M, K] x [K, N] matmuls per layer: attention (fused QKV, O) and dense MLP
-    (fused gate_up, down) -- the shapes `tpplan measure` times and its kernel table is keyed by."""
-    d, h = spec.head_dim, spec.hidden_size
-    q_local = ceil_div(spec.num_attention_heads, tp)
-    kv_local = kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine)
-    f_local = ceil_div(spec.intermediate_size, tp)
-    return {"attn": [((q_local + 2 * kv_local) * d, h), (h, q_local * d)],
-            "mlp": [((2 if spec.gated_mlp else 1) * f_local, h), (h, f_local)]}
-
-
-def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool,
-                    dtype: str) -> dict:
-    """What a measured kernel table replaces: the shard matmul curves (only for a plain format of the table's
-    dtype, since a weight-only or block-scaled format runs other kernels; not for MLA projections) and the
-    fitted per-layer overhead per mode."""
-    table = profile.kernel_table
-    if table is None:
-        return {}
-    out: dict = {"layer_overhead_s": (table.layer_overhead_s.get("decode", 0.0),
-                                      table.layer_overhead_s.get("prefill", 0.0))}
-    for bucket, shapes in shard_matmul_shapes(spec, tp=tp, engine=engine).items():
-        curves = [matmul_curve(table, n=n, k=k, dtype=dtype) for n, k in shapes]
-        usable = plain and all(curves) and not (bucket == "attn" and spec.is_mla)
-        if usable:
-            out[f"{bucket}_curves"] = tuple(curves)
-    return out
 
 
 def _curves_s(curves: tuple[MatmulCurve, ...], tokens):

@@ -13,9 +13,10 @@ the item is compute-only: tp 1 or an emulated shard), and the profile's fitted p
 
 from __future__ import annotations
 
+from tpplan.cost.coefficients import coefficients, shard_matmul_shapes
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import FUSIONS, gemm_time_s, kernel_rates
-from tpplan.cost.step import causal_pairs, coefficients, decoder_layers, shard_matmul_shapes
+from tpplan.cost.step import causal_pairs, decoder_layers
 from tpplan.hardware.kernel_table import matmul_time_s
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.measure.shapes import LayerShape

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tpplan.cost.batching import SchedulerLimits, max_concurrency, prefill_tokens_per_step, scheduler_limits
+from tpplan.cost.coefficients import Coefficients, coefficients
 from tpplan.cost.step import (
-    Coefficients,
     StepTime,
     allreduce_bytes_per_layer,
-    coefficients,
     decode_step,
     micro_batches,
     mixed_step,

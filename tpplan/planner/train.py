@@ -11,9 +11,10 @@ over m = 4 pp micro-batches with a (pp-1) bubble, plus the data-parallel gradien
 
 from __future__ import annotations
 
+from tpplan.cost.coefficients import coefficients
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import fusion_for
-from tpplan.cost.step import coefficients, prefill
+from tpplan.cost.step import prefill
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_on_most_loaded_gpu
