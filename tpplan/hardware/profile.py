@@ -7,9 +7,10 @@ unidirectional per GPU (NVLink4 = 450 GB/s, NDR InfiniBand = 50 GB/s); peak FLOP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from tpplan.hardware.kernel_table import KernelTable
+if TYPE_CHECKING:  # built only when a profile carries one (tpplan.hardware.loader): `recommend` stays fast
+    from tpplan.hardware.kernel_table import KernelTable
 
 Tier = Literal["nvlink", "pcie", "network"]
 """Which fabric a TP group's collective crosses: inside an NVLink domain, between domains in a node

@@ -10,6 +10,8 @@ image's tokens, none of the text's (images are not planned: text-only requests).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from tpplan.models.dtypes import KV_DTYPE_BYTES
 from tpplan.models.engines import kv_heads_per_gpu
 from tpplan.models.spec import ModelSpec
@@ -36,6 +38,12 @@ def kv_cache_bytes_per_token(s: ModelSpec, *, tp: int = 1, kv_dtype: str = "bf16
     return layers * kv_bytes_per_token_per_layer(s, tp=tp, kv_dtype=kv_dtype, engine=engine)
 
 
+@lru_cache(maxsize=64)
+def _cache_windows(s: ModelSpec) -> tuple[int | None, ...]:
+    """kv_cache_window of every layer, once per model (the planner asks for every candidate and batch)."""
+    return tuple(s.kv_cache_window(layer) for layer in range(s.num_hidden_layers))
+
+
 def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, pp: int = 1,
                                 kv_dtype: str = "bf16", engine: str = "vllm") -> int:
     """Bytes one sequence of `context_len` tokens holds on the most loaded GPU of a (tp, pp) replica.
@@ -43,11 +51,12 @@ def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, 
     Sum over the stage's layers of min(context_len, window) x per-layer bytes per token.
     """
     per_layer = kv_bytes_per_token_per_layer(s, tp=tp, kv_dtype=kv_dtype, engine=engine)
+    windows = _cache_windows(s)
     best = 0
     for layers in stage_layers(s.num_hidden_layers, pp=pp):
         tokens = 0
         for layer in layers:
-            window = s.kv_cache_window(layer)
+            window = windows[layer]
             tokens += context_len if window is None else min(context_len, window)
         best = max(best, tokens * per_layer)
     return best

@@ -154,6 +154,13 @@ def occurrences(s: ModelSpec, scope: Scope) -> int:
             "cross_layer": len(s.cross_attention_layers), "embedding": 1, "head": 1}[scope]
 
 
+def layers_in(s: ModelSpec, scope: Scope, layers: range) -> int:
+    """How many of `layers` (a pipeline stage's) hold a group of this scope: occurrences() over a stage."""
+    if scope == "layer":  # every layer: no need to test them one by one (once per group, stage and candidate)
+        return len(layers)
+    return sum(1 for i in layers if in_layer(s, scope, i))
+
+
 def in_layer(s: ModelSpec, scope: Scope, layer: int) -> bool:
     if scope == "layer":
         return True

@@ -24,7 +24,7 @@ from dataclasses import replace
 from tpplan.models.dtypes import AUTO, weight_format
 from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
 from tpplan.models.formats import WeightFormat
-from tpplan.models.params import ParamGroup, in_layer, occurrences, param_groups
+from tpplan.models.params import ParamGroup, in_layer, layers_in, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.units import ceil_div
 
@@ -75,7 +75,7 @@ def _occurrence_bytes_per_param(s: ModelSpec, g: ParamGroup, fmt: WeightFormat, 
         return sum(fmt.bytes_per_param(g, layer=i) for i in span if in_layer(s, g.scope, i))
     if layers is None:
         return occurrences(s, g.scope) * fmt.bytes_per_param(g)
-    return sum(1 for i in layers if in_layer(s, g.scope, i)) * fmt.bytes_per_param(g)
+    return layers_in(s, g.scope, layers) * fmt.bytes_per_param(g)
 
 
 def _stage_totals(s: ModelSpec, *, pp: int, amount: Callable[[ParamGroup, range | None], float]) -> list[float]:
@@ -108,7 +108,7 @@ def _param_amount(s: ModelSpec, **shard: int | str) -> Callable[[ParamGroup, ran
         n = params_per_gpu(s, g, **shard)
         if layers is None or g.scope in ("embedding", "head"):
             return n
-        return n * sum(1 for i in layers if in_layer(s, g.scope, i))
+        return n * layers_in(s, g.scope, layers)
     return amount
 
 
