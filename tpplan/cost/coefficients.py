@@ -4,13 +4,14 @@ routed expert, router and shared experts, lm_head), once. The step-time function
 those terms for any batch, context or prompt length, floats or numpy arrays alike.
 
 When the profile carries a measured kernel table (`tpplan measure`), the shard matmul curves and the fitted
-per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`).
+per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`); under sustained
+load the curves' compute-bound points slow to the profile's sustained clock (`sustained_curve`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
@@ -158,7 +159,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
-        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
+        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
+                           sustained=sustained))
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
@@ -188,20 +190,47 @@ def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> di
 
 
 def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool,
-                    dtype: str) -> dict:
+                    dtype: str, sustained: bool) -> dict:
     """What a measured kernel table replaces: the shard matmul curves (only for a plain format of the table's
     dtype, since a weight-only or block-scaled format runs other kernels; not for MLA projections) and the
-    fitted per-layer overhead per mode."""
+    fitted per-layer overhead per mode. `sustained`: the curves as they run under continuous load
+    (`sustained_curve`); False: as measured (`tpplan measure` compares its own short bursts with them)."""
     table = profile.kernel_table
     if table is None:
         return {}
     from tpplan.hardware.kernel_table import matmul_curve
 
+    clock = profile.efficiency.sustained_clock if sustained else 1.0
+    burst = kernel_rates(profile, dtype, sustained=False)
     out: dict = {"layer_overhead_s": (table.layer_overhead_s.get("decode", 0.0),
                                       table.layer_overhead_s.get("prefill", 0.0))}
     for bucket, shapes in shard_matmul_shapes(spec, tp=tp, engine=engine).items():
         curves = [matmul_curve(table, n=n, k=k, dtype=dtype) for n, k in shapes]
         usable = plain and all(curves) and not (bucket == "attn" and spec.is_mla)
         if usable:
-            out[f"{bucket}_curves"] = tuple(curves)
+            out[f"{bucket}_curves"] = tuple(sustained_curve(cv, burst=burst, clock=clock) for cv in curves)
     return out
+
+
+def sustained_curve(curve: MatmulCurve, *, burst: KernelRates, clock: float) -> MatmulCurve:
+    """A measured matmul curve as it runs at `clock` x the SM clock of the measurement (efficiency.sustained_clock).
+
+    `tpplan measure` times short bursts at the boost clock; under continuous serving load the SM clock falls to
+    the sustained one, which slows what the SMs limit and not what HBM limits. Each point, seconds t at M tokens,
+    is read as a roofline: t = max(compute, memory) + fixed, fixed = the per-kernel time (burst.kernel_overhead_s),
+    compute = min(t - fixed, 2 M n k / burst.matmul_flops_per_s), the FLOPs at the burst rate of the profile
+    (whose matmul efficiency `tpplan measure` fits on these curves); under load
+
+        t' = max(compute / clock, t - fixed) + fixed
+
+    A compute-bound point (its FLOPs take all of t - fixed at the burst rate) is 1 / clock slower in t - fixed;
+    a memory-bound one is unchanged until its FLOPs at the lower clock outlast its bytes, the same max(FLOPs /
+    (F x clock), bytes / B) the roofline path takes (tpplan.cost.kernels.kernel_rates)."""
+    if clock >= 1.0:
+        return curve
+    fixed_s = burst.kernel_overhead_s
+    times = []
+    for m, t in zip(curve.tokens, curve.time_s, strict=True):
+        compute_s = min(t - fixed_s, FLOPS_PER_MAC * m * curve.n * curve.k / burst.matmul_flops_per_s)
+        times.append(max(compute_s / clock, t - fixed_s) + fixed_s)
+    return replace(curve, time_s=tuple(times))
