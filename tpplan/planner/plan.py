@@ -94,9 +94,6 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     `max_num_batched_tokens` override the engine's scheduler limits (vLLM's names; TensorRT-LLM max_batch_size /
     max_num_tokens, SGLang max_running_requests / chunked_prefill_size). Raises TpplanError on invalid input.
     """
-    from tpplan.hardware.loader import resolve_profile
-    from tpplan.models.resolve import resolve_model
-
     _check_inputs(workload=workload, objective=objective, input_len=input_len, output_len=output_len,
                   gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                   price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance)
@@ -104,21 +101,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
     assumptions: dict[str, str] = {}
     query = model if isinstance(model, str) else model.name
-    if isinstance(model, ModelSpec):
-        spec = model
-    else:
-        resolved = resolve_model(model)
-        spec = resolved.spec
-        if resolved.via_alias:
-            assumptions["model"] = f"{model} resolves to {spec.name} ({spec.hf_id})"
-    if isinstance(hardware, HardwareProfile):
-        profile, assumed = hardware, False
-    else:
-        profile, assumed = resolve_profile(hardware)
-    if assumed:
-        assumptions["hardware"] = f"no --hardware given: {profile.name} ({profile.description})"
-    if price_per_gpu_hour is not None:
-        profile = dataclasses.replace(profile, price_per_gpu_hour=price_per_gpu_hour)
+    spec, profile = _model_and_profile(model, hardware, price_per_gpu_hour=price_per_gpu_hour,
+                                       assumptions=assumptions)
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
     max_model_len = _max_model_len(spec, max_model_len, input_len + output_len, assumptions)
     if objective == "latency" and batch is None and workload == "serve":
@@ -150,12 +134,43 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
                     allow_cross_domain_tp=allow_cross_domain_tp, max_num_seqs=max_num_seqs,
                     max_num_batched_tokens=max_num_batched_tokens, moe_imbalance=moe_imbalance)
-        for s in plan.suggestions:
-            if s.flag and s.flag.startswith("--gpus "):
-                _fewest_gpus_that_fit(s, base, profile)
-            else:
-                s.would_give = _replan(s.flag, base, profile)
+        _replan_suggestions(plan, base, profile)
     return plan
+
+
+def _model_and_profile(model: str | ModelSpec, hardware: str | HardwareProfile | None, *,
+                       price_per_gpu_hour: float | None,
+                       assumptions: dict[str, str]) -> tuple[ModelSpec, HardwareProfile]:
+    """The ModelSpec and HardwareProfile `recommend` was given or names; records an alias resolved and a profile
+    assumed in `assumptions`."""
+    from tpplan.hardware.loader import resolve_profile
+    from tpplan.models.resolve import resolve_model
+
+    if isinstance(model, ModelSpec):
+        spec = model
+    else:
+        resolved = resolve_model(model)
+        spec = resolved.spec
+        if resolved.via_alias:
+            assumptions["model"] = f"{model} resolves to {spec.name} ({spec.hf_id})"
+    if isinstance(hardware, HardwareProfile):
+        profile, assumed = hardware, False
+    else:
+        profile, assumed = resolve_profile(hardware)
+    if assumed:
+        assumptions["hardware"] = f"no --hardware given: {profile.name} ({profile.description})"
+    if price_per_gpu_hour is not None:
+        profile = dataclasses.replace(profile, price_per_gpu_hour=price_per_gpu_hour)
+    return spec, profile
+
+
+def _replan_suggestions(plan: Plan, base: dict, profile: HardwareProfile) -> None:
+    """What each suggestion would give: the plan re-run with its flag (`base`: recommend's own arguments)."""
+    for s in plan.suggestions:
+        if s.flag and s.flag.startswith("--gpus "):
+            _fewest_gpus_that_fit(s, base, profile)
+        else:
+            s.would_give = _replan(s.flag, base, profile)
 
 
 def _fewest_gpus_that_fit(s, base: dict, profile: HardwareProfile) -> None:

@@ -94,9 +94,18 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
     rows = [_degree_row(r) for r in m.degrees]
     if fmt is OutputFormat.csv:
         return emit_csv([{"name": m.spec.name, **r} for r in rows])
-    from rich.table import Table
+    con = stdout_console()
+    _print_summary_lines(m, con)
+    _print_tables(m, con)
+    for t, reason in m.invalid_tp_reasons.items():
+        con.print(f"  tp={t}: {reason}", markup=False, style="dim")
+    for n in (*m.spec.notes, *m.notes):
+        con.print(f"note: {n}", markup=False)
 
-    s, con = m.spec, stdout_console()
+
+def _print_summary_lines(m: ModelSummary, con) -> None:
+    """The model's name, size, weight format, KV cache and layer kinds, one line each."""
+    s = m.spec
     alias = f"  ({m.resolved_from} → {s.name})" if m.resolved_from else ""
     con.print(f"[bold]{s.name}[/bold]{alias}  {s.hf_id}")
     con.print(f"{format_count(m.total_params)} parameters ({m.total_params:,}); active per token "
@@ -116,6 +125,13 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
     window = f", sliding-window layers capped at {s.sliding_window} tokens" if s.sliding_window else ""
     seq = format_bytes(m.kv_cache_bytes_per_sequence)
     con.print(f"KV cache of one {m.context_len:,}-token sequence: {seq}{window}")
+
+
+def _print_tables(m: ModelSummary, con) -> None:
+    """Parameters and weight bytes by component and by group, and the valid TP degrees."""
+    from rich.table import Table
+
+    fmt = m.weight_format
     comp = Table(title=f"Parameters and per-GPU weight bytes by component (tp={m.tp})")
     comp.add_column("component")
     comp.add_column("parameters", justify="right")
@@ -136,7 +152,3 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
         deg.add_row(str(r.tp), format_bytes(r.weight_bytes_per_gpu), str(r.kv_heads_per_gpu),
                     f"{r.kv_cache_bytes_per_token_per_gpu:,}")
     con.print(deg)
-    for t, reason in m.invalid_tp_reasons.items():
-        con.print(f"  tp={t}: {reason}", markup=False, style="dim")
-    for n in (*s.notes, *m.notes):
-        con.print(f"note: {n}", markup=False)
