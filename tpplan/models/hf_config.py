@@ -20,7 +20,7 @@ from tpplan.models.weights import resolve_layer_formats
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl", "mllama",
                   "llama4"}
-NON_GATED_FAMILIES = {"falcon", "gpt_neox", "phi", "starcoder2"}
+NON_GATED_FAMILIES = {"falcon", "gpt_neox", "gptj", "phi", "starcoder2"}
 _TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4"}
 """model_type of a text_config -> the family whose transformers defaults and shapes it takes."""
 SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
@@ -170,6 +170,11 @@ def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[st
         return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True,
                 "mlp_bias": True, "norms_per_layer": 1 if model_type == "phi" else 2,
                 "lm_head_bias": model_type == "phi"}, notes
+    if model_type == "gptj":
+        # GPT-J (modeling_gptj.py): attention and MLP in parallel from one LayerNorm (ln_1); q/k/v/out_proj without
+        # bias, GELU MLP fc_in / fc_out with bias, lm_head with bias, untied; rotary on rotary_dim of each head.
+        return {"gated_mlp": False, "norm_type": "layer", "parallel_attn": True, "attention_bias": False,
+                "o_proj_bias": False, "mlp_bias": True, "norms_per_layer": 1, "lm_head_bias": True}, notes
     if model_type == "starcoder2":
         # Starcoder2 (modeling_starcoder2.py): q/k/v/o and c_fc/c_proj with bias=use_bias, GELU MLP, 2 LayerNorms.
         bias = r.get("use_bias") is not False
@@ -239,7 +244,7 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
         head_dim = hidden // heads
     family, notes = _family_fields(r, model_type)
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
-                         default=4 * hidden if model_type == "falcon" else None)
+                         default=4 * hidden if model_type in ("falcon", "gptj") else None)
     moe = _moe_fields(r, model_type, intermediate)
     if model_type == "llama4":  # intermediate_size is the expert width; dense layers use intermediate_size_mlp
         moe = _llama4_fields(r, layers, moe)

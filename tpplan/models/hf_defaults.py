@@ -55,6 +55,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "max_position_embeddings": 131072, "tie_word_embeddings": False, "num_local_experts": 16,
                "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4,
                "attention_chunk_size": 8192},
+    # GPTJConfig: vocab 50400, n_embd 4096, n_layer 28, n_head 16, n_positions 2048, n_inner None (4 x n_embd),
+    # rotary_dim 64, untied (tie_word_embeddings=False).
+    "gptj": {"vocab_size": 50400, "hidden_size": 4096, "num_hidden_layers": 28, "num_attention_heads": 16,
+             "max_position_embeddings": 2048, "tie_word_embeddings": False},
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
