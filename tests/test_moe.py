@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tpplan.cost.coefficients import coefficients
-from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s
+from tpplan.cost.collectives import collective_time_s
+from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s, routing_tokens
 from tpplan.hardware.loader import load_builtin
 from tpplan.models.resolve import resolve_model
 from tpplan.planner.plan import recommend
@@ -167,3 +168,24 @@ def test_moe_catalogue_totals_match_the_model_cards(name, total_b, active_b):
     digits = len(str(total_b).split(".")[-1]) if "." in str(total_b) else 0
     assert round(total_params(spec) / 1e9, digits) == total_b
     assert int(active_params(spec) / 1e9 * 10 ** digits) / 10 ** digits == active_b
+
+
+def test_trtllm_gathers_tokens_except_on_multi_node_nvlink_with_ep_above_top_k():
+    """TensorRT-LLM picks all-to-all only when moe_ep_size > top_k on an MNNVL fabric (fused_moe_cutlass.py
+    select_alltoall_method_type); on an 8-GPU HGX it all-gathers every rank's tokens and reduce-scatters."""
+    maverick = resolve_model("llama4-maverick").spec  # top-1
+    hgx, nvl72 = load_builtin("hgx-h200"), load_builtin("gb200-nvl72")
+    on_hgx = coefficients(maverick, hgx, tp=1, ep=8, dp_attention=8, engine="trtllm", dtype="fp8").moe
+    on_nvl = coefficients(maverick, nvl72, tp=1, ep=8, dp_attention=8, engine="trtllm", dtype="fp8").moe
+    vllm = coefficients(maverick, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", dtype="fp8").moe
+    assert on_hgx.gather_dispatch and not on_nvl.gather_dispatch and not vllm.gather_dispatch
+    # DeepSeek's top-8 over EP8 is not above top_k: gathered even on NVL72
+    ds = coefficients(resolve_model("deepseek-v3").spec, nvl72, tp=1, ep=8, dp_attention=8, engine="trtllm").moe
+    assert ds.gather_dispatch
+    # gathered: no all-to-all buffer, the full T x hidden all-gather + reduce-scatter, and routing over all T tokens
+    assert dispatch_bytes_per_gpu(on_hgx, 64) == 0 and dispatch_bytes_per_gpu(vllm, 64) > 0
+    full = 64 * 8 * 5120 * 2
+    expected = (collective_time_s(hgx, kind="allgather", group_size=8, n_bytes=full)
+                + collective_time_s(hgx, kind="reducescatter", group_size=8, n_bytes=full))
+    assert moe_comm_time_s(on_hgx, hgx, 64) == pytest.approx(expected)
+    assert routing_tokens(on_hgx, 64) == 64 * 8 and routing_tokens(vllm, 64) == 64

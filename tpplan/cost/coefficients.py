@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
-from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for
+from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for, trtllm_gathers_tokens
 from tpplan.hardware.kernel_table import MatmulCurve, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
@@ -153,20 +153,25 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         step_overhead_s=profile.efficiency.step_overhead_s,
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                        engine=engine, act_bytes=fmt.activation_bytes),
+                        engine=engine, act_bytes=fmt.activation_bytes,
+                        nvlink_domain_gpus=profile.nvlink_domain_size),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int) -> MoeLayout | None:
-    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models)."""
+                act_bytes: int, nvlink_domain_gpus: int) -> MoeLayout | None:
+    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). TensorRT-LLM
+    gathers the tokens of EP + DP-attention layouts except on multi-node NVLink (`trtllm_gathers_tokens`)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
     shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
     one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
+    gather = engine == "trtllm" and ep > 1 and trtllm_gathers_tokens(
+        ep=ep, experts_per_token=spec.num_experts_per_tok, nvlink_domain_gpus=nvlink_domain_gpus)
     return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
+                     gather_dispatch=gather,
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
                      local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
                      expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
