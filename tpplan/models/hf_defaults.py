@@ -65,6 +65,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "gemma3": {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
                "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131072,
                "sliding_window": 4096, "tie_word_embeddings": True},
+    # CohereConfig / Cohere2Config (transformers models/cohere, models/cohere2): vocab 256000, hidden 8192, intermediate
+    # 22528, 40 layers, 64 heads (KV heads = heads), 8192 positions, tied; Cohere2 adds sliding_window 4096.
+    "cohere": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+               "num_attention_heads": 64, "max_position_embeddings": 8192, "tie_word_embeddings": True},
+    "cohere2": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+                "num_attention_heads": 64, "max_position_embeddings": 8192, "sliding_window": 4096,
+                "tie_word_embeddings": True},
+    # InternLM2Config (remote code configuration_internlm2.py, mirrored by MindIE's Internlm2Config): untied output.
+    "internlm2": {"tie_word_embeddings": False},
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},

@@ -16,7 +16,7 @@ Fields = tuple[dict[str, Any], list[str]]
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "gemma3", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl",
-                  "mllama", "llama4"}
+                  "mllama", "llama4", "cohere", "cohere2", "internlm2"}
 NON_GATED_FAMILIES = {"falcon", "gpt_neox", "gptj", "phi", "starcoder2"}
 TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
 """model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
@@ -83,6 +83,23 @@ def _mllama(r: ConfigReader, model_type: str) -> Fields:
             "attention_bias": False, "mlp_bias": False}, [note]
 
 
+def _cohere(r: ConfigReader, model_type: str) -> Fields:
+    """Command R / Aya (cohere, modeling_cohere.py) and Command R7B (cohere2, modeling_cohere2.py): attention and the
+    gated SiLU MLP in parallel from one input_layernorm; CohereLayerNorm has a weight and no bias, so it counts as
+    one hidden-size vector (norm_type 'rms'); no Linear biases unless attention_bias; tied embeddings by default.
+    cohere's use_qk_norm adds q_norm / k_norm with a weight row per head (Command R+)."""
+    qk = model_type == "cohere" and bool(r.get("use_qk_norm", default=False))
+    return {"parallel_attn": True, "norms_per_layer": 1, "attention_bias": bool(r.get("attention_bias", default=False)),
+            "mlp_bias": False, "qk_norm": qk, "qk_norm_per_head": qk}, []
+
+
+def _internlm2(r: ConfigReader, model_type: str) -> Fields:
+    """InternLM2 (remote code modeling_internlm2.py): fused wqkv and wo with bias=config.bias (InternLM2Config default
+    True; the published checkpoints say false), gated SiLU MLP w1/w3/w2 without bias, RMSNorms, untied output."""
+    bias = bool(r.get("bias", default=True))
+    return {"attention_bias": bias, "o_proj_bias": bias, "mlp_bias": False}, []
+
+
 def _gated(r: ConfigReader, model_type: str) -> Fields:
     """Llama-style decoders: gated MLP, RMSNorms; biases as the config's attention_bias / mlp_bias say (Qwen2's
     q/k/v carry a bias by default), plus the family's extras (_GATED_EXTRAS)."""
@@ -94,7 +111,8 @@ def _gated(r: ConfigReader, model_type: str) -> Fields:
 
 FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
     "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "starcoder2": _starcoder2, "falcon": _falcon,
-    "mllama": _mllama, **{t: _gated for t in GATED_FAMILIES if t != "mllama"},
+    "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2,
+    **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2"}},
 }
 
 

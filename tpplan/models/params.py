@@ -69,7 +69,7 @@ def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
             add("kv_bias", 2 * k * d, "kv", False)
         add("o_proj", a * d * h, "row", k=a * d)
         if s.qk_norm:
-            add("qk_norm", 2 * d, "replicated", False)
+            add("qk_norm", (a + k) * d if s.qk_norm_per_head else 2 * d, "replicated", False)
     if s.o_proj_bias:
         add("o_bias", h, "replicated", False)
     if s.attention_sinks:

@@ -49,6 +49,9 @@ class ModelSpec:
     """Per-layer norms over hidden_size (2 for Llama; 4 for Gemma-2's sandwich norms)."""
     qk_norm: bool = False
     """Per-head RMSNorm on q and k (Qwen3): 2 x head_dim parameters per layer."""
+    qk_norm_per_head: bool = False
+    """The q/k norms hold one weight row per head (Cohere's use_qk_norm: CohereLayerNorm((heads, head_dim)) and
+    ((kv heads, head_dim))): (heads + kv heads) x head_dim parameters per layer instead of 2 x head_dim."""
     parallel_attn: bool = False
     """Attention and MLP read the same input and are reduced together (Falcon, GPT-J): 1 all-reduce."""
     attention_sinks: bool = False
