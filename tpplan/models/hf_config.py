@@ -148,10 +148,10 @@ def _attention_shape(r: ConfigReader) -> dict[str, int]:
 
 
 def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[int, dict[str, Any], list[str]]:
-    """(dense MLP width, MoE fields, notes). Falcon and GPT-J default to 4 x hidden; Llama 4's intermediate_size is
-    the expert width and its dense layers use intermediate_size_mlp."""
+    """(dense MLP width, MoE fields, notes). Falcon, GPT-J and GPTBigCode default to 4 x hidden; Llama 4's
+    intermediate_size is the expert width and its dense layers use intermediate_size_mlp."""
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
-                         default=4 * hidden if model_type in ("falcon", "gptj") else None)
+                         default=4 * hidden if model_type in ("falcon", "gptj", "gpt_bigcode") else None)
     moe = _moe_fields(r, model_type, intermediate)
     if model_type != "llama4":
         return intermediate, moe, []

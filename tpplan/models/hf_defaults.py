@@ -74,6 +74,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 "tie_word_embeddings": True},
     # InternLM2Config (remote code configuration_internlm2.py, mirrored by MindIE's Internlm2Config): untied output.
     "internlm2": {"tie_word_embeddings": False},
+    # GPTBigCodeConfig: vocab 50257, n_embd 768, n_layer 12, n_head 12, n_positions 1024, multi_query True, tied.
+    "gpt_bigcode": {"vocab_size": 50257, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                    "max_position_embeddings": 1024, "multi_query": True, "tie_word_embeddings": True},
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},

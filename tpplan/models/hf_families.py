@@ -17,7 +17,7 @@ Fields = tuple[dict[str, Any], list[str]]
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "gemma3", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl",
                   "mllama", "llama4", "cohere", "cohere2", "internlm2"}
-NON_GATED_FAMILIES = {"falcon", "gpt_neox", "gptj", "phi", "starcoder2"}
+NON_GATED_FAMILIES = {"falcon", "gpt_bigcode", "gpt_neox", "gptj", "phi", "starcoder2"}
 TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
 """model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
 SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
@@ -48,6 +48,14 @@ def _gptj(r: ConfigReader, model_type: str) -> Fields:
     bias, GELU MLP fc_in / fc_out with bias, lm_head with bias, untied; rotary on rotary_dim of each head."""
     return {"gated_mlp": False, "norm_type": "layer", "parallel_attn": True, "attention_bias": False,
             "o_proj_bias": False, "mlp_bias": True, "norms_per_layer": 1, "lm_head_bias": True}, []
+
+
+def _gpt_bigcode(r: ConfigReader, model_type: str) -> Fields:
+    """GPTBigCode (StarCoder 1, SantaCoder; modeling_gpt_bigcode.py): fused c_attn (q plus one shared k/v head when
+    multi_query) and c_proj with biases, GELU MLP c_fc / c_proj with biases, 2 LayerNorms, a learned position
+    embedding wpe of n_positions rows, lm_head tied to wte."""
+    return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True, "mlp_bias": True,
+            "position_embedding_rows": r.int("max_position_embeddings", "n_positions", positive=True)}, []
 
 
 def _starcoder2(r: ConfigReader, model_type: str) -> Fields:
@@ -110,7 +118,8 @@ def _gated(r: ConfigReader, model_type: str) -> Fields:
 
 
 FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
-    "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "starcoder2": _starcoder2, "falcon": _falcon,
+    "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "gpt_bigcode": _gpt_bigcode, "starcoder2": _starcoder2,
+    "falcon": _falcon,
     "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2,
     **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2"}},
 }

@@ -137,6 +137,9 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
     groups.append(ParamGroup(name="embed_tokens", component="embedding",
                              params=(s.vocab_size + s.embedding_extra_rows) * h,
                              scope="embedding", split="vocab", quantizable=False))
+    if s.position_embedding_rows:  # after embed_tokens: code that takes the first embedding group wants the vocab
+        groups.append(ParamGroup(name="embed_positions", component="embedding", params=s.position_embedding_rows * h,
+                                 scope="embedding", split="replicated", quantizable=False))
     groups.append(ParamGroup(name="final_norm", component="norm", params=norm, scope="head",
                              split="replicated", quantizable=False))
     if not s.tie_word_embeddings:

@@ -100,6 +100,9 @@ class ModelSpec:
     cross_attention_layers: tuple[int, ...] = ()
     """Layers whose attention reads the image's tokens instead of the text's (mllama, `cross_attention_layers`):
     same q/k/v/o and MLP shapes as the other layers plus per-head q/k RMSNorms and two scalar gates."""
+    position_embedding_rows: int = 0
+    """Rows of a learned absolute position embedding (GPT-2-style `wpe`: gpt_bigcode's n_positions x hidden),
+    replicated on every GPU; 0 for rotary models."""
     embedding_extra_rows: int = 0
     """Rows the input embedding holds beyond vocab_size (mllama: MllamaTextModel's nn.Embedding(vocab_size + 8));
     the lm_head keeps vocab_size rows."""
