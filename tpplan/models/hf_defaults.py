@@ -213,6 +213,22 @@ def _gemma3_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
     return embeddings + vit + 2 * h + h * text_hidden + h
 
 
+def _mistral3_vision_params(cfg: dict[str, Any], vc: dict[str, Any], text_hidden: int) -> int:
+    """PixtralVisionModel + Mistral3MultiModalProjector (transformers modeling_pixtral.py / modeling_mistral3.py),
+    PixtralVisionConfig defaults (hidden 1024, 24 layers, intermediate 4096, patch 16).
+
+    Bias-free patch conv, ln_pre (RMSNorm), layers of bias-free q/k/v/o and gated MLP (gate/up/down) with two
+    RMSNorms; projector: RMSNorm (vision hidden), patch_merger Linear(h x spatial_merge_size^2, h) without bias,
+    linear_1 Linear(h, text hidden) and linear_2 Linear(text hidden, text hidden), biased when
+    multimodal_projector_bias (default false)."""
+    h, p = _vision_int(vc, "hidden_size", 1024), _vision_int(vc, "patch_size", 16)
+    mlp, layers = _vision_int(vc, "intermediate_size", 4096), _vision_int(vc, "num_hidden_layers", 24)
+    tower = _vision_int(vc, "num_channels", 3) * p * p * h + h + layers * (4 * h * h + 3 * h * mlp + 2 * h)
+    merge = _vision_int(cfg, "spatial_merge_size", 2)
+    bias = text_hidden * 2 if cfg.get("multimodal_projector_bias") else 0
+    return tower + h + h * merge * merge * h + h * text_hidden + text_hidden * text_hidden + bias
+
+
 def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
     """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
 
@@ -220,7 +236,7 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
     ViT blocks of embed_dim with mlp_ratio 4, merger = LayerNorm + Linear(4e, 4e) + Linear(4e, text hidden).
     llava (modeling_llava.py + CLIPVisionModel): CLIP ViT (patch conv without bias, class and position embeddings,
     pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size. mllama: _mllama_vision_params;
-    llama4: _llama4_vision_params; gemma3: _gemma3_vision_params."""
+    llama4: _llama4_vision_params; gemma3: _gemma3_vision_params; mistral3: _mistral3_vision_params."""
     vc = cfg.get("vision_config")
     if not isinstance(vc, dict):
         return 0
@@ -243,6 +259,8 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
             return _mllama_vision_params(vc, text_hidden)
         if model_type == "gemma3":
             return _gemma3_vision_params(vc, text_hidden)
+        if model_type == "mistral3":
+            return _mistral3_vision_params(cfg, vc, text_hidden)
         if model_type == "llama4":
             return _llama4_vision_params(vc, text_hidden)
     except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:

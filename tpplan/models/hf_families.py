@@ -20,7 +20,8 @@ GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", 
 NON_GATED_FAMILIES = {"falcon", "gpt_bigcode", "gpt_neox", "gptj", "phi", "starcoder2"}
 TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
 """model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
-SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
+SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava", "mistral3"})
+"""Model types tpplan reads: the families, and vision-language wrappers whose text_config names one of them."""
 _GATED_ACTS = {"silu", "swish", "swiglu"}
 _GATED_EXTRAS: dict[str, dict[str, Any]] = {
     # gpt-oss (modeling_gpt_oss.py): biased q/k/v/o, one learned sink logit per head.
