@@ -193,3 +193,21 @@ def test_measured_order_across_releases_compares_the_tables_with_each_other():
     assert fidelity.measured_order_across_releases(alike) == {"pairs": 1, "agreement_pct": 100.0}
     crossed = alike[:3] + [row("Llama 3.1 70B", "0.19.0", 4, 1700)]  # 425 per GPU < 450: TP2 ahead in 0.19
     assert fidelity.measured_order_across_releases(crossed) == {"pairs": 1, "agreement_pct": 0.0}
+
+
+def test_trtllm_rows_run_a_model_wide_sliding_window_as_full_attention():
+    """TensorRT-LLM keeps every token's KV unless KvCacheConfig.max_attention_window is set (the table runs do not
+    set it): Mistral 7B's model-wide 4096 window is dropped for those rows, so at 32k tokens it holds and reads the
+    whole context like Llama 3.1 8B; per-layer window patterns (GPT-OSS) stay."""
+    import fidelity
+
+    from tpplan.models.kv import kv_cache_bytes_per_sequence
+    from tpplan.models.resolve import resolve_model
+
+    mistral = resolve_model("mistral-7b").spec
+    plain = fidelity.trtllm_model("mistral-7b")
+    assert mistral.sliding_window == 4096 and plain.sliding_window is None
+    assert kv_cache_bytes_per_sequence(plain, context_len=32768) == 8 * kv_cache_bytes_per_sequence(
+        mistral, context_len=32768)
+    assert fidelity.trtllm_model("gpt-oss-20b") == "gpt-oss-20b"
+    assert fidelity.trtllm_model("llama-8b") == "llama-8b"
