@@ -51,7 +51,9 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
                       sustained_clock=float(k["sustained_clock"]),
                       pipeline_sequence_overhead_s=_q(k["pipeline_sequence_overhead"], "time", "us"),
-                      matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None)
+                      matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None,
+                      attention_prefill_matmul_native=float(k.get("attention_prefill_matmul_native")
+                                                            or k["attention_prefill_matmul"]))
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:

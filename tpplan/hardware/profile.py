@@ -92,6 +92,11 @@ class Efficiency:
     attention_prefill_matmul: float
     """Achieved / dense 16-bit peak FLOP/s of causal flash attention in prefill (softmax and masking keep it
     below GEMM efficiency: FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 paper, Fig. 5)."""
+    attention_prefill_matmul_native: float | None = None
+    """attention_prefill_matmul for flash attention written for this GPU's own tensor-core pipeline, where the engine
+    runs one (TensorRT-LLM's context FMHA on Hopper: fmha_v2 *_tma_ws_sm90 kernels, TMA loads and warp-specialized
+    wgmma like FlashAttention-3); FlashAttention-2-style kernels (PyTorch SDPA, vLLM <= 0.6) reach only
+    attention_prefill_matmul there. None: attention_prefill_matmul."""
     moe_expert_fixed_tokens: float = 0.0
     """Tokens of matmul work each expert that receives tokens costs a grouped GEMM on top of its own tokens
     (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens
