@@ -260,3 +260,26 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:
     """Bytes all-reduced per layer per forward step (0 at tp 1)."""
     return 0 if c.tp == 1 else c.allreduces_per_layer * tokens * c.hidden_size * c.act_bytes
+
+
+def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens,
+                     input_len) -> dict[str, object]:
+    """`mixed_step` of one replica without PP split into its terms, seconds: the attention projections (QKV, O),
+    MLP / MoE matmuls, elementwise kernels (with the measured per-layer overhead, if any), decode attention,
+    prefill attention, lm_head, TP collectives and the step overhead. They sum to mixed_step(...).total_s; the
+    fidelity benchmark prints them beside what a measured throughput implies (benchmarks/step_breakdown.py)."""
+    if c.pp != 1:
+        raise TpplanError("mixed_step_terms: PP steps interleave micro-batches; use mixed_step")
+    tokens = batch + prefill_tokens
+    projections = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
+        c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
+        tokens=tokens, launches=c.attn_launches))
+    mlp = _mlp_time_s(c, tokens)
+    layers = decoder_layers(c, profile, decode_seqs=batch, context_len=context_len, prefill_tokens=prefill_tokens,
+                            prefill_pairs=prefill_tokens / input_len * causal_pairs(c, input_len))
+    decode_attn = _decode_attention_s(c, batch, context_len)
+    prefill_attn = _prefill_attention_s(c, prefill_tokens, prefill_tokens / input_len * causal_pairs(c, input_len))
+    return {"attention_projections_s": projections, "mlp_s": mlp,
+            "elementwise_s": layers.compute_s - projections - mlp - decode_attn - prefill_attn,
+            "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
+            "communication_s": layers.communication_s, "overhead_s": c.step_overhead_s}
