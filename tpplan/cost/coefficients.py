@@ -18,6 +18,7 @@ from tpplan.hardware.kernel_table import MatmulCurve, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
+from tpplan.models.formats import SIXTEEN_BIT, WeightFormat
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
@@ -73,6 +74,11 @@ class Coefficients:
     act_bytes: int
     allreduces_per_layer: int
     rates: KernelRates
+    attn_rates: KernelRates | None = None
+    """Rates of the attention projections when the checkpoint keeps them in 16 bits while the other matmuls run
+    in a low-precision dtype (gpt-oss MXFP4 and ModelOpt/fbgemm FP8 `keep_16bit` self_attn); None: `rates`."""
+    head_rates: KernelRates | None = None
+    """Rates of the lm_head when the checkpoint keeps it in 16 bits (ModelOpt FP8 and NVFP4 exclude lm_head)."""
     fusion: Fusion
     step_overhead_s: float
     pipeline_sequence_overhead_s: float = 0.0
@@ -172,6 +178,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained,
                            native_attention=(fusion or fusion_for(engine)).native_prefill_attention),
+        attn_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained),
+        head_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "lm_head", sustained=sustained),
         fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
@@ -180,6 +188,21 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
                         nvlink_domain_gpus=profile.nvlink_domain_size),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
+
+
+def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProfile, matmul_dtype: str,
+                       component: str, *, sustained: bool) -> KernelRates | None:
+    """16-bit matmul rates for `component`'s matmuls when the checkpoint keeps every quantizable weight of it in
+    16 bits in every layer (`keep_16bit`, e.g. gpt-oss's 'model.layers.*.self_attn' and 'lm_head', vllm
+    quantization/mxfp4.py) while the model's other matmuls run at `matmul_dtype` (fp8 / fp4): those matmuls run
+    the 16-bit kernels at the 16-bit peak. None when they share the model's rate."""
+    if matmul_dtype in SIXTEEN_BIT or not fmt.quantized:
+        return None
+    groups = [g for g in param_groups(spec) if g.component == component]
+    if not groups or any(fmt.bytes_per_param(g) != fmt.unquantized_bytes for g in groups):
+        return None
+    sixteen = next((d for d in SIXTEEN_BIT if d in profile.gpu.peak_flops_per_s), None)
+    return kernel_rates(profile, sixteen, sustained=sustained) if sixteen else None
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,

@@ -60,9 +60,9 @@ def _curves_s(curves: tuple[MatmulCurve, ...], tokens):
 
 
 def _matmuls_s(c: Coefficients, *, flops_per_token: float, weight_bytes: float, width_in_out: int, tokens,
-               launches: int):
-    """A bucket of matmuls on `tokens` tokens: weights once, activations in and out."""
-    return matmul_time_s(c.rates, flops=flops_per_token * tokens,
+               launches: int, rates=None):
+    """A bucket of matmuls on `tokens` tokens: weights once, activations in and out (at `rates`, else c.rates)."""
+    return matmul_time_s(rates or c.rates, flops=flops_per_token * tokens,
                          n_bytes=weight_bytes + tokens * width_in_out * c.act_bytes, launches=launches)
 
 
@@ -116,7 +116,7 @@ def _layers_compute_s(c: Coefficients, tokens):
     f = c.fusion
     attn = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
         c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
-        tokens=tokens, launches=c.attn_launches))
+        tokens=tokens, launches=c.attn_launches, rates=c.attn_rates))
     per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
     elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
@@ -127,7 +127,7 @@ def _layers_compute_s(c: Coefficients, tokens):
 def _head_s(c: Coefficients, head_tokens):
     """The lm_head on the tokens that sample (one per decoding sequence, one per finished prompt)."""
     return _matmuls_s(c, flops_per_token=c.head_flops_per_token, weight_bytes=c.head_bytes,
-                      width_in_out=c.hidden_size, tokens=head_tokens, launches=1)
+                      width_in_out=c.hidden_size, tokens=head_tokens, launches=1, rates=c.head_rates)
 
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
