@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
 from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for
-from tpplan.hardware.kernel_table import MatmulCurve, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
@@ -23,6 +23,9 @@ from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
 from tpplan.units import ceil_div
+
+if TYPE_CHECKING:  # measured tables are optional: tpplan.hardware.kernel_table loads when a profile has one
+    from tpplan.hardware.kernel_table import MatmulCurve
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,6 +195,8 @@ def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engin
     table = profile.kernel_table
     if table is None:
         return {}
+    from tpplan.hardware.kernel_table import matmul_curve
+
     out: dict = {"layer_overhead_s": (table.layer_overhead_s.get("decode", 0.0),
                                       table.layer_overhead_s.get("prefill", 0.0))}
     for bucket, shapes in shard_matmul_shapes(spec, tp=tp, engine=engine).items():

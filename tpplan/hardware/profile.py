@@ -7,9 +7,10 @@ unidirectional per GPU (NVLink4 = 450 GB/s, NDR InfiniBand = 50 GB/s); peak FLOP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from tpplan.hardware.kernel_table import KernelTable
+if TYPE_CHECKING:  # a measured table is optional: its module loads only with a profile that has one
+    from tpplan.hardware.kernel_table import KernelTable
 
 Tier = Literal["nvlink", "pcie", "network"]
 """Which fabric a TP group's collective crosses: inside an NVLink domain, between domains in a node

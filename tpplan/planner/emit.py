@@ -24,12 +24,13 @@ Flags are spelled as each engine's current documentation spells them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
+from tpplan.models.engines import EMITTERS
 from tpplan.planner.workload import Workload
 
-if TYPE_CHECKING:  # kept out of the import so that `tpplan --help` (which reads EmitEngine) stays fast
+if TYPE_CHECKING:  # kept out of the import: `tpplan recommend --emit` is the only command that loads this module
     from tpplan.hardware.profile import HardwareProfile
     from tpplan.models.spec import ModelSpec
     from tpplan.planner.candidates import Candidate
@@ -43,8 +44,6 @@ class Plan(Protocol):
     workload: Workload
     recommended: Candidate | None
 
-EmitEngine = Literal["vllm", "sglang", "trtllm"]
-EMITTERS: tuple[EmitEngine, ...] = ("vllm", "sglang", "trtllm")
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
