@@ -4,13 +4,15 @@ routed expert, router and shared experts, lm_head), once. The step-time function
 those terms for any batch, context or prompt length, floats or numpy arrays alike.
 
 When the profile carries a measured kernel table (`tpplan measure`), the shard matmul curves and the fitted
-per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`).
+per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`). The curves are short
+timed bursts; under continuous load their compute-bound points stretch by 1 / efficiency.sustained_clock
+(`sustained_curve`), as the roofline's FLOP rates do.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
@@ -158,7 +160,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
-        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
+        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
+                          sustained=sustained))
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
@@ -187,11 +190,12 @@ def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> di
             "mlp": [((2 if spec.gated_mlp else 1) * f_local, h), (h, f_local)]}
 
 
-def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool,
-                    dtype: str) -> dict:
+def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool, dtype: str,
+                    sustained: bool) -> dict:
     """What a measured kernel table replaces: the shard matmul curves (only for a plain format of the table's
     dtype, since a weight-only or block-scaled format runs other kernels; not for MLA projections) and the
-    fitted per-layer overhead per mode."""
+    fitted per-layer overhead per mode. `sustained`: the curves at the clock of continuous load (sustained_curve);
+    False: as measured (`tpplan measure` compares its own short bursts)."""
     table = profile.kernel_table
     if table is None:
         return {}
@@ -203,5 +207,28 @@ def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engin
         curves = [matmul_curve(table, n=n, k=k, dtype=dtype) for n, k in shapes]
         usable = plain and all(curves) and not (bucket == "attn" and spec.is_mla)
         if usable:
-            out[f"{bucket}_curves"] = tuple(curves)
+            out[f"{bucket}_curves"] = tuple(sustained_curve(cv, profile, dtype=dtype) if sustained else cv
+                                            for cv in curves)
     return out
+
+
+def sustained_curve(curve: MatmulCurve, profile: HardwareProfile, *, dtype: str) -> MatmulCurve:
+    """A measured matmul curve (short timed bursts at the boost clock) as it runs under continuous load, where the
+    SM clock falls to efficiency.sustained_clock (s) of it. Only the FLOP-bound part of a kernel is paced by that
+    clock; streaming weights is paced by the HBM clock. So each point of the shape's burst roofline
+    t = max(FLOPs / R, bytes / B) + fixed keeps its time unless the lowered compute roof is slower:
+
+        t_sustained(M) = max(t(M), FLOPs(M) / (s x R)),  FLOPs(M) = 2 x M x n x k,
+
+    with R the burst compute rate of the shape: the faster of the profile's (peak x matmul share of `dtype`) and
+    the best FLOPs / t the curve itself reached. A point at that roof (compute-bound, large M) stretches by exactly
+    1 / s; a point at or below s x R (weight-streaming or launch-bound, small M) is unchanged; none stretches by
+    more than 1 / s. Interpolation between the new points and the extrapolation above the last (proportional to
+    M) follow. Seconds."""
+    clock = profile.efficiency.sustained_clock
+    if clock >= 1.0:
+        return curve
+    flops = [FLOPS_PER_MAC * m * curve.n * curve.k for m in curve.tokens]
+    roof = max(kernel_rates(profile, dtype, sustained=False).matmul_flops_per_s,
+               *(f / t for f, t in zip(flops, curve.time_s, strict=True) if t > 0))
+    return replace(curve, time_s=tuple(max(t, f / (clock * roof)) for f, t in zip(flops, curve.time_s, strict=True)))
