@@ -378,12 +378,16 @@ def measured_order_across_releases(rows: list[dict]) -> dict:
 
 
 def _moe_report(rows: list[dict]) -> dict:
-    """The MoE rows alone: error per TP degree (GPU count) and per layout (TP vs DEP = attention DP + EP)."""
+    """The MoE rows alone: error per TP degree (GPU count), per layout (TP vs DEP = attention DP + EP) and per
+    model; `without_fp4`: the 16-bit and FP8 rows."""
     moe = [r for r in rows if r["moe"]]
     if not moe:
         return {"rows": 0}
+    no_fp4 = [r for r in moe if r["precision"] != "FP4"]
     return (error_stats(moe, "tp") | {"by_layout": error_stats(moe, "layout")["signed_median_pct_by_layout"]}
-            | order_agreement(moe))
+            | order_agreement(moe)
+            | {"without_fp4": {k: v for k, v in error_stats(no_fp4, "layout").items() if k != "worst_error_pct"},
+               "by_model": error_stats(moe, "model")["signed_median_pct_by_model"]})
 
 
 def pcie_tp8_below_tp4(rows: list[dict]) -> dict:

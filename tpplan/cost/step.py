@@ -31,6 +31,7 @@ from tpplan.cost.moe import (
     pairs_on_gpu,
     routed_experts_time_s,
     routing_time_s,
+    routing_tokens,
     split_experts_time_s,
 )
 from tpplan.errors import TpplanError
@@ -97,8 +98,8 @@ def _routed_experts_s(c: Coefficients, tokens):
         pairs = tokens * c.experts_per_token
     if c.moe_kernels is None:
         return gemms
-    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=tokens, pairs=pairs, hidden_size=c.hidden_size,
-                                  act_bytes=c.act_bytes)
+    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=routing_tokens(c.moe, tokens), pairs=pairs,
+                                  hidden_size=c.hidden_size, act_bytes=c.act_bytes)
 
 
 def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool):
