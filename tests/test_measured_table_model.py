@@ -50,8 +50,9 @@ def test_interpolation_is_the_same_for_floats_and_arrays():
 @pytest.mark.parametrize("tp", [1, 2, 8])
 def test_shifting_every_curve_shifts_decode_compute_by_layers_x_4(tp):
     spec, base = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
-    low = coefficients(spec, _with(base, _table(spec, tp=tp)), tp=tp)
-    high = coefficients(spec, _with(base, _table(spec, tp=tp, shift_s=SHIFT_S)), tp=tp)
+    # sustained=False: the curves as measured (their scaling to the sustained clock: test_sustained_curves.py)
+    low = coefficients(spec, _with(base, _table(spec, tp=tp)), tp=tp, sustained=False)
+    high = coefficients(spec, _with(base, _table(spec, tp=tp, shift_s=SHIFT_S)), tp=tp, sustained=False)
     for batch in (1, 7, 64, 300):
         a = decode_step(low, base, batch=batch, context_len=1000).compute_s
         b = decode_step(high, base, batch=batch, context_len=1000).compute_s
@@ -65,7 +66,8 @@ def test_table_values_are_the_matmul_time_at_m():
     spec, base = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
     zero = dataclasses.replace(_table(spec, tp=1), matmul=tuple(
         dataclasses.replace(cv, time_s=(0.0,) * len(TOKENS)) for cv in _table(spec, tp=1).matmul))
-    c_table, c_zero = (coefficients(spec, _with(base, t), tp=1) for t in (_table(spec, tp=1), zero))
+    c_table, c_zero = (coefficients(spec, _with(base, t), tp=1, sustained=False)  # the curves as measured
+                       for t in (_table(spec, tp=1), zero))
     assert len(c_table.attn_curves) == len(c_table.mlp_curves) == 2
     for batch, per_matmul_s in ((16, 10e-6), (136, 25e-6), (8192, 800e-6)):
         a = decode_step(c_table, base, batch=batch, context_len=500).compute_s

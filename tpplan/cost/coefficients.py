@@ -4,17 +4,19 @@ routed expert, router and shared experts, lm_head), once. The step-time function
 those terms for any batch, context or prompt length, floats or numpy arrays alike.
 
 When the profile carries a measured kernel table (`tpplan measure`), the shard matmul curves and the fitted
-per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`).
+per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`). The curves are short
+timed bursts; under continuous load their compute-bound points stretch by 1 / efficiency.sustained_clock
+(`sustained_curve`), as the roofline's FLOP rates do.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
 from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for, trtllm_gathers_tokens
-from tpplan.hardware.kernel_table import MatmulCurve, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
@@ -24,6 +26,9 @@ from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
 from tpplan.units import ceil_div
+
+if TYPE_CHECKING:  # measured tables are optional: tpplan.hardware.kernel_table loads when a profile has one
+    from tpplan.hardware.kernel_table import MatmulCurve
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,7 +192,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
                         engine=engine, act_bytes=fmt.activation_bytes,
                         nvlink_domain_gpus=profile.nvlink_domain_size),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
-        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
+        **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
+                          sustained=sustained))
 
 
 def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProfile, matmul_dtype: str,
@@ -235,19 +241,45 @@ def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> di
             "mlp": [((2 if spec.gated_mlp else 1) * f_local, h), (h, f_local)]}
 
 
-def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool,
-                    dtype: str) -> dict:
+def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool, dtype: str,
+                    sustained: bool) -> dict:
     """What a measured kernel table replaces: the shard matmul curves (only for a plain format of the table's
     dtype, since a weight-only or block-scaled format runs other kernels; not for MLA projections) and the
-    fitted per-layer overhead per mode."""
+    fitted per-layer overhead per mode. `sustained`: the curves at the clock of continuous load (sustained_curve);
+    False: as measured (`tpplan measure` compares its own short bursts)."""
     table = profile.kernel_table
     if table is None:
         return {}
+    from tpplan.hardware.kernel_table import matmul_curve
+
     out: dict = {"layer_overhead_s": (table.layer_overhead_s.get("decode", 0.0),
                                       table.layer_overhead_s.get("prefill", 0.0))}
     for bucket, shapes in shard_matmul_shapes(spec, tp=tp, engine=engine).items():
         curves = [matmul_curve(table, n=n, k=k, dtype=dtype) for n, k in shapes]
         usable = plain and all(curves) and not (bucket == "attn" and spec.is_mla)
         if usable:
-            out[f"{bucket}_curves"] = tuple(curves)
+            out[f"{bucket}_curves"] = tuple(sustained_curve(cv, profile, dtype=dtype) if sustained else cv
+                                            for cv in curves)
     return out
+
+
+def sustained_curve(curve: MatmulCurve, profile: HardwareProfile, *, dtype: str) -> MatmulCurve:
+    """A measured matmul curve (short timed bursts at the boost clock) as it runs under continuous load, where the
+    SM clock falls to efficiency.sustained_clock (s) of it. Only the FLOP-bound part of a kernel is paced by that
+    clock; streaming weights is paced by the HBM clock. So each point of the shape's burst roofline
+    t = max(FLOPs / R, bytes / B) + fixed keeps its time unless the lowered compute roof is slower:
+
+        t_sustained(M) = max(t(M), FLOPs(M) / (s x R)),  FLOPs(M) = 2 x M x n x k,
+
+    with R the burst compute rate of the shape: the faster of the profile's (peak x matmul share of `dtype`) and
+    the best FLOPs / t the curve itself reached. A point at that roof (compute-bound, large M) stretches by exactly
+    1 / s; a point at or below s x R (weight-streaming or launch-bound, small M) is unchanged; none stretches by
+    more than 1 / s. Interpolation between the new points and the extrapolation above the last (proportional to
+    M) follow. Seconds."""
+    clock = profile.efficiency.sustained_clock
+    if clock >= 1.0:
+        return curve
+    flops = [FLOPS_PER_MAC * m * curve.n * curve.k for m in curve.tokens]
+    roof = max(kernel_rates(profile, dtype, sustained=False).matmul_flops_per_s,
+               *(f / t for f, t in zip(flops, curve.time_s, strict=True) if t > 0))
+    return replace(curve, time_s=tuple(max(t, f / (clock * roof)) for f, t in zip(flops, curve.time_s, strict=True)))

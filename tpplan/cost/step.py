@@ -15,6 +15,7 @@ with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tpplan.cost.coefficients import Coefficients
 from tpplan.cost.collectives import collective_time_s, pipeline_handoffs_s
@@ -34,9 +35,11 @@ from tpplan.cost.moe import (
     split_experts_time_s,
 )
 from tpplan.errors import TpplanError
-from tpplan.hardware.kernel_table import MatmulCurve, interpolate_s
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.units import ceil_div, maximum, minimum
+
+if TYPE_CHECKING:  # measured curves come only with a profile's kernel table
+    from tpplan.hardware.kernel_table import MatmulCurve
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +59,8 @@ def step_time(*, compute_s, communication_s, overhead_s) -> StepTime:
 
 
 def _curves_s(curves: tuple[MatmulCurve, ...], tokens):
+    from tpplan.hardware.kernel_table import interpolate_s
+
     return sum(interpolate_s(cv.tokens, cv.time_s, tokens) for cv in curves)
 
 

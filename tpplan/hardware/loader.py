@@ -11,16 +11,18 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from tpplan.errors import ProfileError
 from tpplan.files import package_dir
-from tpplan.hardware.kernel_table import AttentionCurve, KernelTable, MatmulCurve
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.hardware.yaml_errors import pydantic_problems, yaml_problem
 from tpplan.units import US, parse_quantity
+
+if TYPE_CHECKING:
+    from tpplan.hardware.kernel_table import KernelTable
 
 DEFAULT_PROFILE = "dgx-h100"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -130,6 +132,7 @@ def _kernel_table(t: dict[str, Any] | None) -> KernelTable | None:
     """The optional measured kernel table (tpplan.hardware.kernel_table), times in seconds."""
     if not t:
         return None
+    from tpplan.hardware.kernel_table import AttentionCurve, KernelTable, MatmulCurve  # only profiles that have one
 
     def times(xs: list[Any]) -> tuple[float, ...]:
         return tuple(_q(x, "time", "us") for x in xs)

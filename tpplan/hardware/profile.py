@@ -7,9 +7,10 @@ unidirectional per GPU (NVLink4 = 450 GB/s, NDR InfiniBand = 50 GB/s); peak FLOP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from tpplan.hardware.kernel_table import KernelTable
+if TYPE_CHECKING:  # a measured table is optional: its module loads only with a profile that has one
+    from tpplan.hardware.kernel_table import KernelTable
 
 Tier = Literal["nvlink", "pcie", "network"]
 """Which fabric a TP group's collective crosses: inside an NVLink domain, between domains in a node
@@ -106,15 +107,17 @@ class Efficiency:
     activations quantized to FP4 before each GEMM). None: the matmul_fp8 share. On B200 these GEMMs reach ~0.35 of
     the FP4 peak where fp8 reaches more (sources in hardware_profiles/dgx-b200.yaml)."""
     sustained_clock: float = 1.0
+    """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
+    that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).
+    Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower; memory-bound kernels
+    are paced by the HBM clock and are not scaled. A measured kernel table's compute-bound points stretch the same way
+    (tpplan.cost.coefficients.sustained_curve); `tpplan measure` compares its bursts unscaled. 1.0: no throttling
+    assumed."""
     pipeline_sequence_overhead_s: float = 0.0
     """Host time per running sequence per pipeline-stage boundary in a PP round: each micro-batch's sampled tokens
     travel rank to rank on the host and each stage's executor updates, schedules and prepares the micro-batch's
     sequences before it can launch it, so this work sits on the round's critical path (tpplan.cost.step
     `_pipeline_step`). 0: none."""
-    """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
-    that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).
-    Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower; memory-bound kernels
-    are paced by the HBM clock and are not scaled. 1.0: no throttling assumed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
