@@ -178,6 +178,12 @@ benchmark_config.yml at commit 8fcf9fc2; copied as printed, 4098 included). That
 TP entries match the 0.12 table's rows exactly (an earlier version has no Llama-3-70B TP2, which the table has)."""
 TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
 """trtllm-bench's BYTES_PER_ELEM by quant algo (2 for anything else)."""
+TRTLLM_BENCH_TUNED = {"fp8", "nvfp4", "bf16", "fp16"}
+"""Weight formats whose runs trtllm-bench sizes with tuning.py: its TUNED_QUANTS (NVFP4, FP8, FP8_BLOCK_SCALES,
+NO_QUANT, None; tensorrt_llm/bench/build/build.py get_benchmark_engine_settings). Any other quant_algo -- the MXFP4
+checkpoints of CHECKPOINT_FORMAT_MODELS load as W4A16_MXFP4 / W4A8_MXFP4_* (tensorrt_llm/_torch/model_config.py
+get_mxfp4_quant_algo) -- runs with the LLM API defaults max_batch_size 2048, max_num_tokens 8192, which are
+tpplan's trtllm defaults (no override passed)."""
 TRTLLM_BENCH_KV_FRACTION = 0.95
 """calc_engine_setting's kv_cache_gpu_mem_fraction default."""
 
@@ -214,7 +220,7 @@ def _engine_settings(r: dict, *, tp: int, pp: int, dtype: str, kv_dtype: str) ->
     table = TRTLLM_BENCH_012_CONFIG.get(r["model"], {}).get(tp) if r["engine_version"] == "0.12.0" else None
     if bs is None and tokens is None and table and pp == 1:
         bs, tokens = table.get(int(r["isl"]) + int(r["osl"]), table["general"])
-    elif bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES:
+    elif bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES and dtype in TRTLLM_BENCH_TUNED:
         spec = resolve_model(MODELS[r["model"]]).spec
         device = resolve_profile(HARDWARE[r["hardware"]])[0].gpu.memory_bytes
         bs, tokens = trtllm_bench_settings(spec, tp=tp, pp=pp, isl=int(r["isl"]), osl=int(r["osl"]), dtype=dtype,
