@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from tpplan.cost.coefficients import coefficients
+from tpplan.cost.coefficients import coefficients, mlp_widths
 from tpplan.cost.kernels import KernelRates, matmul_time_s
 from tpplan.cost.moe import MOE_KERNELS, grouped_gemm_time_s, routing_time_s
 from tpplan.cost.step import decode_step
 from tpplan.hardware.loader import kernel_defaults, load_builtin
 from tpplan.models.resolve import resolve_model
+from tpplan.planner.candidates import activation_reserve_bytes
+from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, Workload
 from tpplan.units import GB, TB, TERA, US
 
 RATES = KernelRates(matmul_flops_per_s=1000 * TERA, memory_bytes_per_s=3 * TB, kernel_overhead_s=4 * US,
@@ -91,3 +93,44 @@ def test_fixed_tokens_slow_an_moe_step_more_at_few_tokens_per_expert():
 
     # 4096 tokens x 8 of 128 experts = 256 per expert: compute-bound, the 88 extra rows show; at 65536 they fade
     assert ratio(4096) > ratio(65536) > 1
+
+
+def test_mlp_widths_follow_the_layers_that_exist():
+    # meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json: intermediate_size_mlp 16384 (the 24 dense layers),
+    # intermediate_size 8192 (each routed and the one shared expert), top-1; Scout: every layer MoE, so its
+    # intermediate_size_mlp (16384) is no layer's width
+    maverick, scout = resolve_model("llama4-maverick").spec, resolve_model("llama4-scout").spec
+    assert mlp_widths(maverick) == (16384, 8192, 8192)
+    assert mlp_widths(scout) == (0, 8192, 8192)
+    assert mlp_widths(resolve_model("qwen3-30b-a3b").spec) == (0, 8 * 768, 0)
+    assert mlp_widths(resolve_model("llama-3.1-8b").spec) == (14336, 0, 0)
+
+
+def test_maverick_dense_layers_and_shared_expert_widths_per_gpu():
+    spec, profile = resolve_model("llama4-maverick").spec, load_builtin("dgx-h100")
+    c = coefficients(spec, profile, tp=8, dtype="fp8")
+    assert (c.mlp_width_per_gpu, c.routed_width_per_gpu, c.shared_width_per_gpu) == (2048, 1024, 1024)
+    # 24 dense layers of 16384 / 8 and 24 MoE layers of (8192 routed + 8192 shared) / 8, averaged over 48
+    assert c.elementwise_width_per_gpu == (24 * 2048 + 24 * 2048) / 48
+
+
+@pytest.mark.parametrize(("ep", "routed_per_gpu"), [(1, 1536 * 8 / 8), (8, 1536 * 8)])
+def test_elementwise_width_of_routed_rows_under_dp_attention(ep, routed_per_gpu):
+    # DP-attention 8 x TP1: split experts hold 1/8 of every pair's width; EP8 holds whole experts and, on the mean
+    # GPU, top_k pairs per token of its own rank (T x 8 ranks x top_k / 8)
+    spec, profile = resolve_model("qwen3-235b-a22b").spec, load_builtin("hgx-h200")
+    c = coefficients(spec, profile, tp=1, ep=ep, dp_attention=8, dtype="fp8", engine="trtllm")
+    assert c.elementwise_width_per_gpu == routed_per_gpu
+
+
+def test_activation_reserve_uses_the_widest_mlp_the_layers_have():
+    # an all-MoE config's intermediate_size belongs to no layer (Scout's intermediate_size_mlp): widening it must
+    # not move the reserve; the widest MoE layer is top_k routed + shared experts (2 x 8192 for Scout)
+    scout, profile = resolve_model("llama4-scout").spec, load_builtin("dgx-h100")
+    w = Workload(gpus=4, dtype="fp8", max_model_len=4096)
+    c = coefficients(scout, profile, tp=4, dtype="fp8")
+    wide = replace(scout, intermediate_size=4 * scout.intermediate_size)
+    reserve = activation_reserve_bytes(scout, c, w)
+    assert activation_reserve_bytes(wide, c, w) == reserve
+    logits = ACTIVATION_RESERVE_LOGIT_SEQS * -(-scout.vocab_size // 4) * 4  # fp32, vocab-parallel
+    assert reserve == 4096 * (4 * scout.hidden_size + 2 * (8192 + 8192) // 4) * c.act_bytes + logits

@@ -59,7 +59,13 @@ class Coefficients:
     """Per-head width read by the attention kernel (head_dim; MLA: kv_lora_rank + rope dim)."""
     kv_bytes_per_token_per_layer: float
     mlp_width_per_gpu: int
-    """intermediate_size / tp (MoE: experts_per_token x moe_intermediate_size / tp): the activation kernel's width."""
+    """Dense MLP width per GPU, intermediate_size / tp (dense layers; 0 for an MoE model without them)."""
+    routed_width_per_gpu: int = 0
+    """experts_per_token x moe_intermediate_size / tp: a token's routed-expert width when experts are split over tp."""
+    shared_width_per_gpu: int = 0
+    """n_shared_experts x moe_intermediate_size / tp: the shared experts' width (Llama 4, DeepSeek)."""
+    elementwise_width_per_gpu: float = 0.0
+    """The activation kernel's width per token, averaged over layers (`mlp_widths`)."""
     kv_width_per_gpu: int
     """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
@@ -124,8 +130,10 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
     windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
     full = windows.pop(None, 0)
-    moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
+    dense_w, routed_w, shared_w = mlp_widths(spec)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
+    moe = _moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
+                      engine=engine, act_bytes=fmt.activation_bytes)
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
@@ -142,7 +150,9 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
                                                                   engine=engine),
-        mlp_width_per_gpu=ceil_div(spec.intermediate_size if not spec.is_moe else moe_width, tp),
+        mlp_width_per_gpu=ceil_div(dense_w, tp), routed_width_per_gpu=ceil_div(routed_w, tp),
+        shared_width_per_gpu=ceil_div(shared_w, tp),
+        elementwise_width_per_gpu=_elementwise_width(spec, tp=tp, moe=moe),
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),
@@ -152,10 +162,39 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
-        moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                        engine=engine, act_bytes=fmt.activation_bytes),
+        moe=moe,
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
+
+
+def mlp_widths(spec: ModelSpec) -> tuple[int, int, int]:
+    """(dense, routed, shared) MLP widths of one token in the layers that have them, whole model (not per GPU):
+    dense = intermediate_size where a layer runs a dense MLP (all layers of a dense model, Llama 4 Maverick's
+    interleaved dense layers: intermediate_size_mlp 16,384, DeepSeek's first_k_dense_replace layers), else 0 (an
+    MoE config's intermediate_size is not used when every layer is MoE: Llama 4 Scout, Qwen3-MoE);
+    routed = experts_per_token x moe_intermediate_size; shared = n_shared_experts x moe_intermediate_size."""
+    if not spec.is_moe:
+        return spec.intermediate_size, 0, 0
+    dense = spec.intermediate_size if spec.num_dense_layers else 0
+    w = spec.moe_intermediate_size
+    return dense, spec.num_experts_per_tok * w, spec.n_shared_experts * w
+
+
+def _elementwise_width(spec: ModelSpec, *, tp: int, moe: MoeLayout | None) -> float:
+    """Width per token of the activation (SwiGLU) kernel's rows on one GPU, averaged over layers: dense layers
+    intermediate / tp; MoE layers the shared experts' width / tp plus the routed rows: top_k x moe_intermediate / G
+    when every expert is split over the G GPUs of the layer, top_k x moe_intermediate x dp_attention / ep under EP
+    (whole experts; the mean GPU's pairs per token of its own DP rank, tpplan.cost.moe.pairs_on_gpu)."""
+    dense, routed, shared = mlp_widths(spec)
+    if not spec.is_moe:
+        return float(ceil_div(dense, tp))
+    if moe is None:
+        routed_gpu = routed / tp
+    else:  # pairs on a GPU per token of its DP rank: busy ranks x top_k / ep (EP), all pairs / G (split experts)
+        routed_gpu = routed * moe.dp_attention / moe.ep if moe.ep > 1 else routed / moe.group_size
+    moe_layer = routed_gpu + shared / tp
+    layers = spec.num_dense_layers + spec.num_moe_layers
+    return (spec.num_dense_layers * ceil_div(dense, tp) + spec.num_moe_layers * moe_layer) / layers
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,

@@ -75,7 +75,8 @@ def _mlp_time_s(c: Coefficients, tokens):
             width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2))
     if c.num_moe_layers:
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
-                            width_in_out=h2, tokens=tokens, launches=c.moe_shared_launches)
+                            width_in_out=h2 + 3 * c.shared_width_per_gpu, tokens=tokens,
+                            launches=c.moe_shared_launches)
         t = t + c.num_moe_layers * (_routed_experts_s(c, tokens) + shared)
     return t
 
@@ -88,7 +89,7 @@ def _routed_experts_s(c: Coefficients, tokens):
         gemms = split_experts_time_s(c.rates, tokens=tokens, num_experts=c.num_experts,
                                      experts_per_token=c.experts_per_token, expert_bytes=c.expert_bytes,
                                      expert_flops_per_token=c.expert_flops_per_token, hidden_size=c.hidden_size,
-                                     width_per_gpu=c.mlp_width_per_gpu, act_bytes=c.act_bytes)
+                                     width_per_gpu=c.routed_width_per_gpu, act_bytes=c.act_bytes)
         pairs = tokens * c.experts_per_token
     if c.moe_kernels is None:
         return gemms
@@ -116,7 +117,7 @@ def _layers_compute_s(c: Coefficients, tokens):
     attn = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
         c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
         tokens=tokens, launches=c.attn_launches))
-    per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
+    per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.elementwise_width_per_gpu
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
     elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
                                                     launches=f.elementwise_launches)
