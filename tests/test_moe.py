@@ -167,3 +167,20 @@ def test_moe_catalogue_totals_match_the_model_cards(name, total_b, active_b):
     digits = len(str(total_b).split(".")[-1]) if "." in str(total_b) else 0
     assert round(total_params(spec) / 1e9, digits) == total_b
     assert int(active_params(spec) / 1e9 * 10 ** digits) / 10 ** digits == active_b
+
+
+@pytest.mark.parametrize(("engine", "hardware", "alltoall"), [
+    ("trtllm", "hgx-h200", False), ("trtllm", "dgx-b200", False), ("trtllm", "gb200-nvl72", True),
+    ("vllm", "hgx-h200", True)])
+def test_trtllm_gathers_ep_tokens_without_multi_node_nvlink(engine, hardware, alltoall):
+    # TensorRT-LLM's fused MoE enables all-to-all only on an MNNVL fabric (GB200 NVL72); on an 8-GPU HGX / DGX it
+    # all-gathers every rank's tokens and reduce-scatters the outputs, the same collectives as split experts
+    spec, profile = resolve_model("llama4-maverick").spec, load_builtin(hardware)
+    m = coefficients(spec, profile, tp=1, ep=8, dp_attention=8, dtype="fp8", engine=engine).moe
+    split = coefficients(spec, profile, tp=1, ep=1, dp_attention=8, dtype="fp8", engine=engine).moe
+    assert m.alltoall is alltoall
+    assert (dispatch_bytes_per_gpu(m, 256) > 0) is alltoall
+    gathers = moe_comm_time_s(m, profile, 256) == moe_comm_time_s(split, profile, 256)
+    assert gathers is not alltoall
+    if alltoall:  # top-1: each token goes to one GPU, far less than gathering all 8 ranks' tokens everywhere
+        assert moe_comm_time_s(m, profile, 256) < moe_comm_time_s(split, profile, 256)

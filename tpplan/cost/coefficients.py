@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
-from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for
+from tpplan.cost.moe import MoeKernels, MoeLayout, dispatches_alltoall, moe_kernels_for
 from tpplan.hardware.kernel_table import MatmulCurve, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
@@ -133,7 +133,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     dense_w, routed_w, shared_w = mlp_widths(spec)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     moe = _moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                      engine=engine, act_bytes=fmt.activation_bytes)
+                      engine=engine, act_bytes=fmt.activation_bytes, alltoall=dispatches_alltoall(engine, profile))
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
@@ -198,7 +198,7 @@ def _elementwise_width(spec: ModelSpec, *, tp: int, moe: MoeLayout | None) -> fl
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int) -> MoeLayout | None:
+                act_bytes: int, alltoall: bool = True) -> MoeLayout | None:
     """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
@@ -209,7 +209,7 @@ def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalan
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
                      local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
                      expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
-                     act_bytes=act_bytes)
+                     act_bytes=act_bytes, alltoall=alltoall)
 
 
 def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> dict[str, list[tuple[int, int]]]:

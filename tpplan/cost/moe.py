@@ -17,8 +17,10 @@ Token movement around each MoE layer, per GPU (`tokens` = tokens of one DP rank 
   (nccl-tests alltoall busbw factor). Low-latency mode (DeepEP low_latency kernels,
   decode) and normal mode (high-throughput kernels, prefill) are the fabric's LL and Simple protocol parameters
   of the profile: the cheaper one is taken per message size, over NVLink inside a domain and the network beyond.
-- dp_attention > 1, ep = 1: an all-gather of every rank's tokens before the experts and a reduce-scatter after
-  (S = T x hidden x act_bytes, the full gathered buffer).
+- dp_attention > 1, ep = 1, or ep = G where the engine does not dispatch by all-to-all (TensorRT-LLM without a
+  multi-node NVLink fabric, `dispatches_alltoall`): an all-gather of every rank's tokens before the experts and a
+  reduce-scatter after (S = T x hidden x act_bytes, the full gathered buffer); each GPU runs its local experts on
+  the pairs routed to them among all T tokens.
 - dp_attention = 1 (EP inside one TP group): the tokens are already on every rank; each GPU runs its local
   experts and the layer's usual all-reduce combines them (no extra collective).
 T = tokens x busy_ranks: the tokens of every DP rank that carries work in the step (all of them at steady state,
@@ -131,6 +133,25 @@ class MoeLayout:
     """moe_intermediate_size held per GPU (whole under EP, / G otherwise)."""
     hidden_size: int
     act_bytes: int
+    alltoall: bool = True
+    """True: with DP attention the EP tokens move by all-to-all dispatch / combine; False: the engine all-gathers
+    every rank's tokens before the experts and reduce-scatters after (`dispatches_alltoall`)."""
+
+
+MNNVL_MIN_DOMAIN_GPUS = 9
+"""An NVLink domain of more GPUs than one 8-GPU HGX / DGX baseboard holds spans several trays: multi-node NVLink
+(GB200 NVL72), the fabric TensorRT-LLM's MNNVL all-to-all kernels need."""
+
+
+def dispatches_alltoall(engine: str, profile: HardwareProfile) -> bool:
+    """Whether the engine moves EP tokens by all-to-all under DP attention. TensorRT-LLM (PyTorch backend,
+    tensorrt_llm/_torch/modules/fused_moe: `enable_alltoall` / `select_alltoall_method_type`) uses its MNNVL
+    all-to-all only where MnnvlMemory.supports_mnnvl() (GB200 NVL72), DeepEP only when TRTLLM_CAN_USE_DEEP_EP=1
+    (bf16), and otherwise all-gather / reduce-scatter ("for EP4/EP8 Reduce/Scatter is used, while for EP>8 All2All
+    is used", TensorRT-LLM tech blog 4, Figure 24). vLLM and SGLang: all-to-all (their EP kernels)."""
+    if engine == "trtllm":
+        return profile.nvlink_domain_size >= MNNVL_MIN_DOMAIN_GPUS
+    return True
 
 
 def group_tokens(m: MoeLayout, tokens):
@@ -173,7 +194,7 @@ def destinations_per_token(m: MoeLayout) -> float:
 def dispatch_bytes_per_gpu(m: MoeLayout, tokens):
     """All-to-all buffer of one dispatch (or combine) on the busiest GPU: T / G x destinations x hidden x
     act_bytes x imbalance (0 without DP attention or EP)."""
-    if m.dp_attention == 1 or m.ep == 1:
+    if m.dp_attention == 1 or m.ep == 1 or not m.alltoall:
         return tokens * 0.0
     return (group_tokens(m, tokens) / m.group_size * destinations_per_token(m) * m.hidden_size * m.act_bytes
             * m.imbalance)
@@ -184,7 +205,7 @@ def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens):
     if m.dp_attention == 1:
         return tokens * 0.0
     g = m.group_size
-    if m.ep > 1:
+    if m.ep > 1 and m.alltoall:
         return 2 * collective_time_s(profile, kind="alltoall", group_size=g,
                                      n_bytes=dispatch_bytes_per_gpu(m, tokens))
     full = group_tokens(m, tokens) * m.hidden_size * m.act_bytes
