@@ -171,7 +171,7 @@ def test_moe_catalogue_totals_match_the_model_cards(name, total_b, active_b):
 
 @pytest.mark.parametrize(("engine", "hardware", "alltoall"), [
     ("trtllm", "hgx-h200", False), ("trtllm", "dgx-b200", False), ("trtllm", "gb200-nvl72", True),
-    ("vllm", "hgx-h200", True)])
+    ("vllm", "hgx-h200", True)])  # Maverick is top-1: EP8 > top_k
 def test_trtllm_gathers_ep_tokens_without_multi_node_nvlink(engine, hardware, alltoall):
     # TensorRT-LLM's fused MoE enables all-to-all only on an MNNVL fabric (GB200 NVL72); on an 8-GPU HGX / DGX it
     # all-gathers every rank's tokens and reduce-scatters the outputs, the same collectives as split experts
@@ -184,3 +184,10 @@ def test_trtllm_gathers_ep_tokens_without_multi_node_nvlink(engine, hardware, al
     assert gathers is not alltoall
     if alltoall:  # top-1: each token goes to one GPU, far less than gathering all 8 ranks' tokens everywhere
         assert moe_comm_time_s(m, profile, 256) < moe_comm_time_s(split, profile, 256)
+
+
+def test_trtllm_gathers_on_mnnvl_too_when_ep_does_not_exceed_top_k():
+    # DeepSeek top-8 at EP8 on GB200: moe_ep_size > top_k fails, so TensorRT-LLM all-gathers (blog 4: EP4 / EP8)
+    spec, profile = resolve_model("deepseek-v3").spec, load_builtin("gb200-nvl72")
+    assert not coefficients(spec, profile, tp=1, ep=8, dp_attention=8, engine="trtllm").moe.alltoall
+    assert coefficients(spec, profile, tp=1, ep=16, dp_attention=16, engine="trtllm").moe.alltoall

@@ -133,7 +133,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     dense_w, routed_w, shared_w = mlp_widths(spec)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     moe = _moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                      engine=engine, act_bytes=fmt.activation_bytes, alltoall=dispatches_alltoall(engine, profile))
+                      engine=engine, act_bytes=fmt.activation_bytes, alltoall=dispatches_alltoall(
+                          engine, profile, ep=ep, experts_per_token=spec.num_experts_per_tok))
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),

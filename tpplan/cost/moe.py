@@ -143,14 +143,15 @@ MNNVL_MIN_DOMAIN_GPUS = 9
 (GB200 NVL72), the fabric TensorRT-LLM's MNNVL all-to-all kernels need."""
 
 
-def dispatches_alltoall(engine: str, profile: HardwareProfile) -> bool:
+def dispatches_alltoall(engine: str, profile: HardwareProfile, *, ep: int, experts_per_token: int) -> bool:
     """Whether the engine moves EP tokens by all-to-all under DP attention. TensorRT-LLM (PyTorch backend,
     tensorrt_llm/_torch/modules/fused_moe: `enable_alltoall` / `select_alltoall_method_type`) uses its MNNVL
-    all-to-all only where MnnvlMemory.supports_mnnvl() (GB200 NVL72), DeepEP only when TRTLLM_CAN_USE_DEEP_EP=1
-    (bf16), and otherwise all-gather / reduce-scatter ("for EP4/EP8 Reduce/Scatter is used, while for EP>8 All2All
-    is used", TensorRT-LLM tech blog 4, Figure 24). vLLM and SGLang: all-to-all (their EP kernels)."""
+    all-to-all only where MnnvlMemory.supports_mnnvl() (GB200 NVL72) and moe_ep_size > top_k, DeepEP only when
+    TRTLLM_CAN_USE_DEEP_EP=1 (bf16), and otherwise all-gather / reduce-scatter ("for EP4/EP8 Reduce/Scatter is
+    used, while for EP>8 All2All is used", TensorRT-LLM tech blog 4, Figure 24, DeepSeek-R1 top-8 on GB200). vLLM
+    and SGLang: all-to-all (their EP kernels)."""
     if engine == "trtllm":
-        return profile.nvlink_domain_size >= MNNVL_MIN_DOMAIN_GPUS
+        return profile.nvlink_domain_size >= MNNVL_MIN_DOMAIN_GPUS and ep > experts_per_token
     return True
 
 
