@@ -56,8 +56,8 @@ class Workload:
     docs/source/blogs/tech_blog/blog4_Scaling_Expert_Parallelism_in_TensorRT-LLM.md; DeepSeek-R1 on 32 / 36
     GB200s, examples/ep_load_balancer/report_load_statistics.py, whose imbalance-ratio is max / mean - 1 per rank
     and step, averaged; the example output of its reproducing steps): 2.56 averaged over the MoE layers (1.46-3.46 in
-    the layers it prints) at EP32 without rebalancing, 1.12
-    at EP36 with EPLB's 288 slots (32 redundant experts). 1.2 is an assumption between them, near the balanced end:
+    the layers it prints) at EP32 without rebalancing, 1.12 at EP36 with EPLB's 288 slots (32 redundant experts).
+    1.2 is an assumption between them, near the balanced end:
     no source found measures EP <= 8 without EPLB (the layouts tpplan plans inside a node), where each rank averages
     more experts and the skew is smaller than at EP32. `--moe-imbalance` overrides it."""
 
