@@ -27,6 +27,7 @@ import re
 import statistics
 import sys
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from tpplan.cost.coefficients import coefficients
@@ -50,7 +51,7 @@ MODELS = {"LLaMA v2 7B": "llama-2-7b", "LLaMA 7B": "llama-2-7b", "LLaMA v3 8B": 
           "Qwen3-30B-A3B": "qwen3-30b-a3b", "Qwen3 30B A3B": "qwen3-30b-a3b", "Qwen3-235B-A22B": "qwen3-235b-a22b",
           "Qwen3 235B A22B": "qwen3-235b-a22b", "DeepSeek R1": "deepseek-r1", "DeepSeek R1 0528": "deepseek-r1",
           "GPT-OSS 120B": "gpt-oss-120b", "GPT-OSS 20B": "gpt-oss-20b", "Llama 4 Scout": "llama4-scout",
-          "Llama 4 Maverick": "llama4-maverick", "LLaMA v4 Maverick": "llama4-maverick"}
+          "Llama 4 Maverick": "llama4-maverick", "LLaMA v4 Maverick": "llama4-maverick", "GPTJ 6B": "gpt-j-6b"}
 """Published model names -> tpplan catalogue names (the rest are not in the catalogue). Llama 4 rows ran the
 Instruct checkpoints' text model (ModelOpt FP8 / NVFP4 exports of meta-llama/Llama-4-*-Instruct, row notes); the
 catalogue entries are those Instruct configs, planned at the row's precision."""
@@ -249,8 +250,9 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         if why is None:
             dtype, kv = _dtypes(r)
             isl, osl = int(r["isl"]), int(r["osl"])
+            model, beyond = _as_run(MODELS[r["model"]], isl + osl)
             try:
-                plan = recommend(MODELS[r["model"]], hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
+                plan = recommend(model, hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
                                  dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
                                  max_model_len=isl + osl, allow_cross_domain_tp=True,
                                  **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
@@ -271,8 +273,25 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             per_gpu = r["metric"] == "output_throughput_per_gpu"
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
                                 "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
-                                "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch})
+                                "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch,
+                                "beyond_context": beyond})
     return kept, excluded
+
+
+def published_sets() -> tuple[list[dict], list[dict], list[dict]]:
+    """(rows within the model's context, rows beyond it, rows left out) of the published TensorRT-LLM tables."""
+    every, excluded = published_rows()
+    return ([r for r in every if not r["beyond_context"]], [r for r in every if r["beyond_context"]], excluded)
+
+
+def _as_run(name: str, seq_len: int):
+    """(model, beyond): the catalogue model, or -- when a row's input + output exceeds its context, which tpplan
+    refuses for users but TensorRT-LLM's benchmark ran anyway (engine max_seq_len = isl + osl) -- its spec with
+    the context raised to the row's length, flagged so that those rows are reported apart (beyond_context_rows)."""
+    spec = resolve_model(name).spec
+    if seq_len <= spec.max_position_embeddings:
+        return name, False
+    return replace(spec, max_position_embeddings=seq_len), True
 
 
 def _why_vllm_excluded(r: dict) -> str | None:
@@ -365,12 +384,16 @@ def measured_order_across_releases(rows: list[dict]) -> dict:
 
 
 def _moe_report(rows: list[dict]) -> dict:
-    """The MoE rows alone: error per TP degree (GPU count) and per layout (TP vs DEP = attention DP + EP)."""
+    """The MoE rows alone: error per TP degree (GPU count), per layout (TP vs DEP = attention DP + EP) and per
+    model; `without_fp4`: the 16-bit and FP8 rows."""
     moe = [r for r in rows if r["moe"]]
     if not moe:
         return {"rows": 0}
+    no_fp4 = [r for r in moe if r["precision"] != "FP4"]
     return (error_stats(moe, "tp") | {"by_layout": error_stats(moe, "layout")["signed_median_pct_by_layout"]}
-            | order_agreement(moe))
+            | order_agreement(moe)
+            | {"without_fp4": {k: v for k, v in error_stats(no_fp4, "layout").items() if k != "worst_error_pct"},
+               "by_model": error_stats(moe, "model")["signed_median_pct_by_model"]})
 
 
 def pcie_tp8_below_tp4(rows: list[dict]) -> dict:
@@ -416,7 +439,7 @@ def plot(gpu: list[dict], pub: list[dict], path: Path) -> None:
 
 def main() -> int:
     gpu = gpu_rows()
-    pub, excluded = published_rows()
+    pub, beyond, excluded = published_sets()
     vllm, vllm_excluded = vllm_rows()
     excluded += vllm_excluded
     fp4 = [r for r in pub if r["precision"] == "FP4"]
@@ -438,6 +461,8 @@ def main() -> int:
               "vllm_rows": error_stats(vllm, "tp") | {"by_hardware": error_stats(vllm, "hardware")[
                   "signed_median_pct_by_hardware"], "by_model": error_stats(vllm, "model")[
                   "signed_median_pct_by_model"]} | order_agreement(vllm),
+              "beyond_context_rows": ((error_stats(beyond, "model") | order_agreement(beyond)) if beyond
+                                      else {"rows": 0}),
               "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
                                 **error_stats([r for r in pub if r["pp"] > 1], "pp"),
@@ -456,7 +481,7 @@ def main() -> int:
 
     if not update_readme(ROOT.parent / "README.md", summary_markdown(
             gpu, pub, vllm, order_agreement, pcie_tp8_below_tp4(pub),
-            report["published_without_fp4"].get("measured_order_across_releases"))):
+            report["published_without_fp4"].get("measured_order_across_releases"), beyond)):
         print("README.md has no fidelity-summary markers: its Accuracy table was not updated", file=sys.stderr)
     json.dump(report, sys.stdout, indent=1)
     print()

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tpplan.cost.coefficients import coefficients, mlp_widths
+from tpplan.cost.coefficients import coefficients
 from tpplan.cost.kernels import KernelRates, matmul_time_s
 from tpplan.cost.moe import MOE_KERNELS, grouped_gemm_time_s, routing_time_s
 from tpplan.cost.step import decode_step
@@ -95,32 +95,27 @@ def test_fixed_tokens_slow_an_moe_step_more_at_few_tokens_per_expert():
     assert ratio(4096) > ratio(65536) > 1
 
 
-def test_mlp_widths_follow_the_layers_that_exist():
-    # meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json: intermediate_size_mlp 16384 (the 24 dense layers),
-    # intermediate_size 8192 (each routed and the one shared expert), top-1; Scout: every layer MoE, so its
-    # intermediate_size_mlp (16384) is no layer's width
-    maverick, scout = resolve_model("llama4-maverick").spec, resolve_model("llama4-scout").spec
-    assert mlp_widths(maverick) == (16384, 8192, 8192)
-    assert mlp_widths(scout) == (0, 8192, 8192)
-    assert mlp_widths(resolve_model("qwen3-30b-a3b").spec) == (0, 8 * 768, 0)
-    assert mlp_widths(resolve_model("llama-3.1-8b").spec) == (14336, 0, 0)
-
-
 def test_maverick_dense_layers_and_shared_expert_widths_per_gpu():
+    # meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json: intermediate_size_mlp 16384 (the 24 dense layers),
+    # intermediate_size 8192 (each routed and the one shared expert), top-1. The dense layers' matmuls carry their
+    # own width, the shared expert's matmuls theirs, split routed experts top_k x 8192 / tp
     spec, profile = resolve_model("llama4-maverick").spec, load_builtin("dgx-h100")
     c = coefficients(spec, profile, tp=8, dtype="fp8")
-    assert (c.mlp_width_per_gpu, c.routed_width_per_gpu, c.shared_width_per_gpu) == (2048, 1024, 1024)
-    # 24 dense layers of 16384 / 8 and 24 MoE layers of (8192 routed + 8192 shared) / 8, averaged over 48
-    assert c.elementwise_width_per_gpu == (24 * 2048 + 24 * 2048) / 48
+    assert (c.dense_width_per_gpu, c.routed_width_per_gpu, c.shared_width_per_gpu) == (2048, 1024, 1024)
+    scout = coefficients(resolve_model("llama4-scout").spec, profile, tp=8, dtype="fp8")
+    assert (scout.dense_width_per_gpu, scout.routed_width_per_gpu, scout.shared_width_per_gpu) == (0, 1024, 1024)
+    dense = coefficients(resolve_model("llama-3.1-8b").spec, profile, tp=2)
+    assert (dense.dense_width_per_gpu, dense.mlp_width_per_gpu, dense.routed_width_per_gpu) == (7168, 7168, 0)
 
 
-@pytest.mark.parametrize(("ep", "routed_per_gpu"), [(1, 1536 * 8 / 8), (8, 1536 * 8)])
-def test_elementwise_width_of_routed_rows_under_dp_attention(ep, routed_per_gpu):
-    # DP-attention 8 x TP1: split experts hold 1/8 of every pair's width; EP8 holds whole experts and, on the mean
-    # GPU, top_k pairs per token of its own rank (T x 8 ranks x top_k / 8)
-    spec, profile = resolve_model("qwen3-235b-a22b").spec, load_builtin("hgx-h200")
-    c = coefficients(spec, profile, tp=1, ep=ep, dp_attention=8, dtype="fp8", engine="trtllm")
-    assert c.elementwise_width_per_gpu == routed_per_gpu
+def test_shared_expert_activations_cost_time():
+    spec, profile = resolve_model("llama4-scout").spec, load_builtin("dgx-h100")
+    c = coefficients(spec, profile, tp=8, dtype="fp8")
+    no_shared = replace(c, shared_width_per_gpu=0)
+    # 64 tokens: the shared expert's matmuls are memory-bound (15.7 MB of FP8 weights per GPU), so the 64 x 3 x 1024
+    # activations they also move show; at thousands of tokens they are FLOP-bound and the bytes are hidden
+    assert (decode_step(c, profile, batch=64, context_len=1).compute_s
+            > decode_step(no_shared, profile, batch=64, context_len=1).compute_s)
 
 
 def test_activation_reserve_uses_the_widest_mlp_the_layers_have():

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
-from tpplan.cost.moe import MoeKernels, MoeLayout, dispatches_alltoall, moe_kernels_for
+from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for, trtllm_gathers_tokens
 from tpplan.hardware.kernel_table import MatmulCurve, matmul_curve
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
@@ -59,13 +59,15 @@ class Coefficients:
     """Per-head width read by the attention kernel (head_dim; MLA: kv_lora_rank + rope dim)."""
     kv_bytes_per_token_per_layer: float
     mlp_width_per_gpu: int
-    """Dense MLP width per GPU, intermediate_size / tp (dense layers; 0 for an MoE model without them)."""
+    """The activation kernel's width per token per GPU, averaged over the layers (`mlp_activation_widths`): dense
+    layers intermediate_size / tp, MoE layers (experts_per_token + shared experts) x moe_intermediate_size / tp."""
+    dense_width_per_gpu: int = 0
+    """intermediate_size / tp of the dense MLP layers (Llama 4 Maverick: 16,384 / tp; 0 without dense layers): the
+    width of their gate_up / down activations."""
     routed_width_per_gpu: int = 0
-    """experts_per_token x moe_intermediate_size / tp: a token's routed-expert width when experts are split over tp."""
+    """top_k x moe_intermediate_size / tp: a token's routed-expert activations when the experts are split over tp."""
     shared_width_per_gpu: int = 0
-    """n_shared_experts x moe_intermediate_size / tp: the shared experts' width (Llama 4, DeepSeek)."""
-    elementwise_width_per_gpu: float = 0.0
-    """The activation kernel's width per token, averaged over layers (`mlp_widths`)."""
+    """n_shared_experts x moe_intermediate_size / tp: the shared experts' activations (Llama 4, DeepSeek)."""
     kv_width_per_gpu: int
     """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
@@ -119,6 +121,27 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> 
     return out
 
 
+def mlp_activation_widths(spec: ModelSpec) -> tuple[int, int]:
+    """(dense, MoE) width of the activation kernel (SwiGLU) per token of one layer, unsharded: a dense MLP's
+    intermediate_size (0 when the model has no dense MLP layers: Llama 4 Scout's config carries
+    intermediate_size_mlp 16,384 but every layer is MoE), and an MoE layer's routed top_k x moe_intermediate_size
+    plus its shared experts' n_shared x moe_intermediate_size (0 for dense models)."""
+    if not spec.is_moe:
+        return spec.intermediate_size, 0
+    dense = spec.intermediate_size if occurrences(spec, "dense_layer") else 0
+    return dense, (max(1, spec.num_experts_per_tok) + spec.n_shared_experts) * spec.moe_intermediate_size
+
+
+def _mlp_width_per_gpu(spec: ModelSpec, tp: int) -> int:
+    """Layer-averaged activation width per GPU: (dense layers x dense width + MoE layers x MoE width) / layers / tp
+    (Llama 4 Maverick interleaves 16,384-wide dense layers with 8,192 + 8,192 routed + shared MoE layers)."""
+    dense, moe = mlp_activation_widths(spec)
+    if not spec.is_moe:
+        return ceil_div(dense, tp)
+    total = occurrences(spec, "dense_layer") * dense + occurrences(spec, "moe_layer") * moe
+    return ceil_div(total, spec.num_hidden_layers * tp)
+
+
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
                  kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
                  dp_attention: int = 1, moe_imbalance: float = 1.0, sustained: bool = True) -> Coefficients:
@@ -130,11 +153,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
     windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
     full = windows.pop(None, 0)
-    dense_w, routed_w, shared_w = mlp_widths(spec)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
-    moe = _moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                      engine=engine, act_bytes=fmt.activation_bytes, alltoall=dispatches_alltoall(
-                          engine, profile, ep=ep, experts_per_token=spec.num_experts_per_tok))
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
@@ -151,9 +170,10 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
                                                                   engine=engine),
-        mlp_width_per_gpu=ceil_div(dense_w, tp), routed_width_per_gpu=ceil_div(routed_w, tp),
-        shared_width_per_gpu=ceil_div(shared_w, tp),
-        elementwise_width_per_gpu=_elementwise_width(spec, tp=tp, moe=moe),
+        mlp_width_per_gpu=_mlp_width_per_gpu(spec, tp),
+        dense_width_per_gpu=ceil_div(mlp_activation_widths(spec)[0], tp),
+        routed_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.num_experts_per_tok, tp),
+        shared_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.n_shared_experts, tp),
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),
@@ -163,54 +183,30 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
-        moe=moe,
+        moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
+                        engine=engine, act_bytes=fmt.activation_bytes,
+                        nvlink_domain_gpus=profile.nvlink_domain_size),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype))
 
 
-def mlp_widths(spec: ModelSpec) -> tuple[int, int, int]:
-    """(dense, routed, shared) MLP widths of one token in the layers that have them, whole model (not per GPU):
-    dense = intermediate_size where a layer runs a dense MLP (all layers of a dense model, Llama 4 Maverick's
-    interleaved dense layers: intermediate_size_mlp 16,384, DeepSeek's first_k_dense_replace layers), else 0 (an
-    MoE config's intermediate_size is not used when every layer is MoE: Llama 4 Scout, Qwen3-MoE);
-    routed = experts_per_token x moe_intermediate_size; shared = n_shared_experts x moe_intermediate_size."""
-    if not spec.is_moe:
-        return spec.intermediate_size, 0, 0
-    dense = spec.intermediate_size if spec.num_dense_layers else 0
-    w = spec.moe_intermediate_size
-    return dense, spec.num_experts_per_tok * w, spec.n_shared_experts * w
-
-
-def _elementwise_width(spec: ModelSpec, *, tp: int, moe: MoeLayout | None) -> float:
-    """Width per token of the activation (SwiGLU) kernel's rows on one GPU, averaged over layers: dense layers
-    intermediate / tp; MoE layers the shared experts' width / tp plus the routed rows: top_k x moe_intermediate / G
-    when every expert is split over the G GPUs of the layer, top_k x moe_intermediate x dp_attention / ep under EP
-    (whole experts; the mean GPU's pairs per token of its own DP rank, tpplan.cost.moe.pairs_on_gpu)."""
-    dense, routed, shared = mlp_widths(spec)
-    if not spec.is_moe:
-        return float(ceil_div(dense, tp))
-    if moe is None:
-        routed_gpu = routed / tp
-    else:  # pairs on a GPU per token of its DP rank: busy ranks x top_k / ep (EP), all pairs / G (split experts)
-        routed_gpu = routed * moe.dp_attention / moe.ep if moe.ep > 1 else routed / moe.group_size
-    moe_layer = routed_gpu + shared / tp
-    layers = spec.num_dense_layers + spec.num_moe_layers
-    return (spec.num_dense_layers * ceil_div(dense, tp) + spec.num_moe_layers * moe_layer) / layers
-
-
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int, alltoall: bool = True) -> MoeLayout | None:
-    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models)."""
+                act_bytes: int, nvlink_domain_gpus: int) -> MoeLayout | None:
+    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). TensorRT-LLM
+    gathers the tokens of EP + DP-attention layouts except on multi-node NVLink (`trtllm_gathers_tokens`)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
     shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
     one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
+    gather = engine == "trtllm" and ep > 1 and trtllm_gathers_tokens(
+        ep=ep, experts_per_token=spec.num_experts_per_tok, nvlink_domain_gpus=nvlink_domain_gpus)
     return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
+                     gather_dispatch=gather,
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
                      local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
                      expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
-                     act_bytes=act_bytes, alltoall=alltoall)
+                     act_bytes=act_bytes)
 
 
 def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> dict[str, list[tuple[int, int]]]:

@@ -30,6 +30,7 @@ from tpplan.cost.moe import (
     pairs_on_gpu,
     routed_experts_time_s,
     routing_time_s,
+    routing_tokens,
     split_experts_time_s,
 )
 from tpplan.errors import TpplanError
@@ -72,7 +73,7 @@ def _mlp_time_s(c: Coefficients, tokens):
     if c.num_dense_layers:
         t = c.num_dense_layers * (_curves_s(c.mlp_curves, tokens) if c.mlp_curves else _matmuls_s(
             c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
-            width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2))
+            width_in_out=h2 + 3 * c.dense_width_per_gpu, tokens=tokens, launches=2))
     if c.num_moe_layers:
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
                             width_in_out=h2 + 3 * c.shared_width_per_gpu, tokens=tokens,
@@ -93,8 +94,8 @@ def _routed_experts_s(c: Coefficients, tokens):
         pairs = tokens * c.experts_per_token
     if c.moe_kernels is None:
         return gemms
-    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=tokens, pairs=pairs, hidden_size=c.hidden_size,
-                                  act_bytes=c.act_bytes)
+    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=routing_tokens(c.moe, tokens), pairs=pairs,
+                                  hidden_size=c.hidden_size, act_bytes=c.act_bytes)
 
 
 def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool):
@@ -117,7 +118,7 @@ def _layers_compute_s(c: Coefficients, tokens):
     attn = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
         c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
         tokens=tokens, launches=c.attn_launches))
-    per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.elementwise_width_per_gpu
+    per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
     elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
                                                     launches=f.elementwise_launches)
