@@ -67,6 +67,13 @@ class Coefficients:
     mlp_width_per_gpu: int
     """The activation kernel's width per token per GPU, averaged over the layers (`mlp_activation_widths`): dense
     layers intermediate_size / tp, MoE layers (experts_per_token + shared experts) x moe_intermediate_size / tp."""
+    dense_width_per_gpu: int = 0
+    """intermediate_size / tp of the dense MLP layers (Llama 4 Maverick: 16,384 / tp; 0 without dense layers): the
+    width of their gate_up / down activations."""
+    routed_width_per_gpu: int = 0
+    """top_k x moe_intermediate_size / tp: a token's routed-expert activations when the experts are split over tp."""
+    shared_width_per_gpu: int = 0
+    """n_shared_experts x moe_intermediate_size / tp: the shared experts' activations (Llama 4, DeepSeek)."""
     kv_width_per_gpu: int
     """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
@@ -175,6 +182,9 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
                                                                   engine=engine),
         mlp_width_per_gpu=_mlp_width_per_gpu(spec, tp),
+        dense_width_per_gpu=ceil_div(mlp_activation_widths(spec)[0], tp),
+        routed_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.num_experts_per_tok, tp),
+        shared_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.n_shared_experts, tp),
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),

@@ -78,10 +78,11 @@ def _mlp_time_s(c: Coefficients, tokens):
     if c.num_dense_layers:
         t = c.num_dense_layers * (_curves_s(c.mlp_curves, tokens) if c.mlp_curves else _matmuls_s(
             c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
-            width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2))
+            width_in_out=h2 + 3 * c.dense_width_per_gpu, tokens=tokens, launches=2))
     if c.num_moe_layers:
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
-                            width_in_out=h2, tokens=tokens, launches=c.moe_shared_launches)
+                            width_in_out=h2 + 3 * c.shared_width_per_gpu, tokens=tokens,
+                            launches=c.moe_shared_launches)
         t = t + c.num_moe_layers * (_routed_experts_s(c, tokens) + shared)
     return t
 
@@ -94,7 +95,7 @@ def _routed_experts_s(c: Coefficients, tokens):
         gemms = split_experts_time_s(c.rates, tokens=tokens, num_experts=c.num_experts,
                                      experts_per_token=c.experts_per_token, expert_bytes=c.expert_bytes,
                                      expert_flops_per_token=c.expert_flops_per_token, hidden_size=c.hidden_size,
-                                     width_per_gpu=c.mlp_width_per_gpu, act_bytes=c.act_bytes)
+                                     width_per_gpu=c.routed_width_per_gpu, act_bytes=c.act_bytes)
         pairs = tokens * c.experts_per_token
     if c.moe_kernels is None:
         return gemms
