@@ -27,6 +27,7 @@ import re
 import statistics
 import sys
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from tpplan.cost.coefficients import coefficients
@@ -50,7 +51,7 @@ MODELS = {"LLaMA v2 7B": "llama-2-7b", "LLaMA 7B": "llama-2-7b", "LLaMA v3 8B": 
           "Qwen3-30B-A3B": "qwen3-30b-a3b", "Qwen3 30B A3B": "qwen3-30b-a3b", "Qwen3-235B-A22B": "qwen3-235b-a22b",
           "Qwen3 235B A22B": "qwen3-235b-a22b", "DeepSeek R1": "deepseek-r1", "DeepSeek R1 0528": "deepseek-r1",
           "GPT-OSS 120B": "gpt-oss-120b", "GPT-OSS 20B": "gpt-oss-20b", "Llama 4 Scout": "llama4-scout",
-          "Llama 4 Maverick": "llama4-maverick", "LLaMA v4 Maverick": "llama4-maverick"}
+          "Llama 4 Maverick": "llama4-maverick", "LLaMA v4 Maverick": "llama4-maverick", "GPTJ 6B": "gpt-j-6b"}
 """Published model names -> tpplan catalogue names (the rest are not in the catalogue). Llama 4 rows ran the
 Instruct checkpoints' text model (ModelOpt FP8 / NVFP4 exports of meta-llama/Llama-4-*-Instruct, row notes); the
 catalogue entries are those Instruct configs, planned at the row's precision."""
@@ -178,6 +179,12 @@ benchmark_config.yml at commit 8fcf9fc2; copied as printed, 4098 included). That
 TP entries match the 0.12 table's rows exactly (an earlier version has no Llama-3-70B TP2, which the table has)."""
 TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
 """trtllm-bench's BYTES_PER_ELEM by quant algo (2 for anything else)."""
+TRTLLM_BENCH_TUNED = {"fp8", "nvfp4", "bf16", "fp16"}
+"""Weight formats whose runs trtllm-bench sizes with tuning.py: its TUNED_QUANTS (NVFP4, FP8, FP8_BLOCK_SCALES,
+NO_QUANT, None; tensorrt_llm/bench/build/build.py get_benchmark_engine_settings). Any other quant_algo -- the MXFP4
+checkpoints of CHECKPOINT_FORMAT_MODELS load as W4A16_MXFP4 / W4A8_MXFP4_* (tensorrt_llm/_torch/model_config.py
+get_mxfp4_quant_algo) -- runs with the LLM API defaults max_batch_size 2048, max_num_tokens 8192, which are
+tpplan's trtllm defaults (no override passed)."""
 TRTLLM_BENCH_KV_FRACTION = 0.95
 """calc_engine_setting's kv_cache_gpu_mem_fraction default."""
 
@@ -214,7 +221,7 @@ def _engine_settings(r: dict, *, tp: int, pp: int, dtype: str, kv_dtype: str) ->
     table = TRTLLM_BENCH_012_CONFIG.get(r["model"], {}).get(tp) if r["engine_version"] == "0.12.0" else None
     if bs is None and tokens is None and table and pp == 1:
         bs, tokens = table.get(int(r["isl"]) + int(r["osl"]), table["general"])
-    elif bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES:
+    elif bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES and dtype in TRTLLM_BENCH_TUNED:
         spec = resolve_model(MODELS[r["model"]]).spec
         device = resolve_profile(HARDWARE[r["hardware"]])[0].gpu.memory_bytes
         bs, tokens = trtllm_bench_settings(spec, tp=tp, pp=pp, isl=int(r["isl"]), osl=int(r["osl"]), dtype=dtype,
@@ -233,6 +240,21 @@ def _dtypes(r: dict) -> tuple[str, str]:
     return dtype, kv
 
 
+def trtllm_model(name: str):
+    """The model as the TensorRT-LLM runs of these tables served it: a model-wide `sliding_window` with no per-layer
+    pattern (Mistral 7B v0.1: 4096) is not applied. TensorRT-LLM keeps every token's KV unless the run sets
+    KvCacheConfig.max_attention_window (tensorrt_llm/llmapi/llm_args.py: default None; "Only the last tokens will be
+    stored in the KV cache" when given), and trtllm-bench / gptManagerBenchmark runs do not set it. The tables agree:
+    Mistral 7B and Llama 3.1 8B (full attention, same layer shapes but the vocabulary) reach the same output tok/s
+    at 20000/2000 on every GPU of the 0.17 table (H100 1373 vs 1401, H200 1823 vs 1804, A100 332 vs 330), where a
+    4096-token window would read about 5x less KV per step. Models with per-layer windows (Gemma 2/3, GPT-OSS) keep
+    them: TensorRT-LLM reads those patterns from the checkpoint config."""
+    spec = resolve_model(name).spec
+    if spec.sliding_window is not None and not spec.layer_types:
+        return replace(spec, sliding_window=None)
+    return name
+
+
 def published_rows() -> tuple[list[dict], list[dict]]:
     kept, excluded = [], []
     for r in csv.DictReader(open(DATA / "throughput.csv")):
@@ -243,8 +265,9 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         if why is None:
             dtype, kv = _dtypes(r)
             isl, osl = int(r["isl"]), int(r["osl"])
+            model, beyond = _as_run(trtllm_model(MODELS[r["model"]]), isl + osl)
             try:
-                plan = recommend(MODELS[r["model"]], hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
+                plan = recommend(model, hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
                                  dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
                                  max_model_len=isl + osl, allow_cross_domain_tp=True,
                                  **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
@@ -265,8 +288,25 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             per_gpu = r["metric"] == "output_throughput_per_gpu"
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
                                 "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
-                                "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch})
+                                "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch,
+                                "beyond_context": beyond})
     return kept, excluded
+
+
+def published_sets() -> tuple[list[dict], list[dict], list[dict]]:
+    """(rows within the model's context, rows beyond it, rows left out) of the published TensorRT-LLM tables."""
+    every, excluded = published_rows()
+    return ([r for r in every if not r["beyond_context"]], [r for r in every if r["beyond_context"]], excluded)
+
+
+def _as_run(model, seq_len: int):
+    """(model, beyond): the catalogue model, or -- when a row's input + output exceeds its context, which tpplan
+    refuses for users but TensorRT-LLM's benchmark ran anyway (engine max_seq_len = isl + osl) -- its spec with
+    the context raised to the row's length, flagged so that those rows are reported apart (beyond_context_rows)."""
+    spec = resolve_model(model).spec if isinstance(model, str) else model
+    if seq_len <= spec.max_position_embeddings:
+        return model, False
+    return replace(spec, max_position_embeddings=seq_len), True
 
 
 def _why_vllm_excluded(r: dict) -> str | None:
@@ -359,12 +399,16 @@ def measured_order_across_releases(rows: list[dict]) -> dict:
 
 
 def _moe_report(rows: list[dict]) -> dict:
-    """The MoE rows alone: error per TP degree (GPU count) and per layout (TP vs DEP = attention DP + EP)."""
+    """The MoE rows alone: error per TP degree (GPU count), per layout (TP vs DEP = attention DP + EP) and per
+    model; `without_fp4`: the 16-bit and FP8 rows."""
     moe = [r for r in rows if r["moe"]]
     if not moe:
         return {"rows": 0}
+    no_fp4 = [r for r in moe if r["precision"] != "FP4"]
     return (error_stats(moe, "tp") | {"by_layout": error_stats(moe, "layout")["signed_median_pct_by_layout"]}
-            | order_agreement(moe))
+            | order_agreement(moe)
+            | {"without_fp4": {k: v for k, v in error_stats(no_fp4, "layout").items() if k != "worst_error_pct"},
+               "by_model": error_stats(moe, "model")["signed_median_pct_by_model"]})
 
 
 def pcie_tp8_below_tp4(rows: list[dict]) -> dict:
@@ -410,7 +454,7 @@ def plot(gpu: list[dict], pub: list[dict], path: Path) -> None:
 
 def main() -> int:
     gpu = gpu_rows()
-    pub, excluded = published_rows()
+    pub, beyond, excluded = published_sets()
     vllm, vllm_excluded = vllm_rows()
     excluded += vllm_excluded
     fp4 = [r for r in pub if r["precision"] == "FP4"]
@@ -432,6 +476,8 @@ def main() -> int:
               "vllm_rows": error_stats(vllm, "tp") | {"by_hardware": error_stats(vllm, "hardware")[
                   "signed_median_pct_by_hardware"], "by_model": error_stats(vllm, "model")[
                   "signed_median_pct_by_model"]} | order_agreement(vllm),
+              "beyond_context_rows": ((error_stats(beyond, "model") | order_agreement(beyond)) if beyond
+                                      else {"rows": 0}),
               "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
                                 **error_stats([r for r in pub if r["pp"] > 1], "pp"),
@@ -450,7 +496,7 @@ def main() -> int:
 
     if not update_readme(ROOT.parent / "README.md", summary_markdown(
             gpu, pub, vllm, order_agreement, pcie_tp8_below_tp4(pub),
-            report["published_without_fp4"].get("measured_order_across_releases"))):
+            report["published_without_fp4"].get("measured_order_across_releases"), beyond)):
         print("README.md has no fidelity-summary markers: its Accuracy table was not updated", file=sys.stderr)
     json.dump(report, sys.stdout, indent=1)
     print()

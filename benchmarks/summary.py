@@ -52,10 +52,12 @@ def _line(name: str, rows: list[dict], order: Callable[[list[dict]], dict] | Non
 
 
 def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
-                     order: Callable[[list[dict]], dict], pcie: dict, across: dict | None = None) -> str:
-    """The table and the per-hardware, PCIe and per-PP lines, as markdown. `pcie` is fidelity.pcie_tp8_below_tp4's
-    report (groups where a PCIe table shows TP8 slower than TP4, and how many of them tpplan reproduces); `across`
-    is fidelity.measured_order_across_releases' (how often two releases' tables order the same TP pair alike)."""
+                     order: Callable[[list[dict]], dict], pcie: dict, across: dict | None = None,
+                     beyond: list[dict] = ()) -> str:
+    """The table and the per-hardware, PCIe, per-PP and beyond-context lines, as markdown. `pcie` is
+    fidelity.pcie_tp8_below_tp4's report (groups where a PCIe table shows TP8 slower than TP4, and how many of them
+    tpplan reproduces); `across` is fidelity.measured_order_across_releases' (how often two releases' tables order
+    the same TP pair alike); `beyond` the rows whose input + output exceeds the model's context (kept apart)."""
     fp4 = [r for r in pub if r["precision"] == "FP4"]
     dense = [r for r in pub if r["precision"] != "FP4" and not r["moe"]]
     moe = [r for r in pub if r["precision"] != "FP4" and r["moe"]]
@@ -84,6 +86,15 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
         lines.append(f"Pipeline-parallel rows ({len(pipeline)}): median |error| "
                      f"{_pct(statistics.median(abs(_err(r)) for r in pipeline), signed=False)}, signed median per "
                      f"PP 2 / 4 / 8: {_signed_by(pipeline, 'pp', (2, 4, 8))}.")
+    if beyond:
+        by_model = {}
+        for r in beyond:
+            by_model.setdefault(r["model"], []).append(_err(r))
+        models = ", ".join(f"{k} {_pct(statistics.median(v))} ({len(v)})" for k, v in sorted(by_model.items()))
+        lines.append(f"Rows whose input + output exceeds the model's context ({len(beyond)}; tpplan refuses such "
+                     f"requests, the tables ran them; planned with the context raised and kept out of the sets "
+                     f"above): median |error| {_pct(statistics.median(abs(_err(r)) for r in beyond), signed=False)}; "
+                     f"signed median per model: {models}.")
     return "\n".join(lines)
 
 

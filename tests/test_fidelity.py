@@ -193,3 +193,45 @@ def test_measured_order_across_releases_compares_the_tables_with_each_other():
     assert fidelity.measured_order_across_releases(alike) == {"pairs": 1, "agreement_pct": 100.0}
     crossed = alike[:3] + [row("Llama 3.1 70B", "0.19.0", 4, 1700)]  # 425 per GPU < 450: TP2 ahead in 0.19
     assert fidelity.measured_order_across_releases(crossed) == {"pairs": 1, "agreement_pct": 0.0}
+
+
+def test_trtllm_rows_run_a_model_wide_sliding_window_as_full_attention():
+    """TensorRT-LLM keeps every token's KV unless KvCacheConfig.max_attention_window is set (the table runs do not
+    set it): Mistral 7B's model-wide 4096 window is dropped for those rows, so at 32k tokens it holds and reads the
+    whole context like Llama 3.1 8B; per-layer window patterns (GPT-OSS) stay."""
+    import fidelity
+
+    from tpplan.models.kv import kv_cache_bytes_per_sequence
+    from tpplan.models.resolve import resolve_model
+
+    mistral = resolve_model("mistral-7b").spec
+    plain = fidelity.trtllm_model("mistral-7b")
+    assert mistral.sliding_window == 4096 and plain.sliding_window is None
+    assert kv_cache_bytes_per_sequence(plain, context_len=32768) == 8 * kv_cache_bytes_per_sequence(
+        mistral, context_len=32768)
+    assert fidelity.trtllm_model("gpt-oss-20b") == "gpt-oss-20b"
+    assert fidelity.trtllm_model("llama-8b") == "llama-8b"
+
+
+def test_trtllm_prefill_attention_runs_at_the_hopper_native_flash_attention_share():
+    """TensorRT-LLM's context attention on Hopper is fmha_v2's TMA + warp-specialized kernels (FlashAttention-3
+    design, ~1.6-1.75 x FlashAttention-2 in the FA3 paper's H100 figure): efficiency.attention_prefill_matmul_native
+    0.60 of the 16-bit peak against 0.35 for FlashAttention-2-style kernels (vLLM, the torch harness). GPUs whose
+    profile states no native share (A100) run every engine at attention_prefill_matmul; the share survives a
+    profile written back to YAML."""
+    from tpplan.cost.coefficients import coefficients
+    from tpplan.hardware.loader import load_builtin, load_profile_text
+    from tpplan.hardware.writer import profile_to_yaml
+    from tpplan.models.resolve import resolve_model
+
+    spec = resolve_model("llama-8b").spec
+    h100 = load_builtin("dgx-h100")
+    peak = h100.gpu.peak_flops_for("bf16") * h100.efficiency.sustained_clock
+    trt = coefficients(spec, h100, tp=1, engine="trtllm").rates.attention_prefill_flops_per_s
+    vllm = coefficients(spec, h100, tp=1, engine="vllm").rates.attention_prefill_flops_per_s
+    assert trt == pytest.approx(0.60 * peak) and vllm == pytest.approx(0.35 * peak)
+    a100 = load_builtin("dgx-a100-80g")
+    assert coefficients(spec, a100, tp=1, engine="trtllm").rates == coefficients(spec, a100, tp=1,
+                                                                                   engine="vllm").rates
+    again = load_profile_text(profile_to_yaml(h100), origin="roundtrip")
+    assert again.efficiency.attention_prefill_matmul_native == 0.6

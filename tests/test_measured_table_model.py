@@ -1,10 +1,7 @@
 """A profile's measured `kernel_table` (written by `tpplan measure --out`) drives the cost model that `recommend`
 and `sweep` run: shard matmuls interpolated in M from the user's own curves, and the fitted per-layer overhead
 added per mode (issue 11 item 4, issue 15 item 1). The expected differences below follow from the table alone:
-shifting every curve by a constant adds exactly layers x matmuls-per-layer x shift to a step's compute. Those tests
-read the table as measured (`_at_burst_clock`: sustained_clock 1.0), since some of their synthetic points are faster
-than the GPU's FLOP rate allows and so would stretch under the sustained clock; the sustained clock's own effect
-on measured curves is tested at the end."""
+shifting every curve by a constant adds exactly layers x matmuls-per-layer x shift to a step's compute."""
 
 from __future__ import annotations
 
@@ -13,8 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tpplan.cost.coefficients import coefficients, shard_matmul_shapes, sustained_curve
-from tpplan.cost.kernels import FLOPS_PER_MAC, kernel_rates
+from tpplan.cost.coefficients import coefficients, shard_matmul_shapes
 from tpplan.cost.step import decode_step, mixed_step, prefill
 from tpplan.hardware.kernel_table import KernelTable, MatmulCurve, interpolate_s
 from tpplan.hardware.loader import load_builtin
@@ -41,11 +37,6 @@ def _with(profile, table):
     return dataclasses.replace(profile, kernel_table=table)
 
 
-def _at_burst_clock(profile):
-    """The profile with sustained_clock 1.0: a measured curve then counts as it was measured."""
-    return dataclasses.replace(profile, efficiency=dataclasses.replace(profile.efficiency, sustained_clock=1.0))
-
-
 def test_interpolation_is_the_same_for_floats_and_arrays():
     xs, ys = (1, 8, 64, 512), (2.0, 3.0, 11.0, 60.0)
     points = [0.25, 1, 3, 8, 8.5, 63, 64, 100, 512, 1000, 5000]
@@ -58,9 +49,10 @@ def test_interpolation_is_the_same_for_floats_and_arrays():
 
 @pytest.mark.parametrize("tp", [1, 2, 8])
 def test_shifting_every_curve_shifts_decode_compute_by_layers_x_4(tp):
-    spec, base = resolve_model("llama-8b").spec, _at_burst_clock(load_builtin("dgx-h100"))
-    low = coefficients(spec, _with(base, _table(spec, tp=tp)), tp=tp)
-    high = coefficients(spec, _with(base, _table(spec, tp=tp, shift_s=SHIFT_S)), tp=tp)
+    spec, base = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
+    # sustained=False: the curves as measured (their scaling to the sustained clock: test_sustained_curves.py)
+    low = coefficients(spec, _with(base, _table(spec, tp=tp)), tp=tp, sustained=False)
+    high = coefficients(spec, _with(base, _table(spec, tp=tp, shift_s=SHIFT_S)), tp=tp, sustained=False)
     for batch in (1, 7, 64, 300):
         a = decode_step(low, base, batch=batch, context_len=1000).compute_s
         b = decode_step(high, base, batch=batch, context_len=1000).compute_s
@@ -71,10 +63,11 @@ def test_table_values_are_the_matmul_time_at_m():
     """Against curves of zero time, each of the 4 matmuls per layer costs what its curve reads at M = batch:
     10 us at M = 16 (flat part), 25 us at M = 136 (linear between 16 and 256), 800 us at M = 8192 (400 us at the
     last point M = 4096, proportional beyond)."""
-    spec, base = resolve_model("llama-8b").spec, _at_burst_clock(load_builtin("dgx-h100"))
+    spec, base = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
     zero = dataclasses.replace(_table(spec, tp=1), matmul=tuple(
         dataclasses.replace(cv, time_s=(0.0,) * len(TOKENS)) for cv in _table(spec, tp=1).matmul))
-    c_table, c_zero = (coefficients(spec, _with(base, t), tp=1) for t in (_table(spec, tp=1), zero))
+    c_table, c_zero = (coefficients(spec, _with(base, t), tp=1, sustained=False)  # the curves as measured
+                       for t in (_table(spec, tp=1), zero))
     assert len(c_table.attn_curves) == len(c_table.mlp_curves) == 2
     for batch, per_matmul_s in ((16, 10e-6), (136, 25e-6), (8192, 800e-6)):
         a = decode_step(c_table, base, batch=batch, context_len=500).compute_s
@@ -109,7 +102,7 @@ def test_layer_overhead_is_added_per_layer_and_mode():
 
 
 def test_recommend_and_sweep_use_a_profile_files_kernel_table(tmp_path):
-    spec, base = resolve_model("llama-8b").spec, _at_burst_clock(load_builtin("dgx-h100"))
+    spec, base = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
     tables = {"low": _table(spec, tp=2), "high": _table(spec, tp=2, shift_s=SHIFT_S)}
     paths = {}
     for key, table in tables.items():
@@ -148,64 +141,3 @@ def test_calibration_fits_attention_efficiencies_from_the_tables_attention_curve
     assert fitted.efficiency.attention_prefill_matmul == pytest.approx(450e12 / base.gpu.peak_flops_for("bf16"),
                                                                        rel=1e-9)
     assert notes == []
-
-
-def _roofline_table(spec, profile, *, tp: int, tokens: tuple[int, ...], bound: str) -> KernelTable:
-    """Curves that are exactly the burst roofline of each shard matmul at the profile's own rates: 'compute'
-    points take their FLOPs at the burst FLOP rate (+ the per-kernel time), 'memory' points their weight and
-    activation bytes at the achieved HBM bandwidth."""
-    r = kernel_rates(profile, "bf16", sustained=False)
-    curves = []
-    for n, k in (s for bucket in shard_matmul_shapes(spec, tp=tp).values() for s in bucket):
-        if bound == "compute":
-            busy = [FLOPS_PER_MAC * m * n * k / r.matmul_flops_per_s for m in tokens]
-        else:  # bf16: 2 bytes per weight and activation element
-            busy = [2 * (n * k + m * (n + k)) / r.memory_bytes_per_s for m in tokens]
-        curves.append(MatmulCurve(n=n, k=k, dtype="bf16", tokens=tokens,
-                                  time_s=tuple(b + r.kernel_overhead_s for b in busy)))
-    return KernelTable(source="test", matmul=tuple(curves))
-
-
-def test_sustained_load_stretches_compute_bound_points_by_the_clock_and_leaves_memory_bound_ones():
-    """Under continuous load (efficiency.sustained_clock, 0.80 on dgx-h100) a measured compute-bound point takes
-    1 / clock longer beyond its per-kernel time; a memory-bound one (M <= 16: its FLOPs take at most 6.3% of its
-    bytes' time) is unchanged; with sustained=False (what `tpplan measure` compares its bursts with) every curve
-    is as measured."""
-    spec, profile = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
-    clock, fixed_s = profile.efficiency.sustained_clock, kernel_rates(profile, "bf16").kernel_overhead_s
-    assert clock < 1.0
-    tables = {"compute": _roofline_table(spec, profile, tp=1, tokens=(512, 1024, 4096), bound="compute"),
-              "memory": _roofline_table(spec, profile, tp=1, tokens=(1, 8, 16), bound="memory")}
-    for bound, table in tables.items():
-        c_load = coefficients(spec, _with(profile, table), tp=1)
-        c_burst = coefficients(spec, _with(profile, table), tp=1, sustained=False)
-        assert c_burst.attn_curves + c_burst.mlp_curves == table.matmul
-        for loaded, measured in zip(c_load.attn_curves + c_load.mlp_curves, table.matmul, strict=True):
-            stretch = 1 / clock if bound == "compute" else 1.0
-            assert [t - fixed_s for t in loaded.time_s] == pytest.approx(
-                [(t - fixed_s) * stretch for t in measured.time_s], rel=1e-12)
-
-
-def test_a_calibrated_profiles_prefill_under_load_is_slower_by_the_clock_on_its_compute_bound_matmuls():
-    """Prefill of 2,048 tokens reads compute-bound curves: under load minus burst, the step's compute grows by
-    layers x the 4 shard matmuls' FLOP time x (1 / clock - 1) beyond what memory-bound curves (which do not
-    stretch) show; attention and the elementwise kernels change alike in both, so they cancel."""
-    spec, profile = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
-    clock, r = profile.efficiency.sustained_clock, kernel_rates(profile, "bf16", sustained=False)
-    gap = {}
-    for bound, tokens in (("compute", (512, 1024, 4096)), ("memory", (1, 8, 16))):
-        p = _with(profile, _roofline_table(spec, profile, tp=1, tokens=tokens, bound=bound))
-        load, burst = (prefill(coefficients(spec, p, tp=1, sustained=s), p, prompts=1, input_len=2048).compute_s
-                       for s in (True, False))
-        assert load > burst  # prefill attention is compute-bound in both
-        gap[bound] = load - burst
-    flops_s = sum(FLOPS_PER_MAC * 2048 * n * k / r.matmul_flops_per_s
-                  for bucket in shard_matmul_shapes(spec, tp=1).values() for n, k in bucket)
-    assert gap["compute"] - gap["memory"] == pytest.approx(
-        spec.num_hidden_layers * flops_s * (1 / clock - 1), rel=1e-9)
-
-
-def test_sustained_curve_at_clock_one_is_the_measured_curve():
-    curve = MatmulCurve(n=4096, k=4096, dtype="bf16", tokens=(1, 4096), time_s=(9e-6, 500e-6))
-    rates = kernel_rates(load_builtin("dgx-h100"), "bf16", sustained=False)
-    assert sustained_curve(curve, burst=rates, clock=1.0) is curve

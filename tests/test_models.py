@@ -28,13 +28,14 @@ DERIVED_TOTALS = {
     "gpt-oss-20b": 20_914_757_184, "Gemma-2-9B": 9_241_705_984, "Gemma-2-27B": 27_227_128_320,
     "Qwen2.5-14B": 14_770_033_664, "Qwen2.5-32B": 32_763_876_352, "Phi-3-medium-4k": 13_960_238_080,
     "Falcon-180B": 178_557_088_768,
+    "GPT-J-6B": 6_050_882_784,  # modeling_gptj.py shapes; see test_gptj_matches_the_model_card
 }
 # KV bytes per token, bf16, whole model = 2 x layers x kv_heads x head_dim x 2 (MLA: layers x 576 x 2).
 KV_BYTES = {
     "Llama-3.1-70B": 327_680, "Llama-3-8B": 131_072, "Llama-2-7B": 524_288, "Llama-3.1-405B": 516_096,
     "Mistral-7B-v0.1": 131_072, "Mixtral-8x7B-v0.1": 131_072, "Qwen2.5-7B": 57_344, "Qwen2.5-72B": 327_680,
     "DeepSeek-V3": 70_272, "Gemma-2-27B": 376_832, "gpt-oss-120b": 73_728, "Falcon-180B": 163_840,
-    "Phi-3-medium-4k": 204_800,
+    "Phi-3-medium-4k": 204_800, "GPT-J-6B": 458_752,
 }
 
 
@@ -69,6 +70,19 @@ def test_every_catalogue_total_matches_its_published_figure():
             digits = len(str(e.published_total_params).rstrip("0"))
             unit = 10 ** (len(str(e.published_total_params)) - digits)
             assert abs(total - e.published_total_params) <= unit / 2, (e.spec.name, total)
+
+
+def test_gptj_matches_the_model_card():
+    """GPT-J-6B, summed from transformers' modeling_gptj.py shapes: embedding 50400 x 4096; per layer ln_1 (2 x 4096),
+    q/k/v/out_proj 4 x 4096^2 (no bias), fc_in 4096 x 16384 + 16384, fc_out 16384 x 4096 + 4096; ln_f; lm_head
+    50400 x 4096 + 50400. The model card's n_parameters, 6,053,381,344, is 0.04% above that sum."""
+    layer = 2 * 4096 + 4 * 4096**2 + (4096 * 16384 + 16384) + (16384 * 4096 + 4096)
+    by_shapes = 50400 * 4096 + 28 * layer + 2 * 4096 + 50400 * 4096 + 50400
+    spec = _spec("gpt-j")
+    assert total_params(spec) == by_shapes
+    assert abs(total_params(spec) / 6_053_381_344 - 1) < 0.0005
+    assert spec.parallel_attn and not spec.gated_mlp and not spec.tie_word_embeddings
+    assert valid_tp_degrees(spec, engine="trtllm") == [1, 2, 4, 8, 16]
 
 
 def test_active_params_conventions():

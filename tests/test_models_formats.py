@@ -107,6 +107,21 @@ def test_gpt_oss_keeps_attention_router_and_head_in_bf16():
     assert by_name["experts.gate_up_proj"] == 0.5 + 1 / 32
 
 
+def test_matmuls_kept_in_16_bits_run_at_the_16_bit_rate():
+    """gpt-oss computes its MXFP4 experts at the fp4 rate but its bf16 attention projections and lm_head at the
+    bf16 rate (B200: fp4 peak > bf16 peak); an fp8 Llama keeps fp8 attention and a bf16 lm_head; a weight-only
+    format runs everything at 16 bits already."""
+    p = resolve_profile("dgx-b200")[0]
+    oss = coefficients(resolve_model("gpt-oss-120b").spec, p, tp=8, engine="trtllm", dtype="auto")
+    bf16 = coefficients(resolve_model("llama-70b").spec, p, tp=8, dtype="bf16").rates
+    assert oss.rates.matmul_flops_per_s > bf16.matmul_flops_per_s
+    assert oss.attn_rates == oss.head_rates == bf16
+    fp8 = coefficients(resolve_model("llama-70b").spec, p, tp=8, dtype="fp8")
+    assert fp8.attn_rates is None and fp8.head_rates == bf16
+    int4 = coefficients(resolve_model("llama-70b").spec, p, tp=8, dtype="int4")
+    assert int4.attn_rates is None and int4.head_rates is None
+
+
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(ModelSpecError, match=r"quant_method 'hqq' is not supported; tpplan reads awq, gptq"):
         spec_from_hf_config({**TINY, "quantization_config": {"quant_method": "hqq"}})

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from tpplan.cost.coefficients import coefficients
-from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s
+from tpplan.cost.coefficients import coefficients, mlp_activation_widths
+from tpplan.cost.collectives import collective_time_s
+from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s, routing_tokens
 from tpplan.hardware.loader import load_builtin
 from tpplan.models.resolve import resolve_model
+from tpplan.planner.candidates import activation_reserve_bytes
 from tpplan.planner.plan import recommend
+from tpplan.planner.workload import Workload
+from tpplan.units import ceil_div
 
 
 def _cand(plan, *, tp, pp, dp, ep):
@@ -167,3 +173,49 @@ def test_moe_catalogue_totals_match_the_model_cards(name, total_b, active_b):
     digits = len(str(total_b).split(".")[-1]) if "." in str(total_b) else 0
     assert round(total_params(spec) / 1e9, digits) == total_b
     assert int(active_params(spec) / 1e9 * 10 ** digits) / 10 ** digits == active_b
+
+
+def test_trtllm_gathers_tokens_except_on_multi_node_nvlink_with_ep_above_top_k():
+    """TensorRT-LLM picks all-to-all only when moe_ep_size > top_k on an MNNVL fabric (fused_moe_cutlass.py
+    select_alltoall_method_type); on an 8-GPU HGX it all-gathers every rank's tokens and reduce-scatters."""
+    maverick = resolve_model("llama4-maverick").spec  # top-1
+    hgx, nvl72 = load_builtin("hgx-h200"), load_builtin("gb200-nvl72")
+    on_hgx = coefficients(maverick, hgx, tp=1, ep=8, dp_attention=8, engine="trtllm", dtype="fp8").moe
+    on_nvl = coefficients(maverick, nvl72, tp=1, ep=8, dp_attention=8, engine="trtllm", dtype="fp8").moe
+    vllm = coefficients(maverick, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", dtype="fp8").moe
+    assert on_hgx.gather_dispatch and not on_nvl.gather_dispatch and not vllm.gather_dispatch
+    # DeepSeek's top-8 over EP8 is not above top_k: gathered even on NVL72
+    ds = coefficients(resolve_model("deepseek-v3").spec, nvl72, tp=1, ep=8, dp_attention=8, engine="trtllm").moe
+    assert ds.gather_dispatch
+    # gathered: no all-to-all buffer, the full T x hidden all-gather + reduce-scatter, and routing over all T tokens
+    assert dispatch_bytes_per_gpu(on_hgx, 64) == 0 and dispatch_bytes_per_gpu(vllm, 64) > 0
+    full = 64 * 8 * 5120 * 2
+    expected = (collective_time_s(hgx, kind="allgather", group_size=8, n_bytes=full)
+                + collective_time_s(hgx, kind="reducescatter", group_size=8, n_bytes=full))
+    assert moe_comm_time_s(on_hgx, hgx, 64) == pytest.approx(expected)
+    assert routing_tokens(on_hgx, 64) == 64 * 8 and routing_tokens(vllm, 64) == 64
+
+
+def test_mlp_activation_widths_follow_the_layers_the_model_has():
+    # Llama 4 Scout: all 48 layers MoE (top-1 of 8,192 + one shared expert of 8,192); its config's
+    # intermediate_size_mlp 16,384 belongs to no layer. Maverick interleaves 24 dense layers of 16,384.
+    scout, maverick = resolve_model("llama4-scout").spec, resolve_model("llama4-maverick").spec
+    assert mlp_activation_widths(scout) == (0, 8192 + 8192)
+    assert mlp_activation_widths(maverick) == (16384, 8192 + 8192)
+    # DeepSeek-V3: 3 dense layers of 18,432, MoE layers top-8 + 1 shared expert of 2,048
+    assert mlp_activation_widths(resolve_model("deepseek-v3").spec) == (18432, 9 * 2048)
+    profile = load_builtin("dgx-h100")
+    # layer average per GPU at TP8: Maverick (24 x 16,384 + 24 x 16,384) / 48 / 8; DeepSeek (3 x 18,432 + 58 x 18,432)
+    assert coefficients(maverick, profile, tp=8, dtype="fp8").mlp_width_per_gpu == 2048
+    assert coefficients(resolve_model("mixtral").spec, profile, tp=8).mlp_width_per_gpu == 2 * 14336 // 8
+
+
+def test_activation_reserve_ignores_a_dense_width_no_layer_has():
+    scout = resolve_model("llama4-scout").spec
+    profile, w = load_builtin("dgx-h100"), Workload(gpus=8, engine="vllm", dtype="fp8").for_model(scout)
+    c = coefficients(scout, profile, tp=8, dtype="fp8")
+    wider = dataclasses.replace(scout, intermediate_size=4 * scout.intermediate_size)
+    assert activation_reserve_bytes(wider, c, w) == activation_reserve_bytes(scout, c, w)
+    tokens = min(w.max_model_len, 8192)
+    logits = 256 * ceil_div(scout.vocab_size, 8) * 4  # fp32 logits of 256 sequences
+    assert activation_reserve_bytes(scout, c, w) == tokens * (4 * 5120 + 2 * 16384 // 8) * 2 + logits

@@ -12,6 +12,8 @@ from tpplan.cost.moe import MOE_KERNELS, grouped_gemm_time_s, routing_time_s
 from tpplan.cost.step import decode_step
 from tpplan.hardware.loader import kernel_defaults, load_builtin
 from tpplan.models.resolve import resolve_model
+from tpplan.planner.candidates import activation_reserve_bytes
+from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, Workload
 from tpplan.units import GB, TB, TERA, US
 
 RATES = KernelRates(matmul_flops_per_s=1000 * TERA, memory_bytes_per_s=3 * TB, kernel_overhead_s=4 * US,
@@ -91,3 +93,39 @@ def test_fixed_tokens_slow_an_moe_step_more_at_few_tokens_per_expert():
 
     # 4096 tokens x 8 of 128 experts = 256 per expert: compute-bound, the 88 extra rows show; at 65536 they fade
     assert ratio(4096) > ratio(65536) > 1
+
+
+def test_maverick_dense_layers_and_shared_expert_widths_per_gpu():
+    # meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json: intermediate_size_mlp 16384 (the 24 dense layers),
+    # intermediate_size 8192 (each routed and the one shared expert), top-1. The dense layers' matmuls carry their
+    # own width, the shared expert's matmuls theirs, split routed experts top_k x 8192 / tp
+    spec, profile = resolve_model("llama4-maverick").spec, load_builtin("dgx-h100")
+    c = coefficients(spec, profile, tp=8, dtype="fp8")
+    assert (c.dense_width_per_gpu, c.routed_width_per_gpu, c.shared_width_per_gpu) == (2048, 1024, 1024)
+    scout = coefficients(resolve_model("llama4-scout").spec, profile, tp=8, dtype="fp8")
+    assert (scout.dense_width_per_gpu, scout.routed_width_per_gpu, scout.shared_width_per_gpu) == (0, 1024, 1024)
+    dense = coefficients(resolve_model("llama-3.1-8b").spec, profile, tp=2)
+    assert (dense.dense_width_per_gpu, dense.mlp_width_per_gpu, dense.routed_width_per_gpu) == (7168, 7168, 0)
+
+
+def test_shared_expert_activations_cost_time():
+    spec, profile = resolve_model("llama4-scout").spec, load_builtin("dgx-h100")
+    c = coefficients(spec, profile, tp=8, dtype="fp8")
+    no_shared = replace(c, shared_width_per_gpu=0)
+    # 64 tokens: the shared expert's matmuls are memory-bound (15.7 MB of FP8 weights per GPU), so the 64 x 3 x 1024
+    # activations they also move show; at thousands of tokens they are FLOP-bound and the bytes are hidden
+    assert (decode_step(c, profile, batch=64, context_len=1).compute_s
+            > decode_step(no_shared, profile, batch=64, context_len=1).compute_s)
+
+
+def test_activation_reserve_uses_the_widest_mlp_the_layers_have():
+    # an all-MoE config's intermediate_size belongs to no layer (Scout's intermediate_size_mlp): widening it must
+    # not move the reserve; the widest MoE layer is top_k routed + shared experts (2 x 8192 for Scout)
+    scout, profile = resolve_model("llama4-scout").spec, load_builtin("dgx-h100")
+    w = Workload(gpus=4, dtype="fp8", max_model_len=4096)
+    c = coefficients(scout, profile, tp=4, dtype="fp8")
+    wide = replace(scout, intermediate_size=4 * scout.intermediate_size)
+    reserve = activation_reserve_bytes(scout, c, w)
+    assert activation_reserve_bytes(wide, c, w) == reserve
+    logits = ACTIVATION_RESERVE_LOGIT_SEQS * -(-scout.vocab_size // 4) * 4  # fp32, vocab-parallel
+    assert reserve == 4096 * (4 * scout.hidden_size + 2 * (8192 + 8192) // 4) * c.act_bytes + logits

@@ -98,8 +98,18 @@ def test_deepseek_v3_on_8_h200_is_served_without_pipeline_stages(engine):
     # vLLM and TensorRT-LLM: each of the ~3,300 sequences paid no host work at the stage boundary.
     from tpplan.planner.plan import recommend
 
-    best = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine=engine).recommended
-    assert best.pp == 1 and best.ep * best.dp_attention > 1, best
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine=engine)
+    best = plan.recommended
+    assert best.ep * best.dp_attention > 1, best
+    if engine != "trtllm":
+        assert best.pp == 1, best
+        return
+    # TensorRT-LLM on an 8-GPU HGX all-gathers the tokens of DeepSeek's top-8 EP8 layer instead of an all-to-all
+    # (tpplan.cost.moe.trtllm_gathers_tokens), which costs DEP8 ~6%: it and DEP4 x PP2 now sit within ~2% of each
+    # other (9,707 vs 9,906 tok/s), below what the model can rank. What stays: no pipeline layout is materially
+    # better than attention DP + EP over all 8 GPUs.
+    dep8 = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8))
+    assert dep8.output_tokens_per_s > 0.95 * best.output_tokens_per_s
 
 
 def test_deepseek_r1_on_two_h200_nodes_with_sglang_is_not_sixteen_stages():

@@ -15,8 +15,8 @@ import typer
 
 from tpplan._version import __version__
 from tpplan.errors import TpplanError
+from tpplan.models.engines import EmitEngine as EmitLiteral
 from tpplan.models.engines import Engine as EngineLiteral
-from tpplan.planner.emit import EmitEngine as EmitLiteral
 from tpplan.planner.workload import WORKLOAD_DEFAULTS as WD
 from tpplan.planner.workload import Mode as ModeLiteral
 from tpplan.planner.workload import Objective as ObjectiveLiteral

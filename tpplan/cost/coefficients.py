@@ -4,8 +4,9 @@ routed expert, router and shared experts, lm_head), once. The step-time function
 those terms for any batch, context or prompt length, floats or numpy arrays alike.
 
 When the profile carries a measured kernel table (`tpplan measure`), the shard matmul curves and the fitted
-per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`); under sustained
-load the curves' compute-bound points slow to the profile's sustained clock (`sustained_curve`).
+per-layer overhead replace the roofline for the shapes the table covers (`_measured_terms`). The curves are short
+timed bursts; under continuous load their compute-bound points stretch by 1 / efficiency.sustained_clock
+(`sustained_curve`), as the roofline's FLOP rates do.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
-from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for
+from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for, trtllm_gathers_tokens
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
+from tpplan.models.formats import SIXTEEN_BIT, WeightFormat
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
 from tpplan.units import ceil_div
 
-if TYPE_CHECKING:  # tpplan.hardware.kernel_table loads only for a profile that carries a table
+if TYPE_CHECKING:  # measured tables are optional: tpplan.hardware.kernel_table loads when a profile has one
     from tpplan.hardware.kernel_table import MatmulCurve
 
 
@@ -63,7 +65,15 @@ class Coefficients:
     """Per-head width read by the attention kernel (head_dim; MLA: kv_lora_rank + rope dim)."""
     kv_bytes_per_token_per_layer: float
     mlp_width_per_gpu: int
-    """intermediate_size / tp (MoE: experts_per_token x moe_intermediate_size / tp): the activation kernel's width."""
+    """The activation kernel's width per token per GPU, averaged over the layers (`mlp_activation_widths`): dense
+    layers intermediate_size / tp, MoE layers (experts_per_token + shared experts) x moe_intermediate_size / tp."""
+    dense_width_per_gpu: int = 0
+    """intermediate_size / tp of the dense MLP layers (Llama 4 Maverick: 16,384 / tp; 0 without dense layers): the
+    width of their gate_up / down activations."""
+    routed_width_per_gpu: int = 0
+    """top_k x moe_intermediate_size / tp: a token's routed-expert activations when the experts are split over tp."""
+    shared_width_per_gpu: int = 0
+    """n_shared_experts x moe_intermediate_size / tp: the shared experts' activations (Llama 4, DeepSeek)."""
     kv_width_per_gpu: int
     """2 x kv heads per GPU x head_dim: the width the KV-cache write kernel moves per token."""
     full_layers: int
@@ -76,6 +86,11 @@ class Coefficients:
     act_bytes: int
     allreduces_per_layer: int
     rates: KernelRates
+    attn_rates: KernelRates | None = None
+    """Rates of the attention projections when the checkpoint keeps them in 16 bits while the other matmuls run
+    in a low-precision dtype (gpt-oss MXFP4 and ModelOpt/fbgemm FP8 `keep_16bit` self_attn); None: `rates`."""
+    head_rates: KernelRates | None = None
+    """Rates of the lm_head when the checkpoint keeps it in 16 bits (ModelOpt FP8 and NVFP4 exclude lm_head)."""
     fusion: Fusion
     step_overhead_s: float
     pipeline_sequence_overhead_s: float = 0.0
@@ -117,6 +132,27 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> 
     return out
 
 
+def mlp_activation_widths(spec: ModelSpec) -> tuple[int, int]:
+    """(dense, MoE) width of the activation kernel (SwiGLU) per token of one layer, unsharded: a dense MLP's
+    intermediate_size (0 when the model has no dense MLP layers: Llama 4 Scout's config carries
+    intermediate_size_mlp 16,384 but every layer is MoE), and an MoE layer's routed top_k x moe_intermediate_size
+    plus its shared experts' n_shared x moe_intermediate_size (0 for dense models)."""
+    if not spec.is_moe:
+        return spec.intermediate_size, 0
+    dense = spec.intermediate_size if occurrences(spec, "dense_layer") else 0
+    return dense, (max(1, spec.num_experts_per_tok) + spec.n_shared_experts) * spec.moe_intermediate_size
+
+
+def _mlp_width_per_gpu(spec: ModelSpec, tp: int) -> int:
+    """Layer-averaged activation width per GPU: (dense layers x dense width + MoE layers x MoE width) / layers / tp
+    (Llama 4 Maverick interleaves 16,384-wide dense layers with 8,192 + 8,192 routed + shared MoE layers)."""
+    dense, moe = mlp_activation_widths(spec)
+    if not spec.is_moe:
+        return ceil_div(dense, tp)
+    total = occurrences(spec, "dense_layer") * dense + occurrences(spec, "moe_layer") * moe
+    return ceil_div(total, spec.num_hidden_layers * tp)
+
+
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
                  kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
                  dp_attention: int = 1, moe_imbalance: float = 1.0, sustained: bool = True) -> Coefficients:
@@ -128,7 +164,6 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
     windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
     full = windows.pop(None, 0)
-    moe_width = spec.moe_intermediate_size * max(1, spec.num_experts_per_tok)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
     return Coefficients(
@@ -146,32 +181,59 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
                                                                   engine=engine),
-        mlp_width_per_gpu=ceil_div(spec.intermediate_size if not spec.is_moe else moe_width, tp),
+        mlp_width_per_gpu=_mlp_width_per_gpu(spec, tp),
+        dense_width_per_gpu=ceil_div(mlp_activation_widths(spec)[0], tp),
+        routed_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.num_experts_per_tok, tp),
+        shared_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.n_shared_experts, tp),
         kv_width_per_gpu=(spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla else
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),
         chunked_layers=((spec.attention_chunk_size, sum(chunked)),) if any(chunked) else (),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
-        rates=kernel_rates(profile, matmul_dtype, sustained=sustained), fusion=fusion or fusion_for(engine),
+        rates=kernel_rates(profile, matmul_dtype, sustained=sustained,
+                           native_attention=(fusion or fusion_for(engine)).native_prefill_attention),
+        attn_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained),
+        head_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "lm_head", sustained=sustained),
+        fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
-                        engine=engine, act_bytes=fmt.activation_bytes),
+                        engine=engine, act_bytes=fmt.activation_bytes,
+                        nvlink_domain_gpus=profile.nvlink_domain_size),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
-                           sustained=sustained))
+                          sustained=sustained))
+
+
+def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProfile, matmul_dtype: str,
+                       component: str, *, sustained: bool) -> KernelRates | None:
+    """16-bit matmul rates for `component`'s matmuls when the checkpoint keeps every quantizable weight of it in
+    16 bits in every layer (`keep_16bit`, e.g. gpt-oss's 'model.layers.*.self_attn' and 'lm_head', vllm
+    quantization/mxfp4.py) while the model's other matmuls run at `matmul_dtype` (fp8 / fp4): those matmuls run
+    the 16-bit kernels at the 16-bit peak. None when they share the model's rate."""
+    if matmul_dtype in SIXTEEN_BIT or not fmt.quantized:
+        return None
+    groups = [g for g in param_groups(spec) if g.component == component]
+    if not groups or any(fmt.bytes_per_param(g) != fmt.unquantized_bytes for g in groups):
+        return None
+    sixteen = next((d for d in SIXTEEN_BIT if d in profile.gpu.peak_flops_per_s), None)
+    return kernel_rates(profile, sixteen, sustained=sustained) if sixteen else None
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int) -> MoeLayout | None:
-    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models)."""
+                act_bytes: int, nvlink_domain_gpus: int) -> MoeLayout | None:
+    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). TensorRT-LLM
+    gathers the tokens of EP + DP-attention layouts except on multi-node NVLink (`trtllm_gathers_tokens`)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
     shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
     one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
+    gather = engine == "trtllm" and ep > 1 and trtllm_gathers_tokens(
+        ep=ep, experts_per_token=spec.num_experts_per_tok, nvlink_domain_gpus=nvlink_domain_gpus)
     return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
+                     gather_dispatch=gather,
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
                      local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
                      expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
@@ -189,48 +251,45 @@ def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> di
             "mlp": [((2 if spec.gated_mlp else 1) * f_local, h), (h, f_local)]}
 
 
-def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool,
-                    dtype: str, sustained: bool) -> dict:
+def _measured_terms(spec: ModelSpec, profile: HardwareProfile, *, tp: int, engine: str, plain: bool, dtype: str,
+                    sustained: bool) -> dict:
     """What a measured kernel table replaces: the shard matmul curves (only for a plain format of the table's
     dtype, since a weight-only or block-scaled format runs other kernels; not for MLA projections) and the
-    fitted per-layer overhead per mode. `sustained`: the curves as they run under continuous load
-    (`sustained_curve`); False: as measured (`tpplan measure` compares its own short bursts with them)."""
+    fitted per-layer overhead per mode. `sustained`: the curves at the clock of continuous load (sustained_curve);
+    False: as measured (`tpplan measure` compares its own short bursts)."""
     table = profile.kernel_table
     if table is None:
         return {}
     from tpplan.hardware.kernel_table import matmul_curve
 
-    clock = profile.efficiency.sustained_clock if sustained else 1.0
-    burst = kernel_rates(profile, dtype, sustained=False)
     out: dict = {"layer_overhead_s": (table.layer_overhead_s.get("decode", 0.0),
                                       table.layer_overhead_s.get("prefill", 0.0))}
     for bucket, shapes in shard_matmul_shapes(spec, tp=tp, engine=engine).items():
         curves = [matmul_curve(table, n=n, k=k, dtype=dtype) for n, k in shapes]
         usable = plain and all(curves) and not (bucket == "attn" and spec.is_mla)
         if usable:
-            out[f"{bucket}_curves"] = tuple(sustained_curve(cv, burst=burst, clock=clock) for cv in curves)
+            out[f"{bucket}_curves"] = tuple(sustained_curve(cv, profile, dtype=dtype) if sustained else cv
+                                            for cv in curves)
     return out
 
 
-def sustained_curve(curve: MatmulCurve, *, burst: KernelRates, clock: float) -> MatmulCurve:
-    """A measured matmul curve as it runs at `clock` x the SM clock of the measurement (efficiency.sustained_clock).
+def sustained_curve(curve: MatmulCurve, profile: HardwareProfile, *, dtype: str) -> MatmulCurve:
+    """A measured matmul curve (short timed bursts at the boost clock) as it runs under continuous load, where the
+    SM clock falls to efficiency.sustained_clock (s) of it. Only the FLOP-bound part of a kernel is paced by that
+    clock; streaming weights is paced by the HBM clock. So each point of the shape's burst roofline
+    t = max(FLOPs / R, bytes / B) + fixed keeps its time unless the lowered compute roof is slower:
 
-    `tpplan measure` times short bursts at the boost clock; under continuous serving load the SM clock falls to
-    the sustained one, which slows what the SMs limit and not what HBM limits. Each point, seconds t at M tokens,
-    is read as a roofline: t = max(compute, memory) + fixed, fixed = the per-kernel time (burst.kernel_overhead_s),
-    compute = min(t - fixed, 2 M n k / burst.matmul_flops_per_s), the FLOPs at the burst rate of the profile
-    (whose matmul efficiency `tpplan measure` fits on these curves); under load
+        t_sustained(M) = max(t(M), FLOPs(M) / (s x R)),  FLOPs(M) = 2 x M x n x k,
 
-        t' = max(compute / clock, t - fixed) + fixed
-
-    A compute-bound point (its FLOPs take all of t - fixed at the burst rate) is 1 / clock slower in t - fixed;
-    a memory-bound one is unchanged until its FLOPs at the lower clock outlast its bytes, the same max(FLOPs /
-    (F x clock), bytes / B) the roofline path takes (tpplan.cost.kernels.kernel_rates)."""
+    with R the burst compute rate of the shape: the faster of the profile's (peak x matmul share of `dtype`) and
+    the best FLOPs / t the curve itself reached. A point at that roof (compute-bound, large M) stretches by exactly
+    1 / s; a point at or below s x R (weight-streaming or launch-bound, small M) is unchanged; none stretches by
+    more than 1 / s. Interpolation between the new points and the extrapolation above the last (proportional to
+    M) follow. Seconds."""
+    clock = profile.efficiency.sustained_clock
     if clock >= 1.0:
         return curve
-    fixed_s = burst.kernel_overhead_s
-    times = []
-    for m, t in zip(curve.tokens, curve.time_s, strict=True):
-        compute_s = min(t - fixed_s, FLOPS_PER_MAC * m * curve.n * curve.k / burst.matmul_flops_per_s)
-        times.append(max(compute_s / clock, t - fixed_s) + fixed_s)
-    return replace(curve, time_s=tuple(times))
+    flops = [FLOPS_PER_MAC * m * curve.n * curve.k for m in curve.tokens]
+    roof = max(kernel_rates(profile, dtype, sustained=False).matmul_flops_per_s,
+               *(f / t for f, t in zip(flops, curve.time_s, strict=True) if t > 0))
+    return replace(curve, time_s=tuple(max(t, f / (clock * roof)) for f, t in zip(flops, curve.time_s, strict=True)))

@@ -38,11 +38,14 @@ class KernelRates:
     """efficiency.moe_expert_fixed_tokens: tokens of work each expert with tokens adds to a grouped GEMM."""
 
 
-def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True) -> KernelRates:
+def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True,
+                 native_attention: bool = False) -> KernelRates:
     """Achieved rates of this profile. A measured kernel table (written by `tpplan measure --out`) carries the
     per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present.
     `sustained`: FLOP rates at the clock held under continuous load (efficiency.sustained_clock), as in serving or
-    training; False: at the clock of a short measurement (the GPU reference rows, `tpplan measure`)."""
+    training; False: at the clock of a short measurement (the GPU reference rows, `tpplan measure`).
+    `native_attention`: the engine's prefill attention is written for this GPU's own tensor-core pipeline
+    (efficiency.attention_prefill_matmul_native; Fusion.native_prefill_attention)."""
     e, gpu = profile.efficiency, profile.gpu
     table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
@@ -53,7 +56,16 @@ def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True
                        kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
-                       * e.attention_prefill_matmul * clock, moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
+                       * prefill_attention_share(e, native=native_attention) * clock,
+                       moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
+
+
+def prefill_attention_share(e: Efficiency, *, native: bool) -> float:
+    """Achieved / dense 16-bit peak FLOP/s of causal flash attention: attention_prefill_matmul_native for a kernel
+    written for this GPU's tensor-core pipeline (where the profile states one), else attention_prefill_matmul."""
+    if native and e.attention_prefill_matmul_native is not None:
+        return e.attention_prefill_matmul_native
+    return e.attention_prefill_matmul
 
 
 def matmul_share(e: Efficiency, dtype: str) -> float:
@@ -108,6 +120,9 @@ class Fusion:
     """... and in units of the per-GPU KV width (2 x kv heads x head_dim) x activation bytes (cache write)."""
     attention_launches: int
     """Kernels of the attention itself (1 for a fused flash/paged kernel)."""
+    native_prefill_attention: bool = False
+    """Prefill attention runs kernels written for the GPU's own tensor-core pipeline (efficiency.
+    attention_prefill_matmul_native), not FlashAttention-2-style ones."""
 
 
 FUSIONS: dict[str, Fusion] = {
@@ -118,8 +133,11 @@ FUSIONS: dict[str, Fusion] = {
     # SGLang runs the same kernel set (sgl-kernel fused_add_rmsnorm, silu_and_mul, FlashInfer/FA3 attention).
     "sglang": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1),
     # TensorRT-LLM: the attention plugin applies rotary and writes the KV cache inside the attention kernel;
-    # residual add is fused into RMSNorm; SwiGLU is one kernel.
-    "trtllm": Fusion(elementwise_launches=3, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1),
+    # residual add is fused into RMSNorm; SwiGLU is one kernel. Context attention is its own fused MHA (fmha_v2),
+    # with Hopper kernels built on TMA and warp-specialized wgmma (cpp/kernels/fmha_v2, e.g.
+    # fmha_v2_flash_attention_bf16_64_128_S_qkv_128_causal_tma_ws_sm90_kernel), the FlashAttention-3 design.
+    "trtllm": Fusion(elementwise_launches=3, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1,
+                     native_prefill_attention=True),
     # Megatron-LM (training, TransformerEngine): fused RMSNorm+linear, fused bias-SwiGLU, fused attention.
     "megatron": Fusion(elementwise_launches=4, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1),
     # The measurement harness of shared/reference/gpu (and `tpplan measure`): unfused PyTorch in a CUDA graph.

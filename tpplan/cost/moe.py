@@ -17,8 +17,10 @@ Token movement around each MoE layer, per GPU (`tokens` = tokens of one DP rank 
   (nccl-tests alltoall busbw factor). Low-latency mode (DeepEP low_latency kernels,
   decode) and normal mode (high-throughput kernels, prefill) are the fabric's LL and Simple protocol parameters
   of the profile: the cheaper one is taken per message size, over NVLink inside a domain and the network beyond.
-- dp_attention > 1, ep = 1: an all-gather of every rank's tokens before the experts and a reduce-scatter after
-  (S = T x hidden x act_bytes, the full gathered buffer).
+- dp_attention > 1, ep = 1, or ep = G where the engine gathers instead (`gather_dispatch`: TensorRT-LLM unless it
+  has a multi-node NVLink fabric, see `trtllm_gathers_tokens`): an all-gather of every rank's tokens before the
+  experts and a reduce-scatter after (S = T x hidden x act_bytes, the full gathered buffer); the routing kernels
+  then run over all T gathered tokens on every GPU.
 - dp_attention = 1 (EP inside one TP group): the tokens are already on every rank; each GPU runs its local
   experts and the layer's usual all-reduce combines them (no extra collective).
 T = tokens x busy_ranks: the tokens of every DP rank that carries work in the step (all of them at steady state,
@@ -80,6 +82,23 @@ def moe_kernels_for(engine: str) -> MoeKernels:
     return MOE_KERNELS.get(engine, MOE_KERNELS["vllm"])
 
 
+HGX_NVLINK_DOMAIN_GPUS = 8
+"""GPUs of one HGX / DGX baseboard's NVLink domain. A profile whose NVLink domain is larger is a multi-node NVLink
+system (GB200 / GB300 NVL36 and NVL72), the only kind on which TensorRT-LLM's MNNVL all-to-all runs
+(MnnvlMemory.supports_mnnvl() needs NVLink fabric memory handles across nodes)."""
+
+
+def trtllm_gathers_tokens(*, ep: int, experts_per_token: int, nvlink_domain_gpus: int) -> bool:
+    """Whether TensorRT-LLM's MoE (PyTorch backend, 1.0-era CutlassFusedMoE / WideEPMoE) moves an attention-DP
+    rank's tokens by all-gather + reduce-scatter rather than all-to-all: its `select_alltoall_method_type` returns
+    MNNVL only when moe_ep_size > top_k and MnnvlMemory.supports_mnnvl(), DeepEP only when the user sets
+    TRTLLM_CAN_USE_DEEP_EP=1, else NotEnabled, and NotEnabled means "allgather/reducescatter"
+    (tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py, github.com/NVIDIA/TensorRT-LLM; the EP blog,
+    docs/source/blogs/tech_blog/blog4_Scaling_Expert_Parallelism_in_TensorRT-LLM.md: "for EP4/EP8
+    Reduce/Scatter is used, while for EP>8 All2All is used")."""
+    return not (ep > experts_per_token and nvlink_domain_gpus > HGX_NVLINK_DOMAIN_GPUS)
+
+
 def routing_time_s(k: MoeKernels, rates: KernelRates, *, tokens, pairs, hidden_size: int, act_bytes: int):
     """Routing kernels of one MoE layer on one GPU: `tokens` of the layer, `pairs` (token, expert) pairs computed."""
     return elementwise_time_s(rates, n_bytes=(k.token_passes * tokens + k.pair_passes * pairs) * hidden_size
@@ -119,6 +138,8 @@ class MoeLayout:
     """Busiest EP rank's routed tokens / the mean (>= 1)."""
     busy_ranks: int
     """DP ranks that carry tokens in the step: dp_attention at steady state, 1 for one prompt prefilled alone."""
+    gather_dispatch: bool = False
+    """EP with DP attention moves tokens by all-gather + reduce-scatter, not all-to-all (`trtllm_gathers_tokens`)."""
     num_experts: int
     experts_per_token: int
     local_experts: int
@@ -136,6 +157,14 @@ class MoeLayout:
 def group_tokens(m: MoeLayout, tokens):
     """Tokens that meet in one MoE layer: every busy DP rank's `tokens`."""
     return tokens * m.busy_ranks
+
+
+def routing_tokens(m: MoeLayout | None, tokens):
+    """Tokens the routing kernels of one MoE layer read on one GPU: all gathered tokens when the layer all-gathers
+    them (DP attention with experts split, or `gather_dispatch`), else the GPU's own."""
+    if m is None or m.dp_attention == 1 or (m.ep > 1 and not m.gather_dispatch):
+        return tokens
+    return group_tokens(m, tokens)
 
 
 def routed_experts_time_s(m: MoeLayout, rates: KernelRates, tokens):
@@ -172,8 +201,8 @@ def destinations_per_token(m: MoeLayout) -> float:
 
 def dispatch_bytes_per_gpu(m: MoeLayout, tokens):
     """All-to-all buffer of one dispatch (or combine) on the busiest GPU: T / G x destinations x hidden x
-    act_bytes x imbalance (0 without DP attention or EP)."""
-    if m.dp_attention == 1 or m.ep == 1:
+    act_bytes x imbalance (0 without DP attention or EP, or when the engine gathers instead)."""
+    if m.dp_attention == 1 or m.ep == 1 or m.gather_dispatch:
         return tokens * 0.0
     return (group_tokens(m, tokens) / m.group_size * destinations_per_token(m) * m.hidden_size * m.act_bytes
             * m.imbalance)
@@ -184,7 +213,7 @@ def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens):
     if m.dp_attention == 1:
         return tokens * 0.0
     g = m.group_size
-    if m.ep > 1:
+    if m.ep > 1 and not m.gather_dispatch:
         return 2 * collective_time_s(profile, kind="alltoall", group_size=g,
                                      n_bytes=dispatch_bytes_per_gpu(m, tokens))
     full = group_tokens(m, tokens) * m.hidden_size * m.act_bytes

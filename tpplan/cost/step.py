@@ -31,13 +31,14 @@ from tpplan.cost.moe import (
     pairs_on_gpu,
     routed_experts_time_s,
     routing_time_s,
+    routing_tokens,
     split_experts_time_s,
 )
 from tpplan.errors import TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.units import ceil_div, maximum, minimum
 
-if TYPE_CHECKING:  # tpplan.hardware.kernel_table loads only for a profile that carries a table
+if TYPE_CHECKING:  # measured curves come only with a profile's kernel table
     from tpplan.hardware.kernel_table import MatmulCurve
 
 
@@ -58,15 +59,15 @@ def step_time(*, compute_s, communication_s, overhead_s) -> StepTime:
 
 
 def _curves_s(curves: tuple[MatmulCurve, ...], tokens):
-    from tpplan.hardware.kernel_table import interpolate_s  # loaded with the profile's table
+    from tpplan.hardware.kernel_table import interpolate_s
 
     return sum(interpolate_s(cv.tokens, cv.time_s, tokens) for cv in curves)
 
 
 def _matmuls_s(c: Coefficients, *, flops_per_token: float, weight_bytes: float, width_in_out: int, tokens,
-               launches: int):
-    """A bucket of matmuls on `tokens` tokens: weights once, activations in and out."""
-    return matmul_time_s(c.rates, flops=flops_per_token * tokens,
+               launches: int, rates=None):
+    """A bucket of matmuls on `tokens` tokens: weights once, activations in and out (at `rates`, else c.rates)."""
+    return matmul_time_s(rates or c.rates, flops=flops_per_token * tokens,
                          n_bytes=weight_bytes + tokens * width_in_out * c.act_bytes, launches=launches)
 
 
@@ -77,10 +78,11 @@ def _mlp_time_s(c: Coefficients, tokens):
     if c.num_dense_layers:
         t = c.num_dense_layers * (_curves_s(c.mlp_curves, tokens) if c.mlp_curves else _matmuls_s(
             c, flops_per_token=c.mlp_flops_per_token, weight_bytes=c.mlp_bytes,
-            width_in_out=h2 + 3 * c.mlp_width_per_gpu, tokens=tokens, launches=2))
+            width_in_out=h2 + 3 * c.dense_width_per_gpu, tokens=tokens, launches=2))
     if c.num_moe_layers:
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
-                            width_in_out=h2, tokens=tokens, launches=c.moe_shared_launches)
+                            width_in_out=h2 + 3 * c.shared_width_per_gpu, tokens=tokens,
+                            launches=c.moe_shared_launches)
         t = t + c.num_moe_layers * (_routed_experts_s(c, tokens) + shared)
     return t
 
@@ -93,12 +95,12 @@ def _routed_experts_s(c: Coefficients, tokens):
         gemms = split_experts_time_s(c.rates, tokens=tokens, num_experts=c.num_experts,
                                      experts_per_token=c.experts_per_token, expert_bytes=c.expert_bytes,
                                      expert_flops_per_token=c.expert_flops_per_token, hidden_size=c.hidden_size,
-                                     width_per_gpu=c.mlp_width_per_gpu, act_bytes=c.act_bytes)
+                                     width_per_gpu=c.routed_width_per_gpu, act_bytes=c.act_bytes)
         pairs = tokens * c.experts_per_token
     if c.moe_kernels is None:
         return gemms
-    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=tokens, pairs=pairs, hidden_size=c.hidden_size,
-                                  act_bytes=c.act_bytes)
+    return gemms + routing_time_s(c.moe_kernels, c.rates, tokens=routing_tokens(c.moe, tokens), pairs=pairs,
+                                  hidden_size=c.hidden_size, act_bytes=c.act_bytes)
 
 
 def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool):
@@ -120,7 +122,7 @@ def _layers_compute_s(c: Coefficients, tokens):
     f = c.fusion
     attn = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
         c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
-        tokens=tokens, launches=c.attn_launches))
+        tokens=tokens, launches=c.attn_launches, rates=c.attn_rates))
     per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
     elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
@@ -131,7 +133,7 @@ def _layers_compute_s(c: Coefficients, tokens):
 def _head_s(c: Coefficients, head_tokens):
     """The lm_head on the tokens that sample (one per decoding sequence, one per finished prompt)."""
     return _matmuls_s(c, flops_per_token=c.head_flops_per_token, weight_bytes=c.head_bytes,
-                      width_in_out=c.hidden_size, tokens=head_tokens, launches=1)
+                      width_in_out=c.hidden_size, tokens=head_tokens, launches=1, rates=c.head_rates)
 
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
@@ -264,3 +266,26 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:
     """Bytes all-reduced per layer per forward step (0 at tp 1)."""
     return 0 if c.tp == 1 else c.allreduces_per_layer * tokens * c.hidden_size * c.act_bytes
+
+
+def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens,
+                     input_len) -> dict[str, object]:
+    """`mixed_step` of one replica without PP split into its terms, seconds: the attention projections (QKV, O),
+    MLP / MoE matmuls, elementwise kernels (with the measured per-layer overhead, if any), decode attention,
+    prefill attention, lm_head, TP collectives and the step overhead. They sum to mixed_step(...).total_s; the
+    fidelity benchmark prints them beside what a measured throughput implies (benchmarks/step_breakdown.py)."""
+    if c.pp != 1:
+        raise TpplanError("mixed_step_terms: PP steps interleave micro-batches; use mixed_step")
+    tokens = batch + prefill_tokens
+    projections = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
+        c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
+        tokens=tokens, launches=c.attn_launches))
+    mlp = _mlp_time_s(c, tokens)
+    layers = decoder_layers(c, profile, decode_seqs=batch, context_len=context_len, prefill_tokens=prefill_tokens,
+                            prefill_pairs=prefill_tokens / input_len * causal_pairs(c, input_len))
+    decode_attn = _decode_attention_s(c, batch, context_len)
+    prefill_attn = _prefill_attention_s(c, prefill_tokens, prefill_tokens / input_len * causal_pairs(c, input_len))
+    return {"attention_projections_s": projections, "mlp_s": mlp,
+            "elementwise_s": layers.compute_s - projections - mlp - decode_attn - prefill_attn,
+            "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
+            "communication_s": layers.communication_s, "overhead_s": c.step_overhead_s}

@@ -53,7 +53,9 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
                       sustained_clock=float(k["sustained_clock"]),
                       pipeline_sequence_overhead_s=_q(k["pipeline_sequence_overhead"], "time", "us"),
-                      matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None)
+                      matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None,
+                      attention_prefill_matmul_native=float(k.get("attention_prefill_matmul_native")
+                                                            or k["attention_prefill_matmul"]))
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:
@@ -130,8 +132,7 @@ def _kernel_table(t: dict[str, Any] | None) -> KernelTable | None:
     """The optional measured kernel table (tpplan.hardware.kernel_table), times in seconds."""
     if not t:
         return None
-    # imported here: most profiles carry no table, and its classes cost a cold `recommend` ~2 ms to build
-    from tpplan.hardware.kernel_table import AttentionCurve, KernelTable, MatmulCurve
+    from tpplan.hardware.kernel_table import AttentionCurve, KernelTable, MatmulCurve  # only profiles that have one
 
     def times(xs: list[Any]) -> tuple[float, ...]:
         return tuple(_q(x, "time", "us") for x in xs)

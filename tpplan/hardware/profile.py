@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:  # built only when a profile carries one (tpplan.hardware.loader): `recommend` stays fast
+if TYPE_CHECKING:  # a measured table is optional: its module loads only with a profile that has one
     from tpplan.hardware.kernel_table import KernelTable
 
 Tier = Literal["nvlink", "pcie", "network"]
@@ -93,6 +93,11 @@ class Efficiency:
     attention_prefill_matmul: float
     """Achieved / dense 16-bit peak FLOP/s of causal flash attention in prefill (softmax and masking keep it
     below GEMM efficiency: FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 paper, Fig. 5)."""
+    attention_prefill_matmul_native: float | None = None
+    """attention_prefill_matmul for flash attention written for this GPU's own tensor-core pipeline, where the engine
+    runs one (TensorRT-LLM's context FMHA on Hopper: fmha_v2 *_tma_ws_sm90 kernels, TMA loads and warp-specialized
+    wgmma like FlashAttention-3); FlashAttention-2-style kernels (PyTorch SDPA, vLLM <= 0.6) reach only
+    attention_prefill_matmul there. None: attention_prefill_matmul."""
     moe_expert_fixed_tokens: float = 0.0
     """Tokens of matmul work each expert that receives tokens costs a grouped GEMM on top of its own tokens
     (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens
@@ -104,9 +109,10 @@ class Efficiency:
     sustained_clock: float = 1.0
     """SM clock the GPU holds under continuous compute-bound load at its board power limit, as a share of the clock
     that short measurements run at (the matmul efficiencies above and a measured kernel table describe those).
-    Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower, and so do the
-    compute-bound points of a measured kernel table's curves (tpplan.cost.coefficients `sustained_curve`);
-    memory-bound kernels are paced by the HBM clock and are not scaled. 1.0: no throttling assumed."""
+    Serving at a steady batch is such a load: its FLOP-bound kernels run this much slower; memory-bound kernels
+    are paced by the HBM clock and are not scaled. A measured kernel table's compute-bound points stretch the same way
+    (tpplan.cost.coefficients.sustained_curve); `tpplan measure` compares its bursts unscaled. 1.0: no throttling
+    assumed."""
     pipeline_sequence_overhead_s: float = 0.0
     """Host time per running sequence per pipeline-stage boundary in a PP round: each micro-batch's sampled tokens
     travel rank to rank on the host and each stage's executor updates, schedules and prepares the micro-batch's

@@ -114,6 +114,9 @@ class EfficiencyIn(_Strict):
     """Decode attention's achieved / peak HBM bandwidth; left out: defaults/kernels.yaml."""
     attention_prefill_matmul: Fraction | None = None
     """Causal flash attention's achieved / dense 16-bit peak FLOP/s; left out: defaults/kernels.yaml."""
+    attention_prefill_matmul_native: Fraction | None = None
+    """The same for flash attention written for this GPU's own tensor-core pipeline (Hopper: TMA + warp-specialized
+    wgmma) where the engine runs one; left out: attention_prefill_matmul."""
     moe_expert_fixed_tokens: float | None = Field(default=None, ge=0)
     """Tokens of work each expert with tokens adds to a grouped GEMM; left out: defaults/kernels.yaml."""
     sustained_clock: Fraction | None = None

@@ -21,6 +21,10 @@ from tpplan.units import ceil_div
 
 Engine = Literal["vllm", "sglang", "trtllm", "megatron"]
 ENGINES: tuple[Engine, ...] = ("vllm", "sglang", "trtllm", "megatron")
+EmitEngine = Literal["vllm", "sglang", "trtllm"]
+"""The serving engines whose launch command `--emit` writes (tpplan.planner.emit); here, not there, so that the
+CLI can list them without importing the emitters."""
+EMITTERS: tuple[EmitEngine, ...] = ("vllm", "sglang", "trtllm")
 MAX_TP_DEGREE = 64
 """Degrees 1..64 are considered (DESIGN.md §6)."""
 

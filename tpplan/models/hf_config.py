@@ -13,52 +13,19 @@ from typing import Any
 
 from tpplan.errors import ModelSpecError
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
+from tpplan.models.hf_families import SUPPORTED, TEXT_MODEL_TYPES, family_fields
+from tpplan.models.hf_reader import MAX_LAYERS, ConfigReader
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import resolve_layer_formats
 
-GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
-                  "gemma2", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl", "mllama",
-                  "llama4"}
-NON_GATED_FAMILIES = {"falcon", "gpt_neox", "phi", "starcoder2"}
-_TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4"}
-"""model_type of a text_config -> the family whose transformers defaults and shapes it takes."""
-SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava"})
-MAX_FIELD_VALUE = 100_000_000
-"""Largest count tpplan accepts in a config field (vocab, context, widths): beyond it the file is malformed."""
-MAX_LAYERS = 10_000
-_GATED_ACTS = {"silu", "swish", "swiglu"}
+_SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
+"""Families that interleave sliding-window and global layers: layer i is global when (i + 1) % n == 0, with n the
+config's `sliding_window_pattern`, else this default (transformers: Gemma2DecoderLayer slides on even layers;
+Gemma3TextConfig and Cohere2Config derive layer_types from sliding_window_pattern, defaults 6 and 4)."""
 
 
-class _Reader:
-    """Reads fields from one config dict, naming the file in every error."""
-
-    def __init__(self, cfg: dict[str, Any], origin: str) -> None:
-        self.cfg, self.origin = cfg, origin
-
-    def get(self, *names: str, default: Any = None) -> Any:
-        for n in names:
-            if self.cfg.get(n) is not None:
-                return self.cfg[n]
-        return default
-
-    def int(self, *names: str, default: int | None = None, required: bool = True, positive: bool = False,
-            maximum: int = MAX_FIELD_VALUE) -> int:
-        value = self.get(*names)
-        if value is None:
-            if default is not None or not required:
-                return default if default is not None else 0
-            raise ModelSpecError(f"{self.origin}: required field '{names[0]}' is missing; add it to the config "
-                                 f"(Hugging Face spelling) or use a catalogue model (`tpplan models list`)")
-        name = next((n for n in names if self.cfg.get(n) is not None), names[0])
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0) or value > maximum:
-            kind = "a positive" if positive else "a non-negative"
-            raise ModelSpecError(f"{self.origin}: field '{name}' must be {kind} integer of at most {maximum:,}, got "
-                                 f"{value!r}")
-        return value
-
-
-def _layer_types(r: _Reader, layers: int, model_type: str, window: int | None) -> tuple[str, ...]:
+def _layer_types(r: ConfigReader, layers: int, model_type: str, window: int | None) -> tuple[str, ...]:
     types = r.get("layer_types")
     if types is not None:
         if not isinstance(types, list) or len(types) != layers:
@@ -68,13 +35,13 @@ def _layer_types(r: _Reader, layers: int, model_type: str, window: int | None) -
             raise ModelSpecError(f"{r.origin}: field 'layer_types' has unknown kind {bad[0]!r}; expected "
                                  f"'full_attention' or 'sliding_attention'")
         return tuple(types)
-    if window and model_type == "gemma2":
-        # HF Gemma2DecoderLayer: even layers use the sliding window, odd layers are global.
-        return tuple("sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers))
+    if window and model_type in _SLIDING_PATTERN:
+        n = r.int("sliding_window_pattern", default=_SLIDING_PATTERN[model_type], positive=True, maximum=MAX_LAYERS)
+        return tuple("sliding_attention" if (i + 1) % n else "full_attention" for i in range(layers))
     return ()
 
 
-def _window(r: _Reader, model_type: str) -> int | None:
+def _window(r: ConfigReader, model_type: str) -> int | None:
     if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl") and not r.get("use_sliding_window"):
         return None  # Qwen configs carry a window that is off unless use_sliding_window is true.
     if model_type == "phi3":
@@ -82,7 +49,7 @@ def _window(r: _Reader, model_type: str) -> int | None:
     return r.int("sliding_window", required=False) or None
 
 
-def _moe_fields(r: _Reader, model_type: str, intermediate: int) -> dict[str, Any]:
+def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str, Any]:
     experts = r.int("num_local_experts", "n_routed_experts", "num_experts", required=False)
     if not experts:
         return {}
@@ -95,7 +62,7 @@ def _moe_fields(r: _Reader, model_type: str, intermediate: int) -> dict[str, Any
             "router_score_bias": r.get("topk_method") == "noaux_tc"}
 
 
-def _mla_fields(r: _Reader) -> dict[str, Any]:
+def _mla_fields(r: ConfigReader) -> dict[str, Any]:
     if not r.get("kv_lora_rank"):
         return {}
     return {"q_lora_rank": r.int("q_lora_rank", required=False), "kv_lora_rank": r.int("kv_lora_rank"),
@@ -103,30 +70,15 @@ def _mla_fields(r: _Reader) -> dict[str, Any]:
             "v_head_dim": r.int("v_head_dim")}
 
 
-def _mllama_fields(r: _Reader) -> dict[str, Any]:
-    """Llama-3.2-Vision's text model: Llama layers, some of which are cross-attention layers; the input embedding
-    has 8 rows more than the vocabulary (MllamaTextModel: nn.Embedding(config.vocab_size + 8, hidden_size))."""
-    cross = r.get("cross_attention_layers")
-    if not isinstance(cross, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in cross):
-        raise ModelSpecError(f"{r.origin}: field 'cross_attention_layers' must be a list of layer indices, got "
-                             f"{cross!r}")
-    return {"cross_attention_layers": tuple(cross), "embedding_extra_rows": 8,
-            "attention_bias": False, "mlp_bias": False}
-
-
-def _layer_list(r: _Reader, name: str, layers: int) -> list[int] | None:
-    value = r.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in value):
-        raise ModelSpecError(f"{r.origin}: field '{name}' must be a list of integers, got {value!r}")
-    if name == "no_rope_layers" and 0 < len(value) < layers:  # [] means the default pattern (transformers)
+def _layer_list(r: ConfigReader, name: str, layers: int) -> list[int] | None:
+    value = r.int_list(name)
+    if name == "no_rope_layers" and value and len(value) < layers:  # [] means the default pattern (transformers)
         raise ModelSpecError(f"{r.origin}: field 'no_rope_layers' must have one entry per layer ({layers}), got "
                              f"{len(value)}")
     return value
 
 
-def _llama4_fields(r: _Reader, layers: int, moe_fields: dict[str, Any]) -> dict[str, Any]:
+def _llama4_fields(r: ConfigReader, layers: int, moe_fields: dict[str, Any]) -> dict[str, Any]:
     """Llama 4 text model (transformers models/llama4: Llama4TextConfig.__post_init__, Llama4TextDecoderLayer).
 
     MoE layers: `moe_layers`, else range(step - 1, layers, step) with interleave_moe_layer_step (default 1; Scout
@@ -161,103 +113,72 @@ def _llama4_fields(r: _Reader, layers: int, moe_fields: dict[str, Any]) -> dict[
             "moe_intermediate_size": r.int("intermediate_size", positive=True), "router_bias": False, **attention}
 
 
-def _family_fields(r: _Reader, model_type: str) -> tuple[dict[str, Any], list[str]]:
-    """Fields that follow from the family, plus notes on anything assumed."""
-    notes: list[str] = []
-    if model_type in ("gpt_neox", "phi"):
-        # GPT-NeoX (modeling_gpt_neox.py): fused qkv and dense with biases, GELU MLP with biases, 2 LayerNorms.
-        # Phi (modeling_phi.py): same blocks with one input LayerNorm per layer and a bias on lm_head.
-        return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True,
-                "mlp_bias": True, "norms_per_layer": 1 if model_type == "phi" else 2,
-                "lm_head_bias": model_type == "phi"}, notes
-    if model_type == "starcoder2":
-        # Starcoder2 (modeling_starcoder2.py): q/k/v/o and c_fc/c_proj with bias=use_bias, GELU MLP, 2 LayerNorms.
-        bias = r.get("use_bias") is not False
-        return {"gated_mlp": False, "norm_type": "layer", "attention_bias": bias, "o_proj_bias": bias,
-                "mlp_bias": bias}, notes
-    if model_type == "mllama":
-        fields = _mllama_fields(r)
-        n, total = len(fields["cross_attention_layers"]), r.int("num_hidden_layers", default=1)
-        notes.append(f"{n} of the {total} layers are cross-attention layers: their KV cache holds the image's tokens, "
-                     f"not the text's; planned for text-only requests (no text KV in those layers, image KV not "
-                     f"counted; their matmuls still run every step)")
-        return fields, notes
-    if model_type == "falcon":
-        if not r.get("new_decoder_architecture") and not r.get("parallel_attn", default=True):
-            raise ModelSpecError(f"{r.origin}: Falcon configs without parallel_attn are not supported")
-        bias = bool(r.get("bias", default=False))
-        return {"gated_mlp": False, "norm_type": "layer", "parallel_attn": True, "attention_bias": bias,
-                "o_proj_bias": bias, "mlp_bias": bias,
-                "norms_per_layer": 2 if r.get("new_decoder_architecture") else 1}, notes
-    fields: dict[str, Any] = {"attention_bias": bool(r.get("attention_bias", default=model_type.startswith("qwen2"))),
-                              "mlp_bias": bool(r.get("mlp_bias", default=False))}
-    if model_type == "gpt_oss":
-        fields.update(o_proj_bias=True, attention_sinks=True, attention_bias=True)
-    if model_type == "gemma2":
-        fields["norms_per_layer"] = 4
-    if model_type in ("qwen3", "qwen3_moe"):
-        fields["qk_norm"] = True
-    if model_type not in GATED_FAMILIES:
-        act = str(r.get("hidden_act", "hidden_activation", default=""))
-        if act not in _GATED_ACTS:
-            raise ModelSpecError(
-                f"{r.origin}: model_type {model_type!r} is not supported and its shapes cannot be derived "
-                f"(hidden_act {act!r} is not a gated SiLU MLP); supported model types: {', '.join(SUPPORTED)}")
-        notes.append(f"model_type {model_type!r} is not in tpplan's list; shapes derived as a Llama-style "
-                     f"decoder (gated SiLU MLP, RMSNorm)")
-    return fields, notes
+def _unwrap(cfg: Any, origin: str) -> tuple[dict[str, Any], str, str]:
+    """(decoder config, its family, the outer model_type): vision-language wrappers (llava, mllama, gemma3) keep the
+    decoder in text_config, whose model_type may name a text-only class (TEXT_MODEL_TYPES)."""
+    if not isinstance(cfg, dict):
+        raise ModelSpecError(f"{origin}: expected a JSON object, got {type(cfg).__name__}")
+    outer_type = cfg.get("model_type")
+    if isinstance(cfg.get("text_config"), dict):
+        cfg = {**cfg, **cfg["text_config"]}
+    model_type = cfg.get("model_type")
+    if not isinstance(model_type, str):
+        raise ModelSpecError(f"{origin}: required field 'model_type' is missing; supported model types: "
+                             f"{', '.join(SUPPORTED)}")
+    model_type = TEXT_MODEL_TYPES.get(model_type, model_type)
+    return cfg, model_type, outer_type if isinstance(outer_type, str) else model_type
+
+
+def _attention_shape(r: ConfigReader) -> dict[str, int]:
+    """hidden, layers, heads, KV heads (1 for multi_query, else MHA) and head_dim (hidden / heads when absent)."""
+    hidden = r.int("hidden_size", "n_embd", "d_model", positive=True)
+    layers = r.int("num_hidden_layers", "n_layer", "num_layers", positive=True, maximum=MAX_LAYERS)
+    heads = r.int("num_attention_heads", "n_head", positive=True)
+    kv = r.int("num_key_value_heads", "num_kv_heads", "n_head_kv", default=1 if r.get("multi_query") else heads)
+    if heads == 0 or kv == 0 or heads % kv:
+        raise ModelSpecError(f"{r.origin}: num_attention_heads ({heads}) must be a positive multiple of "
+                             f"num_key_value_heads ({kv})")
+    head_dim = r.int("head_dim", required=False)
+    if not head_dim:
+        if hidden % heads:
+            raise ModelSpecError(f"{r.origin}: field 'head_dim' is missing and hidden_size ({hidden}) is not "
+                                 f"divisible by num_attention_heads ({heads}); add head_dim")
+        head_dim = hidden // heads
+    return {"hidden": hidden, "layers": layers, "heads": heads, "kv": kv, "head_dim": head_dim}
+
+
+def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[int, dict[str, Any], list[str]]:
+    """(dense MLP width, MoE fields, notes). Falcon, GPT-J and GPTBigCode default to 4 x hidden; Llama 4's
+    intermediate_size is the expert width and its dense layers use intermediate_size_mlp."""
+    intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
+                         default=4 * hidden if model_type in ("falcon", "gptj", "gpt_bigcode") else None)
+    moe = _moe_fields(r, model_type, intermediate)
+    if model_type != "llama4":
+        return intermediate, moe, []
+    moe = _llama4_fields(r, layers, moe)
+    return r.int("intermediate_size_mlp", positive=True), moe, [_llama4_note(moe)]
 
 
 def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", name: str | None = None,
                         extra: dict[str, Any] | None = None) -> ModelSpec:
     """Build a ModelSpec from a config.json dict. `origin` names the file in errors."""
-    if not isinstance(cfg, dict):
-        raise ModelSpecError(f"{origin}: expected a JSON object, got {type(cfg).__name__}")
-    outer_type = cfg.get("model_type")
-    if isinstance(cfg.get("text_config"), dict):  # vision-language wrappers (llava, mllama) keep the decoder here
-        cfg = {**cfg, **cfg["text_config"]}
-    model_type = cfg.get("model_type")
-    model_type = _TEXT_MODEL_TYPES.get(model_type, model_type) if isinstance(model_type, str) else model_type
-    if not isinstance(model_type, str):
-        raise ModelSpecError(f"{origin}: required field 'model_type' is missing; supported model types: "
-                             f"{', '.join(SUPPORTED)}")
+    cfg, model_type, outer_type = _unwrap(cfg, origin)
     cfg, default_notes = apply_defaults(cfg, model_type)
-    r = _Reader(cfg, origin)
-    hidden = r.int("hidden_size", "n_embd", "d_model", positive=True)
-    layers = r.int("num_hidden_layers", "n_layer", "num_layers", positive=True, maximum=MAX_LAYERS)
-    heads = r.int("num_attention_heads", "n_head", positive=True)
-    kv = r.int("num_key_value_heads", "num_kv_heads", "n_head_kv",
-               default=1 if r.get("multi_query") else heads)
-    if heads == 0 or kv == 0 or heads % kv:
-        raise ModelSpecError(f"{origin}: num_attention_heads ({heads}) must be a positive multiple of "
-                             f"num_key_value_heads ({kv})")
-    head_dim = r.int("head_dim", required=False)
-    if not head_dim:
-        if hidden % heads:
-            raise ModelSpecError(f"{origin}: field 'head_dim' is missing and hidden_size ({hidden}) is not "
-                                 f"divisible by num_attention_heads ({heads}); add head_dim")
-        head_dim = hidden // heads
-    family, notes = _family_fields(r, model_type)
-    intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
-                         default=4 * hidden if model_type == "falcon" else None)
-    moe = _moe_fields(r, model_type, intermediate)
-    if model_type == "llama4":  # intermediate_size is the expert width; dense layers use intermediate_size_mlp
-        moe = _llama4_fields(r, layers, moe)
-        intermediate = r.int("intermediate_size_mlp", positive=True)
-        notes.append(_llama4_note(moe))
-    window = _window(r, model_type)
+    r = ConfigReader(cfg, origin)
+    shape = _attention_shape(r)
+    family, notes = family_fields(r, model_type)
+    intermediate, moe, mlp_notes = _mlp(r, model_type, shape["hidden"], shape["layers"])
     max_positions = r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", positive=True)
-    context, rope, rope_notes = rope_context(cfg, max_positions, origin)
+    context, rope, rope_notes = rope_context(cfg, max_positions, origin, model_type)
     try:
-        vision = vision_params(cfg, outer_type if isinstance(outer_type, str) else model_type, hidden)
+        vision = vision_params(cfg, outer_type, shape["hidden"])
     except ModelSpecError as exc:
         raise ModelSpecError(f"{origin}: {exc}") from exc
     try:
-        return _build(r, model_type=model_type, name=name, origin=origin, hidden=hidden, layers=layers, heads=heads,
-                      kv=kv, head_dim=head_dim, intermediate=intermediate, window=window, context=context,
-                      fields={**family, **moe, **_mla_fields(r)},
-                      notes=(*default_notes, *rope_notes, *notes), extra={"rope_scaling": rope, "vision_params": vision,
-                                                                          **(extra or {})})
+        return _build(r, model_type=model_type, name=name, origin=origin, shape=shape, intermediate=intermediate,
+                      window=_window(r, model_type), context=context, fields={**family, **moe, **_mla_fields(r)},
+                      notes=(*default_notes, *rope_notes, *notes, *mlp_notes),
+                      extra={"rope_scaling": rope, "vision_params": vision, **(extra or {})})
     except ValueError as exc:  # ModelSpec's own checks: one line naming the field, never a traceback
         raise ModelSpecError(f"{origin}: {exc}") from exc
 
@@ -271,14 +192,15 @@ def _llama4_note(moe: dict[str, Any]) -> str:
             f"disables its hybrid KV cache manager for chunked attention by default)")
 
 
-def _build(r: _Reader, *, model_type: str, name: str | None, origin: str, hidden: int, layers: int, heads: int,
-           kv: int, head_dim: int, intermediate: int, window: int | None, context: int, fields: dict[str, Any],
-           notes: tuple[str, ...], extra: dict[str, Any]) -> ModelSpec:
+def _build(r: ConfigReader, *, model_type: str, name: str | None, origin: str, shape: dict[str, int],
+           intermediate: int, window: int | None, context: int, fields: dict[str, Any], notes: tuple[str, ...],
+           extra: dict[str, Any]) -> ModelSpec:
+    layers = shape["layers"]
     return resolve_layer_formats(ModelSpec(
         name=name or _hub_id(r.get("_name_or_path")) or _name_from_path(origin) or model_type,
-        model_type=model_type, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        num_key_value_heads=kv, head_dim=head_dim, intermediate_size=intermediate,
-        vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
+        model_type=model_type, hidden_size=shape["hidden"], num_hidden_layers=layers,
+        num_attention_heads=shape["heads"], num_key_value_heads=shape["kv"], head_dim=shape["head_dim"],
+        intermediate_size=intermediate, vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
         max_position_embeddings=context,
         tie_word_embeddings=bool(r.get("tie_word_embeddings", default=True)),
         sliding_window=window,

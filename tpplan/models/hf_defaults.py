@@ -55,6 +55,28 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "max_position_embeddings": 131072, "tie_word_embeddings": False, "num_local_experts": 16,
                "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4,
                "attention_chunk_size": 8192},
+    # GPTJConfig: vocab 50400, n_embd 4096, n_layer 28, n_head 16, n_positions 2048, n_inner None (4 x n_embd),
+    # rotary_dim 64, untied (tie_word_embeddings=False).
+    "gptj": {"vocab_size": 50400, "hidden_size": 4096, "num_hidden_layers": 28, "num_attention_heads": 16,
+             "max_position_embeddings": 2048, "tie_word_embeddings": False},
+    # Gemma3TextConfig (transformers models/gemma3/configuration_gemma3.py): vocab 262208, hidden 2304, intermediate
+    # 9216, 26 layers, 8 heads, 4 KV heads of 256, 131072 positions, sliding_window 4096, tied. google/gemma-3-4b-it's
+    # config.json names only hidden, intermediate, layers, window and rope_scaling and takes the rest from here.
+    "gemma3": {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+               "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131072,
+               "sliding_window": 4096, "tie_word_embeddings": True},
+    # CohereConfig / Cohere2Config (transformers models/cohere, models/cohere2): vocab 256000, hidden 8192, intermediate
+    # 22528, 40 layers, 64 heads (KV heads = heads), 8192 positions, tied; Cohere2 adds sliding_window 4096.
+    "cohere": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+               "num_attention_heads": 64, "max_position_embeddings": 8192, "tie_word_embeddings": True},
+    "cohere2": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+                "num_attention_heads": 64, "max_position_embeddings": 8192, "sliding_window": 4096,
+                "tie_word_embeddings": True},
+    # InternLM2Config (remote code configuration_internlm2.py, mirrored by MindIE's Internlm2Config): untied output.
+    "internlm2": {"tie_word_embeddings": False},
+    # GPTBigCodeConfig: vocab 50257, n_embd 768, n_layer 12, n_head 12, n_positions 1024, multi_query True, tied.
+    "gpt_bigcode": {"vocab_size": 50257, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                    "max_position_embeddings": 1024, "multi_query": True, "tie_word_embeddings": True},
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
@@ -87,13 +109,19 @@ def _number(rs: dict[str, Any], key: str, origin: str, *, minimum: float) -> flo
     return float(v)
 
 
-def rope_context(cfg: dict[str, Any], max_positions: int, origin: str) -> tuple[int, str, list[str]]:
+def rope_context(cfg: dict[str, Any], max_positions: int, origin: str,
+                 model_type: str = "") -> tuple[int, str, list[str]]:
     """(usable context, rope type, notes). vLLM (config.py _get_and_verify_max_len) keeps max_position_embeddings
     for llama3 / longrope / su (already the extended length) and multiplies by `factor` for the others; yarn
-    multiplies original_max_position_embeddings (Qwen2.5's yarn x4 over 32768 = 131072)."""
+    multiplies original_max_position_embeddings (Qwen2.5's yarn x4 over 32768 = 131072). Gemma 3 is skipped
+    whatever its rope_scaling (vLLM config/model.py: "Gemma3's max_model_len (128K) is already scaled by RoPE
+    scaling, so we skip applying the scaling factor again")."""
     rs = cfg.get("rope_scaling")
     if rs is None:
         return max_positions, "", []
+    if model_type == "gemma3" and isinstance(rs, dict):
+        kind = rs.get("rope_type", rs.get("type"))
+        return max_positions, kind if isinstance(kind, str) else "", []
     if not isinstance(rs, dict):
         raise ModelSpecError(f"{origin}: field 'rope_scaling' must be an object or null, got {rs!r}")
     kind = rs.get("rope_type", rs.get("type"))
@@ -170,6 +198,37 @@ def _llama4_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
     return embeddings + vit + adapter + _vision_int(vc, "vision_output_dim", 7680) * text_hidden
 
 
+def _gemma3_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
+    """SiglipVisionModel without its pooling head (Gemma3Config: vision_use_head false) + Gemma3MultiModalProjector
+    (transformers modeling_gemma3.py / modeling_siglip.py), SiglipVisionConfig defaults (hidden 768, 12 layers,
+    intermediate 3072, image 224, patch 16).
+
+    Patch conv with bias, one position embedding per patch ((image / patch)^2, no class token), ViT layers with
+    biased q/k/v/o and fc1/fc2, post_layernorm (weight + bias); projector: mm_input_projection_weight
+    (vision hidden x text hidden, no bias) and mm_soft_emb_norm (Gemma3RMSNorm of the vision hidden size)."""
+    h, p = _vision_int(vc, "hidden_size", 768), _vision_int(vc, "patch_size", 16)
+    patches = (_vision_int(vc, "image_size", 224) // p) ** 2
+    embeddings = _vision_int(vc, "num_channels", 3) * p * p * h + h + patches * h
+    vit = _vit_params(h, _vision_int(vc, "num_hidden_layers", 12), _vision_int(vc, "intermediate_size", 3072))
+    return embeddings + vit + 2 * h + h * text_hidden + h
+
+
+def _mistral3_vision_params(cfg: dict[str, Any], vc: dict[str, Any], text_hidden: int) -> int:
+    """PixtralVisionModel + Mistral3MultiModalProjector (transformers modeling_pixtral.py / modeling_mistral3.py),
+    PixtralVisionConfig defaults (hidden 1024, 24 layers, intermediate 4096, patch 16).
+
+    Bias-free patch conv, ln_pre (RMSNorm), layers of bias-free q/k/v/o and gated MLP (gate/up/down) with two
+    RMSNorms; projector: RMSNorm (vision hidden), patch_merger Linear(h x spatial_merge_size^2, h) without bias,
+    linear_1 Linear(h, text hidden) and linear_2 Linear(text hidden, text hidden), biased when
+    multimodal_projector_bias (default false)."""
+    h, p = _vision_int(vc, "hidden_size", 1024), _vision_int(vc, "patch_size", 16)
+    mlp, layers = _vision_int(vc, "intermediate_size", 4096), _vision_int(vc, "num_hidden_layers", 24)
+    tower = _vision_int(vc, "num_channels", 3) * p * p * h + h + layers * (4 * h * h + 3 * h * mlp + 2 * h)
+    merge = _vision_int(cfg, "spatial_merge_size", 2)
+    bias = text_hidden * 2 if cfg.get("multimodal_projector_bias") else 0
+    return tower + h + h * merge * merge * h + h * text_hidden + text_hidden * text_hidden + bias
+
+
 def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
     """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
 
@@ -177,7 +236,7 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
     ViT blocks of embed_dim with mlp_ratio 4, merger = LayerNorm + Linear(4e, 4e) + Linear(4e, text hidden).
     llava (modeling_llava.py + CLIPVisionModel): CLIP ViT (patch conv without bias, class and position embeddings,
     pre/post LayerNorm, all layers) + 2-layer projector to the text hidden size. mllama: _mllama_vision_params;
-    llama4: _llama4_vision_params."""
+    llama4: _llama4_vision_params; gemma3: _gemma3_vision_params; mistral3: _mistral3_vision_params."""
     vc = cfg.get("vision_config")
     if not isinstance(vc, dict):
         return 0
@@ -198,6 +257,10 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
             return embeddings + vit + 2 * h + projector
         if model_type == "mllama":
             return _mllama_vision_params(vc, text_hidden)
+        if model_type == "gemma3":
+            return _gemma3_vision_params(vc, text_hidden)
+        if model_type == "mistral3":
+            return _mistral3_vision_params(cfg, vc, text_hidden)
         if model_type == "llama4":
             return _llama4_vision_params(vc, text_hidden)
     except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:

@@ -69,7 +69,7 @@ def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
             add("kv_bias", 2 * k * d, "kv", False)
         add("o_proj", a * d * h, "row", k=a * d)
         if s.qk_norm:
-            add("qk_norm", 2 * d, "replicated", False)
+            add("qk_norm", (a + k) * d if s.qk_norm_per_head else 2 * d, "replicated", False)
     if s.o_proj_bias:
         add("o_bias", h, "replicated", False)
     if s.attention_sinks:
@@ -137,6 +137,9 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
     groups.append(ParamGroup(name="embed_tokens", component="embedding",
                              params=(s.vocab_size + s.embedding_extra_rows) * h,
                              scope="embedding", split="vocab", quantizable=False))
+    if s.position_embedding_rows:  # after embed_tokens: code that takes the first embedding group wants the vocab
+        groups.append(ParamGroup(name="embed_positions", component="embedding", params=s.position_embedding_rows * h,
+                                 scope="embedding", split="replicated", quantizable=False))
     groups.append(ParamGroup(name="final_norm", component="norm", params=norm, scope="head",
                              split="replicated", quantizable=False))
     if not s.tie_word_embeddings:

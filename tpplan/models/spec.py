@@ -49,6 +49,9 @@ class ModelSpec:
     """Per-layer norms over hidden_size (2 for Llama; 4 for Gemma-2's sandwich norms)."""
     qk_norm: bool = False
     """Per-head RMSNorm on q and k (Qwen3): 2 x head_dim parameters per layer."""
+    qk_norm_per_head: bool = False
+    """The q/k norms hold one weight row per head (Cohere's use_qk_norm: CohereLayerNorm((heads, head_dim)) and
+    ((kv heads, head_dim))): (heads + kv heads) x head_dim parameters per layer instead of 2 x head_dim."""
     parallel_attn: bool = False
     """Attention and MLP read the same input and are reduced together (Falcon, GPT-J): 1 all-reduce."""
     attention_sinks: bool = False
@@ -97,6 +100,9 @@ class ModelSpec:
     cross_attention_layers: tuple[int, ...] = ()
     """Layers whose attention reads the image's tokens instead of the text's (mllama, `cross_attention_layers`):
     same q/k/v/o and MLP shapes as the other layers plus per-head q/k RMSNorms and two scalar gates."""
+    position_embedding_rows: int = 0
+    """Rows of a learned absolute position embedding (GPT-2-style `wpe`: gpt_bigcode's n_positions x hidden),
+    replicated on every GPU; 0 for rotary models."""
     embedding_extra_rows: int = 0
     """Rows the input embedding holds beyond vocab_size (mllama: MllamaTextModel's nn.Embedding(vocab_size + 8));
     the lm_head keeps vocab_size rows."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tpplan.cost.batching import SchedulerLimits, max_concurrency, prefill_tokens_per_step, scheduler_limits
-from tpplan.cost.coefficients import Coefficients, coefficients
+from tpplan.cost.coefficients import Coefficients, coefficients, mlp_activation_widths
 from tpplan.cost.step import (
     StepTime,
     allreduce_bytes_per_layer,
@@ -118,9 +118,10 @@ def kv_budget_bytes(*, usable_bytes: int, weight_bytes: int, reserve_bytes: int,
 
 def activation_reserve_bytes(spec: ModelSpec, c: Coefficients, w: Workload) -> int:
     """Peak activations of one prefill chunk: tokens x (4 h + 2 x widest MLP / t) x act_bytes, plus fp32 logits
-    of one token per sequence (tokens = min(max_model_len, 8192))."""
+    of one token per sequence (tokens = min(max_model_len, 8192)). The widest MLP is that of a layer the model has
+    (`mlp_activation_widths`: no dense width for all-MoE models, shared experts counted in MoE layers)."""
     tokens = min(w.max_model_len, PREFILL_CHUNK_TOKENS_MAX)
-    widest = max(spec.intermediate_size, spec.moe_intermediate_size * max(1, spec.num_experts_per_tok))
+    widest = max(mlp_activation_widths(spec))
     logits = ACTIVATION_RESERVE_LOGIT_SEQS * ceil_div(spec.vocab_size, c.tp) * FP32_BYTES
     return int(tokens * (4 * spec.hidden_size + 2 * widest // c.tp) * c.act_bytes + logits)
 

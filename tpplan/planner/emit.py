@@ -24,12 +24,14 @@ Flags are spelled as each engine's current documentation spells them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
+from tpplan.models.engines import EMITTERS
+from tpplan.planner.layouts import ATTENTION_DP_YAML, layout_flags
 from tpplan.planner.workload import Workload
 
-if TYPE_CHECKING:  # kept out of the import so that `tpplan --help` (which reads EmitEngine) stays fast
+if TYPE_CHECKING:  # kept out of the import: `tpplan recommend --emit` is the only command that loads this module
     from tpplan.hardware.profile import HardwareProfile
     from tpplan.models.spec import ModelSpec
     from tpplan.planner.candidates import Candidate
@@ -43,8 +45,6 @@ class Plan(Protocol):
     workload: Workload
     recommended: Candidate | None
 
-EmitEngine = Literal["vllm", "sglang", "trtllm"]
-EMITTERS: tuple[EmitEngine, ...] = ("vllm", "sglang", "trtllm")
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
@@ -59,46 +59,8 @@ class NodeCommand:
     command: str
 
 
-ATTENTION_DP_YAML = "attention_dp.yaml"
-"""TensorRT-LLM LLM-API options file that turns attention data parallelism on."""
-
-
-def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: int) -> list[str]:
-    """Flags of an EP / DP-attention layout (one replica; the EP group is one pipeline stage's tp x dp GPUs)."""
-    dp, group = dp_attention, tp * dp_attention
-    if engine == "sglang":
-        out = [f"--tp-size {group}"] + ([f"--pp-size {pp}"] if pp > 1 else [])
-        out += [f"--dp-size {dp}", "--enable-dp-attention"] if dp > 1 else []
-        return out + ([f"--ep-size {ep}"] if ep > 1 else [])
-    if engine == "trtllm":
-        out = [f"--tp_size {group}"] + ([f"--pp_size {pp}"] if pp > 1 else []) + ([f"--ep_size {ep}"] if ep > 1 else [])
-        return out + ([f"--extra_llm_api_options {ATTENTION_DP_YAML}"] if dp > 1 else [])
-    out = [f"--tensor-parallel-size {tp}"] + ([f"--pipeline-parallel-size {pp}"] if pp > 1 else [])
-    return out + ([f"--data-parallel-size {dp}"] if dp > 1 else []) + (["--enable-expert-parallel"] if ep > 1 else [])
-
-
 def is_moe_layout(c: Candidate) -> bool:
     return c.ep > 1 or c.dp_attention > 1
-
-
-def layout_flags(engine: str, *, tp: int, pp: int, replicas: int, ep: int = 1, dp_attention: int = 1) -> list[str]:
-    """The engine's own flags for a layout (the words in the answer line)."""
-    if ep > 1 or dp_attention > 1:
-        return moe_layout_flags(engine, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
-    if engine == "sglang":
-        names = ("--tp-size", "--pp-size", "--dp-size")
-    elif engine == "trtllm":
-        names = ("--tp_size", "--pp_size", None)
-    elif engine == "megatron":
-        names = ("--tensor-model-parallel-size", "--pipeline-model-parallel-size", None)
-    else:
-        names = ("--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size")
-    out = [f"{names[0]} {tp}"]
-    if pp > 1:
-        out.append(f"{names[1]} {pp}")
-    if replicas > 1 and names[2]:
-        out.append(f"{names[2]} {replicas}")
-    return out
 
 
 def _rank_batch(c: Candidate) -> int:

@@ -18,7 +18,6 @@ from tpplan.planner.candidates import Candidate, evaluate_serving
 from tpplan.planner.explain import explain, suggestions
 from tpplan.planner.layouts import candidate_shapes, moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
-from tpplan.planner.train import evaluate_training
 from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
 from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 
@@ -39,6 +38,8 @@ def _rank_key(c: Candidate, objective: str):
 
 def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptions: dict[str, str]) -> Plan:
     if w.mode == "train":
+        from tpplan.planner.train import evaluate_training  # training plans only
+
         cands = [evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * pp))
                  for tp, pp in candidate_shapes(spec, w)]
     else:  # the same layouts `tpplan sweep` evaluates
@@ -235,6 +236,8 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         raise TpplanError(f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp} x --replicas {replicas} = "
                           f"{group * replicas} GPUs exceeds --gpus {w.gpus}; lower one of them or raise --gpus")
     if w.mode == "train":
+        from tpplan.planner.train import evaluate_training  # training plans only
+
         return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
     return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
 

@@ -76,7 +76,7 @@ def _speed_words(plan: Plan, c: Candidate) -> str:
 
 def headline(plan: Plan) -> str:
     """The answer in one line: layout, the engine flags it means, throughput, latency, concurrency."""
-    from tpplan.planner.emit import layout_flags
+    from tpplan.planner.layouts import layout_flags
 
     c, w = plan.recommended, plan.workload
     if c is None:

@@ -1,0 +1,47 @@
+"""mixed_step_terms splits the continuous-batching step the planner ranks by, and benchmarks/step_breakdown.py
+prints it beside the published rows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tpplan.cost.coefficients import coefficients
+from tpplan.cost.step import mixed_step, mixed_step_terms
+from tpplan.errors import TpplanError
+from tpplan.hardware.loader import resolve_profile
+from tpplan.models.resolve import resolve_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.mark.parametrize("model,tp", [("llama-8b", 1), ("llama-70b", 4), ("mixtral", 2)])
+def test_terms_sum_to_the_mixed_step(model, tp):
+    spec, h100 = resolve_model(model).spec, resolve_profile("dgx-h100")[0]
+    c = coefficients(spec, h100, tp=tp, dtype="fp8", kv_cache_dtype="fp8", engine="trtllm")
+    kw = {"batch": 300, "context_len": 2000, "prefill_tokens": 150, "input_len": 1000}
+    terms = mixed_step_terms(c, h100, **kw)
+    assert sum(terms.values()) == pytest.approx(mixed_step(c, h100, **kw).total_s, rel=1e-12)
+    assert all(v >= 0 for v in terms.values())
+    assert (terms["communication_s"] == 0) == (tp == 1)
+
+
+def test_terms_refuse_pipeline_steps():
+    spec, h100 = resolve_model("llama-70b").spec, resolve_profile("dgx-h100")[0]
+    c = coefficients(spec, h100, tp=2, pp=2, engine="trtllm")
+    with pytest.raises(TpplanError, match="PP"):
+        mixed_step_terms(c, h100, batch=8, context_len=100, prefill_tokens=4, input_len=50)
+
+
+def test_breakdown_of_a_published_row_sums_to_the_planned_step():
+    import fidelity
+    import step_breakdown
+
+    row = next(r for r in fidelity.csv.DictReader(open(fidelity.DATA / "throughput.csv"))
+               if r["model"] == "Llama 3.1 8B" and r["hardware"] == "H100-SXM-80GB" and r["engine_version"] == "1.0"
+               and (r["isl"], r["osl"]) == ("1000", "1000"))
+    d = step_breakdown.breakdown(row)
+    assert sum(d["terms"].values()) == pytest.approx(d["predicted_step_s"], rel=1e-9)
+    assert d["implied_step_s"] == pytest.approx(d["batch"] / float(row["value"]))

@@ -1,0 +1,142 @@
+"""Per-family rules: what a Hugging Face model_type fixes about its layers (biases, norms, MLP kind, parallel
+attention), as the family's transformers modeling file builds them. One small function per family, looked up in
+FAMILY_RULES; a model_type that is not there is read as a Llama-style decoder only when its MLP is a gated SiLU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tpplan.errors import ModelSpecError
+from tpplan.models.hf_reader import ConfigReader
+
+Fields = tuple[dict[str, Any], list[str]]
+"""ModelSpec fields that follow from the family, and notes on anything assumed."""
+
+GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
+                  "gemma2", "gemma3", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl",
+                  "mllama", "llama4", "cohere", "cohere2", "internlm2"}
+NON_GATED_FAMILIES = {"falcon", "gpt_bigcode", "gpt_neox", "gptj", "phi", "starcoder2"}
+TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
+"""model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
+SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava", "mistral3"})
+"""Model types tpplan reads: the families, and vision-language wrappers whose text_config names one of them."""
+_GATED_ACTS = {"silu", "swish", "swiglu"}
+_GATED_EXTRAS: dict[str, dict[str, Any]] = {
+    # gpt-oss (modeling_gpt_oss.py): biased q/k/v/o, one learned sink logit per head.
+    "gpt_oss": {"o_proj_bias": True, "attention_sinks": True, "attention_bias": True},
+    # Gemma2DecoderLayer: input, post_attention, pre_feedforward and post_feedforward RMSNorms.
+    "gemma2": {"norms_per_layer": 4},
+    # Gemma3DecoderLayer: Gemma 2's four norms plus q_norm / k_norm (Gemma3RMSNorm of head_dim).
+    "gemma3": {"norms_per_layer": 4, "qk_norm": True},
+    # Qwen3Attention: q_norm / k_norm (RMSNorm of head_dim).
+    "qwen3": {"qk_norm": True},
+    "qwen3_moe": {"qk_norm": True},
+}
+
+
+def _gpt_neox(r: ConfigReader, model_type: str) -> Fields:
+    """GPT-NeoX (modeling_gpt_neox.py): fused qkv and dense with biases, GELU MLP with biases, 2 LayerNorms.
+    Phi (modeling_phi.py): same blocks with one input LayerNorm per layer and a bias on lm_head."""
+    return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True,
+            "mlp_bias": True, "norms_per_layer": 1 if model_type == "phi" else 2,
+            "lm_head_bias": model_type == "phi"}, []
+
+
+def _gptj(r: ConfigReader, model_type: str) -> Fields:
+    """GPT-J (modeling_gptj.py): attention and MLP in parallel from one LayerNorm (ln_1); q/k/v/out_proj without
+    bias, GELU MLP fc_in / fc_out with bias, lm_head with bias, untied; rotary on rotary_dim of each head."""
+    return {"gated_mlp": False, "norm_type": "layer", "parallel_attn": True, "attention_bias": False,
+            "o_proj_bias": False, "mlp_bias": True, "norms_per_layer": 1, "lm_head_bias": True}, []
+
+
+def _gpt_bigcode(r: ConfigReader, model_type: str) -> Fields:
+    """GPTBigCode (StarCoder 1, SantaCoder; modeling_gpt_bigcode.py): fused c_attn (q plus one shared k/v head when
+    multi_query) and c_proj with biases, GELU MLP c_fc / c_proj with biases, 2 LayerNorms, a learned position
+    embedding wpe of n_positions rows, lm_head tied to wte."""
+    return {"gated_mlp": False, "norm_type": "layer", "attention_bias": True, "o_proj_bias": True, "mlp_bias": True,
+            "position_embedding_rows": r.int("max_position_embeddings", "n_positions", positive=True)}, []
+
+
+def _starcoder2(r: ConfigReader, model_type: str) -> Fields:
+    """Starcoder2 (modeling_starcoder2.py): q/k/v/o and c_fc/c_proj with bias=use_bias, GELU MLP, 2 LayerNorms."""
+    bias = r.get("use_bias") is not False
+    return {"gated_mlp": False, "norm_type": "layer", "attention_bias": bias, "o_proj_bias": bias,
+            "mlp_bias": bias}, []
+
+
+def _falcon(r: ConfigReader, model_type: str) -> Fields:
+    """Falcon (modeling_falcon.py): parallel attention + GELU MLP; one LayerNorm (7B/40B-style) or two
+    (new_decoder_architecture: ln_attn and ln_mlp); every Linear's bias follows `bias`."""
+    if not r.get("new_decoder_architecture") and not r.get("parallel_attn", default=True):
+        raise ModelSpecError(f"{r.origin}: Falcon configs without parallel_attn are not supported")
+    bias = bool(r.get("bias", default=False))
+    return {"gated_mlp": False, "norm_type": "layer", "parallel_attn": True, "attention_bias": bias,
+            "o_proj_bias": bias, "mlp_bias": bias,
+            "norms_per_layer": 2 if r.get("new_decoder_architecture") else 1}, []
+
+
+def _mllama(r: ConfigReader, model_type: str) -> Fields:
+    """Llama-3.2-Vision's text model: Llama layers, some of which are cross-attention layers; the input embedding
+    has 8 rows more than the vocabulary (MllamaTextModel: nn.Embedding(config.vocab_size + 8, hidden_size))."""
+    cross = r.get("cross_attention_layers")
+    if not isinstance(cross, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in cross):
+        raise ModelSpecError(f"{r.origin}: field 'cross_attention_layers' must be a list of layer indices, got "
+                             f"{cross!r}")
+    total = r.int("num_hidden_layers", default=1)
+    note = (f"{len(cross)} of the {total} layers are cross-attention layers: their KV cache holds the image's "
+            f"tokens, not the text's; planned for text-only requests (no text KV in those layers, image KV not "
+            f"counted; their matmuls still run every step)")
+    return {"cross_attention_layers": tuple(cross), "embedding_extra_rows": 8,
+            "attention_bias": False, "mlp_bias": False}, [note]
+
+
+def _cohere(r: ConfigReader, model_type: str) -> Fields:
+    """Command R / Aya (cohere, modeling_cohere.py) and Command R7B (cohere2, modeling_cohere2.py): attention and the
+    gated SiLU MLP in parallel from one input_layernorm; CohereLayerNorm has a weight and no bias, so it counts as
+    one hidden-size vector (norm_type 'rms'); no Linear biases unless attention_bias; tied embeddings by default.
+    cohere's use_qk_norm adds q_norm / k_norm with a weight row per head (Command R+)."""
+    qk = model_type == "cohere" and bool(r.get("use_qk_norm", default=False))
+    return {"parallel_attn": True, "norms_per_layer": 1, "attention_bias": bool(r.get("attention_bias", default=False)),
+            "mlp_bias": False, "qk_norm": qk, "qk_norm_per_head": qk}, []
+
+
+def _internlm2(r: ConfigReader, model_type: str) -> Fields:
+    """InternLM2 (remote code modeling_internlm2.py): fused wqkv and wo with bias=config.bias (InternLM2Config default
+    True; the published checkpoints say false), gated SiLU MLP w1/w3/w2 without bias, RMSNorms, untied output."""
+    bias = bool(r.get("bias", default=True))
+    return {"attention_bias": bias, "o_proj_bias": bias, "mlp_bias": False}, []
+
+
+def _gated(r: ConfigReader, model_type: str) -> Fields:
+    """Llama-style decoders: gated MLP, RMSNorms; biases as the config's attention_bias / mlp_bias say (Qwen2's
+    q/k/v carry a bias by default), plus the family's extras (_GATED_EXTRAS)."""
+    fields: dict[str, Any] = {"attention_bias": bool(r.get("attention_bias", default=model_type.startswith("qwen2"))),
+                              "mlp_bias": bool(r.get("mlp_bias", default=False)),
+                              **_GATED_EXTRAS.get(model_type, {})}
+    return fields, []
+
+
+FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
+    "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "gpt_bigcode": _gpt_bigcode, "starcoder2": _starcoder2,
+    "falcon": _falcon,
+    "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2,
+    **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2"}},
+}
+
+
+def family_fields(r: ConfigReader, model_type: str) -> Fields:
+    """Fields that follow from the family, plus notes on anything assumed. An unknown model_type is read as a
+    Llama-style decoder when its MLP is a gated SiLU; otherwise it is one error naming the supported types."""
+    rule = FAMILY_RULES.get(model_type)
+    if rule is not None:
+        return rule(r, model_type)
+    act = str(r.get("hidden_act", "hidden_activation", default=""))
+    if act not in _GATED_ACTS:
+        raise ModelSpecError(
+            f"{r.origin}: model_type {model_type!r} is not supported and its shapes cannot be derived "
+            f"(hidden_act {act!r} is not a gated SiLU MLP); supported model types: {', '.join(SUPPORTED)}")
+    fields, _ = _gated(r, model_type)
+    return fields, [f"model_type {model_type!r} is not in tpplan's list; shapes derived as a Llama-style "
+                    f"decoder (gated SiLU MLP, RMSNorm)"]
