@@ -8,6 +8,7 @@ convention) and `active_params_excluding_embedding` gives OpenAI's convention.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from tpplan.models.spec import ModelSpec
@@ -158,10 +159,23 @@ def occurrences(s: ModelSpec, scope: Scope) -> int:
 
 
 def layers_in(s: ModelSpec, scope: Scope, layers: range) -> int:
-    """How many of `layers` (a pipeline stage's) hold a group of this scope: occurrences() over a stage."""
-    if scope == "layer":  # every layer: no need to test them one by one (once per group, stage and candidate)
+    """How many of `layers` (a pipeline stage's) hold a group of this scope: occurrences() over a stage. Asked
+    once per group, stage and candidate, so it does not test the layers one by one."""
+    if scope == "layer":
         return len(layers)
+    if layers.step == 1 and 0 <= layers.start <= layers.stop <= s.num_hidden_layers:
+        counts = _layers_before(s, scope)
+        return counts[layers.stop] - counts[layers.start]
     return sum(1 for i in layers if in_layer(s, scope, i))
+
+
+@lru_cache(maxsize=64)
+def _layers_before(s: ModelSpec, scope: Scope) -> tuple[int, ...]:
+    """Element i: how many of layers 0 .. i-1 hold a group of this scope (a prefix sum, once per model)."""
+    counts = [0]
+    for layer in range(s.num_hidden_layers):
+        counts.append(counts[-1] + in_layer(s, scope, layer))
+    return tuple(counts)
 
 
 def in_layer(s: ModelSpec, scope: Scope, layer: int) -> bool:
