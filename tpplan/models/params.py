@@ -122,8 +122,10 @@ def _moe_groups(s: ModelSpec) -> list[ParamGroup]:
     return g
 
 
+@lru_cache(maxsize=64)
 def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
-    """Every parameter of the model, once, with its TP split rule."""
+    """Every parameter of the model, once, with its TP split rule. Cached per model (frozen groups in a tuple):
+    the planner asks for them several times per candidate."""
     h = s.hidden_size
     norm = h * (2 if s.norm_type == "layer" else 1)
     groups = _attention_groups(s)
