@@ -20,7 +20,7 @@ from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for, trtllm_gathe
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
-from tpplan.models.formats import SIXTEEN_BIT, WeightFormat
+from tpplan.models.formats import SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
@@ -217,8 +217,7 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
     groups = [g for g in param_groups(spec) if g.component == component]
     if not groups or any(fmt.bytes_per_param(g) != fmt.unquantized_bytes for g in groups):
         return None
-    sixteen = next((d for d in SIXTEEN_BIT if d in profile.gpu.peak_flops_per_s), None)
-    return kernel_rates(profile, sixteen, sustained=sustained) if sixteen else None
+    return kernel_rates(profile, sixteen_bit_dtype(profile.gpu.peak_flops_per_s), sustained=sustained)
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,

@@ -119,15 +119,23 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
 
 def _layers_compute_s(c: Coefficients, tokens):
     """Matmuls and elementwise kernels of all decoder layers for `tokens` tokens (no attention, no lm_head)."""
+    return _attention_projections_s(c, tokens) + _mlp_time_s(c, tokens) + _elementwise_s(c, tokens)
+
+
+def _elementwise_s(c: Coefficients, tokens):
+    """All layers' norm / activation / residual / KV-write kernels the engine does not fuse (c.fusion)."""
     f = c.fusion
-    attn = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
-        c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
-        tokens=tokens, launches=c.attn_launches, rates=c.attn_rates))
     per_token = (f.hidden_passes * c.hidden_size + f.mlp_passes * c.mlp_width_per_gpu
                  + f.kv_passes * c.kv_width_per_gpu) * c.act_bytes
-    elementwise = c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token,
-                                                    launches=f.elementwise_launches)
-    return attn + _mlp_time_s(c, tokens) + elementwise
+    return c.num_layers * elementwise_time_s(c.rates, n_bytes=tokens * per_token, launches=f.elementwise_launches)
+
+
+def _attention_projections_s(c: Coefficients, tokens):
+    """All layers' attention projection matmuls (fused QKV and O; MLA: its 3-4) for `tokens` tokens: the measured
+    curves when the profile has them, else the roofline at the attention block's own rates."""
+    return c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
+        c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
+        tokens=tokens, launches=c.attn_launches, rates=c.attn_rates))
 
 
 def _head_s(c: Coefficients, head_tokens):
@@ -272,20 +280,17 @@ def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, contex
                      input_len) -> dict[str, object]:
     """`mixed_step` of one replica without PP split into its terms, seconds: the attention projections (QKV, O),
     MLP / MoE matmuls, elementwise kernels (with the measured per-layer overhead, if any), decode attention,
-    prefill attention, lm_head, TP collectives and the step overhead. They sum to mixed_step(...).total_s; the
-    fidelity benchmark prints them beside what a measured throughput implies (benchmarks/step_breakdown.py)."""
+    prefill attention, lm_head, TP collectives and the step overhead, each priced on its own; they sum to
+    mixed_step(...).total_s (tested), and the fidelity benchmark prints them beside what a measured throughput
+    implies (benchmarks/step_breakdown.py)."""
     if c.pp != 1:
         raise TpplanError("mixed_step_terms: PP steps interleave micro-batches; use mixed_step")
-    tokens = batch + prefill_tokens
-    projections = c.num_layers * (_curves_s(c.attn_curves, tokens) if c.attn_curves else _matmuls_s(
-        c, flops_per_token=c.attn_flops_per_token, weight_bytes=c.attn_bytes, width_in_out=2 * c.hidden_size,
-        tokens=tokens, launches=c.attn_launches))
-    mlp = _mlp_time_s(c, tokens)
-    layers = decoder_layers(c, profile, decode_seqs=batch, context_len=context_len, prefill_tokens=prefill_tokens,
-                            prefill_pairs=prefill_tokens / input_len * causal_pairs(c, input_len))
+    tokens, pairs = batch + prefill_tokens, prefill_tokens / input_len * causal_pairs(c, input_len)
+    projections, mlp = _attention_projections_s(c, tokens), _mlp_time_s(c, tokens)
     decode_attn = _decode_attention_s(c, batch, context_len)
-    prefill_attn = _prefill_attention_s(c, prefill_tokens, prefill_tokens / input_len * causal_pairs(c, input_len))
+    prefill_attn = _prefill_attention_s(c, prefill_tokens, pairs)
     return {"attention_projections_s": projections, "mlp_s": mlp,
-            "elementwise_s": layers.compute_s - projections - mlp - decode_attn - prefill_attn,
+            "elementwise_s": _elementwise_s(c, tokens) + c.num_layers * max(c.layer_overhead_s),
             "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
-            "communication_s": layers.communication_s, "overhead_s": c.step_overhead_s}
+            "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False),
+            "overhead_s": c.step_overhead_s}

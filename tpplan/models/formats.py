@@ -194,6 +194,12 @@ ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp
            "gptq": "int4", "w4a16": "int4", "fp4": "nvfp4", "nvfp4a16": "nvfp4"}
 
 
+def sixteen_bit_dtype(available: dict[str, float] | tuple[str, ...]) -> str:
+    """The peak-FLOP/s key 16-bit (weight-only, or kept-in-16-bit) matmuls run at: bf16, fp16, else fp32."""
+    keys = tuple(available)
+    return next((d for d in (*SIXTEEN_BIT, "fp32") if d in keys), keys[0] if keys else "bf16")
+
+
 def compute_dtype(fmt: WeightFormat, available: dict[str, float] | tuple[str, ...]) -> tuple[str, str | None]:
     """(peak-FLOP/s key, note). A W8A8/W4A4 format on a GPU without that tensor-core dtype (fp8 on A100 or A10G,
     fp4 before Blackwell) runs weight-only: weights are dequantized to 16 bits and matmuls use the 16-bit peak;
@@ -201,7 +207,7 @@ def compute_dtype(fmt: WeightFormat, available: dict[str, float] | tuple[str, ..
     keys = tuple(available)
     if fmt.compute in keys:
         return fmt.compute, None
-    fallback = next((d for d in (*SIXTEEN_BIT, "fp32") if d in keys), keys[0] if keys else "bf16")
+    fallback = sixteen_bit_dtype(keys)
     if fmt.compute in LOW_PRECISION_COMPUTE:
         return fallback, (f"{fmt.name}: this GPU has no {fmt.compute} tensor cores; the weights run weight-only, "
                           f"dequantized to 16 bits, at the {fallback} peak")

@@ -13,6 +13,10 @@ from typing import Any
 
 from tpplan.errors import ModelSpecError
 
+_COHERE = {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+           "num_attention_heads": 64, "max_position_embeddings": 8192, "tie_word_embeddings": True}
+"""CohereConfig's defaults; Cohere2Config's are the same plus sliding_window 4096 (see DEFAULTS)."""
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     # FalconConfig: vocab 65024, hidden 4544, 32 layers, 71 heads, max_position_embeddings 2048, parallel_attn,
     # multi_query True, no bias (falcon-7b's defaults; falcon-40b's config.json has no max_position_embeddings).
@@ -67,11 +71,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "sliding_window": 4096, "tie_word_embeddings": True},
     # CohereConfig / Cohere2Config (transformers models/cohere, models/cohere2): vocab 256000, hidden 8192, intermediate
     # 22528, 40 layers, 64 heads (KV heads = heads), 8192 positions, tied; Cohere2 adds sliding_window 4096.
-    "cohere": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
-               "num_attention_heads": 64, "max_position_embeddings": 8192, "tie_word_embeddings": True},
-    "cohere2": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
-                "num_attention_heads": 64, "max_position_embeddings": 8192, "sliding_window": 4096,
-                "tie_word_embeddings": True},
+    "cohere": _COHERE,
+    "cohere2": {**_COHERE, "sliding_window": 4096},
     # InternLM2Config (remote code configuration_internlm2.py, mirrored by MindIE's Internlm2Config): untied output.
     "internlm2": {"tie_word_embeddings": False},
     # GPTBigCodeConfig: vocab 50257, n_embd 768, n_layer 12, n_head 12, n_positions 1024, multi_query True, tied.
