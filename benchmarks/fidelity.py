@@ -30,6 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from tpplan.cost.batching import finite_run_tokens_per_s
 from tpplan.cost.coefficients import coefficients
 from tpplan.cost.kernels import FUSIONS
 from tpplan.cost.step import decode_step, prefill
@@ -72,19 +73,35 @@ PRECISION = {"FP8": ("fp8", "fp8"), "FP16": ("fp16", "fp16"), "FP16/BF16 (doc: M
 FP4 rows ran NVIDIA's ModelOpt pre-quantized checkpoints (row notes); ModelOpt's NVFP4 export writes
 hf_quant_config.json with "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16 (TensorRT-LLM
 docs, features/quantization.html: pre-quantized ModelOpt checkpoints run as exported)."""
+TABLE_REQUESTS_017 = {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (2048, 128): 3000, (2048, 2048): 1500,
+                      (5000, 500): 1500, (1000, 1000): 3000, (500, 2000): 3000, (20000, 2000): 1000}
+TABLE_REQUESTS_019 = TABLE_REQUESTS_017 | {(1000, 2000): 1500}
 NUM_REQUESTS = {
-    # v1.0: github.com/NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md (commit 00f37686),
-    # "Preparing a Dataset": $num_requests per ISL/OSL
-    "1.0": {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (1000, 2000): 1500, (2048, 128): 3000,
-            (2048, 2048): 1500, (5000, 500): 1500, (1000, 1000): 3000, (500, 2000): 3000, (20000, 2000): 1000},
-    # 1.1/1.2-era main: docs/source/developer-guide/perf-overview.md (commit 03e27c7d), same table; it does not
-    # list 1000/1000
+    # 0.10 / 0.11: gptManagerBenchmark runs of 2000 requests (the tables' notes, copied into each row)
+    "0.10.0": 2000, "0.11.0": 2000,
+    # each release's docs/source/performance/perf-overview.md, "Preparing a Dataset": $num_requests per ISL/OSL
+    # (github.com/NVIDIA/TensorRT-LLM; the index file ids in throughput.csv's source column): 0.12 lists the first
+    # five lengths of the 0.17 table, 0.17 nine, 0.19 / 0.20 / 0.21 / 1.0 add 1000/2000
+    "0.12.0": {k: v for k, v in TABLE_REQUESTS_017.items() if k in {(128, 128), (128, 2048), (128, 4096), (2048, 128),
+                                                                   (2048, 2048)}},
+    "0.17": TABLE_REQUESTS_017, "0.19.0": TABLE_REQUESTS_019, "0.20.0": TABLE_REQUESTS_019,
+    "0.21": TABLE_REQUESTS_019, "1.0": TABLE_REQUESTS_019,
+    # 1.1/1.2-era main: docs/source/developer-guide/perf-overview.md (commit 03e27c7d)
     "1.1/1.2-era main": {(1024, 1024): 3000, (8192, 1024): 1500, (1024, 8192): 1500, (32768, 1024): 1000,
                          (1024, 32768): 1000},
 }
-"""Requests in the dataset of a TensorRT-LLM 1.x max-throughput run. All of them are queued at t=0, so no more
-sequences than that ever run at once: the row is compared at min(tpplan's concurrency, num_requests) (--batch).
-Releases and lengths not listed are left uncapped."""
+"""Requests in the dataset of a TensorRT-LLM max-throughput run (a release -> one count, or -> (isl, osl) -> count).
+All of them are queued at t=0, so no more sequences than that ever run at once (the row is compared at
+min(tpplan's concurrency, num_requests), --batch), and a run of few waves ends in an under-filled one
+(tpplan.cost.batching.finite_run_tokens_per_s). Releases and lengths not listed are compared at steady state."""
+
+
+def num_requests(r: dict) -> int | None:
+    """The request count of a published row's run (NUM_REQUESTS), None where no source states it."""
+    count = NUM_REQUESTS.get(r["engine_version"])
+    return count.get((int(r["isl"]), int(r["osl"]))) if isinstance(count, dict) else count
+
+
 CHECKPOINT_FORMAT_MODELS = {"GPT-OSS 20B", "GPT-OSS 120B"}
 """Rows run in the checkpoint's own format (--dtype auto: openai/gpt-oss-*, MXFP4 experts): the 1.1 perf-overview
 lists neither model among its ModelOpt FP4 / FP8 checkpoints, and its GPT-OSS llm_options set kv_cache_config
@@ -255,6 +272,40 @@ def trtllm_model(name: str):
     return name
 
 
+def _plan_row(r: dict, *, batch: int | None):
+    """tpplan's plan for a published row's run (its engine settings, dtypes and lengths), at most `batch` sequences
+    at once; (plan, the row's layout as (tp, dp_attention, ep, pp, replicas), beyond the model's context)."""
+    tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
+    dtype, kv = _dtypes(r)
+    isl, osl = int(r["isl"]), int(r["osl"])
+    model, beyond = _as_run(trtllm_model(MODELS[r["model"]]), isl + osl)
+    plan = recommend(model, hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm", dtype=dtype,
+                     kv_cache_dtype=kv, input_len=isl, output_len=osl, max_model_len=isl + osl,
+                     allow_cross_domain_tp=True, **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
+                     batch=batch)
+    return plan, (*_moe_layout(r, tp), pp, 1), beyond
+
+
+def _layout_candidate(plan, layout):
+    return next((c for c in plan.candidates if (c.tp, c.dp_attention, c.ep, c.pp, c.replicas) == layout), None)
+
+
+def predicted_run_tokens_per_s(r: dict, cand, layout) -> float:
+    """The candidate's output tokens/s over the row's whole run: its steady state, or, where the run's request
+    count is known and exceeds the concurrency, the waves of tpplan.cost.batching.finite_run_tokens_per_s with
+    the last wave planned again at its own batch."""
+    count = num_requests(r)
+    if count is None or count <= cand.batch:
+        return cand.output_tokens_per_s
+    tail = count % cand.batch
+    tail_rate = cand.output_tokens_per_s
+    if tail:
+        tail_cand = _layout_candidate(_plan_row(r, batch=tail)[0], layout)
+        tail_rate = tail_cand.output_tokens_per_s
+    return finite_run_tokens_per_s(num_requests=count, concurrency=cand.batch, output_len=int(r["osl"]),
+                                   steady_tokens_per_s=cand.output_tokens_per_s, tail_tokens_per_s=tail_rate)
+
+
 def published_rows() -> tuple[list[dict], list[dict]]:
     kept, excluded = [], []
     for r in csv.DictReader(open(DATA / "throughput.csv")):
@@ -263,21 +314,12 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         why = _why_excluded(r)
         tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
         if why is None:
-            dtype, kv = _dtypes(r)
-            isl, osl = int(r["isl"]), int(r["osl"])
-            model, beyond = _as_run(trtllm_model(MODELS[r["model"]]), isl + osl)
             try:
-                plan = recommend(model, hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
-                                 dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
-                                 max_model_len=isl + osl, allow_cross_domain_tp=True,
-                                 **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
-                                 batch=NUM_REQUESTS.get(r["engine_version"], {}).get((isl, osl)))
+                plan, layout, beyond = _plan_row(r, batch=num_requests(r))
             except TpplanError as exc:
                 why = f"tpplan refuses the inputs: {exc}"
             else:
-                layout = (*_moe_layout(r, tp), pp, 1)
-                cand = next((c for c in plan.candidates if (c.tp, c.dp_attention, c.ep, c.pp, c.replicas) == layout),
-                            None)
+                cand = _layout_candidate(plan, layout)
                 if cand is None or not cand.feasible:
                     why = "tpplan predicts the layout infeasible: " + ("; ".join(cand.reasons) if cand else "absent")
         base = {k: r[k] for k in ("model", "hardware", "precision", "isl", "osl", "engine_version")} | {"tp": tp,
@@ -287,7 +329,8 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         else:
             per_gpu = r["metric"] == "output_throughput_per_gpu"
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
-                                "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
+                                "predicted": predicted_run_tokens_per_s(r, cand, layout), "moe": plan.model.is_moe,
+                                "steady_state": cand.output_tokens_per_s,
                                 "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch,
                                 "beyond_context": beyond})
     return kept, excluded

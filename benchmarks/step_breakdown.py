@@ -37,7 +37,7 @@ def breakdown(r: dict) -> dict | None:
     plan = recommend(model, hardware=F.HARDWARE[r["hardware"]], gpus=tp, engine="trtllm", dtype=dtype,
                      kv_cache_dtype=kv, input_len=isl, output_len=osl, max_model_len=isl + osl,
                      allow_cross_domain_tp=True, **limits,
-                     batch=F.NUM_REQUESTS.get(r["engine_version"], {}).get((isl, osl)))
+                     batch=F.num_requests(r))
     if plan.model.is_moe:
         return None
     cand = next(c for c in plan.candidates if (c.tp, c.pp, c.replicas) == (tp, 1, 1))
