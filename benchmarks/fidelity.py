@@ -30,7 +30,6 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from tpplan.cost.batching import finite_run_tokens_per_s
 from tpplan.cost.coefficients import coefficients
 from tpplan.cost.kernels import FUSIONS
 from tpplan.cost.step import decode_step, prefill
@@ -92,8 +91,9 @@ NUM_REQUESTS = {
 }
 """Requests in the dataset of a TensorRT-LLM max-throughput run (a release -> one count, or -> (isl, osl) -> count).
 All of them are queued at t=0, so no more sequences than that ever run at once (the row is compared at
-min(tpplan's concurrency, num_requests), --batch), and a run of few waves ends in an under-filled one
-(tpplan.cost.batching.finite_run_tokens_per_s). Releases and lengths not listed are compared at steady state."""
+min(tpplan's concurrency, num_requests)), and a run of few waves ends in an under-filled one: each row is planned
+with recommend(num_requests=...), the job tpplan plans for `--num-requests`. Releases and lengths not listed are
+compared at steady state."""
 
 
 def num_requests(r: dict) -> int | None:
@@ -272,38 +272,8 @@ def trtllm_model(name: str):
     return name
 
 
-def _plan_row(r: dict, *, batch: int | None):
-    """tpplan's plan for a published row's run (its engine settings, dtypes and lengths), at most `batch` sequences
-    at once; (plan, the row's layout as (tp, dp_attention, ep, pp, replicas), beyond the model's context)."""
-    tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
-    dtype, kv = _dtypes(r)
-    isl, osl = int(r["isl"]), int(r["osl"])
-    model, beyond = _as_run(trtllm_model(MODELS[r["model"]]), isl + osl)
-    plan = recommend(model, hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm", dtype=dtype,
-                     kv_cache_dtype=kv, input_len=isl, output_len=osl, max_model_len=isl + osl,
-                     allow_cross_domain_tp=True, **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
-                     batch=batch)
-    return plan, (*_moe_layout(r, tp), pp, 1), beyond
-
-
 def _layout_candidate(plan, layout):
     return next((c for c in plan.candidates if (c.tp, c.dp_attention, c.ep, c.pp, c.replicas) == layout), None)
-
-
-def predicted_run_tokens_per_s(r: dict, cand, layout) -> float:
-    """The candidate's output tokens/s over the row's whole run: its steady state, or, where the run's request
-    count is known and exceeds the concurrency, the waves of tpplan.cost.batching.finite_run_tokens_per_s with
-    the last wave planned again at its own batch."""
-    count = num_requests(r)
-    if count is None or count <= cand.batch:
-        return cand.output_tokens_per_s
-    tail = count % cand.batch
-    tail_rate = cand.output_tokens_per_s
-    if tail:
-        tail_cand = _layout_candidate(_plan_row(r, batch=tail)[0], layout)
-        tail_rate = tail_cand.output_tokens_per_s
-    return finite_run_tokens_per_s(num_requests=count, concurrency=cand.batch, output_len=int(r["osl"]),
-                                   steady_tokens_per_s=cand.output_tokens_per_s, tail_tokens_per_s=tail_rate)
 
 
 def published_rows() -> tuple[list[dict], list[dict]]:
@@ -314,11 +284,19 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         why = _why_excluded(r)
         tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
         if why is None:
+            dtype, kv = _dtypes(r)
+            isl, osl = int(r["isl"]), int(r["osl"])
+            model, beyond = _as_run(trtllm_model(MODELS[r["model"]]), isl + osl)
             try:
-                plan, layout, beyond = _plan_row(r, batch=num_requests(r))
+                plan = recommend(model, hardware=HARDWARE[r["hardware"]], gpus=tp * pp, engine="trtllm",
+                                 dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl,
+                                 max_model_len=isl + osl, allow_cross_domain_tp=True,
+                                 **_engine_settings(r, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv),
+                                 num_requests=num_requests(r))
             except TpplanError as exc:
                 why = f"tpplan refuses the inputs: {exc}"
             else:
+                layout = (*_moe_layout(r, tp), pp, 1)
                 cand = _layout_candidate(plan, layout)
                 if cand is None or not cand.feasible:
                     why = "tpplan predicts the layout infeasible: " + ("; ".join(cand.reasons) if cand else "absent")
@@ -329,8 +307,7 @@ def published_rows() -> tuple[list[dict], list[dict]]:
         else:
             per_gpu = r["metric"] == "output_throughput_per_gpu"
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
-                                "predicted": predicted_run_tokens_per_s(r, cand, layout), "moe": plan.model.is_moe,
-                                "steady_state": cand.output_tokens_per_s,
+                                "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
                                 "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch,
                                 "beyond_context": beyond})
     return kept, excluded

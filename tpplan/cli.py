@@ -210,6 +210,9 @@ def recommend(
     input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens.")] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Concurrent sequences per replica.")] = None,
+    num_requests: Annotated[int | None, typer.Option("--num-requests", min=1, help="An offline job of this many "
+                                                     "requests queued at once: throughput over the whole job.")]
+    = None,
     workload: Annotated[Mode, typer.Option("--workload", case_sensitive=False)] = Mode("serve"),
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False)] = Objective("throughput"),
     max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", callback=_positive, help="TPOT limit.")] = None,
@@ -251,7 +254,7 @@ def recommend(
 
     plan = plan_recommend(model, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine_name,
                           dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
-                          input_len=input_len, output_len=output_len, batch=batch,
+                          input_len=input_len, output_len=output_len, batch=batch, num_requests=num_requests,
                           gpu_memory_utilization=gpu_memory_utilization, workload=workload.value,
                           objective=objective.value, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp,

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tpplan.cost.batching import SchedulerLimits, max_concurrency, prefill_tokens_per_step, scheduler_limits
+from tpplan.cost.batching import (
+    SchedulerLimits,
+    finite_run_tokens_per_s,
+    max_concurrency,
+    prefill_tokens_per_step,
+    scheduler_limits,
+)
 from tpplan.cost.coefficients import Coefficients, coefficients, mlp_activation_widths
 from tpplan.cost.step import (
     StepTime,
@@ -75,6 +81,8 @@ class Candidate:
     """Expert-parallel degree of the routed experts (1: experts tensor-parallel, tpplan.cost.moe)."""
     dp_attention: int = 1
     """Attention data-parallel ranks per replica, each with its own sequences and KV cache (1: none)."""
+    job_s: float | None = None
+    """With --num-requests: seconds until the last request of the job finishes (None: a steady stream)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,17 +239,25 @@ def _limit_reasons(perf: Performance, w: Workload, batch: int) -> list[str]:
     return out
 
 
-def _choose_batch(run, w: Workload, concurrency: int) -> tuple[int, Performance, list[str], list[str]]:
+def _choose_batch(run, w: Workload, concurrency: int, *,
+                  job_requests: int | None = None) -> tuple[int, Performance, list[str], list[str]]:
     """(batch, performance, rejection reasons, notes). --batch is run as given (capped by KV memory) and
     rejected if it breaks a latency limit; otherwise the largest batch the KV cache, the scheduler and the
-    latency limits allow."""
+    latency limits allow. A job of `job_requests` requests per replica never runs more than that at once."""
     notes: list[str] = []
+    by_job = job_requests is not None and job_requests < max(concurrency, 1)
+    if by_job:
+        concurrency = job_requests
     if w.batch:
         b = min(w.batch, concurrency) if concurrency >= 1 else w.batch
         if b < w.batch:
-            notes.append(f"batch capped at {b} by KV memory and scheduler limits (asked {w.batch})")
+            why = f"the replica's share of --num-requests {w.num_requests}" if by_job else \
+                "KV memory and scheduler limits"
+            notes.append(f"batch capped at {b} by {why} (asked {w.batch})")
         perf = run(b)
         return b, perf, _limit_reasons(perf, w, b), notes
+    if by_job:
+        notes.append(f"batch at most {job_requests}, the replica's share of --num-requests {w.num_requests}")
     cap = max(1, concurrency)
     if w.max_tpot_s is None and w.max_ttft_s is None:
         return cap, run(cap), [], notes
@@ -312,10 +328,15 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
                                    sequence_parallel=w.sequence_parallel)
 
     concurrency = int(run(1).max_concurrent_sequences)
-    batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency)
+    job_requests = ceil_div(w.num_requests, replicas) if w.num_requests else None
+    batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency, job_requests=job_requests)
     reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
     per_replica = perf.output_tokens_per_s_per_replica if feasible else 0.0
+    job_s = None
+    if feasible and job_requests:
+        job_s = job_time_s(run, requests=job_requests, batch=batch, steady=perf, output_len=w.output_len)
+        per_replica = w.num_requests * w.output_len / job_s / replicas
     return Candidate(
         **base, feasible=feasible, reasons=reasons, notes=tuple(notes),
         usable_bytes_per_gpu=mem.usable_bytes_per_gpu, weight_bytes_per_gpu=mem.weight_bytes_per_gpu,
@@ -326,8 +347,20 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         communication_time_per_step_s=perf.decode_step.communication_s,
         comm_share=perf.decode_step.communication_s / perf.decode_step.total_s,
         ttft_s=perf.prefill.total_s, ttft_under_load_s=perf.ttft_under_load_s, tpot_s=perf.decode_step.total_s,
-        step_time_s=perf.steady_step.total_s, decode_step=perf.decode_step, prefill=perf.prefill,
+        step_time_s=perf.steady_step.total_s, decode_step=perf.decode_step, prefill=perf.prefill, job_s=job_s,
         **throughput_fields(per_replica * replicas, gpus_used=base["gpus_used"], profile=profile))
+
+
+def job_time_s(run, *, requests: int, batch: int, steady: Performance, output_len: int) -> float:
+    """Seconds one replica takes for `requests` requests queued at t=0, `batch` at a time: full waves at the
+    steady state of `batch`, then the remainder as one last wave at its own batch (`run(remainder)`), per
+    tpplan.cost.batching.finite_run_tokens_per_s. The job ends with its busiest replica (ceil(N / replicas))."""
+    tail = requests % batch if requests > batch else 0
+    steady_rate = steady.output_tokens_per_s_per_replica
+    tail_rate = run(tail).output_tokens_per_s_per_replica if tail else steady_rate
+    rate = finite_run_tokens_per_s(num_requests=requests, concurrency=batch, output_len=output_len,
+                                   steady_tokens_per_s=steady_rate, tail_tokens_per_s=tail_rate)
+    return requests * output_len / rate
 
 
 def throughput_fields(output_tokens_per_s: float, *, gpus_used: int, profile: HardwareProfile) -> dict:

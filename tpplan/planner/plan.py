@@ -74,7 +74,7 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
 def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str | HardwareProfile | None = None,
               nodes: int | None = None, engine: str = D.engine, dtype: str = D.dtype,
               kv_cache_dtype: str = D.kv_cache_dtype, max_model_len: int | None = None, input_len: int = D.input_len,
-              output_len: int = D.output_len, batch: int | None = None,
+              output_len: int = D.output_len, batch: int | None = None, num_requests: int | None = None,
               gpu_memory_utilization: float = D.gpu_memory_utilization, workload: str = D.mode,
               objective: str = D.objective, max_tpot_ms: float | None = None, max_ttft_ms: float | None = None,
               max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
@@ -93,11 +93,14 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     `max_tpot_ms` and `max_ttft_ms` are milliseconds. Returns a Plan whose `recommended` is None when nothing fits
     (its candidates carry the reasons, its suggestions the flags that would help). `max_num_seqs` /
     `max_num_batched_tokens` override the engine's scheduler limits (vLLM's names; TensorRT-LLM max_batch_size /
-    max_num_tokens, SGLang max_running_requests / chunked_prefill_size). Raises TpplanError on invalid input.
+    max_num_tokens, SGLang max_running_requests / chunked_prefill_size). `num_requests` plans an offline job of
+    that many requests queued at once: no replica runs more than its share, and throughput is over the whole job
+    (waves of the batch, the last one under-filled; `Candidate.job_s`). Raises TpplanError on invalid input.
     """
     _check_inputs(workload=workload, objective=objective, input_len=input_len, output_len=output_len,
                   gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
-                  price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance)
+                  price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance,
+                  num_requests=num_requests)
     rules_for(engine)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
     assumptions: dict[str, str] = {}
@@ -111,7 +114,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         assumptions["batch"] = "1 (objective latency)"
     w = Workload(gpus=gpus_n, engine=engine, dtype=resolve_dtype(spec, w_dtype), kv_cache_dtype=w_kv,
                  max_model_len=max_model_len,
-                 input_len=input_len, output_len=output_len, batch=batch,
+                 input_len=input_len, output_len=output_len, batch=batch, num_requests=num_requests,
                  gpu_memory_utilization=gpu_memory_utilization, mode=workload, objective=objective,
                  max_tpot_s=ms_to_s(max_tpot_ms) if max_tpot_ms else None,
                  max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
@@ -131,7 +134,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     if replan_suggestions and plan.suggestions:
         base = dict(model=spec, gpus=gpus_n, hardware=profile, engine=engine, dtype=w_dtype, kv_cache_dtype=w_kv,
                     max_model_len=max_model_len, input_len=input_len, output_len=output_len, batch=batch,
-                    gpu_memory_utilization=gpu_memory_utilization, workload=workload, objective=objective,
+                    num_requests=num_requests, gpu_memory_utilization=gpu_memory_utilization, workload=workload,
+                    objective=objective,
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
                     allow_cross_domain_tp=allow_cross_domain_tp, max_num_seqs=max_num_seqs,
                     max_num_batched_tokens=max_num_batched_tokens, moe_imbalance=moe_imbalance)
@@ -266,7 +270,8 @@ def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions:
 
 def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: int, gpu_memory_utilization: float,
                   max_tpot_ms: float | None, max_ttft_ms: float | None, price_per_gpu_hour: float | None,
-                  batch: int | None, moe_imbalance: float = D.moe_imbalance) -> None:
+                  batch: int | None, moe_imbalance: float = D.moe_imbalance,
+                  num_requests: int | None = None) -> None:
     """Argument checks that need no model or profile: run before any work."""
     if workload not in get_args(Mode):
         raise TpplanError(f"--workload {workload!r} is not known; choose {' or '.join(get_args(Mode))}")
@@ -276,6 +281,9 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
         raise TpplanError("--input-len and --output-len must be at least 1")
     if batch is not None and batch < 1:
         raise TpplanError(f"--batch {batch} must be at least 1")
+    if num_requests is not None and (num_requests < 1 or workload != "serve"):
+        raise TpplanError(f"--num-requests {num_requests} plans a serving job of at least 1 request; give a positive "
+                          f"count with --workload serve, or leave it out")
     if not 0 < gpu_memory_utilization <= 1:
         raise TpplanError(f"--gpu-memory-utilization {gpu_memory_utilization} must be in (0, 1]")
     if moe_imbalance < 1:
@@ -294,8 +302,11 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
     a.setdefault("engine", w.engine)
     a.setdefault("dtype", f"weights {w.dtype}, KV cache {w.kv_cache_dtype}")
     a.setdefault("gpu_memory_utilization", f"{w.gpu_memory_utilization:.2f}")
+    throughput = (f"throughput = a job of {w.num_requests} requests queued at once, over its whole duration "
+                  f"(full waves of the batch, then the last under-filled one)" if w.num_requests
+                  else "throughput = continuous-batching steady state")
     a.setdefault("workload", f"{w.mode}: in {w.input_len} / out {w.output_len} tokens; decode context input + "
-                             f"output/2; TTFT one prompt alone; throughput = continuous-batching steady state")
+                             f"output/2; TTFT one prompt alone; {throughput}")
     a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
                               f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
                               f"{limits.block_size_tokens} tokens"

@@ -36,6 +36,9 @@ class Workload:
     output_len: int = 256
     batch: int | None = None
     """Concurrent sequences per replica (serve) or micro-batch sequences (train); None = best that fits."""
+    num_requests: int | None = None
+    """Serve: an offline job of this many requests, all queued at t=0 and split evenly over the replicas;
+    throughput is then over the whole job (`tpplan.planner.candidates.job_time_s`). None: a steady stream."""
     gpu_memory_utilization: float = 0.90
     """vLLM's --gpu-memory-utilization default."""
     mode: Mode = "serve"
@@ -68,6 +71,8 @@ class Workload:
             raise ValueError("gpu_memory_utilization must be in (0, 1]")
         if self.moe_imbalance < 1:
             raise ValueError("moe_imbalance must be >= 1")
+        if self.num_requests is not None and self.num_requests < 1:
+            raise ValueError("num_requests must be >= 1")
 
     @property
     def decode_context_len(self) -> float:

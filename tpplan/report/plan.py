@@ -55,6 +55,14 @@ def _ms(seconds: float | None) -> str:
     return f"{ms:.1f}" if ms < 10 else f"{ms:,.0f}"
 
 
+def _duration(seconds: float) -> str:
+    """A job's length as people read it: seconds below 2 minutes, then minutes, then hours."""
+    nb = "\u00a0"
+    if seconds < 120:
+        return f"{seconds:,.1f}{nb}s"
+    return f"{seconds / 60:,.1f}{nb}min" if seconds < 7200 else f"{seconds / 3600:,.1f}{nb}h"
+
+
 def _layout(c: Candidate) -> str:
     from tpplan.planner.explain import label
 
@@ -67,6 +75,8 @@ def _speed_words(plan: Plan, c: Candidate) -> str:
     parts = [f"{c.output_tokens_per_s:,.0f}{nb}tok/s ({c.output_tokens_per_s_per_gpu:,.0f}/GPU)"]
     if serve:
         parts += [f"TPOT {_ms(c.tpot_s)}{nb}ms", f"TTFT {_ms(c.ttft_s)}{nb}ms", f"{c.batch}{nb}seqs"]
+        if c.job_s is not None:
+            parts.append(f"{plan.workload.num_requests:,}{nb}requests in {_duration(c.job_s)}")
     else:
         parts.append(f"step {c.step_time_s or 0:.2f}{nb}s")
     if c.cost_per_million_output_tokens is not None:
