@@ -4,7 +4,14 @@ throughput implies at the same batch (batch / measured output tokens/s), and the
 
     .venv/bin/python benchmarks/step_breakdown.py --model "Llama 3.1 8B" --hardware H100 --tp 1
 
-Milliseconds per step. A term is too large where removing the gap would need more than that term.
+    .venv/bin/python benchmarks/step_breakdown.py --model "Llama 4 Maverick" --hardware H200
+
+Milliseconds per step. A term is too large where removing the gap would need more than that term. MoE rows run
+their published layout (TP, or DEPn: attention DP + EP, whose terms are one DP rank's step); moe_routed is the
+routed experts' grouped GEMMs and routing kernels, a part of mlp. The 16-bit and FP8 rows unless --fp4.
+Both steps are steady-state ones: "predicted" here is the steady state of the row's batch, not the whole run that
+`make fidelity` compares (a run of a few waves ends in an under-filled one, `recommend --num-requests`), so where
+the run had few waves the implied step carries that tail too.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import fidelity as F
 
 from tpplan.cost.batching import prefill_tokens_per_step
 from tpplan.cost.coefficients import coefficients
-from tpplan.cost.step import mixed_step_terms
+from tpplan.cost.step import _routed_experts_s, mixed_step_terms
 from tpplan.hardware.loader import resolve_profile
 from tpplan.planner.plan import recommend
+from tpplan.planner.workload import WORKLOAD_DEFAULTS
 from tpplan.units import s_to_ms
 
 TERMS = ("attention_projections_s", "mlp_s", "elementwise_s", "decode_attention_s", "prefill_attention_s",
@@ -26,7 +34,8 @@ TERMS = ("attention_projections_s", "mlp_s", "elementwise_s", "decode_attention_
 
 
 def breakdown(r: dict) -> dict | None:
-    """Predicted and implied step and the predicted terms of one dense TP-only published row (None: left out)."""
+    """Predicted and implied step and the predicted terms of one published row without PP (None: left out). MoE
+    rows run the row's layout (TP, or attention DP + EP: the terms are one DP rank's step at batch / dp)."""
     tp, pp = int(r["tp"] or 1), int(r["pp"] or 1)
     if F._why_excluded(r) or pp != 1 or r["model"] not in F.MODELS:
         return None
@@ -34,40 +43,50 @@ def breakdown(r: dict) -> dict | None:
     isl, osl = int(r["isl"]), int(r["osl"])
     model, _ = F._as_run(F.MODELS[r["model"]], isl + osl)
     limits = F._engine_settings(r, tp=tp, pp=1, dtype=dtype, kv_dtype=kv)
-    plan = recommend(model, hardware=F.HARDWARE[r["hardware"]], gpus=tp, engine="trtllm", dtype=dtype,
-                     kv_cache_dtype=kv, input_len=isl, output_len=osl, max_model_len=isl + osl,
+    plan = recommend(F.trtllm_model(model), hardware=F.HARDWARE[r["hardware"]], gpus=tp, engine="trtllm",
+                     dtype=dtype, kv_cache_dtype=kv, input_len=isl, output_len=osl, max_model_len=isl + osl,
                      allow_cross_domain_tp=True, **limits,
                      batch=F.num_requests(r))
-    if plan.model.is_moe:
+    lay_tp, dp, ep = F._moe_layout(r, tp)
+    layout = (lay_tp, dp, ep, 1, 1)
+    cand = F._layout_candidate(plan, layout)
+    if cand is None or not cand.feasible:
         return None
-    cand = next(c for c in plan.candidates if (c.tp, c.pp, c.replicas) == (tp, 1, 1))
     profile = resolve_profile(F.HARDWARE[r["hardware"]])[0]
-    c = coefficients(plan.model, profile, tp=tp, dtype=dtype, kv_cache_dtype=kv, engine="trtllm")
-    b = cand.batch
+    c = coefficients(plan.model, profile, tp=lay_tp, dtype=dtype, kv_cache_dtype=kv, engine="trtllm", ep=ep,
+                     dp_attention=dp, moe_imbalance=WORKLOAD_DEFAULTS.moe_imbalance)
+    b = cand.batch / dp
     terms = mixed_step_terms(c, profile, batch=b, context_len=isl + osl / 2, input_len=isl,
                              prefill_tokens=prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl))
     measured = float(r["value"]) * (tp if r["metric"] == "output_throughput_per_gpu" else 1)
-    return {"batch": b, "limits": limits, "measured": measured, "predicted": cand.output_tokens_per_s,
-            "predicted_step_s": b / cand.output_tokens_per_s, "implied_step_s": b / measured, "terms": terms}
+    tokens = b + prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl)
+    moe_routed_s = c.num_moe_layers * _routed_experts_s(c, tokens) if c.num_moe_layers else 0.0
+    return {"batch": cand.batch, "layout": "DEP" if dp > 1 else "TP", "limits": limits, "measured": measured,
+            "predicted": cand.output_tokens_per_s, "predicted_step_s": cand.batch / cand.output_tokens_per_s,
+            "implied_step_s": cand.batch / measured, "terms": terms, "moe_routed_s": moe_routed_s}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="published model name, e.g. 'Llama 3.1 8B'")
     ap.add_argument("--hardware", default="", help="prefix of the published hardware name, e.g. H100")
-    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--tp", type=int, default=0, help="GPUs of the row (0: any)")
+    ap.add_argument("--fp4", action="store_true", help="the FP4 rows (default: the 16-bit and FP8 rows)")
     a = ap.parse_args()
-    print("release precision isl/osl batch measured predicted err% | step implied | "
-          + " ".join(t.removesuffix("_s") for t in TERMS) + " (ms) | max_batch_size/max_num_tokens")
+    print("hardware release layout precision isl/osl batch measured predicted err% | step implied | "
+          + " ".join(t.removesuffix("_s") for t in (*TERMS[:2], "moe_routed_s", *TERMS[2:]))
+          + " (ms) | max_batch_size/max_num_tokens")
     for r in csv.DictReader(open(F.DATA / "throughput.csv")):
         if r["engine"] == "vLLM" or r["model"] != a.model or not r["hardware"].startswith(a.hardware) \
-                or int(r["tp"] or 1) != a.tp:
+                or (a.tp and int(r["tp"] or 1) != a.tp) or (r["precision"] == "FP4") != a.fp4:
             continue
         d = breakdown(r)
         if d is None:
             continue
-        terms = " ".join(f"{s_to_ms(d['terms'][t]):.2f}" for t in TERMS)
-        print(f"{r['hardware']} {r['engine_version']} {r['precision']} {r['isl']}/{r['osl']} {d['batch']} "
+        terms = " ".join(f"{s_to_ms(d['terms'][t]):.2f}" for t in TERMS[:2]) + f" {s_to_ms(d['moe_routed_s']):.2f} " \
+            + " ".join(f"{s_to_ms(d['terms'][t]):.2f}" for t in TERMS[2:])
+        print(f"{r['hardware']} {r['engine_version']} {d['layout']}{r['tp'] or 1} {r['precision']} "
+              f"{r['isl']}/{r['osl']} {d['batch']} "
               f"{d['measured']:.0f} {d['predicted']:.0f} {100 * (d['predicted'] / d['measured'] - 1):+.1f} | "
               f"{s_to_ms(d['predicted_step_s']):.2f} {s_to_ms(d['implied_step_s']):.2f} | {terms} | "
               f"{d['limits']['max_num_seqs']}/{d['limits']['max_num_batched_tokens']}")

@@ -45,3 +45,17 @@ def test_breakdown_of_a_published_row_sums_to_the_planned_step():
     d = step_breakdown.breakdown(row)
     assert sum(d["terms"].values()) == pytest.approx(d["predicted_step_s"], rel=1e-9)
     assert d["implied_step_s"] == pytest.approx(d["batch"] / float(row["value"]))
+
+
+def test_breakdown_of_an_attention_dp_row_is_one_rank_step():
+    """A DEPn row (attention DP + EP) is broken down as one DP rank's step; the routed experts are part of mlp."""
+    import fidelity
+    import step_breakdown
+
+    row = next(r for r in fidelity.csv.DictReader(open(fidelity.DATA / "throughput.csv"))
+               if r["model"] == "Llama 4 Maverick" and r["hardware"] == "H200-SXM-141GB"
+               and r["engine_version"] == "1.0" and (r["isl"], r["osl"]) == ("128", "2048"))
+    d = step_breakdown.breakdown(row)
+    assert d["layout"] == "DEP"
+    assert sum(d["terms"].values()) == pytest.approx(d["predicted_step_s"], rel=1e-9)
+    assert 0 < d["moe_routed_s"] < d["terms"]["mlp_s"]
