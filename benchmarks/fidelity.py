@@ -342,7 +342,8 @@ def _why_vllm_excluded(r: dict) -> str | None:
 def vllm_rows() -> tuple[list[dict], list[dict]]:
     """The Lambda vLLM 0.5.4 rows: `recommend(engine="vllm")` at the run's mean input / output length per request,
     max-model-len 2000 and vLLM's default limits, against output tok/s of the 320-request run. The run is one
-    finite burst (all 320 requests at t=0, 12-60 s), the prediction tpplan's steady state; no wave correction.
+    finite burst (all 320 requests at t=0, 12-60 s), the prediction tpplan's steady state; no wave correction
+    (`--num-requests` models uniform requests that finish together; these lengths vary, and the longest sets the end).
     FP8 rows are FP8 weights with vLLM's default KV dtype ("auto" = the bf16 activation dtype)."""
     kept, excluded = [], []
     for r in csv.DictReader(open(DATA / "throughput.csv")):
