@@ -159,12 +159,17 @@ def test_engine_rules_and_flags(run_cli):
     plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
     cmd = plan.serve_command()
     assert "--data-parallel-size 8" in cmd and "--enable-expert-parallel" in cmd and "--pipeline" not in cmd
+    # the token movement that was modelled (tpplan.cost.moe.gathers_tokens), named so a changed default cannot move it
+    assert "--all2all-backend allgather_reducescatter" in cmd
+    plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=1)
+    assert "--all2all-backend" not in plan.serve_command()  # no EP: vLLM's all2all kernels are not used
     plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="trtllm")
     plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
     cmd = plan.serve_command("trtllm")
     assert "--ep_size 8" in cmd and "enable_attention_dp: true" in cmd and "--tp_size 8" in cmd
     sg = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang").serve_command()
     assert "--enable-dp-attention" in sg and "--dp-size 8" in sg and "--tp-size 8" in sg
+    assert "--moe-a2a-backend" not in sg  # its default "none" gathers, as modelled
 
 
 def test_bad_ep_is_one_error_line(run_cli):
