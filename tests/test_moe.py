@@ -8,7 +8,16 @@ import pytest
 
 from tpplan.cost.coefficients import coefficients, mlp_activation_widths
 from tpplan.cost.collectives import collective_time_s
-from tpplan.cost.moe import destinations_per_token, dispatch_bytes_per_gpu, moe_comm_time_s, routing_tokens
+from tpplan.cost.moe import (
+    destinations_per_token,
+    dispatch_bytes_per_gpu,
+    gather_ranks,
+    gathers_tokens,
+    keeps_tp_allreduce,
+    layers_comm_time_s,
+    moe_comm_time_s,
+    routing_tokens,
+)
 from tpplan.hardware.loader import load_builtin
 from tpplan.models.resolve import resolve_model
 from tpplan.planner.candidates import activation_reserve_bytes
@@ -103,7 +112,10 @@ def test_expert_parallel_weights_per_gpu_by_hand():
 
 def test_all_to_all_only_with_dp_attention_and_ep():
     spec, profile = resolve_model("deepseek-v3").spec, load_builtin("hgx-h200")
-    ep_dp = coefficients(spec, profile, tp=1, ep=8, dp_attention=8, moe_imbalance=1.0).moe
+    gathered = coefficients(spec, profile, tp=1, ep=8, dp_attention=8, moe_imbalance=1.0).moe
+    # the all-to-all an engine runs when asked (DeepEP: SGLang --moe-a2a-backend deepep, vLLM --all2all-backend
+    # deepep_low_latency); the engines' defaults gather instead (test_default_token_movement_per_engine)
+    ep_dp = dataclasses.replace(gathered, gather_dispatch=False)
     tp_dp = coefficients(spec, profile, tp=1, ep=1, dp_attention=8).moe
     ep_tp = coefficients(spec, profile, tp=8, ep=8, dp_attention=1).moe
     assert coefficients(spec, profile, tp=8).moe is None
@@ -111,6 +123,7 @@ def test_all_to_all_only_with_dp_attention_and_ep():
     assert destinations_per_token(ep_dp) == pytest.approx(8 * (1 - (7 / 8) ** 8))
     # 64 tokens per rank x 8 ranks / 8 GPUs x 5.25 destinations x 7168 hidden x 2 bytes
     assert dispatch_bytes_per_gpu(ep_dp, 64) == pytest.approx(64 * 5.2509 * 7168 * 2, rel=1e-4)
+    assert dispatch_bytes_per_gpu(gathered, 64) == 0
     assert dispatch_bytes_per_gpu(tp_dp, 64) == 0 and moe_comm_time_s(tp_dp, profile, 64) > 0  # gathers instead
     assert moe_comm_time_s(ep_tp, profile, 64) == 0  # tokens already on every rank: the usual all-reduce
     assert moe_comm_time_s(ep_dp, profile, 512) > moe_comm_time_s(ep_dp, profile, 64)
@@ -146,12 +159,17 @@ def test_engine_rules_and_flags(run_cli):
     plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
     cmd = plan.serve_command()
     assert "--data-parallel-size 8" in cmd and "--enable-expert-parallel" in cmd and "--pipeline" not in cmd
+    # the token movement that was modelled (tpplan.cost.moe.gathers_tokens), named so a changed default cannot move it
+    assert "--all2all-backend allgather_reducescatter" in cmd
+    plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=1)
+    assert "--all2all-backend" not in plan.serve_command()  # no EP: vLLM's all2all kernels are not used
     plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="trtllm")
     plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
     cmd = plan.serve_command("trtllm")
     assert "--ep_size 8" in cmd and "enable_attention_dp: true" in cmd and "--tp_size 8" in cmd
     sg = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang").serve_command()
     assert "--enable-dp-attention" in sg and "--dp-size 8" in sg and "--tp-size 8" in sg
+    assert "--moe-a2a-backend" not in sg  # its default "none" gathers, as modelled
 
 
 def test_bad_ep_is_one_error_line(run_cli):
@@ -182,18 +200,77 @@ def test_trtllm_gathers_tokens_except_on_multi_node_nvlink_with_ep_above_top_k()
     hgx, nvl72 = load_builtin("hgx-h200"), load_builtin("gb200-nvl72")
     on_hgx = coefficients(maverick, hgx, tp=1, ep=8, dp_attention=8, engine="trtllm", dtype="fp8").moe
     on_nvl = coefficients(maverick, nvl72, tp=1, ep=8, dp_attention=8, engine="trtllm", dtype="fp8").moe
-    vllm = coefficients(maverick, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", dtype="fp8").moe
-    assert on_hgx.gather_dispatch and not on_nvl.gather_dispatch and not vllm.gather_dispatch
+    assert on_hgx.gather_dispatch and not on_nvl.gather_dispatch
     # DeepSeek's top-8 over EP8 is not above top_k: gathered even on NVL72
     ds = coefficients(resolve_model("deepseek-v3").spec, nvl72, tp=1, ep=8, dp_attention=8, engine="trtllm").moe
     assert ds.gather_dispatch
     # gathered: no all-to-all buffer, the full T x hidden all-gather + reduce-scatter, and routing over all T tokens
-    assert dispatch_bytes_per_gpu(on_hgx, 64) == 0 and dispatch_bytes_per_gpu(vllm, 64) > 0
+    assert dispatch_bytes_per_gpu(on_hgx, 64) == 0 and dispatch_bytes_per_gpu(on_nvl, 64) > 0
     full = 64 * 8 * 5120 * 2
     expected = (collective_time_s(hgx, kind="allgather", group_size=8, n_bytes=full)
                 + collective_time_s(hgx, kind="reducescatter", group_size=8, n_bytes=full))
     assert moe_comm_time_s(on_hgx, hgx, 64) == pytest.approx(expected)
-    assert routing_tokens(on_hgx, 64) == 64 * 8 and routing_tokens(vllm, 64) == 64
+    assert routing_tokens(on_hgx, 64) == 64 * 8 and routing_tokens(on_nvl, 64) == 64
+
+
+def test_default_token_movement_per_engine():
+    """EP + DP attention at each engine's default backend: vLLM --all2all-backend allgather_reducescatter (default
+    since v0.11.0, vllm/config/parallel.py), SGLang --moe-a2a-backend none (python/sglang/srt/server_args.py) both
+    gather; TensorRT-LLM gathers on HGX, dispatches all-to-all on MNNVL with ep > top_k; other engines all-to-all."""
+    hgx, nvl72 = load_builtin("hgx-h200"), load_builtin("gb200-nvl72")
+    rule = {e: gathers_tokens(engine=e, ep=8, experts_per_token=1, nvlink_domain_gpus=8)
+            for e in ("vllm", "sglang", "trtllm", "megatron")}
+    assert rule == {"vllm": True, "sglang": True, "trtllm": True, "megatron": False}
+    for e in ("vllm", "sglang"):  # on a multi-node NVLink fabric too: only TensorRT-LLM changes its choice there
+        assert gathers_tokens(engine=e, ep=16, experts_per_token=1, nvlink_domain_gpus=72)
+    assert not gathers_tokens(engine="trtllm", ep=16, experts_per_token=1, nvlink_domain_gpus=72)
+    # vLLM gathers over its DP group (one GPU per attention-TP rank), SGLang over its whole TP group
+    assert gather_ranks(engine="vllm", tp=2, dp_attention=4) == 4
+    assert gather_ranks(engine="sglang", tp=2, dp_attention=4) == 8
+    assert gather_ranks(engine="trtllm", tp=1, dp_attention=8) == 8
+    spec = resolve_model("deepseek-v3").spec
+    for engine in ("vllm", "sglang"):
+        for profile in (hgx, nvl72):
+            m = coefficients(spec, profile, tp=1, ep=8, dp_attention=8, engine=engine).moe
+            assert m.gather_dispatch and m.gather_ranks == 8 and dispatch_bytes_per_gpu(m, 64) == 0
+
+
+def test_vllm_dep8_deepseek_v3_gathers_512_tokens_of_7168_bf16():
+    """DeepSeek-V3 on 8 H200 under vLLM DP8 + EP8, 64 decode tokens per DP rank: each MoE layer all-gathers the
+    8 x 64 = 512 tokens x 7,168 hidden x 2 bytes = 7,340,032 bytes and reduce-scatters the same buffer, and the
+    routing kernels read all 512 tokens; the step costs what DP8 with experts split 8 ways costs in communication."""
+    spec, hgx = resolve_model("deepseek-v3").spec, load_builtin("hgx-h200")
+    m = coefficients(spec, hgx, tp=1, ep=8, dp_attention=8, engine="vllm").moe
+    full = 512 * 7168 * 2
+    assert full == 7_340_032
+    expected = (collective_time_s(hgx, kind="allgather", group_size=8, n_bytes=full)
+                + collective_time_s(hgx, kind="reducescatter", group_size=8, n_bytes=full))
+    assert moe_comm_time_s(m, hgx, 64) == pytest.approx(expected)
+    assert routing_tokens(m, 64) == 512
+    plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm", batch=512)
+    dep8, dp8 = _cand(plan, tp=1, pp=1, dp=8, ep=8), _cand(plan, tp=1, pp=1, dp=8, ep=1)
+    assert dep8.decode_step.communication_s == pytest.approx(dp8.decode_step.communication_s)
+    # the all-to-all it replaced moved 5.25 / 8 of the tokens per GPU: cheaper, and no longer what vLLM runs
+    a2a = dataclasses.replace(m, gather_dispatch=False)
+    assert moe_comm_time_s(a2a, hgx, 64) < moe_comm_time_s(m, hgx, 64)
+
+
+def test_vllm_gathers_over_dp_ranks_and_keeps_the_tp_all_reduce():
+    """Mixtral-8x7B, attention TP 2 x DP 4 on 8 H100 (hidden 4096, bf16, 32 MoE layers, 2 all-reduces per layer):
+    vLLM all-gathers and reduce-scatters over its 4 DP ranks (strided over all 8 GPUs) and still all-reduces each
+    MoE output over TP 2; SGLang gathers over all 8 GPUs and drops that all-reduce."""
+    spec, h100 = resolve_model("mixtral-8x7b").spec, load_builtin("dgx-h100")
+    tokens, tp_ar = 32, 1e-5
+    full = 4 * tokens * 4096 * 2
+    for engine, ranks, allreduces in (("vllm", 4, 64), ("sglang", 8, 64 - 32)):
+        m = coefficients(spec, h100, tp=2, ep=8, dp_attention=4, engine=engine).moe
+        assert m.gather_ranks == ranks and keeps_tp_allreduce(m) == (engine == "vllm")
+        one = (collective_time_s(h100, kind="allgather", group_size=ranks, n_bytes=full)
+               + collective_time_s(h100, kind="reducescatter", group_size=ranks, n_bytes=full))
+        assert moe_comm_time_s(m, h100, tokens) == pytest.approx(one)
+        total = layers_comm_time_s(m, h100, tokens, tp_collective_s=tp_ar, collectives_per_layer=2, num_layers=32,
+                                   num_moe_layers=32)
+        assert total == pytest.approx(allreduces * tp_ar + 32 * one)
 
 
 def test_mlp_activation_widths_follow_the_layers_the_model_has():

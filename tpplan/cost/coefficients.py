@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates
-from tpplan.cost.moe import MoeKernels, MoeLayout, moe_kernels_for, trtllm_gathers_tokens
+from tpplan.cost.moe import MoeKernels, MoeLayout, gather_ranks, gathers_tokens, moe_kernels_for
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
@@ -222,17 +222,18 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
                 act_bytes: int, nvlink_domain_gpus: int) -> MoeLayout | None:
-    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). TensorRT-LLM
-    gathers the tokens of EP + DP-attention layouts except on multi-node NVLink (`trtllm_gathers_tokens`)."""
+    """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). Whether EP +
+    DP attention gathers tokens or dispatches them all-to-all, and over how many GPUs, is the engine's default
+    (`gathers_tokens`, `gather_ranks` in tpplan.cost.moe)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
     shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
     one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
-    gather = engine == "trtllm" and ep > 1 and trtllm_gathers_tokens(
-        ep=ep, experts_per_token=spec.num_experts_per_tok, nvlink_domain_gpus=nvlink_domain_gpus)
+    gather = ep > 1 and gathers_tokens(engine=engine, ep=ep, experts_per_token=spec.num_experts_per_tok,
+                                       nvlink_domain_gpus=nvlink_domain_gpus)
     return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
-                     gather_dispatch=gather,
+                     gather_dispatch=gather, gather_ranks=gather_ranks(engine=engine, tp=tp, dp_attention=dp_attention),
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
                      local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
                      expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,

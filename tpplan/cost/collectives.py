@@ -35,11 +35,14 @@ def protocol_time_s(p: ProtocolParams, *, kind: CollectiveKind, group_size: int,
             + bus_factor(kind, group_size) * n_bytes / p.busbw_at(group_size))
 
 
-def collective_time_s(profile: HardwareProfile, *, kind: CollectiveKind, group_size: int, n_bytes):
-    """Seconds for one collective of `n_bytes` (per rank; the full buffer for all-gather) over the group."""
+def collective_time_s(profile: HardwareProfile, *, kind: CollectiveKind, group_size: int, n_bytes,
+                      span_gpus: int | None = None):
+    """Seconds for one collective of `n_bytes` (per rank; the full buffer for all-gather) over the group, on the
+    slowest fabric of the `span_gpus` consecutive GPUs its ranks are spread over (None: group_size, a contiguous
+    group; a strided group such as vLLM's DP group of TP ranks spans more)."""
     if group_size <= 1:
         return n_bytes * 0.0
-    protocols = profile.collectives[profile.tier_for_group(group_size)]
+    protocols = profile.collectives[profile.tier_for_group(span_gpus or group_size)]
     best = None
     for p in protocols.values():
         t = protocol_time_s(p, kind=kind, group_size=group_size, n_bytes=n_bytes)

@@ -10,19 +10,23 @@ GPUs of the replica:
   docs.vllm.ai/en/latest/serving/data_parallel_deployment/; SGLang --enable-dp-attention without --ep-size).
 
 Token movement around each MoE layer, per GPU (`tokens` = tokens of one DP rank in the step):
-- dp_attention > 1, ep = G: all-to-all dispatch, then combine. Each GPU sends each of its T / G tokens once to
-  every GPU that holds one of its top_k experts (DeepEP and vLLM's all2all kernels send a token once per
-  destination rank): expected destinations G x (1 - (1 - 1/G)^top_k). The buffer per GPU is S = T / G x
-  destinations x hidden x act_bytes (x imbalance on the busiest rank), of which (G - 1) / G leaves the GPU
-  (nccl-tests alltoall busbw factor). Low-latency mode (DeepEP low_latency kernels,
+- dp_attention > 1, all-to-all (`gather_dispatch` False): dispatch, then combine. Each GPU sends each of its T / G
+  tokens once to every GPU that holds one of its top_k experts (DeepEP, TensorRT-LLM's MNNVL all-to-all and vLLM's
+  DeepEP / pplx backends send a token once per destination rank): expected destinations G x (1 - (1 - 1/G)^top_k).
+  The buffer per GPU is S = T / G x destinations x hidden x act_bytes (x imbalance on the busiest rank), of which
+  (G - 1) / G leaves the GPU (nccl-tests alltoall busbw factor). Low-latency mode (DeepEP low_latency kernels,
   decode) and normal mode (high-throughput kernels, prefill) are the fabric's LL and Simple protocol parameters
   of the profile: the cheaper one is taken per message size, over NVLink inside a domain and the network beyond.
-- dp_attention > 1, ep = 1, or ep = G where the engine gathers instead (`gather_dispatch`: TensorRT-LLM unless it
-  has a multi-node NVLink fabric, see `trtllm_gathers_tokens`): an all-gather of every rank's tokens before the
-  experts and a reduce-scatter after (S = T x hidden x act_bytes, the full gathered buffer); the routing kernels
-  then run over all T gathered tokens on every GPU.
+- dp_attention > 1 with ep = 1, or with ep = G where the engine gathers instead (`gather_dispatch`, the default of
+  every engine planned here except TensorRT-LLM on a multi-node NVLink fabric; see `gathers_tokens`): an
+  all-gather of every rank's tokens before the experts and a reduce-scatter after (S = T x hidden x act_bytes, the
+  full gathered buffer) over `gather_ranks` GPUs; the routing kernels then run over all T gathered tokens on every
+  GPU. SGLang and TensorRT-LLM gather over all G GPUs; vLLM over its DP group only (one GPU per attention-TP rank),
+  so with attention TP > 1 the MoE layer keeps its TP all-reduce to sum the partial outputs of the TP ranks.
 - dp_attention = 1 (EP inside one TP group): the tokens are already on every rank; each GPU runs its local
-  experts and the layer's usual all-reduce combines them (no extra collective).
+  experts and the layer's usual all-reduce combines them (no extra collective). vLLM: FusedMoEParallelConfig
+  .use_all2all_kernels is false without DP (vllm/model_executor/layers/fused_moe/config.py); SGLang: no DP gather
+  without --enable-dp-attention.
 T = tokens x busy_ranks: the tokens of every DP rank that carries work in the step (all of them at steady state,
 one for a prompt prefilled alone).
 
@@ -99,6 +103,44 @@ def trtllm_gathers_tokens(*, ep: int, experts_per_token: int, nvlink_domain_gpus
     return not (ep > experts_per_token and nvlink_domain_gpus > HGX_NVLINK_DOMAIN_GPUS)
 
 
+GATHERING_ENGINES = ("vllm", "sglang")
+"""Engines whose default token movement under EP + DP attention is all-gather + reduce-scatter on every fabric.
+
+vLLM: `--all2all-backend` (ParallelConfig.all2all_backend, vllm/config/parallel.py; env VLLM_ALL2ALL_BACKEND before
+it) defaults to "allgather_reducescatter" since v0.11.0 (docs.vllm.ai/en/v0.11.0/api/vllm/envs.html; v0.9 and v0.10
+defaulted to "naive", a broadcast-based gather that vllm-project/vllm PR #33728 removed and maps to it); its
+AgRsAll2AllManager all-gathers the hidden states and top-k ids over the DP group and reduce-scatters the output
+(vllm/distributed/device_communicators/all2all.py). DeepEP, pplx, MoRI, NIXL-EP and FlashInfer all-to-all run only
+when --all2all-backend names them (docs.vllm.ai/en/latest/serving/expert_parallel_deployment/: "allgather_reducescatter
+| Default backend"; PR #54268, still open, would default GB200 / GB300 to FlashInfer's one-sided all-to-all).
+
+SGLang: `--moe-a2a-backend` defaults to "none" (python/sglang/srt/server_args.py), which "disables all-to-all for EP
+[and] uses All-Reduce or All-Gather for token dispatch" (docs.sglang.io/advanced_features/expert_parallelism.html):
+with --enable-dp-attention each MoE layer dp-gathers every DP rank's tokens over the whole TP group
+(all_gather_into_tensor when ranks are padded to the longest, the CUDA-graph decode mode) and dp-reduce-scatters
+the output (python/sglang/srt/layers/dp_attention.py `_dp_gather`, `dp_reduce_scatter_tensor`). Only
+--moe-a2a-backend deepep / mooncake / mori keeps tokens on their rank and dispatches them all-to-all."""
+
+
+def gathers_tokens(*, engine: str, ep: int, experts_per_token: int, nvlink_domain_gpus: int) -> bool:
+    """Whether `engine` at its default backend moves the tokens of an EP (ep > 1) + DP-attention layout by all-gather
+    + reduce-scatter (True) or by all-to-all dispatch and combine (False): always for vLLM and SGLang
+    (`GATHERING_ENGINES`), TensorRT-LLM except on multi-node NVLink with ep > top_k (`trtllm_gathers_tokens`);
+    all-to-all for any other engine."""
+    if engine == "trtllm":
+        return trtllm_gathers_tokens(ep=ep, experts_per_token=experts_per_token,
+                                     nvlink_domain_gpus=nvlink_domain_gpus)
+    return engine in GATHERING_ENGINES
+
+
+def gather_ranks(*, engine: str, tp: int, dp_attention: int) -> int:
+    """GPUs one gather (and its reduce-scatter) spans: vLLM's AgRsAll2AllManager uses the DP group (dp_attention
+    ranks, one per attention-TP rank; vllm/distributed/device_communicators/all2all.py `_get_comm_group`), SGLang its
+    whole TP group of tp x dp_attention GPUs (dp_attention.py `_dp_gather_via_all_gather`), TensorRT-LLM all ranks of
+    the MoE group (attention TP is 1 there, so tp x dp_attention = dp_attention)."""
+    return dp_attention if engine == "vllm" else tp * dp_attention
+
+
 def routing_time_s(k: MoeKernels, rates: KernelRates, *, tokens, pairs, hidden_size: int, act_bytes: int):
     """Routing kernels of one MoE layer on one GPU: `tokens` of the layer, `pairs` (token, expert) pairs computed."""
     return elementwise_time_s(rates, n_bytes=(k.token_passes * tokens + k.pair_passes * pairs) * hidden_size
@@ -139,7 +181,10 @@ class MoeLayout:
     busy_ranks: int
     """DP ranks that carry tokens in the step: dp_attention at steady state, 1 for one prompt prefilled alone."""
     gather_dispatch: bool = False
-    """EP with DP attention moves tokens by all-gather + reduce-scatter, not all-to-all (`trtllm_gathers_tokens`)."""
+    """EP with DP attention moves tokens by all-gather + reduce-scatter, not all-to-all (`gathers_tokens`)."""
+    gather_ranks: int
+    """GPUs a gather spans (`gather_ranks`): group_size, or dp_attention when the engine gathers over its DP group
+    only and leaves the sum over attention-TP ranks to the layer's TP all-reduce (vLLM)."""
     num_experts: int
     experts_per_token: int
     local_experts: int
@@ -209,7 +254,9 @@ def dispatch_bytes_per_gpu(m: MoeLayout, tokens):
 
 
 def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens):
-    """Token movement around one MoE layer (see the module docstring); 0 when dp_attention = 1."""
+    """Token movement around one MoE layer (see the module docstring); 0 when dp_attention = 1. A gather over the
+    DP group only (gather_ranks < group_size) is strided over the replica's GPUs, so it crosses the fabrics of all
+    group_size of them."""
     if m.dp_attention == 1:
         return tokens * 0.0
     g = m.group_size
@@ -217,15 +264,24 @@ def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens):
         return 2 * collective_time_s(profile, kind="alltoall", group_size=g,
                                      n_bytes=dispatch_bytes_per_gpu(m, tokens))
     full = group_tokens(m, tokens) * m.hidden_size * m.act_bytes
-    return (collective_time_s(profile, kind="allgather", group_size=g, n_bytes=full)
-            + collective_time_s(profile, kind="reducescatter", group_size=g, n_bytes=full))
+    return (collective_time_s(profile, kind="allgather", group_size=m.gather_ranks, n_bytes=full, span_gpus=g)
+            + collective_time_s(profile, kind="reducescatter", group_size=m.gather_ranks, n_bytes=full, span_gpus=g))
+
+
+def keeps_tp_allreduce(m: MoeLayout) -> bool:
+    """Whether the MoE layer still all-reduces over attention TP: its reduce-scatter summed over gather_ranks GPUs
+    only, so group_size / gather_ranks = tp partial outputs per token remain (vLLM with attention TP > 1)."""
+    gathered = m.ep == 1 or m.gather_dispatch
+    return gathered and m.gather_ranks < m.group_size
 
 
 def layers_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens, *, tp_collective_s, collectives_per_layer: int,
                        num_layers: int, num_moe_layers: int):
     """All layers' collectives of one step: the TP collectives (`tp_collective_s` each, over the attention TP
-    group); with DP attention an MoE layer's second all-reduce is replaced by the token movement around it."""
+    group); with DP attention an MoE layer's second all-reduce is replaced by the token movement around it, or
+    joined by it (`keeps_tp_allreduce`)."""
     if m.dp_attention == 1:
         return num_layers * collectives_per_layer * tp_collective_s
-    return ((num_layers * collectives_per_layer - num_moe_layers) * tp_collective_s
+    replaced = 0 if keeps_tp_allreduce(m) else num_moe_layers
+    return ((num_layers * collectives_per_layer - replaced) * tp_collective_s
             + num_moe_layers * moe_comm_time_s(m, profile, tokens))

@@ -19,6 +19,12 @@ Flags are spelled as each engine's current documentation spells them:
   flag is added (--pipeline-parallel-size, --pp-size, --pp_size); the EP group is one stage's GPUs. Replicas of
   such a layout are separate servers (a DP size would join
   them into one MoE group).
+- Token movement under EP + DP attention is what tpplan.cost.moe models (`gathers_tokens`): all-gather +
+  reduce-scatter. vLLM's command names it, --all2all-backend allgather_reducescatter (its default since v0.11.0,
+  spelled as a flag since the env variable VLLM_ALL2ALL_BACKEND was retired; docs.vllm.ai/en/latest/serving/
+  expert_parallel_deployment/), so the command keeps running what was planned if the default moves (vllm-project/
+  vllm PR #54268 proposes FlashInfer's all-to-all on GB200). SGLang's default --moe-a2a-backend none and
+  TensorRT-LLM's own choice are what is modelled, so their commands leave them unset.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class Plan(Protocol):
     recommended: Candidate | None
 
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+VLLM_ALL2ALL_BACKEND = "allgather_reducescatter"
+"""vLLM's MoE token movement that tpplan.cost.moe models for EP + DP attention (vllm/config/parallel.py default)."""
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
 _CONT = " \\\n    "
@@ -99,6 +107,8 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
         args.append(f["kv_fp8"])
     if _must_cap_batch(c, w):
         args.append(f"{f['seqs']} {_rank_batch(c) if engine == 'vllm' else c.batch}")
+    if engine == "vllm" and c.ep > 1 and c.dp_attention > 1:  # FusedMoEParallelConfig.use_all2all_kernels: EP + DP
+        args.append(f"--all2all-backend {VLLM_ALL2ALL_BACKEND}")
     return args
 
 
