@@ -162,3 +162,15 @@ def test_help_never_truncates_an_option_name_at_80_columns():
 def test_input_plus_output_raises_default_max_model_len():
     plan = recommend("llama-8b", gpus=1, input_len=8000, output_len=1000)
     assert plan.workload.max_model_len == 9000 and "raised" in plan.assumptions["max_model_len"]
+
+
+def test_emit_with_tp_prints_the_fixed_layout(run_cli):
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--tp", "4", "--emit", "vllm", "-f", "json")
+    assert r.code == 0
+    d = r.json()
+    assert (d["chosen"]["tp"], d["chosen"]["replicas"]) == (4, 2)
+    assert "--tensor-parallel-size 4" in d["serve_command"] and "--data-parallel-size 2" in d["serve_command"]
+    bad = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--tp", "1", "--replicas", "8", "--emit", "vllm")
+    assert (bad.code, bad.out) == (1, "")
+    assert bad.err.startswith("Error: the --tp layout TP1 x PP1 x 8 replica(s) does not run (weights 131.4 GiB")
+    assert bad.err.endswith("so there is no serve command to emit; leave out --tp for the recommended layout's\n")

@@ -261,7 +261,7 @@ def recommend(
                           price_per_gpu_hour=price_per_gpu_hour, tp=tp, pp=pp, replicas=replicas, ep=ep,
                           dp_attention=dp_attention, moe_imbalance=moe_imbalance,
                           max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
-    command = plan.serve_command(emit.value) if emit and plan.recommended else None
+    command = plan.serve_command(emit.value) if emit and (plan.chosen or plan.recommended) else None
     render_plan(plan, fmt, wide=wide, serve_command=command)
     if plan.recommended is None:
         raise typer.Exit(1)

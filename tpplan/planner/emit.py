@@ -213,14 +213,19 @@ def _with_replicas(c: Candidate, replicas: int) -> Candidate:
 
 
 def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
-    """One NodeCommand per node (or one for a launcher that reaches every node)."""
-    c, m = plan.recommended, plan.model
+    """One NodeCommand per node (or one for a launcher that reaches every node), for the layout the user fixed with
+    --tp (`plan.chosen`) when there is one, else for the recommendation."""
+    c, m = plan.chosen or plan.recommended, plan.model
     if plan.workload.mode != "serve":
         raise TpplanError("--emit prints serve commands; it does not apply to --workload train")
     if engine not in EMITTERS:
         raise TpplanError(f"--emit {engine!r} is not known; choose one of: {', '.join(EMITTERS)}")
     if c is None:
         raise TpplanError("nothing fits, so there is no serve command to emit; see the suggestions")
+    if not c.feasible:
+        raise TpplanError(f"the --tp layout TP{c.tp} x PP{c.pp} x {c.replicas} replica(s) does not run "
+                          f"({'; '.join(c.reasons)}), so there is no serve command to emit; leave out --tp for the "
+                          f"recommended layout's")
     model = m.hf_id or m.name
     per_node = plan.profile.gpus_per_node
     if c.gpus_used <= per_node:
