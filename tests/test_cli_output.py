@@ -173,4 +173,5 @@ def test_emit_with_tp_prints_the_fixed_layout(run_cli):
     bad = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--tp", "1", "--replicas", "8", "--emit", "vllm")
     assert (bad.code, bad.out) == (1, "")
     assert bad.err.startswith("Error: the --tp layout TP1 x PP1 x 8 replica(s) does not run (weights 131.4 GiB")
-    assert bad.err.endswith("so there is no serve command to emit; leave out --tp for the recommended layout's\n")
+    assert bad.err.endswith("so there is no serve command to emit; leave out --tp for the recommended layout's "
+                           "command\n")

@@ -237,28 +237,6 @@ def test_trtllm_prefill_attention_runs_at_the_hopper_native_flash_attention_shar
     assert again.efficiency.attention_prefill_matmul_native == 0.6
 
 
-def test_a_finite_run_of_whole_waves_runs_at_the_steady_state():
-    from tpplan.cost.batching import finite_run_tokens_per_s
-
-    rate = finite_run_tokens_per_s(num_requests=3000, concurrency=1000, output_len=2048, steady_tokens_per_s=5000.0,
-                                   tail_tokens_per_s=1.0)
-    assert rate == pytest.approx(5000.0)
-    # fewer requests than the concurrency: one wave at that smaller batch, whose rate the caller passes
-    assert finite_run_tokens_per_s(num_requests=500, concurrency=1000, output_len=128, steady_tokens_per_s=2500.0,
-                                   tail_tokens_per_s=1.0) == 2500.0
-
-
-def test_the_last_under_filled_wave_of_a_finite_run_lowers_its_rate():
-    from tpplan.cost.batching import finite_run_tokens_per_s
-
-    # 3000 requests of 2048 output tokens, 1461 at a time (Llama-2-70B FP8 TP8 on H100 in tpplan's plan): two full
-    # waves at 10,000 tok/s (2 x 1461 x 2048 / 10,000 = 598.4 s), then 78 requests at 1,500 tok/s (106.5 s)
-    rate = finite_run_tokens_per_s(num_requests=3000, concurrency=1461, output_len=2048, steady_tokens_per_s=10_000.0,
-                                   tail_tokens_per_s=1_500.0)
-    assert rate == pytest.approx(3000 * 2048 / (2 * 1461 * 2048 / 10_000 + 78 * 2048 / 1_500))
-    assert rate < 10_000.0
-
-
 def test_published_runs_use_the_request_counts_their_docs_state():
     import fidelity
 

@@ -162,7 +162,10 @@ def test_engine_rules_and_flags(run_cli):
     # the token movement that was modelled (tpplan.cost.moe.gathers_tokens), named so a changed default cannot move it
     assert "--all2all-backend allgather_reducescatter" in cmd
     plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=1)
-    assert "--all2all-backend" not in plan.serve_command()  # no EP: vLLM's all2all kernels are not used
+    # DP without EP still dispatches through the all2all manager vLLM builds whenever data_parallel_size > 1
+    assert "--all2all-backend allgather_reducescatter" in plan.serve_command()
+    dense = recommend("llama-8b", gpus=8, engine="vllm")
+    assert "--all2all-backend" not in dense.serve_command()  # a dense model has no MoE layer to dispatch
     plan = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="trtllm")
     plan.recommended = _cand(plan, tp=1, pp=1, dp=8, ep=8)
     cmd = plan.serve_command("trtllm")

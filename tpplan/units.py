@@ -24,6 +24,7 @@ US = 1e-6
 MS = 1e-3
 TERA = 1e12
 MILLION = 10**6
+MINUTE_S = 60
 HOUR_S = 3600
 
 _BYTES = {"b": 1, "kib": KiB, "mib": MiB, "gib": GiB, "tib": TiB, "kb": KB, "mb": MB, "gb": GB, "tb": TB}
@@ -109,6 +110,15 @@ def bytes_to_gib(n_bytes: float) -> float:
 
 def s_to_ms(seconds: float) -> float:
     return seconds / MS
+
+
+def format_duration(seconds: float, *, sep: str = " ") -> str:
+    """A length of time as people read it: seconds below 2 minutes, minutes below 2 hours, then hours."""
+    if seconds < 2 * MINUTE_S:
+        return f"{seconds:,.1f}{sep}s"
+    if seconds < 2 * HOUR_S:
+        return f"{seconds / MINUTE_S:,.1f}{sep}min"
+    return f"{seconds / HOUR_S:,.1f}{sep}h"
 
 
 def s_to_us(seconds: float) -> float:

@@ -82,21 +82,15 @@ def prefill_tokens_per_step(*, batch, input_len, output_len):
     return batch * input_len / output_len
 
 
-def finite_run_tokens_per_s(*, num_requests: int, concurrency: int, output_len: int, steady_tokens_per_s: float,
-                            tail_tokens_per_s: float) -> float:
-    """Output tokens/s of a finite offline run: `num_requests` requests of one length, all queued at t=0, served
-    `concurrency` at a time (trtllm-bench / gptManagerBenchmark max-throughput runs with uniform synthetic
-    lengths). Requests admitted together decode in step and finish together, so the run is waves:
-    W = num_requests // concurrency full waves, each of concurrency x output_len / steady_tokens_per_s seconds,
-    then, when R = num_requests - W x concurrency > 0, one last wave of R requests that runs at its own, smaller
-    batch (R x output_len / tail_tokens_per_s seconds). Rate = num_requests x output_len / (sum of the waves).
-    With num_requests <= concurrency the run is one wave at batch num_requests: pass that batch's rate as
-    steady_tokens_per_s. Admission staggered by chunked prefill smooths the boundaries between waves; the sum of
-    work is the same, so the model keeps only the under-filled last wave."""
+def job_makespan_s(*, num_requests: int, concurrency: int, output_len: int, step_s: float,
+                   tail_step_s: float) -> float:
+    """Seconds one replica takes for an offline job: `num_requests` requests of one length, all queued at t=0 and
+    served `concurrency` at a time (trtllm-bench / gptManagerBenchmark max-throughput runs with uniform synthetic
+    lengths, batch-inference jobs). Requests admitted together decode in step and finish together, so the job is
+    waves: W = num_requests // concurrency full waves of output_len steady steps of `step_s` each (every step
+    carries the wave's decode tokens and the prefill chunk of its share of prompts), then, when R = num_requests -
+    W x concurrency > 0, one last wave of R requests whose steps take `tail_step_s` (the step at R's own, smaller
+    batch): makespan = output_len x (W x step_s + tail_step_s). Admission staggered by chunked prefill smooths the
+    boundaries between waves; the work is the same, so the model keeps only the under-filled last wave."""
     full_waves, tail = divmod(num_requests, concurrency)
-    if full_waves == 0:
-        return steady_tokens_per_s
-    makespan_s = full_waves * concurrency * output_len / steady_tokens_per_s
-    if tail:
-        makespan_s += tail * output_len / tail_tokens_per_s
-    return num_requests * output_len / makespan_s
+    return output_len * (full_waves * step_s + (tail_step_s if tail else 0.0))

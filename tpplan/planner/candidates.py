@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from tpplan.cost.batching import (
     SchedulerLimits,
-    finite_run_tokens_per_s,
+    job_makespan_s,
     max_concurrency,
     prefill_tokens_per_step,
     scheduler_limits,
@@ -246,19 +246,17 @@ def _choose_batch(run, w: Workload, concurrency: int, *,
     latency limits allow. A job of `job_requests` requests per replica never runs more than that at once."""
     notes: list[str] = []
     by_job = job_requests is not None and job_requests < max(concurrency, 1)
-    if by_job:
-        concurrency = job_requests
+    limit = job_requests if by_job else concurrency
+    bound = f"the replica's share of --num-requests {w.num_requests}" if by_job else "KV memory and scheduler limits"
     if w.batch:
-        b = min(w.batch, concurrency) if concurrency >= 1 else w.batch
+        b = min(w.batch, limit) if limit >= 1 else w.batch
         if b < w.batch:
-            why = f"the replica's share of --num-requests {w.num_requests}" if by_job else \
-                "KV memory and scheduler limits"
-            notes.append(f"batch capped at {b} by {why} (asked {w.batch})")
+            notes.append(f"batch capped at {b} by {bound} (asked {w.batch})")
         perf = run(b)
         return b, perf, _limit_reasons(perf, w, b), notes
     if by_job:
-        notes.append(f"batch at most {job_requests}, the replica's share of --num-requests {w.num_requests}")
-    cap = max(1, concurrency)
+        notes.append(f"batch at most {job_requests}, {bound} (memory and scheduler allow {concurrency})")
+    cap = max(1, limit)
     if w.max_tpot_s is None and w.max_ttft_s is None:
         return cap, run(cap), [], notes
     lo, hi = 0, cap
@@ -271,7 +269,8 @@ def _choose_batch(run, w: Workload, concurrency: int, *,
     if lo == 0:
         return 1, run(1), _limit_reasons(run(1), w, 1), notes
     if lo < cap:
-        notes.append(f"batch capped at {lo} by the latency limits (memory and scheduler allow {cap})")
+        allowed = "the job's share allows" if by_job else "memory and scheduler allow"
+        notes.append(f"batch capped at {lo} by the latency limits ({allowed} {cap})")
     return lo, run(lo), [], notes
 
 
@@ -332,11 +331,11 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency, job_requests=job_requests)
     reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
-    per_replica = perf.output_tokens_per_s_per_replica if feasible else 0.0
+    throughput = perf.output_tokens_per_s_per_replica * replicas if feasible else 0.0
     job_s = None
     if feasible and job_requests:
-        job_s = job_time_s(run, requests=job_requests, batch=batch, steady=perf, output_len=w.output_len)
-        per_replica = w.num_requests * w.output_len / job_s / replicas
+        job_s = job_time_s(run, requests=job_requests, batch=batch, output_len=w.output_len, dp_attention=dp_attention)
+        throughput = w.num_requests * w.output_len / job_s
     return Candidate(
         **base, feasible=feasible, reasons=reasons, notes=tuple(notes),
         usable_bytes_per_gpu=mem.usable_bytes_per_gpu, weight_bytes_per_gpu=mem.weight_bytes_per_gpu,
@@ -348,19 +347,21 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         comm_share=perf.decode_step.communication_s / perf.decode_step.total_s,
         ttft_s=perf.prefill.total_s, ttft_under_load_s=perf.ttft_under_load_s, tpot_s=perf.decode_step.total_s,
         step_time_s=perf.steady_step.total_s, decode_step=perf.decode_step, prefill=perf.prefill, job_s=job_s,
-        **throughput_fields(per_replica * replicas, gpus_used=base["gpus_used"], profile=profile))
+        **throughput_fields(throughput, gpus_used=base["gpus_used"], profile=profile))
 
 
-def job_time_s(run, *, requests: int, batch: int, steady: Performance, output_len: int) -> float:
-    """Seconds one replica takes for `requests` requests queued at t=0, `batch` at a time: full waves at the
-    steady state of `batch`, then the remainder as one last wave at its own batch (`run(remainder)`), per
-    tpplan.cost.batching.finite_run_tokens_per_s. The job ends with its busiest replica (ceil(N / replicas))."""
-    tail = requests % batch if requests > batch else 0
-    steady_rate = steady.output_tokens_per_s_per_replica
-    tail_rate = run(tail).output_tokens_per_s_per_replica if tail else steady_rate
-    rate = finite_run_tokens_per_s(num_requests=requests, concurrency=batch, output_len=output_len,
-                                   steady_tokens_per_s=steady_rate, tail_tokens_per_s=tail_rate)
-    return requests * output_len / rate
+def job_time_s(run, *, requests: int, batch: int, output_len: int, dp_attention: int) -> float:
+    """Seconds one replica takes for `requests` requests queued at t=0, `batch` at a time
+    (tpplan.cost.batching.job_makespan_s): full waves at the step of `batch`, the remainder as one last wave at its
+    own. Under DP attention a wave of b requests puts ceil(b / dp) on the busiest rank and the step waits for it,
+    so each wave's step is that of dp x ceil(b / dp) sequences. The job ends with its busiest replica, which is
+    given ceil(N / replicas) requests."""
+    def step_s(b: int) -> float:
+        return run(dp_attention * ceil_div(b, dp_attention)).steady_step.total_s
+
+    tail = requests % batch
+    return job_makespan_s(num_requests=requests, concurrency=batch, output_len=output_len, step_s=step_s(batch),
+                          tail_step_s=step_s(tail) if tail else 0.0)
 
 
 def throughput_fields(output_tokens_per_s: float, *, gpus_used: int, profile: HardwareProfile) -> dict:

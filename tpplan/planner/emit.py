@@ -80,8 +80,12 @@ def _rank_batch(c: Candidate) -> int:
 def _must_cap_batch(c: Candidate, w: Workload) -> bool:
     """The engine must be told the running-sequence limit: the user set one (--max-num-seqs and its spellings), or
     the plan's batch is below what the engine would schedule on its own (KV and its default limit, which
-    `max_concurrent_sequences` already applies)."""
-    return w.max_num_seqs is not None or c.batch < c.max_concurrent_sequences
+    `max_concurrent_sequences` already applies) for a reason other than the size of a --num-requests job (a
+    workload size, not a server limit: the server admits what the job sends)."""
+    if w.max_num_seqs is not None:
+        return True
+    job_share = -(-w.num_requests // c.replicas) if w.num_requests else None
+    return c.batch < c.max_concurrent_sequences and c.batch != job_share
 
 
 _SERVER_FLAGS = {
@@ -107,7 +111,10 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
         args.append(f["kv_fp8"])
     if _must_cap_batch(c, w):
         args.append(f"{f['seqs']} {_rank_batch(c) if engine == 'vllm' else c.batch}")
-    if engine == "vllm" and c.ep > 1 and c.dp_attention > 1:  # FusedMoEParallelConfig.use_all2all_kernels: EP + DP
+    # vLLM builds its all2all manager from --all2all-backend whenever data_parallel_size > 1, EP or not
+    # (vllm/distributed/device_communicators/base_device_communicator.py: "as long as we use data parallel ... we
+    # initialize the all2all manager"), and an MoE layer under DP dispatches through it
+    if engine == "vllm" and plan.model.is_moe and c.dp_attention > 1:
         args.append(f"--all2all-backend {VLLM_ALL2ALL_BACKEND}")
     return args
 
@@ -225,7 +232,7 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     if not c.feasible:
         raise TpplanError(f"the --tp layout TP{c.tp} x PP{c.pp} x {c.replicas} replica(s) does not run "
                           f"({'; '.join(c.reasons)}), so there is no serve command to emit; leave out --tp for the "
-                          f"recommended layout's")
+                          f"recommended layout's command")
     model = m.hf_id or m.name
     per_node = plan.profile.gpus_per_node
     if c.gpus_used <= per_node:

@@ -75,6 +75,15 @@ def _speed(c: Candidate) -> str:
             f"{c.batch}, {100 * c.comm_share:.0f}% of each step in collectives")
 
 
+def _smaller_batch(other: Candidate, best: Candidate) -> str:
+    """Why `other` runs fewer sequences: the KV cache and the scheduler (its batch is all they allow), or a cap they
+    do not set (a latency limit, a --num-requests job's share, --batch), which its notes name."""
+    if other.batch >= other.max_concurrent_sequences:
+        return f"KV memory and the scheduler allow batch {other.batch} per replica vs {best.batch}"
+    cause = other.notes[0] if other.notes else "capped below what memory allows"
+    return f"it runs batch {other.batch} per replica vs {best.batch}: {cause}"
+
+
 def _versus(best: Candidate, other: Candidate, objective: str) -> str:
     if objective == "latency":
         gap = (other.tpot_s - best.tpot_s) / best.tpot_s * 100
@@ -91,7 +100,7 @@ def _versus(best: Candidate, other: Candidate, objective: str) -> str:
         why.append(f"its collectives take only {100 * other.comm_share:.0f}% of the step (vs "
                    f"{100 * best.comm_share:.0f}%), but that does not make up for the rest")
     if other.batch < best.batch:
-        why.append(f"KV memory allows batch {other.batch} per replica vs {best.batch}")
+        why.append(_smaller_batch(other, best))
     if other.pp > best.pp:
         why.append(f"{other.pp} pipeline stages split each batch into micro-batches")
     if not why:

@@ -281,9 +281,8 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
         raise TpplanError("--input-len and --output-len must be at least 1")
     if batch is not None and batch < 1:
         raise TpplanError(f"--batch {batch} must be at least 1")
-    if num_requests is not None and (num_requests < 1 or workload != "serve"):
-        raise TpplanError(f"--num-requests {num_requests} plans a serving job of at least 1 request; give a positive "
-                          f"count with --workload serve, or leave it out")
+    if num_requests is not None:
+        _check_job(num_requests, workload=workload, objective=objective)
     if not 0 < gpu_memory_utilization <= 1:
         raise TpplanError(f"--gpu-memory-utilization {gpu_memory_utilization} must be in (0, 1]")
     if moe_imbalance < 1:
@@ -292,6 +291,18 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
                         ("--price-per-gpu-hour", price_per_gpu_hour)):
         if value is not None and value <= 0:
             raise TpplanError(f"{name} {value} must be greater than 0; leave it out for no limit")
+
+
+def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
+    """--num-requests plans the throughput of an offline serving job."""
+    if num_requests < 1:
+        raise TpplanError(f"--num-requests {num_requests} must be at least 1")
+    if workload != "serve":
+        raise TpplanError(f"--num-requests applies to --workload serve (an offline serving job), not --workload "
+                          f"{workload}; leave it out")
+    if objective == "latency":
+        raise TpplanError("--num-requests plans a job's throughput and --objective latency one request at a time; "
+                          "use --objective throughput (or cost) with --num-requests, or leave it out")
 
 
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None:
@@ -303,8 +314,9 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
     a.setdefault("dtype", f"weights {w.dtype}, KV cache {w.kv_cache_dtype}")
     a.setdefault("gpu_memory_utilization", f"{w.gpu_memory_utilization:.2f}")
     throughput = (f"throughput = a job of {w.num_requests} requests queued at once, over its whole duration "
-                  f"(full waves of the batch, then the last under-filled one)" if w.num_requests
-                  else "throughput = continuous-batching steady state")
+                  f"(full waves of the batch, then the last under-filled one); TPOT, TTFT and their limits are "
+                  f"those of a steady wave (a request of a later wave also waits for the waves before it)"
+                  if w.num_requests else "throughput = continuous-batching steady state")
     a.setdefault("workload", f"{w.mode}: in {w.input_len} / out {w.output_len} tokens; decode context input + "
                              f"output/2; TTFT one prompt alone; {throughput}")
     a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from tpplan.planner.result import Plan, candidate_dict
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, note
 from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
-from tpplan.units import bytes_to_gib, s_to_ms
+from tpplan.units import bytes_to_gib, format_duration, s_to_ms
 
 if TYPE_CHECKING:
     from tpplan.planner.candidates import Candidate
@@ -55,14 +55,6 @@ def _ms(seconds: float | None) -> str:
     return f"{ms:.1f}" if ms < 10 else f"{ms:,.0f}"
 
 
-def _duration(seconds: float) -> str:
-    """A job's length as people read it: seconds below 2 minutes, then minutes, then hours."""
-    nb = "\u00a0"
-    if seconds < 120:
-        return f"{seconds:,.1f}{nb}s"
-    return f"{seconds / 60:,.1f}{nb}min" if seconds < 7200 else f"{seconds / 3600:,.1f}{nb}h"
-
-
 def _layout(c: Candidate) -> str:
     from tpplan.planner.explain import label
 
@@ -76,7 +68,8 @@ def _speed_words(plan: Plan, c: Candidate) -> str:
     if serve:
         parts += [f"TPOT {_ms(c.tpot_s)}{nb}ms", f"TTFT {_ms(c.ttft_s)}{nb}ms", f"{c.batch}{nb}seqs"]
         if c.job_s is not None:
-            parts.append(f"{plan.workload.num_requests:,}{nb}requests in {_duration(c.job_s)}")
+            n = plan.workload.num_requests
+            parts.append(f"{n:,}{nb}request{'s' if n != 1 else ''} in {format_duration(c.job_s, sep=nb)}")
     else:
         parts.append(f"step {c.step_time_s or 0:.2f}{nb}s")
     if c.cost_per_million_output_tokens is not None:
