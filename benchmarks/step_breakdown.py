@@ -1,5 +1,5 @@
 """Where a published TensorRT-LLM row's predicted step time goes: the continuous-batching step tpplan predicts
-for the row's layout, split into its terms (tpplan.cost.step.mixed_step_terms), beside the step the measured
+for the row's layout, split into its terms (tpplan.cost.step.steady_step_terms), beside the step the measured
 throughput implies at the same batch (batch / measured output tokens/s), and the engine limits the row ran with.
 
     .venv/bin/python benchmarks/step_breakdown.py --model "Llama 3.1 8B" --hardware H100 --tp 1
@@ -23,8 +23,9 @@ import fidelity as F
 
 from tpplan.cost.batching import prefill_tokens_per_step
 from tpplan.cost.coefficients import coefficients
-from tpplan.cost.step import _routed_experts_s, mixed_step_terms
+from tpplan.cost.step import _routed_experts_s, steady_step_terms
 from tpplan.hardware.loader import resolve_profile
+from tpplan.planner.candidates import engine_limits
 from tpplan.planner.plan import recommend
 from tpplan.planner.workload import WORKLOAD_DEFAULTS
 from tpplan.units import s_to_ms
@@ -56,8 +57,9 @@ def breakdown(r: dict) -> dict | None:
     c = coefficients(plan.model, profile, tp=lay_tp, dtype=dtype, kv_cache_dtype=kv, engine="trtllm", ep=ep,
                      dp_attention=dp, moe_imbalance=WORKLOAD_DEFAULTS.moe_imbalance)
     b = cand.batch / dp
-    terms = mixed_step_terms(c, profile, batch=b, context_len=isl + osl / 2, input_len=isl,
-                             prefill_tokens=prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl))
+    terms = steady_step_terms(c, profile, batch=b, context_len=isl + osl / 2, input_len=isl,
+                              prefill_tokens=prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl),
+                              token_budget=engine_limits(profile, plan.workload).max_num_batched_tokens)
     measured = float(r["value"]) * (tp if r["metric"] == "output_throughput_per_gpu" else 1)
     tokens = b + prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl)
     moe_routed_s = c.num_moe_layers * _routed_experts_s(c, tokens) if c.num_moe_layers else 0.0

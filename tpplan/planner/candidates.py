@@ -22,8 +22,8 @@ from tpplan.cost.step import (
     allreduce_bytes_per_layer,
     decode_step,
     micro_batches,
-    mixed_step,
     prefill,
+    steady_step,
 )
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.engines import tp_violation
@@ -204,7 +204,8 @@ class Performance:
 def serving_performance(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, *, kv_cache_tokens: int,
                         batch, input_len, output_len, sequence_parallel: bool = False) -> Performance:
     """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
-    batch / (time of a step carrying batch decode tokens + batch x input / output prefill tokens).
+    batch / (mean time of a step carrying batch decode tokens + batch x input / output prefill tokens on average,
+    admitted in whole prompts or budget-sized chunks: tpplan.cost.step.steady_step).
     With DP attention each of the dp ranks runs batch / dp sequences under its own scheduler and KV cache
     (`kv_cache_tokens` is one GPU's), and a prompt prefilled alone keeps the other ranks idle."""
     ctx = input_len + output_len / 2
@@ -213,8 +214,8 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     concurrency = dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
                                        output_len=output_len, micro_batches=c.pp)
     chunk = prefill_tokens_per_step(batch=rank_batch, input_len=input_len, output_len=output_len)
-    steady = mixed_step(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
-                        sequence_parallel=sequence_parallel)
+    steady = steady_step(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
+                         token_budget=limits.max_num_batched_tokens, sequence_parallel=sequence_parallel)
     # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one
     # chunk per round (its next chunk waits for the previous one to leave the last stage)
     room = maximum(limits.max_num_batched_tokens - rank_batch / micro_batches(c, rank_batch), 1)
