@@ -1,5 +1,5 @@
 """Where a published TensorRT-LLM row's predicted step time goes: the continuous-batching step tpplan predicts
-for the row's layout, split into its terms (tpplan.cost.step.steady_step_terms), beside the step the measured
+for the row's layout, split into its terms (tpplan.cost.steady.steady_state_terms), beside the step the measured
 throughput implies at the same batch (batch / measured output tokens/s), and the engine limits the row ran with.
 
     .venv/bin/python benchmarks/step_breakdown.py --model "Llama 3.1 8B" --hardware H100 --tp 1
@@ -23,7 +23,8 @@ import fidelity as F
 
 from tpplan.cost.batching import prefill_tokens_per_step
 from tpplan.cost.coefficients import coefficients
-from tpplan.cost.step import _routed_experts_s, steady_step_terms
+from tpplan.cost.steady import prefill_room_tokens, prefill_units, steady_state_terms
+from tpplan.cost.step import _routed_experts_s
 from tpplan.hardware.loader import resolve_profile
 from tpplan.planner.candidates import engine_limits
 from tpplan.planner.plan import recommend
@@ -57,12 +58,18 @@ def breakdown(r: dict) -> dict | None:
     c = coefficients(plan.model, profile, tp=lay_tp, dtype=dtype, kv_cache_dtype=kv, engine="trtllm", ep=ep,
                      dp_attention=dp, moe_imbalance=WORKLOAD_DEFAULTS.moe_imbalance)
     b = cand.batch / dp
-    terms = steady_step_terms(c, profile, batch=b, context_len=isl + osl / 2, input_len=isl,
-                              prefill_tokens=prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl),
-                              token_budget=engine_limits(profile, plan.workload).max_num_batched_tokens)
+    budget = engine_limits(profile, plan.workload).max_num_batched_tokens
+    chunk = prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl)
+    terms = steady_state_terms(c, profile, batch=b, context_len=isl + osl / 2, input_len=isl, prefill_tokens=chunk,
+                               token_budget=budget, lockstep_ranks=dp)
     measured = float(r["value"]) * (tp if r["metric"] == "output_throughput_per_gpu" else 1)
-    tokens = b + prefill_tokens_per_step(batch=b, input_len=isl, output_len=osl)
-    moe_routed_s = c.num_moe_layers * _routed_experts_s(c, tokens) if c.num_moe_layers else 0.0
+    units = prefill_units(prefill_tokens=chunk, input_len=isl,
+                          room_tokens=prefill_room_tokens(c, batch=b, token_budget=budget))
+    share = 1 - (1 - units.high_share) ** dp
+    moe_routed_s = 0.0
+    if c.num_moe_layers:  # the routed experts' part of mlp, the same mean of the two kinds of step
+        moe_routed_s = c.num_moe_layers * ((1 - share) * _routed_experts_s(c, b + units.low_tokens)
+                                           + share * _routed_experts_s(c, b + units.high_tokens))
     return {"batch": cand.batch, "layout": "DEP" if dp > 1 else "TP", "limits": limits, "measured": measured,
             "predicted": cand.output_tokens_per_s, "predicted_step_s": cand.batch / cand.output_tokens_per_s,
             "implied_step_s": cand.batch / measured, "terms": terms, "moe_routed_s": moe_routed_s}

@@ -245,3 +245,34 @@ def test_published_runs_use_the_request_counts_their_docs_state():
     assert fidelity.num_requests(row | {"engine_version": "0.10.0"}) == 2000  # gptManagerBenchmark, 2000 requests
     assert fidelity.num_requests(row | {"engine_version": "0.12.0", "isl": "500", "osl": "2000"}) is None
     assert fidelity.num_requests(row | {"engine_version": "1.0", "isl": "1000", "osl": "2000"}) == 1500
+
+
+@pytest.mark.parametrize("model,engine,lengths", [
+    ("llama-8b", "vllm", (2048, 128)), ("llama-70b", "trtllm", (128, 2048)), ("mixtral", "sglang", (1024, 256)),
+    ("deepseek-v3", "vllm", (1000, 1000))])
+def test_ttft_under_load_is_never_below_the_prompt_alone(model, engine, lengths):
+    plan = recommend(model, hardware="hgx-h200", gpus=8, engine=engine, input_len=lengths[0], output_len=lengths[1])
+    ran = [c for c in plan.candidates if c.feasible]
+    assert ran
+    for c in ran:
+        assert c.ttft_under_load_s >= c.ttft_s
+
+
+def test_a_ttft_limit_below_the_prompt_alone_rejects_the_layout():
+    # the prompt's own prefill (57 ms for 2048 tokens of Llama-3.1-8B on one H100) cannot be beaten under load
+    plan = recommend("llama-8b", gpus=1, input_len=2048, output_len=128, max_ttft_ms=30)
+    assert plan.recommended is None
+    assert any("exceeds --max-ttft-ms 30.0" in r for r in plan.candidates[0].reasons)
+
+
+def test_sglang_runs_prefill_batches_alone_and_vllm_mixes_them():
+    from tpplan.cost.batching import scheduler_limits
+
+    kw = dict(gpu_name="H100", gpu_memory_bytes=80 * 2**30)
+    assert not scheduler_limits("sglang", **kw).mixes_prefill
+    assert scheduler_limits("vllm", **kw).mixes_prefill and scheduler_limits("trtllm", **kw).mixes_prefill
+    # same layout, same batch: the SGLang step pays the prompt's weight streaming on its own
+    v = recommend("llama-70b", gpus=8, engine="vllm", batch=64, tp=8, input_len=2048, output_len=128).chosen
+    s = recommend("llama-70b", gpus=8, engine="sglang", batch=64, tp=8, input_len=2048, output_len=128).chosen
+    assert v.batch == s.batch == 64 and v.tpot_s == pytest.approx(s.tpot_s, rel=0.02)
+    assert s.step_time_s > v.step_time_s

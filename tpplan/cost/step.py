@@ -271,47 +271,6 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
                           head_s=_head_s(c, b), tokens=b + p, sequences=b + p / input_len, micro_batches=m)
 
 
-def prefill_units(*, prefill_tokens, input_len, room_tokens, micro_batches=1):
-    """How a steady state's `prefill_tokens` per step arrive: ((weight, tokens), (weight, tokens)), two kinds of
-    step whose weights sum to 1 and whose mean is `prefill_tokens`. Schedulers admit prefill in units, not evenly
-    over every step: a waiting prompt enters whole when it fits in the step's token budget left after the decode
-    tokens (`room_tokens`, per micro-batch), else as a chunk of that room. vLLM V1 `Scheduler.schedule`
-    (vllm/v1/core/sched/scheduler.py) schedules the running requests, then admits waiting ones with
-    min(remaining prompt, token_budget) tokens (long_prefill_token_threshold off by default); TensorRT-LLM's
-    MicroBatchScheduler (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp) takes a context request whole if
-    it fits maxNumTokens and, with chunked context, shrinks chunks to the capacity left by the generation tokens.
-    With u = min(input_len, room) and n = prefill_tokens / (micro_batches x u) units per micro-batch step, a
-    share frac(n) of the steps carries ceil(n) units and the rest floor(n)."""
-    unit = minimum(input_len, room_tokens)
-    n = prefill_tokens / (micro_batches * unit)
-    frac = n % 1
-    low = n - frac
-    return (1 - frac, micro_batches * unit * low), (frac, micro_batches * unit * (low + 1))
-
-
-def steady_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens, input_len,
-                token_budget: int, sequence_parallel=False) -> StepTime:
-    """The mean step of a continuous-batching steady state: `batch` decode tokens each step and `prefill_tokens`
-    per step on average, in the units the scheduler admits them (`prefill_units`; `token_budget` = the engine's
-    max_num_batched_tokens / max_num_tokens). A step is max(compute, memory) per kernel, convex in its tokens, so
-    steps that carry a whole prompt and steps that stream the weights for the decode tokens alone take longer on
-    average than `prefill_tokens` spread over every step (`mixed_step`) wherever fewer than one prompt enters a
-    step; with many small prompts per step the two agree."""
-    m = micro_batches(c, batch)
-    room = maximum(token_budget - batch / m, 1)
-    (w_low, p_low), (w_high, p_high) = prefill_units(prefill_tokens=prefill_tokens, input_len=input_len,
-                                                     room_tokens=room, micro_batches=m)
-    low = mixed_step(c, profile, batch=batch, context_len=context_len, prefill_tokens=p_low, input_len=input_len,
-                     sequence_parallel=sequence_parallel)
-    if isinstance(w_high, int | float) and w_high == 0:
-        return low
-    high = mixed_step(c, profile, batch=batch, context_len=context_len, prefill_tokens=p_high, input_len=input_len,
-                      sequence_parallel=sequence_parallel)
-    return step_time(compute_s=w_low * low.compute_s + w_high * high.compute_s,
-                     communication_s=w_low * low.communication_s + w_high * high.communication_s,
-                     overhead_s=w_low * low.overhead_s + w_high * high.overhead_s)
-
-
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:
     """Bytes all-reduced per layer per forward step (0 at tp 1)."""
     return 0 if c.tp == 1 else c.allreduces_per_layer * tokens * c.hidden_size * c.act_bytes
@@ -325,7 +284,7 @@ def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, contex
     mixed_step(...).total_s (tested), and the fidelity benchmark prints them beside what a measured throughput
     implies (benchmarks/step_breakdown.py)."""
     if c.pp != 1:
-        raise TpplanError("mixed_step_terms: PP steps interleave micro-batches; use mixed_step")
+        raise TpplanError("mixed_step_terms: PP steps interleave micro-batches; use mixed_step / steady_state")
     tokens, pairs = batch + prefill_tokens, prefill_tokens / input_len * causal_pairs(c, input_len)
     projections, mlp = _attention_projections_s(c, tokens), _mlp_time_s(c, tokens)
     decode_attn = _decode_attention_s(c, batch, context_len)
@@ -335,14 +294,3 @@ def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, contex
             "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
             "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False),
             "overhead_s": c.step_overhead_s}
-
-
-def steady_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens, input_len,
-                      token_budget: int) -> dict[str, object]:
-    """`steady_step` of one replica without PP split into the terms of `mixed_step_terms`, each the same weighted
-    mean of the two kinds of step (`prefill_units`); they sum to steady_step(...).total_s (tested)."""
-    room = maximum(token_budget - batch, 1)
-    kinds = prefill_units(prefill_tokens=prefill_tokens, input_len=input_len, room_tokens=room)
-    parts = [(w, mixed_step_terms(c, profile, batch=batch, context_len=context_len, prefill_tokens=p,
-                                  input_len=input_len)) for w, p in kinds]
-    return {k: sum(w * terms[k] for w, terms in parts) for k in parts[0][1]}

@@ -17,13 +17,12 @@ from tpplan.cost.batching import (
     scheduler_limits,
 )
 from tpplan.cost.coefficients import Coefficients, coefficients, mlp_activation_widths
+from tpplan.cost.steady import prefill_room_tokens, steady_state
 from tpplan.cost.step import (
     StepTime,
     allreduce_bytes_per_layer,
     decode_step,
-    micro_batches,
     prefill,
-    steady_step,
 )
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.engines import tp_violation
@@ -205,7 +204,7 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
                         batch, input_len, output_len, sequence_parallel: bool = False) -> Performance:
     """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
     batch / (mean time of a step carrying batch decode tokens + batch x input / output prefill tokens on average,
-    admitted in whole prompts or budget-sized chunks: tpplan.cost.step.steady_step).
+    admitted in whole prompts or budget-sized chunks: tpplan.cost.steady).
     With DP attention each of the dp ranks runs batch / dp sequences under its own scheduler and KV cache
     (`kv_cache_tokens` is one GPU's), and a prompt prefilled alone keeps the other ranks idle."""
     ctx = input_len + output_len / 2
@@ -214,18 +213,22 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     concurrency = dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
                                        output_len=output_len, micro_batches=c.pp)
     chunk = prefill_tokens_per_step(batch=rank_batch, input_len=input_len, output_len=output_len)
-    steady = steady_step(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
-                         token_budget=limits.max_num_batched_tokens, sequence_parallel=sequence_parallel)
-    # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one
-    # chunk per round (its next chunk waits for the previous one to leave the last stage)
-    room = maximum(limits.max_num_batched_tokens - rank_batch / micro_batches(c, rank_batch), 1)
+    state = steady_state(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
+                         token_budget=limits.max_num_batched_tokens, mixes_prefill=limits.mixes_prefill,
+                         lockstep_ranks=dp, sequence_parallel=sequence_parallel)
     alone = c if dp == 1 else replace(c, moe=replace(c.moe, busy_ranks=1))
+    first = prefill(alone, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel)
+    # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one chunk
+    # per round in a step that carries it (its next chunk waits for the previous one to leave the last stage); never
+    # sooner than the prompt prefilled alone
+    room = limits.max_num_batched_tokens if not limits.mixes_prefill and c.pp == 1 else \
+        prefill_room_tokens(c, batch=rank_batch, token_budget=limits.max_num_batched_tokens)
     return Performance(
         max_concurrent_sequences=concurrency,
         decode_step=decode_step(c, profile, batch=rank_batch, context_len=ctx, sequence_parallel=sequence_parallel),
-        prefill=prefill(alone, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel),
-        steady_step=steady, ttft_under_load_s=ceil_div(input_len, room) * steady.total_s,
-        output_tokens_per_s_per_replica=batch / steady.total_s)
+        prefill=first, steady_step=state.mean,
+        ttft_under_load_s=maximum(ceil_div(input_len, room) * state.with_prompt.total_s, first.total_s),
+        output_tokens_per_s_per_replica=batch / state.mean.total_s)
 
 
 def _limit_reasons(perf: Performance, w: Workload, batch: int) -> list[str]:
