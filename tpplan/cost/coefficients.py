@@ -22,6 +22,7 @@ from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
 from tpplan.models.formats import SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
 from tpplan.models.kv import kv_bytes_per_token_per_layer
+from tpplan.models.moe_backends import TokenMovement
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
@@ -155,10 +156,12 @@ def _mlp_width_per_gpu(spec: ModelSpec, tp: int) -> int:
 
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
                  kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
-                 dp_attention: int = 1, moe_imbalance: float = 1.0, sustained: bool = True) -> Coefficients:
+                 dp_attention: int = 1, moe_imbalance: float = 1.0, moe_dispatch: TokenMovement | None = None,
+                 sustained: bool = True) -> Coefficients:
     """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness).
     `sustained` False: FLOP rates of a short measurement, not of continuous load (tpplan.cost.kernels.kernel_rates).
-    `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank)."""
+    `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank);
+    `moe_dispatch` forces their token movement ("gather" / "all2all"; None: the engine's default)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
     chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
@@ -200,7 +203,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes,
-                        nvlink_domain_gpus=profile.nvlink_domain_size),
+                        nvlink_domain_gpus=profile.nvlink_domain_size, dispatch=moe_dispatch),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
                           sustained=sustained))
@@ -221,17 +224,18 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int, nvlink_domain_gpus: int) -> MoeLayout | None:
+                act_bytes: int, nvlink_domain_gpus: int, dispatch: TokenMovement | None = None) -> MoeLayout | None:
     """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). Whether EP +
-    DP attention gathers tokens or dispatches them all-to-all, and over how many GPUs, is the engine's default
-    (`gathers_tokens`, `gather_ranks` in tpplan.cost.moe)."""
+    DP attention gathers tokens or dispatches them all-to-all is `dispatch` when the user forced a backend, else the
+    engine's default; over how many GPUs a gather runs is the engine's (`gathers_tokens`, `gather_ranks` in
+    tpplan.cost.moe)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
     shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
     one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
     gather = ep > 1 and gathers_tokens(engine=engine, ep=ep, experts_per_token=spec.num_experts_per_tok,
-                                       nvlink_domain_gpus=nvlink_domain_gpus)
+                                       nvlink_domain_gpus=nvlink_domain_gpus, forced=dispatch)
     return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,
                      gather_dispatch=gather, gather_ranks=gather_ranks(engine=engine, tp=tp, dp_attention=dp_attention),
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,

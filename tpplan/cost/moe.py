@@ -18,7 +18,10 @@ Token movement around each MoE layer, per GPU (`tokens` = tokens of one DP rank 
   decode) and normal mode (high-throughput kernels, prefill) are the fabric's LL and Simple protocol parameters
   of the profile: the cheaper one is taken per message size, over NVLink inside a domain and the network beyond.
 - dp_attention > 1 with ep = 1, or with ep = G where the engine gathers instead (`gather_dispatch`, the default of
-  every engine planned here except TensorRT-LLM on a multi-node NVLink fabric; see `gathers_tokens`): an
+  every engine planned here except TensorRT-LLM on a multi-node NVLink fabric, unless the user forces an all-to-all
+  backend: vLLM --all2all-backend deepep_low_latency etc., SGLang --moe-a2a-backend deepep etc.; see
+  `gathers_tokens` and tpplan.models.moe_backends. A forced backend changes EP layouts only: vLLM runs its
+  all-to-all kernels only with EP, FusedMoEParallelConfig.use_all2all_kernels = dp_size > 1 and use_ep): an
   all-gather of every rank's tokens before the experts and a reduce-scatter after (S = T x hidden x act_bytes, the
   full gathered buffer) over `gather_ranks` GPUs; the routing kernels then run over all T gathered tokens on every
   GPU. SGLang and TensorRT-LLM gather over all G GPUs; vLLM over its DP group only (one GPU per attention-TP rank),
@@ -50,6 +53,7 @@ from dataclasses import dataclass
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import KernelRates, elementwise_time_s, matmul_time_s
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.moe_backends import TokenMovement
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,11 +126,15 @@ the output (python/sglang/srt/layers/dp_attention.py `_dp_gather`, `dp_reduce_sc
 --moe-a2a-backend deepep / mooncake / mori keeps tokens on their rank and dispatches them all-to-all."""
 
 
-def gathers_tokens(*, engine: str, ep: int, experts_per_token: int, nvlink_domain_gpus: int) -> bool:
-    """Whether `engine` at its default backend moves the tokens of an EP (ep > 1) + DP-attention layout by all-gather
-    + reduce-scatter (True) or by all-to-all dispatch and combine (False): always for vLLM and SGLang
-    (`GATHERING_ENGINES`), TensorRT-LLM except on multi-node NVLink with ep > top_k (`trtllm_gathers_tokens`);
-    all-to-all for any other engine."""
+def gathers_tokens(*, engine: str, ep: int, experts_per_token: int, nvlink_domain_gpus: int,
+                   forced: TokenMovement | None = None) -> bool:
+    """Whether `engine` moves the tokens of an EP (ep > 1) + DP-attention layout by all-gather + reduce-scatter
+    (True) or by all-to-all dispatch and combine (False). `forced` (the user's --all2all-backend / --moe-a2a-backend,
+    tpplan.models.moe_backends.token_movement) overrides the engine's default; None: the default, always gather for
+    vLLM and SGLang (`GATHERING_ENGINES`), TensorRT-LLM except on multi-node NVLink with ep > top_k
+    (`trtllm_gathers_tokens`), all-to-all for any other engine."""
+    if forced is not None:
+        return forced == "gather"
     if engine == "trtllm":
         return trtllm_gathers_tokens(ep=ep, experts_per_token=experts_per_token,
                                      nvlink_domain_gpus=nvlink_domain_gpus)

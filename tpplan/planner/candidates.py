@@ -308,7 +308,8 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
     if tp_violation(spec, lay.tp, engine=w.engine) or rules:
         return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,
-                     engine=w.engine, ep=lay.ep, dp_attention=lay.dp_attention, moe_imbalance=w.moe_imbalance)
+                     engine=w.engine, ep=lay.ep, dp_attention=lay.dp_attention, moe_imbalance=w.moe_imbalance,
+                     moe_dispatch=w.moe_dispatch)
     mem = layout_memory(spec, profile, c, w)
     return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *mem.reasons), coefficients=c, memory=mem)
 

@@ -24,7 +24,12 @@ Flags are spelled as each engine's current documentation spells them:
   spelled as a flag since the env variable VLLM_ALL2ALL_BACKEND was retired; docs.vllm.ai/en/latest/serving/
   expert_parallel_deployment/), so the command keeps running what was planned if the default moves (vllm-project/
   vllm PR #54268 proposes FlashInfer's all-to-all on GB200). SGLang's default --moe-a2a-backend none and
-  TensorRT-LLM's own choice are what is modelled, so their commands leave them unset.
+  TensorRT-LLM's own choice are what is modelled, so their commands leave them unset. A backend the user forced
+  (`recommend --all2all-backend`, alias --moe-a2a-backend; tpplan.models.moe_backends) is printed for the EP +
+  DP-attention layouts it was priced on: vLLM --all2all-backend <value>, SGLang --moe-a2a-backend <value> (its
+  --deepep-mode stays at auto, normal kernels for prefill and low-latency for decode, which is how the all-to-all is
+  priced: the cheaper protocol per message). A DP-attention layout without EP gathers whatever the backend, so its
+  command keeps vLLM's allgather_reducescatter and leaves SGLang's default.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
 from tpplan.models.engines import EMITTERS
+from tpplan.models.moe_backends import ENGINE_DEFAULT_BACKEND
 from tpplan.planner.layouts import ATTENTION_DP_YAML, layout_flags
 from tpplan.planner.workload import Workload
 
@@ -52,7 +58,7 @@ class Plan(Protocol):
     recommended: Candidate | None
 
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-VLLM_ALL2ALL_BACKEND = "allgather_reducescatter"
+VLLM_ALL2ALL_BACKEND = ENGINE_DEFAULT_BACKEND["vllm"]
 """vLLM's MoE token movement that tpplan.cost.moe models for EP + DP attention (vllm/config/parallel.py default)."""
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
@@ -115,8 +121,19 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
     # (vllm/distributed/device_communicators/base_device_communicator.py: "as long as we use data parallel ... we
     # initialize the all2all manager"), and an MoE layer under DP dispatches through it
     if engine == "vllm" and plan.model.is_moe and c.dp_attention > 1:
-        args.append(f"--all2all-backend {VLLM_ALL2ALL_BACKEND}")
+        args.append(f"--all2all-backend {moe_backend(w, c) or VLLM_ALL2ALL_BACKEND}")
+    if engine == "sglang" and moe_backend(w, c):
+        args.append(f"--moe-a2a-backend {moe_backend(w, c)}")
     return args
+
+
+def moe_backend(w: Workload, c: Candidate) -> str | None:
+    """The backend the user forced (--all2all-backend / --moe-a2a-backend) where it is what the plan priced: an EP +
+    DP-attention layout (tpplan.cost.moe applies a forced backend to those only), other than the engine's own default;
+    None: the command names the engine's default (vLLM) or leaves it unset (SGLang)."""
+    if w.moe_dispatch is None or c.ep == 1 or c.dp_attention == 1:
+        return None
+    return None if w.all2all_backend == ENGINE_DEFAULT_BACKEND[w.engine] else w.all2all_backend
 
 
 def _trtllm_args(plan: Plan, c: Candidate) -> list[str]:

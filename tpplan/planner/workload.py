@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tpplan.models.dtypes import resolve_dtype
+from tpplan.models.moe_backends import TokenMovement, token_movement
 from tpplan.models.spec import ModelSpec
 
 Objective = Literal["throughput", "latency", "gpus", "cost"]
@@ -64,6 +65,11 @@ class Workload:
     sqrt(8 experts per rank)). 1.2 is an assumption inside that measured range, not a measurement for EP8; no
     engine enables EPLB by default."""
 
+    all2all_backend: str = "auto"
+    """MoE token movement under EP + DP attention, as the engine spells it (vLLM --all2all-backend, SGLang
+    --moe-a2a-backend): "auto" = the engine's default (tpplan.cost.moe.gathers_tokens), else one of the engine's
+    values (tpplan.models.moe_backends.ALL2ALL_BACKENDS), which forces all-gather + reduce-scatter or all-to-all."""
+
     def __post_init__(self) -> None:
         if self.gpus < 1:
             raise ValueError("gpus must be >= 1")
@@ -73,6 +79,12 @@ class Workload:
             raise ValueError("moe_imbalance must be >= 1")
         if self.num_requests is not None and self.num_requests < 1:
             raise ValueError("num_requests must be >= 1")
+
+    @property
+    def moe_dispatch(self) -> TokenMovement | None:
+        """The token movement `all2all_backend` forces ("gather" / "all2all"), None for the engine's default; raises
+        TpplanError for a value `engine` does not have (tpplan.models.moe_backends.token_movement)."""
+        return token_movement(self.engine, self.all2all_backend)
 
     @property
     def decode_context_len(self) -> float:

@@ -11,6 +11,7 @@ from tpplan.units import bytes_to_gib, s_to_ms
 # (label, Candidate field, to display units, format, higher is better)
 _ROWS = (("tok/s", "output_tokens_per_s", float, "{:,.0f}", True),
          ("tok/s per GPU", "output_tokens_per_s_per_gpu", float, "{:,.0f}", True),
+         ("job s", "job_s", float, "{:,.1f}", False),  # --num-requests only (None otherwise: the row is left out)
          ("TPOT ms", "tpot_s", s_to_ms, "{:.1f}", False), ("TTFT ms", "ttft_s", s_to_ms, "{:.1f}", False),
          ("seqs per replica", "batch", int, "{}", True),
          ("weights GiB/GPU", "weight_bytes_per_gpu", bytes_to_gib, "{:.1f}", False),
