@@ -263,6 +263,7 @@ def test_a_ttft_limit_below_the_prompt_alone_rejects_the_layout():
     plan = recommend("llama-8b", gpus=1, input_len=2048, output_len=128, max_ttft_ms=30)
     assert plan.recommended is None
     assert any("exceeds --max-ttft-ms 30.0" in r for r in plan.candidates[0].reasons)
+    assert plan.explanation[0] == "No layout of Llama-3.1-8B meets the latency limits on 1 x H100 SXM5 80GB."
 
 
 def test_sglang_runs_prefill_batches_alone_and_vllm_mixes_them():

@@ -35,6 +35,9 @@ class SchedulerLimits:
     mixes_prefill: bool = True
     """True: a step carries decode tokens and prefill together (vLLM chunked prefill, TensorRT-LLM in-flight
     batching); False: prefill batches run alone (SGLang without --enable-mixed-chunk). tpplan.cost.steady."""
+    budget_per_dp_rank: bool = False
+    """True: with DP attention each rank gets max_num_batched_tokens / dp (SGLang divides chunked_prefill_size by
+    dp_size when --enable-dp-attention, python/sglang/srt/server_args.py); False: each rank has the whole budget."""
 
 
 def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_num_seqs: int | None = None,
@@ -57,7 +60,8 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
         seqs, tokens, block, full = (1024, 8192, 16, False) if large else (256, 2048, 16, False)
     return SchedulerLimits(max_num_seqs=max_num_seqs or seqs, max_num_batched_tokens=max_num_batched_tokens or tokens,
                            block_size_tokens=block, reserve_full_sequence=full,
-                           limits_per_micro_batch=engine == "trtllm", mixes_prefill=engine != "sglang")
+                           limits_per_micro_batch=engine == "trtllm", mixes_prefill=engine != "sglang",
+                           budget_per_dp_rank=engine == "sglang")
 
 
 def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):

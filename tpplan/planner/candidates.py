@@ -34,6 +34,8 @@ from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK
 from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, s_to_ms
 
 FP32_BYTES = 4
+LATENCY_LIMIT_WORDS = "exceeds --max-"
+"""The words every latency-limit rejection carries (`_limit_reasons`), so the explanation can tell them apart."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,16 +215,17 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     concurrency = dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
                                        output_len=output_len, micro_batches=c.pp)
     chunk = prefill_tokens_per_step(batch=rank_batch, input_len=input_len, output_len=output_len)
+    budget = limits.max_num_batched_tokens // dp if limits.budget_per_dp_rank else limits.max_num_batched_tokens
     state = steady_state(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
-                         token_budget=limits.max_num_batched_tokens, mixes_prefill=limits.mixes_prefill,
-                         lockstep_ranks=dp, sequence_parallel=sequence_parallel)
+                         token_budget=budget, mixes_prefill=limits.mixes_prefill, lockstep_ranks=dp,
+                         sequence_parallel=sequence_parallel)
     alone = c if dp == 1 else replace(c, moe=replace(c.moe, busy_ranks=1))
     first = prefill(alone, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel)
     # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one chunk
     # per round in a step that carries it (its next chunk waits for the previous one to leave the last stage); never
     # sooner than the prompt prefilled alone
-    room = limits.max_num_batched_tokens if not limits.mixes_prefill and c.pp == 1 else \
-        prefill_room_tokens(c, batch=rank_batch, token_budget=limits.max_num_batched_tokens)
+    room = budget if not limits.mixes_prefill and c.pp == 1 else \
+        prefill_room_tokens(c, batch=rank_batch, token_budget=budget)
     return Performance(
         max_concurrent_sequences=concurrency,
         decode_step=decode_step(c, profile, batch=rank_batch, context_len=ctx, sequence_parallel=sequence_parallel),
@@ -235,10 +238,10 @@ def _limit_reasons(perf: Performance, w: Workload, batch: int) -> list[str]:
     """Latency limits checked at the batch the candidate runs."""
     out = []
     if w.max_tpot_s is not None and perf.decode_step.total_s > w.max_tpot_s:
-        out.append(f"TPOT {s_to_ms(perf.decode_step.total_s):.2f} ms at batch {batch} exceeds --max-tpot-ms "
+        out.append(f"TPOT {s_to_ms(perf.decode_step.total_s):.2f} ms at batch {batch} {LATENCY_LIMIT_WORDS}tpot-ms "
                    f"{s_to_ms(w.max_tpot_s):.2f}")
     if w.max_ttft_s is not None and perf.ttft_under_load_s > w.max_ttft_s:
-        out.append(f"TTFT {s_to_ms(perf.ttft_under_load_s):.1f} ms at batch {batch} exceeds --max-ttft-ms "
+        out.append(f"TTFT {s_to_ms(perf.ttft_under_load_s):.1f} ms at batch {batch} {LATENCY_LIMIT_WORDS}ttft-ms "
                    f"{s_to_ms(w.max_ttft_s):.1f}")
     return out
 

@@ -108,10 +108,20 @@ def _versus(best: Candidate, other: Candidate, objective: str) -> str:
     return f"{label(other)}: {gap:.0f}% fewer tok/s per GPU; " + "; ".join(why)
 
 
+def nothing_runs(plan: Plan) -> str:
+    """Why no layout was recommended, in one clause: "fits N x GPU", or, when some layout fits but only the latency
+    limits reject it, "meets the latency limits on N x GPU"."""
+    from tpplan.planner.candidates import LATENCY_LIMIT_WORDS
+
+    where = f"{plan.workload.gpus} x {plan.profile.gpu.name}"
+    limited = any(c.reasons and all(LATENCY_LIMIT_WORDS in r for r in c.reasons) for c in plan.candidates)
+    return f"meets the latency limits on {where}" if limited else f"fits {where}"
+
+
 def explain(plan: Plan) -> list[str]:
     best, objective = plan.recommended, plan.workload.objective
     if best is None:
-        return [f"No layout of {plan.model.name} fits {plan.workload.gpus} x {plan.profile.gpu.name}."] + [
+        return [f"No layout of {plan.model.name} {nothing_runs(plan)}."] + [
             f"{label(c)}: rejected: {'; '.join(c.reasons)}." for c in plan.candidates]
     lines = [f"Recommended {label(best)} ({best.gpus_used} GPUs) for objective '{objective}': {_speed(best)}."]
     if best.ttft_s is not None:

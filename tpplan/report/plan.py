@@ -79,6 +79,7 @@ def _speed_words(plan: Plan, c: Candidate) -> str:
 
 def headline(plan: Plan) -> str:
     """The answer in one line: layout, the engine flags it means, throughput, latency, concurrency."""
+    from tpplan.planner.explain import nothing_runs
     from tpplan.planner.layouts import layout_flags
 
     c, w = plan.recommended, plan.workload
@@ -86,7 +87,7 @@ def headline(plan: Plan) -> str:
         first = next((s for s in plan.suggestions if s.would_give), None)
         fix = (f"; {first.flag} would give TP{first.would_give['tp']} x PP{first.would_give['pp']} at "
                f"{first.would_give['output_tokens_per_s']:,.0f} tok/s" if first else "; see what would help below")
-        return f"Nothing fits: no layout of {plan.model.name} fits {w.gpus} x {plan.profile.gpu.name}{fix}"
+        return f"Nothing fits: no layout of {plan.model.name} {nothing_runs(plan)}{fix}"
     flags = " ".join(layout_flags(w.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,
                                   dp_attention=c.dp_attention))
     unused = f"; {plan.unused_gpus} of {w.gpus} GPUs unused" if plan.unused_gpus else ""
