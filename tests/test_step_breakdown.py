@@ -1,5 +1,5 @@
-"""mixed_step_terms splits the continuous-batching step the planner ranks by, and benchmarks/step_breakdown.py
-prints it beside the published rows."""
+"""mixed_step_terms splits one continuous-batching step and steady_state_terms the mean step the planner ranks by
+(tpplan.cost.steady); benchmarks/step_breakdown.py prints the latter beside the published rows."""
 
 from __future__ import annotations
 
