@@ -213,13 +213,14 @@ def test_trtllm_rows_run_a_model_wide_sliding_window_as_full_attention():
     assert fidelity.trtllm_model("llama-8b") == "llama-8b"
 
 
-def test_trtllm_prefill_attention_runs_at_the_hopper_native_flash_attention_share():
-    """TensorRT-LLM's context attention on Hopper is fmha_v2's TMA + warp-specialized kernels (FlashAttention-3
-    design, ~1.6-1.75 x FlashAttention-2 in the FA3 paper's H100 figure): efficiency.attention_prefill_matmul_native
-    0.60 of the 16-bit peak against 0.35 for FlashAttention-2-style kernels (vLLM, the torch harness). GPUs whose
-    profile states no native share (A100) run every engine at attention_prefill_matmul; the share survives a
-    profile written back to YAML."""
+def test_prefill_attention_runs_at_the_hopper_native_flash_attention_share():
+    """TensorRT-LLM's context attention on Hopper is fmha_v2's TMA + warp-specialized kernels and vLLM's is
+    FlashAttention-3 (FA3 design, ~1.6-1.75 x FlashAttention-2 in the FA3 paper's H100 figure):
+    efficiency.attention_prefill_matmul_native 0.60 of the 16-bit peak against 0.35 for FlashAttention-2-style
+    kernels (the torch harness). GPUs whose profile states no native share (A100) run every engine at
+    attention_prefill_matmul; the share survives a profile written back to YAML."""
     from tpplan.cost.coefficients import coefficients
+    from tpplan.cost.kernels import FUSIONS
     from tpplan.hardware.loader import load_builtin, load_profile_text
     from tpplan.hardware.writer import profile_to_yaml
     from tpplan.models.resolve import resolve_model
@@ -229,12 +230,39 @@ def test_trtllm_prefill_attention_runs_at_the_hopper_native_flash_attention_shar
     peak = h100.gpu.peak_flops_for("bf16") * h100.efficiency.sustained_clock
     trt = coefficients(spec, h100, tp=1, engine="trtllm").rates.attention_prefill_flops_per_s
     vllm = coefficients(spec, h100, tp=1, engine="vllm").rates.attention_prefill_flops_per_s
-    assert trt == pytest.approx(0.60 * peak) and vllm == pytest.approx(0.35 * peak)
+    harness = coefficients(spec, h100, tp=1, fusion=FUSIONS["torch"]).rates.attention_prefill_flops_per_s
+    assert trt == pytest.approx(0.60 * peak) and vllm == pytest.approx(0.60 * peak)
+    assert harness == pytest.approx(0.35 * peak)
     a100 = load_builtin("dgx-a100-80g")
     assert coefficients(spec, a100, tp=1, engine="trtllm").rates == coefficients(spec, a100, tp=1,
                                                                                    engine="vllm").rates
     again = load_profile_text(profile_to_yaml(h100), origin="roundtrip")
     assert again.efficiency.attention_prefill_matmul_native == 0.6
+
+
+def test_prefill_attention_runs_in_fp8_over_an_fp8_kv_cache_where_the_engine_does():
+    """TensorRT-LLM runs FP8 context FMHA over an FP8 KV cache on every GPU with FP8 tensor cores (sm_89 and up);
+    vLLM's FlashAttention-3 quantizes the query to FP8 on Hopper only (elsewhere its prefill dequantizes the cache);
+    the rate is the same share of the FP8 peak (FA3: ~1.2 PFLOP/s FP8 on H100 = 0.60 x 1,979). A100 has no FP8
+    tensor cores: 16-bit attention whatever the cache."""
+    from tpplan.cost.coefficients import coefficients
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.models.resolve import resolve_model
+
+    spec = resolve_model("llama-8b").spec
+
+    def rate(hw, engine, kv):
+        return coefficients(spec, hw, tp=1, engine=engine, kv_cache_dtype=kv).rates.attention_prefill_flops_per_s
+
+    h100, l40s, a100 = (load_builtin(n) for n in ("dgx-h100", "l40s-pcie", "dgx-a100-80g"))
+    fp8_peak = h100.gpu.peak_flops_for("fp8") * h100.efficiency.sustained_clock
+    assert rate(h100, "trtllm", "fp8") == pytest.approx(0.60 * fp8_peak)
+    assert rate(h100, "vllm", "fp8") == pytest.approx(0.60 * fp8_peak)
+    assert rate(h100, "trtllm", "fp8") == pytest.approx(2 * rate(h100, "trtllm", "bf16"), rel=1e-3)
+    l40s_fp8 = l40s.gpu.peak_flops_for("fp8") * l40s.efficiency.sustained_clock
+    assert rate(l40s, "trtllm", "fp8") == pytest.approx(l40s.efficiency.attention_prefill_matmul * l40s_fp8)
+    assert rate(l40s, "vllm", "fp8") == pytest.approx(rate(l40s, "vllm", "bf16"))  # FlashInfer / FA2: 16-bit
+    assert rate(a100, "trtllm", "fp8") == pytest.approx(rate(a100, "trtllm", "bf16"))
 
 
 def test_published_runs_use_the_request_counts_their_docs_state():

@@ -18,7 +18,11 @@ from tpplan.units import maximum
 
 FLOPS_PER_MAC = 2
 ATTENTION_PREFILL_DTYPE = "bf16"
-"""Flash attention computes QK^T and PV in 16 bits even when weights are fp8/int4."""
+"""Flash attention computes QK^T and PV in 16 bits even when weights are fp8/int4, unless the engine runs FP8
+attention over an FP8 KV cache (`Fusion.fp8_prefill_attention`, `prefill_attention_dtype`)."""
+FP8_ATTENTION_ALWAYS, FP8_ATTENTION_NATIVE, FP8_ATTENTION_NEVER = "always", "native", "never"
+"""When an engine's prefill attention computes in FP8 over an FP8 KV cache: on every GPU with FP8 tensor cores,
+only in its kernel written for the GPU's own pipeline (FlashAttention-3 on Hopper), or never."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,19 +37,22 @@ class KernelRates:
     attention_decode_bytes_per_s: float
     """HBM bandwidth x efficiency.attention_decode_memory (KV-cache reads)."""
     attention_prefill_flops_per_s: float
-    """16-bit dense peak x efficiency.attention_prefill_matmul (causal flash attention)."""
+    """Dense peak of the attention dtype (16-bit, or fp8: `prefill_attention_dtype`) x
+    efficiency.attention_prefill_matmul (causal flash attention)."""
     moe_expert_fixed_tokens: float = 0.0
     """efficiency.moe_expert_fixed_tokens: tokens of work each expert with tokens adds to a grouped GEMM."""
 
 
 def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True,
-                 native_attention: bool = False) -> KernelRates:
+                 native_attention: bool = False, attention_dtype: str = ATTENTION_PREFILL_DTYPE) -> KernelRates:
     """Achieved rates of this profile. A measured kernel table (written by `tpplan measure --out`) carries the
     per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present.
     `sustained`: FLOP rates at the clock held under continuous load (efficiency.sustained_clock), as in serving or
     training; False: at the clock of a short measurement (the GPU reference rows, `tpplan measure`).
     `native_attention`: the engine's prefill attention is written for this GPU's own tensor-core pipeline
-    (efficiency.attention_prefill_matmul_native; Fusion.native_prefill_attention)."""
+    (efficiency.attention_prefill_matmul_native; Fusion.native_prefill_attention). `attention_dtype`: the dtype
+    its tensor cores run attention in (`prefill_attention_dtype`); a GPU without an FP8 rate computes it in 16 bits
+    (GpuSpec.peak_flops_for)."""
     e, gpu = profile.efficiency, profile.gpu
     table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
@@ -55,7 +62,7 @@ def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
                        kernel_overhead_s=fixed_s,
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
-                       attention_prefill_flops_per_s=gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
+                       attention_prefill_flops_per_s=gpu.peak_flops_for(attention_dtype)
                        * prefill_attention_share(e, native=native_attention) * clock,
                        moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
 
@@ -66,6 +73,20 @@ def prefill_attention_share(e: Efficiency, *, native: bool) -> float:
     if native and e.attention_prefill_matmul_native is not None:
         return e.attention_prefill_matmul_native
     return e.attention_prefill_matmul
+
+
+def prefill_attention_dtype(fusion: Fusion, e: Efficiency, *, kv_cache_dtype: str) -> str:
+    """The dtype prefill attention's matmuls run in: fp8 when the KV cache is fp8 and the engine then feeds FP8
+    Q, K and V to its context attention (`Fusion.fp8_prefill_attention`; "native": only where its kernel for this
+    GPU's own pipeline runs, i.e. the profile states attention_prefill_matmul_native), else 16-bit. The rate is
+    the same share of the FP8 peak as of the 16-bit one: FlashAttention-3 on H100 reaches "close to 1.2 PFLOP/s"
+    in FP8 against up to 740 TFLOP/s in FP16 (arXiv:2407.08608, abstract), and 0.60 x 1,979 = 1,187 TFLOP/s."""
+    if kv_cache_dtype != "fp8":
+        return ATTENTION_PREFILL_DTYPE
+    mode = fusion.fp8_prefill_attention
+    native = mode == FP8_ATTENTION_NATIVE and fusion.native_prefill_attention \
+        and e.attention_prefill_matmul_native is not None
+    return "fp8" if mode == FP8_ATTENTION_ALWAYS or native else ATTENTION_PREFILL_DTYPE
 
 
 def matmul_share(e: Efficiency, dtype: str) -> float:
@@ -123,21 +144,39 @@ class Fusion:
     native_prefill_attention: bool = False
     """Prefill attention runs kernels written for the GPU's own tensor-core pipeline (efficiency.
     attention_prefill_matmul_native), not FlashAttention-2-style ones."""
+    fp8_prefill_attention: str = FP8_ATTENTION_NEVER
+    """With an FP8 KV cache, prefill attention computes in FP8 (`prefill_attention_dtype`): FP8_ATTENTION_ALWAYS,
+    FP8_ATTENTION_NATIVE or FP8_ATTENTION_NEVER."""
 
 
 FUSIONS: dict[str, Fusion] = {
     # vLLM (vllm/model_executor/models/llama.py, layers/layernorm.py, layers/activation.py): fused_add_rms_norm x 2
     # (reads x and residual, writes both: 4 passes each), rotary_embedding in place on q/k, reshape_and_cache_flash
     # (reads k/v, writes the cache: 2 passes), silu_and_mul (reads 2 f/t, writes f/t); one flash-attention call.
-    "vllm": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1),
-    # SGLang runs the same kernel set (sgl-kernel fused_add_rmsnorm, silu_and_mul, FlashInfer/FA3 attention).
-    "sglang": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1),
+    # On Hopper that call is FlashAttention-3 (vllm/attention/utils/fa_utils.py: FA3 by default on compute capability
+    # 9.x), the kernel attention_prefill_matmul_native describes; with an FP8 KV cache FA3 quantizes the query too and
+    # runs attention in FP8 (vllm/v1/attention/backends/flash_attn.py, scaled_fp8_quant of the query; docs "Quantized
+    # KV Cache": "attention operations are also performed in the quantized (FP8) domain"). Elsewhere (FlashInfer or
+    # FlashAttention-2) prefill dequantizes the cache and runs 16-bit attention.
+    "vllm": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1,
+                   native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_NATIVE),
+    # SGLang runs the same kernel set (sgl-kernel fused_add_rmsnorm, silu_and_mul, FlashInfer/FA3 attention); its
+    # server_args picks the fa3 backend on Hopper, whose forward_extend casts q to the FP8 cache dtype
+    # (python/sglang/srt/layers/attention/flashattention_backend.py).
+    "sglang": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1,
+                     native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_NATIVE),
     # TensorRT-LLM: the attention plugin applies rotary and writes the KV cache inside the attention kernel;
     # residual add is fused into RMSNorm; SwiGLU is one kernel. Context attention is its own fused MHA (fmha_v2),
     # with Hopper kernels built on TMA and warp-specialized wgmma (cpp/kernels/fmha_v2, e.g.
     # fmha_v2_flash_attention_bf16_64_128_S_qkv_128_causal_tma_ws_sm90_kernel), the FlashAttention-3 design.
+    # With an FP8 KV cache it runs "FP8 context FMHA" on every GPU with FP8 tensor cores: trtllm-bench enables it for
+    # FP8 and NVFP4 checkpoints (tensorrt_llm/bench/build/build.py: use_fp8_context_fmha = True for QuantAlgo.FP8 and
+    # NVFP4, KV cache FP8); the PyTorch backend whenever the checkpoint is FP8 / NVFP4 with an FP8 KV cache (and,
+    # in later releases, for any FP8 KV cache: tensorrt_llm/_torch/attention_backend/trtllm.py); the kernels exist
+    # for sm_89, sm_90, sm_100, sm_103, sm_120 and sm_121 (cpp/tensorrt_llm/common/attentionOp.cpp: "FP8 FMHA can
+    # only be enabled on sm_89, sm_90, sm_100f, sm_120 or sm_121"), i.e. where the profile lists an FP8 rate.
     "trtllm": Fusion(elementwise_launches=3, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1,
-                     native_prefill_attention=True),
+                     native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_ALWAYS),
     # Megatron-LM (training, TransformerEngine): fused RMSNorm+linear, fused bias-SwiGLU, fused attention.
     "megatron": Fusion(elementwise_launches=4, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1),
     # The measurement harness of shared/reference/gpu (and `tpplan measure`): unfused PyTorch in a CUDA graph.

@@ -54,8 +54,9 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       sustained_clock=float(k["sustained_clock"]),
                       pipeline_sequence_overhead_s=_q(k["pipeline_sequence_overhead"], "time", "us"),
                       matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None,
-                      attention_prefill_matmul_native=float(k.get("attention_prefill_matmul_native")
-                                                            or k["attention_prefill_matmul"]))
+                      attention_prefill_matmul_native=(float(k["attention_prefill_matmul_native"])
+                                                       if k.get("attention_prefill_matmul_native") is not None
+                                                       else None))
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:
