@@ -104,7 +104,7 @@ def expert_layout_problem(spec: ModelSpec, lay: TrainLayout, *, dtype: str = "bf
                 f"({lay.world}) is not divisible by expert_tensor_model_pipeline_parallel size "
                 f"({ep * etp * lay.pp})'); make --ep x --etp divide --tp x --replicas = {lay.stage_gpus}")
     etp_words = f"expert tensor-parallel size {etp} (--etp, default --tp)"
-    if spec.moe_intermediate_size % etp:
+    if lay.folded and spec.moe_intermediate_size % etp:  # TP-only layouts: the engine's TP rules say so
         return (f"{etp_words}: moe_intermediate_size ({spec.moe_intermediate_size}) of {spec.name} is not divisible "
                 f"by it; use an --etp that divides it")
     if spec.expert_bias and etp > 1:
