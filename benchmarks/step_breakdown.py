@@ -24,7 +24,7 @@ import fidelity as F
 from tpplan.cost.batching import prefill_tokens_per_step
 from tpplan.cost.coefficients import coefficients
 from tpplan.cost.steady import prefill_room_tokens, prefill_units, steady_state_terms
-from tpplan.cost.step import _routed_experts_s
+from tpplan.cost.step import routed_experts_s
 from tpplan.hardware.loader import resolve_profile
 from tpplan.planner.candidates import engine_limits
 from tpplan.planner.plan import recommend
@@ -68,8 +68,8 @@ def breakdown(r: dict) -> dict | None:
     share = 1 - (1 - units.high_share) ** dp
     moe_routed_s = 0.0
     if c.num_moe_layers:  # the routed experts' part of mlp, the same mean of the two kinds of step
-        moe_routed_s = c.num_moe_layers * ((1 - share) * _routed_experts_s(c, b + units.low_tokens)
-                                           + share * _routed_experts_s(c, b + units.high_tokens))
+        moe_routed_s = c.num_moe_layers * ((1 - share) * routed_experts_s(c, b + units.low_tokens)
+                                           + share * routed_experts_s(c, b + units.high_tokens))
     return {"batch": cand.batch, "layout": "DEP" if dp > 1 else "TP", "limits": limits, "measured": measured,
             "predicted": cand.output_tokens_per_s, "predicted_step_s": cand.batch / cand.output_tokens_per_s,
             "implied_step_s": cand.batch / measured, "terms": terms, "moe_routed_s": moe_routed_s}

@@ -229,8 +229,12 @@ def recommend(
     pp: Annotated[int | None, typer.Option("--pp", min=1, help="PP stages of the --tp layout [default: 1].")] = None,
     replicas: Annotated[int | None, typer.Option("--replicas", min=1, help="Replicas of the --tp layout [default: "
                                                  "as many as fit].")] = None,
-    ep: Annotated[int, typer.Option("--ep", min=1, help="MoE: expert-parallel size of the --tp layout (1, or --tp x "
-                                    "--dp-attention).")] = 1,
+    ep: Annotated[int, typer.Option("--ep", min=1, help="MoE: expert-parallel size of the --tp layout (serving: 1, or "
+                                    "--tp x --dp-attention; training: Megatron's --expert-model-parallel-size, a "
+                                    "divisor of the experts).")] = 1,
+    etp: Annotated[int | None, typer.Option("--etp", "--expert-tensor-parallel-size", min=1,
+                                            help="MoE training: GPUs each expert is split over in the --tp layout "
+                                                 "[default: --tp, as Megatron's].")] = None,
     dp_attention: Annotated[int, typer.Option("--dp-attention", min=1, help="MoE: attention data-parallel ranks of "
                                               "the --tp layout (--tp GPUs each).")] = 1,
     moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
@@ -253,9 +257,9 @@ def recommend(
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
     engine_name = _engine_for(engine, emit, workload)
     _check_a2a_backend(all2all_backend, engine_name)
-    if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1) and tp is None:
-        raise typer.BadParameter("--pp, --replicas, --ep and --dp-attention fix a layout together with --tp; add "
-                                 "--tp N", param_hint="'--tp'")
+    if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
+        raise typer.BadParameter("--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; "
+                                 "add --tp N", param_hint="'--tp'")
     from tpplan.planner.plan import recommend as plan_recommend
     from tpplan.report.plan import render_plan
 
@@ -266,7 +270,8 @@ def recommend(
                           objective=objective.value, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp,
                           price_per_gpu_hour=price_per_gpu_hour, tp=tp, pp=pp, replicas=replicas, ep=ep,
-                          dp_attention=dp_attention, moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
+                          dp_attention=dp_attention, etp=etp, moe_imbalance=moe_imbalance,
+                          all2all_backend=all2all_backend,
                           max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
     command = plan.serve_command(emit.value) if emit and (plan.chosen or plan.recommended) else None
     render_plan(plan, fmt, wide=wide, serve_command=command)

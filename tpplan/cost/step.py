@@ -83,12 +83,13 @@ def _mlp_time_s(c: Coefficients, tokens):
         shared = _matmuls_s(c, flops_per_token=c.moe_shared_flops_per_token, weight_bytes=c.moe_shared_bytes,
                             width_in_out=h2 + 3 * c.shared_width_per_gpu, tokens=tokens,
                             launches=c.moe_shared_launches)
-        t = t + c.num_moe_layers * (_routed_experts_s(c, tokens) + shared)
+        t = t + c.num_moe_layers * (routed_experts_s(c, tokens) + shared)
     return t
 
 
-def _routed_experts_s(c: Coefficients, tokens):
-    """One MoE layer's grouped GEMMs and routing kernels on `tokens` tokens (tpplan.cost.moe)."""
+def routed_experts_s(c: Coefficients, tokens):
+    """One MoE layer's grouped GEMMs and routing kernels on `tokens` tokens (tpplan.cost.moe); training swaps it for
+    its expert-parallel pricing (tpplan.planner.train)."""
     if c.moe is not None:
         gemms, pairs = routed_experts_time_s(c.moe, c.rates, tokens), pairs_on_gpu(c.moe, tokens)
     else:

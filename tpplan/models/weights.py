@@ -9,7 +9,10 @@ most loaded stage: that GPU decides what fits.
 
 MoE layouts (tpplan.cost.moe): with expert parallelism (ep > 1) a GPU holds ceil(E / ep) whole routed experts;
 with attention data parallelism and ep = 1 every routed expert is split over the replica's `expert_tp` = tp x
-dp_attention GPUs. Attention, shared experts, routers and embeddings stay sharded over the attention `tp`.
+dp_attention GPUs. Megatron-Core training combines both (--expert-model-parallel-size ep with
+--expert-tensor-parallel-size expert_tp): ceil(E / ep) experts per GPU, each of their column / row-parallel
+matrices split expert_tp ways (tpplan.cost.train_experts). Attention, shared experts, routers and embeddings stay
+sharded over the attention `tp`.
 
 A checkpoint whose `keep_16bit` names single layers (Meta's Llama 4 FP8: the routed experts of the last layer stay
 bf16) is summed layer by layer, so totals stay exact to the byte.
@@ -33,7 +36,10 @@ def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm"
                    expert_tp: int = 0) -> int:
     """Parameters of one occurrence of group `g` held by one TP rank (routed experts: see the module docstring)."""
     if g.experts and ep > 1:
-        return ceil_div(g.experts, ep) * (g.params // g.experts)
+        per_expert = g.params // g.experts
+        if expert_tp > 1 and g.split in ("column", "row"):
+            per_expert = ceil_div(per_expert, expert_tp)
+        return ceil_div(g.experts, ep) * per_expert
     if g.experts and expert_tp and g.split in ("column", "row"):
         return ceil_div(g.params, expert_tp)
     if g.split in ("column", "row"):
@@ -103,8 +109,11 @@ def _weight_amount(s: ModelSpec, fmt: WeightFormat, **shard: int | str) -> Calla
     return amount
 
 
-def _param_amount(s: ModelSpec, **shard: int | str) -> Callable[[ParamGroup, range | None], float]:
+def _param_amount(s: ModelSpec, *, routed_only: bool = False,
+                  **shard: int | str) -> Callable[[ParamGroup, range | None], float]:
     def amount(g: ParamGroup, layers: range | None) -> float:
+        if routed_only and not g.experts:
+            return 0
         n = params_per_gpu(s, g, **shard)
         if layers is None or g.scope in ("embedding", "head"):
             return n
@@ -120,9 +129,18 @@ def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AU
     return [math.ceil(t) for t in _stage_totals(s, pp=pp, amount=amount)]
 
 
-def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm") -> int:
-    """Parameters held by the most loaded GPU of a (tp, pp) replica."""
-    return int(max(_stage_totals(s, pp=pp, amount=_param_amount(s, tp=tp, engine=engine))))
+def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm", ep: int = 1,
+                              expert_tp: int = 0) -> int:
+    """Parameters held by the most loaded GPU of a (tp, pp) replica (ep / expert_tp: MoE layouts)."""
+    return max(params_by_stage(s, tp=tp, pp=pp, engine=engine, ep=ep, expert_tp=expert_tp))
+
+
+def params_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm", ep: int = 1, expert_tp: int = 0,
+                    routed_only: bool = False) -> list[int]:
+    """Parameters on one GPU of each pipeline stage; `routed_only`: of the routed experts alone (the parameters
+    whose gradients Megatron reduces over the expert-data-parallel group)."""
+    amount = _param_amount(s, routed_only=routed_only, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp)
+    return [int(t) for t in _stage_totals(s, pp=pp, amount=amount)]
 
 
 def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,

@@ -82,6 +82,9 @@ class Candidate:
     """Expert-parallel degree of the routed experts (1: experts tensor-parallel, tpplan.cost.moe)."""
     dp_attention: int = 1
     """Attention data-parallel ranks per replica, each with its own sequences and KV cache (1: none)."""
+    etp: int | None = None
+    """Training an MoE model: GPUs each routed expert is split over (Megatron --expert-tensor-parallel-size; equal
+    to tp when the experts are split like the other layers). None for serving and for dense models."""
     job_s: float | None = None
     """With --num-requests: seconds until the last request of the job finishes (None: a steady stream)."""
 

@@ -12,9 +12,44 @@ if TYPE_CHECKING:
 
 
 def moe_words(c: Candidate) -> str:
-    """'EP8 + DP-attention 8' style words for an MoE layout ('' for plain TP x PP)."""
+    """'EP8 + DP-attention 8' style words for an MoE layout, 'EP8 x ETP1' for a training one ('' for plain TP x PP,
+    experts split over TP)."""
+    if c.etp is not None:
+        return "" if not _folded(c) else f"EP{c.ep}" + (f" x ETP{c.etp}" if c.etp != c.tp else "")
     parts = ([f"EP{c.ep}"] if c.ep > 1 else []) + ([f"DP-attention {c.dp_attention}"] if c.dp_attention > 1 else [])
     return " + ".join(parts)
+
+
+def _folded(c: Candidate) -> bool:
+    """A training layout whose routed experts Megatron lays out apart from attention (EP, or ETP != TP)."""
+    return c.ep > 1 or (c.etp or c.tp) != c.tp
+
+
+def _state_gib(c: Candidate) -> float:
+    return bytes_to_gib(c.weight_bytes_per_gpu + c.optimizer_state_bytes_per_gpu)
+
+
+def _train_moe_versus(best: Candidate, plan: Plan) -> str | None:
+    """Training an MoE model: the recommendation against the best layout of the other kind (routed experts
+    expert-parallel vs split over TP like the other layers), in numbers."""
+    others = [c for c in plan.candidates if c.feasible and _folded(c) != _folded(best)]
+    if _folded(best) and not others:
+        rival = _plain_rival(best, plan) or next((c for c in plan.candidates if not _folded(c)), None)
+        return None if rival is None else (f"{moe_words(best)} fits where no TP-only layout does (experts split "
+                                           f"over TP, copied on every data-parallel rank): {label(rival)} is "
+                                           f"rejected: {'; '.join(rival.reasons)}")
+    if not others:
+        return None
+    alt = others[0]
+    ep, tp_only = (best, alt) if _folded(best) else (alt, best)
+    numbers = (f"weights + optimizer state {_state_gib(ep):.1f} vs {_state_gib(tp_only):.1f} GiB per GPU, step "
+               f"{ep.step_time_s:.3g} vs {tp_only.step_time_s:.3g} s, collectives {100 * ep.comm_share:.0f}% vs "
+               f"{100 * tp_only.comm_share:.0f}%")
+    gain = ep.output_tokens_per_s_per_gpu / tp_only.output_tokens_per_s_per_gpu - 1
+    if _folded(best):
+        return f"{label(best)} beats the best TP-only layout, {label(alt)}: {numbers}; {100 * gain:+.0f}% tok/s per GPU"
+    return (f"{label(alt)}, the best expert-parallel layout, gives {alt.output_tokens_per_s_per_gpu:,.0f} tok/s per "
+            f"GPU vs {best.output_tokens_per_s_per_gpu:,.0f}: {numbers}")
 
 
 def label(c: Candidate) -> str:
@@ -103,7 +138,9 @@ def _versus(best: Candidate, other: Candidate, objective: str) -> str:
         why.append(_smaller_batch(other, best))
     if other.pp > best.pp:
         why.append(f"{other.pp} pipeline stages split each batch into micro-batches")
-    if not why:
+    if not why and best.tpot_s is None:  # training
+        why.append(f"step {other.step_time_s:.2f} s vs {best.step_time_s:.2f} s")
+    elif not why:
         why.append(f"TPOT {s_to_ms(other.tpot_s or 0):.2f} ms vs {s_to_ms(best.tpot_s or 0):.2f} ms")
     return f"{label(other)}: {gap:.0f}% fewer tok/s per GPU; " + "; ".join(why)
 
@@ -131,7 +168,8 @@ def explain(plan: Plan) -> list[str]:
                      f"{plan.workload.max_model_len} per replica.")
     others = [c for c in plan.candidates if c is not best]
     feasible = [c for c in others if c.feasible]
-    moe = _moe_versus(best, plan) if plan.model.is_moe else None
+    train = plan.workload.mode == "train"
+    moe = (_train_moe_versus(best, plan) if train else _moe_versus(best, plan)) if plan.model.is_moe else None
     if moe:
         lines.append(moe + ".")
     if feasible:

@@ -17,7 +17,7 @@ from tpplan.models.moe_backends import OPTION_NAMES, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
 from tpplan.planner.explain import explain, suggestions
-from tpplan.planner.layouts import candidate_shapes, moe_layouts, serving_layouts
+from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
 from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
@@ -40,16 +40,17 @@ def _rank_key(c: Candidate, objective: str):
 def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptions: dict[str, str]) -> Plan:
     if w.mode == "train":
         from tpplan.planner.train import evaluate_training  # training plans only
+        from tpplan.planner.train_layouts import training_layouts
 
-        cands = [evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=w.gpus // (tp * pp))
-                 for tp, pp in candidate_shapes(spec, w)]
+        cands = [evaluate_training(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
+                                   etp=lay.etp) for lay in training_layouts(spec, w)]
     else:  # the same layouts `tpplan sweep` evaluates
         cands = [evaluate_serving(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
                                   dp_attention=lay.dp_attention) for lay in serving_layouts(spec, w)]
     feasible = sorted((c for c in cands if c.feasible), key=lambda c: _rank_key(c, w.objective))
     best = feasible[0] if feasible else None
     cands.sort(key=lambda c: (not c.feasible, _rank_key(c, w.objective) if c.feasible else
-                              (c.tp, c.pp, c.dp_attention, c.ep)))
+                              (c.tp, c.pp, c.dp_attention, c.ep, -(c.etp or 0))))
     plan = Plan(model=spec, profile=profile, workload=w, candidates=cands, recommended=best, assumptions=assumptions)
     plan.explanation = explain(plan)
     plan.suggestions = [] if best else suggestions(plan)
@@ -81,7 +82,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
               max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
               sequence_parallel: bool = False, allow_cross_domain_tp: bool = False,
               price_per_gpu_hour: float | None = None, tp: int | None = None, pp: int | None = None,
-              replicas: int | None = None, ep: int = 1, dp_attention: int = 1,
+              replicas: int | None = None, ep: int = 1, dp_attention: int = 1, etp: int | None = None,
               moe_imbalance: float = D.moe_imbalance, all2all_backend: str = D.all2all_backend,
               replan_suggestions: bool = True) -> Plan:
     """Plan `model` (catalogue name, alias, HF id or config.json path, or a ModelSpec) on `hardware` (built-in
@@ -90,7 +91,9 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     Serving (`workload="serve"`) ranks (tp, pp, replicas) layouts by `objective`: "throughput" (total output
     tok/s on the GPUs given), "latency" (TPOT at batch 1 unless `batch`), "gpus" (fewest per replica) or "cost"
     ($ per output token: tok/s per used GPU; `price_per_gpu_hour` fills the $/M column). `tp` (with optional `pp`,
-    `replicas`, and for MoE models `ep`, `dp_attention`) also evaluates that fixed layout as `Plan.chosen`;
+    `replicas`, and for MoE models `ep`, `dp_attention`) also evaluates that fixed layout as `Plan.chosen`.
+    Training (`workload="train"`) plans Megatron-Core layouts (tpplan.planner.train): `replicas` is the data-parallel
+    size, `ep` Megatron's --expert-model-parallel-size and `etp` its --expert-tensor-parallel-size (None: tp);
     `moe_imbalance` is the busiest EP rank's routed tokens over the mean (tpplan.cost.moe); `all2all_backend` the
     engine's MoE token-movement backend (vLLM --all2all-backend, SGLang --moe-a2a-backend; "auto": the engine's
     default; tpplan.models.moe_backends). Lengths are tokens;
@@ -127,6 +130,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend)
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
+    if w.mode == "train":
+        from tpplan.planner.train_layouts import training_assumptions
+
+        assumptions.update(training_assumptions(spec, w))
     _record_defaults(assumptions, w, profile)
     if moe_layouts(spec, w):
         assumptions.setdefault("moe", f"expert parallelism (EP) and attention data parallelism (DP-attn) layouts "
@@ -136,7 +143,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     plan.model_query = query
     if tp is not None:
         plan.chosen = _evaluate_chosen(spec, profile, w, tp=tp, pp=pp or 1, replicas=replicas, ep=ep,
-                                       dp_attention=dp_attention)
+                                       dp_attention=dp_attention, etp=etp)
     if replan_suggestions and plan.suggestions:
         base = dict(model=spec, gpus=gpus_n, hardware=profile, engine=engine, dtype=w_dtype, kv_cache_dtype=w_kv,
                     max_model_len=max_model_len, input_len=input_len, output_len=output_len, batch=batch,
@@ -240,27 +247,55 @@ def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | No
 
 
 def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
-                     replicas: int | None, ep: int = 1, dp_attention: int = 1) -> Candidate:
-    """The layout the user fixed (--tp/--pp/--replicas/--ep/--dp-attention), evaluated with the same function as
-    every candidate."""
-    if min(tp, pp, ep, dp_attention) < 1 or (replicas is not None and replicas < 1):
-        raise TpplanError("--tp, --pp, --replicas, --ep and --dp-attention must be at least 1")
-    if (ep > 1 or dp_attention > 1) and (not spec.is_moe or w.mode == "train"):
-        raise TpplanError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts"
-                          if not spec.is_moe else "--ep / --dp-attention apply to --workload serve only")
+                     replicas: int | None, ep: int = 1, dp_attention: int = 1, etp: int | None = None) -> Candidate:
+    """The layout the user fixed (--tp/--pp/--replicas/--ep/--dp-attention, training also --etp), evaluated with
+    the same function as every candidate. A combination the engine refuses is one TpplanError line."""
+    if min(tp, pp, ep, dp_attention, etp or 1) < 1 or (replicas is not None and replicas < 1):
+        raise TpplanError("--tp, --pp, --replicas, --ep, --etp and --dp-attention must be at least 1")
+    if w.mode == "train":
+        return _chosen_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp,
+                                dp_attention=dp_attention)
+    if etp is not None:
+        raise TpplanError(f"--etp {etp} applies to --workload train (Megatron's --expert-tensor-parallel-size); "
+                          f"serving engines split the routed experts over --tp x --dp-attention GPUs, or hold them "
+                          f"whole with --ep; leave --etp out")
+    if (ep > 1 or dp_attention > 1) and not spec.is_moe:
+        raise TpplanError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts")
     if ep not in (1, tp * dp_attention):
         raise TpplanError(f"--ep {ep} must be 1 or --tp x --dp-attention = {tp * dp_attention} (the engines spread the "
                           f"experts over every GPU of the replica)")
-    group = tp * dp_attention * pp
+    replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
+                               words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
+    return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
+
+
+def _fixed_replicas(w: Workload, *, group: int, replicas: int | None, words: str) -> int:
+    """--replicas, or as many copies of a `group`-GPU replica as --gpus holds; more than --gpus is an error."""
     replicas = replicas or max(1, w.gpus // group)
     if group * replicas > w.gpus:
-        raise TpplanError(f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp} x --replicas {replicas} = "
-                          f"{group * replicas} GPUs exceeds --gpus {w.gpus}; lower one of them or raise --gpus")
-    if w.mode == "train":
-        from tpplan.planner.train import evaluate_training  # training plans only
+        raise TpplanError(f"{words} x --replicas {replicas} = {group * replicas} GPUs exceeds --gpus {w.gpus}; lower "
+                          f"one of them or raise --gpus")
+    return replicas
 
-        return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas)
-    return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
+
+def _chosen_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
+                     replicas: int | None, ep: int, etp: int | None, dp_attention: int) -> Candidate:
+    """A fixed Megatron layout; --replicas is its data-parallel size. Megatron's expert-parallel rules
+    (tpplan.planner.train_layouts) are checked here, so a layout Megatron would stop at is an error, not a row."""
+    from tpplan.planner.train import evaluate_training  # training plans only
+    from tpplan.planner.train_layouts import TrainLayout, expert_layout_problem
+
+    if dp_attention > 1:
+        raise TpplanError(f"--dp-attention {dp_attention} applies to --workload serve; in Megatron training the "
+                          f"attention's data parallelism is the data-parallel size, --replicas")
+    if (ep > 1 or etp is not None) and not spec.is_moe:
+        raise TpplanError(f"--ep / --etp apply to MoE models; {spec.name} has no routed experts")
+    replicas = _fixed_replicas(w, group=tp * pp, replicas=replicas, words=f"--tp {tp} x --pp {pp}")
+    lay = TrainLayout(tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp or 0, moe=spec.is_moe)
+    problem = expert_layout_problem(spec, lay, dtype=w.for_model(spec).dtype) if spec.is_moe else None
+    if problem:
+        raise TpplanError(problem)
+    return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp or 0)
 
 
 def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str]) -> int:
@@ -336,10 +371,11 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
                   if w.num_requests else "throughput = continuous-batching steady state")
     a.setdefault("workload", f"{w.mode}: in {w.input_len} / out {w.output_len} tokens; decode context input + "
                              f"output/2; TTFT one prompt alone; {throughput}")
-    a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
-                              f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
-                              f"{limits.block_size_tokens} tokens"
-                              + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
+    if w.mode == "serve":
+        a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
+                                  f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
+                                  f"{limits.block_size_tokens} tokens"
+                                  + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
     a.setdefault("batch", f"{w.batch}" if w.batch else "largest the paged KV cache, scheduler and latency limits allow")
     a.setdefault("objective", w.objective)
     e = p.efficiency

@@ -1,24 +1,52 @@
-"""Training candidates (`--workload train`): Megatron-style memory and step time.
+"""Training candidates (`--workload train`): Megatron-style memory and step time, with expert parallelism for MoE
+models (layouts and Megatron's rules: tpplan.planner.train_layouts).
 
-Memory per GPU (Megatron-LM mixed precision without the distributed optimizer): 18 bytes per parameter
-(bf16 weight 2 + fp32 gradient 4 + fp32 master weight 4 + Adam moments 8; Megatron-LM docs,
-"distributed optimizer"). Activations per layer per micro-batch (Korthikanti et al. 2022, arXiv:2205.05198,
-16-bit activations, no recomputation): s b h (10 + 24/t + 5 a s / (h t)) bytes, or with sequence
-parallelism s b h (34/t + 5 a s / (h t)); with 1F1B the first stage holds pp micro-batches of its L/pp layers.
-Step time: forward + backward = 3 x forward compute and 2 x forward communication (4 collectives per layer),
-over m = 4 pp micro-batches with a (pp-1) bubble, plus the data-parallel gradient all-reduce across replicas.
+Memory per GPU (Megatron-LM mixed precision without the distributed optimizer, `--use-distributed-optimizer` being
+off by default): 18 bytes per parameter the GPU holds (bf16 weight 2 + fp32 gradient 4 + fp32 master weight 4 +
+Adam moments 8; Megatron-LM docs, "distributed optimizer"). Attention, dense layers and shared experts are split
+over TP and PP; the routed experts of an EP layout over EP x ETP (num_experts / EP experts, each split ETP ways),
+so their weights and optimizer state are no longer replicated over the data-parallel ranks.
+
+Activations per layer per micro-batch of b sequences of s tokens (Korthikanti et al. 2022, arXiv:2205.05198,
+16-bit activations, no recomputation), bytes: s b h (10 + 24/t) or with sequence parallelism s b h 34/t, of which
+the MLP block is s b h (3 + 16/t) (19/t with SP), plus 5 a s^2 b / t for the attention scores. Megatron's default
+attention (Transformer Engine fused / flash attention, --transformer-impl transformer_engine) keeps no score
+matrix, so the planner leaves that term out (`attention_scores` False). In an MoE layer the MLP block is the MoE's:
+its input and dropout mask 3 s b h (/t with SP), the shared experts' s b (2 n_in + 2) n_shared f / t and, per
+(token, expert) pair on the GPU (tpplan.cost.train_experts.pairs_per_gpu: s b top_k on every GPU when TP splits the
+experts, s b top_k / TP x ETP x imbalance under EP), its permuted input 2 h and its fc1 / activation outputs
+(2 n_in + 2) f / ETP (f = moe_intermediate_size, n_in = 2 for gated MLPs). With 1F1B the first stage holds pp
+micro-batches of its ceil(L / pp) layers.
+
+Step time: forward + backward = 3 x forward compute and 2 x forward communication, over m = 4 pp micro-batches per
+replica with a (pp - 1) bubble, plus the gradient all-reduce. In an EP layout the routed experts' kernels and the
+all-to-all dispatch and combine replace the TP-split experts and the MoE layer's TP collective
+(tpplan.cost.train_experts); the backward moves the same bytes as the forward again. Gradients are all-reduced in
+fp32 (Megatron sets accumulate_allreduce_grads_in_fp32 for bf16 unless --grad-reduce-in-bf16): the dense ones over
+DP, the routed experts' over EDP = world / (ETP x EP x PP). Megatron orders ranks tp-cp-dp-pp (experts
+tp-ep-dp-pp), so both groups are strided over one pipeline stage's TP x DP GPUs and are priced on the fabric
+those GPUs span. Throughput counts the tokens of every replica.
 """
 
 from __future__ import annotations
 
-from tpplan.cost.coefficients import coefficients
+from tpplan.cost.coefficients import Coefficients, coefficients
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import fusion_for
-from tpplan.cost.step import prefill
+from tpplan.cost.step import decoder_layers, prefill, routed_experts_s
+from tpplan.cost.train_experts import (
+    ExpertParallelLayout,
+    RoutedExperts,
+    experts_compute_time_s,
+    pairs_per_gpu,
+    token_exchange_time_s,
+)
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.params import layers_in
 from tpplan.models.spec import ModelSpec
-from tpplan.models.weights import params_on_most_loaded_gpu
+from tpplan.models.weights import params_by_stage
 from tpplan.planner.candidates import Candidate, structural_reasons, throughput_fields, usable_bytes_per_gpu
+from tpplan.planner.train_layouts import TrainLayout, expert_layout_problem
 from tpplan.planner.workload import TRAIN_MICROBATCHES_PER_STAGE, Workload
 from tpplan.units import bytes_to_gib, ceil_div
 
@@ -27,46 +55,143 @@ WEIGHT_BYTES_PER_PARAM = 2
 OPTIMIZER_STATE_BYTES_PER_PARAM = 16
 """fp32 gradient 4 + fp32 master weight 4 + Adam moments 8."""
 TRAIN_BYTES_PER_PARAM = WEIGHT_BYTES_PER_PARAM + OPTIMIZER_STATE_BYTES_PER_PARAM
-GRAD_BYTES_PER_PARAM = 2
-"""Gradients are all-reduced across data-parallel replicas in bf16."""
+GRAD_BYTES_PER_PARAM = 4
+"""Gradients are all-reduced from Megatron's fp32 main-grad buffers: with --bf16, validate_args sets
+accumulate_allreduce_grads_in_fp32 unless --grad-reduce-in-bf16 is given (megatron/training/arguments.py)."""
 
 
-def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: int, seq_len: int, sp: bool) -> int:
-    s, b, h, a = seq_len, micro_batch, spec.hidden_size, spec.num_attention_heads
-    per_layer = s * b * h * ((34 / tp if sp else 10 + 24 / tp) + 5 * a * s / (h * tp))
+def _dense_layer_bytes(spec: ModelSpec, *, tp: int, tokens: int, seq_len: int, sp: bool, attention_scores: bool):
+    """Korthikanti's activations of one layer, bytes: tokens h (34/t with SP, else 10 + 24/t) + 5 a s tokens / t."""
+    h, a = spec.hidden_size, spec.num_attention_heads
+    scores = 5 * a * seq_len / (h * tp) if attention_scores else 0
+    return tokens * h * ((34 / tp if sp else 10 + 24 / tp) + scores)
+
+
+def _moe_layer_bytes(spec: ModelSpec, x: ExpertParallelLayout, *, tokens: int, seq_len: int, sp: bool,
+                     attention_scores: bool):
+    """One MoE layer: the dense layer without its MLP block (19/t with SP, 3 + 16/t without), plus the MoE's
+    input and dropout mask, shared experts and routed pairs (module docstring)."""
+    h, tp = spec.hidden_size, x.tp
+    mlp_block = tokens * h * (19 / tp if sp else 3 + 16 / tp)
+    per_width = 2 * (2 if spec.gated_mlp else 1) + 2  # fc1 outputs (n_in x 2 B) + activation output (2 B)
+    f = spec.moe_intermediate_size
+    moe = (3 * tokens * h / (tp if sp else 1) + tokens * per_width * spec.n_shared_experts * f / tp
+           + pairs_per_gpu(x, tokens, top_k=spec.num_experts_per_tok) * (2 * h + per_width * f / x.etp))
+    return _dense_layer_bytes(spec, tp=tp, tokens=tokens, seq_len=seq_len, sp=sp,
+                              attention_scores=attention_scores) - mlp_block + moe
+
+
+def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: int, seq_len: int, sp: bool,
+                             attention_scores: bool = True, experts: ExpertParallelLayout | None = None) -> int:
+    """Activations the first pipeline stage holds at the peak of 1F1B: pp micro-batches of its ceil(L / pp) layers
+    (module docstring). `experts` prices its MoE layers as MoE layers (None: every layer as a dense one)."""
+    tokens = seq_len * micro_batch
+    per_layer = _dense_layer_bytes(spec, tp=tp, tokens=tokens, seq_len=seq_len, sp=sp,
+                                   attention_scores=attention_scores)
     layers = ceil_div(spec.num_hidden_layers, pp)
-    return int(per_layer * layers * pp)
+    moe = layers_in(spec, "moe_layer", range(layers)) if experts is not None and spec.is_moe else 0
+    total = per_layer * (layers - moe)
+    if moe:
+        total += moe * _moe_layer_bytes(spec, experts, tokens=tokens, seq_len=seq_len, sp=sp,
+                                        attention_scores=attention_scores)
+    return int(total * pp)
+
+
+def _tp_collective_s(c: Coefficients, profile: HardwareProfile, *, tokens: int, sp: bool) -> float:
+    """One of a layer's TP collectives (all-reduce, or reduce-scatter + all-gather with SP) at `tokens` tokens."""
+    layers = decoder_layers(c, profile, prefill_tokens=tokens, prefill_pairs=0, sequence_parallel=sp)
+    return layers.communication_s / (c.num_layers * c.allreduces_per_layer)
+
+
+def _expert_parallel_delta(spec: ModelSpec, profile: HardwareProfile, w: Workload, c: Coefficients,
+                           lay: TrainLayout, x: ExpertParallelLayout, *, tokens: int, sp: bool) -> tuple[float, float]:
+    """What an EP / ETP layout changes in one micro-batch's TP-only forward, (compute, communication) seconds: each
+    MoE layer's TP-split experts swapped for its routed experts under `x`, and its MLP-side TP collective (kept
+    when shared experts need it) for the all-to-all token exchange."""
+    ce = c if lay.expert_tp == lay.tp else coefficients(spec, profile, tp=lay.expert_tp, pp=lay.pp, dtype=w.dtype,
+                                                        engine=w.engine, fusion=fusion_for("megatron"))
+    experts = RoutedExperts(num_experts=spec.num_experts, top_k=spec.num_experts_per_tok,
+                            expert_bytes=ce.expert_bytes, expert_flops_per_token=ce.expert_flops_per_token,
+                            width_per_gpu=ceil_div(spec.moe_intermediate_size, lay.expert_tp),
+                            hidden_size=spec.hidden_size, act_bytes=c.act_bytes)
+    swapped = experts_compute_time_s(x, experts, c.rates, tokens, kernels=c.moe_kernels) - routed_experts_s(c, tokens)
+    dropped = _tp_collective_s(c, profile, tokens=tokens, sp=sp) if lay.tp > 1 and not spec.n_shared_experts else 0.0
+    exchange = token_exchange_time_s(x, profile, tokens, top_k=spec.num_experts_per_tok,
+                                     hidden_size=spec.hidden_size, act_bytes=c.act_bytes)
+    return c.num_moe_layers * swapped, c.num_moe_layers * (exchange - dropped)
+
+
+def _grad_sync_s(profile: HardwareProfile, lay: TrainLayout, *, params: int, expert_params: int) -> float:
+    """Gradient all-reduce of one step: dense over DP (replicas), routed experts over EDP, both strided over the
+    stage's TP x DP GPUs; one all-reduce of everything when the two groups are the same (TP-split experts)."""
+    span = lay.stage_gpus
+    if not lay.folded:
+        return collective_time_s(profile, kind="allreduce", group_size=lay.replicas,
+                                 n_bytes=params * GRAD_BYTES_PER_PARAM, span_gpus=span)
+    return (collective_time_s(profile, kind="allreduce", group_size=lay.replicas,
+                              n_bytes=(params - expert_params) * GRAD_BYTES_PER_PARAM, span_gpus=span)
+            + collective_time_s(profile, kind="allreduce", group_size=lay.expert_dp,
+                                n_bytes=expert_params * GRAD_BYTES_PER_PARAM, span_gpus=span))
+
+
+def _params(spec: ModelSpec, lay: TrainLayout, engine: str) -> tuple[int, int]:
+    """(parameters, routed-expert parameters) on the most loaded GPU: experts ceil(E / ep) per GPU, split ETP ways
+    (ETP = TP in a TP-only layout: the experts split like every other MLP)."""
+    shard = dict(tp=lay.tp, pp=lay.pp, engine=engine, ep=lay.ep, expert_tp=lay.expert_tp)
+    totals = params_by_stage(spec, **shard)
+    stage = totals.index(max(totals))
+    routed = params_by_stage(spec, routed_only=True, **shard)[stage] if spec.is_moe else 0
+    return totals[stage], routed
+
+
+def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayout, x: ExpertParallelLayout | None,
+          *, sp: bool, params: int, expert_params: int) -> tuple[float, float, Coefficients]:
+    """(step seconds, of which communication, the layout's coefficients): 4 pp micro-batches of 3 x forward compute
+    + 2 x forward communication through a (pp - 1) bubble, plus the gradient all-reduce and the step overhead."""
+    c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
+                     fusion=fusion_for("megatron"))
+    mb = w.batch or 1
+    fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp)
+    compute, comm = fwd.compute_s, fwd.communication_s
+    if lay.folded:
+        d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=mb * w.input_len, sp=sp)
+        compute, comm = compute + d_compute, comm + d_comm
+    m, pp = TRAIN_MICROBATCHES_PER_STAGE * lay.pp, lay.pp
+    grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params)
+    return (m + pp - 1) * (3 * compute + 2 * comm) / pp + grads + c.step_overhead_s, 2 * comm * m / pp + grads, c
 
 
 def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
-                      replicas: int) -> Candidate:
+                      replicas: int, ep: int = 1, etp: int = 0) -> Candidate:
+    """One Megatron layout (`etp` 0: Megatron's default, tp); its rule violations are reasons (module docstring)."""
     w = w.for_model(spec)
-    mb = w.batch or 1
-    n_params = params_on_most_loaded_gpu(spec, tp=tp, pp=pp, engine=w.engine)
+    lay = TrainLayout(tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp, moe=spec.is_moe)
+    mb, sp = w.batch or 1, w.sequence_parallel or lay.sequence_parallel_required
+    x = ExpertParallelLayout(tp=tp, ep=ep, etp=lay.expert_tp, imbalance=w.moe_imbalance) if spec.is_moe else None
+    n_params, expert_params = _params(spec, lay, w.engine)
     usable = usable_bytes_per_gpu(profile, w)
     weights, optimizer = n_params * WEIGHT_BYTES_PER_PARAM, n_params * OPTIMIZER_STATE_BYTES_PER_PARAM
-    act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=w.sequence_parallel)
+    act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=sp,
+                                   attention_scores=False, experts=x)
     reserve = profile.efficiency.runtime_reserve_bytes + act
     reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
+    problem = expert_layout_problem(spec, lay, dtype=w.dtype) if spec.is_moe else None
+    reasons += [problem] if problem else []
     need = weights + optimizer + reserve
     if need > usable:
         reasons.append(f"weights+gradients+optimizer {bytes_to_gib(weights + optimizer):.1f} GiB + activations "
                        f"{bytes_to_gib(act):.1f} GiB per GPU exceed the {bytes_to_gib(usable):.1f} "
                        f"GiB usable by {bytes_to_gib(need - usable):.1f} GiB")
-    c = coefficients(spec, profile, tp=tp, pp=pp, dtype=w.dtype, engine=w.engine, fusion=fusion_for("megatron"))
-    fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=w.sequence_parallel)
-    micro = 3 * fwd.compute_s + 2 * fwd.communication_s
-    m = TRAIN_MICROBATCHES_PER_STAGE * pp
-    grads = collective_time_s(profile, kind="allreduce", group_size=replicas, n_bytes=n_params * GRAD_BYTES_PER_PARAM)
-    step = (m + pp - 1) * micro / pp + grads + c.step_overhead_s
-    comm = 2 * fwd.communication_s * m / pp + grads
-    tokens = m * mb * w.input_len
-    gpus_used = tp * pp * replicas
+    step, comm, c = _step(spec, profile, w, lay, x, sp=sp, params=n_params, expert_params=expert_params)
+    tokens = replicas * TRAIN_MICROBATCHES_PER_STAGE * pp * mb * w.input_len
+    notes = ("sequence parallelism on: Megatron trains MoE layers with TP > 1 only with it",) if \
+        lay.sequence_parallel_required and not w.sequence_parallel else ()
     return Candidate(
-        tp=tp, pp=pp, replicas=replicas, gpus_used=gpus_used, tier=profile.tier_for_group(tp), feasible=not reasons,
-        reasons=tuple(reasons), batch=mb, usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
+        tp=tp, pp=pp, replicas=replicas, gpus_used=lay.world, tier=profile.tier_for_group(tp), feasible=not reasons,
+        reasons=tuple(reasons), notes=notes, batch=mb, usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
         optimizer_state_bytes_per_gpu=optimizer, runtime_reserve_bytes_per_gpu=reserve, step_time_s=step,
-        communication_time_per_step_s=comm, comm_share=comm / step,
+        communication_time_per_step_s=comm, comm_share=comm / step, ep=ep,
+        etp=lay.expert_tp if spec.is_moe else None,
         allreduce_bytes_per_layer=2 * c.allreduces_per_layer * mb * w.input_len * c.hidden_size * c.act_bytes
         if tp > 1 else 0,
-        **throughput_fields(tokens / step if not reasons else 0.0, gpus_used=gpus_used, profile=profile))
+        **throughput_fields(tokens / step if not reasons else 0.0, gpus_used=lay.world, profile=profile))

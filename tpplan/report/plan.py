@@ -41,8 +41,8 @@ def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_comm
 
 def _rows(plan: Plan) -> list[Candidate]:
     chosen = plan.chosen
-    if chosen is None or any((c.tp, c.pp, c.replicas, c.ep, c.dp_attention) ==
-                             (chosen.tp, chosen.pp, chosen.replicas, chosen.ep, chosen.dp_attention)
+    if chosen is None or any((c.tp, c.pp, c.replicas, c.ep, c.dp_attention, c.etp) ==
+                             (chosen.tp, chosen.pp, chosen.replicas, chosen.ep, chosen.dp_attention, chosen.etp)
                              for c in plan.candidates):
         return list(plan.candidates)
     return [chosen, *plan.candidates]
@@ -80,7 +80,6 @@ def _speed_words(plan: Plan, c: Candidate) -> str:
 def headline(plan: Plan) -> str:
     """The answer in one line: layout, the engine flags it means, throughput, latency, concurrency."""
     from tpplan.planner.explain import nothing_runs
-    from tpplan.planner.layouts import layout_flags
 
     c, w = plan.recommended, plan.workload
     if c is None:
@@ -88,10 +87,22 @@ def headline(plan: Plan) -> str:
         fix = (f"; {first.flag} would give TP{first.would_give['tp']} x PP{first.would_give['pp']} at "
                f"{first.would_give['output_tokens_per_s']:,.0f} tok/s" if first else "; see what would help below")
         return f"Nothing fits: no layout of {plan.model.name} {nothing_runs(plan)}{fix}"
-    flags = " ".join(layout_flags(w.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,
-                                  dp_attention=c.dp_attention))
+    flags = " ".join(_flags(plan, c))
     unused = f"; {plan.unused_gpus} of {w.gpus} GPUs unused" if plan.unused_gpus else ""
     return f"{_layout(c)} ({flags}): {_speed_words(plan, c)}{unused}"
+
+
+def _flags(plan: Plan, c: Candidate) -> list[str]:
+    """The engine's flags for a layout: Megatron-LM's for a training plan, the serving engine's otherwise."""
+    if plan.workload.mode == "train":
+        from tpplan.planner.train_layouts import TrainLayout, megatron_flags
+
+        return megatron_flags(TrainLayout(tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep, etp=c.etp or 0,
+                                          moe=plan.model.is_moe))
+    from tpplan.planner.layouts import layout_flags
+
+    return layout_flags(plan.workload.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,
+                        dp_attention=c.dp_attention)
 
 
 def _context(plan: Plan) -> str:
@@ -110,7 +121,8 @@ def _columns(plan: Plan) -> list[Column]:
             Column(header="wt GiB", priority=7), Column(header="KV GiB", priority=6),
             Column(header="comm", priority=8)]
     if _has_moe_layouts(plan):  # dense plans keep their table unchanged
-        cols[4:4] = [Column(header="EP", priority=0), Column(header="DPa", priority=0)]
+        second = "DPa" if serve else "ETP"
+        cols[4:4] = [Column(header="EP", priority=0), Column(header=second, priority=0)]
     if plan.profile.price_per_gpu_hour:
         cols.append(Column(header="$/M tok", priority=2))
     return cols
@@ -125,7 +137,7 @@ def _cells(plan: Plan, c: Candidate) -> list[str]:
     cells = [mark, str(c.tp), str(c.pp), str(c.replicas), *speed, f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}",
              f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}", f"{100 * c.comm_share:.0f}%" if ok else "-"]
     if _has_moe_layouts(plan):
-        cells[4:4] = [str(c.ep), str(c.dp_attention)]
+        cells[4:4] = [str(c.ep), str(c.dp_attention) if serve else str(c.etp or c.tp)]
     if plan.profile.price_per_gpu_hour:
         cells.append("-" if c.cost_per_million_output_tokens is None else f"{c.cost_per_million_output_tokens:.2f}")
     return cells
@@ -137,8 +149,9 @@ def _has_moe_layouts(plan: Plan) -> bool:
 
 def _legend(plan: Plan) -> str:
     chosen = "→ your --tp layout, " if plan.chosen is not None else ""
-    moe = ("EP expert-parallel size, DPa attention data-parallel ranks of TP GPUs each; " if _has_moe_layouts(plan)
-           else "")
+    second = ("DPa attention data-parallel ranks of TP GPUs each" if plan.workload.mode == "serve" else
+              "ETP GPUs each expert is split over")
+    moe = f"EP expert-parallel size, {second}; " if _has_moe_layouts(plan) else ""
     return (f"★ recommended, {chosen}x rejected (why below); rep replicas; {moe}seqs per replica; wt/KV GiB per GPU; "
             f"comm = collectives' share of a step; --wide for all")
 
@@ -169,7 +182,7 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
 def _short_explanation(plan: Plan) -> list[str]:
     """The runner-up and the fixed layout: the rest is in the table."""
     keep = [e for e in plan.explanation if e.startswith("Runner-up") or " beats TP" in e
-            or "best expert-parallel" in e]
+            or "best expert-parallel" in e or "TP-only" in e]
     if plan.chosen is not None and plan.chosen is not plan.recommended:
         keep.append(f"Your layout {_layout(plan.chosen)}: " + (_speed_words(plan, plan.chosen) if plan.chosen.feasible
                                                                else "rejected: " + "; ".join(plan.chosen.reasons)))

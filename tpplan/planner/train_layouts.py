@@ -1,0 +1,170 @@
+"""Training layouts (`--workload train`) as Megatron-Core accepts them: TP x PP x DP, and for MoE models expert
+parallelism with "MoE parallel folding" (the routed experts laid out apart from attention).
+
+A layout is (tp, pp, replicas = DP, ep, etp) on world = tp x pp x replicas GPUs. Megatron's rules, each in its own
+words where it has them:
+- world % (TP x CP x PP) == 0 (megatron/training/arguments.py `validate_args`: "world size ... is not divisible by
+  total_model_size"); DP = world / (TP x CP x PP). CP is 1 here.
+- `--expert-model-parallel-size` EP (default 1) must divide `--num-experts` (validate_args: "Number of experts
+  should be a multiple of expert model parallel_size.") and is refused with fp16 ("Expert parallelism is not
+  supported with fp16 training.").
+- `--expert-tensor-parallel-size` ETP defaults to `--tensor-model-parallel-size` (validate_args and
+  ModelParallelConfig.__post_init__: "if args.expert_tensor_parallel_size is None:
+  args.expert_tensor_parallel_size = args.tensor_model_parallel_size").
+- Folding: world % (ETP x EP x PP) == 0, EDP = world / (ETP x EP x PP) (megatron/core/parallel_state.py
+  `initialize_model_parallel`: "world_size (W) is not divisible by expert_tensor_model_pipeline_parallel size
+  (N)"). So ETP x EP x EDP = TP x CP x DP on each pipeline stage: the expert group ETP x EP divides the stage's
+  TP x DP GPUs, and may be larger than TP (EP over the data-parallel ranks, the usual EP8 TP1 of Mixtral).
+- Each expert's matrices split ETP ways: moe_ffn_hidden_size % ETP == 0 (megatron.core.utils.divide in the expert
+  linear layers), and linear biases in MoE only with ETP 1 (transformer_config.py: "Bias in Moe is only supported
+  when ETP==1"; gpt-oss has expert biases).
+- MoE training with TP > 1 needs `--sequence-parallel`: megatron/core/transformer/moe/moe_layer.py
+  `MoELayer.forward` raises "During training, performance may degrade if MoE and tensor parallelism are enabled
+  without also enabling sequence parallelism." (and model_parallel_config.py warns "When using expert parallelism
+  and tensor parallelism for training, sequence parallelism must be used"), so every MoE layout with TP > 1 is
+  planned, and printed, with sequence parallelism on.
+- `--moe-token-dispatcher-type` defaults to allgather (transformer_config.py `moe_token_dispatcher_type`
+  "The default is 'allgather'"); the MoE guide recommends alltoall when EP is applied ("Dispatcher `alltoall` is
+  recommended if expert parallelism is applied"), and its recipes set it. Layouts with EP or ETP != TP are planned
+  (tpplan.cost.train_experts) and printed with alltoall; TP-only layouts keep the experts split over TP, the
+  allgather dispatcher's layout, priced as a TP-sharded MLP.
+Candidates: every (tp, pp) of `candidate_shapes` with ep = 1, etp = tp; for MoE models also every EP > 1 that
+divides num_experts with ETP in {TP, 1} (the default, and the folding the MoE guide recommends: "setting TP=1 for
+MoE models, which often gets better MFU") that fits the stage's TP x DP GPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpplan.models.engines import tp_violation
+from tpplan.models.spec import ModelSpec
+from tpplan.planner.layouts import candidate_shapes
+from tpplan.planner.workload import TRAIN_MICROBATCHES_PER_STAGE, Workload
+
+MEGATRON = "megatron"
+"""Training is planned as Megatron-Core runs it, whatever --engine says."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainLayout:
+    """One Megatron-Core layout: tp x pp GPUs per data-parallel replica, the routed experts over ep x etp."""
+
+    tp: int
+    pp: int
+    replicas: int
+    """Data-parallel size of the attention and dense layers (DP = world / (tp x pp))."""
+    ep: int = 1
+    etp: int = 0
+    """--expert-tensor-parallel-size; 0: Megatron's default, tp."""
+    moe: bool = False
+    """The model has routed experts (Megatron's MoE rules apply)."""
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp or self.tp
+
+    @property
+    def world(self) -> int:
+        return self.tp * self.pp * self.replicas
+
+    @property
+    def stage_gpus(self) -> int:
+        """GPUs of one pipeline stage, TP x DP = ETP x EP x EDP."""
+        return self.tp * self.replicas
+
+    @property
+    def expert_dp(self) -> int:
+        """EDP = world / (ETP x EP x PP): the group over which the routed experts' gradients are all-reduced."""
+        return self.stage_gpus // (self.expert_tp * self.ep)
+
+    @property
+    def folded(self) -> bool:
+        """The routed experts are laid out apart from attention (EP, or ETP != TP): the alltoall dispatcher."""
+        return self.ep > 1 or self.expert_tp != self.tp
+
+    @property
+    def sequence_parallel_required(self) -> bool:
+        """Megatron's MoE layer refuses to train with TP > 1 without --sequence-parallel."""
+        return self.moe and self.tp > 1
+
+
+def expert_layout_problem(spec: ModelSpec, lay: TrainLayout, *, dtype: str = "bf16") -> str | None:
+    """The first Megatron rule an MoE layout breaks (see the module docstring), with the values and a fix; None when
+    Megatron accepts it. `lay` must have tp x pp x replicas GPUs."""
+    ep, etp, e = lay.ep, lay.expert_tp, spec.num_experts
+    if ep > 1 and e % ep:
+        fits = ", ".join(str(d) for d in range(1, e + 1) if e % d == 0 and d <= lay.stage_gpus)
+        return (f"--ep {ep}: num_experts ({e}) of {spec.name} is not a multiple of Megatron's "
+                f"--expert-model-parallel-size ('Number of experts should be a multiple of expert model "
+                f"parallel_size.'); EP sizes that divide it: {fits}")
+    if lay.stage_gpus % (ep * etp):
+        return (f"--ep {ep} x --etp {etp} x --pp {lay.pp} = {ep * etp * lay.pp} GPUs does not divide the "
+                f"{lay.world} GPUs of --tp {lay.tp} x --pp {lay.pp} x --replicas {lay.replicas} (Megatron: 'world_size "
+                f"({lay.world}) is not divisible by expert_tensor_model_pipeline_parallel size "
+                f"({ep * etp * lay.pp})'); make --ep x --etp divide --tp x --replicas = {lay.stage_gpus}")
+    etp_words = f"expert tensor-parallel size {etp} (--etp, default --tp)"
+    if lay.folded and spec.moe_intermediate_size % etp:  # TP-only layouts: the engine's TP rules say so
+        return (f"{etp_words}: moe_intermediate_size ({spec.moe_intermediate_size}) of {spec.name} is not divisible "
+                f"by it; use an --etp that divides it")
+    if spec.expert_bias and etp > 1:
+        return (f"{etp_words}: {spec.name}'s experts have biases, and Megatron-Core supports bias in MoE only with "
+                f"--expert-tensor-parallel-size 1 ('Bias in Moe is only supported when ETP==1'); add --etp 1")
+    if ep > 1 and dtype == "fp16":
+        return "--ep with --dtype fp16: Megatron refuses it ('Expert parallelism is not supported with fp16 " \
+               "training.'); train in bf16"
+    return None
+
+
+def expert_sizes(spec: ModelSpec, stage_gpus: int) -> list[int]:
+    """EP > 1 sizes Megatron accepts for `spec` on a stage of `stage_gpus` GPUs: divisors of num_experts."""
+    return [d for d in range(2, min(spec.num_experts, stage_gpus) + 1) if spec.num_experts % d == 0 and
+            stage_gpus % d == 0]
+
+
+def training_layouts(spec: ModelSpec, w: Workload) -> list[TrainLayout]:
+    """Every layout a training plan evaluates (module docstring): TP x PP x DP, then the EP layouts of MoE models
+    whose (tp, pp) Megatron accepts."""
+    plain = [TrainLayout(tp=tp, pp=pp, replicas=w.gpus // (tp * pp), moe=spec.is_moe)
+             for tp, pp in candidate_shapes(spec, w)]
+    if not spec.is_moe:
+        return plain
+    out = list(plain)
+    for lay in plain:
+        if tp_violation(spec, lay.tp, engine=MEGATRON) or lay.pp > spec.num_hidden_layers:
+            continue
+        for etp in sorted({lay.tp, 1}, reverse=True):
+            for ep in expert_sizes(spec, lay.stage_gpus // etp):
+                moe = TrainLayout(tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=ep, etp=etp, moe=True)
+                if expert_layout_problem(spec, moe, dtype=w.dtype) is None:
+                    out.append(moe)
+    return out
+
+
+def megatron_flags(lay: TrainLayout) -> list[str]:
+    """Megatron-LM's flags for a layout (DP follows from the world size): TP, PP, --sequence-parallel when MoE
+    needs it, and for folded MoE layouts EP, ETP when it is not the default and the alltoall dispatcher."""
+    out = [f"--tensor-model-parallel-size {lay.tp}"] + ([f"--pipeline-model-parallel-size {lay.pp}"]
+                                                         if lay.pp > 1 else [])
+    out += [f"--expert-model-parallel-size {lay.ep}"] if lay.ep > 1 else []
+    out += [f"--expert-tensor-parallel-size {lay.expert_tp}"] if lay.expert_tp != lay.tp else []
+    out += ["--sequence-parallel"] if lay.sequence_parallel_required else []
+    return out + (["--moe-token-dispatcher-type alltoall"] if lay.folded else [])
+
+
+def training_assumptions(spec: ModelSpec, w: Workload) -> dict[str, str]:
+    """The assumptions a training plan states (tpplan.planner.train's model), for the Plan's `assumptions`."""
+    out = {"workload": f"train: sequences of {w.input_len} tokens in micro-batches of {w.batch or 1}; "
+                       f"{TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per data-parallel replica per step "
+                       f"through the 1F1B bubble; throughput = every replica's tokens / step",
+           "memory": "18 B per parameter held (bf16 weight, fp32 gradient, fp32 master weight, Adam moments; no "
+                     "distributed optimizer, Megatron's default); activations without attention scores (Megatron's "
+                     "fused attention keeps none), sequence parallelism when --sequence-parallel is given"}
+    if spec.is_moe:
+        out["moe"] = (f"Megatron-Core expert parallelism with MoE parallel folding: the routed experts over EP x ETP "
+                      f"GPUs of a pipeline stage (ETP = --tp or 1), their gradients all-reduced over EDP = GPUs / "
+                      f"(EP x ETP x PP); --moe-token-dispatcher-type alltoall for EP layouts (Megatron's default is "
+                      f"allgather, its MoE guide recommends alltoall with EP); sequence parallelism whenever TP > 1 "
+                      f"(Megatron's MoE layer requires it); EP load imbalance {w.moe_imbalance:.2f} (busiest rank's "
+                      f"routed tokens / mean; --moe-imbalance)")
+    return out
