@@ -27,6 +27,20 @@ def run_cli(capsys):
     return _run
 
 
+@pytest.fixture
+def usage_error(run_cli):
+    """Run `tpplan ARGS` that must be refused as a usage error: exit 2, nothing on stdout, no traceback; returns
+    stderr (whose `Error: ...` line the test pins)."""
+
+    def _refused(*args: str) -> str:
+        r = run_cli(*args)
+        assert (r.code, r.out) == (2, ""), (r.code, r.out, r.err)
+        assert "Traceback" not in r.err
+        return r.err
+
+    return _refused
+
+
 # CI runs the property tests and fuzzers with a fixed seed so a green main stays green; locally each run explores
 # new examples (and TPPLAN_FUZZ_EXAMPLES / TPPLAN_PROPERTY_EXAMPLES raise the counts).
 def _hypothesis_profile() -> None:

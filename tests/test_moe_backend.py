@@ -13,7 +13,8 @@ from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.moe import dispatch_bytes_per_gpu, gathers_tokens, moe_comm_time_s
 from tpplan.errors import TpplanError
 from tpplan.hardware.loader import load_builtin
-from tpplan.models.moe_backends import ALL2ALL_BACKENDS, token_movement
+from tpplan.models.dtypes import resolve_dtype
+from tpplan.models.moe_backends import ALL2ALL_BACKENDS, a2a_mode, token_movement
 from tpplan.models.resolve import resolve_model
 from tpplan.planner.plan import recommend
 
@@ -24,19 +25,22 @@ def _dep8(plan):
     return next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8))
 
 
-def test_deepep_low_latency_prices_vllm_dep8_as_the_all_to_all():
+def test_deepep_low_latency_prices_vllm_dep8_with_the_low_latency_kernels():
     """DeepSeek-V3 on 8 H200, vLLM DP8 + EP8, 512 sequences (64 per DP rank): under deepep_low_latency each of the
-    58 MoE layers dispatches and combines 64 x 5.25 destinations x 7,168 x 2 bytes x 1.2 imbalance per GPU
-    all-to-all, instead of the default all-gather + reduce-scatter of all 512 tokens."""
+    58 MoE layers dispatches and combines with DeepEP's low-latency kernels (tpplan.cost.deepep), instead of the
+    default all-gather + reduce-scatter of all 512 tokens. One NVLink domain: no RDMA; the busiest GPU receives
+    64 x 1.2 tokens x 8 copies, 7 of 8 from other GPUs, FP8 (7,408-byte messages) out and BF16 (14,336) back, at
+    0.68 x 450 GB/s, plus one 13 us call each way (64 tokens fit one 256-token chunk)."""
     spec, hgx = resolve_model("deepseek-v3").spec, load_builtin("hgx-h200")
-    default = coefficients(spec, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", moe_imbalance=1.2).moe
-    forced = coefficients(spec, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", moe_imbalance=1.2,
-                          moe_dispatch=token_movement("vllm", "deepep_low_latency")).moe
+    fp8 = resolve_dtype(spec, "auto")  # the checkpoint's FP8 blocks: the experts compute in FP8, so is the dispatch
+    default = coefficients(spec, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", moe_imbalance=1.2, dtype=fp8).moe
+    forced = coefficients(spec, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", moe_imbalance=1.2, dtype=fp8,
+                          moe_dispatch=token_movement("vllm", "deepep_low_latency"),
+                          a2a_mode=a2a_mode("vllm", "deepep_low_latency")).moe
     assert default.gather_dispatch and not forced.gather_dispatch
-    assert forced == dataclasses.replace(default, gather_dispatch=False)  # nothing else changes
-    n_bytes = dispatch_bytes_per_gpu(forced, 64)
-    assert n_bytes == pytest.approx(64 * 8 * (1 - (7 / 8) ** 8) * 7168 * 2 * 1.2)
-    per_layer = 2 * collective_time_s(hgx, kind="alltoall", group_size=8, n_bytes=n_bytes)
+    assert forced == dataclasses.replace(default, gather_dispatch=False, a2a_mode="low_latency")  # nothing else
+    copies_out = 64 * 1.2 * 8 * 7 / 8
+    per_layer = 2 * 13e-6 + copies_out * (7408 + 14336) / (0.68 * 450e9)
     assert moe_comm_time_s(forced, hgx, 64) == pytest.approx(per_layer)
 
     auto = _dep8(recommend("deepseek-v3", engine="vllm", batch=512, **DS))
@@ -46,6 +50,21 @@ def test_deepep_low_latency_prices_vllm_dep8_as_the_all_to_all():
     assert auto.decode_step.communication_s == pytest.approx(58 * moe_comm_time_s(default, hgx, 64))
     assert ll.decode_step.communication_s < auto.decode_step.communication_s
     assert ll.tpot_s < auto.tpot_s
+    assert (ll.moe_token_movement_decode, ll.moe_token_movement_prefill) == ("low_latency", "low_latency")
+    assert (auto.moe_token_movement_decode, auto.moe_token_movement_prefill) == ("gather", "gather")
+
+
+def test_other_all_to_all_backends_keep_the_fabric_protocols():
+    """pplx (and every non-DeepEP all-to-all) is priced as before: the per-rank deduplicated buffer over the fabric's
+    NCCL protocols."""
+    spec, hgx = resolve_model("deepseek-v3").spec, load_builtin("hgx-h200")
+    pplx = coefficients(spec, hgx, tp=1, ep=8, dp_attention=8, engine="vllm", moe_imbalance=1.2,
+                        moe_dispatch=token_movement("vllm", "pplx"), a2a_mode=a2a_mode("vllm", "pplx")).moe
+    assert pplx.a2a_mode == "fabric"
+    n_bytes = dispatch_bytes_per_gpu(pplx, 64)
+    assert n_bytes == pytest.approx(64 * 8 * (1 - (7 / 8) ** 8) * 7168 * 2 * 1.2)
+    per_layer = 2 * collective_time_s(hgx, kind="alltoall", group_size=8, n_bytes=n_bytes)
+    assert moe_comm_time_s(pplx, hgx, 64) == pytest.approx(per_layer)
 
 
 def test_forced_backend_overrides_every_engine_default_and_auto_keeps_it():

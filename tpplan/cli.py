@@ -84,6 +84,10 @@ A2aBackendOpt = Annotated[str, typer.Option(
     help="MoE token movement under EP + DP attention, in the engine's own words (vLLM --all2all-backend: "
          "allgather_reducescatter, deepep_low_latency, deepep_high_throughput, pplx, flashinfer_all2allv, ...; SGLang "
          "--moe-a2a-backend: none, deepep, mooncake, mori, ...); auto: the engine's default.")]
+DeepEPModeOpt = Annotated[str | None, typer.Option(
+    "--deepep-mode",
+    help="SGLang with --moe-a2a-backend deepep: auto (normal kernels for prefill steps, low-latency for decode), "
+         "normal or low_latency [default: auto].")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name, a profile's name: on "
                                                                     "TPPLAN_PROFILE_PATH, path.yaml, or auto.")]
 
@@ -240,6 +244,7 @@ def recommend(
     moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
                                                  "rank's routed tokens / mean.")] = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
+    deepep_mode: DeepEPModeOpt = None,
     max_num_seqs: Annotated[int | None, typer.Option(
         "--max-num-seqs", "--max-batch-size", "--max-running-requests", min=1,
         help="Engine's running-sequence limit (vLLM / TensorRT-LLM / SGLang spelling; default: the engine's).")] = None,
@@ -256,7 +261,7 @@ def recommend(
 ) -> None:
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
     engine_name = _engine_for(engine, emit, workload)
-    _check_a2a_backend(all2all_backend, engine_name)
+    _check_a2a_backend(all2all_backend, engine_name, deepep_mode)
     if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
         raise typer.BadParameter("--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; "
                                  "add --tp N", param_hint="'--tp'")
@@ -271,7 +276,7 @@ def recommend(
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp,
                           price_per_gpu_hour=price_per_gpu_hour, tp=tp, pp=pp, replicas=replicas, ep=ep,
                           dp_attention=dp_attention, etp=etp, moe_imbalance=moe_imbalance,
-                          all2all_backend=all2all_backend,
+                          all2all_backend=all2all_backend, deepep_mode=deepep_mode,
                           max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
     command = plan.serve_command(emit.value) if emit and (plan.chosen or plan.recommended) else None
     render_plan(plan, fmt, wide=wide, serve_command=command)
@@ -291,13 +296,17 @@ def _engine_for(engine: Engine | None, emit: EmitEngine | None, workload: Mode) 
     return engine.value if engine else (emit.value if emit else Engine(WD.engine).value)
 
 
-def _check_a2a_backend(value: str, engine: str) -> None:
-    """--all2all-backend's values depend on --engine, so they are checked once the engine is known (exit 2)."""
-    from tpplan.models.moe_backends import backend_problem
+def _check_a2a_backend(value: str, engine: str, deepep_mode: str | None = None) -> None:
+    """--all2all-backend's values and --deepep-mode depend on --engine, so they are checked once the engine is known
+    (exit 2)."""
+    from tpplan.models.moe_backends import backend_problem, deepep_mode_problem
 
     problem = backend_problem(engine, value)
     if problem:
         raise typer.BadParameter(problem, param_hint="'--all2all-backend' / '--moe-a2a-backend'")
+    problem = deepep_mode_problem(engine, value, deepep_mode)
+    if problem:
+        raise typer.BadParameter(problem, param_hint="'--deepep-mode'")
 
 
 def _hardware(hardware: str | None):
@@ -328,6 +337,7 @@ def compare(
                                                      "whole job.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive)] = None,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
+    deepep_mode: DeepEPModeOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Put two or more layouts side by side, with the differences."""
@@ -341,11 +351,12 @@ def compare(
         raise typer.BadParameter(str(exc), param_hint="'LAYOUTS'") from exc
     if len(parsed) < 2:
         raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2", param_hint="'LAYOUTS'")
-    _check_a2a_backend(all2all_backend, engine.value)
+    _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
     cmp = run_compare(model, parsed, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine.value,
                       dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
                       output_len=output_len, batch=batch, num_requests=num_requests,
-                      price_per_gpu_hour=price_per_gpu_hour, all2all_backend=all2all_backend)
+                      price_per_gpu_hour=price_per_gpu_hour, all2all_backend=all2all_backend,
+                      deepep_mode=deepep_mode)
     render_comparison(cmp, fmt)
 
 
@@ -388,6 +399,7 @@ def sweep(
     moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
                                                  "rank's routed tokens / mean.")] = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
+    deepep_mode: DeepEPModeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.csv,
@@ -396,7 +408,7 @@ def sweep(
     from tpplan.planner.sweep import sweep as run_sweep
     from tpplan.report.sweep import render_sweep, sweep_progress
 
-    _check_a2a_backend(all2all_backend, engine.value)
+    _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
     if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable
 
@@ -409,7 +421,8 @@ def sweep(
                               batches=_csv_list(batch, int), input_lens=_csv_list(input_len, int),
                               output_lens=_csv_list(output_len, int), dtypes=_csv_list(dtype), engine=engine.value,
                               kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
-                              moe_imbalance=moe_imbalance, all2all_backend=all2all_backend, progress=progress)
+                              moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
+                              deepep_mode=deepep_mode, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 

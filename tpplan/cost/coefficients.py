@@ -20,9 +20,9 @@ from tpplan.cost.moe import MoeKernels, MoeLayout, gather_ranks, gathers_tokens,
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu
-from tpplan.models.formats import SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
+from tpplan.models.formats import LOW_PRECISION_COMPUTE, SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
 from tpplan.models.kv import kv_bytes_per_token_per_layer
-from tpplan.models.moe_backends import TokenMovement
+from tpplan.models.moe_backends import A2aMode, TokenMovement, ll_chunk_tokens
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
@@ -157,11 +157,12 @@ def _mlp_width_per_gpu(spec: ModelSpec, tp: int) -> int:
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
                  kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
                  dp_attention: int = 1, moe_imbalance: float = 1.0, moe_dispatch: TokenMovement | None = None,
-                 sustained: bool = True) -> Coefficients:
+                 a2a_mode: A2aMode = "fabric", sustained: bool = True) -> Coefficients:
     """`fusion` overrides the engine's kernel set (the fidelity benchmark models the unfused measurement harness).
     `sustained` False: FLOP rates of a short measurement, not of continuous load (tpplan.cost.kernels.kernel_rates).
     `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank);
-    `moe_dispatch` forces their token movement ("gather" / "all2all"; None: the engine's default)."""
+    `moe_dispatch` forces their token movement ("gather" / "all2all"; None: the engine's default) and `a2a_mode` the
+    kernels of an all-to-all (tpplan.models.moe_backends.a2a_mode; "fabric" for backends that are not DeepEP)."""
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
     chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
@@ -205,7 +206,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes,
-                        nvlink_domain_gpus=profile.nvlink_domain_size, dispatch=moe_dispatch),
+                        nvlink_domain_gpus=profile.nvlink_domain_size, dispatch=moe_dispatch, a2a_mode=a2a_mode,
+                        experts_8bit=matmul_dtype in LOW_PRECISION_COMPUTE),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
                           sustained=sustained))
@@ -226,11 +228,14 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
-                act_bytes: int, nvlink_domain_gpus: int, dispatch: TokenMovement | None = None) -> MoeLayout | None:
+                act_bytes: int, nvlink_domain_gpus: int, dispatch: TokenMovement | None = None,
+                a2a_mode: A2aMode = "fabric", experts_8bit: bool = False) -> MoeLayout | None:
     """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). Whether EP +
     DP attention gathers tokens or dispatches them all-to-all is `dispatch` when the user forced a backend, else the
     engine's default; over how many GPUs a gather runs is the engine's (`gathers_tokens`, `gather_ranks` in
-    tpplan.cost.moe)."""
+    tpplan.cost.moe). DeepEP dispatches FP8 where the experts compute in 8 bits or fewer (vLLM and SGLang quantize
+    before the dispatch for block-FP8 experts), and SGLang's low-latency dispatch always (SGLANG_DEEPEP_BF16_DISPATCH
+    defaults to False, python/sglang/srt/environ.py)."""
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
@@ -243,7 +248,8 @@ def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalan
                      num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
                      local_experts=ceil_div(spec.num_experts, ep), expert_bytes=one[0], expert_flops_per_token=one[1],
                      expert_width_per_gpu=ceil_div(spec.moe_intermediate_size, shard), hidden_size=spec.hidden_size,
-                     act_bytes=act_bytes)
+                     act_bytes=act_bytes, a2a_mode=a2a_mode, dispatch_fp8=experts_8bit,
+                     ll_dispatch_fp8=experts_8bit or engine == "sglang", ll_tokens_per_call=ll_chunk_tokens(engine))
 
 
 def shard_matmul_shapes(spec: ModelSpec, *, tp: int, engine: str = "vllm") -> dict[str, list[tuple[int, int]]]:

@@ -10,13 +10,16 @@ GPUs of the replica:
   docs.vllm.ai/en/latest/serving/data_parallel_deployment/; SGLang --enable-dp-attention without --ep-size).
 
 Token movement around each MoE layer, per GPU (`tokens` = tokens of one DP rank in the step):
-- dp_attention > 1, all-to-all (`gather_dispatch` False): dispatch, then combine. Each GPU sends each of its T / G
-  tokens once to every GPU that holds one of its top_k experts (DeepEP, TensorRT-LLM's MNNVL all-to-all and vLLM's
-  DeepEP / pplx backends send a token once per destination rank): expected destinations G x (1 - (1 - 1/G)^top_k).
-  The buffer per GPU is S = T / G x destinations x hidden x act_bytes (x imbalance on the busiest rank), of which
-  (G - 1) / G leaves the GPU (nccl-tests alltoall busbw factor). Low-latency mode (DeepEP low_latency kernels,
-  decode) and normal mode (high-throughput kernels, prefill) are the fabric's LL and Simple protocol parameters
-  of the profile: the cheaper one is taken per message size, over NVLink inside a domain and the network beyond.
+- dp_attention > 1, all-to-all (`gather_dispatch` False): dispatch, then combine, with the kernels `a2a_mode` names
+  (tpplan.models.moe_backends.A2aMode). DeepEP's normal and low-latency kernels are priced as their own physics in
+  tpplan.cost.deepep (normal: once per destination rank, RDMA then NVLink forwarding, larger fixed time;
+  low-latency: top_k copies, small fixed time, calls of at most the engine's tokens per rank); "auto" (SGLang) takes
+  the normal kernels in steps that carry prefill tokens and the low-latency ones in decode steps (`extend`).
+  "fabric" (every other all-to-all, TensorRT-LLM's MNNVL included): each GPU sends each of its T / G tokens once to
+  every GPU that holds one of its top_k experts: expected destinations G x (1 - (1 - 1/G)^top_k). The buffer per GPU
+  is S = T / G x destinations x hidden x act_bytes (x imbalance on the busiest rank), of which (G - 1) / G leaves the
+  GPU (nccl-tests alltoall busbw factor), priced with the fabric's LL and Simple protocol parameters, the cheaper
+  per message size, over NVLink inside a domain and the network beyond.
 - dp_attention > 1 with ep = 1, or with ep = G where the engine gathers instead (`gather_dispatch`, the default of
   every engine planned here except TensorRT-LLM on a multi-node NVLink fabric, unless the user forces an all-to-all
   backend: vLLM --all2all-backend deepep_low_latency etc., SGLang --moe-a2a-backend deepep etc.; see
@@ -51,9 +54,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tpplan.cost.collectives import collective_time_s
+from tpplan.cost.deepep import A2aGroup, DeepEPKernels, low_latency_time_s, normal_time_s
 from tpplan.cost.kernels import KernelRates, elementwise_time_s, matmul_time_s
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.models.moe_backends import TokenMovement
+from tpplan.models.moe_backends import A2aMode, TokenMovement
+from tpplan.units import maximum
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +210,15 @@ class MoeLayout:
     """moe_intermediate_size held per GPU (whole under EP, / G otherwise)."""
     hidden_size: int
     act_bytes: int
+    a2a_mode: A2aMode = "fabric"
+    """The kernels of an all-to-all (`gather_dispatch` False): DeepEP normal / low_latency, auto, or fabric."""
+    dispatch_fp8: bool = False
+    """DeepEP's normal dispatch carries FP8 (the experts compute in 8 bits or fewer), else 16-bit values."""
+    ll_dispatch_fp8: bool = False
+    """... and its low-latency dispatch (SGLang dispatches FP8 there by default even for 16-bit experts)."""
+    ll_tokens_per_call: int | None = None
+    """Tokens per rank one low-latency call carries where the engine chunks a step into calls (vLLM: 256); None: one
+    call per step (SGLang; tpplan.models.moe_backends.LL_TOKENS_PER_CALL)."""
 
 
 def group_tokens(m: MoeLayout, tokens):
@@ -261,16 +275,65 @@ def dispatch_bytes_per_gpu(m: MoeLayout, tokens):
             * m.imbalance)
 
 
-def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens):
-    """Token movement around one MoE layer (see the module docstring); 0 when dp_attention = 1. A gather over the
-    DP group only (gather_ranks < group_size) is strided over the replica's GPUs, so it crosses the fabrics of all
-    group_size of them."""
+def a2a_kernels(m: MoeLayout | None, *, extend: bool) -> str | None:
+    """What moves an MoE layer's tokens in a step with (`extend`) or without prefill tokens: "gather", "fabric",
+    "normal" or "low_latency"; None without DP attention (the layer's TP all-reduce does)."""
+    if m is None or m.dp_attention == 1:
+        return None
+    if m.ep == 1 or m.gather_dispatch:
+        return "gather"
+    if m.a2a_mode == "auto":
+        return "normal" if extend else "low_latency"
+    return m.a2a_mode
+
+
+def a2a_group(m: MoeLayout, profile: HardwareProfile, kernels: DeepEPKernels) -> A2aGroup:
+    """The EP group of `m` as DeepEP sees it (tpplan.cost.deepep): G GPUs, min(G, NVLink domain) per domain."""
+    return A2aGroup(group_size=m.group_size, domain_gpus=min(m.group_size, profile.nvlink_domain_size),
+                    experts_per_token=m.experts_per_token, hidden_size=m.hidden_size,
+                    dispatch_fp8=m.ll_dispatch_fp8 if kernels == "low_latency" else m.dispatch_fp8,
+                    combine_bytes_per_channel=m.act_bytes)
+
+
+def a2a_tokens(m: MoeLayout, tokens):
+    """(busiest, sent): tokens the busiest GPU exchanges in one DeepEP dispatch, and the tokens one GPU of a busy DP
+    rank dispatches itself (its rank's tokens over the rank's attention-TP GPUs). The busiest GPU sends its own and
+    receives T / G x imbalance, so busiest = max(sent, T / G x imbalance): the receive side when every rank is busy,
+    the sender's own tokens for one prompt prefilled alone."""
+    sent = tokens / (m.group_size // m.dp_attention)
+    return maximum(sent, group_tokens(m, tokens) / m.group_size * m.imbalance), sent
+
+
+def _deepep_s(m: MoeLayout, profile: HardwareProfile, tokens, kernels: DeepEPKernels):
+    busiest, sent = a2a_tokens(m, tokens)
+    g = a2a_group(m, profile, kernels)
+    if kernels == "normal":
+        return normal_time_s(profile, g, tokens=busiest)
+    return low_latency_time_s(profile, g, tokens=busiest, call_tokens=sent, tokens_per_call=m.ll_tokens_per_call)
+
+
+def all_to_all_time_s(m: MoeLayout, profile: HardwareProfile, tokens, *, extend=False):
+    """Dispatch + combine of one MoE layer with the kernels of `m.a2a_mode`; "auto" takes the normal kernels where the
+    step carries prefill tokens (`extend`, a bool or a bool array) and the low-latency ones elsewhere."""
+    if m.a2a_mode == "fabric":
+        return 2 * collective_time_s(profile, kind="alltoall", group_size=m.group_size,
+                                     n_bytes=dispatch_bytes_per_gpu(m, tokens))
+    if m.a2a_mode == "auto":
+        low, normal = (_deepep_s(m, profile, tokens, k) for k in ("low_latency", "normal"))
+        return low + extend * (normal - low)
+    return _deepep_s(m, profile, tokens, m.a2a_mode)
+
+
+def moe_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens, *, extend=False):
+    """Token movement around one MoE layer (see the module docstring); 0 when dp_attention = 1. `extend`: the step
+    carries prefill tokens (SGLang's DeepEP auto mode picks its kernels by it). A gather over the DP group only
+    (gather_ranks < group_size) is strided over the replica's GPUs, so it crosses the fabrics of all group_size of
+    them."""
     if m.dp_attention == 1:
         return tokens * 0.0
     g = m.group_size
     if m.ep > 1 and not m.gather_dispatch:
-        return 2 * collective_time_s(profile, kind="alltoall", group_size=g,
-                                     n_bytes=dispatch_bytes_per_gpu(m, tokens))
+        return all_to_all_time_s(m, profile, tokens, extend=extend)
     full = group_tokens(m, tokens) * m.hidden_size * m.act_bytes
     return (collective_time_s(profile, kind="allgather", group_size=m.gather_ranks, n_bytes=full, span_gpus=g)
             + collective_time_s(profile, kind="reducescatter", group_size=m.gather_ranks, n_bytes=full, span_gpus=g))
@@ -284,12 +347,12 @@ def keeps_tp_allreduce(m: MoeLayout) -> bool:
 
 
 def layers_comm_time_s(m: MoeLayout, profile: HardwareProfile, tokens, *, tp_collective_s, collectives_per_layer: int,
-                       num_layers: int, num_moe_layers: int):
+                       num_layers: int, num_moe_layers: int, extend=False):
     """All layers' collectives of one step: the TP collectives (`tp_collective_s` each, over the attention TP
     group); with DP attention an MoE layer's second all-reduce is replaced by the token movement around it, or
-    joined by it (`keeps_tp_allreduce`)."""
+    joined by it (`keeps_tp_allreduce`). `extend`: the step carries prefill tokens (`moe_comm_time_s`)."""
     if m.dp_attention == 1:
         return num_layers * collectives_per_layer * tp_collective_s
     replaced = 0 if keeps_tp_allreduce(m) else num_moe_layers
     return ((num_layers * collectives_per_layer - replaced) * tp_collective_s
-            + num_moe_layers * moe_comm_time_s(m, profile, tokens))
+            + num_moe_layers * moe_comm_time_s(m, profile, tokens, extend=extend))

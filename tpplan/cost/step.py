@@ -104,7 +104,9 @@ def routed_experts_s(c: Coefficients, tokens):
                                   hidden_size=c.hidden_size, act_bytes=c.act_bytes)
 
 
-def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool):
+def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool, extend=False):
+    """All layers' collectives for `tokens` tokens; `extend`: the step carries prefill tokens (an MoE all-to-all in
+    SGLang's DeepEP auto mode picks its kernels by it, tpplan.cost.moe)."""
     n_bytes = tokens * c.hidden_size * c.act_bytes
     if sequence_parallel:
         one = (collective_time_s(profile, kind="reducescatter", group_size=c.tp, n_bytes=n_bytes)
@@ -114,7 +116,7 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
     if c.moe is not None:
         return layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
                                   collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
-                                  num_moe_layers=c.num_moe_layers)
+                                  num_moe_layers=c.num_moe_layers, extend=extend)
     return c.num_layers * c.allreduces_per_layer * one
 
 
@@ -233,7 +235,9 @@ def decoder_layers(c: Coefficients, profile: HardwareProfile, *, decode_seqs=Non
         compute = compute + _decode_attention_s(c, decode_seqs, context_len)
     if prefill_tokens is not None:
         compute = compute + _prefill_attention_s(c, prefill_tokens, prefill_pairs)
-    comm = 0 * tokens if compute_only else _comm_time_s(c, profile, tokens, sequence_parallel=sequence_parallel)
+    extend = False if prefill_tokens is None else prefill_tokens > 0
+    comm = 0 * tokens if compute_only else _comm_time_s(c, profile, tokens, sequence_parallel=sequence_parallel,
+                                                         extend=extend)
     return step_time(compute_s=compute, communication_s=comm, overhead_s=0 * tokens)
 
 
@@ -293,5 +297,5 @@ def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, contex
     return {"attention_projections_s": projections, "mlp_s": mlp,
             "elementwise_s": _elementwise_s(c, tokens) + c.num_layers * max(c.layer_overhead_s),
             "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
-            "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False),
+            "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False, extend=prefill_tokens > 0),
             "overhead_s": c.step_overhead_s}

@@ -19,14 +19,28 @@ The engines' own values:
   All-Gather for token dispatch", docs.sglang.io/advanced_features/expert_parallelism.html); "deepep", "mooncake",
   "mori", "flashinfer" and, in later releases, "nixl" keep tokens on their rank and dispatch them all-to-all.
   "ascend_fuseep" (Ascend NPUs) is left out: no profile here describes an NPU. DeepEP's mode is SGLang's separate
-  --deepep-mode (auto | normal | low_latency, default auto: normal kernels for prefill batches, low-latency for
-  decode), which matches how the cost model prices an all-to-all (the cheaper of the fabric's LL and Simple
-  protocols per message size), so it is left at its default.
+  --deepep-mode (DeepEPMode in python/sglang/srt/layers/moe/utils.py: auto | normal | low_latency, default auto;
+  `resolve(is_extend_in_batch)` gives normal kernels to a batch that carries prefill (extend) tokens on any DP rank
+  and low-latency kernels to a decode batch; server_args `_handle_a2a_moe` disables CUDA graphs under normal).
 - TensorRT-LLM has no such option: its MoE picks MNNVL all-to-all itself on a multi-node NVLink fabric with
   ep > top_k, DeepEP only under the environment variable TRTLLM_CAN_USE_DEEP_EP=1 (select_alltoall_method_type,
   tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py); tpplan models its automatic choice
   (tpplan.cost.moe.trtllm_gathers_tokens) and refuses a forced value rather than plan a flag that does not exist.
   Megatron (training) is refused likewise.
+
+Which kernels an all-to-all backend runs (`A2aMode`, priced by tpplan.cost.deepep):
+- DeepEP normal (high-throughput) kernels: vLLM deepep_high_throughput (DeepEPHTPrepareAndFinalize), SGLang deepep
+  with --deepep-mode normal, and SGLang's auto mode for steps that carry prefill.
+- DeepEP low-latency kernels: vLLM deepep_low_latency (DeepEPLLPrepareAndFinalize; the docs' "Multi-node decode, CUDA
+  graph support, masked layout", docs.vllm.ai/en/latest/serving/expert_parallel_deployment/), SGLang deepep with
+  --deepep-mode low_latency, and SGLang's auto mode for decode steps.
+- "fabric": every other all-to-all (pplx, MoRI, NIXL-EP, FlashInfer, Mooncake, DeepEP V2's unified ElasticBuffer, and
+  TensorRT-LLM's MNNVL all-to-all). None is either DeepEP mode, so they keep the fabric's NCCL protocol parameters
+  (the cheaper of LL and Simple per message size) over the per-rank deduplicated buffer. TensorRT-LLM's MNNVL
+  kernels (tensorrt_llm/_mnnvl_utils.py MnnvlMoe) fit that pricing: the prepare step computes, on the GPU, each
+  token's target ranks (compute_target_rank_id: expert // experts per rank) and moe_comm sends it once per target
+  rank through NVLink fabric memory (one-sided, no host synchronisation, CUDA-graph capturable), within one NVLink
+  domain: a per-rank deduplicated exchange paced by the NVLink protocols, with no RDMA stage and no host handshake.
 """
 
 from __future__ import annotations
@@ -77,6 +91,79 @@ def backend_problem(engine: str, backend: str) -> str | None:
     other = next((e for e, t in ALL2ALL_BACKENDS.items() if e != engine and backend in t), None)
     hint = f" ({backend} is {other}'s spelling)" if other else ""
     return f"{backend!r} is not a {engine} backend{hint}; choose one of: {', '.join(backend_choices(engine))}"
+
+
+A2aMode = Literal["fabric", "normal", "low_latency", "auto"]
+"""The kernels of an all-to-all (module docstring): DeepEP's normal or low-latency kernels, "auto" (SGLang: normal for
+steps with prefill, low-latency for decode steps), or "fabric" (the fabric's NCCL protocol parameters)."""
+
+DEEPEP_MODES = ("auto", "normal", "low_latency")
+"""SGLang --deepep-mode values (DeepEPMode, python/sglang/srt/layers/moe/utils.py); default auto."""
+
+DEEPEP_KERNELS: dict[str, dict[str, A2aMode]] = {
+    "vllm": {"deepep_high_throughput": "normal", "deepep_low_latency": "low_latency"},
+    "sglang": {"deepep": "auto"},
+}
+"""The backends that run DeepEP's V1 kernels, and the mode each runs (SGLang's deepep: its --deepep-mode)."""
+
+LL_TOKENS_PER_CALL = {"vllm": 256, "sglang": 128}
+"""Tokens per rank one low-latency dispatch carries, which also sizes its buffers. vLLM dispatches a DP rank's tokens
+in chunks of VLLM_MOE_DP_CHUNK_SIZE (default 256, vllm/envs.py: "the quantum of tokens that can be dispatched from a
+DP rank"; FusedMoE.use_dp_chunking is on for deepep_low_latency), one low-latency call per chunk. SGLang sizes the
+buffer for SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK (default 128, python/sglang/srt/environ.py) and DeepEP
+asserts x.size(0) <= num_max_dispatch_tokens_per_rank (deep_ep.cpp; DeepEP issue 165), so a step dispatches in
+one call or fails."""
+
+LL_TOKENS_ENV = "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK"
+"""SGLang's environment variable for its low-latency buffer (`LL_TOKENS_PER_CALL`)."""
+
+
+def ll_buffer_tokens(engine: str, mode: A2aMode, *, prefill_tokens_per_gpu: int) -> int:
+    """Tokens per rank the low-latency buffer is sized for: vLLM's chunk (256); SGLang's default 128, or a GPU's
+    prefill batch where --deepep-mode low_latency sends prefill steps through these kernels in one call (DeepSeek's
+    guidance: "low-latency mode will limit max dispatch num tokens ... While low-latency prefill technically works,
+    it's not recommended", sgl-project/sglang issue 6017), which needs SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK
+    raised to it."""
+    cap = LL_TOKENS_PER_CALL["sglang" if engine == "sglang" else "vllm"]
+    return max(cap, prefill_tokens_per_gpu) if engine == "sglang" and mode == "low_latency" else cap
+
+
+def ll_chunk_tokens(engine: str) -> int | None:
+    """Tokens per rank of each low-latency call where the engine splits a step's tokens into calls (vLLM); None where
+    a step is one call (SGLang, whose buffer must then hold the step: `LL_TOKENS_PER_CALL`)."""
+    return LL_TOKENS_PER_CALL["vllm"] if engine == "vllm" else None
+
+
+def a2a_mode(engine: str, backend: str, deepep_mode: str | None = None) -> A2aMode:
+    """The kernels `backend` runs on `engine` (module docstring): DeepEP's mode for the DeepEP backends (SGLang's
+    from `deepep_mode`, default auto), "fabric" for every other backend and for the engine's default."""
+    mode = DEEPEP_KERNELS.get(engine, {}).get(backend, "fabric")
+    return (deepep_mode or "auto") if mode == "auto" else mode
+
+
+def deepep_mode_problem(engine: str, backend: str, deepep_mode: str | None) -> str | None:
+    """Why --deepep-mode `deepep_mode` does not apply (without the option's name), naming the fix; None when it
+    does, or when it is not given. An explicit auto is SGLang's default and always accepted for SGLang."""
+    if deepep_mode is None:
+        return None
+    if deepep_mode not in DEEPEP_MODES:
+        return f"{deepep_mode!r} is not a DeepEP mode; choose one of: {', '.join(DEEPEP_MODES)}"
+    if engine != "sglang":
+        how = {"vllm": "vLLM picks DeepEP's kernels with --all2all-backend deepep_high_throughput or "
+                       "deepep_low_latency",
+               "trtllm": "TensorRT-LLM chooses its MoE all-to-all itself"}.get(engine, f"{engine} has no such option")
+        return f"{deepep_mode!r} applies to --engine sglang only; {how}; leave it out"
+    if deepep_mode != "auto" and backend != "deepep":
+        return (f"{deepep_mode!r} selects DeepEP's kernels, which SGLang runs only with --moe-a2a-backend deepep; add "
+                f"--moe-a2a-backend deepep or leave --deepep-mode out")
+    return None
+
+
+def check_deepep_mode(engine: str, backend: str, deepep_mode: str | None) -> None:
+    """Raise TpplanError when --deepep-mode does not apply (`deepep_mode_problem`)."""
+    problem = deepep_mode_problem(engine, backend, deepep_mode)
+    if problem:
+        raise TpplanError(f"--deepep-mode {problem}")
 
 
 def token_movement(engine: str, backend: str) -> TokenMovement | None:

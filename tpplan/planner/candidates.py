@@ -17,6 +17,7 @@ from tpplan.cost.batching import (
     scheduler_limits,
 )
 from tpplan.cost.coefficients import Coefficients, coefficients, mlp_activation_widths
+from tpplan.cost.moe import a2a_kernels
 from tpplan.cost.steady import prefill_room_tokens, steady_state
 from tpplan.cost.step import (
     StepTime,
@@ -30,6 +31,7 @@ from tpplan.models.kv import kv_cache_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
 from tpplan.planner.layouts import Layout, moe_layout_reasons
+from tpplan.planner.moe_buffers import deepep_ll_buffer_bytes, ll_decode_note, ll_tokens_needed
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
 from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, s_to_ms
 
@@ -87,6 +89,17 @@ class Candidate:
     to tp when the experts are split like the other layers). None for serving and for dense models."""
     job_s: float | None = None
     """With --num-requests: seconds until the last request of the job finishes (None: a steady stream)."""
+    moe_token_movement_decode: str | None = None
+    """What moves an MoE layer's tokens in a decode step: "gather" (all-gather + reduce-scatter), "fabric" (an
+    all-to-all priced by the fabric's protocols), "normal" / "low_latency" (DeepEP's kernels); None without DP
+    attention (tpplan.cost.moe.a2a_kernels)."""
+    moe_token_movement_prefill: str | None = None
+    """... and in a step that carries prefill tokens (SGLang's DeepEP auto mode: normal there, low-latency in
+    decode steps)."""
+    deepep_ll_tokens_per_rank: int | None = None
+    """Tokens per rank DeepEP's low-latency buffer must hold for this layout (vLLM: its 256-token chunk; SGLang: the
+    largest step it dispatches in one call, SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK); None without those
+    kernels (tpplan.planner.moe_buffers)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +163,8 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     m = c.moe
     weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
                                    expert_tp=m.group_size if m and m.ep == 1 else 0)
-    reserve = profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
+    reserve = (profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
+               + deepep_ll_buffer_bytes(spec, c, w, limits=engine_limits(profile, w)))
     budget = kv_budget_bytes(usable_bytes=usable, weight_bytes=weights, reserve_bytes=reserve, w=w)
     seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
                                       kv_dtype=w.kv_cache_dtype, engine=w.engine)
@@ -315,7 +329,7 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
         return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,
                      engine=w.engine, ep=lay.ep, dp_attention=lay.dp_attention, moe_imbalance=w.moe_imbalance,
-                     moe_dispatch=w.moe_dispatch)
+                     moe_dispatch=w.moe_dispatch, a2a_mode=w.a2a_mode)
     mem = layout_memory(spec, profile, c, w)
     return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *mem.reasons), coefficients=c, memory=mem)
 
@@ -340,6 +354,7 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     concurrency = int(run(1).max_concurrent_sequences)
     job_requests = ceil_div(w.num_requests, replicas) if w.num_requests else None
     batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency, job_requests=job_requests)
+    notes += ll_decode_note(spec, c, w, limits=limits, batch=batch)
     reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
     throughput = perf.output_tokens_per_s_per_replica * replicas if feasible else 0.0
@@ -358,6 +373,9 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         comm_share=perf.decode_step.communication_s / perf.decode_step.total_s,
         ttft_s=perf.prefill.total_s, ttft_under_load_s=perf.ttft_under_load_s, tpot_s=perf.decode_step.total_s,
         step_time_s=perf.steady_step.total_s, decode_step=perf.decode_step, prefill=perf.prefill, job_s=job_s,
+        moe_token_movement_decode=a2a_kernels(c.moe, extend=False),
+        moe_token_movement_prefill=a2a_kernels(c.moe, extend=True),
+        deepep_ll_tokens_per_rank=ll_tokens_needed(c, w, limits=limits, batch=batch),
         **throughput_fields(throughput, gpus_used=base["gpus_used"], profile=profile))
 
 

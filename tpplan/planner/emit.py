@@ -26,9 +26,13 @@ Flags are spelled as each engine's current documentation spells them:
   vllm PR #54268 proposes FlashInfer's all-to-all on GB200). SGLang's default --moe-a2a-backend none and
   TensorRT-LLM's own choice are what is modelled, so their commands leave them unset. A backend the user forced
   (`recommend --all2all-backend`, alias --moe-a2a-backend; tpplan.models.moe_backends) is printed for the EP +
-  DP-attention layouts it was priced on: vLLM --all2all-backend <value>, SGLang --moe-a2a-backend <value> (its
-  --deepep-mode stays at auto, normal kernels for prefill and low-latency for decode, which is how the all-to-all is
-  priced: the cheaper protocol per message). A DP-attention layout without EP gathers whatever the backend, so its
+  DP-attention layouts it was priced on: vLLM --all2all-backend <value> (deepep_high_throughput / deepep_low_latency
+  name DeepEP's mode themselves), SGLang --moe-a2a-backend <value>, and with deepep its --deepep-mode (auto unless
+  the user chose normal or low_latency: the mode tpplan.cost.deepep priced each step with). Where SGLang's low-latency
+  kernels must dispatch more than its default 128 tokens per rank in one call (its decode batch per rank, or under
+  --deepep-mode low_latency its prefill batch), the command starts with
+  SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=<tokens> (Candidate.deepep_ll_tokens_per_rank), without which
+  DeepEP's low_latency_dispatch asserts. A DP-attention layout without EP gathers whatever the backend, so its
   command keeps vLLM's allgather_reducescatter and leaves SGLang's default.
 """
 
@@ -39,7 +43,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
 from tpplan.models.engines import EMITTERS
-from tpplan.models.moe_backends import ENGINE_DEFAULT_BACKEND
+from tpplan.models.moe_backends import ENGINE_DEFAULT_BACKEND, LL_TOKENS_ENV, LL_TOKENS_PER_CALL
 from tpplan.planner.layouts import ATTENTION_DP_YAML, layout_flags
 from tpplan.planner.workload import Workload
 
@@ -124,7 +128,16 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
         args.append(f"--all2all-backend {moe_backend(w, c) or VLLM_ALL2ALL_BACKEND}")
     if engine == "sglang" and moe_backend(w, c):
         args.append(f"--moe-a2a-backend {moe_backend(w, c)}")
+        if moe_backend(w, c) == "deepep":
+            args.append(f"--deepep-mode {w.deepep_mode or 'auto'}")
     return args
+
+
+def _sglang_env(c: Candidate) -> str:
+    """SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=N and a space where the plan's low-latency calls carry more
+    than SGLang's default buffer (tpplan.models.moe_backends.LL_TOKENS_PER_CALL), else ''."""
+    n = c.deepep_ll_tokens_per_rank
+    return f"{LL_TOKENS_ENV}={n} " if n is not None and n > LL_TOKENS_PER_CALL["sglang"] else ""
 
 
 def moe_backend(w: Workload, c: Candidate) -> str | None:
@@ -165,7 +178,7 @@ def _per_replica_servers(plan: Plan, c: Candidate, engine: str, model: str) -> l
         if engine == "trtllm":
             cmd = _join(f"{prefix}trtllm-serve {model}", _trtllm_args(plan, c))
         elif engine == "sglang":
-            cmd = _join(f"{prefix}python -m sglang.launch_server --model-path {model}",
+            cmd = _join(f"{prefix}{_sglang_env(c)}python -m sglang.launch_server --model-path {model}",
                         _server_args("sglang", plan, c, replicas=1))
         else:
             cmd = _join(f"{prefix}vllm serve {model}", _server_args("vllm", plan, c, replicas=1))
@@ -196,7 +209,7 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -
             cmd = f"echo 'enable_attention_dp: true' > {ATTENTION_DP_YAML}  # on every node\n{cmd}"
         return [NodeCommand(node=None, command=cmd + note)]
     if engine == "sglang":
-        head = f"python -m sglang.launch_server --model-path {model}"
+        head = f"{_sglang_env(c)}python -m sglang.launch_server --model-path {model}"
         return [NodeCommand(node=i, command=_join(head, _server_args("sglang", plan, c, replicas=1) + [
             f"--nnodes {nodes}", f"--node-rank {i}", f"--dist-init-addr {HEAD}:20000"])) for i in range(nodes)]
     out = [NodeCommand(node=0, command="ray start --head --port=6379")]

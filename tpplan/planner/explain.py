@@ -84,13 +84,24 @@ def _moe_gains(best: Candidate, rival: Candidate, plan: Plan) -> list[str]:
     return why
 
 
+def deepep_words(c: Candidate) -> str:
+    """' with DeepEP low-latency kernels in decode steps and normal in prefill' style words for a layout whose tokens
+    move with DeepEP's kernels (tpplan.cost.deepep); '' otherwise."""
+    decode, prefill = c.moe_token_movement_decode, c.moe_token_movement_prefill
+    if decode not in ("normal", "low_latency"):
+        return ""
+    if decode == prefill:
+        return f" with DeepEP {decode.replace('_', '-')} kernels"
+    return f" with DeepEP {decode.replace('_', '-')} kernels in decode steps and {prefill} in prefill"
+
+
 def _moe_versus(best: Candidate, plan: Plan) -> str | None:
     """Why an EP / DP-attention layout beat plain TP over the same GPUs (and pipeline stages), or lost to it."""
     if moe_words(best):
         rival = _plain_rival(best, plan)
         if rival is None:
             return None
-        head = f"{moe_words(best)}{_stages(best)} beats TP{rival.tp}{_stages(rival)}"
+        head = f"{moe_words(best)}{_stages(best)}{deepep_words(best)} beats TP{rival.tp}{_stages(rival)}"
         if not rival.feasible:
             return f"{head}, which is rejected: {'; '.join(rival.reasons)}"
         gain = best.output_tokens_per_s_per_gpu / rival.output_tokens_per_s_per_gpu - 1 if \

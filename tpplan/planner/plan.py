@@ -13,7 +13,7 @@ from tpplan.errors import TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
 from tpplan.models.engines import rules_for
-from tpplan.models.moe_backends import OPTION_NAMES, token_movement
+from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
 from tpplan.planner.explain import explain, suggestions
@@ -84,7 +84,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
               price_per_gpu_hour: float | None = None, tp: int | None = None, pp: int | None = None,
               replicas: int | None = None, ep: int = 1, dp_attention: int = 1, etp: int | None = None,
               moe_imbalance: float = D.moe_imbalance, all2all_backend: str = D.all2all_backend,
-              replan_suggestions: bool = True) -> Plan:
+              deepep_mode: str | None = None, replan_suggestions: bool = True) -> Plan:
     """Plan `model` (catalogue name, alias, HF id or config.json path, or a ModelSpec) on `hardware` (built-in
     profile name, YAML path, HardwareProfile; default dgx-h100) with `gpus` GPUs (default: all of the profile's).
 
@@ -96,7 +96,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     size, `ep` Megatron's --expert-model-parallel-size and `etp` its --expert-tensor-parallel-size (None: tp);
     `moe_imbalance` is the busiest EP rank's routed tokens over the mean (tpplan.cost.moe); `all2all_backend` the
     engine's MoE token-movement backend (vLLM --all2all-backend, SGLang --moe-a2a-backend; "auto": the engine's
-    default; tpplan.models.moe_backends). Lengths are tokens;
+    default; tpplan.models.moe_backends) and `deepep_mode` SGLang's --deepep-mode for its deepep backend (auto, normal,
+    low_latency; None: SGLang's default, auto). Lengths are tokens;
     `max_tpot_ms` and `max_ttft_ms` are milliseconds. Returns a Plan whose `recommended` is None when nothing fits
     (its candidates carry the reasons, its suggestions the flags that would help). `max_num_seqs` /
     `max_num_batched_tokens` override the engine's scheduler limits (vLLM's names; TensorRT-LLM max_batch_size /
@@ -110,6 +111,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                   num_requests=num_requests)
     rules_for(engine)
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
+    check_deepep_mode(engine, all2all_backend, deepep_mode)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
     assumptions: dict[str, str] = {}
     query = model if isinstance(model, str) else model.name
@@ -128,7 +130,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
-                 all2all_backend=all2all_backend)
+                 all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
     if w.mode == "train":
         from tpplan.planner.train_layouts import training_assumptions
@@ -152,7 +154,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
                     allow_cross_domain_tp=allow_cross_domain_tp, max_num_seqs=max_num_seqs,
                     max_num_batched_tokens=max_num_batched_tokens, moe_imbalance=moe_imbalance,
-                    all2all_backend=all2all_backend)
+                    all2all_backend=all2all_backend, deepep_mode=deepep_mode)
         _replan_suggestions(plan, base, profile)
     return plan
 
@@ -163,8 +165,18 @@ def _backend_assumption(w: Workload) -> str:
     if w.moe_dispatch is None:
         return ""
     how = ("all-gather + reduce-scatter" if w.moe_dispatch == "gather" else
-           "all-to-all dispatch and combine for EP layouts (DP-attention without EP still gathers)")
+           "all-to-all dispatch and combine for EP layouts (DP-attention without EP still gathers)" + _KERNEL_WORDS[
+               w.a2a_mode])
     return f"; token movement {OPTION_NAMES[w.engine]} {w.all2all_backend}: {how}"
+
+
+_KERNEL_WORDS = {
+    "fabric": ", priced with the fabric's NCCL protocols",
+    "normal": ", DeepEP normal (high-throughput) kernels in every step",
+    "low_latency": ", DeepEP low-latency kernels in every step",
+    "auto": ", DeepEP auto mode: normal kernels in steps with prefill, low-latency kernels in decode steps",
+}
+"""How the assumptions name the kernels of a forced all-to-all (tpplan.models.moe_backends.A2aMode)."""
 
 
 def _model_and_profile(model: str | ModelSpec, hardware: str | HardwareProfile | None, *,

@@ -74,7 +74,7 @@ class Plan:
                 "max_model_len": w.max_model_len, "gpu_memory_utilization": w.gpu_memory_utilization,
                 "batch": w.batch, "num_requests": w.num_requests, "max_num_seqs": w.max_num_seqs,
                 "max_num_batched_tokens": w.max_num_batched_tokens, "moe_imbalance": w.moe_imbalance,
-                "all2all_backend": w.all2all_backend,
+                "all2all_backend": w.all2all_backend, "deepep_mode": w.deepep_mode,
                 "max_tpot_s": w.max_tpot_s, "max_ttft_s": w.max_ttft_s,
                 "sequence_parallel": w.sequence_parallel, "allow_cross_domain_tp": w.allow_cross_domain_tp,
                 "price_per_gpu_hour": p.price_per_gpu_hour}

@@ -89,20 +89,21 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
           input_lens: Sequence[int], output_lens: Sequence[int], dtypes: Sequence[str] = (WORKLOAD_DEFAULTS.dtype,),
           engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
           max_model_len: int | None = None, moe_imbalance: float = WORKLOAD_DEFAULTS.moe_imbalance,
-          all2all_backend: str = WORKLOAD_DEFAULTS.all2all_backend,
+          all2all_backend: str = WORKLOAD_DEFAULTS.all2all_backend, deepep_mode: str | None = None,
           progress: Callable[[int, int], None] | None = None):
     """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x layout (tp, pp, ep, dp_attention)
-    x batch x in x out. `moe_imbalance`: the busiest EP rank's routed tokens / the mean, and `all2all_backend` the
-    engine's MoE token-movement backend, as in `recommend`."""
+    x batch x in x out. `moe_imbalance`: the busiest EP rank's routed tokens / the mean, `all2all_backend` the
+    engine's MoE token-movement backend and `deepep_mode` SGLang's DeepEP mode, as in `recommend`."""
     import pandas as pd
 
     from tpplan.errors import TpplanError
     from tpplan.hardware.loader import resolve_profile
     from tpplan.models.dtypes import normalize_dtype, resolve_dtype
-    from tpplan.models.moe_backends import token_movement
+    from tpplan.models.moe_backends import check_deepep_mode, token_movement
     from tpplan.models.resolve import resolve_model
 
     token_movement(engine, all2all_backend)  # before any work
+    check_deepep_mode(engine, all2all_backend, deepep_mode)
     start = time.perf_counter()
     specs = [resolve_model(m).spec for m in models]
     profiles = [resolve_profile(h)[0] for h in hardware]
@@ -115,7 +116,8 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
         w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=max_model_len,
                      kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"),
-                     moe_imbalance=moe_imbalance, all2all_backend=all2all_backend).for_model(spec)
+                     moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
+                     deepep_mode=deepep_mode).for_model(spec)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)
         for col in cols:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tpplan.models.dtypes import resolve_dtype
-from tpplan.models.moe_backends import TokenMovement, token_movement
+from tpplan.models.moe_backends import A2aMode, TokenMovement, a2a_mode, token_movement
 from tpplan.models.spec import ModelSpec
 
 Objective = Literal["throughput", "latency", "gpus", "cost"]
@@ -69,6 +69,10 @@ class Workload:
     """MoE token movement under EP + DP attention, as the engine spells it (vLLM --all2all-backend, SGLang
     --moe-a2a-backend): "auto" = the engine's default (tpplan.cost.moe.gathers_tokens), else one of the engine's
     values (tpplan.models.moe_backends.ALL2ALL_BACKENDS), which forces all-gather + reduce-scatter or all-to-all."""
+    deepep_mode: str | None = None
+    """SGLang --deepep-mode for --moe-a2a-backend deepep: auto (normal kernels in steps with prefill, low-latency in
+    decode steps), normal or low_latency; None: not given (SGLang's default, auto). Other engines have no such
+    option (tpplan.models.moe_backends.deepep_mode_problem)."""
 
     def __post_init__(self) -> None:
         if self.gpus < 1:
@@ -85,6 +89,12 @@ class Workload:
         """The token movement `all2all_backend` forces ("gather" / "all2all"), None for the engine's default; raises
         TpplanError for a value `engine` does not have (tpplan.models.moe_backends.token_movement)."""
         return token_movement(self.engine, self.all2all_backend)
+
+    @property
+    def a2a_mode(self) -> A2aMode:
+        """The kernels of an all-to-all under `all2all_backend` (and `deepep_mode`): DeepEP normal / low_latency, auto,
+        or fabric (tpplan.models.moe_backends.a2a_mode)."""
+        return a2a_mode(self.engine, self.all2all_backend, self.deepep_mode)
 
     @property
     def decode_context_len(self) -> float:
