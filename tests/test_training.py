@@ -206,11 +206,11 @@ TRAIN_ARGS = ("--gpus", "8", "--workload", "train", "--engine", "megatron")
     (("-m", "mixtral", "--tp", "1", "--ep", "3"),
      "Error: --ep 3: num_experts (8) of Mixtral-8x7B-v0.1 is not a multiple of Megatron's "
      "--expert-model-parallel-size ('Number of experts should be a multiple of expert model parallel_size.'); EP "
-     "sizes that divide it: 1, 2, 4, 8"),
+     "sizes that divide it and fit this layout: 1, 2, 4, 8 with --etp 1"),
     (("-m", "mixtral", "--tp", "1", "--ep", "8", "--etp", "2"),
      "Error: --ep 8 x --etp 2 x --pp 1 = 16 GPUs does not divide the 8 GPUs of --tp 1 x --pp 1 x --replicas 8 "
      "(Megatron: 'world_size (8) is not divisible by expert_tensor_model_pipeline_parallel size (16)'); make --ep x "
-     "--etp divide --tp x --replicas = 8"),
+     "--etp divide --tp x --replicas = 8; e.g. add --etp 1 (experts whole on each GPU)"),
     (("-m", "gpt-oss-120b", "--tp", "2", "--ep", "4"),
      "Error: expert tensor-parallel size 2 (--etp, default --tp): gpt-oss-120b's experts have biases, and "
      "Megatron-Core supports bias in MoE only with --expert-tensor-parallel-size 1 ('Bias in Moe is only supported "
@@ -275,3 +275,59 @@ def test_mixtral_ep8_on_64_h100_near_megatrons_published_throughput():
     flops_per_token = 6 * (12_879_925_248 - 131_072_000) + 12 * 32 * 4096 * 4096
     tflops = c.output_tokens_per_s_per_gpu * flops_per_token / 1e12
     assert c.feasible and 0.75 * 468 < tflops < 1.05 * 468
+
+
+def test_training_is_planned_as_megatron_whatever_engine_the_library_is_given():
+    """The same Megatron plan from any engine argument: kernels, memory fraction and the engine line."""
+    args = dict(gpus=16, nodes=2, workload="train", input_len=4096, batch=1, replan_suggestions=False)
+    plans = [recommend("mixtral-8x7b", engine=e, **args) for e in ("megatron", "vllm", "trtllm")]
+    assert {p.workload.engine for p in plans} == {"megatron"}
+    best = [(p.recommended.tp, p.recommended.pp, p.recommended.ep, p.recommended.output_tokens_per_s) for p in plans]
+    assert best[0] == best[1] == best[2]
+
+
+def test_training_refuses_another_engine_and_serving_only_options(usage_error, run_cli):
+    err = usage_error("recommend", "--model", "mixtral-8x7b", "--gpus", "8", "--workload", "train", "--engine", "vllm")
+    assert "--engine vllm with --workload train: training is planned as Megatron-Core runs it; leave --engine out " \
+           "or use --engine megatron" in " ".join(err.split())
+    r = run_cli("recommend", "--model", "mixtral-8x7b", "--gpus", "16", "--nodes", "2", "--workload", "train",
+                "--format", "json")
+    assert r.code == 0 and r.json()["inputs"]["engine"] == "megatron"
+    from tpplan.errors import TpplanError
+
+    with pytest.raises(TpplanError, match="--all2all-backend deepep_low_latency applies to serving engines"):
+        recommend("mixtral-8x7b", gpus=8, workload="train", all2all_backend="deepep_low_latency")
+    with pytest.raises(TpplanError, match="--deepep-mode normal applies to SGLang serving"):
+        recommend("mixtral-8x7b", gpus=8, workload="train", deepep_mode="normal")
+
+
+def test_an_fp8_checkpoint_trains_in_bf16_unless_fp8_is_asked_for():
+    """DeepSeek-V3's checkpoint is FP8 (block-scaled); Megatron trains from bf16 weights and runs FP8 GEMMs only when
+    asked (--fp8-format, planned as --dtype fp8): the default plan computes at the bf16 rate."""
+    args = dict(gpus=256, nodes=32, workload="train", input_len=4096, batch=1, replan_suggestions=False)
+    auto = recommend("deepseek-v3", **args)
+    assert auto.workload.dtype == "bf16"
+    bf16 = recommend("deepseek-v3", dtype="bf16", **args)
+    assert [c.step_time_s for c in auto.candidates] == [c.step_time_s for c in bf16.candidates]
+
+
+def test_an_ep_size_that_does_not_divide_the_experts_names_the_sizes_that_do(usage_error, run_cli):
+    r = run_cli("recommend", "--model", "mixtral-8x7b", "--gpus", "8", "--workload", "train", "--tp", "8",
+                "--ep", "3")
+    assert r.code == 1 and "Traceback" not in r.err
+    assert ("EP sizes that divide it and fit this layout: 1 with --etp 8; with --etp 1: 1, 2, 4, 8"
+            in " ".join((r.out + r.err).split()))
+    r = run_cli("recommend", "--model", "mixtral-8x7b", "--gpus", "8", "--workload", "train", "--tp", "8",
+                "--ep", "2")
+    assert "e.g. add --etp 1" in " ".join((r.out + r.err).split())
+
+
+def test_nothing_fits_names_the_whole_layout_the_suggestion_gives():
+    """'--gpus N would give ...' names EP and replicas, the layout that really fits (not TP x PP alone)."""
+    from tpplan.report.plan import headline
+
+    plan = recommend("mixtral-8x7b", gpus=8, workload="train", input_len=4096, batch=1)
+    assert plan.recommended is None
+    first = next(s for s in plan.suggestions if s.would_give)
+    assert first.would_give["layout"].startswith(f"TP{first.would_give['tp']}")
+    assert f"would give {first.would_give['layout']} at" in headline(plan)

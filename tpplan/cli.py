@@ -216,13 +216,16 @@ def recommend(
                                                       "min(context, 8192), raised to input + output].")] = None,
     gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05,
                                                           max=1.0)] = WD.gpu_memory_utilization,
-    input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens.")] = WD.input_len,
+    input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens (training: sequence "
+                                                                        "length).")] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Concurrent sequences per replica.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Concurrent sequences per replica (training: "
+                                                                    "micro-batch size).")] = None,
     num_requests: Annotated[int | None, typer.Option("--num-requests", min=1, help="An offline job of this many "
                                                      "requests queued at once: throughput over the whole job.")]
     = None,
-    workload: Annotated[Mode, typer.Option("--workload", case_sensitive=False)] = Mode("serve"),
+    workload: Annotated[Mode, typer.Option("--workload", case_sensitive=False, help="serve (inference) or train "
+                                                                                  "(Megatron-Core).")] = Mode("serve"),
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False)] = Objective("throughput"),
     max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", callback=_positive, help="TPOT limit.")] = None,
     max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", callback=_positive, help="TTFT limit.")] = None,
@@ -285,10 +288,17 @@ def recommend(
 
 
 def _engine_for(engine: Engine | None, emit: EmitEngine | None, workload: Mode) -> str:
-    """--engine, else --emit's engine, else vllm; --emit must name the engine planned for, and serving."""
+    """--engine, else --emit's engine, else vllm; --emit must name the engine planned for, and serving. Training is
+    planned as Megatron-Core runs it: megatron, whatever the default; another --engine is refused."""
     if emit is not None and workload == "train":
         raise typer.BadParameter("--emit prints a serve command; it does not apply to --workload train",
                                  param_hint="'--emit'")
+    if workload == "train":
+        if engine is not None and engine.value != "megatron":
+            raise typer.BadParameter(f"--engine {engine.value} with --workload train: training is planned as "
+                                     f"Megatron-Core runs it; leave --engine out or use --engine megatron",
+                                     param_hint="'--engine'")
+        return "megatron"
     if emit is not None and engine is not None and emit.value != engine.value:
         raise typer.BadParameter(f"--emit {emit.value} with --engine {engine.value}: the plan follows "
                                  f"{engine.value}'s rules; use --emit {engine.value} or --engine {emit.value}",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
 
 from tpplan.models.dtypes import AUTO, weight_format
 from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
@@ -139,8 +140,15 @@ def params_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm",
                     routed_only: bool = False) -> list[int]:
     """Parameters on one GPU of each pipeline stage; `routed_only`: of the routed experts alone (the parameters
     whose gradients Megatron reduces over the expert-data-parallel group)."""
+    return list(_params_by_stage(s, tp=tp, pp=pp, engine=engine, ep=ep, expert_tp=expert_tp, routed_only=routed_only))
+
+
+@lru_cache(maxsize=4096)
+def _params_by_stage(s: ModelSpec, *, tp: int, pp: int, engine: str, ep: int, expert_tp: int,
+                     routed_only: bool) -> tuple[int, ...]:
+    """params_by_stage, once per model and shard (a training search asks for the same shards many times)."""
     amount = _param_amount(s, routed_only=routed_only, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp)
-    return [int(t) for t in _stage_totals(s, pp=pp, amount=amount)]
+    return tuple(int(t) for t in _stage_totals(s, pp=pp, amount=amount))
 
 
 def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,

@@ -16,10 +16,17 @@ from tpplan.models.engines import rules_for
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
-from tpplan.planner.explain import explain, suggestions
+from tpplan.planner.explain import explain, label, suggestions
 from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
-from tpplan.planner.workload import DEFAULT_MAX_MODEL_LEN, WORKLOAD_DEFAULTS, Mode, Objective, Workload
+from tpplan.planner.workload import (
+    DEFAULT_MAX_MODEL_LEN,
+    TRAIN_MICROBATCHES_PER_STAGE,
+    WORKLOAD_DEFAULTS,
+    Mode,
+    Objective,
+    Workload,
+)
 from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 
 D = WORKLOAD_DEFAULTS
@@ -109,6 +116,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                   gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                   price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance,
                   num_requests=num_requests)
+    if workload == "train":
+        engine, dtype = _training_engine_and_dtype(dtype, all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     rules_for(engine)
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
@@ -224,7 +233,7 @@ def _fewest_gpus_that_fit(s, base: dict, profile: HardwareProfile) -> None:
         got = _replan(f"--gpus {n}", base, profile)
         if got is not None:
             s.flag, s.would_give = f"--gpus {n}", got
-            s.text = (f"more GPUs: {n} x {profile.gpu.name} fit (TP{got['tp']} x PP{got['pp']}); you have "
+            s.text = (f"more GPUs: {n} x {profile.gpu.name} fit ({got['layout']}); you have "
                       f"{base['gpus']}" + ("; beyond one node add --nodes" if n > per_node else ""))
             return
 
@@ -253,8 +262,8 @@ def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | No
         return None
     if best is None:
         return None
-    return {"tp": best.tp, "pp": best.pp, "replicas": best.replicas, "gpus_used": best.gpus_used, "ep": best.ep,
-            "dp_attention": best.dp_attention,
+    return {"layout": label(best), "tp": best.tp, "pp": best.pp, "replicas": best.replicas,
+            "gpus_used": best.gpus_used, "ep": best.ep, "dp_attention": best.dp_attention,
             "output_tokens_per_s": best.output_tokens_per_s, "tpot_s": best.tpot_s, "ttft_s": best.ttft_s}
 
 
@@ -357,6 +366,25 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
             raise TpplanError(f"{name} {value} must be greater than 0; leave it out for no limit")
 
 
+TRAINING_ENGINE = "megatron"
+"""Training is planned as Megatron-Core runs it, whatever engine a library caller passes (the CLI refuses another
+--engine with --workload train)."""
+
+
+def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode: str | None) -> tuple[str, str]:
+    """(engine, dtype) of a training plan: Megatron, computing in bf16 unless a dtype is asked for (an fp8
+    checkpoint such as DeepSeek-V3's trains from bf16 weights; Megatron runs FP8 GEMMs only with --fp8-format, which
+    `--dtype fp8` plans). The serving engines' MoE token-movement options do not apply: refused rather than ignored."""
+    if all2all_backend != D.all2all_backend:
+        raise TpplanError(f"--all2all-backend {all2all_backend} applies to serving engines (vLLM, SGLang); Megatron "
+                          f"training moves MoE tokens with --moe-token-dispatcher-type alltoall, which tpplan plans "
+                          f"by itself; leave --all2all-backend out with --workload train")
+    if deepep_mode is not None:
+        raise TpplanError(f"--deepep-mode {deepep_mode} applies to SGLang serving with --moe-a2a-backend deepep; "
+                          f"leave it out with --workload train")
+    return TRAINING_ENGINE, ("bf16" if normalize_dtype(dtype) == "auto" else dtype)
+
+
 def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
     """--num-requests plans the throughput of an offline serving job."""
     if num_requests < 1:
@@ -388,6 +416,9 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
                                   f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
                                   f"{limits.block_size_tokens} tokens"
                                   + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
+    if w.mode == "train":
+        a.setdefault("batch", f"micro-batch {w.batch or 1} x {w.input_len} tokens (--batch), "
+                              f"{TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per step")
     a.setdefault("batch", f"{w.batch}" if w.batch else "largest the paged KV cache, scheduler and latency limits allow")
     a.setdefault("objective", w.objective)
     e = p.efficiency

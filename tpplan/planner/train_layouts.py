@@ -94,15 +94,18 @@ def expert_layout_problem(spec: ModelSpec, lay: TrainLayout, *, dtype: str = "bf
     Megatron accepts it. `lay` must have tp x pp x replicas GPUs."""
     ep, etp, e = lay.ep, lay.expert_tp, spec.num_experts
     if ep > 1 and e % ep:
-        fits = ", ".join(str(d) for d in range(1, e + 1) if e % d == 0 and d <= lay.stage_gpus)
+        def fits(t: int) -> str:
+            return ", ".join(str(d) for d in range(1, e + 1) if e % d == 0 and lay.stage_gpus % (d * t) == 0)
+        whole = f"; with --etp 1: {fits(1)}" if etp > 1 else ""
         return (f"--ep {ep}: num_experts ({e}) of {spec.name} is not a multiple of Megatron's "
                 f"--expert-model-parallel-size ('Number of experts should be a multiple of expert model "
-                f"parallel_size.'); EP sizes that divide it: {fits}")
+                f"parallel_size.'); EP sizes that divide it and fit this layout: {fits(etp)} with --etp {etp}{whole}")
     if lay.stage_gpus % (ep * etp):
+        hint = ("; e.g. add --etp 1 (experts whole on each GPU)" if etp > 1 and lay.stage_gpus % ep == 0 else "")
         return (f"--ep {ep} x --etp {etp} x --pp {lay.pp} = {ep * etp * lay.pp} GPUs does not divide the "
                 f"{lay.world} GPUs of --tp {lay.tp} x --pp {lay.pp} x --replicas {lay.replicas} (Megatron: 'world_size "
                 f"({lay.world}) is not divisible by expert_tensor_model_pipeline_parallel size "
-                f"({ep * etp * lay.pp})'); make --ep x --etp divide --tp x --replicas = {lay.stage_gpus}")
+                f"({ep * etp * lay.pp})'); make --ep x --etp divide --tp x --replicas = {lay.stage_gpus}{hint}")
     etp_words = f"expert tensor-parallel size {etp} (--etp, default --tp)"
     if lay.folded and spec.moe_intermediate_size % etp:  # TP-only layouts: the engine's TP rules say so
         return (f"{etp_words}: moe_intermediate_size ({spec.moe_intermediate_size}) of {spec.name} is not divisible "

@@ -84,7 +84,7 @@ def headline(plan: Plan) -> str:
     c, w = plan.recommended, plan.workload
     if c is None:
         first = next((s for s in plan.suggestions if s.would_give), None)
-        fix = (f"; {first.flag} would give TP{first.would_give['tp']} x PP{first.would_give['pp']} at "
+        fix = (f"; {first.flag} would give {first.would_give['layout']} at "
                f"{first.would_give['output_tokens_per_s']:,.0f} tok/s" if first else "; see what would help below")
         return f"Nothing fits: no layout of {plan.model.name} {nothing_runs(plan)}{fix}"
     flags = " ".join(_flags(plan, c))
