@@ -238,6 +238,12 @@ def test_prefill_attention_runs_at_the_hopper_native_flash_attention_share():
                                                                                    engine="vllm").rates
     again = load_profile_text(profile_to_yaml(h100), origin="roundtrip")
     assert again.efficiency.attention_prefill_matmul_native == 0.6
+    from dataclasses import replace
+
+    e = h100.efficiency
+    same = replace(h100, efficiency=replace(e, attention_prefill_matmul_native=e.attention_prefill_matmul))
+    kept = load_profile_text(profile_to_yaml(same), origin="roundtrip").efficiency  # a native kernel stays stated
+    assert kept.attention_prefill_matmul_native == e.attention_prefill_matmul
 
 
 def test_prefill_attention_runs_in_fp8_over_an_fp8_kv_cache_where_the_engine_does():

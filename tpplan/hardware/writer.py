@@ -58,7 +58,7 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "pipeline_sequence_overhead": _us(e.pipeline_sequence_overhead_s)}
     if e.matmul_fp4 is not None:
         d["efficiency"]["matmul_fp4"] = round(e.matmul_fp4, 6)
-    if e.attention_prefill_matmul_native not in (None, e.attention_prefill_matmul):
+    if e.attention_prefill_matmul_native is not None:  # stated, even when equal: it marks a native kernel
         d["efficiency"]["attention_prefill_matmul_native"] = round(e.attention_prefill_matmul_native, 6)
     if p.price_per_gpu_hour:
         d["price_per_gpu_hour"] = p.price_per_gpu_hour
