@@ -175,3 +175,19 @@ def test_emit_with_tp_prints_the_fixed_layout(run_cli):
     assert bad.err.startswith("Error: the --tp layout TP1 x PP1 x 8 replica(s) does not run (weights 131.4 GiB")
     assert bad.err.endswith("so there is no serve command to emit; leave out --tp for the recommended layout's "
                            "command\n")
+
+
+def test_compare_names_the_best_of_the_layouts_compared_and_the_planners_best(run_cli, cols80):
+    """'Best of these' is one of the columns; a better layout outside them is named whole (DP-attention, EP)."""
+    r = run_cli("compare", "--model", "deepseek-v3", "--gpus", "8", "--hardware", "hgx-h200", "8", "4x2")
+    text = " ".join(r.out.split())
+    assert r.code == 0
+    from tpplan.planner.explain import label
+
+    best = recommend("deepseek-v3", gpus=8, hardware="hgx-h200").recommended
+    assert (best.tp, best.pp, best.dp_attention) not in ((8, 1, 1), (4, 2, 1))  # today: attention DP wins
+    assert "Best of these for objective 'throughput': TP4xPP2x1;" in text
+    assert f"over every layout tpplan plans: {label(best)}" in text
+    r = run_cli("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2", "2x2x2")
+    assert "Best of these for objective 'throughput': TP2xPP2x2" in " ".join(r.out.split())
+    assert "over every layout" not in r.out  # the planner's best is among them

@@ -32,7 +32,7 @@ from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 D = WORKLOAD_DEFAULTS
 
 
-def _rank_key(c: Candidate, objective: str):
+def rank_key(c: Candidate, objective: str):
     """Sort key, best first. Throughput is ranked on the GPUs the user has (total tok/s: idle GPUs earn nothing);
     cost on the GPUs a layout uses (idle ones can be given back), i.e. tok/s per used GPU = least $ per token."""
     if objective == "latency":
@@ -54,9 +54,9 @@ def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptio
     else:  # the same layouts `tpplan sweep` evaluates
         cands = [evaluate_serving(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
                                   dp_attention=lay.dp_attention) for lay in serving_layouts(spec, w)]
-    feasible = sorted((c for c in cands if c.feasible), key=lambda c: _rank_key(c, w.objective))
+    feasible = sorted((c for c in cands if c.feasible), key=lambda c: rank_key(c, w.objective))
     best = feasible[0] if feasible else None
-    cands.sort(key=lambda c: (not c.feasible, _rank_key(c, w.objective) if c.feasible else
+    cands.sort(key=lambda c: (not c.feasible, rank_key(c, w.objective) if c.feasible else
                               (c.tp, c.pp, c.dp_attention, c.ep, -(c.etp or 0))))
     plan = Plan(model=spec, profile=profile, workload=w, candidates=cands, recommended=best, assumptions=assumptions)
     plan.explanation = explain(plan)

@@ -21,7 +21,18 @@ _ROWS = (("tok/s", "output_tokens_per_s", float, "{:,.0f}", True),
 
 
 def _name(c) -> str:
-    return f"TP{c.tp}xPP{c.pp}x{c.replicas}"
+    """TP x PP x replicas, with the MoE parts when used (EP, DP-attention ranks, training's ETP)."""
+    moe = (f"/EP{c.ep}" if c.ep > 1 else "") + (f"/DP{c.dp_attention}" if c.dp_attention > 1 else "") + (
+        f"/ETP{c.etp}" if c.etp is not None and c.etp != c.tp else "")
+    return f"TP{c.tp}xPP{c.pp}x{c.replicas}{moe}"
+
+
+def best_compared(cmp: Comparison):
+    """The best feasible layout of those compared, by the plan's objective (None: none of them runs)."""
+    from tpplan.planner.plan import rank_key
+
+    ok = [c for c in cmp.layouts if c.feasible]
+    return min(ok, key=lambda c: rank_key(c, cmp.plan.workload.objective)) if ok else None
 
 
 def _value(c, field: str, conv, fmt: str) -> str:
@@ -60,11 +71,16 @@ def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
             if any(getattr(c, f) is not None for c in cmp.layouts)]
     rows.append(["feasible"] + ["yes" if c.feasible else "no" for c in cmp.layouts])
     headers = [""] + [_name(c) for c in cmp.layouts]
-    best = cmp.plan.recommended
+    best, overall = best_compared(cmp), cmp.plan.recommended
     tail = ["", "Differences:"] + [ln for d in differences(cmp) for ln in wrap(d, terminal_width(), indent="    ",
                                                                               first="  - ")]
     if best is not None:
-        tail.append(f"Best for objective '{cmp.plan.workload.objective}': {_name(best)}")
+        line = f"Best of these for objective '{cmp.plan.workload.objective}': {_name(best)}"
+        if overall is not None and _name(overall) != _name(best):
+            from tpplan.planner.explain import label
+
+            line += f"; over every layout tpplan plans: {label(overall)} ({_name(overall)})"
+        tail += wrap(line, terminal_width(), indent="  ")
     if fmt is OutputFormat.markdown:
         return write_lines(markdown_table(headers, rows) + tail)
     cols = [Column(header=h, priority=i, align="<" if i == 0 else ">") for i, h in enumerate(headers)]
