@@ -10,7 +10,16 @@ import pytest
 
 from tpplan.cost.coefficients import coefficients
 from tpplan.cost.collectives import collective_time_s
-from tpplan.cost.deepep import A2aGroup, ll_buffer_bytes, low_latency_bytes, low_latency_time_s, normal_bytes
+from tpplan.cost.deepep import (
+    A2aGroup,
+    ll_buffer_bytes,
+    low_latency_bytes,
+    low_latency_time_s,
+    normal_bytes,
+    normal_nvl_buffer_bytes,
+    normal_rdma_buffer_bytes,
+    normal_recv_tokens,
+)
 from tpplan.cost.moe import a2a_group, a2a_kernels, dispatch_bytes_per_gpu, moe_comm_time_s
 from tpplan.cost.step import decode_step, mixed_step
 from tpplan.errors import TpplanError
@@ -23,6 +32,12 @@ from tpplan.planner.plan import recommend
 FP8_MSG = 7168 + 7168 // 128 * 4  # 7,392 bytes: FP8 values + one fp32 scale per 128 channels
 LL_FP8_MSG = 16 + FP8_MSG  # 7,408: the low-latency message's int4 header in front (the README test's message size)
 BF16_MSG = 7168 * 2  # 14,336: the combine
+LL_SLOT = 2 * 256 * (16 + 2 * 7168 + 2 * 7168)  # 14,688,256 bytes of DeepSeek-V3's low-latency buffer per token
+# DeepEP's normal buffers for DeepSeek-V3 (hidden_bytes 7168 x 2) on 16 ranks, by hand from csrc/config.hpp with
+# Buffer.num_sms 20 (10 channels), 2 RDMA ranks of 8 NVLink ranks, 288 NVLink / 140 RDMA receive tokens; a token slot
+# holds 14,336 value bytes + 8 SourceMeta + 128 x 8 top-k indices + 128 x 4 weights + 128 x 4 scales = 16,392 bytes
+EP16_NORMAL_NVL = 377_673_984  # 10 x 8 x ((2 x 2 + 3) x 4 + 288 x 16,392) = 377,673,920, up to 128 bytes
+EP16_NORMAL_RDMA = 91_887_744  # 10 x 2 x ((8 x 2 + 2) x 2 x 4 + 2 x 140 x (16,392 + 16)) = 91,887,680, up to 128
 TWO_NODES = dict(hardware="dgx-h100-2node", gpus=16)
 
 
@@ -147,13 +162,16 @@ def test_trtllm_mnnvl_and_engine_defaults_keep_their_pricing():
 
 def test_low_latency_buffer_matches_deepep_and_enters_the_reserve():
     """Buffer.get_low_latency_rdma_size_hint(128, 7168, ..., 256) = 1,880,096,768 bytes plus signal counters
-    ("Allocating buffer size: 1880.098944 MB", DeepEP issue 183); a layout with low-latency kernels reserves it."""
+    ("Allocating buffer size: 1880.098944 MB", DeepEP issue 183); a layout with low-latency kernels reserves it.
+    SGLang's auto mode allocates one RDMA buffer for both modes, max(low-latency, normal), so auto reserves the
+    low-latency buffer where --deepep-mode normal reserves the normal RDMA buffer (both the same NVLink buffer)."""
     assert ll_buffer_bytes(num_experts=256, hidden_size=7168, tokens_per_call=128) == 1_880_096_768
     auto = recommend("deepseek-v3", engine="sglang", all2all_backend="deepep", **TWO_NODES)
     normal = recommend("deepseek-v3", engine="sglang", all2all_backend="deepep", deepep_mode="normal", **TWO_NODES)
     dep = {p: next(c for c in plan.candidates if (c.tp, c.dp_attention, c.ep) == (1, 16, 16))
            for p, plan in (("auto", auto), ("normal", normal))}
-    assert dep["auto"].runtime_reserve_bytes_per_gpu - dep["normal"].runtime_reserve_bytes_per_gpu == 1_880_096_768
+    assert dep["auto"].runtime_reserve_bytes_per_gpu - dep["normal"].runtime_reserve_bytes_per_gpu == \
+        1_880_096_768 - EP16_NORMAL_RDMA
     assert dep["auto"].deepep_ll_tokens_per_rank == 128 and dep["normal"].deepep_ll_tokens_per_rank is None
 
 
@@ -214,3 +232,119 @@ def test_emit_prints_the_planned_mode(run_cli):
     assert out["chosen"]["moe_token_movement_decode"] == "normal"
     out = run_cli(*base, "--emit", "sglang").json()  # the default gathers: nothing DeepEP in the command
     assert "deepep" not in out["serve_command"] and "SGLANG_DEEPEP" not in out["serve_command"]
+
+
+def _dep16(**kw):
+    """DeepSeek-V3 DP-attention 16 x EP16 on 2 x 8 H100 (attention TP 1, PP 1)."""
+    plan = recommend("deepseek-v3", **TWO_NODES, **kw)
+    return next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 16, 16)), plan
+
+
+def test_normal_buffers_match_deepeps_size_hints():
+    """Config.get_nvl_buffer_size_hint / get_rdma_buffer_size_hint (csrc/config.hpp) with the default configs
+    (deep_ep/buffer.py), by hand (EP16_NORMAL_*); up to 8 ranks the normal kernels are intranode: no RDMA buffer,
+    256 NVLink receive tokens; a size DeepEP has no config for takes the next larger size's."""
+    assert normal_nvl_buffer_bytes(hidden_bytes=14336, group_size=16) == EP16_NORMAL_NVL
+    assert normal_rdma_buffer_bytes(hidden_bytes=14336, group_size=16) == EP16_NORMAL_RDMA
+    assert normal_rdma_buffer_bytes(hidden_bytes=14336, group_size=8) == 0
+    assert normal_nvl_buffer_bytes(hidden_bytes=14336, group_size=8) == 335_709_824  # 10 x 8 x (5 x 4 + 256 x 16,392)
+    assert normal_recv_tokens(12) == normal_recv_tokens(16) == (288, 140)  # EP16: Config(20, 16, 288, 20, 128) ...
+
+
+def test_each_engine_reserves_the_deepep_buffers_it_allocates():
+    """Reserve of DEP16 with DeepEP minus the same layout with a non-DeepEP all-to-all (SGLang mooncake, vLLM pplx),
+    at a batch small enough for SGLang's default 128-token low-latency buffer:
+    SGLang normal: NVLink + RDMA normal buffers; auto: NVLink + max(low-latency, normal RDMA) (one RDMA buffer);
+    low_latency: the low-latency buffer only, sized for a prefill step of 8192 / 16 = 512 tokens per GPU.
+    vLLM deepep_high_throughput: 1 GiB NVLink + 1 GiB RDMA (the group spans nodes); deepep_low_latency: 1 GiB NVLink
+    + the low-latency buffer of its 256-token chunk (VLLM_DEEPEP_BUFFER_SIZE_MB, all2all.py)."""
+    def extra(engine, backend, **kw):
+        fabric = {"sglang": "mooncake", "vllm": "pplx"}[engine]
+        planned, _ = _dep16(engine=engine, all2all_backend=backend, batch=256, **kw)
+        plain, _ = _dep16(engine=engine, all2all_backend=fabric, batch=256)
+        return planned.runtime_reserve_bytes_per_gpu - plain.runtime_reserve_bytes_per_gpu
+
+    assert extra("sglang", "deepep", deepep_mode="normal") == EP16_NORMAL_NVL + EP16_NORMAL_RDMA
+    assert extra("sglang", "deepep") == EP16_NORMAL_NVL + 128 * LL_SLOT
+    assert extra("sglang", "deepep", deepep_mode="low_latency") == 512 * LL_SLOT
+    assert extra("vllm", "deepep_high_throughput") == 2 * 2**30
+    assert extra("vllm", "deepep_low_latency") == 2**30 + 256 * LL_SLOT
+    one_node = recommend("deepseek-v3", engine="vllm", all2all_backend="deepep_high_throughput", hardware="hgx-h200",
+                         gpus=8, batch=64)
+    plain = recommend("deepseek-v3", engine="vllm", all2all_backend="pplx", hardware="hgx-h200", gpus=8, batch=64)
+    dep8 = [next(c for c in p.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8)) for p in (one_node,
+                                                                                                          plain)]
+    assert dep8[0].runtime_reserve_bytes_per_gpu - dep8[1].runtime_reserve_bytes_per_gpu == 2**30  # no RDMA buffer
+
+
+def test_decode_batch_and_low_latency_buffer_are_sized_together(run_cli):
+    """SGLang auto, input 128: the KV cache left beside a 128-token buffer would hold 8,560 sequences, 535 per GPU,
+    whose buffer does not fit. The plan sizes the buffer at the fixed point: 341 tokens per GPU leave KV for 5,440
+    sequences, 340 per GPU; 340 tokens would leave room for 5,456, 341 per GPU, which it cannot hold. The command sets
+    the cap to the reserved buffer and caps the running requests at the planned batch."""
+    from tpplan.planner.candidates import engine_limits, layout_memory, replica_concurrency
+
+    c, plan = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
+    assert (c.deepep_ll_tokens_per_rank, c.batch, c.max_concurrent_sequences) == (341, 5440, 5440)
+    plain, _ = _dep16(engine="sglang", all2all_backend="mooncake", input_len=128)
+    reserved = c.runtime_reserve_bytes_per_gpu - plain.runtime_reserve_bytes_per_gpu
+    assert reserved == EP16_NORMAL_NVL + 341 * LL_SLOT  # 5.02 GiB: NVLink + the 341-token low-latency buffer
+    assert reserved >= ll_buffer_bytes(num_experts=256, hidden_size=7168, tokens_per_call=c.deepep_ll_tokens_per_rank)
+    assert -(-c.batch // 16) <= c.deepep_ll_tokens_per_rank  # every decode step fits one call
+    assert c.kv_cache_bytes_per_gpu == c.usable_bytes_per_gpu - c.weight_bytes_per_gpu - c.runtime_reserve_bytes_per_gpu
+    spec, profile, w = plan.model, plan.profile, plan.workload
+    coeffs = coefficients(spec, profile, tp=1, ep=16, dp_attention=16, engine="sglang", dtype=w.dtype,
+                          moe_imbalance=w.moe_imbalance, moe_dispatch="all2all", a2a_mode="auto")
+    smaller = layout_memory(spec, profile, coeffs, w, ll_tokens=340)
+    assert replica_concurrency(coeffs, engine_limits(profile, w), kv_cache_tokens=smaller.kv_cache_tokens,
+                               input_len=128, output_len=256) == 5456  # 341 per GPU: 340 tokens cannot hold it
+    assert any("buffer for 341 tokens per GPU" in n for n in c.notes)
+    out = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "dgx-h100-2node", "--gpus", "16", "--engine",
+                  "sglang", "--moe-a2a-backend", "deepep", "--input-len", "128", "--emit", "sglang",
+                  "-f", "json").json()
+    assert "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=341 python" in out["serve_command"]
+    assert "--max-running-requests 5440" in out["serve_command"]
+
+
+def test_low_latency_prefill_buffer_holds_a_whole_prefill_step():
+    """--deepep-mode low_latency, input 128: a prefill step packs prompts up to chunked_prefill_size / dp = 8192 / 16
+    = 512 tokens per rank, all in one low-latency call, so the buffer holds 512 tokens per GPU, not one 128-token
+    prompt or the 1024 / 16 = 64-sequence decode batch per rank."""
+    c, _ = _dep16(engine="sglang", all2all_backend="deepep", deepep_mode="low_latency", input_len=128,
+                  output_len=1024, max_num_seqs=1024)
+    plain, _ = _dep16(engine="sglang", all2all_backend="mooncake", input_len=128, output_len=1024, max_num_seqs=1024)
+    assert c.deepep_ll_tokens_per_rank == 512 >= 8192 // 16
+    assert c.runtime_reserve_bytes_per_gpu - plain.runtime_reserve_bytes_per_gpu == 512 * LL_SLOT  # 7.0 GiB
+    assert (c.batch, c.max_concurrent_sequences) == (1408, 1408)  # what the KV cache beside it holds
+
+
+def test_deepeps_low_latency_limit_caps_the_batch_or_refuses_the_prefill():
+    """DeepEP's low-latency calls carry at most 1024 tokens per rank (SGLang asserts
+    SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK <= 1024). gpt-oss-20b on 8 H200, 32 in / 64 out: memory allows
+    43,688 sequences on DEP8, 5,461 per GPU; the batch is capped at 8 x 1024. Under --deepep-mode low_latency DP2
+    prefills 8192 / 2 = 4096 tokens per GPU in one call: refused, naming the budget that fits."""
+    kw = dict(engine="sglang", all2all_backend="deepep", hardware="hgx-h200", gpus=8, input_len=32, output_len=64)
+    plan = recommend("gpt-oss-20b", **kw)
+    c = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8))
+    assert (c.batch, c.max_concurrent_sequences, c.deepep_ll_tokens_per_rank) == (8192, 43688, 1024)
+    assert "batch capped at 8192 (memory allows 43688) by DeepEP's 1024 tokens per GPU in one low-latency call" in \
+        c.notes
+    plan = recommend("gpt-oss-20b", deepep_mode="low_latency", **kw)
+    c = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 2, 2))
+    assert not c.feasible and ("--deepep-mode low_latency dispatches a prefill step of 4096 tokens per GPU in one "
+                               "low-latency call, above DeepEP's 1024 (SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK "
+                               "<= 1024); set --max-num-batched-tokens to at most 2048, or use --deepep-mode auto"
+                               ) in c.reasons
+
+
+def test_sweep_sizes_the_low_latency_buffer_for_each_batch():
+    """A sweep row's batch needs the buffer of its decode steps: 5,440 sequences fit beside 340 tokens per GPU,
+    5,456 (341 per GPU) do not fit beside the 341-token buffer they need; the row's step times are recommend's."""
+    from tpplan.planner.sweep import sweep
+
+    df, _ = sweep(models=["deepseek-v3"], hardware=["dgx-h100-2node"], gpus=[16], batches=[5440, 5456],
+                  input_lens=[128], output_lens=[256], engine="sglang", all2all_backend="deepep")
+    rows = df[(df.tp == 1) & (df.dp_attention == 16) & (df.ep == 16) & (df.pp == 1)].set_index("batch")
+    assert bool(rows.feasible[5440]) and not bool(rows.feasible[5456])
+    c, _ = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
+    assert float(rows.tpot_s[5440]) == pytest.approx(c.tpot_s)

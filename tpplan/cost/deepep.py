@@ -35,7 +35,8 @@ maximum bandwidth", 400 GB/s bidirectional = 200 GB/s per direction nominal, one
   tokens each GPU receives, its own included, and the tokens sent per destination node, its own node included):
   intranode EP8 153 / 158 GB/s (NVLink); internode EP16 43 / 43, EP32 58 / 57, EP64 51 / 50 GB/s (RDMA);
 - low-latency, 128 tokens per rank, same model: dispatch 77 / 118 / 155 / 173 / 192 / 194 us and combine 114 / 195 /
-  273 / 314 / 369 / 360 us at EP 8 / 16 / 32 / 64 / 128 / 256 (pure RDMA then, before PR 173).
+  273 / 314 / 369 / 360 us at EP 8 / 16 / 32 / 64 / 128 / 256 (the README's "pure RDMA" table, measured before PR
+  173 with every copy through the NIC; `LL_RDMA_EFFICIENCY` says how the fit splits them).
 Efficiencies are the bytes that cross a link over the time, as a share of the link's nominal bandwidth per direction;
 they are properties of DeepEP's kernels on Hopper, applied to each profile's own link bandwidths.
 """
@@ -74,8 +75,12 @@ GB/s and EP64 (8 nodes) 51 / 50 GB/s of tokens sent per destination node, of whi
 "logical" = 45 GB/s on the wire, 0.90.)"""
 LL_RDMA_EFFICIENCY = 0.82
 """Network bytes / time of the low-latency kernels' bandwidth term: least-squares fit of t = LL_FIXED_S + RDMA bytes /
-(e x 50 GB/s) to the 8 rows EP32-EP256 (dispatch and combine; RDMA bytes = 128 x 8 x (G - 8) / G x 7,408 or 14,336):
-40.9 GB/s, residuals within 5%."""
+(e x 50 GB/s) to the 8 rows EP32-EP256 (dispatch and combine): 40.9 GB/s, residuals within 5%. The fit counts as RDMA
+bytes only the copies bound for other nodes, 128 x 8 x (G - 8) / G x 7,408 or 14,336 bytes, as `low_latency_bytes`
+prices them today (the 8 / G copies for the GPU's own node on NVLink), although the README measured these rows with
+every copy through the NIC ("pure RDMA", before PR 173): e is the rate of the cross-node bytes with the NIC's
+handling of the same-node copies folded into it, not the NIC's efficiency on all the bytes it carried (counting all
+(G - 1) / G copies as RDMA gives 45.9 GB/s, 0.92, and a 14.8 us intercept)."""
 LL_FIXED_S = 13e-6
 """Fixed time of one low-latency dispatch or combine call: the intercept of the same fit (13.3 us; the kernel launch,
 one one-sided write of each message and its count signal through the network, the receiver's poll)."""
@@ -205,3 +210,66 @@ def ll_buffer_bytes(*, num_experts: int, hidden_size: int, tokens_per_call: int)
     dispatch_slot = LL_HEADER_BYTES + BF16_BYTES * hidden_size
     combine_slot = BF16_BYTES * hidden_size
     return 2 * num_experts * tokens_per_call * (dispatch_slot + combine_slot)
+
+
+NUM_MAX_NVL_PEERS = 8
+"""GPUs per RDMA rank of DeepEP's normal kernels (NUM_MAX_NVL_PEERS, csrc/kernels/configs.cuh): their buffers count an
+EP group in blocks of 8 GPUs, whatever the NVLink domain."""
+NORMAL_NUM_SMS = 20
+"""SMs of the normal kernels, Buffer.num_sms (deep_ep/buffer.py), which vLLM (DeepEPAll2AllManagerBase.num_sms = 20,
+"the DeepEP default") and SGLang (DeepEPConfig.num_sms = Buffer.num_sms without --deepep-config) keep: num_sms / 2 =
+10 channels."""
+NORMAL_RECV_TOKENS: dict[int, tuple[int, int]] = {
+    2: (256, 132), 4: (256, 132), 8: (256, 132), 16: (288, 140), 24: (288, 140), 32: (288, 140), 64: (288, 140),
+    128: (560, 132), 144: (720, 132), 160: (720, 132)}
+"""Per EP size, the receive tokens per channel that size the normal buffers: (NVLink, RDMA), the larger of
+Buffer.get_dispatch_config and get_combine_config (deep_ep/buffer.py at 04b06f7a; Config(num_sms, NVL send, NVL
+receive, RDMA send, RDMA receive)). Both configs receive 256 NVLink tokens up to 8 ranks, 288 at 16-64, 560 at 128,
+720 at 144-160; Config's constructor rounds the RDMA receive tokens (128 in every row) up to a multiple of its send
+chunk (csrc/config.hpp), e.g. EP16: dispatch Config(20, 16, 288, 20, 128) and combine Config(20, 2, 288, 28, 128)
+both give 140. DeepEP has no config for other sizes ("Unsupported number of EP ranks" unless the engine is given
+one)."""
+TOPK_SLOTS = 128
+"""kNumMaxTopK: top-k indices (int64) and weights (fp32) a normal buffer slot holds per token (csrc/config.hpp)."""
+SCALE_SLOTS = 128
+"""kNumMaxScales: fp32 scales a slot holds per token."""
+SOURCE_META_BYTES = 8
+"""internode::get_source_meta_bytes(): sizeof(SourceMeta), the source RDMA rank and the NVLink-rank bits (two ints)."""
+BUFFER_ALIGN_BYTES = 128
+"""The hints round their sum up to 128 bytes."""
+
+
+def normal_recv_tokens(group_size: int) -> tuple[int, int]:
+    """(NVLink, RDMA) receive tokens per channel of DeepEP's configs for `group_size` ranks (`NORMAL_RECV_TOKENS`); a
+    size without a config takes the next larger size's, else the largest's."""
+    sizes = sorted(NORMAL_RECV_TOKENS)
+    return NORMAL_RECV_TOKENS[next((s for s in sizes if s >= group_size), sizes[-1])]
+
+
+def _slot_bytes(hidden_bytes: int) -> int:
+    """One token's slot in a normal buffer: its values, SourceMeta, TOPK_SLOTS int64 indices and fp32 weights,
+    SCALE_SLOTS fp32 scales."""
+    return hidden_bytes + SOURCE_META_BYTES + TOPK_SLOTS * (8 + 4) + SCALE_SLOTS * 4
+
+
+def normal_nvl_buffer_bytes(*, hidden_bytes: int, group_size: int) -> int:
+    """NVLink buffer of the normal kernels on each GPU, Config.get_nvl_buffer_size_hint (csrc/config.hpp at 3861241a):
+    channels x NVLink ranks x ((2 x RDMA ranks + 3) int counters + NVLink receive tokens x slot), rounded up to 128
+    bytes; NVLink ranks = min(G, 8), RDMA ranks = max(G / 8, 1). hidden_bytes: hidden x 2 as the engines pass it."""
+    channels = NORMAL_NUM_SMS // 2
+    rdma_ranks, nvl_ranks = max(group_size // NUM_MAX_NVL_PEERS, 1), min(group_size, NUM_MAX_NVL_PEERS)
+    nvl_recv, _ = normal_recv_tokens(group_size)
+    n = channels * nvl_ranks * ((2 * rdma_ranks + 3) * 4 + nvl_recv * _slot_bytes(hidden_bytes))
+    return ceil_div(n, BUFFER_ALIGN_BYTES) * BUFFER_ALIGN_BYTES
+
+
+def normal_rdma_buffer_bytes(*, hidden_bytes: int, group_size: int) -> int:
+    """RDMA buffer of the normal kernels on each GPU, Config.get_rdma_buffer_size_hint (csrc/config.hpp at 3861241a):
+    0 up to 8 ranks (intranode kernels), else channels x RDMA ranks x ((2 x 8 + 2) x 2 int counters + 2 (send and
+    receive) x RDMA receive tokens x (slot + a 16-byte int4)), rounded up to 128 bytes."""
+    if group_size <= NUM_MAX_NVL_PEERS:
+        return 0
+    channels, rdma_ranks = NORMAL_NUM_SMS // 2, group_size // NUM_MAX_NVL_PEERS
+    _, rdma_recv = normal_recv_tokens(group_size)
+    n = channels * rdma_ranks * ((NUM_MAX_NVL_PEERS * 2 + 2) * 2 * 4 + 2 * rdma_recv * (_slot_bytes(hidden_bytes) + 16))
+    return ceil_div(n, BUFFER_ALIGN_BYTES) * BUFFER_ALIGN_BYTES

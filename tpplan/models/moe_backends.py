@@ -48,6 +48,7 @@ from __future__ import annotations
 from typing import Literal
 
 from tpplan.errors import TpplanError
+from tpplan.units import MiB
 
 TokenMovement = Literal["gather", "all2all"]
 """How EP + DP attention moves an MoE layer's tokens: all-gather + reduce-scatter, or all-to-all dispatch/combine."""
@@ -117,15 +118,32 @@ one call or fails."""
 LL_TOKENS_ENV = "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK"
 """SGLang's environment variable for its low-latency buffer (`LL_TOKENS_PER_CALL`)."""
 
+LL_MAX_TOKENS_PER_RANK = 1024
+"""The most tokens per rank a DeepEP low-latency call can carry: "DeepEP internode_ll dispatch uses
+FINISHED_SUM_TAG=1024 and the logic requires num-tokens-sent-from-one-rank-to-another-rank less than it", so SGLang
+asserts num_max_dispatch_tokens_per_rank <= 1024 (_DeepEPDispatcherImplBase, python/sglang/srt/layers/moe/
+token_dispatcher/deepep.py, sgl-project/sglang at 003a81bf)."""
 
-def ll_buffer_tokens(engine: str, mode: A2aMode, *, prefill_tokens_per_gpu: int) -> int:
-    """Tokens per rank the low-latency buffer is sized for: vLLM's chunk (256); SGLang's default 128, or a GPU's
-    prefill batch where --deepep-mode low_latency sends prefill steps through these kernels in one call (DeepSeek's
-    guidance: "low-latency mode will limit max dispatch num tokens ... While low-latency prefill technically works,
-    it's not recommended", sgl-project/sglang issue 6017), which needs SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK
-    raised to it."""
-    cap = LL_TOKENS_PER_CALL["sglang" if engine == "sglang" else "vllm"]
-    return max(cap, prefill_tokens_per_gpu) if engine == "sglang" and mode == "low_latency" else cap
+VLLM_DEEPEP_BUFFER_BYTES = 1024 * MiB
+"""vLLM's DeepEP NVLink buffer, and its normal kernels' RDMA buffer when the EP group spans nodes:
+VLLM_DEEPEP_BUFFER_SIZE_MB (default 1024, "the size in MB of the buffers (NVL and RDMA) used by DeepEP", vllm/envs.py)
+x 1024 x 1024 bytes (DeepEPHTAll2AllManager and DeepEPLLAll2AllManager._make_all2all_kwargs, vllm/distributed/
+device_communicators/all2all.py at 00143004)."""
+
+
+def ll_buffer_tokens(engine: str, mode: A2aMode, *, prefill_tokens_per_gpu: int, decode_tokens_per_gpu: int = 0) -> int:
+    """Tokens per rank the low-latency buffer must hold: vLLM's chunk (256); SGLang's default 128, or more where one
+    call must carry more: a GPU's decode batch (auto and low_latency dispatch decode steps in one call) and, under
+    --deepep-mode low_latency, a GPU's prefill batch (DeepSeek's guidance: "low-latency mode will limit max dispatch
+    num tokens ... While low-latency prefill technically works, it's not recommended", sgl-project/sglang issue 6017).
+    SGLang does not cap its running batch by this buffer (without --max-running-requests a rank admits what its KV
+    cache holds, max_total_num_tokens // 2 requests at most, ModelRunner) and DeepEP asserts a larger call, so the
+    plan raises SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK to these tokens ("the runtime side still needs the buffer
+    raised", sgl-project/sglang PR 28914)."""
+    if engine != "sglang":
+        return LL_TOKENS_PER_CALL["vllm"]
+    prefill = prefill_tokens_per_gpu if mode == "low_latency" else 0
+    return max(LL_TOKENS_PER_CALL["sglang"], decode_tokens_per_gpu, prefill)
 
 
 def ll_chunk_tokens(engine: str) -> int | None:

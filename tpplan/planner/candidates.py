@@ -31,7 +31,14 @@ from tpplan.models.kv import kv_cache_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
 from tpplan.planner.layouts import Layout, moe_layout_reasons
-from tpplan.planner.moe_buffers import deepep_ll_buffer_bytes, ll_decode_note, ll_tokens_needed
+from tpplan.planner.moe_buffers import (
+    deepep_buffers,
+    ll_batch_limit,
+    ll_notes,
+    ll_reasons,
+    ll_tokens_at,
+    solve_ll_tokens,
+)
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
 from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, s_to_ms
 
@@ -97,9 +104,9 @@ class Candidate:
     """... and in a step that carries prefill tokens (SGLang's DeepEP auto mode: normal there, low-latency in
     decode steps)."""
     deepep_ll_tokens_per_rank: int | None = None
-    """Tokens per rank DeepEP's low-latency buffer must hold for this layout (vLLM: its 256-token chunk; SGLang: the
-    largest step it dispatches in one call, SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK); None without those
-    kernels (tpplan.planner.moe_buffers)."""
+    """Tokens per GPU DeepEP's low-latency buffer holds, as reserved in memory (vLLM: its 256-token chunk; SGLang: at
+    least the largest step it dispatches in one call, SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK); None without
+    those kernels (tpplan.planner.moe_buffers)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +121,10 @@ class LayoutMemory:
     sequence_bytes: int
     """KV bytes of one max_model_len sequence."""
     reasons: tuple[str, ...]
+    deepep_buffer_bytes_per_gpu: int = 0
+    """DeepEP's buffers, part of the runtime reserve (tpplan.planner.moe_buffers.deepep_buffers)."""
+    deepep_ll_tokens_per_rank: int | None = None
+    """Tokens per GPU the low-latency buffer in that reserve holds; None without low-latency kernels."""
 
 
 def memory_fraction_of_free(engine: str) -> bool:
@@ -158,13 +169,18 @@ def _usable_words(profile: HardwareProfile, w: Workload, usable: int) -> str:
             f"{bytes_to_gib(profile.gpu.memory_bytes):.1f} GiB)")
 
 
-def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload) -> LayoutMemory:
+def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload, *,
+                  ll_tokens: int | None = None) -> LayoutMemory:
+    """Memory of the layout with DeepEP's buffers in the reserve, the low-latency one holding `ll_tokens` per GPU
+    (None: the fewest the engine allocates, tpplan.planner.moe_buffers.ll_tokens_at before the batch is known)."""
     usable = usable_bytes_per_gpu(profile, w)
     m = c.moe
     weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
                                    expert_tp=m.group_size if m and m.ep == 1 else 0)
-    reserve = (profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w)
-               + deepep_ll_buffer_bytes(spec, c, w, limits=engine_limits(profile, w)))
+    if ll_tokens is None:
+        ll_tokens = ll_tokens_at(c, w, limits=engine_limits(profile, w), batch=None)
+    deepep = deepep_buffers(spec, profile, c, w, ll_tokens=ll_tokens).total_bytes
+    reserve = profile.efficiency.runtime_reserve_bytes + activation_reserve_bytes(spec, c, w) + deepep
     budget = kv_budget_bytes(usable_bytes=usable, weight_bytes=weights, reserve_bytes=reserve, w=w)
     seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
                                       kv_dtype=w.kv_cache_dtype, engine=w.engine)
@@ -179,7 +195,8 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
         reasons.append(f"KV cache budget {bytes_to_gib(budget):.2f} GiB per GPU cannot hold one {w.max_model_len}-"
                        f"token sequence ({bytes_to_gib(seq):.2f} GiB); short by {bytes_to_gib(seq - budget):.2f} GiB")
     return LayoutMemory(usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
-                        runtime_reserve_bytes_per_gpu=reserve,
+                        runtime_reserve_bytes_per_gpu=reserve, deepep_buffer_bytes_per_gpu=deepep,
+                        deepep_ll_tokens_per_rank=ll_tokens,
                         kv_cache_bytes_per_gpu=kv, kv_cache_tokens=int(kv // per_token) if per_token else 0,
                         sequence_bytes=seq, reasons=tuple(reasons))
 
@@ -219,6 +236,14 @@ class Performance:
     output_tokens_per_s_per_replica: object
 
 
+def replica_concurrency(c: Coefficients, limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len):
+    """Sequences a replica runs at once: dp_attention ranks x what one rank's KV cache (`kv_cache_tokens`, one GPU's)
+    and scheduler allow (tpplan.cost.batching.max_concurrency, pp micro-batches)."""
+    dp = c.moe.dp_attention if c.moe is not None else 1
+    return dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len, output_len=output_len,
+                                micro_batches=c.pp)
+
+
 def serving_performance(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, *, kv_cache_tokens: int,
                         batch, input_len, output_len, sequence_parallel: bool = False) -> Performance:
     """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
@@ -229,8 +254,8 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     ctx = input_len + output_len / 2
     dp = c.moe.dp_attention if c.moe is not None else 1
     rank_batch = batch / dp
-    concurrency = dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
-                                       output_len=output_len, micro_batches=c.pp)
+    concurrency = replica_concurrency(c, limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
+                                      output_len=output_len)
     chunk = prefill_tokens_per_step(batch=rank_batch, input_len=input_len, output_len=output_len)
     budget = limits.max_num_batched_tokens // dp if limits.budget_per_dp_rank else limits.max_num_batched_tokens
     state = steady_state(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
@@ -331,7 +356,31 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
                      engine=w.engine, ep=lay.ep, dp_attention=lay.dp_attention, moe_imbalance=w.moe_imbalance,
                      moe_dispatch=w.moe_dispatch, a2a_mode=w.a2a_mode)
     mem = layout_memory(spec, profile, c, w)
-    return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *mem.reasons), coefficients=c, memory=mem)
+    deepep = ll_reasons(c, w, limits=engine_limits(profile, w))
+    return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *mem.reasons, *deepep), coefficients=c,
+                          memory=mem)
+
+
+def _runner(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, w: Workload, mem: LayoutMemory):
+    """The layout's performance at a batch, with the KV cache of `mem`."""
+    def run(b: int) -> Performance:
+        return serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=b,
+                                   input_len=w.input_len, output_len=w.output_len,
+                                   sequence_parallel=w.sequence_parallel)
+    return run
+
+
+def _size_ll_buffer(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload, limits: SchedulerLimits,
+                    *, mem: LayoutMemory, batch: int) -> LayoutMemory:
+    """`mem`, or the layout's memory with a low-latency buffer grown to hold the decode steps of the batch it leaves
+    room for (tpplan.planner.moe_buffers.solve_ll_tokens; `batch`: the one chosen with `mem`)."""
+    def batch_at(tokens: int) -> int:
+        kv = layout_memory(spec, profile, c, w, ll_tokens=tokens).kv_cache_tokens
+        return min(batch, replica_concurrency(c, limits, kv_cache_tokens=kv, input_len=w.input_len,
+                                              output_len=w.output_len))
+
+    tokens = solve_ll_tokens(c, w, limits=limits, batch=batch, batch_at=batch_at)
+    return mem if tokens == mem.deepep_ll_tokens_per_rank else layout_memory(spec, profile, c, w, ll_tokens=tokens)
 
 
 def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int, replicas: int,
@@ -345,16 +394,19 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     if c is None or mem is None:
         return Candidate(**base, feasible=False, reasons=prep.reasons)
     limits = engine_limits(profile, w)
-
-    def run(b: int) -> Performance:
-        return serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=b,
-                                   input_len=w.input_len, output_len=w.output_len,
-                                   sequence_parallel=w.sequence_parallel)
-
+    run = _runner(c, profile, limits, w, mem)
     concurrency = int(run(1).max_concurrent_sequences)
     job_requests = ceil_div(w.num_requests, replicas) if w.num_requests else None
     batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency, job_requests=job_requests)
-    notes += ll_decode_note(spec, c, w, limits=limits, batch=batch)
+    sized = _size_ll_buffer(spec, profile, c, w, limits, mem=mem, batch=batch)
+    ll_limit = ll_batch_limit(c, sized.deepep_ll_tokens_per_rank)
+    if sized is not mem or ll_limit is not None and batch > ll_limit:
+        # the low-latency buffer grew, or its limit caps the batch: KV cache, concurrency and batch follow it
+        mem, run = sized, _runner(c, profile, limits, w, sized)
+        concurrency = int(run(1).max_concurrent_sequences)
+        cap = concurrency if ll_limit is None else min(concurrency, ll_limit)
+        batch, perf, limit_reasons, notes = _choose_batch(run, w, cap, job_requests=job_requests)
+    notes += ll_notes(spec, c, tokens=mem.deepep_ll_tokens_per_rank, batch=batch, memory_batch=concurrency)
     reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
     throughput = perf.output_tokens_per_s_per_replica * replicas if feasible else 0.0
@@ -375,7 +427,7 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         step_time_s=perf.steady_step.total_s, decode_step=perf.decode_step, prefill=perf.prefill, job_s=job_s,
         moe_token_movement_decode=a2a_kernels(c.moe, extend=False),
         moe_token_movement_prefill=a2a_kernels(c.moe, extend=True),
-        deepep_ll_tokens_per_rank=ll_tokens_needed(c, w, limits=limits, batch=batch),
+        deepep_ll_tokens_per_rank=mem.deepep_ll_tokens_per_rank,
         **throughput_fields(throughput, gpus_used=base["gpus_used"], profile=profile))
 
 

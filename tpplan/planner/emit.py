@@ -31,8 +31,10 @@ Flags are spelled as each engine's current documentation spells them:
   the user chose normal or low_latency: the mode tpplan.cost.deepep priced each step with). Where SGLang's low-latency
   kernels must dispatch more than its default 128 tokens per rank in one call (its decode batch per rank, or under
   --deepep-mode low_latency its prefill batch), the command starts with
-  SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=<tokens> (Candidate.deepep_ll_tokens_per_rank), without which
-  DeepEP's low_latency_dispatch asserts. A DP-attention layout without EP gathers whatever the backend, so its
+  SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=<tokens>, the buffer the plan reserved memory for
+  (Candidate.deepep_ll_tokens_per_rank, tpplan.planner.moe_buffers), without which DeepEP's low_latency_dispatch
+  asserts; and every SGLang command with low-latency kernels sets --max-running-requests to the planned batch, so no
+  rank's decode batch outgrows that buffer. A DP-attention layout without EP gathers whatever the backend, so its
   command keeps vLLM's allgather_reducescatter and leaves SGLang's default.
 """
 
@@ -88,11 +90,13 @@ def _rank_batch(c: Candidate) -> int:
 
 
 def _must_cap_batch(c: Candidate, w: Workload) -> bool:
-    """The engine must be told the running-sequence limit: the user set one (--max-num-seqs and its spellings), or
-    the plan's batch is below what the engine would schedule on its own (KV and its default limit, which
-    `max_concurrent_sequences` already applies) for a reason other than the size of a --num-requests job (a
-    workload size, not a server limit: the server admits what the job sends)."""
-    if w.max_num_seqs is not None:
+    """The engine must be told the running-sequence limit: the user set one (--max-num-seqs and its spellings), the
+    plan runs SGLang's DeepEP low-latency kernels (SGLang admits what its KV cache holds whatever the low-latency
+    buffer, and a rank's decode batch above the buffer fails DeepEP's assertion: the limit keeps every rank's decode
+    steps inside the buffer the plan sized), or the plan's batch is below what the engine would schedule on its own
+    (KV and its default limit, which `max_concurrent_sequences` already applies) for a reason other than the size of
+    a --num-requests job (a workload size, not a server limit: the server admits what the job sends)."""
+    if w.max_num_seqs is not None or (w.engine == "sglang" and c.deepep_ll_tokens_per_rank is not None):
         return True
     job_share = -(-w.num_requests // c.replicas) if w.num_requests else None
     return c.batch < c.max_concurrent_sequences and c.batch != job_share
@@ -134,8 +138,8 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
 
 
 def _sglang_env(c: Candidate) -> str:
-    """SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=N and a space where the plan's low-latency calls carry more
-    than SGLang's default buffer (tpplan.models.moe_backends.LL_TOKENS_PER_CALL), else ''."""
+    """SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=N and a space where the plan sized the low-latency buffer above
+    SGLang's default (tpplan.models.moe_backends.LL_TOKENS_PER_CALL), else ''."""
     n = c.deepep_ll_tokens_per_rank
     return f"{LL_TOKENS_ENV}={n} " if n is not None and n > LL_TOKENS_PER_CALL["sglang"] else ""
 

@@ -14,9 +14,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tpplan.models.moe_backends import LL_MAX_TOKENS_PER_RANK
 from tpplan.models.spec import ModelSpec
-from tpplan.planner.candidates import PreparedLayout, engine_limits, prepare_serving, serving_performance
+from tpplan.planner.candidates import (
+    PreparedLayout,
+    engine_limits,
+    layout_memory,
+    prepare_serving,
+    serving_performance,
+)
 from tpplan.planner.layouts import serving_layouts
+from tpplan.planner.moe_buffers import ll_tokens_at
 from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload
 
 
@@ -55,6 +63,25 @@ def _refused_rows(prep: PreparedLayout, grid) -> dict:
             "output_tokens_per_s": nan, "output_tokens_per_s_per_gpu": nan}
 
 
+def _kv_by_batch(spec: ModelSpec, profile, w: Workload, prep: PreparedLayout, limits, b):
+    """(KV tokens per GPU, KV bytes per GPU, rows refused): the layout's own, or per row where its batch needs a larger
+    DeepEP low-latency buffer than the layout reserves (SGLang dispatches a decode step in one call), the memory left
+    beside the buffer of that batch (tpplan.planner.moe_buffers); rows above DeepEP's tokens per call are refused."""
+    import numpy as np
+
+    c, mem = prep.coefficients, prep.memory
+    need = {x: ll_tokens_at(c, w, limits=limits, batch=x) for x in map(int, np.unique(b))}
+    held = mem.deepep_ll_tokens_per_rank
+    if held is None or all(t <= held for t in need.values()):
+        return mem.kv_cache_tokens, mem.kv_cache_bytes_per_gpu, np.zeros(len(b), bool)
+    sized = {x: layout_memory(spec, profile, c, w, ll_tokens=min(t, LL_MAX_TOKENS_PER_RANK)) if t > held else mem
+             for x, t in need.items()}
+    rows = [int(x) for x in b]
+    return (np.array([sized[x].kv_cache_tokens for x in rows]),
+            np.array([sized[x].kv_cache_bytes_per_gpu for x in rows]),
+            np.array([need[x] > LL_MAX_TOKENS_PER_RANK for x in rows]))
+
+
 def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, timer: list[float]) -> None:
     import numpy as np
 
@@ -66,18 +93,20 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
         if c is None or mem is None:
             frames.append(_refused_rows(prep, grid))
             continue
+        kv_tokens, kv_bytes, over = _kv_by_batch(spec, profile, w, prep, limits, b)
         start = time.perf_counter()
-        perf = serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=b, input_len=i,
+        perf = serving_performance(c, profile, limits, kv_cache_tokens=kv_tokens, batch=b, input_len=i,
                                    output_len=o, sequence_parallel=w.sequence_parallel)
-        fits = (b <= perf.max_concurrent_sequences) & (not prep.reasons)
+        fits = (b <= perf.max_concurrent_sequences) & ~over & (not prep.reasons)
         per_replica = np.where(fits, perf.output_tokens_per_s_per_replica, 0.0)
         timer[0] += time.perf_counter() - start
         tpot, gpus_used = perf.decode_step.total_s, layout.gpus_used
+        why = np.where(over, f"batch exceeds DeepEP's {LL_MAX_TOKENS_PER_RANK} low-latency tokens per GPU in one call",
+                       "batch exceeds the KV cache and scheduler limits")
         frames.append({**_layout_columns(prep, grid), "feasible": fits,
-                       "reason": np.where(fits, "", "; ".join(prep.reasons) or "batch exceeds the KV cache and "
-                                                                               "scheduler limits"),
+                       "reason": np.where(fits, "", "; ".join(prep.reasons) or why),
                        "weight_bytes_per_gpu": mem.weight_bytes_per_gpu,
-                       "kv_cache_bytes_per_gpu": mem.kv_cache_bytes_per_gpu,
+                       "kv_cache_bytes_per_gpu": kv_bytes,
                        "max_concurrent_sequences": perf.max_concurrent_sequences.astype(int),
                        "ttft_s": perf.prefill.total_s, "ttft_under_load_s": perf.ttft_under_load_s, "tpot_s": tpot,
                        "comm_share": perf.decode_step.communication_s / tpot,
