@@ -315,19 +315,21 @@ def test_low_latency_prefill_buffer_holds_a_whole_prefill_step():
     plain, _ = _dep16(engine="sglang", all2all_backend="mooncake", input_len=128, output_len=1024, max_num_seqs=1024)
     assert c.deepep_ll_tokens_per_rank == 512 >= 8192 // 16
     assert c.runtime_reserve_bytes_per_gpu - plain.runtime_reserve_bytes_per_gpu == 512 * LL_SLOT  # 7.0 GiB
-    assert (c.batch, c.max_concurrent_sequences) == (1408, 1408)  # what the KV cache beside it holds
+    # --max-running-requests is the server's (SGLang gives each DP worker max_running_requests // dp_size): 1024
+    assert (c.batch, c.max_concurrent_sequences) == (1024, 1024)
 
 
 def test_deepeps_low_latency_limit_caps_the_batch_or_refuses_the_prefill():
     """DeepEP's low-latency calls carry at most 1024 tokens per rank (SGLang asserts
     SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK <= 1024). gpt-oss-20b on 8 H200, 32 in / 64 out: memory allows
-    43,688 sequences on DEP8, 5,461 per GPU; the batch is capped at 8 x 1024. Under --deepep-mode low_latency DP2
+    317,456 sequences on DEP8 (SGLang decodes apart from prefill, so its token budget does not bound the decode
+    batch); the batch is capped at 8 x 1024. Under --deepep-mode low_latency DP2
     prefills 8192 / 2 = 4096 tokens per GPU in one call: refused, naming the budget that fits."""
     kw = dict(engine="sglang", all2all_backend="deepep", hardware="hgx-h200", gpus=8, input_len=32, output_len=64)
     plan = recommend("gpt-oss-20b", **kw)
     c = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8))
-    assert (c.batch, c.max_concurrent_sequences, c.deepep_ll_tokens_per_rank) == (8192, 43688, 1024)
-    assert "batch capped at 8192 (memory allows 43688) by DeepEP's 1024 tokens per GPU in one low-latency call" in \
+    assert (c.batch, c.max_concurrent_sequences, c.deepep_ll_tokens_per_rank) == (8192, 317456, 1024)
+    assert "batch capped at 8192 (memory allows 317456) by DeepEP's 1024 tokens per GPU in one low-latency call" in \
         c.notes
     plan = recommend("gpt-oss-20b", deepep_mode="low_latency", **kw)
     c = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 2, 2))

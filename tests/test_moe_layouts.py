@@ -168,3 +168,29 @@ def test_sweep_moe_imbalance_reaches_the_ep_layouts_as_in_recommend():
 def test_sweep_cli_refuses_an_imbalance_below_one(run_cli):
     r = run_cli("sweep", "--models", "mixtral", "--moe-imbalance", "0.9")
     assert r.code == 2 and "--moe-imbalance" in r.err and "Traceback" not in r.err
+
+
+def test_each_engine_applies_its_running_request_limit_where_the_engine_does():
+    """SGLang's --max-running-requests and --chunked-prefill-size are the server's: each of dp attention-DP workers
+    gets max_running_requests // dp_size and chunked_prefill_size / dp (sglang server_args / scheduler). vLLM runs an
+    engine core with its own --max-num-seqs per DP rank, TensorRT-LLM an executor with its own max_batch_size."""
+    from tpplan.cost.batching import max_concurrency, rank_limits, scheduler_limits
+
+    sgl = scheduler_limits("sglang", gpu_name="H200", gpu_memory_bytes=141 * 2**30, max_num_seqs=1024)
+    per_rank = rank_limits(sgl, 16)
+    assert (per_rank.max_num_seqs, per_rank.max_num_batched_tokens) == (64, 512)
+    vllm = scheduler_limits("vllm", gpu_name="H200", gpu_memory_bytes=141 * 2**30, max_num_seqs=1024)
+    assert rank_limits(vllm, 16) == vllm
+    # SGLang decodes apart from its prefill batches: the token budget does not cap the decode batch; vLLM mixes
+    # prefill into every step, so a steady state of 1024 in / 256 out holds at most 8192 x 256 / 1280 sequences
+    free = scheduler_limits("sglang", gpu_name="H200", gpu_memory_bytes=141 * 2**30)
+    assert max_concurrency(free, kv_cache_tokens=10_000_000, input_len=1024, output_len=256) == 10_000_000 // 1152
+    many = scheduler_limits("vllm", gpu_name="H200", gpu_memory_bytes=141 * 2**30, max_num_seqs=4096)
+    assert max_concurrency(many, kv_cache_tokens=10_000_000, input_len=1024, output_len=256) == 8192 * 256 // 1280
+
+
+def test_sglang_dp_attention_plans_the_servers_running_request_limit():
+    """--max-running-requests 1024 with 8 DP-attention ranks: 1024 sequences in the server, not 8 x 1024."""
+    plan = recommend("deepseek-v3", gpus=8, hardware="hgx-h200", engine="sglang", max_num_seqs=1024, tp=1,
+                     dp_attention=8, ep=8, replan_suggestions=False)
+    assert plan.chosen.batch <= 1024

@@ -7,7 +7,7 @@ overrides them. Functions accept floats or numpy arrays for lengths (no numpy im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tpplan.units import GiB, ceil_div, maximum, minimum
 
@@ -36,8 +36,11 @@ class SchedulerLimits:
     """True: a step carries decode tokens and prefill together (vLLM chunked prefill, TensorRT-LLM in-flight
     batching); False: prefill batches run alone (SGLang without --enable-mixed-chunk). tpplan.cost.steady."""
     budget_per_dp_rank: bool = False
-    """True: with DP attention each rank gets max_num_batched_tokens / dp (SGLang divides chunked_prefill_size by
-    dp_size when --enable-dp-attention, python/sglang/srt/server_args.py); False: each rank has the whole budget."""
+    """True: the limits are the server's, and with DP attention each rank gets max_num_batched_tokens / dp and
+    max_num_seqs / dp (SGLang divides chunked_prefill_size by dp_size when --enable-dp-attention,
+    python/sglang/srt/server_args.py, and max_running_requests // dp_size per DP worker, scheduler
+    max_running_requests / requested_per_worker); False: each rank has the whole of both (vLLM runs one engine core
+    with its own scheduler per DP rank; TensorRT-LLM one executor per attention-DP rank)."""
 
 
 def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_num_seqs: int | None = None,
@@ -64,6 +67,14 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
                            budget_per_dp_rank=engine == "sglang")
 
 
+def rank_limits(limits: SchedulerLimits, dp: int) -> SchedulerLimits:
+    """The limits one of `dp` attention-DP ranks schedules under (`budget_per_dp_rank`)."""
+    if dp == 1 or not limits.budget_per_dp_rank:
+        return limits
+    seqs = None if limits.max_num_seqs is None else max(limits.max_num_seqs // dp, 1)
+    return replace(limits, max_num_seqs=seqs, max_num_batched_tokens=max(limits.max_num_batched_tokens // dp, 1))
+
+
 def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
     """KV tokens one running sequence holds, rounded up to whole blocks: input + output when the scheduler
     reserves the whole sequence, else the average over its life, input + output / 2."""
@@ -73,11 +84,16 @@ def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
 
 def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len, micro_batches: int = 1):
     """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs (per micro-batch or per
-    replica, see `limits_per_micro_batch`) and by the token budget of a steady state (each forward step of a
-    micro-batch carries its B decode tokens plus B x input / output prefill tokens)."""
+    replica, see `limits_per_micro_batch`) and, where prefill rides in the decode steps (`mixes_prefill`), by the
+    token budget of a steady state (each forward step of a micro-batch carries its B decode tokens plus B x input /
+    output prefill tokens); an engine that runs prefill batches alone (SGLang) decodes any batch its KV cache and
+    running-request limit hold."""
     by_kv = kv_cache_tokens // tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
-    by_budget = micro_batches * (limits.max_num_batched_tokens * output_len // (output_len + input_len))
-    cap = minimum(by_kv, maximum(by_budget, 1))
+    if limits.mixes_prefill:
+        by_budget = micro_batches * (limits.max_num_batched_tokens * output_len // (output_len + input_len))
+        cap = minimum(by_kv, maximum(by_budget, 1))
+    else:
+        cap = by_kv
     if limits.max_num_seqs is None:
         return cap
     return minimum(cap, limits.max_num_seqs * (micro_batches if limits.limits_per_micro_batch else 1))

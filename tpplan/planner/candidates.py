@@ -14,6 +14,7 @@ from tpplan.cost.batching import (
     job_makespan_s,
     max_concurrency,
     prefill_tokens_per_step,
+    rank_limits,
     scheduler_limits,
 )
 from tpplan.cost.coefficients import Coefficients, coefficients, mlp_activation_widths
@@ -240,7 +241,8 @@ def replica_concurrency(c: Coefficients, limits: SchedulerLimits, *, kv_cache_to
     """Sequences a replica runs at once: dp_attention ranks x what one rank's KV cache (`kv_cache_tokens`, one GPU's)
     and scheduler allow (tpplan.cost.batching.max_concurrency, pp micro-batches)."""
     dp = c.moe.dp_attention if c.moe is not None else 1
-    return dp * max_concurrency(limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len, output_len=output_len,
+    return dp * max_concurrency(rank_limits(limits, dp), kv_cache_tokens=kv_cache_tokens, input_len=input_len,
+                                output_len=output_len,
                                 micro_batches=c.pp)
 
 
@@ -257,7 +259,7 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     concurrency = replica_concurrency(c, limits, kv_cache_tokens=kv_cache_tokens, input_len=input_len,
                                       output_len=output_len)
     chunk = prefill_tokens_per_step(batch=rank_batch, input_len=input_len, output_len=output_len)
-    budget = limits.max_num_batched_tokens // dp if limits.budget_per_dp_rank else limits.max_num_batched_tokens
+    budget = rank_limits(limits, dp).max_num_batched_tokens
     state = steady_state(c, profile, batch=rank_batch, context_len=ctx, prefill_tokens=chunk, input_len=input_len,
                          token_budget=budget, mixes_prefill=limits.mixes_prefill, lockstep_ranks=dp,
                          sequence_parallel=sequence_parallel)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tpplan.cost.batching import SchedulerLimits
+from tpplan.cost.batching import SchedulerLimits, rank_limits
 from tpplan.cost.coefficients import Coefficients
 from tpplan.cost.deepep import ll_buffer_bytes, normal_nvl_buffer_bytes, normal_rdma_buffer_bytes
 from tpplan.cost.moe import a2a_kernels
@@ -75,8 +75,7 @@ def ll_tokens_at(c: Coefficients, w: Workload, *, limits: SchedulerLimits, batch
     m = c.moe
     if "low_latency" not in _kernels(c):
         return None
-    budget = limits.max_num_batched_tokens // m.dp_attention if limits.budget_per_dp_rank else \
-        limits.max_num_batched_tokens
+    budget = rank_limits(limits, m.dp_attention).max_num_batched_tokens
     decode = 0 if batch is None else ceil_div(ceil_div(batch, m.dp_attention), c.tp)
     return ll_buffer_tokens(w.engine, m.a2a_mode, prefill_tokens_per_gpu=ceil_div(budget, c.tp),
                             decode_tokens_per_gpu=decode)
