@@ -183,7 +183,7 @@ def test_headline_prints_megatrons_expert_flags(run_cli):
     r = run_cli("recommend", "-m", "qwen3-30b-a3b", "--gpus", "8", "--workload", "train", "--engine", "megatron",
                 "--input-len", "4096", "--batch", "1", "--wide")
     assert r.code == 0
-    assert r.out.startswith("TP8 (EP8 x ETP1) x PP1 x 1 replica (--tensor-model-parallel-size 8 "
+    assert r.out.startswith("TP8 (EP8 x ETP1) x PP1 x 1 replica (--bf16 --tensor-model-parallel-size 8 "
                             "--expert-model-parallel-size 8 --expert-tensor-parallel-size 1 --sequence-parallel "
                             "--moe-token-dispatcher-type alltoall): ")
 
@@ -192,11 +192,13 @@ def test_megatron_flags_leave_out_defaults():
     from tpplan.planner.train_layouts import TrainLayout, megatron_flags
 
     assert megatron_flags(TrainLayout(tp=1, pp=2, replicas=4, ep=8, moe=True)) == [
-        "--tensor-model-parallel-size 1", "--pipeline-model-parallel-size 2", "--expert-model-parallel-size 8",
+        "--bf16", "--tensor-model-parallel-size 1", "--pipeline-model-parallel-size 2", "--expert-model-parallel-size 8",
         "--moe-token-dispatcher-type alltoall"]
     assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2, moe=True)) == [
-        "--tensor-model-parallel-size 4", "--sequence-parallel"]
-    assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2)) == ["--tensor-model-parallel-size 4"]
+        "--bf16", "--tensor-model-parallel-size 4", "--sequence-parallel"]
+    assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2), "fp8") == [
+        "--bf16", "--fp8-format hybrid", "--tensor-model-parallel-size 4"]
+    assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2), "fp16") == ["--fp16", "--tensor-model-parallel-size 4"]
 
 
 TRAIN_ARGS = ("--gpus", "8", "--workload", "train", "--engine", "megatron")
@@ -299,6 +301,13 @@ def test_training_refuses_another_engine_and_serving_only_options(usage_error, r
         recommend("mixtral-8x7b", gpus=8, workload="train", all2all_backend="deepep_low_latency")
     with pytest.raises(TpplanError, match="--deepep-mode normal applies to SGLang serving"):
         recommend("mixtral-8x7b", gpus=8, workload="train", deepep_mode="normal")
+
+
+def test_training_refuses_a_serving_only_weight_format():
+    from tpplan.errors import TpplanError
+
+    with pytest.raises(TpplanError, match="--dtype nvfp4 with --workload train: Megatron trains in bf16, fp16, fp8"):
+        recommend("mixtral-8x7b", gpus=8, workload="train", dtype="nvfp4")
 
 
 def test_an_fp8_checkpoint_trains_in_bf16_unless_fp8_is_asked_for():

@@ -366,6 +366,8 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
             raise TpplanError(f"{name} {value} must be greater than 0; leave it out for no limit")
 
 
+TRAINING_DTYPES = ("bf16", "fp16", "fp8")
+"""What Megatron trains in: --bf16, --fp16, or --bf16 with Transformer Engine's FP8 GEMMs (--fp8-format)."""
 TRAINING_ENGINE = "megatron"
 """Training is planned as Megatron-Core runs it, whatever engine a library caller passes (the CLI refuses another
 --engine with --workload train)."""
@@ -382,7 +384,13 @@ def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode:
     if deepep_mode is not None:
         raise TpplanError(f"--deepep-mode {deepep_mode} applies to SGLang serving with --moe-a2a-backend deepep; "
                           f"leave it out with --workload train")
-    return TRAINING_ENGINE, ("bf16" if normalize_dtype(dtype) == "auto" else dtype)
+    key = normalize_dtype(dtype)
+    if key == "auto":
+        return TRAINING_ENGINE, "bf16"
+    if key not in TRAINING_DTYPES:
+        raise TpplanError(f"--dtype {dtype} with --workload train: Megatron trains in {', '.join(TRAINING_DTYPES)} "
+                          f"(fp8: Transformer Engine FP8 GEMMs, --fp8-format); leave --dtype out for bf16")
+    return TRAINING_ENGINE, key
 
 
 def _check_job(num_requests: int, *, workload: str, objective: str) -> None:

@@ -144,11 +144,16 @@ def training_layouts(spec: ModelSpec, w: Workload) -> list[TrainLayout]:
     return out
 
 
-def megatron_flags(lay: TrainLayout) -> list[str]:
-    """Megatron-LM's flags for a layout (DP follows from the world size): TP, PP, --sequence-parallel when MoE
-    needs it, and for folded MoE layouts EP, ETP when it is not the default and the alltoall dispatcher."""
-    out = [f"--tensor-model-parallel-size {lay.tp}"] + ([f"--pipeline-model-parallel-size {lay.pp}"]
-                                                         if lay.pp > 1 else [])
+MEGATRON_DTYPE_FLAGS = {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp8": ["--bf16", "--fp8-format hybrid"]}
+"""Megatron-LM's precision flags per training dtype (megatron/training/arguments.py: --bf16, --fp16; --fp8-format
+e4m3 | hybrid runs Transformer Engine's FP8 GEMMs, hybrid = E4M3 forward, E5M2 gradients)."""
+
+
+def megatron_flags(lay: TrainLayout, dtype: str = "bf16") -> list[str]:
+    """Megatron-LM's flags for a layout (DP follows from the world size): precision, TP, PP, --sequence-parallel
+    when MoE needs it, and for folded MoE layouts EP, ETP when it is not the default and the alltoall dispatcher."""
+    out = MEGATRON_DTYPE_FLAGS.get(dtype, []) + [f"--tensor-model-parallel-size {lay.tp}"] + (
+        [f"--pipeline-model-parallel-size {lay.pp}"] if lay.pp > 1 else [])
     out += [f"--expert-model-parallel-size {lay.ep}"] if lay.ep > 1 else []
     out += [f"--expert-tensor-parallel-size {lay.expert_tp}"] if lay.expert_tp != lay.tp else []
     out += ["--sequence-parallel"] if lay.sequence_parallel_required else []
