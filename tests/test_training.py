@@ -192,8 +192,8 @@ def test_megatron_flags_leave_out_defaults():
     from tpplan.planner.train_layouts import TrainLayout, megatron_flags
 
     assert megatron_flags(TrainLayout(tp=1, pp=2, replicas=4, ep=8, moe=True)) == [
-        "--bf16", "--tensor-model-parallel-size 1", "--pipeline-model-parallel-size 2", "--expert-model-parallel-size 8",
-        "--moe-token-dispatcher-type alltoall"]
+        "--bf16", "--tensor-model-parallel-size 1", "--pipeline-model-parallel-size 2",
+        "--expert-model-parallel-size 8", "--moe-token-dispatcher-type alltoall"]
     assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2, moe=True)) == [
         "--bf16", "--tensor-model-parallel-size 4", "--sequence-parallel"]
     assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2), "fp8") == [
