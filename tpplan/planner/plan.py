@@ -368,15 +368,12 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
 
 TRAINING_DTYPES = ("bf16", "fp16", "fp8")
 """What Megatron trains in: --bf16, --fp16, or --bf16 with Transformer Engine's FP8 GEMMs (--fp8-format)."""
-TRAINING_ENGINE = "megatron"
-"""Training is planned as Megatron-Core runs it, whatever engine a library caller passes (the CLI refuses another
---engine with --workload train)."""
-
-
 def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode: str | None) -> tuple[str, str]:
     """(engine, dtype) of a training plan: Megatron, computing in bf16 unless a dtype is asked for (an fp8
     checkpoint such as DeepSeek-V3's trains from bf16 weights; Megatron runs FP8 GEMMs only with --fp8-format, which
-    `--dtype fp8` plans). The serving engines' MoE token-movement options do not apply: refused rather than ignored."""
+    `--dtype fp8` plans). The serving engines' MoE token-movement options do not apply: refused rather than ignored.
+    A library caller's engine is replaced (the CLI refuses another --engine with --workload train)."""
+    from tpplan.planner.train_layouts import MEGATRON
     if all2all_backend != D.all2all_backend:
         raise TpplanError(f"--all2all-backend {all2all_backend} applies to serving engines (vLLM, SGLang); Megatron "
                           f"training moves MoE tokens with --moe-token-dispatcher-type alltoall, which tpplan plans "
@@ -386,11 +383,11 @@ def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode:
                           f"leave it out with --workload train")
     key = normalize_dtype(dtype)
     if key == "auto":
-        return TRAINING_ENGINE, "bf16"
+        return MEGATRON, "bf16"
     if key not in TRAINING_DTYPES:
         raise TpplanError(f"--dtype {dtype} with --workload train: Megatron trains in {', '.join(TRAINING_DTYPES)} "
                           f"(fp8: Transformer Engine FP8 GEMMs, --fp8-format); leave --dtype out for bf16")
-    return TRAINING_ENGINE, key
+    return MEGATRON, key
 
 
 def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
