@@ -191,3 +191,14 @@ def test_compare_names_the_best_of_the_layouts_compared_and_the_planners_best(ru
     r = run_cli("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2", "2x2x2")
     assert "Best of these for objective 'throughput': TP2xPP2x2" in " ".join(r.out.split())
     assert "over every layout" not in r.out  # the planner's best is among them
+
+
+def test_readme_quotes_todays_make_demo_headline(run_cli, cols80):
+    """The README's example answer is what `make demo` prints today (it went stale twice)."""
+    from pathlib import Path
+
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8")
+    head = " ".join(r.out.split("\n\n")[0].split("\n")[:3]).split("  Llama")[0]
+    head = " ".join(head.split())
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert head.split(": ", 1)[1] in readme, head
