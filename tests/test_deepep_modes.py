@@ -321,21 +321,22 @@ def test_low_latency_prefill_buffer_holds_a_whole_prefill_step():
 
 def test_deepeps_low_latency_limit_caps_the_batch_or_refuses_the_prefill():
     """DeepEP's low-latency calls carry at most 1024 tokens per rank (SGLang asserts
-    SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK <= 1024). gpt-oss-20b on 8 H200, 32 in / 64 out: memory allows
-    317,456 sequences on DEP8 (SGLang decodes apart from prefill, so its token budget does not bound the decode
-    batch); the batch is capped at 8 x 1024. Under --deepep-mode low_latency DP2
-    prefills 8192 / 2 = 4096 tokens per GPU in one call: refused, naming the budget that fits."""
+    SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK <= 1024). gpt-oss-20b on 8 H200, 32 in / 64 out: SGLang's own
+    running-request limit allows 8 x 4096 = 32,768 sequences on DEP8 (its KV pools hold far more; SGLang decodes apart
+    from prefill, so its token budget does not bound the decode batch); the batch is capped at 8 x 1024. Under
+    --deepep-mode low_latency DP2 prefills 8192 / 2 = 4096 tokens per GPU in one call: refused, naming the budget
+    that fits."""
     kw = dict(engine="sglang", all2all_backend="deepep", hardware="hgx-h200", gpus=8, input_len=32, output_len=64)
     plan = recommend("gpt-oss-20b", **kw)
     c = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 8, 8))
-    assert (c.batch, c.max_concurrent_sequences, c.deepep_ll_tokens_per_rank) == (8192, 317456, 1024)
-    assert "batch capped at 8192 (memory allows 317456) by DeepEP's 1024 tokens per GPU in one low-latency call" in \
+    assert (c.batch, c.max_concurrent_sequences, c.deepep_ll_tokens_per_rank) == (8192, 32768, 1024)
+    assert "batch capped at 8192 (memory allows 32768) by DeepEP's 1024 tokens per GPU in one low-latency call" in \
         c.notes
     plan = recommend("gpt-oss-20b", deepep_mode="low_latency", **kw)
     c = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 1, 2, 2))
     assert not c.feasible and ("--deepep-mode low_latency dispatches a prefill step of 4096 tokens per GPU in one "
                                "low-latency call, above DeepEP's 1024 (SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK "
-                               "<= 1024); set --max-num-batched-tokens to at most 2048, or use --deepep-mode auto"
+                               "<= 1024); set --chunked-prefill-size to at most 2048, or use --deepep-mode auto"
                                ) in c.reasons
 
 

@@ -194,3 +194,49 @@ def test_sglang_dp_attention_plans_the_servers_running_request_limit():
     plan = recommend("deepseek-v3", gpus=8, hardware="hgx-h200", engine="sglang", max_num_seqs=1024, tp=1,
                      dp_attention=8, ep=8, replan_suggestions=False)
     assert plan.chosen.batch <= 1024
+
+
+def test_sglang_defaults_follow_its_server_args_and_model_runner():
+    """chunked_prefill_size 2048 / 8192 / 16384 below 35 GiB / below 160 GiB / above (server_args.py); the running-
+    request limit of a worker is kv_tokens / context_len x 512 clamped to [2048, 4096] and at most kv_tokens / 2
+    (ModelRunner._resolve_max_num_reqs)."""
+    from tpplan.cost.batching import scheduler_limits, sglang_running_requests
+
+    def tokens(gib):
+        return scheduler_limits("sglang", gpu_name="x", gpu_memory_bytes=gib * 2**30).max_num_batched_tokens
+
+    assert (tokens(24), tokens(80), tokens(141), tokens(180)) == (2048, 8192, 8192, 16384)
+    assert sglang_running_requests(1_000_000, 8192) == 4096  # 62,500 estimated, clamped
+    assert sglang_running_requests(40_000, 8192) == 2500  # inside the clamp
+    assert sglang_running_requests(3_000, 8192) == 1500  # clamped up to 2048, then at most half the pool
+    assert sglang_running_requests(1_000_000, 131072) == 3906
+
+
+def test_sglang_plans_at_most_its_own_running_request_limit():
+    """Llama-3-8B on one H200, 64 in / 64 out: the KV pool holds ~9,000 sequences but SGLang runs at most 4096
+    (context 8192); the plan and its TPOT are those of 4096, not of what memory alone would allow."""
+    plan = recommend("llama-3-8b", gpus=1, hardware="hgx-h200", engine="sglang", input_len=64, output_len=64,
+                     replan_suggestions=False)
+    assert plan.recommended.max_concurrent_sequences == plan.recommended.batch == 4096
+
+
+def test_emit_pins_the_token_budget_the_plan_assumed():
+    """A user's --max-num-batched-tokens reaches the command in each engine's spelling; SGLang's low-latency DeepEP
+    prefill, whose buffer was sized for the budget, always names it (SGLang's default depends on the GPU)."""
+    from tpplan.planner.emit import serve_commands
+
+    def command(engine, **kw):
+        plan = recommend("llama-8b", gpus=1, engine=engine, replan_suggestions=False, **kw)
+        return " ".join(n.command for n in serve_commands(plan, engine))
+
+    assert "--max-num-batched-tokens 4096" in command("vllm", max_num_batched_tokens=4096)
+    assert "--chunked-prefill-size 4096" in command("sglang", max_num_batched_tokens=4096)
+    assert "--max_num_tokens 4096" in command("trtllm", max_num_batched_tokens=4096)
+    assert "--chunked-prefill-size" not in command("sglang")
+    ll = dict(gpus=8, hardware="dgx-b200", engine="sglang", all2all_backend="deepep", deepep_mode="low_latency", tp=1,
+              dp_attention=8, ep=8, replan_suggestions=False)
+    # B200's default chunked_prefill_size 16384 is 2048 tokens per rank in one low-latency call: DeepEP refuses it
+    assert not recommend("qwen3-30b-a3b", **ll).chosen.feasible
+    plan = recommend("qwen3-30b-a3b", max_num_batched_tokens=8192, **ll)
+    text = " ".join(n.command for n in serve_commands(plan, "sglang"))
+    assert "--chunked-prefill-size 8192" in text and "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=1024" in text

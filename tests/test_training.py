@@ -301,13 +301,20 @@ def test_training_refuses_another_engine_and_serving_only_options(usage_error, r
         recommend("mixtral-8x7b", gpus=8, workload="train", all2all_backend="deepep_low_latency")
     with pytest.raises(TpplanError, match="--deepep-mode normal applies to SGLang serving"):
         recommend("mixtral-8x7b", gpus=8, workload="train", deepep_mode="normal")
+    for kw, name in ((dict(kv_cache_dtype="fp8"), "--kv-cache-dtype"), (dict(max_tpot_ms=50), "--max-tpot-ms"),
+                     (dict(max_num_seqs=64), "--max-num-seqs")):
+        with pytest.raises(TpplanError, match=f"^{name} applies to --workload serve"):
+            recommend("llama-8b", gpus=8, workload="train", **kw)
 
 
 def test_training_refuses_a_serving_only_weight_format():
     from tpplan.errors import TpplanError
 
-    with pytest.raises(TpplanError, match="--dtype nvfp4 with --workload train: Megatron trains in bf16, fp16, fp8"):
+    with pytest.raises(TpplanError, match="--dtype nvfp4 with --workload train: tpplan plans Megatron training in "
+                                          "bf16, fp16, fp8"):
         recommend("mixtral-8x7b", gpus=8, workload="train", dtype="nvfp4")
+    with pytest.raises(TpplanError, match="Transformer Engine's FP8 GEMMs need FP8 tensor cores"):
+        recommend("llama-3-8b", gpus=8, hardware="dgx-a100-80g", workload="train", dtype="fp8")
 
 
 def test_an_fp8_checkpoint_trains_in_bf16_unless_fp8_is_asked_for():

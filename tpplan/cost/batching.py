@@ -35,6 +35,9 @@ class SchedulerLimits:
     mixes_prefill: bool = True
     """True: a step carries decode tokens and prefill together (vLLM chunked prefill, TensorRT-LLM in-flight
     batching); False: prefill batches run alone (SGLang without --enable-mixed-chunk). tpplan.cost.steady."""
+    running_cap_context_len: int | None = None
+    """SGLang without --max-running-requests: each worker's running-request limit follows from its KV pool and the
+    context length (`sglang_running_requests`); None: max_num_seqs (or the KV cache alone) bounds it."""
     budget_per_dp_rank: bool = False
     """True: the limits are the server's, and with DP attention each rank gets max_num_batched_tokens / dp and
     max_num_seqs / dp (SGLang divides chunked_prefill_size by dp_size when --enable-dp-attention,
@@ -43,19 +46,29 @@ class SchedulerLimits:
     with its own scheduler per DP rank; TensorRT-LLM one executor per attention-DP rank)."""
 
 
+def sglang_running_requests(kv_cache_tokens, context_len: int):
+    """SGLang's default running-request limit of one worker (its req_to_token_pool rows): kv_tokens / context_len x
+    512 clamped to [2048, 4096], and at most kv_tokens / 2 (ModelRunner._resolve_max_num_reqs; the same clamp in
+    every release since model_runner.init_memory_pool first had it, the kv_tokens // 2 bound in later ones)."""
+    estimated = maximum(minimum(kv_cache_tokens * 512 // context_len, 4096), 2048)
+    return minimum(estimated, kv_cache_tokens // 2)
+
+
 def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_num_seqs: int | None = None,
-                     max_num_batched_tokens: int | None = None) -> SchedulerLimits:
-    """The engine's defaults, overridden where the caller gives a value."""
+                     max_num_batched_tokens: int | None = None, max_model_len: int | None = None) -> SchedulerLimits:
+    """The engine's defaults, overridden where the caller gives a value (`max_model_len`: the context length the
+    server is started with, which SGLang's default running-request limit depends on)."""
     if engine == "trtllm":
         # TensorRT-LLM LLM API / trtllm-serve: max_batch_size 2048, max_num_tokens 8192, tokens_per_block 32,
         # capacity scheduler GUARANTEED_NO_EVICT (docs: performance-tuning-guide/tuning-max-batch-size-and-
         # max-num-tokens; llmapi BuildConfig / KvCacheConfig / SchedulerConfig defaults).
         seqs, tokens, block, full = 2048, 8192, 32, True
     elif engine == "sglang":
-        # SGLang: no fixed running-request cap (bounded by the token pool); chunked_prefill_size 8192 on large
-        # GPUs, page_size 1 (python/sglang/srt/server_args.py; check your version).
-        large = gpu_memory_bytes >= LARGE_GPU_BYTES
-        seqs, tokens, block, full = None, 8192 if large else 4096, 1, False
+        # SGLang: chunked_prefill_size by GPU memory, 2048 below 35 GiB (A10, L40, 4090), 8192 below 160 GiB (H100,
+        # H200, A100), 16384 above (B200, MI300) (python/sglang/srt/server_args.py, _handle_chunked_prefill_size);
+        # page_size 1; its running-request limit depends on the KV pool (`sglang_running_requests`).
+        mib = gpu_memory_bytes / 2**20
+        seqs, tokens, block, full = None, 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384, 1, False
     else:
         # vLLM V1 `vllm serve` (vllm/engine/arg_utils.py get_batch_defaults, OPENAI_API_SERVER): max_num_seqs 1024
         # and max_num_batched_tokens 8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048; block 16.
@@ -64,7 +77,8 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
     return SchedulerLimits(max_num_seqs=max_num_seqs or seqs, max_num_batched_tokens=max_num_batched_tokens or tokens,
                            block_size_tokens=block, reserve_full_sequence=full,
                            limits_per_micro_batch=engine == "trtllm", mixes_prefill=engine != "sglang",
-                           budget_per_dp_rank=engine == "sglang")
+                           budget_per_dp_rank=engine == "sglang",
+                           running_cap_context_len=max_model_len if engine == "sglang" and not max_num_seqs else None)
 
 
 def rank_limits(limits: SchedulerLimits, dp: int) -> SchedulerLimits:
@@ -94,6 +108,8 @@ def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, outp
         cap = minimum(by_kv, maximum(by_budget, 1))
     else:
         cap = by_kv
+    if limits.max_num_seqs is None and limits.running_cap_context_len:
+        cap = minimum(cap, sglang_running_requests(kv_cache_tokens, limits.running_cap_context_len))
     if limits.max_num_seqs is None:
         return cap
     return minimum(cap, limits.max_num_seqs * (micro_batches if limits.limits_per_micro_batch else 1))

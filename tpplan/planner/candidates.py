@@ -33,6 +33,7 @@ from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
 from tpplan.planner.layouts import Layout, moe_layout_reasons
 from tpplan.planner.moe_buffers import (
+    LL_LIMIT_WORDS,
     deepep_buffers,
     ll_batch_limit,
     ll_notes,
@@ -219,7 +220,8 @@ def structural_reasons(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp
 
 def engine_limits(profile: HardwareProfile, w: Workload) -> SchedulerLimits:
     return scheduler_limits(w.engine, gpu_name=profile.gpu.name, gpu_memory_bytes=profile.gpu.memory_bytes,
-                            max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens)
+                            max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
+                            max_model_len=w.max_model_len)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,15 +292,16 @@ def _limit_reasons(perf: Performance, w: Workload, batch: int) -> list[str]:
     return out
 
 
-def _choose_batch(run, w: Workload, concurrency: int, *,
-                  job_requests: int | None = None) -> tuple[int, Performance, list[str], list[str]]:
+def _choose_batch(run, w: Workload, concurrency: int, *, job_requests: int | None = None,
+                  bound_words: str = "KV memory and scheduler limits") -> tuple[int, Performance, list[str], list[str]]:
     """(batch, performance, rejection reasons, notes). --batch is run as given (capped by KV memory) and
     rejected if it breaks a latency limit; otherwise the largest batch the KV cache, the scheduler and the
-    latency limits allow. A job of `job_requests` requests per replica never runs more than that at once."""
+    latency limits allow. A job of `job_requests` requests per replica never runs more than that at once.
+    `bound_words`: what sets `concurrency`, for the note when it caps --batch."""
     notes: list[str] = []
     by_job = job_requests is not None and job_requests < max(concurrency, 1)
     limit = job_requests if by_job else concurrency
-    bound = f"the replica's share of --num-requests {w.num_requests}" if by_job else "KV memory and scheduler limits"
+    bound = f"the replica's share of --num-requests {w.num_requests}" if by_job else bound_words
     if w.batch:
         b = min(w.batch, limit) if limit >= 1 else w.batch
         if b < w.batch:
@@ -407,8 +410,10 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         mem, run = sized, _runner(c, profile, limits, w, sized)
         concurrency = int(run(1).max_concurrent_sequences)
         cap = concurrency if ll_limit is None else min(concurrency, ll_limit)
-        batch, perf, limit_reasons, notes = _choose_batch(run, w, cap, job_requests=job_requests)
-    notes += ll_notes(spec, c, tokens=mem.deepep_ll_tokens_per_rank, batch=batch, memory_batch=concurrency)
+        words = LL_LIMIT_WORDS if cap < concurrency else "KV memory and scheduler limits"
+        batch, perf, limit_reasons, notes = _choose_batch(run, w, cap, job_requests=job_requests, bound_words=words)
+    notes += ll_notes(spec, c, tokens=mem.deepep_ll_tokens_per_rank, batch=batch, memory_batch=concurrency,
+                      asked=w.batch)
     reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
     throughput = perf.output_tokens_per_s_per_replica * replicas if feasible else 0.0

@@ -102,13 +102,22 @@ def _must_cap_batch(c: Candidate, w: Workload) -> bool:
     return c.batch < c.max_concurrent_sequences and c.batch != job_share
 
 
+def _must_pin_tokens(plan: Plan, c: Candidate) -> bool:
+    """The engine must be told the step's token budget the plan assumed: the user set one (--max-num-batched-tokens
+    and its spellings), or SGLang's low-latency DeepEP kernels carry prefill steps, whose buffer was sized for that
+    budget (tpplan.planner.moe_buffers; SGLang's own default depends on the GPU's memory and would overflow it)."""
+    w = plan.workload
+    ll_prefill = w.engine == "sglang" and w.deepep_mode == "low_latency" and c.deepep_ll_tokens_per_rank is not None
+    return w.max_num_batched_tokens is not None or ll_prefill
+
+
 _SERVER_FLAGS = {
     "vllm": {"len": "--max-model-len", "mem": "--gpu-memory-utilization", "kv_fp8": "--kv-cache-dtype fp8",
-             "seqs": "--max-num-seqs"},
+             "seqs": "--max-num-seqs", "tokens": "--max-num-batched-tokens"},
     # SGLang server arguments: --context-length, --mem-fraction-static, --kv-cache-dtype fp8_e4m3,
     # --max-running-requests (https://docs.sglang.io/advanced_features/server_arguments.html)
     "sglang": {"len": "--context-length", "mem": "--mem-fraction-static", "kv_fp8": "--kv-cache-dtype fp8_e4m3",
-               "seqs": "--max-running-requests"},
+               "seqs": "--max-running-requests", "tokens": "--chunked-prefill-size"},
 }
 
 
@@ -125,6 +134,10 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
         args.append(f["kv_fp8"])
     if _must_cap_batch(c, w):
         args.append(f"{f['seqs']} {_rank_batch(c) if engine == 'vllm' else c.batch}")
+    if _must_pin_tokens(plan, c):
+        from tpplan.planner.candidates import engine_limits
+
+        args.append(f"{f['tokens']} {engine_limits(plan.profile, w).max_num_batched_tokens}")
     # vLLM builds its all2all manager from --all2all-backend whenever data_parallel_size > 1, EP or not
     # (vllm/distributed/device_communicators/base_device_communicator.py: "as long as we use data parallel ... we
     # initialize the all2all manager"), and an MoE layer under DP dispatches through it
@@ -155,9 +168,10 @@ def moe_backend(w: Workload, c: Candidate) -> str | None:
 
 def _trtllm_args(plan: Plan, c: Candidate) -> list[str]:
     w = plan.workload
+    tokens = [f"--max_num_tokens {w.max_num_batched_tokens}"] if w.max_num_batched_tokens is not None else []
     return layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1, ep=c.ep, dp_attention=c.dp_attention) + [
         f"--max_seq_len {w.max_model_len}", f"--max_batch_size {max(1, _rank_batch(c))}",
-        f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"]
+        f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"] + tokens
 
 
 def _join(head: str, args: list[str]) -> str:

@@ -146,12 +146,18 @@ def ll_reasons(c: Coefficients, w: Workload, *, limits: SchedulerLimits) -> list
     most = LL_MAX_TOKENS_PER_RANK * c.tp * c.moe.dp_attention
     return [f"--deepep-mode low_latency dispatches a prefill step of {base} tokens per GPU in one low-latency call, "
             f"above DeepEP's {LL_MAX_TOKENS_PER_RANK} ({LL_TOKENS_ENV} <= {LL_MAX_TOKENS_PER_RANK}); set "
-            f"--max-num-batched-tokens to at most {most}, or use --deepep-mode auto"]
+            f"--chunked-prefill-size to at most {most}, or use --deepep-mode auto"]
 
 
-def ll_notes(spec: ModelSpec, c: Coefficients, *, tokens: int | None, batch: int, memory_batch: int) -> list[str]:
+LL_LIMIT_WORDS = f"DeepEP's {LL_MAX_TOKENS_PER_RANK} tokens per GPU in one low-latency call"
+"""Why a batch stops there (SGLang asserts SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK <= 1024)."""
+
+
+def ll_notes(spec: ModelSpec, c: Coefficients, *, tokens: int | None, batch: int, memory_batch: int,
+             asked: int | None = None) -> list[str]:
     """What the plan did about SGLang's low-latency buffer: raised it above the default (`tokens` per GPU, in the
-    reserve) and, where DeepEP's limit stops it short of the batch memory allows (`memory_batch`), capped the batch."""
+    reserve) and, where DeepEP's limit stops it short of the batch memory allows (`memory_batch`), capped the batch
+    (said by the batch note itself when --batch was `asked`)."""
     if tokens is None or tokens <= LL_TOKENS_PER_CALL["sglang"] or c.moe.ll_tokens_per_call is not None:
         return []
     size = ll_buffer_bytes(num_experts=spec.num_experts, hidden_size=spec.hidden_size, tokens_per_call=tokens)
@@ -159,7 +165,6 @@ def ll_notes(spec: ModelSpec, c: Coefficients, *, tokens: int | None, batch: int
              f"--max-running-requests): {bytes_to_gib(size):.1f} GiB per GPU in the runtime reserve, the KV cache and "
              f"batch sized after it"]
     limit = ll_batch_limit(c, tokens)
-    if batch == limit < memory_batch:
-        notes.append(f"batch capped at {batch} (memory allows {memory_batch}) by DeepEP's {LL_MAX_TOKENS_PER_RANK} "
-                     f"tokens per GPU in one low-latency call")
+    if batch == limit < memory_batch and asked is None:
+        notes.append(f"batch capped at {batch} (memory allows {memory_batch}) by {LL_LIMIT_WORDS}")
     return notes

@@ -118,6 +118,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                   num_requests=num_requests)
     if workload == "train":
         engine, dtype = _training_engine_and_dtype(dtype, all2all_backend=all2all_backend, deepep_mode=deepep_mode)
+        _refuse_serving_options({"--kv-cache-dtype": kv_cache_dtype != D.kv_cache_dtype,
+                                 "--max-tpot-ms": max_tpot_ms is not None, "--max-ttft-ms": max_ttft_ms is not None,
+                                 "--max-num-seqs": max_num_seqs is not None,
+                                 "--max-num-batched-tokens": max_num_batched_tokens is not None})
     rules_for(engine)
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
@@ -127,6 +131,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     spec, profile = _model_and_profile(model, hardware, price_per_gpu_hour=price_per_gpu_hour,
                                        assumptions=assumptions)
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
+    if workload == "train" and dtype == "fp8" and "fp8" not in profile.gpu.peak_flops_per_s:
+        raise TpplanError(f"--dtype fp8 with --workload train: Transformer Engine's FP8 GEMMs need FP8 tensor cores "
+                          f"(Ada, Hopper, Blackwell), which {profile.gpu.name} ({profile.name}) lacks; leave --dtype "
+                          f"out for bf16")
     max_model_len = _max_model_len(spec, max_model_len, input_len + output_len, assumptions)
     if objective == "latency" and batch is None and workload == "serve":
         batch = 1
@@ -385,9 +393,18 @@ def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode:
     if key == "auto":
         return MEGATRON, "bf16"
     if key not in TRAINING_DTYPES:
-        raise TpplanError(f"--dtype {dtype} with --workload train: Megatron trains in {', '.join(TRAINING_DTYPES)} "
-                          f"(fp8: Transformer Engine FP8 GEMMs, --fp8-format); leave --dtype out for bf16")
+        raise TpplanError(f"--dtype {dtype} with --workload train: tpplan plans Megatron training in "
+                          f"{', '.join(TRAINING_DTYPES)} (fp8: Transformer Engine FP8 GEMMs, --fp8-format); leave "
+                          f"--dtype out for bf16")
     return MEGATRON, key
+
+
+def _refuse_serving_options(given: dict[str, bool]) -> None:
+    """Serving options a training plan would otherwise ignore: the first one given, as one error line."""
+    name = next((k for k, v in given.items() if v), None)
+    if name:
+        raise TpplanError(f"{name} applies to --workload serve (a serving engine's KV cache, latency limits and "
+                          f"scheduler); a Megatron training plan has none; leave it out with --workload train")
 
 
 def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
