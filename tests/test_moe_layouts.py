@@ -194,6 +194,9 @@ def test_sglang_dp_attention_plans_the_servers_running_request_limit():
     plan = recommend("deepseek-v3", gpus=8, hardware="hgx-h200", engine="sglang", max_num_seqs=1024, tp=1,
                      dp_attention=8, ep=8, replan_suggestions=False)
     assert plan.chosen.batch <= 1024
+    few = recommend("deepseek-v3", gpus=8, hardware="hgx-h200", engine="sglang", max_num_seqs=4, tp=1,
+                    dp_attention=8, ep=8, replan_suggestions=False).chosen
+    assert not few.feasible and "--max-running-requests 4 is below the 8 attention-DP workers" in few.reasons[-1]
 
 
 def test_sglang_defaults_follow_its_server_args_and_model_runner():

@@ -399,6 +399,12 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     if c is None or mem is None:
         return Candidate(**base, feasible=False, reasons=prep.reasons)
     limits = engine_limits(profile, w)
+    if limits.budget_per_dp_rank and limits.max_num_seqs is not None and limits.max_num_seqs < dp_attention:
+        # SGLang: "max_running_requests (N) is less than dp_size (D)" (scheduler); each worker would get none
+        return Candidate(**base, feasible=False, reasons=(
+            *prep.reasons, f"--max-running-requests {limits.max_num_seqs} is below the {dp_attention} attention-DP "
+            f"workers, which share it (SGLang refuses max_running_requests < dp_size); raise it to at least "
+            f"{dp_attention}"))
     run = _runner(c, profile, limits, w, mem)
     concurrency = int(run(1).max_concurrent_sequences)
     job_requests = ceil_div(w.num_requests, replicas) if w.num_requests else None
