@@ -202,3 +202,10 @@ def test_readme_quotes_todays_make_demo_headline(run_cli, cols80):
     head = " ".join(head.split())
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert head.split(": ", 1)[1] in readme, head
+
+
+def test_notes_of_the_recommended_and_fixed_layouts_are_printed(run_cli, cols80):
+    """A capped batch is said in the table view too, not only in JSON."""
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--batch", "100000")
+    text = " ".join(r.out.split())
+    assert r.code == 0 and "Notes: - batch capped at" in text and "(asked 100000)" in text

@@ -169,6 +169,9 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
         lines += wrap("Why: " + explanation[0], wrap_w, indent="  ")
     else:
         lines += ["Why:"] + [ln for e in explanation for ln in wrap(e, wrap_w, indent="    ", first="  - ")]
+    notes = _plan_notes(plan)
+    if notes:
+        lines += ["Notes:"] + [ln for n in notes for ln in wrap(n, wrap_w, indent="    ", first="  - ")]
     if plan.suggestions:
         lines += ["What would help:"] + [ln for s in plan.suggestions
                                          for ln in wrap(_suggestion(s), wrap_w, indent="    ", first="  - ")]
@@ -177,6 +180,15 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
     lines += ["Assumptions:"] + [ln for k, v in shown.items() for ln in wrap(f"{k}: {v}", wrap_w, indent="    ",
                                                                              first="  - ")]
     return lines
+
+
+def _plan_notes(plan: Plan) -> list[str]:
+    """What the planner did to the recommended layout and to yours (a capped batch, a raised DeepEP buffer, ...)."""
+    out: list[str] = []
+    for c, who in ((plan.recommended, ""), (plan.chosen, "your layout: ")):
+        if c is not None and (who == "" or c is not plan.recommended):
+            out += [who + n for n in c.notes if who + n not in out]
+    return out
 
 
 def _short_explanation(plan: Plan) -> list[str]:
@@ -193,7 +205,7 @@ def _suggestion(s) -> str:
     text = f"{s.flag}: {s.text}" if s.flag else s.text
     g = s.would_give
     if g:
-        text += (f" -> TP{g['tp']} x PP{g['pp']} x {g['replicas']} replica(s), {g['output_tokens_per_s']:,.0f} tok/s"
+        text += (f" -> {g['layout']}, {g['output_tokens_per_s']:,.0f} tok/s"
                  + (f", TPOT {_ms(g['tpot_s'])} ms" if g.get("tpot_s") else ""))
     elif s.flag:
         text += " (re-planned: still no fit, or not available on this profile)"
