@@ -107,5 +107,7 @@ def test_compare_layouts(run_cli):
     gain = tp4["output_tokens_per_s"] / tp8["output_tokens_per_s"] - 1  # the difference line says this, signed
     m = re.match(r"TP4xPP1x2 vs TP8xPP1x1: tok/s ([+-]\d+)% \((better|worse)\)", d["differences"][0])
     assert m and abs(int(m.group(1)) - 100 * gain) <= 1 and (m.group(2) == "better") == (gain > 0)
+    best = max(d["layouts"], key=lambda c: c["output_tokens_per_s"])  # objective throughput: total tok/s
+    assert (d["best_of_these"]["tp"], d["best_of_these"]["replicas"]) == (best["tp"], best["replicas"])
     r = run_cli("compare", "-m", "llama-70b", "8")
     assert (r.code, r.out) == (2, "")

@@ -62,8 +62,10 @@ def differences(cmp: Comparison) -> list[str]:
 
 def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
+        best = best_compared(cmp)
         return emit_json({"inputs": cmp.plan.inputs(), "layouts": [candidate_dict(c) for c in cmp.layouts],
                           "differences": differences(cmp),
+                          "best_of_these": candidate_dict(best) if best else None,
                           "recommended": candidate_dict(cmp.plan.recommended) if cmp.plan.recommended else None})
     if fmt is OutputFormat.csv:
         return emit_csv([candidate_dict(c) for c in cmp.layouts])
