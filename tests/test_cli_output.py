@@ -209,3 +209,5 @@ def test_notes_of_the_recommended_and_fixed_layouts_are_printed(run_cli, cols80)
     r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--batch", "100000")
     text = " ".join(r.out.split())
     assert r.code == 0 and "Notes: - batch capped at" in text and "(asked 100000)" in text
+    md = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--batch", "100000", "-f", "markdown").out
+    assert "**Notes**" in md and "(asked 100000)" in md

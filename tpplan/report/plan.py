@@ -219,6 +219,8 @@ def markdown_lines(plan: Plan) -> list[str]:
     lines += markdown_table([c.header or " " for c in cols], [_cells(plan, c) for c in _rows(plan)])
     rejected = [f"- {_layout(c)}: " + "; ".join(c.reasons) for c in _rows(plan) if c.reasons]
     lines += ["", *rejected, "", "**Why**", ""] + [f"- {e}" for e in plan.explanation]
+    if _plan_notes(plan):
+        lines += ["", "**Notes**", ""] + [f"- {n}" for n in _plan_notes(plan)]
     if plan.suggestions:
         lines += ["", "**What would help**", ""] + [f"- {_suggestion(s)}" for s in plan.suggestions]
     return lines + ["", "**Assumptions**", ""] + [f"- {k}: {v}" for k, v in plan.assumptions.items()]
