@@ -347,3 +347,14 @@ def test_nothing_fits_names_the_whole_layout_the_suggestion_gives():
     first = next(s for s in plan.suggestions if s.would_give)
     assert first.would_give["layout"].startswith(f"TP{first.would_give['tp']}")
     assert f"would give {first.would_give['layout']} at" in headline(plan)
+
+
+def test_megatron_is_refused_for_serving(run_cli):
+    """--engine megatron plans training; a serving plan with it (recommend, compare, sweep) is one error line."""
+    line = ("Error: --engine megatron plans training; add --workload train, or choose a serving engine (vllm, sglang, "
+            "trtllm) for --workload serve\n")
+    for args in (("recommend", "-m", "llama-8b", "-g", "8", "--engine", "megatron"),
+                 ("compare", "-m", "llama-8b", "-g", "8", "--engine", "megatron", "8"),
+                 ("sweep", "--models", "llama-8b", "--gpus", "8", "--engine", "megatron")):
+        r = run_cli(*args)
+        assert (r.code, r.out, r.err) == (1, "", line), args

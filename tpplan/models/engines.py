@@ -25,6 +25,17 @@ EmitEngine = Literal["vllm", "sglang", "trtllm"]
 """The serving engines whose launch command `--emit` writes (tpplan.planner.emit); here, not there, so that the
 CLI can list them without importing the emitters."""
 EMITTERS: tuple[EmitEngine, ...] = ("vllm", "sglang", "trtllm")
+TRAINING_ONLY_ENGINES: tuple[Engine, ...] = ("megatron",)
+"""Engines tpplan plans training with, never serving."""
+
+
+def check_serving_engine(engine: str) -> None:
+    """A serving plan names a serving engine: one error line for a training engine."""
+    if engine in TRAINING_ONLY_ENGINES:
+        raise ModelSpecError(f"--engine {engine} plans training; add --workload train, or choose a serving engine "
+                             f"({', '.join(EMITTERS)}) for --workload serve")
+
+
 MAX_TP_DEGREE = 64
 """Degrees 1..64 are considered (DESIGN.md §6)."""
 

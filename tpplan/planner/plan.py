@@ -12,7 +12,7 @@ from typing import get_args
 from tpplan.errors import TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
-from tpplan.models.engines import rules_for
+from tpplan.models.engines import check_serving_engine, rules_for
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
@@ -123,6 +123,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                                  "--max-num-seqs": max_num_seqs is not None,
                                  "--max-num-batched-tokens": max_num_batched_tokens is not None})
     rules_for(engine)
+    if workload == "serve":
+        check_serving_engine(engine)
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
