@@ -354,7 +354,7 @@ def test_megatron_is_refused_for_serving(run_cli):
     line = ("Error: --engine megatron plans training; add --workload train, or choose a serving engine (vllm, sglang, "
             "trtllm) for --workload serve\n")
     for args in (("recommend", "-m", "llama-8b", "-g", "8", "--engine", "megatron"),
-                 ("compare", "-m", "llama-8b", "-g", "8", "--engine", "megatron", "8"),
+                 ("compare", "-m", "llama-8b", "-g", "8", "--engine", "megatron", "8", "4x1x2"),
                  ("sweep", "--models", "llama-8b", "--gpus", "8", "--engine", "megatron")):
         r = run_cli(*args)
         assert (r.code, r.out, r.err) == (1, "", line), args
