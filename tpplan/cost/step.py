@@ -104,15 +104,20 @@ def routed_experts_s(c: Coefficients, tokens):
                                   hidden_size=c.hidden_size, act_bytes=c.act_bytes)
 
 
+def tp_collective_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool):
+    """One of a layer's TP collectives over `tokens` tokens of hidden activations: an all-reduce, or with sequence
+    parallelism a reduce-scatter + all-gather."""
+    n_bytes = tokens * c.hidden_size * c.act_bytes
+    if sequence_parallel:
+        return (collective_time_s(profile, kind="reducescatter", group_size=c.tp, n_bytes=n_bytes)
+                + collective_time_s(profile, kind="allgather", group_size=c.tp, n_bytes=n_bytes))
+    return collective_time_s(profile, kind="allreduce", group_size=c.tp, n_bytes=n_bytes)
+
+
 def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool, extend=False):
     """All layers' collectives for `tokens` tokens; `extend`: the step carries prefill tokens (an MoE all-to-all in
     SGLang's DeepEP auto mode picks its kernels by it, tpplan.cost.moe)."""
-    n_bytes = tokens * c.hidden_size * c.act_bytes
-    if sequence_parallel:
-        one = (collective_time_s(profile, kind="reducescatter", group_size=c.tp, n_bytes=n_bytes)
-               + collective_time_s(profile, kind="allgather", group_size=c.tp, n_bytes=n_bytes))
-    else:
-        one = collective_time_s(profile, kind="allreduce", group_size=c.tp, n_bytes=n_bytes)
+    one = tp_collective_time_s(c, profile, tokens, sequence_parallel=sequence_parallel)
     if c.moe is not None:
         return layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
                                   collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,

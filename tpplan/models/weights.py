@@ -130,12 +130,6 @@ def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AU
     return [math.ceil(t) for t in _stage_totals(s, pp=pp, amount=amount)]
 
 
-def params_on_most_loaded_gpu(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm", ep: int = 1,
-                              expert_tp: int = 0) -> int:
-    """Parameters held by the most loaded GPU of a (tp, pp) replica (ep / expert_tp: MoE layouts)."""
-    return max(params_by_stage(s, tp=tp, pp=pp, engine=engine, ep=ep, expert_tp=expert_tp))
-
-
 def params_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, engine: str = "vllm", ep: int = 1, expert_tp: int = 0,
                     routed_only: bool = False) -> list[int]:
     """Parameters on one GPU of each pipeline stage; `routed_only`: of the routed experts alone (the parameters

@@ -33,7 +33,7 @@ from __future__ import annotations
 from tpplan.cost.coefficients import Coefficients, coefficients
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import fusion_for
-from tpplan.cost.step import decoder_layers, prefill, routed_experts_s
+from tpplan.cost.step import prefill, routed_experts_s, tp_collective_time_s
 from tpplan.cost.train_experts import (
     ExpertParallelLayout,
     RoutedExperts,
@@ -97,12 +97,6 @@ def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: 
     return int(total * pp)
 
 
-def _tp_collective_s(c: Coefficients, profile: HardwareProfile, *, tokens: int, sp: bool) -> float:
-    """One of a layer's TP collectives (all-reduce, or reduce-scatter + all-gather with SP) at `tokens` tokens."""
-    layers = decoder_layers(c, profile, prefill_tokens=tokens, prefill_pairs=0, sequence_parallel=sp)
-    return layers.communication_s / (c.num_layers * c.allreduces_per_layer)
-
-
 def _expert_parallel_delta(spec: ModelSpec, profile: HardwareProfile, w: Workload, c: Coefficients,
                            lay: TrainLayout, x: ExpertParallelLayout, *, tokens: int, sp: bool) -> tuple[float, float]:
     """What an EP / ETP layout changes in one micro-batch's TP-only forward, (compute, communication) seconds: each
@@ -115,7 +109,8 @@ def _expert_parallel_delta(spec: ModelSpec, profile: HardwareProfile, w: Workloa
                             width_per_gpu=ceil_div(spec.moe_intermediate_size, lay.expert_tp),
                             hidden_size=spec.hidden_size, act_bytes=c.act_bytes)
     swapped = experts_compute_time_s(x, experts, c.rates, tokens, kernels=c.moe_kernels) - routed_experts_s(c, tokens)
-    dropped = _tp_collective_s(c, profile, tokens=tokens, sp=sp) if lay.tp > 1 and not spec.n_shared_experts else 0.0
+    nothing_dropped = lay.tp == 1 or spec.n_shared_experts  # no TP collective, or shared experts still need it
+    dropped = 0.0 if nothing_dropped else tp_collective_time_s(c, profile, tokens, sequence_parallel=sp)
     exchange = token_exchange_time_s(x, profile, tokens, top_k=spec.num_experts_per_tok,
                                      hidden_size=spec.hidden_size, act_bytes=c.act_bytes)
     return c.num_moe_layers * swapped, c.num_moe_layers * (exchange - dropped)
