@@ -147,6 +147,14 @@ class Fusion:
     fp8_prefill_attention: str = FP8_ATTENTION_NEVER
     """With an FP8 KV cache, prefill attention computes in FP8 (`prefill_attention_dtype`): FP8_ATTENTION_ALWAYS,
     FP8_ATTENTION_NATIVE or FP8_ATTENTION_NEVER."""
+    embedding_allreduce: bool = False
+    """At tp > 1 the input embedding is vocab-parallel: each rank looks up the tokens of its vocabulary slice and
+    one all-reduce of tokens x hidden per forward step sums them (with sequence parallelism a reduce-scatter).
+    False: the embedding is replicated on every rank (no collective)."""
+    logits_gather: bool = False
+    """At tp > 1 the lm_head is column-parallel over the vocabulary and the [sampled tokens, vocab / tp] slices are
+    gathered for sampling every step (an all-gather of sampled x padded vocab x activation bytes). False: the
+    logits stay sharded (training's vocab-parallel cross entropy)."""
 
 
 FUSIONS: dict[str, Fusion] = {
@@ -158,13 +166,21 @@ FUSIONS: dict[str, Fusion] = {
     # runs attention in FP8 (vllm/v1/attention/backends/flash_attn.py, scaled_fp8_quant of the query; docs "Quantized
     # KV Cache": "attention operations are also performed in the quantized (FP8) domain"). Elsewhere (FlashInfer or
     # FlashAttention-2) prefill dequantizes the cache and runs 16-bit attention.
+    # Outside the layers: VocabParallelEmbedding all-reduces its output (vllm/model_executor/layers/
+    # vocab_parallel_embedding.py, tensor_model_parallel_all_reduce) and LogitsProcessor._gather_logits gathers the
+    # lm_head's vocabulary slices (vllm/model_executor/layers/logits_processor.py: tensor_model_parallel_gather, or
+    # all_gather where gather is unsupported).
     "vllm": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1,
-                   native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_NATIVE),
+                   native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_NATIVE,
+                   embedding_allreduce=True, logits_gather=True),
     # SGLang runs the same kernel set (sgl-kernel fused_add_rmsnorm, silu_and_mul, FlashInfer/FA3 attention); its
     # server_args picks the fa3 backend on Hopper, whose forward_extend casts q to the FP8 cache dtype
     # (python/sglang/srt/layers/attention/flashattention_backend.py).
+    # Its VocabParallelEmbedding and LogitsProcessor are vLLM's (python/sglang/srt/layers/vocab_parallel_embedding.py,
+    # logits_processor.py): the same all-reduce and logits gather.
     "sglang": Fusion(elementwise_launches=5, hidden_passes=8, mlp_passes=3, kv_passes=2, attention_launches=1,
-                     native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_NATIVE),
+                     native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_NATIVE,
+                     embedding_allreduce=True, logits_gather=True),
     # TensorRT-LLM: the attention plugin applies rotary and writes the KV cache inside the attention kernel;
     # residual add is fused into RMSNorm; SwiGLU is one kernel. Context attention is its own fused MHA (fmha_v2),
     # with Hopper kernels built on TMA and warp-specialized wgmma (cpp/kernels/fmha_v2, e.g.
@@ -175,13 +191,19 @@ FUSIONS: dict[str, Fusion] = {
     # in later releases, for any FP8 KV cache: tensorrt_llm/_torch/attention_backend/trtllm.py); the kernels exist
     # for sm_89, sm_90, sm_100, sm_103, sm_120 and sm_121 (cpp/tensorrt_llm/common/attentionOp.cpp: "FP8 FMHA can
     # only be enabled on sm_89, sm_90, sm_100f, sm_120 or sm_121"), i.e. where the profile lists an FP8 rate.
+    # Outside the layers: the lm_head is ColumnLinear(hidden, padded vocab, gather_output=True) (tensorrt_llm/models/
+    # *: the last PP rank's lm_head), an all-gather of the logits every step; the embedding is replicated unless a
+    # checkpoint is converted with use_parallel_embedding (default False), so no embedding collective.
     "trtllm": Fusion(elementwise_launches=3, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1,
-                     native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_ALWAYS),
+                     native_prefill_attention=True, fp8_prefill_attention=FP8_ATTENTION_ALWAYS, logits_gather=True),
     # Megatron-LM (training, TransformerEngine): fused RMSNorm+linear, fused bias-SwiGLU, fused attention. On Hopper
     # TransformerEngine's fused attention is cuDNN's, which the FA3 paper's H100 figure puts beside FlashAttention-3
     # (cuDNN 595-609 TFLOP/s forward, head dim 128, 4k-16k tokens): the native share.
+    # Megatron's VocabParallelEmbedding all-reduces its output (megatron/core/tensor_parallel/layers.py:
+    # reduce_from_tensor_model_parallel_region; reduce_scatter_to_sequence_parallel_region with sequence parallelism);
+    # the logits stay sharded into vocab_parallel_cross_entropy.
     "megatron": Fusion(elementwise_launches=4, hidden_passes=8, mlp_passes=3, kv_passes=0, attention_launches=1,
-                       native_prefill_attention=True),
+                       native_prefill_attention=True, embedding_allreduce=True),
     # The measurement harness of shared/reference/gpu (and `tpplan measure`): unfused PyTorch in a CUDA graph.
     # RMSNorm, K and V cache writes, residual add, RMSNorm, SiLU, multiply, residual add = 8 kernels; attention as
     # batched matmul, softmax, batched matmul = 3 (README of h100_decode_prefill.csv: "about 15 kernels").

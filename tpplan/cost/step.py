@@ -9,7 +9,8 @@ and down (MoE: router and grouped GEMMs over the experts the tokens touch), the 
 does not fuse, and attention: decode reads every active sequence's KV once; prefill is causal flash attention,
 4 x I^2/2 x heads x head_dim FLOPs per sequence. Each kernel is a roofline plus a fixed per-kernel time.
 Communication per layer: 2 all-reduces of tokens x hidden x act_bytes (1 for parallel-attention blocks), or
-with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus PP hand-offs.
+with sequence parallelism a reduce-scatter + all-gather of the same bytes; plus, once per step, the
+vocab-parallel embedding's all-reduce and the logits gather (`edge_collectives_s`), and PP hand-offs.
 """
 
 from __future__ import annotations
@@ -123,6 +124,24 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
                                   collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
                                   num_moe_layers=c.num_moe_layers, extend=extend)
     return c.num_layers * c.allreduces_per_layer * one
+
+
+def edge_collectives_s(c: Coefficients, profile: HardwareProfile, *, tokens, sampled, sequence_parallel=False):
+    """The step's collectives outside the decoder layers at tp > 1 (DESIGN.md §3), as the engine runs them
+    (`Fusion`): the vocab-parallel embedding's all-reduce of tokens x hidden x act_bytes (a reduce-scatter with
+    sequence parallelism) and the all-gather of the lm_head's logits, sampled x vocab_per_gpu x tp x act_bytes in
+    all. With PP the embedding runs on the first stage and the lm_head on the last; both are charged to the step
+    with the layers' collectives."""
+    t = 0 * tokens
+    if c.tp == 1:
+        return t
+    if c.fusion.embedding_allreduce:
+        t = t + collective_time_s(profile, kind="reducescatter" if sequence_parallel else "allreduce",
+                                  group_size=c.tp, n_bytes=tokens * c.hidden_size * c.act_bytes)
+    if c.fusion.logits_gather:
+        t = t + collective_time_s(profile, kind="allgather", group_size=c.tp,
+                                  n_bytes=sampled * c.vocab_per_gpu * c.tp * c.act_bytes)
+    return t
 
 
 def _layers_compute_s(c: Coefficients, tokens):
@@ -252,7 +271,8 @@ def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len
     m = micro_batches(c, batch)
     b = batch / m
     layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, sequence_parallel=sequence_parallel)
-    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
+    edge = edge_collectives_s(c, profile, tokens=b, sampled=b, sequence_parallel=sequence_parallel)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
                           head_s=_head_s(c, b), tokens=b, sequences=b, micro_batches=m)
 
 
@@ -262,7 +282,8 @@ def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, se
     n = prompts * input_len
     layers = decoder_layers(c, profile, prefill_tokens=n, prefill_pairs=prompts * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
-    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
+    edge = edge_collectives_s(c, profile, tokens=n, sampled=prompts, sequence_parallel=sequence_parallel)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
                           head_s=_head_s(c, prompts), tokens=n, sequences=prompts, micro_batches=1)
 
 
@@ -277,7 +298,8 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
     layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, prefill_tokens=p,
                             prefill_pairs=p / input_len * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
-    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
+    edge = edge_collectives_s(c, profile, tokens=b + p, sampled=b + p / input_len, sequence_parallel=sequence_parallel)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
                           head_s=_head_s(c, b), tokens=b + p, sequences=b + p / input_len, micro_batches=m)
 
 
@@ -302,5 +324,6 @@ def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, contex
     return {"attention_projections_s": projections, "mlp_s": mlp,
             "elementwise_s": _elementwise_s(c, tokens) + c.num_layers * max(c.layer_overhead_s),
             "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
-            "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False, extend=prefill_tokens > 0),
+            "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False, extend=prefill_tokens > 0)
+            + edge_collectives_s(c, profile, tokens=tokens, sampled=batch + prefill_tokens / input_len),
             "overhead_s": c.step_overhead_s}
