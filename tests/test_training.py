@@ -358,3 +358,19 @@ def test_megatron_is_refused_for_serving(run_cli):
                  ("sweep", "--models", "llama-8b", "--gpus", "8", "--engine", "megatron")):
         r = run_cli(*args)
         assert (r.code, r.out, r.err) == (1, "", line), args
+
+
+def test_training_table_shows_model_state_and_activations_not_serving_columns(run_cli):
+    out = run_cli("recommend", "-m", "llama-8b", "--gpus", "8", "--workload", "train", "--input-len", "4096",
+                  "--wide").out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("TP "))
+    assert header.split() == ["TP", "PP", "rep", "tok/s", "tok/s/GPU", "step", "s", "state", "GiB", "act", "GiB",
+                              "comm"]
+    assert "Megatron-Core training, bf16, sequences of 4096 tokens, micro-batch 1" in out
+    assert "KV" not in header and "TTFT" not in header
+    plan = recommend("llama-8b", gpus=8, workload="train", input_len=4096)
+    c = plan.recommended
+    row = next(line for line in out.splitlines() if line.startswith("★"))
+    state_gib = (c.weight_bytes_per_gpu + c.optimizer_state_bytes_per_gpu) / 2**30
+    act_gib = (c.runtime_reserve_bytes_per_gpu - plan.profile.efficiency.runtime_reserve_bytes) / 2**30
+    assert row.split()[-3:] == [f"{state_gib:.1f}", f"{act_gib:.1f}", f"{100 * c.comm_share:.0f}%"]

@@ -107,6 +107,9 @@ def _flags(plan: Plan, c: Candidate) -> list[str]:
 
 def _context(plan: Plan) -> str:
     w, p = plan.workload, plan.profile
+    if w.mode == "train":
+        return (f"{plan.model.name} on {w.gpus} x {p.gpu.name} ({p.name}), Megatron-Core training, {w.dtype}, "
+                f"sequences of {w.input_len} tokens, micro-batch {w.batch or 1}, objective {w.objective}")
     return (f"{plan.model.name} on {w.gpus} x {p.gpu.name} ({p.name}), {w.engine}, {w.dtype} weights, "
             f"{w.kv_cache_dtype} KV, max-model-len {w.max_model_len}, in {w.input_len} / out {w.output_len}, "
             f"gpu-memory-utilization {w.gpu_memory_utilization:.2f}, objective {w.objective}")
@@ -116,10 +119,13 @@ def _columns(plan: Plan) -> list[Column]:
     serve = plan.workload.mode == "serve"
     cols = [Column(header="", priority=0, align="<"), Column(header="TP", priority=0),
             Column(header="PP", priority=0), Column(header="rep", priority=0), Column(header="tok/s", priority=1),
-            Column(header="tok/s/GPU", priority=2), Column(header="TPOT ms" if serve else "step s", priority=3),
-            Column(header="TTFT ms", priority=4), Column(header="seqs", priority=5),
-            Column(header="wt GiB", priority=7), Column(header="KV GiB", priority=6),
-            Column(header="comm", priority=8)]
+            Column(header="tok/s/GPU", priority=2), Column(header="TPOT ms" if serve else "step s", priority=3)]
+    if serve:
+        cols += [Column(header="TTFT ms", priority=4), Column(header="seqs", priority=5),
+                 Column(header="wt GiB", priority=7), Column(header="KV GiB", priority=6)]
+    else:  # training: no prompt latency, no KV cache; memory is model state and activations
+        cols += [Column(header="state GiB", priority=5), Column(header="act GiB", priority=6)]
+    cols.append(Column(header="comm", priority=8))
     if _has_moe_layouts(plan):  # dense plans keep their table unchanged
         second = "DPa" if serve else "ETP"
         cols[4:4] = [Column(header="EP", priority=0), Column(header=second, priority=0)]
@@ -132,10 +138,17 @@ def _cells(plan: Plan, c: Candidate) -> list[str]:
     ok, serve = c.feasible, plan.workload.mode == "serve"
     mark = "★" if c is plan.recommended else ("→" if c is plan.chosen else ("" if ok else "x"))
     step = _ms(c.tpot_s) if serve else (f"{c.step_time_s:.2f}" if c.step_time_s is not None else "-")
-    speed = [f"{c.output_tokens_per_s:,.0f}", f"{c.output_tokens_per_s_per_gpu:,.0f}", step, _ms(c.ttft_s),
-             str(c.batch)] if ok else ["-"] * 5
-    cells = [mark, str(c.tp), str(c.pp), str(c.replicas), *speed, f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}",
-             f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}", f"{100 * c.comm_share:.0f}%" if ok else "-"]
+    speed = [f"{c.output_tokens_per_s:,.0f}", f"{c.output_tokens_per_s_per_gpu:,.0f}", step]
+    if serve:
+        speed = [*speed, _ms(c.ttft_s), str(c.batch)] if ok else ["-"] * 5
+        memory = [f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}", f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}"]
+    else:
+        speed = speed if ok else ["-"] * 3
+        state = c.weight_bytes_per_gpu + c.optimizer_state_bytes_per_gpu
+        activations = c.runtime_reserve_bytes_per_gpu - plan.profile.efficiency.runtime_reserve_bytes
+        memory = [f"{bytes_to_gib(state):.1f}", f"{bytes_to_gib(activations):.1f}"]
+    cells = [mark, str(c.tp), str(c.pp), str(c.replicas), *speed, *memory,
+             f"{100 * c.comm_share:.0f}%" if ok else "-"]
     if _has_moe_layouts(plan):
         cells[4:4] = [str(c.ep), str(c.dp_attention) if serve else str(c.etp or c.tp)]
     if plan.profile.price_per_gpu_hour:
@@ -152,7 +165,9 @@ def _legend(plan: Plan) -> str:
     second = ("DPa attention data-parallel ranks of TP GPUs each" if plan.workload.mode == "serve" else
               "ETP GPUs each expert is split over")
     moe = f"EP expert-parallel size, {second}; " if _has_moe_layouts(plan) else ""
-    return (f"★ recommended, {chosen}x rejected (why below); rep replicas; {moe}seqs per replica; wt/KV GiB per GPU; "
+    memory = ("seqs per replica; wt/KV GiB per GPU" if plan.workload.mode == "serve" else
+              "state GiB = weights + gradients + optimizer per GPU; act GiB = activations per GPU")
+    return (f"★ recommended, {chosen}x rejected (why below); rep replicas; {moe}{memory}; "
             f"comm = collectives' share of a step; --wide for all")
 
 
