@@ -218,7 +218,7 @@ TRAIN_ARGS = ("--gpus", "8", "--workload", "train", "--engine", "megatron")
      "Megatron-Core supports bias in MoE only with --expert-tensor-parallel-size 1 ('Bias in Moe is only supported "
      "when ETP==1'); add --etp 1"),
     (("-m", "llama-8b", "--tp", "1", "--ep", "2"),
-     "Error: --ep / --etp apply to MoE models; Llama-3.1-8B has no routed experts"),
+     "Error: --ep / --etp apply to MoE models; Llama-3.1-8B has no routed experts; leave them out"),
     (("-m", "mixtral", "--tp", "1", "--dp-attention", "2"),
      "Error: --dp-attention 2 applies to --workload serve; in Megatron training the attention's data parallelism "
      "is the data-parallel size, --replicas"),

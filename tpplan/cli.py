@@ -88,6 +88,8 @@ DeepEPModeOpt = Annotated[str | None, typer.Option(
     "--deepep-mode",
     help="SGLang with --moe-a2a-backend deepep: auto (normal kernels for prefill steps, low-latency for decode), "
          "normal or low_latency [default: auto].")]
+MoeImbalanceOpt = Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
+                                                                                "rank's routed tokens / mean.")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name, a profile's name: on "
                                                                     "TPPLAN_PROFILE_PATH, path.yaml, or auto.")]
 
@@ -244,8 +246,7 @@ def recommend(
                                                  "[default: --tp, as Megatron's].")] = None,
     dp_attention: Annotated[int, typer.Option("--dp-attention", min=1, help="MoE: attention data-parallel ranks of "
                                               "the --tp layout (--tp GPUs each).")] = 1,
-    moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
-                                                 "rank's routed tokens / mean.")] = WD.moe_imbalance,
+    moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
     max_num_seqs: Annotated[int | None, typer.Option(
@@ -328,9 +329,27 @@ def _hardware(hardware: str | None):
     return hardware
 
 
+def _check_layouts(texts: list[str]) -> list[str]:
+    """compare's layouts checked alone at parse time (tpplan.planner.compare.parse_layout): a malformed one, or fewer
+    than two, is a usage error like a value of the wrong type (exit 2)."""
+    from tpplan.planner.compare import parse_layout
+
+    try:
+        for text in texts:
+            parse_layout(text)
+    except TpplanError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if len(texts) < 2:
+        raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2, or 8 8+ep8 1+dp8+ep8 for an MoE model")
+    return texts
+
+
 @app.command()
 def compare(
-    layouts: Annotated[list[str], typer.Argument(help="Layouts TP[xPP[xREPLICAS]], e.g. 8 4x2 2x1x4.")],
+    layouts: Annotated[list[str], typer.Argument(
+        metavar="LAYOUT...", callback=_check_layouts,
+        help="Layouts TP[xPP[xREPLICAS]][+epEP][+dpDP], e.g. 8 4x2 2x1x4; MoE models also 8+ep8 (EP8 inside TP8) and "
+             "1+dp8+ep8 (attention DP8 x EP8): +ep and +dp are recommend's --ep and --dp-attention.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue name/alias or config.json path.")],
     gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
     hardware: HardwareOpt = None,
@@ -346,6 +365,7 @@ def compare(
                                                      "requests queued at once: throughput and job seconds over the "
                                                      "whole job.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive)] = None,
+    moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
     fmt: FormatOpt = OutputFormat.table,
@@ -355,18 +375,12 @@ def compare(
     from tpplan.planner.compare import parse_layout
     from tpplan.report.compare import render_comparison
 
-    try:
-        parsed = [parse_layout(x) for x in layouts]
-    except TpplanError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'LAYOUTS'") from exc
-    if len(parsed) < 2:
-        raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2", param_hint="'LAYOUTS'")
     _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
-    cmp = run_compare(model, parsed, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine.value,
-                      dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
-                      output_len=output_len, batch=batch, num_requests=num_requests,
-                      price_per_gpu_hour=price_per_gpu_hour, all2all_backend=all2all_backend,
-                      deepep_mode=deepep_mode)
+    cmp = run_compare(model, [parse_layout(x) for x in layouts], gpus=gpus, hardware=_hardware(hardware), nodes=nodes,
+                      engine=engine.value, dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+                      input_len=input_len, output_len=output_len, batch=batch, num_requests=num_requests,
+                      price_per_gpu_hour=price_per_gpu_hour, moe_imbalance=moe_imbalance,
+                      all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     render_comparison(cmp, fmt)
 
 
@@ -406,8 +420,7 @@ def sweep(
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
                                                       "the planner's, as in recommend].")] = None,
-    moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
-                                                 "rank's routed tokens / mean.")] = WD.moe_imbalance,
+    moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
