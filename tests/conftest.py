@@ -41,6 +41,20 @@ def usage_error(run_cli):
     return _refused
 
 
+@pytest.fixture
+def refusal(run_cli):
+    """Run `tpplan ARGS` that tpplan must refuse (a well-formed command line it will not plan): exit 1, nothing on
+    stdout, one line `Error: ...` on stderr and no traceback; returns that line without its newline."""
+
+    def _refused(*args: str) -> str:
+        r = run_cli(*args)
+        assert (r.code, r.out) == (1, ""), (r.code, r.out, r.err)
+        assert r.err.startswith("Error: ") and r.err.count("\n") == 1 and r.err.endswith("\n"), r.err
+        return r.err.rstrip("\n")
+
+    return _refused
+
+
 # CI runs the property tests and fuzzers with a fixed seed so a green main stays green; locally each run explores
 # new examples (and TPPLAN_FUZZ_EXAMPLES / TPPLAN_PROPERTY_EXAMPLES raise the counts).
 def _hypothesis_profile() -> None:

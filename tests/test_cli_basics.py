@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tpplan import __version__
 from tpplan.cli import app
 
@@ -20,6 +22,41 @@ def test_usage_error_exits_2(run_cli):
     r = run_cli("no-such-command")
     assert r.code == 2
     assert "No such command" in r.err
+
+
+@pytest.mark.parametrize("args", [
+    ("recommend", "--model", "llama-8b", "--gpus", "x"),  # not a number
+    ("recommend", "--model", "llama-8b", "--dtype", "fp6"),  # not a weight format
+    ("compare", "-m", "llama-8b", "8", "8+xp8"),  # not a layout
+    ("sweep", "--models", "llama-8b", "--gpus", "8,0"),  # a list with a number below 1 (was a traceback)
+    ("sweep", "--models", "llama-8b", "--dtype", "bf16,fp6"),
+    ("sweep", "--models", "llama-8b", "--out", "rows.txt"),
+    ("measure", "--backend", "mpi"),
+    ("models", "show", "llama-8b", "--tp", "0"),
+])
+def test_a_value_wrong_on_its_own_exits_2_with_the_usage(usage_error, args):
+    """tpplan.cli's rule: what is wrong with one value alone is a usage error, found before any work."""
+    err = usage_error(*args)
+    assert err.startswith(f"Usage: tpplan {args[0]}") and "\nError: Invalid value for '" in err
+
+
+@pytest.mark.parametrize("args", [
+    ("models", "show", "no-such-model"),
+    ("recommend", "-m", "llama-8b", "--workload", "train", "--engine", "vllm"),  # was exit 2
+    ("recommend", "-m", "llama-8b", "--workload", "train", "--kv-cache-dtype", "fp8"),
+    ("recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--ep", "8"),
+    ("recommend", "-m", "llama-8b", "--num-requests", "10", "--objective", "latency"),
+    ("compare", "-m", "llama-8b", "-g", "8", "8", "8+ep8"),
+    ("sweep", "--models", "llama-8b", "--engine", "sglang", "--all2all-backend", "deepep_low_latency"),  # was exit 2
+])
+def test_a_refusal_of_a_well_formed_command_line_exits_1_with_one_line(refusal, args):
+    assert refusal(*args)
+
+
+def test_debug_shows_the_traceback_of_a_refusal_the_cli_makes():
+    proc = subprocess.run([sys.executable, "-m", "tpplan", "recommend", "-m", "llama-8b", "--pp", "2", "--debug"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "TpplanError" in proc.stderr
 
 
 def test_python_dash_m_works():

@@ -133,12 +133,28 @@ def test_multi_node_prints_one_command_per_node():
 
 @pytest.mark.parametrize("args", [
     ["--engine", "tgi"], ["--emit", "megatron"], ["--dtype", "fp6"], ["--objective", "speed"],
-    ["--max-tpot-ms", "0"], ["--workload", "train", "--emit", "vllm"], ["--engine", "sglang", "--emit", "vllm"],
-    ["--pp", "2"]])
+    ["--max-tpot-ms", "0"], ["--gpus", "0"], ["--deepep-mode", "fast"], ["--no-such-option"]])
 def test_usage_errors_exit_2_with_nothing_on_stdout(run_cli, args):
+    """A value wrong on its own (type, range, choices) is a usage error (tpplan.cli's docstring states the rule)."""
     r = run_cli("recommend", "--model", "no-such-model", *args)  # the model is never looked up
     assert (r.code, r.out) == (2, ""), r.err
-    assert "Traceback" not in r.err
+    assert r.err.startswith("Usage: tpplan recommend") and "\nError: " in r.err and "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--workload", "train", "--emit", "vllm"],
+     "--emit prints a serve command; it does not apply to --workload train; leave --emit out"),
+    (["--engine", "sglang", "--emit", "vllm"],
+     "--emit vllm with --engine sglang: the plan follows sglang's rules; use --emit sglang or --engine vllm"),
+    (["--workload", "train", "--engine", "vllm"], "--engine vllm with --workload train: training is planned as "
+                                                  "Megatron-Core runs it; leave --engine out or use --engine megatron"),
+    (["--pp", "2"], "--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; add --tp N"),
+    (["--engine", "trtllm", "--deepep-mode", "auto"], "--deepep-mode 'auto' applies to --engine sglang only; "
+                                                      "TensorRT-LLM chooses its MoE all-to-all itself; leave it out"),
+])
+def test_options_that_contradict_each_other_exit_1_with_one_line(refusal, args, line):
+    """Each value well-formed, together refused: one `Error:` line, exit 1, before any work."""
+    assert refusal("recommend", "--model", "no-such-model", *args) == f"Error: {line}"  # the model is never looked up
 
 
 def test_choices_are_case_insensitive_and_dash_h_and_debug_after_subcommand(run_cli):

@@ -184,7 +184,9 @@ def test_sglang_low_latency_prefill_sizes_the_buffer_for_the_prefill_batch():
     assert (c.moe_token_movement_decode, c.moe_token_movement_prefill) == ("low_latency", "low_latency")
 
 
-def test_deepep_mode_errors_are_one_line_usage_errors(run_cli, usage_error):
+def test_deepep_mode_errors_are_one_line_refusals(run_cli, usage_error, refusal):
+    """--deepep-mode depends on --engine and --moe-a2a-backend: refused with them (exit 1, one line); a value that is
+    no DeepEP mode at all is wrong on its own (a usage error, exit 2)."""
     base = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8")
     refused = {
         ("--deepep-mode", "low_latency"): "'low_latency' applies to --engine sglang only; vLLM picks DeepEP's kernels "
@@ -193,16 +195,17 @@ def test_deepep_mode_errors_are_one_line_usage_errors(run_cli, usage_error):
         ("--engine", "sglang", "--deepep-mode", "normal"): "'normal' selects DeepEP's kernels, which SGLang runs only "
                                                            "with --moe-a2a-backend deepep; add --moe-a2a-backend "
                                                            "deepep or leave --deepep-mode out",
-        ("--engine", "sglang", "--moe-a2a-backend", "deepep", "--deepep-mode", "fast"): "'fast' is not a DeepEP mode; "
-                                                                                        "choose one of: auto, normal, "
-                                                                                        "low_latency",
         ("--engine", "trtllm", "--deepep-mode", "auto"): "'auto' applies to --engine sglang only; TensorRT-LLM chooses "
                                                          "its MoE all-to-all itself; leave it out",
     }
     for args, problem in refused.items():
-        assert f"Error: Invalid value for '--deepep-mode': {problem}\n" in usage_error(*base, *args)
-    assert "'normal' applies to --engine sglang only" in usage_error(
-        "sweep", "--models", "deepseek-v3", "--hardware", "hgx-h200", "--deepep-mode", "normal")
+        assert refusal(*base, *args) == f"Error: --deepep-mode {problem}"
+    assert refusal("sweep", "--models", "deepseek-v3", "--hardware", "hgx-h200", "--deepep-mode", "normal") == (
+        "Error: --deepep-mode 'normal' applies to --engine sglang only; vLLM picks DeepEP's kernels with "
+        "--all2all-backend deepep_high_throughput or deepep_low_latency; leave it out")
+    assert ("Error: Invalid value for '--deepep-mode': 'fast' is not a DeepEP mode; choose one of: auto, normal, "
+            "low_latency\n") in usage_error(*base, "--engine", "sglang", "--moe-a2a-backend", "deepep", "--deepep-mode",
+                                            "fast")
     assert run_cli(*base, "--engine", "sglang", "--deepep-mode", "auto", "-f", "json").code == 0  # SGLang's default
     with pytest.raises(TpplanError, match=r"^--deepep-mode 'normal' selects DeepEP's kernels"):
         recommend("deepseek-v3", engine="sglang", deepep_mode="normal", hardware="hgx-h200", gpus=8)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import tempfile
 
 import pytest
@@ -219,15 +220,28 @@ def test_emulated_shard_runs_on_one_rank_compute_only():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--tp", "2,x"), "Error: --tp '2,x': expected comma-separated whole numbers such as 2,4,8\n"),
-    (("--emulate-tp", "0"), "Error: --emulate-tp '0': degrees must be at least 1, e.g. 1,2,4,8\n"),
-    (("--backend", "mpi"), "Error: --backend 'mpi': expected one of gloo, nccl\n"),
-    (("--dtype", "fp8"), "Error: --dtype 'fp8': measure runs bf16, fp16, fp32\n"),
-    (("--nproc", "0"), "Error: --nproc 0: expected at least 1\n"),
+    (("--tp", "2,x"), "Error: Invalid value for '--tp': '2,x': expected comma-separated whole numbers such as 2,4,8\n"),
+    (("--emulate-tp", "0"), "Error: Invalid value for '--emulate-tp': '0': degrees must be at least 1, e.g. 1,2,4,8\n"),
+    (("--backend", "mpi"), "Error: Invalid value for '--backend': 'mpi': expected one of gloo, nccl\n"),
+    (("--dtype", "fp8"), "Error: Invalid value for '--dtype': 'fp8': expected one of bf16, fp16, fp32\n"),
+    (("--nproc", "0"), "Error: Invalid value for '--nproc': 0 is not in the range x>=1.\n"),
 ])
-def test_bad_options_are_one_error_line(run_cli, args, message):
-    r = run_cli("measure", *args)
-    assert (r.code, r.err) == (1, message)
+def test_bad_values_are_usage_errors_before_any_work(usage_error, args, message):
+    """A value wrong on its own is a usage error (exit 2, tpplan.cli's rule), found before torch is touched."""
+    assert usage_error("measure", *args).endswith(message)
+
+
+def test_the_library_refuses_the_same_values_in_one_line():
+    """Python callers of measure_command get the same checks as one MeasurementError each."""
+    from tpplan.errors import MeasurementError
+    from tpplan.measure.command import MeasureRequest, measure_command
+
+    for kw, line in ((dict(tp="2,x"), "--tp '2,x': expected comma-separated whole numbers such as 2,4,8"),
+                     (dict(backend="mpi"), "--backend 'mpi': expected one of gloo, nccl"),
+                     (dict(dtype="fp8"), "--dtype 'fp8': measure runs bf16, fp16, fp32"),
+                     (dict(nproc=0), "--nproc 0: expected at least 1")):
+        with pytest.raises(MeasurementError, match=f"^{re.escape(line)}$"):
+            measure_command(MeasureRequest(**kw))
 
 
 def test_nccl_without_gpus_is_an_error_line(run_cli):

@@ -2,6 +2,23 @@
 to a report. Heavy imports (pydantic, pandas, torch) happen inside the command that needs them so that
 `tpplan --help` stays fast. No `from __future__ import annotations` here: typer would `eval` every string
 annotation of the invoked command on each run (4 ms of `tpplan recommend`, measured with process_time).
+
+Exit codes, the same for every command:
+- 0: done (also `--help`, `--version`).
+- 2, usage error: the command line is malformed, judged from each value alone before any work: an unknown command
+  or option, a missing argument, a value that is not of its option's type, range or choices, including the values
+  tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, a compare layout such as `8+ep8`, a
+  comma-separated list of whole numbers, sweep's `--out` extension). Click prints the usage, then
+  `Error: Invalid value for '--option': ...`; nothing on stdout.
+- 1, refusal: a well-formed command line that tpplan will not plan: options that contradict each other or need
+  another (`--engine vllm --workload train`, `--pp` without `--tp`, an `--all2all-backend` value of another engine),
+  a model, profile, layout or file that cannot do what is asked (`+ep8` on a dense model, an unknown model name), a
+  measurement that fails. One line `Error: ...` on stderr (a TpplanError), nothing on stdout; a traceback only
+  with `--debug` or TPPLAN_DEBUG=1. Also exit 1: a plan in which nothing fits (the plan is printed, it is an answer)
+  and `profiles validate` with a problem (one line per problem).
+- 130: interrupted (Ctrl-C).
+So a check on one value alone raises typer.BadParameter (a parse-time callback, or before any work); a check that
+needs another option, the model, the profile or the files raises TpplanError.
 """
 
 import copy
@@ -84,10 +101,25 @@ A2aBackendOpt = Annotated[str, typer.Option(
     help="MoE token movement under EP + DP attention, in the engine's own words (vLLM --all2all-backend: "
          "allgather_reducescatter, deepep_low_latency, deepep_high_throughput, pplx, flashinfer_all2allv, ...; SGLang "
          "--moe-a2a-backend: none, deepep, mooncake, mori, ...); auto: the engine's default.")]
+
+
+def _deepep_mode_choice(value: str | None) -> str | None:
+    """--deepep-mode checked alone at parse time (exit 2); whether it applies to --engine is checked after parsing."""
+    if value is None:
+        return None
+    from tpplan.models.moe_backends import DEEPEP_MODES
+
+    if value not in DEEPEP_MODES:
+        raise typer.BadParameter(f"{value!r} is not a DeepEP mode; choose one of: {', '.join(DEEPEP_MODES)}")
+    return value
+
+
 DeepEPModeOpt = Annotated[str | None, typer.Option(
-    "--deepep-mode",
+    "--deepep-mode", callback=_deepep_mode_choice,
     help="SGLang with --moe-a2a-backend deepep: auto (normal kernels for prefill steps, low-latency for decode), "
          "normal or low_latency [default: auto].")]
+MoeImbalanceOpt = Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
+                                                                                "rank's routed tokens / mean.")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name, a profile's name: on "
                                                                     "TPPLAN_PROFILE_PATH, path.yaml, or auto.")]
 
@@ -123,7 +155,7 @@ def models_show(
     engine: EngineOpt = Engine(WD.engine),
     dtype: DtypeOpt = WD.dtype,
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
-    tp: Annotated[int | None, typer.Option("--tp", help="Show one degree (checked against the engine).")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", min=1, help="Show one degree (checked against the engine).")] = None,
     context_len: Annotated[int | None, typer.Option("--context-len", min=1, help="Sequence length for the "
                                                     "per-sequence KV figure (default: the model's context).")] = None,
     download_config: Annotated[bool, typer.Option("--download-config", help="Fetch config.json from the Hugging Face "
@@ -244,8 +276,7 @@ def recommend(
                                                  "[default: --tp, as Megatron's].")] = None,
     dp_attention: Annotated[int, typer.Option("--dp-attention", min=1, help="MoE: attention data-parallel ranks of "
                                               "the --tp layout (--tp GPUs each).")] = 1,
-    moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
-                                                 "rank's routed tokens / mean.")] = WD.moe_imbalance,
+    moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
     max_num_seqs: Annotated[int | None, typer.Option(
@@ -266,8 +297,8 @@ def recommend(
     engine_name = _engine_for(engine, emit, workload)
     _check_a2a_backend(all2all_backend, engine_name, deepep_mode)
     if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
-        raise typer.BadParameter("--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; "
-                                 "add --tp N", param_hint="'--tp'")
+        raise TpplanError("--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; add "
+                          "--tp N")
     from tpplan.planner.plan import recommend as plan_recommend
     from tpplan.report.plan import render_plan
 
@@ -289,34 +320,28 @@ def recommend(
 
 def _engine_for(engine: Engine | None, emit: EmitEngine | None, workload: Mode) -> str:
     """--engine, else --emit's engine, else vllm; --emit must name the engine planned for, and serving. Training is
-    planned as Megatron-Core runs it: megatron, whatever the default; another --engine is refused."""
+    planned as Megatron-Core runs it: megatron, whatever the default; another --engine is refused (exit 1: options
+    that contradict each other)."""
     if emit is not None and workload == "train":
-        raise typer.BadParameter("--emit prints a serve command; it does not apply to --workload train",
-                                 param_hint="'--emit'")
+        raise TpplanError("--emit prints a serve command; it does not apply to --workload train; leave --emit out")
     if workload == "train":
         if engine is not None and engine.value != "megatron":
-            raise typer.BadParameter(f"--engine {engine.value} with --workload train: training is planned as "
-                                     f"Megatron-Core runs it; leave --engine out or use --engine megatron",
-                                     param_hint="'--engine'")
+            raise TpplanError(f"--engine {engine.value} with --workload train: training is planned as Megatron-Core "
+                              f"runs it; leave --engine out or use --engine megatron")
         return "megatron"
     if emit is not None and engine is not None and emit.value != engine.value:
-        raise typer.BadParameter(f"--emit {emit.value} with --engine {engine.value}: the plan follows "
-                                 f"{engine.value}'s rules; use --emit {engine.value} or --engine {emit.value}",
-                                 param_hint="'--emit'")
+        raise TpplanError(f"--emit {emit.value} with --engine {engine.value}: the plan follows {engine.value}'s rules; "
+                          f"use --emit {engine.value} or --engine {emit.value}")
     return engine.value if engine else (emit.value if emit else Engine(WD.engine).value)
 
 
 def _check_a2a_backend(value: str, engine: str, deepep_mode: str | None = None) -> None:
-    """--all2all-backend's values and --deepep-mode depend on --engine, so they are checked once the engine is known
-    (exit 2)."""
-    from tpplan.models.moe_backends import backend_problem, deepep_mode_problem
+    """--all2all-backend's values and --deepep-mode depend on --engine, so they are checked once the engine is known,
+    before any work (exit 1, as the library raises: tpplan.models.moe_backends)."""
+    from tpplan.models.moe_backends import check_deepep_mode, token_movement
 
-    problem = backend_problem(engine, value)
-    if problem:
-        raise typer.BadParameter(problem, param_hint="'--all2all-backend' / '--moe-a2a-backend'")
-    problem = deepep_mode_problem(engine, value, deepep_mode)
-    if problem:
-        raise typer.BadParameter(problem, param_hint="'--deepep-mode'")
+    token_movement(engine, value)
+    check_deepep_mode(engine, value, deepep_mode)
 
 
 def _hardware(hardware: str | None):
@@ -328,9 +353,27 @@ def _hardware(hardware: str | None):
     return hardware
 
 
+def _check_layouts(texts: list[str]) -> list[str]:
+    """compare's layouts checked alone at parse time (tpplan.planner.compare.parse_layout): a malformed one, or fewer
+    than two, is a usage error like a value of the wrong type (exit 2)."""
+    from tpplan.planner.compare import parse_layout
+
+    try:
+        for text in texts:
+            parse_layout(text)
+    except TpplanError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if len(texts) < 2:
+        raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2, or 8 8+ep8 1+dp8+ep8 for an MoE model")
+    return texts
+
+
 @app.command()
 def compare(
-    layouts: Annotated[list[str], typer.Argument(help="Layouts TP[xPP[xREPLICAS]], e.g. 8 4x2 2x1x4.")],
+    layouts: Annotated[list[str], typer.Argument(
+        metavar="LAYOUT...", callback=_check_layouts,
+        help="Layouts TP[xPP[xREPLICAS]][+epEP][+dpDP], e.g. 8 4x2 2x1x4; MoE models also 8+ep8 (EP8 inside TP8) and "
+             "1+dp8+ep8 (attention DP8 x EP8): +ep and +dp are recommend's --ep and --dp-attention.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue name/alias or config.json path.")],
     gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
     hardware: HardwareOpt = None,
@@ -346,6 +389,7 @@ def compare(
                                                      "requests queued at once: throughput and job seconds over the "
                                                      "whole job.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive)] = None,
+    moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
     fmt: FormatOpt = OutputFormat.table,
@@ -355,18 +399,12 @@ def compare(
     from tpplan.planner.compare import parse_layout
     from tpplan.report.compare import render_comparison
 
-    try:
-        parsed = [parse_layout(x) for x in layouts]
-    except TpplanError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'LAYOUTS'") from exc
-    if len(parsed) < 2:
-        raise typer.BadParameter("give at least two layouts, e.g. 8 4x1x2", param_hint="'LAYOUTS'")
     _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
-    cmp = run_compare(model, parsed, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine.value,
-                      dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len, input_len=input_len,
-                      output_len=output_len, batch=batch, num_requests=num_requests,
-                      price_per_gpu_hour=price_per_gpu_hour, all2all_backend=all2all_backend,
-                      deepep_mode=deepep_mode)
+    cmp = run_compare(model, [parse_layout(x) for x in layouts], gpus=gpus, hardware=_hardware(hardware), nodes=nodes,
+                      engine=engine.value, dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+                      input_len=input_len, output_len=output_len, batch=batch, num_requests=num_requests,
+                      price_per_gpu_hour=price_per_gpu_hour, moe_imbalance=moe_imbalance,
+                      all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     render_comparison(cmp, fmt)
 
 
@@ -384,11 +422,34 @@ def schema(
     emit_json(SCHEMAS[command.value]())
 
 
-def _csv_list(value: str, cast=str) -> list:
+def _csv_list(value: str, *, option: str) -> list[str]:
+    """`option`'s comma-separated values; none at all is a usage error (exit 2)."""
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    if not items:
+        raise typer.BadParameter(f"expected comma-separated values, got {value!r}", param_hint=f"'{option}'")
+    return items
+
+
+def _csv_counts(value: str, *, option: str) -> list[int]:
+    """`option`'s comma-separated whole numbers, each at least 1 (GPUs, sequences, tokens); else exit 2."""
+    items = _csv_list(value, option=option)
+    if not all(x.isdigit() and int(x) >= 1 for x in items):
+        raise typer.BadParameter(f"expected comma-separated whole numbers of at least 1, e.g. 1,8,32; got {value!r}",
+                                 param_hint=f"'{option}'")
+    return [int(x) for x in items]
+
+
+def _csv_dtypes(value: str) -> list[str]:
+    """sweep's --dtype: each weight format checked alone, as recommend's --dtype is (exit 2); returned as typed."""
+    from tpplan.models.dtypes import normalize_dtype
+
+    items = _csv_list(value, option="--dtype")
     try:
-        return [cast(x.strip()) for x in value.split(",") if x.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter(f"expected a comma-separated list, got {value!r}") from exc
+        for x in items:
+            normalize_dtype(x)
+    except TpplanError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--dtype "), param_hint="'--dtype'") from exc
+    return items
 
 
 @app.command()
@@ -406,8 +467,7 @@ def sweep(
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
                                                       "the planner's, as in recommend].")] = None,
-    moe_imbalance: Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
-                                                 "rank's routed tokens / mean.")] = WD.moe_imbalance,
+    moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
@@ -418,22 +478,52 @@ def sweep(
     from tpplan.planner.sweep import sweep as run_sweep
     from tpplan.report.sweep import render_sweep, sweep_progress
 
+    lists = dict(models=_csv_list(models, option="--models"), hardware=_csv_list(hardware, option="--hardware"),
+                 gpus=_csv_counts(gpus, option="--gpus"), batches=_csv_counts(batch, option="--batch"),
+                 input_lens=_csv_counts(input_len, option="--input-len"),
+                 output_lens=_csv_counts(output_len, option="--output-len"), dtypes=_csv_dtypes(dtype))
+    if out is not None and out.suffix not in (".csv", ".parquet"):
+        raise typer.BadParameter(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet", param_hint="'--out'")
     _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
     if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable
 
-        if out.suffix not in (".csv", ".parquet"):
-            raise typer.BadParameter(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet",
-                                     param_hint="'--out'")
         check_writable(out, force=force)
     with sweep_progress() as progress:
-        df, stats = run_sweep(models=_csv_list(models), hardware=_csv_list(hardware), gpus=_csv_list(gpus, int),
-                              batches=_csv_list(batch, int), input_lens=_csv_list(input_len, int),
-                              output_lens=_csv_list(output_len, int), dtypes=_csv_list(dtype), engine=engine.value,
-                              kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+        df, stats = run_sweep(**lists, engine=engine.value, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                               moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
                               deepep_mode=deepep_mode, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
+
+
+def _measure_choice(name: str):
+    """measure's --backend / --dtype checked alone at parse time (exit 2), against tpplan.measure.command's values."""
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        from tpplan.measure.command import BACKENDS
+        from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
+
+        choices = {"backend": BACKENDS, "dtype": tuple(MEASURE_DTYPE_BYTES)}[name]
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r}: expected one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def _degree_list(param: typer.CallbackParam, value: str | None) -> str | None:
+    """measure's --tp / --emulate-tp checked alone at parse time (exit 2) by tpplan.measure.command.parse_degrees."""
+    if value is None:
+        return None
+    from tpplan.errors import MeasurementError
+    from tpplan.measure.command import parse_degrees
+
+    option = param.opts[0]
+    try:
+        parse_degrees(value, option)
+    except MeasurementError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option} ")) from exc
+    return value
 
 
 @app.command()
@@ -441,16 +531,19 @@ def measure(
     model: Annotated[str, typer.Option("--model", "-m", help="Whose layer shapes to run.")] = "llama-8b",
     hardware: Annotated[str | None, typer.Option("--hardware", help="Profile to predict with and calibrate (default: "
                                                                     "the detected GPU's, or cpu-gloo).")] = None,
-    nproc: Annotated[int | None, typer.Option("--nproc", help="Ranks (default: GPUs, or 2 on CPU).")] = None,
+    nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Ranks (default: GPUs, or 2 on CPU).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A few sizes, decode and short prefill only.")] = False,
-    dtype: Annotated[str | None, typer.Option("--dtype", help="bf16, fp16 or fp32 (default bf16 on GPU, "
-                                                              "fp32 on CPU).")] = None,
-    tp: Annotated[str | None, typer.Option("--tp", help="Comma-separated degrees run as real TP groups.")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", callback=_measure_choice("dtype"),
+                                              help="bf16, fp16 or fp32 (default bf16 on GPU, fp32 on CPU).")] = None,
+    tp: Annotated[str | None, typer.Option("--tp", callback=_degree_list,
+                                           help="Comma-separated degrees run as real TP groups.")] = None,
     emulate_tp: Annotated[str | None, typer.Option(
-        "--emulate-tp", help="Comma-separated degrees whose rank-0 shard runs on one GPU, compute only (default on "
-                             "a one-GPU node: 1,2,4,8 where the model allows).")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="gloo or nccl (default nccl with GPUs, gloo "
-                                                                  "without; gloo keeps tensors on the CPU).")] = None,
+        "--emulate-tp", callback=_degree_list,
+        help="Comma-separated degrees whose rank-0 shard runs on one GPU, compute only (default on a one-GPU node: "
+             "1,2,4,8 where the model allows).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", callback=_measure_choice("backend"),
+                                                help="gloo or nccl (default nccl with GPUs, gloo without; gloo keeps "
+                                                     "tensors on the CPU).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Process-group timeout, seconds.")] = 120.0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads per rank.")] = 1,
     skip_layer: Annotated[bool, typer.Option("--skip-layer", help="Collectives only.")] = False,
@@ -498,7 +591,8 @@ def _app_for(args: list[str]) -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: a TpplanError becomes one `Error: ...` line and exit 1; usage errors exit 2."""
+    """Entry point: a TpplanError becomes one `Error: ...` line and exit 1; usage errors exit 2 (the module
+    docstring states the rule)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("TPPLAN_DEBUG") == "1"
     # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name

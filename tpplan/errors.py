@@ -28,6 +28,11 @@ class UnitError(TpplanError):
     """A quantity with a missing or unknown unit."""
 
 
+class LayoutError(TpplanError):
+    """A fixed layout (recommend's --tp/--pp/--replicas/--ep/--dp-attention/--etp, a compare layout) that the engine
+    or the GPUs given cannot run as asked: refused before it is evaluated."""
+
+
 class InfeasibleError(TpplanError):
     """A request that no candidate can satisfy (used where a plan cannot be rendered at all)."""
 

@@ -1,4 +1,10 @@
-"""Two or more fixed layouts of one model side by side (`tpplan compare`), each evaluated like every candidate."""
+"""Two or more fixed layouts of one model side by side (`tpplan compare`), each evaluated like every candidate.
+
+A layout is written `TP[xPP[xREPLICAS]][+epEP][+dpDP]`, case-insensitive, parts in any order after the first:
+`8` (TP8), `4x2` (TP4 x PP2), `2x1x4` (TP2, PP1, 4 replicas), `8+ep8` (TP8 with the routed experts whole over the
+8 GPUs), `1+dp8+ep8` (attention DP 8 x EP 8, attention TP 1: "DEP8"), `2x1x2+ep2`. `+epN` and `+dpN` are
+recommend's `--ep N` and `--dp-attention N`; `tp4xpp2` and commas (`4,2`) also work.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,74 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tpplan.errors import TpplanError
+from tpplan.errors import LayoutError, TpplanError
 from tpplan.planner.candidates import Candidate
 from tpplan.planner.result import Plan
 
-_LAYOUT = re.compile(r"^\s*(?:tp)?(\d+)\s*(?:[x,]\s*(?:pp)?(\d+))?\s*(?:[x,]\s*(\d+))?\s*$", re.IGNORECASE)
+LAYOUT_GRAMMAR = "TP[xPP[xREPLICAS]][+epEP][+dpDP]"
+LAYOUT_EXAMPLES = "8, 4x2, 2x1x4, 8+ep8, 1+dp8+ep8"
+_BASE = re.compile(r"(?:tp)?(\d+)(?:[x,](?:pp)?(\d+))?(?:[x,](\d+))?", re.IGNORECASE)
+_MOE_PART = re.compile(r"(ep|dp)(\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Layout:
+    """One fixed serving layout, as recommend's `--tp --pp --replicas --ep --dp-attention` fix it."""
+
     tp: int
+    """Tensor-parallel GPUs of attention (inside each attention-DP rank) and of the dense layers."""
     pp: int = 1
+    """Pipeline stages."""
     replicas: int | None = None
     """None: as many replicas as the GPUs allow."""
+    ep: int = 1
+    """MoE: expert-parallel size, 1 (experts split over the stage's GPUs) or tp x dp_attention (experts whole)."""
+    dp_attention: int = 1
+    """MoE: attention data-parallel ranks of `tp` GPUs each (1: none)."""
+
+    def text(self) -> str:
+        """The layout in compare's grammar, shortest form: parse_layout(layout.text()) == layout."""
+        out = str(self.tp)
+        if self.pp > 1 or self.replicas is not None:
+            out += f"x{self.pp}" + (f"x{self.replicas}" if self.replicas is not None else "")
+        return out + (f"+dp{self.dp_attention}" if self.dp_attention > 1 else "") + (
+            f"+ep{self.ep}" if self.ep > 1 else "")
+
+    def flags(self) -> str:
+        """The same layout as recommend's options, e.g. '--tp 1 --dp-attention 8 --ep 8'."""
+        pairs = (("--tp", self.tp), ("--pp", self.pp if self.pp > 1 else None), ("--replicas", self.replicas),
+                 ("--dp-attention", self.dp_attention if self.dp_attention > 1 else None),
+                 ("--ep", self.ep if self.ep > 1 else None))
+        return " ".join(f"{name} {value}" for name, value in pairs if value is not None)
+
+
+def _malformed(text: str) -> TpplanError:
+    return TpplanError(f"layout {text!r} is not {LAYOUT_GRAMMAR}; write e.g. {LAYOUT_EXAMPLES}")
 
 
 def parse_layout(text: str) -> Layout:
-    """'8' -> TP8; '4x2' -> TP4 x PP2; '2x1x4' -> TP2 x PP1 x 4 replicas ('tp4xpp2' and commas also work)."""
-    m = _LAYOUT.match(text)
-    if not m or int(m.group(1)) < 1 or (m.group(2) and int(m.group(2)) < 1) or (m.group(3) and int(m.group(3)) < 1):
-        raise TpplanError(f"layout {text!r} is not TP[xPP[xREPLICAS]]; write e.g. 8, 4x2 or 2x1x4")
-    return Layout(tp=int(m.group(1)), pp=int(m.group(2) or 1), replicas=int(m.group(3)) if m.group(3) else None)
+    """'8' -> TP8; '4x2' -> TP4 x PP2; '2x1x4' -> TP2 x PP1 x 4 replicas; '8+ep8' -> TP8 with EP8; '1+dp8+ep8' ->
+    attention DP 8 x EP 8 at TP1 (whitespace ignored; 'tp4xpp2' and commas also work). Every number is at least 1
+    and each of +ep, +dp appears at most once; anything else is one TpplanError naming the text."""
+    head, *parts = re.sub(r"\s+", "", text).split("+")
+    base = _BASE.fullmatch(head)
+    moe: dict[str, int] = {}
+    for part in parts:
+        m = _MOE_PART.fullmatch(part)
+        if m is None or m.group(1).lower() in moe:
+            raise _malformed(text)
+        moe[m.group(1).lower()] = int(m.group(2))
+    if base is None:
+        raise _malformed(text)
+    tp, pp, replicas = (int(g) if g else None for g in base.groups())
+    if min(x for x in (tp, pp, replicas, *moe.values()) if x is not None) < 1:
+        raise _malformed(text)
+    return Layout(tp=tp, pp=pp or 1, replicas=replicas, ep=moe.get("ep", 1), dp_attention=moe.get("dp", 1))
+
+
+def layout_of(c: Candidate) -> Layout:
+    """A planned candidate as a compare layout (replicas spelled out), so a plan's best can be compared by hand."""
+    return Layout(tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep, dp_attention=c.dp_attention)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -37,11 +90,20 @@ class Comparison:
 
 
 def compare(model: Any, layouts: list[Layout], **options: Any) -> Comparison:
-    """Evaluate each layout with `recommend(model, tp=..., pp=..., replicas=..., **options)`."""
-    from tpplan.planner.plan import recommend
-
+    """Evaluate each layout with `recommend(model, tp=..., pp=..., replicas=..., ep=..., dp_attention=...,
+    **options)`. A layout recommend refuses (EP on a dense model, an EP size the engines do not run, more GPUs than
+    given) is one LayoutError that names the layout and the recommend options it stands for."""
     if len(layouts) < 2:
         raise TpplanError("compare needs at least two layouts, e.g. `tpplan compare -m llama-70b 8 4x1x2`")
-    plans = [recommend(model, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, replan_suggestions=False, **options)
-             for lay in layouts]
+    plans = [_plan_with(model, lay, options) for lay in layouts]
     return Comparison(plan=plans[0], layouts=[p.chosen for p in plans])
+
+
+def _plan_with(model: Any, lay: Layout, options: dict[str, Any]) -> Plan:
+    from tpplan.planner.plan import recommend
+
+    try:
+        return recommend(model, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
+                         dp_attention=lay.dp_attention, replan_suggestions=False, **options)
+    except LayoutError as exc:
+        raise LayoutError(f"layout {lay.text()!r} ({lay.flags()}): {exc}") from exc

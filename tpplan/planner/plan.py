@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import get_args
 
-from tpplan.errors import TpplanError
+from tpplan.errors import LayoutError, TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
 from tpplan.models.engines import check_serving_engine, rules_for
@@ -280,20 +280,21 @@ def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | No
 def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
                      replicas: int | None, ep: int = 1, dp_attention: int = 1, etp: int | None = None) -> Candidate:
     """The layout the user fixed (--tp/--pp/--replicas/--ep/--dp-attention, training also --etp), evaluated with
-    the same function as every candidate. A combination the engine refuses is one TpplanError line."""
+    the same function as every candidate. A combination the engine refuses is one LayoutError line."""
     if min(tp, pp, ep, dp_attention, etp or 1) < 1 or (replicas is not None and replicas < 1):
-        raise TpplanError("--tp, --pp, --replicas, --ep, --etp and --dp-attention must be at least 1")
+        raise LayoutError("--tp, --pp, --replicas, --ep, --etp and --dp-attention must be at least 1")
     if w.mode == "train":
         return _chosen_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp,
                                 dp_attention=dp_attention)
     if etp is not None:
-        raise TpplanError(f"--etp {etp} applies to --workload train (Megatron's --expert-tensor-parallel-size); "
+        raise LayoutError(f"--etp {etp} applies to --workload train (Megatron's --expert-tensor-parallel-size); "
                           f"serving engines split the routed experts over --tp x --dp-attention GPUs, or hold them "
                           f"whole with --ep; leave --etp out")
     if (ep > 1 or dp_attention > 1) and not spec.is_moe:
-        raise TpplanError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts")
+        raise LayoutError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts; "
+                          f"leave them out")
     if ep not in (1, tp * dp_attention):
-        raise TpplanError(f"--ep {ep} must be 1 or --tp x --dp-attention = {tp * dp_attention} (the engines spread the "
+        raise LayoutError(f"--ep {ep} must be 1 or --tp x --dp-attention = {tp * dp_attention} (the engines spread the "
                           f"experts over every GPU of the replica)")
     replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
                                words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
@@ -304,7 +305,7 @@ def _fixed_replicas(w: Workload, *, group: int, replicas: int | None, words: str
     """--replicas, or as many copies of a `group`-GPU replica as --gpus holds; more than --gpus is an error."""
     replicas = replicas or max(1, w.gpus // group)
     if group * replicas > w.gpus:
-        raise TpplanError(f"{words} x --replicas {replicas} = {group * replicas} GPUs exceeds --gpus {w.gpus}; lower "
+        raise LayoutError(f"{words} x --replicas {replicas} = {group * replicas} GPUs exceeds --gpus {w.gpus}; lower "
                           f"one of them or raise --gpus")
     return replicas
 
@@ -317,15 +318,15 @@ def _chosen_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     from tpplan.planner.train_layouts import TrainLayout, expert_layout_problem
 
     if dp_attention > 1:
-        raise TpplanError(f"--dp-attention {dp_attention} applies to --workload serve; in Megatron training the "
+        raise LayoutError(f"--dp-attention {dp_attention} applies to --workload serve; in Megatron training the "
                           f"attention's data parallelism is the data-parallel size, --replicas")
     if (ep > 1 or etp is not None) and not spec.is_moe:
-        raise TpplanError(f"--ep / --etp apply to MoE models; {spec.name} has no routed experts")
+        raise LayoutError(f"--ep / --etp apply to MoE models; {spec.name} has no routed experts; leave them out")
     replicas = _fixed_replicas(w, group=tp * pp, replicas=replicas, words=f"--tp {tp} x --pp {pp}")
     lay = TrainLayout(tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp or 0, moe=spec.is_moe)
     problem = expert_layout_problem(spec, lay, dtype=w.for_model(spec).dtype) if spec.is_moe else None
     if problem:
-        raise TpplanError(problem)
+        raise LayoutError(problem)
     return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp or 0)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tpplan.planner.compare import Comparison
+from tpplan.planner.compare import Comparison, layout_of
 from tpplan.planner.result import candidate_dict
 from tpplan.report.output import OutputFormat, emit_csv, emit_json
 from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
@@ -18,6 +18,8 @@ _ROWS = (("tok/s", "output_tokens_per_s", float, "{:,.0f}", True),
          ("KV GiB/GPU", "kv_cache_bytes_per_gpu", bytes_to_gib, "{:.1f}", True),
          ("comm share %", "comm_share", lambda x: 100 * x, "{:.0f}", False),
          ("$/M tok", "cost_per_million_output_tokens", float, "{:.2f}", False))
+# (label, Candidate field): the MoE parts of a layout, shown when any layout compared uses them
+_MOE_ROWS = (("EP", "ep"), ("DP-attention", "dp_attention"))
 
 
 def _name(c) -> str:
@@ -42,12 +44,27 @@ def _value(c, field: str, conv, fmt: str) -> str:
     return fmt.format(conv(v))
 
 
+def _moe_rows(cmp: Comparison) -> list[list[str]]:
+    """EP size and DP-attention ranks of each layout, when any layout compared uses either (else no rows)."""
+    return [[label] + [str(getattr(c, f)) for c in cmp.layouts] for label, f in _MOE_ROWS
+            if any(getattr(c, f) > 1 for c in cmp.layouts)]
+
+
+def _moe_change(c, base) -> str:
+    """'EP 8 vs 1, DP-attention 8 vs 1; ' where the MoE parts of two layouts differ ('' where they do not)."""
+    parts = [f"{label} {getattr(c, f)} vs {getattr(base, f)}" for label, f in _MOE_ROWS
+             if getattr(c, f) != getattr(base, f)]
+    return ", ".join(parts) + "; " if parts else ""
+
+
 def differences(cmp: Comparison) -> list[str]:
-    """How each other layout differs from the first, figure by figure, in percent."""
+    """How each other layout differs from the first: its EP / DP-attention when they differ, then figure by
+    figure, in percent."""
     base, out = cmp.layouts[0], []
     for c in cmp.layouts[1:]:
+        head = f"{_name(c)} vs {_name(base)}: {_moe_change(c, base)}"
         if not (c.feasible and base.feasible):
-            out.append(f"{_name(c)} vs {_name(base)}: " + ("; ".join(c.reasons or base.reasons) or "not comparable"))
+            out.append(head + ("; ".join(c.reasons or base.reasons) or "not comparable"))
             continue
         parts = []
         for label, field, _, _, higher in _ROWS:
@@ -56,7 +73,7 @@ def differences(cmp: Comparison) -> list[str]:
                 pct = (b - a) / a * 100
                 better = (pct > 0) == higher
                 parts.append(f"{label} {pct:+.0f}% ({'better' if better else 'worse'})")
-        out.append(f"{_name(c)} vs {_name(base)}: " + (", ".join(parts) or "the same within 1%"))
+        out.append(head + (", ".join(parts) or "the same within 1%"))
     return out
 
 
@@ -69,8 +86,9 @@ def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
                           "recommended": candidate_dict(cmp.plan.recommended) if cmp.plan.recommended else None})
     if fmt is OutputFormat.csv:
         return emit_csv([candidate_dict(c) for c in cmp.layouts])
-    rows = [[label] + [_value(c, f, conv, fmtx) for c in cmp.layouts] for label, f, conv, fmtx, _ in _ROWS
-            if any(getattr(c, f) is not None for c in cmp.layouts)]
+    figures = [[label] + [_value(c, f, conv, fmtx) for c in cmp.layouts] for label, f, conv, fmtx, _ in _ROWS
+               if any(getattr(c, f) is not None for c in cmp.layouts)]
+    rows = _moe_rows(cmp) + figures
     rows.append(["feasible"] + ["yes" if c.feasible else "no" for c in cmp.layouts])
     headers = [""] + [_name(c) for c in cmp.layouts]
     best, overall = best_compared(cmp), cmp.plan.recommended
@@ -81,7 +99,8 @@ def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
         if overall is not None and _name(overall) != _name(best):
             from tpplan.planner.explain import label
 
-            line += f"; over every layout tpplan plans: {label(overall)} ({_name(overall)})"
+            line += (f"; over every layout tpplan plans: {label(overall)} ({_name(overall)}; as a layout to compare: "
+                     f"{layout_of(overall).text()})")
         tail += wrap(line, terminal_width(), indent="  ")
     if fmt is OutputFormat.markdown:
         return write_lines(markdown_table(headers, rows) + tail)

@@ -1,0 +1,129 @@
+"""`tpplan compare` layouts: the grammar TP[xPP[xREPLICAS]][+epEP][+dpDP] and MoE layouts (EP, DP attention) side by
+side with plain TP, through every output format."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tpplan.errors import TpplanError
+from tpplan.planner.compare import Layout, parse_layout
+from tpplan.planner.plan import recommend
+
+MIXTRAL_8_H100 = ("-m", "mixtral", "-g", "8", "--hardware", "dgx-h100", "--engine", "vllm")
+GRAMMAR_ERROR = "layout {!r} is not TP[xPP[xREPLICAS]][+epEP][+dpDP]; write e.g. 8, 4x2, 2x1x4, 8+ep8, 1+dp8+ep8"
+
+
+@pytest.mark.parametrize("text, layout", [
+    ("8", Layout(tp=8)),
+    ("4x2", Layout(tp=4, pp=2)),
+    ("2x1x4", Layout(tp=2, pp=1, replicas=4)),
+    ("tp4xpp2", Layout(tp=4, pp=2)),
+    ("4,2", Layout(tp=4, pp=2)),
+    ("8+ep8", Layout(tp=8, ep=8)),
+    ("1+dp8+ep8", Layout(tp=1, dp_attention=8, ep=8)),
+    ("1+ep8+dp8", Layout(tp=1, dp_attention=8, ep=8)),  # the + parts in any order
+    ("2x1x2+ep2", Layout(tp=2, pp=1, replicas=2, ep=2)),
+    ("TP1+DP8+EP8", Layout(tp=1, dp_attention=8, ep=8)),  # case-insensitive
+    (" 2x1 + dp4 ", Layout(tp=2, pp=1, dp_attention=4)),  # whitespace ignored
+    ("1x1x2+dp4", Layout(tp=1, pp=1, replicas=2, dp_attention=4)),
+])
+def test_layout_grammar(text, layout):
+    assert parse_layout(text) == layout
+
+
+@pytest.mark.parametrize("text", ["", "x", "8x", "0", "8x0", "8+", "+ep8", "8ep8", "8+ep", "8+ep0", "8+ep8+ep8",
+                                  "8+tp2", "8+ep8+dp", "1+dp8+dp8", "8x1x1x1", "8+pp2", "-8", "8+ep-8"])
+def test_a_malformed_layout_is_one_line_naming_it_with_examples(text):
+    with pytest.raises(TpplanError) as err:
+        parse_layout(text)
+    assert str(err.value) == GRAMMAR_ERROR.format(text)
+
+
+@given(tp=st.integers(1, 64), pp=st.integers(1, 8), replicas=st.none() | st.integers(1, 16),
+       ep=st.integers(1, 64), dp=st.integers(1, 64))
+def test_text_is_the_grammar_and_parses_back(tp, pp, replicas, ep, dp):
+    lay = Layout(tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp)
+    assert parse_layout(lay.text()) == lay
+    assert parse_layout(lay.text().upper()) == lay
+
+
+def test_cli_refuses_a_malformed_layout_as_a_usage_error(usage_error):
+    err = usage_error("compare", *MIXTRAL_8_H100, "8", "8+xp8")
+    assert err.endswith(f"Error: Invalid value for 'LAYOUT...': {GRAMMAR_ERROR.format('8+xp8')}\n")
+    assert usage_error("compare", *MIXTRAL_8_H100, "8").endswith(
+        "Error: Invalid value for 'LAYOUT...': give at least two layouts, e.g. 8 4x1x2, or 8 8+ep8 1+dp8+ep8 for an "
+        "MoE model\n")
+
+
+def test_mixtral_on_8_h100_tp8_beside_ep8_and_dep8(run_cli):
+    """TP8, TP8 with EP8, attention DP8 x EP8 ("DEP8"): each column is the layout asked for, evaluated as recommend's
+    --tp/--ep/--dp-attention layout is."""
+    d = run_cli("compare", *MIXTRAL_8_H100, "8", "8+ep8", "1+dp8+ep8", "-f", "json").json()
+    asked = [(8, 1, 1), (8, 8, 1), (1, 8, 8)]
+    assert [(c["tp"], c["ep"], c["dp_attention"]) for c in d["layouts"]] == asked
+    assert all(c["feasible"] and c["gpus_used"] == 8 for c in d["layouts"])
+    for c, (tp, ep, dp) in zip(d["layouts"], asked, strict=True):
+        chosen = recommend("mixtral", gpus=8, hardware="dgx-h100", engine="vllm", tp=tp, ep=ep, dp_attention=dp).chosen
+        assert c["tpot_s"] == pytest.approx(chosen.tpot_s, rel=1e-12)
+    ep8, dep8 = d["differences"]
+    assert ep8.startswith("TP8xPP1x1/EP8 vs TP8xPP1x1: EP 8 vs 1; tok/s ")
+    assert dep8.startswith("TP1xPP1x1/EP8/DP8 vs TP8xPP1x1: EP 8 vs 1, DP-attention 8 vs 1; tok/s ")
+    csv = run_cli("compare", *MIXTRAL_8_H100, "8", "8+ep8", "1+dp8+ep8", "-f", "csv").out.splitlines()
+    header = csv[0].split(",")
+    assert [(row.split(",")[header.index("ep")], row.split(",")[header.index("dp_attention")]) for row in csv[1:]] == [
+        ("1", "1"), ("8", "1"), ("8", "8")]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_the_table_shows_ep_and_dp_attention_rows(run_cli, monkeypatch, fmt):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run_cli("compare", *MIXTRAL_8_H100, "8", "8+ep8", "1+dp8+ep8", "-f", fmt).out
+    assert ["EP", "1", "8", "8"] in _cells(out) and ["DP-attention", "1", "1", "8"] in _cells(out)
+    plain = run_cli("compare", *MIXTRAL_8_H100, "8", "4x1x2", "-f", fmt).out  # no MoE parts: no such rows
+    assert not [row for row in _cells(plain) if row[:1] in (["EP"], ["DP-attention"])]
+
+
+def _cells(out: str) -> list[list[str]]:
+    return [line.replace("|", " ").split() for line in out.splitlines()]
+
+
+def test_the_planners_best_is_named_as_a_layout_to_compare(run_cli, monkeypatch):
+    """The 'over every layout tpplan plans' line spells the best in compare's grammar; comparing it gives it."""
+    monkeypatch.setenv("COLUMNS", "200")
+    out = run_cli("compare", *MIXTRAL_8_H100, "8", "8+ep8").out
+    text = out.split("as a layout to compare: ", 1)[1].split(")", 1)[0]
+    best = recommend("mixtral", gpus=8, hardware="dgx-h100", engine="vllm").recommended
+    assert parse_layout(text) == Layout(tp=best.tp, pp=best.pp, replicas=best.replicas, ep=best.ep,
+                                        dp_attention=best.dp_attention)
+    d = run_cli("compare", *MIXTRAL_8_H100, "8", text, "-f", "json").json()
+    assert d["best_of_these"]["output_tokens_per_s"] == pytest.approx(best.output_tokens_per_s, rel=1e-12)
+
+
+def test_moe_imbalance_reaches_every_layout(run_cli, usage_error):
+    """--moe-imbalance means what recommend's does: the busiest EP rank's routed tokens / mean."""
+    args = ("compare", *MIXTRAL_8_H100, "8", "8+ep8", "-f", "json")
+    even, skewed = run_cli(*args).json(), run_cli(*args, "--moe-imbalance", "2").json()
+    assert skewed["inputs"]["moe_imbalance"] == 2
+    chosen = recommend("mixtral", gpus=8, hardware="dgx-h100", engine="vllm", tp=8, ep=8, moe_imbalance=2).chosen
+    assert skewed["layouts"][1]["tpot_s"] == pytest.approx(chosen.tpot_s, rel=1e-12)
+    assert skewed["layouts"][1]["tpot_s"] > even["layouts"][1]["tpot_s"]
+    assert "'--moe-imbalance'" in usage_error("compare", *MIXTRAL_8_H100, "8", "8+ep8", "--moe-imbalance", "0.5")
+
+
+def test_a_dense_model_with_ep_or_dp_is_one_error_line(refusal):
+    line = refusal("compare", "-m", "llama-8b", "-g", "8", "8", "8+ep8")
+    assert line == ("Error: layout '8+ep8' (--tp 8 --ep 8): --ep / --dp-attention apply to serving MoE models; "
+                    "Llama-3.1-8B has no routed experts; leave them out")
+    assert refusal("compare", "-m", "llama-8b", "-g", "8", "8", "1+dp8").startswith(
+        "Error: layout '1+dp8' (--tp 1 --dp-attention 8): --ep / --dp-attention apply to serving MoE models")
+
+
+def test_a_layout_the_engines_do_not_run_names_it_and_its_recommend_options(refusal):
+    assert refusal("compare", *MIXTRAL_8_H100, "8", "4x1x2+ep8") == (
+        "Error: layout '4x1x2+ep8' (--tp 4 --replicas 2 --ep 8): --ep 8 must be 1 or --tp x --dp-attention = 4 (the "
+        "engines spread the experts over every GPU of the replica)")
+    assert refusal("compare", *MIXTRAL_8_H100, "8", "4x1x4") == (
+        "Error: layout '4x1x4' (--tp 4 --replicas 4): --tp 4 x --dp-attention 1 x --pp 1 x --replicas 4 = 16 GPUs "
+        "exceeds --gpus 8; lower one of them or raise --gpus")
