@@ -15,7 +15,15 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from tpplan.cost.kernels import FLOPS_PER_MAC, Fusion, KernelRates, fusion_for, kernel_rates, prefill_attention_dtype
+from tpplan.cost.kernels import (
+    FLOPS_PER_MAC,
+    Fusion,
+    KernelRates,
+    fusion_for,
+    kernel_rates,
+    prefill_attention_dtype,
+    prefill_attention_native,
+)
 from tpplan.cost.moe import MoeKernels, MoeLayout, gather_ranks, gathers_tokens, moe_kernels_for
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
@@ -199,7 +207,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained,
-                           native_attention=(fusion or fusion_for(engine)).native_prefill_attention,
+                           native_attention=prefill_attention_native(fusion or fusion_for(engine),
+                                                                     kv_cache_dtype=kv_cache_dtype),
                            attention_dtype=prefill_attention_dtype(fusion or fusion_for(engine), profile.efficiency,
                                                                    kv_cache_dtype=kv_cache_dtype)),
         attn_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained),

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.deepep_limits import NUM_MAX_NVL_PEERS  # normal buffers count a group in blocks of 8 GPUs
 from tpplan.units import ceil_div, maximum
 
 DeepEPKernels = Literal["normal", "low_latency"]
@@ -212,9 +213,6 @@ def ll_buffer_bytes(*, num_experts: int, hidden_size: int, tokens_per_call: int)
     return 2 * num_experts * tokens_per_call * (dispatch_slot + combine_slot)
 
 
-NUM_MAX_NVL_PEERS = 8
-"""GPUs per RDMA rank of DeepEP's normal kernels (NUM_MAX_NVL_PEERS, csrc/kernels/configs.cuh): their buffers count an
-EP group in blocks of 8 GPUs, whatever the NVLink domain."""
 NORMAL_NUM_SMS = 20
 """SMs of the normal kernels, Buffer.num_sms (deep_ep/buffer.py), which vLLM (DeepEPAll2AllManagerBase.num_sms = 20,
 "the DeepEP default") and SGLang (DeepEPConfig.num_sms = Buffer.num_sms without --deepep-config) keep: num_sms / 2 =
@@ -228,7 +226,8 @@ receive, RDMA send, RDMA receive)). Both configs receive 256 NVLink tokens up to
 720 at 144-160; Config's constructor rounds the RDMA receive tokens (128 in every row) up to a multiple of its send
 chunk (csrc/config.hpp), e.g. EP16: dispatch Config(20, 16, 288, 20, 128) and combine Config(20, 2, 288, 28, 128)
 both give 140. DeepEP has no config for other sizes ("Unsupported number of EP ranks" unless the engine is given
-one)."""
+one): the planner refuses them (tpplan.models.deepep_limits), though the V1 kernels kept in DeepEP's V2 tree add 48
+(288 NVLink tokens) and 96 (480), which this table prices as 64 and 128."""
 TOPK_SLOTS = 128
 """kNumMaxTopK: top-k indices (int64) and weights (fp32) a normal buffer slot holds per token (csrc/config.hpp)."""
 SCALE_SLOTS = 128

@@ -23,6 +23,15 @@ attention over an FP8 KV cache (`Fusion.fp8_prefill_attention`, `prefill_attenti
 FP8_ATTENTION_ALWAYS, FP8_ATTENTION_NATIVE, FP8_ATTENTION_NEVER = "always", "native", "never"
 """When an engine's prefill attention computes in FP8 over an FP8 KV cache: on every GPU with FP8 tensor cores,
 only in its kernel written for the GPU's own pipeline (FlashAttention-3 on Hopper), or never."""
+FP8_ATTENTION_KV_DTYPE = "fp8"
+"""The FP8 KV-cache format FP8 prefill attention runs over: E4M3 ("fp8", tpplan.models.dtypes), not fp8_e5m2.
+FlashAttention-3's FP8 path takes E4M3 only. vLLM hands it float8_e4m3fn for "fp8" / "fp8_e4m3" and raises
+"Unrecognized FP8 dtype" for anything else (FlashAttentionBackend.get_fp8_dtype_for_flashattn, vllm-project/vllm
+vllm/v1/attention/backends/flash_attn.py), and its later flash_attn_supports_kv_cache_dtype reports fp8_e5m2 for
+FlashAttention-4 only (vllm-project/vllm PR 42569), not for Hopper's FlashAttention-3. SGLang moves --attention-backend
+fa3 with --kv-cache-dtype fp8_e5m2 to its triton backend ("FlashAttention3 only supports fp8_e4m3 if using FP8;
+Setting attention backend to triton.", ServerArgs, sgl-project/sglang python/sglang/srt/server_args.py). tpplan knows
+no E5M2 KV cache of TensorRT-LLM: its FP8 context FMHA is planned over "fp8" only."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,17 +85,27 @@ def prefill_attention_share(e: Efficiency, *, native: bool) -> float:
 
 
 def prefill_attention_dtype(fusion: Fusion, e: Efficiency, *, kv_cache_dtype: str) -> str:
-    """The dtype prefill attention's matmuls run in: fp8 when the KV cache is fp8 and the engine then feeds FP8
-    Q, K and V to its context attention (`Fusion.fp8_prefill_attention`; "native": only where its kernel for this
-    GPU's own pipeline runs, i.e. the profile states attention_prefill_matmul_native), else 16-bit. The rate is
-    the same share of the FP8 peak as of the 16-bit one: FlashAttention-3 on H100 reaches "close to 1.2 PFLOP/s"
-    in FP8 against up to 740 TFLOP/s in FP16 (arXiv:2407.08608, abstract), and 0.60 x 1,979 = 1,187 TFLOP/s."""
-    if kv_cache_dtype != "fp8":
+    """The dtype prefill attention's matmuls run in: fp8 when the KV cache is E4M3 (`FP8_ATTENTION_KV_DTYPE`; an
+    fp8_e5m2 cache computes in 16 bits) and the engine then feeds FP8 Q, K and V to its context attention
+    (`Fusion.fp8_prefill_attention`; "native": only where its kernel for this GPU's own pipeline runs, i.e. the
+    profile states attention_prefill_matmul_native), else 16-bit. The rate is the same share of the FP8 peak as of
+    the 16-bit one: FlashAttention-3 on H100 reaches "close to 1.2 PFLOP/s" in FP8 against up to 740 TFLOP/s in FP16
+    (arXiv:2407.08608, abstract), and 0.60 x 1,979 = 1,187 TFLOP/s."""
+    if kv_cache_dtype != FP8_ATTENTION_KV_DTYPE:
         return ATTENTION_PREFILL_DTYPE
     mode = fusion.fp8_prefill_attention
     native = mode == FP8_ATTENTION_NATIVE and fusion.native_prefill_attention \
         and e.attention_prefill_matmul_native is not None
     return "fp8" if mode == FP8_ATTENTION_ALWAYS or native else ATTENTION_PREFILL_DTYPE
+
+
+def prefill_attention_native(fusion: Fusion, *, kv_cache_dtype: str) -> bool:
+    """Prefill attention runs the engine's kernel for the GPU's own pipeline (`Fusion.native_prefill_attention`),
+    except over an FP8 cache that kernel does not take: an engine whose native kernel is FlashAttention-3
+    (FP8_ATTENTION_NATIVE: vLLM, SGLang) serves an fp8_e5m2 cache with another backend (SGLang its triton one; vLLM's
+    FlashAttention-3 path refuses it: `FP8_ATTENTION_KV_DTYPE`)."""
+    other_fp8 = kv_cache_dtype.startswith("fp8") and kv_cache_dtype != FP8_ATTENTION_KV_DTYPE
+    return fusion.native_prefill_attention and not (other_fp8 and fusion.fp8_prefill_attention == FP8_ATTENTION_NATIVE)
 
 
 def matmul_share(e: Efficiency, dtype: str) -> float:

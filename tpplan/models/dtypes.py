@@ -21,11 +21,15 @@ __all__ = ["KV_DTYPE_BYTES", "MEASURE_DTYPE_BYTES", "WEIGHT_DTYPES", "compute_dt
 AUTO = "auto"
 WEIGHT_DTYPES = (AUTO, *OVERRIDES)
 """What --dtype accepts (plus ALIASES and the checkpoint's own format name)."""
-KV_DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
+KV_DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1, "fp8_e5m2": 1}
+"""KV-cache dtypes and their bytes per element. "fp8" is E4M3: vLLM's --kv-cache-dtype fp8 ("CUDA 11.8+ supports fp8
+(=fp8_e4m3) and fp8_e5m2", CacheConfig.cache_dtype, vllm/config/cache.py), SGLang's fp8_e4m3. "fp8_e5m2" is the
+other FP8 format both offer: the same size, not the same attention kernels (tpplan.cost.kernels.
+prefill_attention_dtype)."""
 MEASURE_DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4}
 """Element sizes of the tensors `tpplan measure` runs."""
 _KV_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32",
-               "float8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "e4m3": "fp8", "auto": "bf16"}
+               "float8": "fp8", "fp8_e4m3": "fp8", "e4m3": "fp8", "e5m2": "fp8_e5m2", "auto": "bf16"}
 
 
 def normalize_dtype(name: str, *, kind: str = "weight") -> str:

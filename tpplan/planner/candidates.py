@@ -35,6 +35,7 @@ from tpplan.planner.layouts import Layout, moe_layout_reasons
 from tpplan.planner.moe_buffers import (
     LL_LIMIT_WORDS,
     deepep_buffers,
+    deepep_group_reasons,
     ll_batch_limit,
     ll_notes,
     ll_reasons,
@@ -361,7 +362,7 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
                      engine=w.engine, ep=lay.ep, dp_attention=lay.dp_attention, moe_imbalance=w.moe_imbalance,
                      moe_dispatch=w.moe_dispatch, a2a_mode=w.a2a_mode)
     mem = layout_memory(spec, profile, c, w)
-    deepep = ll_reasons(c, w, limits=engine_limits(profile, w))
+    deepep = [*deepep_group_reasons(spec, c, w), *ll_reasons(c, w, limits=engine_limits(profile, w))]
     return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *mem.reasons, *deepep), coefficients=c,
                           memory=mem)
 

@@ -132,6 +132,8 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
         args.append("--quantization fp8")
     if w.kv_cache_dtype == "fp8":
         args.append(f["kv_fp8"])
+    elif w.kv_cache_dtype == "fp8_e5m2":  # both engines spell it so (vllm/config/cache.py; SGLang server_args)
+        args.append("--kv-cache-dtype fp8_e5m2")
     if _must_cap_batch(c, w):
         args.append(f"{f['seqs']} {_rank_batch(c) if engine == 'vllm' else c.batch}")
     if _must_pin_tokens(plan, c):

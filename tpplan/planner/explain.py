@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tpplan.models.dtypes import KV_DTYPE_BYTES
 from tpplan.units import bytes_to_gib, ceil_div, s_to_ms
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ def suggestions(plan: Plan) -> list[Suggestion]:
         return out
     if w.dtype in ("bf16", "fp16", "fp32"):
         out.append(Suggestion(text="fp8 weights halve weight memory on GPUs with FP8 support", flag="--dtype fp8"))
-    if w.kv_cache_dtype != "fp8":
+    if KV_DTYPE_BYTES[w.kv_cache_dtype] > 1:
         out.append(Suggestion(text="an fp8 KV cache halves KV bytes per token", flag="--kv-cache-dtype fp8"))
     shorter = max(w.input_len + w.output_len, 2048)
     if w.max_model_len > shorter:

@@ -19,6 +19,9 @@ the buffer by the environment variable alone and, without --max-running-requests
 ("at high concurrency the per-rank decode batch exceeds 128 and trips the DeepEP dispatch assertion ... recipes
 hand-tune this per hardware (raise the value / cap --max-running-requests)", sgl-project/sglang PR 28985, closed; PR
 28994, open, would cap the running requests at the buffer), so --emit sets both the variable and the running limit.
+
+A layout whose EP group DeepEP's kernels cannot run at all is refused (`deepep_group_reasons`,
+tpplan.models.deepep_limits).
 """
 
 from __future__ import annotations
@@ -31,14 +34,17 @@ from tpplan.cost.coefficients import Coefficients
 from tpplan.cost.deepep import ll_buffer_bytes, normal_nvl_buffer_bytes, normal_rdma_buffer_bytes
 from tpplan.cost.moe import a2a_kernels
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.deepep_limits import deepep_problem
 from tpplan.models.moe_backends import (
     LL_MAX_TOKENS_PER_RANK,
     LL_TOKENS_ENV,
     LL_TOKENS_PER_CALL,
+    OPTION_NAMES,
     VLLM_DEEPEP_BUFFER_BYTES,
     ll_buffer_tokens,
 )
 from tpplan.models.spec import ModelSpec
+from tpplan.planner.layouts import powers_of_two
 from tpplan.planner.workload import Workload
 from tpplan.units import bytes_to_gib, ceil_div
 
@@ -136,6 +142,25 @@ def solve_ll_tokens(c: Coefficients, w: Workload, *, limits: SchedulerLimits, ba
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if holds(mid) else (mid, hi)
     return hi
+
+
+def deepep_group_reasons(spec: ModelSpec, c: Coefficients, w: Workload) -> list[str]:
+    """One line when the layout's EP group (tp x dp_attention GPUs) is one DeepEP's kernels cannot run
+    (tpplan.models.deepep_limits): the backend, the size, what DeepEP runs and where it asserts it, and the fix: the
+    largest EP size of the planned layouts (powers of two) DeepEP runs, SGLang's low-latency mode where only the
+    normal kernels fail, or another backend."""
+    kernels, e = _kernels(c), spec.num_experts
+    problem = deepep_problem(kernels, group_size=c.moe.group_size, num_experts=e) if kernels else None
+    if problem is None:
+        return []
+    option, g = OPTION_NAMES[w.engine], c.moe.group_size
+    runs = [s for s in powers_of_two(g - 1)[1:] if deepep_problem(kernels, group_size=s, num_experts=e) is None]
+    fixes = [f"plan EP {runs[-1]} (fewer GPUs per pipeline stage)"] if runs else []
+    mode = f" --deepep-mode {w.deepep_mode or 'auto'}" if w.engine == "sglang" else ""
+    if mode and "normal" in kernels and deepep_problem({"low_latency"}, group_size=g, num_experts=e) is None:
+        fixes.append("--deepep-mode low_latency")
+    fix = f"{', '.join(fixes)} or another {option}" if fixes else f"use another {option}"
+    return [f"{option} {w.all2all_backend}{mode}: {problem}; {fix}"]
 
 
 def ll_reasons(c: Coefficients, w: Workload, *, limits: SchedulerLimits) -> list[str]:
