@@ -25,8 +25,10 @@ def test_normal_kernels_run_2_4_8_ranks_and_8_x_the_rdma_ranks_they_are_compiled
     """Intranode SWITCH_RANKS 2, 4, 8; internode 8 x SWITCH_RDMA_RANKS (2, 3, 4, 6, 8, 12, 16, 18, 20): exactly the
     sizes Buffer.get_dispatch_config has a config for (deep_ep/buffers/legacy.py)."""
     assert NORMAL_EP_SIZES == (2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 144, 160)
-    for g in range(2, 300):
-        assert (deepep_problem(NORMAL, group_size=g, num_experts=256) is None) == (g in NORMAL_EP_SIZES), g
+    for g in range(2, 300):  # 256 experts split evenly only over the power-of-two sizes
+        runs = g in NORMAL_EP_SIZES and 256 % g == 0
+        assert (deepep_problem(NORMAL, group_size=g, num_experts=256) is None) == runs, g
+    assert deepep_problem(NORMAL, group_size=24, num_experts=288) is None
     assert deepep_problem(NORMAL, group_size=256, num_experts=256) == (
         f"DeepEP's normal kernels run EP groups of {SIZES_WORDS} GPUs, not 256 ({LAUNCH_CUH})")
 
@@ -47,12 +49,16 @@ def test_low_latency_kernels_take_any_size_below_8_or_a_multiple_of_8_that_divid
 
 def test_intranode_normal_kernels_need_the_experts_split_evenly_at_most_128_per_gpu():
     """notify_dispatch (csrc/kernels/legacy/intranode.cu): num_experts % num_ranks == 0 and num_experts / num_ranks
-    <= 128 (one thread per local expert). Internode groups are not held to it (no such assert there)."""
+    <= 128 (one thread per local expert). Internode notify_dispatch (csrc/kernels/internode.cu) splits the experts
+    by num_experts / kNumRDMARanks, so an uneven split indexes past the last rank: held to the even split too."""
     assert deepep_problem(NORMAL, group_size=2, num_experts=256) is None  # 128 per GPU
     assert "at most 128 per GPU" in deepep_problem(NORMAL, group_size=2, num_experts=384)
     assert "the 60 routed experts split evenly over the 8 GPUs" in deepep_problem(NORMAL, group_size=8,
                                                                                      num_experts=60)
-    assert deepep_problem(NORMAL, group_size=16, num_experts=60) is None
+    assert deepep_problem(NORMAL, group_size=16, num_experts=64) is None
+    assert deepep_problem(NORMAL, group_size=24, num_experts=256) == (
+        "DeepEP's internode normal kernels need the 256 routed experts split evenly over the 24 GPUs (num_experts / "
+        "num_rdma_ranks, deepseek-ai/DeepEP csrc/kernels/internode.cu notify_dispatch)")
 
 
 def _ds(engine: str, backend: str, g: int, *, mode: str | None = None, spec=None):

@@ -68,3 +68,9 @@ def test_emit_passes_the_e5m2_format_through(run_cli, engine):
                   "--emit", engine, "-f", "json").json()
     assert "--kv-cache-dtype fp8_e5m2" in out["serve_command"] and "fp8_e4m3" not in out["serve_command"]
     assert out["inputs"]["kv_cache_dtype"] == "fp8_e5m2"
+
+
+def test_trtllm_refuses_an_e5m2_cache_in_one_line(refusal):
+    line = refusal("recommend", "-m", "llama-70b", "--gpus", "8", "--engine", "trtllm", "--kv-cache-dtype", "fp8_e5m2")
+    assert line == ("Error: --kv-cache-dtype fp8_e5m2: --engine trtllm has no such KV cache (its FP8 cache is E4M3); "
+                    "use --kv-cache-dtype fp8, or --engine vllm / sglang for E5M2")

@@ -29,6 +29,15 @@ def test_terms_sum_to_the_mixed_step(model, tp):
     assert (terms["communication_s"] == 0) == (tp == 1)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_terms_sum_to_the_mixed_step_with_the_embedding_allreduce(engine):
+    spec, h100 = resolve_model("llama-70b").spec, resolve_profile("dgx-h100")[0]
+    c = coefficients(spec, h100, tp=8, engine=engine)
+    kw = {"batch": 300, "context_len": 2000, "prefill_tokens": 150, "input_len": 1000}
+    terms = mixed_step_terms(c, h100, **kw)
+    assert sum(terms.values()) == pytest.approx(mixed_step(c, h100, **kw).total_s, rel=1e-12)
+
+
 @pytest.mark.parametrize("model,tp,ranks", [("llama-8b", 1, 1), ("llama-70b", 4, 1), ("mixtral", 1, 4)])
 def test_steady_terms_sum_to_the_steady_state(model, tp, ranks):
     spec, h100 = resolve_model(model).spec, resolve_profile("dgx-h100")[0]

@@ -27,7 +27,7 @@ from tpplan.cost.kernels import (
 from tpplan.cost.moe import MoeKernels, MoeLayout, gather_ranks, gathers_tokens, moe_kernels_for
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
-from tpplan.models.engines import kv_heads_per_gpu
+from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
 from tpplan.models.formats import LOW_PRECISION_COMPUTE, SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
 from tpplan.models.kv import kv_bytes_per_token_per_layer
 from tpplan.models.moe_backends import A2aMode, TokenMovement, ll_chunk_tokens
@@ -70,7 +70,7 @@ class Coefficients:
     """lm_head (vocab-parallel) bytes per GPU."""
     head_flops_per_token: float
     vocab_per_gpu: int = 0
-    """The lm_head's vocabulary slice per GPU: vocab_size padded to a multiple of tp, / tp."""
+    """The lm_head's vocabulary slice per GPU: the engine's padded vocabulary (models.engines.padded_vocab) / tp."""
     q_heads_per_gpu: int
     attn_dim: int
     """Per-head width read by the attention kernel (head_dim; MLA: kv_lora_rank + rope dim)."""
@@ -191,7 +191,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         moe_shared_launches=1 + (2 if spec.n_shared_experts else 0),
         num_experts=spec.num_experts, experts_per_token=spec.num_experts_per_tok,
         head_bytes=g.get("head", z)[0], head_flops_per_token=g.get("head", z)[1],
-        vocab_per_gpu=ceil_div(spec.vocab_size, tp),
+        vocab_per_gpu=ceil_div(padded_vocab(spec.vocab_size, tp=tp, engine=engine), tp),
         q_heads_per_gpu=ceil_div(spec.num_attention_heads, tp),
         attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
         kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,

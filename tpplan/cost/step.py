@@ -298,7 +298,7 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
     layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, prefill_tokens=p,
                             prefill_pairs=p / input_len * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
-    edge = edge_collectives_s(c, profile, tokens=b + p, sampled=b + p / input_len, sequence_parallel=sequence_parallel)
+    edge = edge_collectives_s(c, profile, tokens=b + p, sampled=b, sequence_parallel=sequence_parallel)
     return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
                           head_s=_head_s(c, b), tokens=b + p, sequences=b + p / input_len, micro_batches=m)
 
@@ -325,5 +325,5 @@ def mixed_step_terms(c: Coefficients, profile: HardwareProfile, *, batch, contex
             "elementwise_s": _elementwise_s(c, tokens) + c.num_layers * max(c.layer_overhead_s),
             "decode_attention_s": decode_attn, "prefill_attention_s": prefill_attn, "lm_head_s": _head_s(c, batch),
             "communication_s": _comm_time_s(c, profile, tokens, sequence_parallel=False, extend=prefill_tokens > 0)
-            + edge_collectives_s(c, profile, tokens=tokens, sampled=batch + prefill_tokens / input_len),
+            + edge_collectives_s(c, profile, tokens=tokens, sampled=batch),
             "overhead_s": c.step_overhead_s}

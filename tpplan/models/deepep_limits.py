@@ -71,6 +71,11 @@ def deepep_problem(kernels: Collection[str], *, group_size: int, num_experts: in
     if "normal" in kernels and g <= NUM_MAX_NVL_PEERS and (e % g or e // g > INTRANODE_MAX_LOCAL_EXPERTS):
         return (f"DeepEP's intranode normal kernels need the {e} routed experts split evenly over the {g} GPUs, at "
                 f"most {INTRANODE_MAX_LOCAL_EXPERTS} per GPU ({SOURCES['intranode']})")
+    if "normal" in kernels and g > NUM_MAX_NVL_PEERS and e % g:
+        # internode notify_dispatch splits the experts over the RDMA ranks (num_experts / kNumRDMARanks) and each
+        # rank's share over its NVLink peers: an uneven split indexes past the last rank
+        return (f"DeepEP's internode normal kernels need the {e} routed experts split evenly over the {g} GPUs "
+                f"(num_experts / num_rdma_ranks, deepseek-ai/DeepEP csrc/kernels/internode.cu notify_dispatch)")
     if "low_latency" in kernels and g > NUM_MAX_NVL_PEERS and g % NUM_MAX_NVL_PEERS:
         return (f"DeepEP's low-latency kernels run EP groups of fewer than {NUM_MAX_NVL_PEERS} GPUs or a multiple of "
                 f"{NUM_MAX_NVL_PEERS}, not {g} ({SOURCES['low_latency']})")

@@ -36,6 +36,18 @@ def check_serving_engine(engine: str) -> None:
                              f"({', '.join(EMITTERS)}) for --workload serve")
 
 
+KV_DTYPES_REFUSED: dict[str, tuple[str, ...]] = {"trtllm": ("fp8_e5m2",)}
+"""KV-cache dtypes an engine has no cache for. TensorRT-LLM quantizes its KV cache to FP8 E4M3 only
+(kv_cache_quant_algo FP8, QuantAlgo in tensorrt_llm/quantization/mode.py; its FP8 context FMHA reads E4M3)."""
+
+
+def check_kv_cache_dtype(engine: str, kv_cache_dtype: str) -> None:
+    """One error line for a KV-cache dtype the engine cannot hold (`KV_DTYPES_REFUSED`)."""
+    if kv_cache_dtype in KV_DTYPES_REFUSED.get(engine, ()):
+        raise ModelSpecError(f"--kv-cache-dtype {kv_cache_dtype}: --engine {engine} has no such KV cache (its FP8 "
+                             f"cache is E4M3); use --kv-cache-dtype fp8, or --engine vllm / sglang for E5M2")
+
+
 MAX_TP_DEGREE = 64
 """Degrees 1..64 are considered (DESIGN.md §6)."""
 

@@ -12,7 +12,7 @@ from typing import get_args
 from tpplan.errors import LayoutError, TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
-from tpplan.models.engines import check_serving_engine, rules_for
+from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, rules_for
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, evaluate_serving
@@ -128,6 +128,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
+    check_kv_cache_dtype(engine, w_kv)
     assumptions: dict[str, str] = {}
     query = model if isinstance(model, str) else model.name
     spec, profile = _model_and_profile(model, hardware, price_per_gpu_hour=price_per_gpu_hour,

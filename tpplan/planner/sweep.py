@@ -128,11 +128,12 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     from tpplan.errors import TpplanError
     from tpplan.hardware.loader import resolve_profile
     from tpplan.models.dtypes import normalize_dtype, resolve_dtype
-    from tpplan.models.engines import check_serving_engine
+    from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine
     from tpplan.models.moe_backends import check_deepep_mode, token_movement
     from tpplan.models.resolve import resolve_model
 
     check_serving_engine(engine)
+    check_kv_cache_dtype(engine, normalize_dtype(kv_cache_dtype, kind="kv"))
     token_movement(engine, all2all_backend)  # before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     start = time.perf_counter()
