@@ -374,3 +374,17 @@ def test_training_table_shows_model_state_and_activations_not_serving_columns(ru
     state_gib = (c.weight_bytes_per_gpu + c.optimizer_state_bytes_per_gpu) / 2**30
     act_gib = (c.runtime_reserve_bytes_per_gpu - plan.profile.efficiency.runtime_reserve_bytes) / 2**30
     assert row.split()[-3:] == [f"{state_gib:.1f}", f"{act_gib:.1f}", f"{100 * c.comm_share:.0f}%"]
+
+
+@pytest.mark.parametrize("args,row", [
+    (("-m", "llama-8b", "--workload", "train", "--input-len", "4096", "--batch", "2", "--tp", "2", "--pp", "2"),
+     ["2", "2", "2"]),
+    (("-m", "llama-70b", "--tp", "8"), ["8", "1", "1"]),
+])
+def test_your_tp_layout_row_carries_its_arrow(run_cli, args, row):
+    """A --tp layout that is not the recommended one is marked → in its own row (training evaluates it again, so
+    the row must be the re-evaluated candidate, not the list's copy)."""
+    out = run_cli("recommend", "--gpus", "8", *args, "--wide").out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("→", "★")) and line.split()[1].isdigit()]
+    assert ["→", *row] in [r[:4] for r in rows], rows
+    assert sum(r[0] == "★" for r in rows) == 1

@@ -40,12 +40,17 @@ def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_comm
 
 
 def _rows(plan: Plan) -> list[Candidate]:
+    """The candidates, with your --tp layout in its own row: in place of the candidate of the same layout (so the
+    row carries its mark even when the planner evaluated it again, as training does), else first."""
     chosen = plan.chosen
-    if chosen is None or any((c.tp, c.pp, c.replicas, c.ep, c.dp_attention, c.etp) ==
-                             (chosen.tp, chosen.pp, chosen.replicas, chosen.ep, chosen.dp_attention, chosen.etp)
-                             for c in plan.candidates):
+    if chosen is None:
         return list(plan.candidates)
-    return [chosen, *plan.candidates]
+    key = (chosen.tp, chosen.pp, chosen.replicas, chosen.ep, chosen.dp_attention, chosen.etp)
+    same = [c for c in plan.candidates if (c.tp, c.pp, c.replicas, c.ep, c.dp_attention, c.etp) == key]
+    if any(c is plan.recommended for c in same):  # your layout is the recommended one: its row keeps the ★
+        return list(plan.candidates)
+    rows = [chosen if any(c is s for s in same) else c for c in plan.candidates]
+    return rows if same else [chosen, *rows]
 
 
 def _ms(seconds: float | None) -> str:
