@@ -6,8 +6,16 @@ from __future__ import annotations
 import pytest
 
 from tpplan.cost.coefficients import coefficients
-from tpplan.cost.collectives import collective_time_s
-from tpplan.cost.step import decode_step, decoder_layers, edge_collectives_s, prefill
+from tpplan.cost.collectives import collective_time_s, pipeline_handoffs_s
+from tpplan.cost.step import (
+    _head_s,
+    decode_step,
+    decoder_layers,
+    edge_collectives_s,
+    embedding_collective_s,
+    head_collectives_s,
+    prefill,
+)
 from tpplan.hardware.loader import resolve_profile
 from tpplan.models.resolve import resolve_model
 
@@ -46,10 +54,42 @@ def test_trtllm_replicates_the_embedding_and_gathers_the_logits():
     assert edge_collectives_s(c, profile, tokens=64, sampled=64) == pytest.approx(logits)
 
 
-def test_megatron_keeps_the_logits_sharded_and_reduce_scatters_the_embedding_under_sp():
+def test_megatron_keeps_the_logits_sharded_and_under_sp_scatters_the_embedding_and_gathers_the_head_input():
     spec, profile, c = _setup("megatron", 8)
     scatter = collective_time_s(profile, kind="reducescatter", group_size=8, n_bytes=4096 * spec.hidden_size * 2)
-    assert edge_collectives_s(c, profile, tokens=4096, sampled=4096, sequence_parallel=True) == pytest.approx(scatter)
+    gather = collective_time_s(profile, kind="allgather", group_size=8, n_bytes=4096 * spec.hidden_size * 2)
+    assert edge_collectives_s(c, profile, tokens=4096, sampled=4096, sequence_parallel=True) == pytest.approx(
+        scatter + gather)
+    assert head_collectives_s(c, profile, head_tokens=4096) == 0  # no SP: the input is already whole
+
+
+def test_with_pp_the_embedding_collective_is_on_the_first_stage_and_the_logits_gather_on_the_last():
+    """80 layers over 2 stages: 40 each; the last stage adds the lm_head and its gather, the first the embedding's
+    all-reduce. A round of 2 micro-batches is 2 x the slower stage plus the hand-off."""
+    spec, profile, c = _setup("vllm", 4)
+    c = coefficients(spec, profile, tp=4, pp=2, engine="vllm")
+    batch, ctx = 64, 1024
+    b = batch / 2
+    layers = decoder_layers(c, profile, decode_seqs=b, context_len=ctx)
+    body = layers.compute_s + layers.communication_s
+    head = _head_s(c, b)
+    first = embedding_collective_s(c, profile, tokens=b)
+    last = head_collectives_s(c, profile, head_tokens=b)
+    assert first > 0 and last > 0
+    handoff = pipeline_handoffs_s(profile, tp=4, pp=2, n_bytes=b * spec.hidden_size * 2)
+    step = decode_step(c, profile, batch=batch, context_len=ctx)
+    expected = 2 * max(body / 2 + first, body / 2 + head + last) + handoff
+    assert step.compute_s + step.communication_s == pytest.approx(expected)
+
+
+def test_a_training_forward_computes_and_gathers_every_positions_logits():
+    spec, profile, c = _setup("megatron", 8)
+    serve = prefill(c, profile, prompts=2, input_len=4096, sequence_parallel=True)
+    train = prefill(c, profile, prompts=2, input_len=4096, sequence_parallel=True, every_position=True)
+    assert train.compute_s - serve.compute_s == pytest.approx(_head_s(c, 2 * 4096) - _head_s(c, 2))
+    assert train.communication_s - serve.communication_s == pytest.approx(
+        head_collectives_s(c, profile, head_tokens=2 * 4096, sequence_parallel=True)
+        - head_collectives_s(c, profile, head_tokens=2, sequence_parallel=True))
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm", "megatron"])

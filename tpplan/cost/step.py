@@ -126,22 +126,43 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
     return c.num_layers * c.allreduces_per_layer * one
 
 
-def edge_collectives_s(c: Coefficients, profile: HardwareProfile, *, tokens, sampled, sequence_parallel=False):
-    """The step's collectives outside the decoder layers at tp > 1 (DESIGN.md §3), as the engine runs them
-    (`Fusion`): the vocab-parallel embedding's all-reduce of tokens x hidden x act_bytes (a reduce-scatter with
-    sequence parallelism) and the all-gather of the lm_head's logits, sampled x vocab_per_gpu x tp x act_bytes in
-    all. With PP the embedding runs on the first stage and the lm_head on the last; both are charged to the step
-    with the layers' collectives."""
-    t = 0 * tokens
+def embedding_collective_s(c: Coefficients, profile: HardwareProfile, *, tokens, sequence_parallel=False):
+    """The vocab-parallel embedding's collective at tp > 1 when the engine shards the embedding
+    (`Fusion.embedding_allreduce`): an all-reduce of tokens x hidden x act_bytes, or with sequence parallelism a
+    reduce-scatter of the same bytes (Megatron reduce_scatter_to_sequence_parallel_region). It runs on the first
+    pipeline stage."""
+    if c.tp == 1 or not c.fusion.embedding_allreduce:
+        return 0 * tokens
+    return collective_time_s(profile, kind="reducescatter" if sequence_parallel else "allreduce", group_size=c.tp,
+                             n_bytes=tokens * c.hidden_size * c.act_bytes)
+
+
+def head_collectives_s(c: Coefficients, profile: HardwareProfile, *, head_tokens, sequence_parallel=False):
+    """The collectives around the lm_head at tp > 1, on the last pipeline stage, for the `head_tokens` rows it
+    computes: with sequence parallelism the final norm's output is split over the sequence, so the lm_head's input
+    is all-gathered first, head_tokens x hidden x act_bytes (Megatron's output layer is a ColumnParallelLinear with
+    sequence_parallel=True, which gathers its input from the sequence-parallel region); and where the engine
+    samples from whole rows (`Fusion.logits_gather`), the [head_tokens, vocab / tp] slices are all-gathered,
+    head_tokens x vocab_per_gpu x tp x act_bytes in all."""
+    t = 0 * head_tokens
     if c.tp == 1:
         return t
-    if c.fusion.embedding_allreduce:
-        t = t + collective_time_s(profile, kind="reducescatter" if sequence_parallel else "allreduce",
-                                  group_size=c.tp, n_bytes=tokens * c.hidden_size * c.act_bytes)
+    if sequence_parallel:
+        t = t + collective_time_s(profile, kind="allgather", group_size=c.tp,
+                                  n_bytes=head_tokens * c.hidden_size * c.act_bytes)
     if c.fusion.logits_gather:
         t = t + collective_time_s(profile, kind="allgather", group_size=c.tp,
-                                  n_bytes=sampled * c.vocab_per_gpu * c.tp * c.act_bytes)
+                                  n_bytes=head_tokens * c.vocab_per_gpu * c.tp * c.act_bytes)
     return t
+
+
+def edge_collectives_s(c: Coefficients, profile: HardwareProfile, *, tokens, sampled, sequence_parallel=False):
+    """The step's collectives outside the decoder layers at tp > 1 (DESIGN.md §3), as the engine runs them
+    (`Fusion`): `embedding_collective_s` of `tokens` plus `head_collectives_s` of the `sampled` rows. Without PP
+    both add to the step; with PP the first stage carries the one and the last stage the other
+    (`_pipeline_step`)."""
+    return (embedding_collective_s(c, profile, tokens=tokens, sequence_parallel=sequence_parallel)
+            + head_collectives_s(c, profile, head_tokens=sampled, sequence_parallel=sequence_parallel))
 
 
 def _layers_compute_s(c: Coefficients, tokens):
@@ -201,16 +222,17 @@ def _prefill_attention_s(c: Coefficients, tokens, pairs):
 
 
 def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_s, head_s, tokens, sequences,
-                   micro_batches) -> StepTime:
+                   micro_batches, first_s=0.0, last_s=0.0) -> StepTime:
     """One step of every running sequence, given the per-micro-batch kernel time of all decoder layers
-    (`layers_s`), their TP collectives (`comm_s`) and the lm_head (`head_s`), each at `tokens` tokens.
+    (`layers_s`), their TP collectives (`comm_s`), the lm_head (`head_s`) and the collectives outside the layers
+    on the first stage (`first_s`: the embedding's) and on the last (`last_s`: the lm_head's), at `tokens` tokens.
 
     Without PP that is compute + communication + the step overhead. With PP the engine keeps `micro_batches`
     (= min(pp, batch)) micro-batches in flight (vLLM V1 batch queue of pp; TensorRT-LLM numMicroBatches = pp),
     and every stage runs every micro-batch, re-reading its weights each time. Layers are split as vLLM's
     `get_pp_indices` does (vllm/distributed/utils.py: L // pp each, the remainder on the stages before the last,
-    which also runs the final norm and lm_head), so the slowest stage is max(ceil(L/pp) layers, floor(L/pp)
-    layers + lm_head). A round, in which every sequence emits one token, is
+    which also runs the final norm and lm_head), so the slowest stage is max(ceil(L/pp) layers + the embedding's
+    collective, floor(L/pp) layers + lm_head + its collectives). A round, in which every sequence emits one token, is
         max(micro_batches x slowest stage, all stages once) + (pp - 1) hand-offs + step overhead,
     floored by micro_batches x step overhead (one scheduler pass per micro-batch on the one scheduling thread).
     With micro_batches = pp the hand-offs and the overhead are not hidden: each micro-batch's own path through
@@ -224,16 +246,24 @@ def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_
     body = layers_s + comm_s
     o = c.step_overhead_s
     if c.pp == 1:
-        return step_time(compute_s=layers_s + head_s, communication_s=comm_s, overhead_s=o + 0 * tokens)
+        return step_time(compute_s=layers_s + head_s, communication_s=comm_s + first_s + last_s,
+                         overhead_s=o + 0 * tokens)
     widest, last = ceil_div(c.num_layers, c.pp) / c.num_layers, (c.num_layers // c.pp) / c.num_layers
-    slowest = maximum(widest * body, last * body + head_s)
-    work = maximum(micro_batches * slowest, body + head_s)
-    compute = work * (layers_s + head_s) / (body + head_s)
+    slowest = maximum(widest * body + first_s, last * body + head_s + last_s)
+    whole = body + head_s + first_s + last_s
+    work = maximum(micro_batches * slowest, whole)
+    compute = work * (layers_s + head_s) / whole
     handoffs = pipeline_handoffs_s(profile, tp=c.tp, pp=c.pp, n_bytes=tokens * c.hidden_size * c.act_bytes)
     comm = work - compute + handoffs
     host = (c.pp - 1) * sequences * c.pipeline_sequence_overhead_s
     return step_time(compute_s=compute, communication_s=comm,
                      overhead_s=maximum(o, micro_batches * o - work - handoffs) + host)
+
+
+def _edges(c: Coefficients, profile: HardwareProfile, *, tokens, head_tokens, sequence_parallel):
+    """`_pipeline_step`'s first_s / last_s: the embedding's collective and the lm_head's."""
+    return {"first_s": embedding_collective_s(c, profile, tokens=tokens, sequence_parallel=sequence_parallel),
+            "last_s": head_collectives_s(c, profile, head_tokens=head_tokens, sequence_parallel=sequence_parallel)}
 
 
 def micro_batches(c: Coefficients, batch):
@@ -271,20 +301,23 @@ def decode_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len
     m = micro_batches(c, batch)
     b = batch / m
     layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, sequence_parallel=sequence_parallel)
-    edge = edge_collectives_s(c, profile, tokens=b, sampled=b, sequence_parallel=sequence_parallel)
-    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
-                          head_s=_head_s(c, b), tokens=b, sequences=b, micro_batches=m)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
+                          head_s=_head_s(c, b), tokens=b, sequences=b, micro_batches=m,
+                          **_edges(c, profile, tokens=b, head_tokens=b, sequence_parallel=sequence_parallel))
 
 
-def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False) -> StepTime:
-    """Prefill of `prompts` prompts of `input_len` tokens in one step (the lm_head runs on each last token);
-    with PP the prompts cross the stages one after another (one micro-batch)."""
+def prefill(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False,
+            every_position=False) -> StepTime:
+    """Prefill of `prompts` prompts of `input_len` tokens in one step; the lm_head runs on each prompt's last
+    token, or with `every_position` on all of them (a training forward pass: the loss needs every position's
+    logits). With PP the prompts cross the stages one after another (one micro-batch)."""
     n = prompts * input_len
+    head_tokens = n if every_position else prompts
     layers = decoder_layers(c, profile, prefill_tokens=n, prefill_pairs=prompts * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
-    edge = edge_collectives_s(c, profile, tokens=n, sampled=prompts, sequence_parallel=sequence_parallel)
-    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
-                          head_s=_head_s(c, prompts), tokens=n, sequences=prompts, micro_batches=1)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
+                          head_s=_head_s(c, head_tokens), tokens=n, sequences=prompts, micro_batches=1,
+                          **_edges(c, profile, tokens=n, head_tokens=head_tokens, sequence_parallel=sequence_parallel))
 
 
 def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len, prefill_tokens, input_len,
@@ -298,9 +331,9 @@ def mixed_step(c: Coefficients, profile: HardwareProfile, *, batch, context_len,
     layers = decoder_layers(c, profile, decode_seqs=b, context_len=context_len, prefill_tokens=p,
                             prefill_pairs=p / input_len * causal_pairs(c, input_len),
                             sequence_parallel=sequence_parallel)
-    edge = edge_collectives_s(c, profile, tokens=b + p, sampled=b, sequence_parallel=sequence_parallel)
-    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s + edge,
-                          head_s=_head_s(c, b), tokens=b + p, sequences=b + p / input_len, micro_batches=m)
+    return _pipeline_step(c, profile, layers_s=layers.compute_s, comm_s=layers.communication_s,
+                          head_s=_head_s(c, b), tokens=b + p, sequences=b + p / input_len, micro_batches=m,
+                          **_edges(c, profile, tokens=b + p, head_tokens=b, sequence_parallel=sequence_parallel))
 
 
 def allreduce_bytes_per_layer(c: Coefficients, *, tokens) -> float:

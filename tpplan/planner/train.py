@@ -146,7 +146,7 @@ def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayo
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
                      fusion=fusion_for("megatron"))
     mb = w.batch or 1
-    fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp)
+    fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp, every_position=True)
     compute, comm = fwd.compute_s, fwd.communication_s
     if lay.folded:
         d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=mb * w.input_len, sp=sp)
