@@ -1,5 +1,5 @@
-"""What a training plan prints and writes: the per-GPU memory keys of its candidates and the table columns read from
-them."""
+"""What a training plan prints and writes: the per-GPU memory keys of its candidates, the table columns read from
+them, and the assumptions it states (sequence length and batches, not a serving max_model_len)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,17 @@ def test_activation_bytes_follow_the_documented_formula(tp, pp, micro_batch, seq
     per_layer = _layer_bytes(seq_len=seq_len, micro_batch=micro_batch, hidden=LLAMA_70B_H, tp=tp, sp=sp)
     assert c.activation_bytes_per_gpu == pp * ceil_div(LLAMA_70B_LAYERS, pp) * per_layer
 
+
+def test_training_assumptions_state_sequence_and_batches_not_max_model_len(run_cli):
+    plan = recommend("llama-8b", gpus=8, workload="train", input_len=4096, batch=2, replan_suggestions=False)
+    a = plan.assumptions
+    assert "max_model_len" not in a and "batch" not in a
+    assert a["seq_length"].startswith("4096 tokens per sequence")
+    assert a["micro_batch_size"].startswith("2 sequences")
+    assert a["global_batch_size"].startswith("8 x PP x DP sequences per step")
+    out = run_cli("recommend", "-m", "llama-8b", "--gpus", "8", "--workload", "train", "--wide").out
+    block = out[out.index("Assumptions:"):]
+    assert "max_model_len" not in block
+    assert all(f"  - {k}: " in block for k in ("seq_length", "micro_batch_size", "global_batch_size"))
+    serve = recommend("llama-8b", gpus=8, replan_suggestions=False).assumptions
+    assert "max_model_len" in serve and "seq_length" not in serve
