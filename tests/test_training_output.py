@@ -100,7 +100,7 @@ def test_training_assumptions_state_sequence_and_batches_not_max_model_len(run_c
     assert a["global_batch_size"].startswith("8 x PP x DP sequences per step")
     out = run_cli("recommend", "-m", "llama-8b", "--gpus", "8", "--workload", "train", "--wide").out
     block = out[out.index("Assumptions:"):]
-    assert "max_model_len" not in block
+    assert "max_model_len" not in block and "KV cache" not in block
     assert all(f"  - {k}: " in block for k in ("seq_length", "micro_batch_size", "global_batch_size"))
     serve = recommend("llama-8b", gpus=8, replan_suggestions=False).assumptions
-    assert "max_model_len" in serve and "seq_length" not in serve
+    assert "max_model_len" in serve and "KV cache bf16" in serve["dtype"] and "seq_length" not in serve

@@ -152,7 +152,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
-    assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
+    kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
+    assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))
     if w.mode == "train":
         from tpplan.planner.train_layouts import training_assumptions
 
