@@ -36,6 +36,7 @@ def test_import_tpplan_loads_no_planner():
 @pytest.mark.parametrize("cmd, args", [
     ("recommend", ["recommend", "--model", "llama-70b", "--gpus", "8", "--emit", "vllm", "--tp", "4"]),
     ("recommend", ["recommend", "--model", "llama-70b", "--gpus", "1"]),  # nothing fits: nulls and suggestions
+    ("recommend", ["recommend", "--model", "llama-8b", "--gpus", "8", "--workload", "train", "--tp", "2"]),
     ("sweep", ["sweep", "--models", "llama-8b", "--gpus", "2", "--batch", "1,8"]),
 ])
 def test_outputs_validate_against_their_schema(run_cli, cmd, args):
@@ -46,6 +47,17 @@ def test_outputs_validate_against_their_schema(run_cli, cmd, args):
     if cmd == "recommend":
         bad = dict(doc, schema_version=2)
         assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+
+
+def test_recommend_schema_describes_fields_by_their_docstrings(run_cli):
+    """Candidate's field docstrings are the schema's descriptions, e.g. the training memory keys (null when
+    serving)."""
+    cand = run_cli("schema", "recommend").json()["$defs"]["Candidate"]["properties"]
+    for key, words in (("activation_bytes_per_gpu", "Korthikanti"),
+                       ("model_state_bytes_per_gpu", "weights + gradients + optimizer state")):
+        assert cand[key]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+        assert words in cand[key]["description"] and "None (JSON null) when serving" in cand[key]["description"]
+    assert "tp" in cand and cand["tp"]["description"].startswith("Attention (and dense-layer) TP degree")
 
 
 def test_infeasible_rows_have_null_latencies_and_suggestions_have_flags(run_cli):

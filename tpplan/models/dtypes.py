@@ -78,11 +78,12 @@ def override_note(spec: ModelSpec, dtype: str) -> str | None:
 __all__ += ["AUTO", "override_note", "weights_assumption"]
 
 
-def weights_assumption(spec: ModelSpec, dtype: str, kv_cache_dtype: str, peaks: dict[str, float]) -> str:
-    """One line for a plan's assumptions: the weight format, where it came from, and the matmul dtype on this GPU
-    (with the weight-only note when the GPU lacks the format's tensor cores)."""
+def weights_assumption(spec: ModelSpec, dtype: str, kv_cache_dtype: str | None, peaks: dict[str, float]) -> str:
+    """One line for a plan's assumptions: the weight format, where it came from, the KV cache's dtype (None: no KV
+    cache, a training plan) and the matmul dtype on this GPU (with the weight-only note when the GPU lacks the
+    format's tensor cores)."""
     fmt = weight_format(spec, dtype)
-    line = f"weights {fmt.name}, KV cache {kv_cache_dtype}"
+    line = f"weights {fmt.name}" + (f", KV cache {kv_cache_dtype}" if kv_cache_dtype is not None else "")
     if not fmt.quantized:
         return line
     origin = "the checkpoint's quantization_config" if fmt is spec.quantization else "--dtype"

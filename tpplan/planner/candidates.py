@@ -69,7 +69,18 @@ class Candidate:
     weight_bytes_per_gpu: int = 0
     optimizer_state_bytes_per_gpu: int = 0
     """Training only: gradients, fp32 master weights and Adam moments."""
+    model_state_bytes_per_gpu: int | None = None
+    """Training: weights + gradients + optimizer state on the most loaded GPU, weight_bytes_per_gpu +
+    optimizer_state_bytes_per_gpu (18 B per parameter held, tpplan.planner.train). None (JSON null) when serving:
+    the GPU holds no gradients or optimizer state, and its weights are weight_bytes_per_gpu."""
+    activation_bytes_per_gpu: int | None = None
+    """Training: activations the first pipeline stage holds for the backward at the peak of 1F1B
+    (tpplan.planner.train.activation_bytes_per_gpu, Korthikanti et al. 2022); part of runtime_reserve_bytes_per_gpu.
+    None (JSON null) when serving: nothing is kept for a backward; the transient activations of a prefill chunk
+    are sized inside runtime_reserve_bytes_per_gpu (activation_reserve_bytes), a different quantity."""
     runtime_reserve_bytes_per_gpu: int = 0
+    """The profile's runtime reserve + activations: serving, one prefill chunk's plus DeepEP's buffers; training,
+    activation_bytes_per_gpu."""
     kv_cache_bytes_per_gpu: int = 0
     kv_cache_tokens: int = 0
     max_concurrent_sequences: int = 0

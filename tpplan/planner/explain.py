@@ -27,7 +27,9 @@ def _folded(c: Candidate) -> bool:
 
 
 def _state_gib(c: Candidate) -> float:
-    return bytes_to_gib(c.weight_bytes_per_gpu + c.optimizer_state_bytes_per_gpu)
+    """A training candidate's weights + gradients + optimizer state per GPU, GiB."""
+    assert c.model_state_bytes_per_gpu is not None, "training candidates carry their model state"
+    return bytes_to_gib(c.model_state_bytes_per_gpu)
 
 
 def _train_moe_versus(best: Candidate, plan: Plan) -> str | None:

@@ -21,7 +21,6 @@ from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
     DEFAULT_MAX_MODEL_LEN,
-    TRAIN_MICROBATCHES_PER_STAGE,
     WORKLOAD_DEFAULTS,
     Mode,
     Objective,
@@ -138,7 +137,9 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         raise TpplanError(f"--dtype fp8 with --workload train: Transformer Engine's FP8 GEMMs need FP8 tensor cores "
                           f"(Ada, Hopper, Blackwell), which {profile.gpu.name} ({profile.name}) lacks; leave --dtype "
                           f"out for bf16")
-    max_model_len = _max_model_len(spec, max_model_len, input_len + output_len, assumptions)
+    # a serving notion: training states its sequence length and batches instead (train_layouts.batch_assumptions)
+    max_model_len = _max_model_len(spec, max_model_len, input_len + output_len,
+                                   assumptions if workload == "serve" else {})
     if objective == "latency" and batch is None and workload == "serve":
         batch = 1
         assumptions["batch"] = "1 (objective latency)"
@@ -151,7 +152,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
-    assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, w.kv_cache_dtype, profile.gpu.peak_flops_per_s))
+    kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
+    assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))
     if w.mode == "train":
         from tpplan.planner.train_layouts import training_assumptions
 
@@ -437,15 +439,13 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
                   if w.num_requests else "throughput = continuous-batching steady state")
     a.setdefault("workload", f"{w.mode}: in {w.input_len} / out {w.output_len} tokens; decode context input + "
                              f"output/2; TTFT one prompt alone; {throughput}")
-    if w.mode == "serve":
+    if w.mode == "serve":  # training states its batches under Megatron's names (train_layouts.batch_assumptions)
         a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
                                   f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
                                   f"{limits.block_size_tokens} tokens"
                                   + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
-    if w.mode == "train":
-        a.setdefault("batch", f"micro-batch {w.batch or 1} x {w.input_len} tokens (--batch), "
-                              f"{TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per step")
-    a.setdefault("batch", f"{w.batch}" if w.batch else "largest the paged KV cache, scheduler and latency limits allow")
+        a.setdefault("batch", f"{w.batch}" if w.batch else
+                     "largest the paged KV cache, scheduler and latency limits allow")
     a.setdefault("objective", w.objective)
     e = p.efficiency
     a.setdefault("efficiency", f"matmul {e.matmul:.2f}, memory {e.memory:.2f}, runtime reserve "

@@ -166,15 +166,16 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     n_params, expert_params = _params(spec, lay, w.engine)
     usable = usable_bytes_per_gpu(profile, w)
     weights, optimizer = n_params * WEIGHT_BYTES_PER_PARAM, n_params * OPTIMIZER_STATE_BYTES_PER_PARAM
+    state = weights + optimizer
     act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=sp,
                                    attention_scores=False, experts=x)
     reserve = profile.efficiency.runtime_reserve_bytes + act
     reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
     problem = expert_layout_problem(spec, lay, dtype=w.dtype) if spec.is_moe else None
     reasons += [problem] if problem else []
-    need = weights + optimizer + reserve
+    need = state + reserve
     if need > usable:
-        reasons.append(f"weights+gradients+optimizer {bytes_to_gib(weights + optimizer):.1f} GiB + activations "
+        reasons.append(f"weights+gradients+optimizer {bytes_to_gib(state):.1f} GiB + activations "
                        f"{bytes_to_gib(act):.1f} GiB per GPU exceed the {bytes_to_gib(usable):.1f} "
                        f"GiB usable by {bytes_to_gib(need - usable):.1f} GiB")
     step, comm, c = _step(spec, profile, w, lay, x, sp=sp, params=n_params, expert_params=expert_params)
@@ -184,7 +185,8 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     return Candidate(
         tp=tp, pp=pp, replicas=replicas, gpus_used=lay.world, tier=profile.tier_for_group(tp), feasible=not reasons,
         reasons=tuple(reasons), notes=notes, batch=mb, usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
-        optimizer_state_bytes_per_gpu=optimizer, runtime_reserve_bytes_per_gpu=reserve, step_time_s=step,
+        optimizer_state_bytes_per_gpu=optimizer, model_state_bytes_per_gpu=state, activation_bytes_per_gpu=act,
+        runtime_reserve_bytes_per_gpu=reserve, step_time_s=step,
         communication_time_per_step_s=comm, comm_share=comm / step, ep=ep,
         etp=lay.expert_tp if spec.is_moe else None,
         allreduce_bytes_per_layer=2 * c.allreduces_per_layer * mb * w.input_len * c.hidden_size * c.act_bytes

@@ -160,11 +160,22 @@ def megatron_flags(lay: TrainLayout, dtype: str = "bf16") -> list[str]:
     return out + (["--moe-token-dispatcher-type alltoall"] if lay.folded else [])
 
 
+def batch_assumptions(w: Workload) -> dict[str, str]:
+    """Sequence length, micro-batch and global batch under Megatron's names. The global batch is micro-batch x
+    micro-batches per step x DP = micro-batch x 4 x PP x DP sequences: it follows the layout, not a fixed target."""
+    mb, m = w.batch or 1, TRAIN_MICROBATCHES_PER_STAGE
+    return {"seq_length": f"{w.input_len} tokens per sequence (--input-len; Megatron --seq-length)",
+            "micro_batch_size": f"{mb} sequence{'s' if mb != 1 else ''} (--batch; Megatron --micro-batch-size)",
+            "global_batch_size": f"{mb * m} x PP x DP sequences per step: micro-batch {mb} x {m} x PP micro-batches "
+                                 f"per replica x DP replicas (Megatron --global-batch-size); it follows the layout, "
+                                 f"so layouts are compared at their own global batch"}
+
+
 def training_assumptions(spec: ModelSpec, w: Workload) -> dict[str, str]:
     """The assumptions a training plan states (tpplan.planner.train's model), for the Plan's `assumptions`."""
-    out = {"workload": f"train: sequences of {w.input_len} tokens in micro-batches of {w.batch or 1}; "
-                       f"{TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per data-parallel replica per step "
-                       f"through the 1F1B bubble; throughput = every replica's tokens / step",
+    out = {**batch_assumptions(w),
+           "workload": f"train: {TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per data-parallel replica per "
+                       f"step through the 1F1B bubble; throughput = every replica's tokens / step",
            "memory": "18 B per parameter held (bf16 weight, fp32 gradient, fp32 master weight, Adam moments; no "
                      "distributed optimizer, Megatron's default); activations without attention scores (Megatron's "
                      "fused attention keeps none), sequence parallelism when --sequence-parallel is given"}

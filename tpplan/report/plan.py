@@ -60,6 +60,10 @@ def _ms(seconds: float | None) -> str:
     return f"{ms:.1f}" if ms < 10 else f"{ms:,.0f}"
 
 
+def _gib(n_bytes: int | None) -> str:
+    return "-" if n_bytes is None else f"{bytes_to_gib(n_bytes):.1f}"
+
+
 def _layout(c: Candidate) -> str:
     from tpplan.planner.explain import label
 
@@ -149,9 +153,7 @@ def _cells(plan: Plan, c: Candidate) -> list[str]:
         memory = [f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}", f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}"]
     else:
         speed = speed if ok else ["-"] * 3
-        state = c.weight_bytes_per_gpu + c.optimizer_state_bytes_per_gpu
-        activations = c.runtime_reserve_bytes_per_gpu - plan.profile.efficiency.runtime_reserve_bytes
-        memory = [f"{bytes_to_gib(state):.1f}", f"{bytes_to_gib(activations):.1f}"]
+        memory = [_gib(c.model_state_bytes_per_gpu), _gib(c.activation_bytes_per_gpu)]
     cells = [mark, str(c.tp), str(c.pp), str(c.replicas), *speed, *memory,
              f"{100 * c.comm_share:.0f}%" if ok else "-"]
     if _has_moe_layouts(plan):

@@ -1,7 +1,8 @@
 """JSON Schemas of the documents `tpplan recommend|sweep|measure -f json` write (`tpplan schema COMMAND`).
 
 The recommend schema is generated from the dataclasses that produce the JSON (Candidate, Suggestion), so a new
-field appears in both at once; the sweep and measure schemas list the columns / keys their renderers write.
+field appears in both at once, its docstring as its description; the sweep and measure schemas list the columns /
+keys their renderers write.
 """
 
 from __future__ import annotations
@@ -14,9 +15,27 @@ _NUM_OR_NULL = {"type": ["number", "null"]}
 
 
 def _dataclass_schema(cls: type) -> dict[str, Any]:
+    """pydantic's schema of a dataclass, each field's docstring as its `description`."""
     from pydantic import TypeAdapter
 
-    return TypeAdapter(cls).json_schema()
+    schema = TypeAdapter(cls).json_schema()
+    for name, doc in _field_docstrings(cls).items():
+        schema["properties"][name]["description"] = doc
+    return schema
+
+
+def _field_docstrings(cls: type) -> dict[str, str]:
+    """The string literal under each annotated field of a class body, whitespace collapsed: what pydantic's
+    `use_attribute_docstrings` reads, which TypeAdapter refuses to configure for a dataclass (and the planner's
+    dataclasses carry no pydantic config)."""
+    import ast
+    import inspect
+    import textwrap
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    return {field.target.id: " ".join(doc.value.value.split()) for field, doc in zip(body, body[1:], strict=False)
+            if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)}
 
 
 def recommend_schema() -> dict[str, Any]:
