@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tpplan.cost.collectives import collective_time_s
 from tpplan.hardware.loader import load_builtin
+from tpplan.models.resolve import resolve_model
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.plan import recommend
 from tpplan.planner.train import GRAD_BYTES_PER_PARAM, activation_bytes_per_gpu
@@ -302,9 +303,26 @@ def test_training_refuses_another_engine_and_serving_only_options(refusal, run_c
     with pytest.raises(TpplanError, match="--deepep-mode normal applies to SGLang serving"):
         recommend("mixtral-8x7b", gpus=8, workload="train", deepep_mode="normal")
     for kw, name in ((dict(kv_cache_dtype="fp8"), "--kv-cache-dtype"), (dict(max_tpot_ms=50), "--max-tpot-ms"),
-                     (dict(max_num_seqs=64), "--max-num-seqs")):
+                     (dict(max_num_seqs=64), "--max-num-seqs"), (dict(max_model_len=4096), "--max-model-len"),
+                     (dict(output_len=512), "--output-len"), (dict(objective="latency"), "--objective latency")):
         with pytest.raises(TpplanError, match=f"^{name} applies to --workload serve"):
             recommend("llama-8b", gpus=8, workload="train", **kw)
+
+
+def test_a_training_sequence_needs_only_its_input_len_within_the_context(refusal):
+    """A 4,096-token model trains on 4,096-token sequences (no generated tokens are added to them); one token more
+    is refused in one line."""
+    from tpplan.errors import TpplanError
+
+    ctx = resolve_model("llama-2-7b").spec.max_position_embeddings
+    assert ctx == 4096
+    plan = recommend("llama-2-7b", gpus=8, workload="train", input_len=ctx)
+    assert plan.recommended is not None and plan.workload.input_len == ctx
+    with pytest.raises(TpplanError, match=r"^--input-len = 4097 exceeds Llama-2-7B's context "
+                                          r"\(max_position_embeddings 4096\); shorten the sequence$"):
+        recommend("llama-2-7b", gpus=8, workload="train", input_len=ctx + 1)
+    err = refusal("recommend", "--model", "llama-8b", "--gpus", "8", "--workload", "train", "--objective", "latency")
+    assert err.startswith("Error: --objective latency applies to --workload serve")
 
 
 def test_training_refuses_a_serving_only_weight_format():

@@ -139,8 +139,10 @@ def _versus(best: Candidate, other: Candidate, objective: str) -> str:
         return (f"{label(other)}: TPOT {s_to_ms(other.tpot_s):.2f} ms, {gap:.0f}% slower per token "
                 f"(collectives {100 * other.comm_share:.0f}% of the step vs {100 * best.comm_share:.0f}%)")
     if objective == "gpus":
-        return (f"{label(other)}: needs {other.gpus_used // other.replicas} GPUs per replica vs "
-                f"{best.gpus_used // best.replicas}")
+        mine, theirs = best.gpus_used // best.replicas, other.gpus_used // other.replicas
+        if theirs != mine:
+            return f"{label(other)}: needs {theirs} GPUs per replica vs {mine}"
+        return _versus(best, other, "throughput").replace(": ", f": the same {mine} GPUs per replica, ", 1)
     gap = (1 - other.output_tokens_per_s_per_gpu / best.output_tokens_per_s_per_gpu) * 100
     why = []
     if other.comm_share > best.comm_share + 0.02:

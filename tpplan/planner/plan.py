@@ -120,7 +120,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         _refuse_serving_options({"--kv-cache-dtype": kv_cache_dtype != D.kv_cache_dtype,
                                  "--max-tpot-ms": max_tpot_ms is not None, "--max-ttft-ms": max_ttft_ms is not None,
                                  "--max-num-seqs": max_num_seqs is not None,
-                                 "--max-num-batched-tokens": max_num_batched_tokens is not None})
+                                 "--max-num-batched-tokens": max_num_batched_tokens is not None,
+                                 "--max-model-len": max_model_len is not None,
+                                 "--output-len": output_len != D.output_len,
+                                 "--objective latency": objective == "latency"})
     rules_for(engine)
     if workload == "serve":
         check_serving_engine(engine)
@@ -138,8 +141,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                           f"(Ada, Hopper, Blackwell), which {profile.gpu.name} ({profile.name}) lacks; leave --dtype "
                           f"out for bf16")
     # a serving notion: training states its sequence length and batches instead (train_layouts.batch_assumptions)
-    max_model_len = _max_model_len(spec, max_model_len, input_len + output_len,
-                                   assumptions if workload == "serve" else {})
+    if workload == "serve":
+        max_model_len = _max_model_len(spec, max_model_len, input_len + output_len, assumptions)
+    else:  # a training sequence is --input-len tokens; nothing is generated
+        max_model_len = _max_model_len(spec, None, input_len, {}, what="--input-len")
     if objective == "latency" and batch is None and workload == "serve":
         batch = 1
         assumptions["batch"] = "1 (objective latency)"
@@ -170,7 +175,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                                        dp_attention=dp_attention, etp=etp)
     if replan_suggestions and plan.suggestions:
         base = dict(model=spec, gpus=gpus_n, hardware=profile, engine=engine, dtype=w_dtype, kv_cache_dtype=w_kv,
-                    max_model_len=max_model_len, input_len=input_len, output_len=output_len, batch=batch,
+                    max_model_len=max_model_len if workload == "serve" else None, input_len=input_len,
+                    output_len=output_len, batch=batch,
                     num_requests=num_requests, gpu_memory_utilization=gpu_memory_utilization, workload=workload,
                     objective=objective,
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
@@ -333,12 +339,14 @@ def _chosen_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp or 0)
 
 
-def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str]) -> int:
+def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str], *,
+                   what: str = "--input-len + --output-len") -> int:
     """--max-model-len: given, or min(context, 8192) raised to input + output when a request needs more."""
     ctx = spec.max_position_embeddings
     if needed > ctx:
-        raise TpplanError(f"--input-len + --output-len = {needed} exceeds {spec.name}'s context "
-                          f"(max_position_embeddings {ctx}); shorten the request")
+        unit = "sequence" if what == "--input-len" else "request"
+        raise TpplanError(f"{what} = {needed} exceeds {spec.name}'s context (max_position_embeddings {ctx}); "
+                          f"shorten the {unit}")
     if given is None:
         value = min(ctx, DEFAULT_MAX_MODEL_LEN)
         if needed > value:
@@ -405,12 +413,26 @@ def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode:
     return MEGATRON, key
 
 
+def _objective_words(w: Workload, p: HardwareProfile) -> str:
+    """What the objective ranks by (rank_key), and for cost where its price comes from."""
+    if w.objective == "latency":
+        return "latency: lowest TPOT, then TTFT"
+    if w.objective == "gpus":
+        return "gpus: fewest GPUs per replica, then tok/s per GPU"
+    if w.objective == "cost":
+        price = (f"at {p.price_per_gpu_hour:g} $ per GPU-hour" if p.price_per_gpu_hour is not None else
+                 "no price given (--price-per-gpu-hour, or price_per_gpu_hour in the profile), so no $ per token")
+        return f"cost: most tok/s per GPU used, the least $ per token at one price per GPU-hour; {price}"
+    return "throughput: most tok/s on the GPUs given (idle GPUs earn nothing)"
+
+
 def _refuse_serving_options(given: dict[str, bool]) -> None:
     """Serving options a training plan would otherwise ignore: the first one given, as one error line."""
     name = next((k for k, v in given.items() if v), None)
     if name:
-        raise TpplanError(f"{name} applies to --workload serve (a serving engine's KV cache, latency limits and "
-                          f"scheduler); a Megatron training plan has none; leave it out with --workload train")
+        raise TpplanError(f"{name} applies to --workload serve (a serving engine's KV cache, generated tokens, "
+                          f"latency limits and scheduler); a Megatron training plan has none; leave it out with "
+                          f"--workload train")
 
 
 def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
@@ -446,7 +468,10 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
                                   + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
         a.setdefault("batch", f"{w.batch}" if w.batch else
                      "largest the paged KV cache, scheduler and latency limits allow")
-    a.setdefault("objective", w.objective)
+    a.setdefault("objective", _objective_words(w, p))
+    if w.sequence_parallel and w.mode == "serve":
+        a.setdefault("sequence_parallel", "on (--sequence-parallel): each layer's all-reduce priced as a "
+                                          "reduce-scatter + all-gather, and the lm_head's input all-gathered")
     e = p.efficiency
     a.setdefault("efficiency", f"matmul {e.matmul:.2f}, memory {e.memory:.2f}, runtime reserve "
                                f"{bytes_to_gib(e.runtime_reserve_bytes):.1f} GiB + activations, step overhead "

@@ -1,0 +1,35 @@
+"""What a plan says about its objective: the assumption line names what it ranks by (and, for cost, where the price
+comes from), and the runner-up explanation under --objective gpus compares GPUs only when they differ."""
+
+from __future__ import annotations
+
+from tpplan.planner.explain import explain
+from tpplan.planner.plan import recommend
+
+
+def test_each_objective_states_what_it_ranks_by():
+    words = {o: recommend("llama-70b", gpus=8, objective=o).assumptions["objective"]
+             for o in ("throughput", "latency", "gpus", "cost")}
+    assert words["throughput"] == "throughput: most tok/s on the GPUs given (idle GPUs earn nothing)"
+    assert words["latency"] == "latency: lowest TPOT, then TTFT"
+    assert words["gpus"] == "gpus: fewest GPUs per replica, then tok/s per GPU"
+    assert words["cost"].endswith("no price given (--price-per-gpu-hour, or price_per_gpu_hour in the profile), "
+                                  "so no $ per token")
+    priced = recommend("llama-70b", gpus=8, objective="cost", price_per_gpu_hour=2.5).assumptions["objective"]
+    assert priced.endswith("at 2.5 $ per GPU-hour")
+
+
+def test_gpus_objective_explains_a_runner_up_on_the_same_gpus_by_its_throughput():
+    plan = recommend("llama-70b", gpus=8, objective="gpus")
+    runner = next(c for c in plan.candidates if c.feasible and c is not plan.recommended)
+    line = next(x for x in explain(plan) if "Runner-up" in x)
+    same = runner.gpus_used // runner.replicas == plan.recommended.gpus_used // plan.recommended.replicas
+    assert same  # llama-70b on 8 x H100: TP2 x PP2 and TP4 both use 4 GPUs per replica
+    assert f"the same {runner.gpus_used // runner.replicas} GPUs per replica, " in line
+    assert "fewer tok/s per GPU" in line and "vs 4\n" not in line
+
+
+def test_sequence_parallel_serving_is_stated():
+    plan = recommend("llama-70b", gpus=8, sequence_parallel=True)
+    assert plan.assumptions["sequence_parallel"].startswith("on (--sequence-parallel): each layer's all-reduce")
+    assert "sequence_parallel" not in recommend("llama-70b", gpus=8).assumptions
