@@ -27,7 +27,7 @@ from tpplan.cost.step import (
     prefill,
 )
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.models.engines import tp_violation
+from tpplan.models.engines import tp_violation, valid_tp_degrees
 from tpplan.models.kv import kv_cache_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
@@ -219,7 +219,9 @@ def structural_reasons(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp
     reasons = []
     rule = tp_violation(spec, tp, engine=w.engine)
     if rule:
-        reasons.append(f"{w.engine}: {rule}")
+        works = [t for t in valid_tp_degrees(spec, engine=w.engine) if t <= max(w.gpus, 1)]
+        reasons.append(f"{w.engine}: {rule} TP degrees that work with {w.engine} on {w.gpus} GPUs: "
+                       f"{', '.join(map(str, works))}")
     if tp > profile.nvlink_domain_size and not w.allow_cross_domain_tp and profile.nvlink_domain_size > 1:
         reasons.append(f"TP {tp} crosses the {profile.nvlink_domain_size}-GPU NVLink domain (all-reduce over "
                        f"{profile.tier_for_group(tp)}); pass --allow-cross-domain-tp to consider it")

@@ -150,7 +150,10 @@ def _cells(plan: Plan, c: Candidate) -> list[str]:
     speed = [f"{c.output_tokens_per_s:,.0f}", f"{c.output_tokens_per_s_per_gpu:,.0f}", step]
     if serve:
         speed = [*speed, _ms(c.ttft_s), str(c.batch)] if ok else ["-"] * 5
-        memory = [f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}", f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}"]
+        # a layout the engine's rules refuse is never sized: no weights, so "-" rather than 0.0
+        sized = c.weight_bytes_per_gpu > 0
+        memory = [f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}" if sized else "-",
+                  f"{bytes_to_gib(c.kv_cache_bytes_per_gpu):.1f}" if sized else "-"]
     else:
         speed = speed if ok else ["-"] * 3
         memory = [_gib(c.model_state_bytes_per_gpu), _gib(c.activation_bytes_per_gpu)]
