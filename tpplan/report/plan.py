@@ -124,7 +124,7 @@ def _context(plan: Plan) -> str:
             f"gpu-memory-utilization {w.gpu_memory_utilization:.2f}, objective {w.objective}")
 
 
-def _columns(plan: Plan) -> list[Column]:
+def _columns(plan: Plan, *, wide: bool = False) -> list[Column]:
     serve = plan.workload.mode == "serve"
     cols = [Column(header="", priority=0, align="<"), Column(header="TP", priority=0),
             Column(header="PP", priority=0), Column(header="rep", priority=0), Column(header="tok/s", priority=1),
@@ -140,10 +140,23 @@ def _columns(plan: Plan) -> list[Column]:
         cols[4:4] = [Column(header="EP", priority=0), Column(header=second, priority=0)]
     if plan.profile.price_per_gpu_hour:
         cols.append(Column(header="$/M tok", priority=2))
+    if wide and serve:  # the JSON's decode_step / prefill split (DESIGN.md §3), milliseconds
+        cols += [Column(header=h, priority=9) for h in _SPLIT_HEADERS]
     return cols
 
 
-def _cells(plan: Plan, c: Candidate) -> list[str]:
+_SPLIT_HEADERS = ("dec cmp", "dec comm", "dec ovh", "pre cmp", "pre comm")
+"""--wide: a decode step's compute / communication / overhead and one prompt's prefill compute / communication, ms."""
+
+
+def _split_cells(c: Candidate) -> list[str]:
+    d, p = c.decode_step, c.prefill
+    if d is None or p is None:
+        return ["-"] * len(_SPLIT_HEADERS)
+    return [_ms(x) for x in (d.compute_s, d.communication_s, d.overhead_s, p.compute_s, p.communication_s)]
+
+
+def _cells(plan: Plan, c: Candidate, *, wide: bool = False) -> list[str]:
     ok, serve = c.feasible, plan.workload.mode == "serve"
     mark = "★" if c is plan.recommended else ("→" if c is plan.chosen else ("" if ok else "x"))
     step = _ms(c.tpot_s) if serve else (f"{c.step_time_s:.2f}" if c.step_time_s is not None else "-")
@@ -163,6 +176,8 @@ def _cells(plan: Plan, c: Candidate) -> list[str]:
         cells[4:4] = [str(c.ep), str(c.dp_attention) if serve else str(c.etp or c.tp)]
     if plan.profile.price_per_gpu_hour:
         cells.append("-" if c.cost_per_million_output_tokens is None else f"{c.cost_per_million_output_tokens:.2f}")
+    if wide and serve:
+        cells += _split_cells(c)
     return cells
 
 
@@ -170,7 +185,7 @@ def _has_moe_layouts(plan: Plan) -> bool:
     return any(c.ep > 1 or c.dp_attention > 1 for c in plan.candidates)
 
 
-def _legend(plan: Plan) -> str:
+def _legend(plan: Plan, *, wide: bool = False) -> str:
     chosen = "→ your --tp layout, " if plan.chosen is not None else ""
     second = ("DPa attention data-parallel ranks of TP GPUs each" if plan.workload.mode == "serve" else
               "ETP GPUs each expert is split over")
@@ -178,7 +193,9 @@ def _legend(plan: Plan) -> str:
     memory = ("seqs per replica; wt/KV GiB per GPU" if plan.workload.mode == "serve" else
               "state GiB = weights + gradients + optimizer per GPU; act GiB = activations per GPU")
     return (f"★ recommended, {chosen}x rejected (why below); rep replicas; {moe}{memory}; "
-            f"comm = collectives' share of a step; --wide for all")
+            f"comm = collectives' share of a step; " + (
+                "dec/pre cmp/comm/ovh = a decode step's and one prompt's prefill compute / collectives / overhead, ms"
+                if wide and plan.workload.mode == "serve" else "--wide for all"))
 
 
 def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str]:
@@ -187,8 +204,8 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
     rows = _rows(plan)
     notes = [[ln for r in c.reasons for ln in wrap(r, wrap_w, indent="    ", first="  - ")] for c in rows]
     lines = wrap(headline(plan), wrap_w, indent="  ", first="") + wrap(_context(plan), wrap_w, indent="  ") + [""]
-    lines += table_lines(_columns(plan), [_cells(plan, c) for c in rows], width, notes)
-    lines += wrap(_legend(plan), wrap_w) + [""]
+    lines += table_lines(_columns(plan, wide=wide), [_cells(plan, c, wide=wide) for c in rows], width, notes)
+    lines += wrap(_legend(plan, wide=wide), wrap_w) + [""]
     explanation = plan.explanation if wide or plan.recommended is None else _short_explanation(plan)
     if len(explanation) == 1:
         lines += wrap("Why: " + explanation[0], wrap_w, indent="  ")
