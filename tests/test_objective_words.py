@@ -33,3 +33,19 @@ def test_sequence_parallel_serving_is_stated():
     plan = recommend("llama-70b", gpus=8, sequence_parallel=True)
     assert plan.assumptions["sequence_parallel"].startswith("on (--sequence-parallel): each layer's all-reduce")
     assert "sequence_parallel" not in recommend("llama-70b", gpus=8).assumptions
+
+
+def test_assumptions_name_config_defaults_and_the_matmul_share_used(tmp_path):
+    """A config.json that leaves fields out plans on transformers' defaults, and the plan says so; an FP8 model's
+    GEMMs run at the FP8 share of the FP8 peak, and the efficiency line says that, with the sustained clock."""
+    import json
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32,
+                               "intermediate_size": 11008}))
+    notes = recommend(str(cfg), gpus=2).assumptions["model_config"]
+    assert "num_hidden_layers missing from the config: transformers' llama config default 32" in notes
+    assert "model_config" not in recommend("llama-70b", gpus=8).assumptions
+    fp8 = recommend("deepseek-v3", gpus=8, hardware="hgx-h200").assumptions["efficiency"]
+    assert fp8.startswith("matmul 0.70 of the fp8 peak x 0.80 clock, memory 0.90")
+    assert recommend("llama-70b", gpus=8).assumptions["efficiency"].startswith("matmul 0.77 x 0.80 clock, memory")

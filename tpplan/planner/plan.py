@@ -163,7 +163,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         from tpplan.planner.train_layouts import training_assumptions
 
         assumptions.update(training_assumptions(spec, w))
-    _record_defaults(assumptions, w, profile)
+    _record_defaults(assumptions, w, profile, spec)
     if moe_layouts(spec, w):
         assumptions.setdefault("moe", f"expert parallelism (EP) and attention data parallelism (DP-attn) layouts "
                                       f"considered; EP load imbalance {w.moe_imbalance:.2f} (busiest rank's routed "
@@ -222,6 +222,8 @@ def _model_and_profile(model: str | ModelSpec, hardware: str | HardwareProfile |
         spec = resolved.spec
         if resolved.via_alias:
             assumptions["model"] = f"{model} resolves to {spec.name} ({spec.hf_id})"
+    if spec.notes:  # fields a config.json left out (transformers' defaults), and how the model is read
+        assumptions["model_config"] = "; ".join(spec.notes)
     if isinstance(hardware, HardwareProfile):
         profile, assumed = hardware, False
     else:
@@ -413,6 +415,18 @@ def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode:
     return MEGATRON, key
 
 
+def _matmul_words(spec: ModelSpec, w: Workload, p: HardwareProfile) -> str:
+    """The matmul share of peak the plan's GEMMs run at: the 16-bit one, or the FP8 / FP4 one when the weights
+    compute in it on this GPU (tpplan.cost.kernels.matmul_share), with the sustained clock when it is below 1."""
+    from tpplan.cost.kernels import matmul_share
+    from tpplan.models.dtypes import compute_dtype, weight_format
+
+    dtype = compute_dtype(weight_format(spec, w.dtype), p.gpu.peak_flops_per_s)[0]
+    e = p.efficiency
+    words = f"matmul {matmul_share(e, dtype):.2f}" + (f" of the {dtype} peak" if dtype not in ("bf16", "fp16") else "")
+    return words + (f" x {e.sustained_clock:.2f} clock" if e.sustained_clock < 1 else "")
+
+
 def _objective_words(w: Workload, p: HardwareProfile) -> str:
     """What the objective ranks by (rank_key), and for cost where its price comes from."""
     if w.objective == "latency":
@@ -447,7 +461,7 @@ def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
                           "use --objective throughput (or cost) with --num-requests, or leave it out")
 
 
-def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None:
+def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: ModelSpec) -> None:
     from tpplan.planner.candidates import engine_limits
 
     limits = engine_limits(p, w)
@@ -473,7 +487,7 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile) -> None
         a.setdefault("sequence_parallel", "on (--sequence-parallel): each layer's all-reduce priced as a "
                                           "reduce-scatter + all-gather, and the lm_head's input all-gathered")
     e = p.efficiency
-    a.setdefault("efficiency", f"matmul {e.matmul:.2f}, memory {e.memory:.2f}, runtime reserve "
-                               f"{bytes_to_gib(e.runtime_reserve_bytes):.1f} GiB + activations, step overhead "
-                               f"{s_to_ms(e.step_overhead_s):.2f} ms, {e.kernel_overhead_s / US:.1f} us per kernel "
-                               f"(from {p.origin})")
+    a.setdefault("efficiency", f"{_matmul_words(spec, w, p)}, memory {e.memory:.2f}, reserve "
+                               f"{bytes_to_gib(e.runtime_reserve_bytes):.1f} GiB + activations, "
+                               f"{s_to_ms(e.step_overhead_s):.2f} ms per step, {e.kernel_overhead_s / US:.1f} us per "
+                               f"kernel (from {p.origin})")
