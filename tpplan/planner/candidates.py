@@ -25,6 +25,7 @@ from tpplan.cost.step import (
     allreduce_bytes_per_layer,
     decode_step,
     prefill,
+    step_time,
 )
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.engines import tp_violation, valid_tp_degrees
@@ -43,7 +44,7 @@ from tpplan.planner.moe_buffers import (
     solve_ll_tokens,
 )
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
-from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, s_to_ms
+from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, minimum, s_to_ms
 
 FP32_BYTES = 4
 LATENCY_LIMIT_WORDS = "exceeds --max-"
@@ -262,6 +263,22 @@ def replica_concurrency(c: Coefficients, limits: SchedulerLimits, *, kv_cache_to
                                 micro_batches=c.pp)
 
 
+def prefill_alone(c: Coefficients, profile: HardwareProfile, *, input_len, token_budget: int,
+                  sequence_parallel: bool = False) -> StepTime:
+    """One prompt prefilled with nothing else running. A prompt longer than the step's token budget is cut into
+    n = ceil(input_len / budget) chunks, one step each (vLLM chunked prefill, TensorRT-LLM's context chunking, SGLang's
+    chunked_prefill_size): the weights are read and the step's fixed costs paid n times. That is priced as n steps of
+    a budget-sized prompt, or the whole prompt in one step when that is longer (the chunks' attention to the earlier
+    chunks, which n budget-sized prompts leave out, matters only when chunks are few)."""
+    whole = prefill(c, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel)
+    chunks = ceil_div(input_len, token_budget)
+    chunk = prefill(c, profile, prompts=1, input_len=minimum(input_len, token_budget),
+                    sequence_parallel=sequence_parallel)
+    pick = chunks * chunk.total_s > whole.total_s  # bool or array of bools; float arithmetic below keeps both
+    return step_time(**{k: pick * chunks * getattr(chunk, k) + (1 - pick) * getattr(whole, k)
+                        for k in ("compute_s", "communication_s", "overhead_s")})
+
+
 def serving_performance(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, *, kv_cache_tokens: int,
                         batch, input_len, output_len, sequence_parallel: bool = False) -> Performance:
     """The one evaluation of a serving layout. Throughput is the steady state of continuous batching:
@@ -280,7 +297,8 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
                          token_budget=budget, mixes_prefill=limits.mixes_prefill, lockstep_ranks=dp,
                          sequence_parallel=sequence_parallel)
     alone = c if dp == 1 else replace(c, moe=replace(c.moe, busy_ranks=1))
-    first = prefill(alone, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel)
+    first = prefill_alone(alone, profile, input_len=input_len, token_budget=budget,
+                          sequence_parallel=sequence_parallel)
     # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one chunk
     # per round in a step that carries it (its next chunk waits for the previous one to leave the last stage); never
     # sooner than the prompt prefilled alone

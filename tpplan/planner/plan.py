@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import get_args
 
+from tpplan.cost.batching import SchedulerLimits
 from tpplan.errors import LayoutError, TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
 from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, rules_for
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
-from tpplan.planner.candidates import Candidate, evaluate_serving
+from tpplan.planner.candidates import Candidate, engine_limits, evaluate_serving
 from tpplan.planner.explain import explain, label, suggestions
 from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
@@ -157,6 +158,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
+    if w.mode == "serve":
+        _check_token_budget(engine_limits(profile, w), w)
     kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))
     if w.mode == "train":
@@ -415,6 +418,17 @@ def _training_engine_and_dtype(dtype: str, *, all2all_backend: str, deepep_mode:
     return MEGATRON, key
 
 
+def _check_token_budget(limits: SchedulerLimits, w: Workload) -> None:
+    """vLLM refuses a step token budget below its running-sequence limit: every running sequence needs a token
+    per step (vllm/config/scheduler.py SchedulerConfig._verify_args: "max_num_batched_tokens (N) must be greater
+    than or equal to max_num_seqs (M)")."""
+    if w.engine == "vllm" and limits.max_num_seqs and limits.max_num_batched_tokens < limits.max_num_seqs:
+        given = "--max-num-seqs" if w.max_num_seqs is not None else "--max-num-seqs (vLLM's default on this GPU)"
+        raise TpplanError(f"--max-num-batched-tokens {limits.max_num_batched_tokens} is below {given} "
+                          f"{limits.max_num_seqs}: vLLM refuses it (max_num_batched_tokens must be greater than or "
+                          f"equal to max_num_seqs); raise --max-num-batched-tokens or lower --max-num-seqs")
+
+
 def _matmul_words(spec: ModelSpec, w: Workload, p: HardwareProfile) -> str:
     """The matmul share of peak the plan's GEMMs run at: the 16-bit one, or the FP8 / FP4 one when the weights
     compute in it on this GPU (tpplan.cost.kernels.matmul_share), with the sustained clock when it is below 1."""
@@ -462,8 +476,6 @@ def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
 
 
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: ModelSpec) -> None:
-    from tpplan.planner.candidates import engine_limits
-
     limits = engine_limits(p, w)
     a.setdefault("gpus", f"{w.gpus} of {p.total_gpus} in {p.name}")
     a.setdefault("engine", w.engine)
