@@ -100,8 +100,9 @@ def measure_command(r: MeasureRequest, progress=None):
         env = results[0]["environment"]
         backend, on_gpu = env.get("backend") or "gloo", env.get("backend") == "nccl"
         kind = measured_kind(backend=backend, device_names=env.get("device_names") or [], on_gpu=on_gpu)
+        ranks = max((res["environment"].get("world_size") or 1 for res in results), default=1)
         profile = _profile(r, kind=kind, device_name=", ".join(env.get("device_names") or []),
-                           gloo_ranks=None if on_gpu else env.get("world_size"))
+                           gloo_ranks=None if on_gpu else ranks)  # the largest group that ran (a real --tp layer)
         dtype = r.dtype or _recorded_dtype(results) or ("bf16" if on_gpu else "fp32")
     else:
         node = _node(r.backend, detect_node)
