@@ -230,3 +230,31 @@ def test_price_gives_cost_per_million_tokens(tmp_path):
     best = recommend("llama-8b", gpus=8, hardware=str(path)).recommended
     expected = 2.0 * best.gpus_used / 3600 / best.output_tokens_per_s * 1e6
     assert best.cost_per_million_output_tokens == pytest.approx(expected)
+
+
+def test_every_builtin_states_its_16bit_peak():
+    """DESIGN §2, "never a guess": 16-bit kernels and dtypes without their own rate run at the bf16/fp16 peak."""
+    for name in builtin_names():
+        assert {"bf16", "fp16"} & set(load_builtin(name).gpu.peak_flops_per_s), name
+
+
+def test_a_profile_without_a_16bit_peak_is_refused_naming_file_line_and_key(tmp_path, refusal):
+    d = _base()
+    d["gpu"]["peak_flops"] = {"fp8": "1978.9 TFLOP/s"}
+    path = tmp_path / "fp8only.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.strip() == "peak_flops:")
+    assert refusal("recommend", "-m", "llama-8b", "--hardware", str(path)) == (
+        f"Error: {path}:{line}: gpu.peak_flops: no 16-bit peak (got ['fp8']); expected a bf16 (or fp16) key: the "
+        f"dense 16-bit matmul peak from the datasheet (never taken from another dtype)")
+
+
+def test_peak_for_a_dtype_never_falls_back_to_another_dtypes_peak():
+    from tpplan.errors import ProfileError
+    from tpplan.hardware.profile import GpuSpec
+
+    gpu = GpuSpec(name="X", memory_bytes=GiB, memory_bandwidth_bytes_per_s=1e12, peak_flops_per_s={"fp8": 2e15})
+    assert gpu.peak_flops_for("fp8") == 2e15
+    with pytest.raises(ProfileError, match=r"^gpu 'X' lists no 16-bit peak \(peak_flops has fp8\) and none for bf16; "
+                                           r"add gpu\.peak_flops\.bf16"):
+        gpu.peak_flops_for("bf16")

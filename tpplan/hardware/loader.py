@@ -76,8 +76,17 @@ def _link(x: dict[str, Any]) -> LinkSpec:
                     latency_s=_q(x.get("latency") or 0, "time", "us"))
 
 
+SIXTEEN_BIT = ("bf16", "fp16")
+"""The dtypes whose peak 16-bit kernels (and dtypes a GPU lists no rate for) run at: a profile must state one."""
+
+
 def _cross_field_problems(d: dict[str, Any]) -> list[tuple[tuple[str, ...], str, Any, str]]:
     node, out = d["node"], []
+    peaks = d["gpu"]["peak_flops"]
+    if not any(k in peaks for k in SIXTEEN_BIT):
+        out.append((("gpu", "peak_flops"), "no 16-bit peak", sorted(peaks),
+                    "a bf16 (or fp16) key: the dense 16-bit matmul peak from the datasheet (never taken from another "
+                    "dtype)"))
     if node["nvlink_domain_size"] > node["gpus_per_node"]:
         out.append((("node", "nvlink_domain_size"), "larger than gpus_per_node", node["nvlink_domain_size"],
                     f"at most {node['gpus_per_node']}"))
