@@ -258,3 +258,42 @@ def test_peak_for_a_dtype_never_falls_back_to_another_dtypes_peak():
     with pytest.raises(ProfileError, match=r"^gpu 'X' lists no 16-bit peak \(peak_flops has fp8\) and none for bf16; "
                                            r"add gpu\.peak_flops\.bf16"):
         gpu.peak_flops_for("bf16")
+
+
+def _with_duplicate(tmp_path, name: str = "dup.yaml") -> tuple[Path, int, int]:
+    """dgx-h100.yaml with `matmul: 0.2` added above its own `matmul: 0.77` under efficiency; (path, lines)."""
+    text = (ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text()
+    path = tmp_path / name
+    path.write_text(text.replace("efficiency:\n", "efficiency:\n  matmul: 0.2\n", 1))
+    first = path.read_text().splitlines().index("  matmul: 0.2") + 1
+    return path, first, first + 1
+
+
+def test_a_key_given_twice_is_refused_with_file_line_and_key(tmp_path, refusal, run_cli):
+    """PyYAML keeps the last of two equal keys in silence; tpplan names both lines instead."""
+    path, first, again = _with_duplicate(tmp_path)
+    line = (f"{path}:{again}: efficiency.matmul: duplicate key (first on line {first}); expected each key once in a "
+            f"mapping: keep one of the two (YAML would silently use the last)")
+    assert refusal("recommend", "-m", "llama-8b", "--hardware", str(path)) == f"Error: {line}"
+    r = run_cli("profiles", "validate", str(path))
+    assert (r.code, r.err) == (1, line + "\n")
+
+
+def test_duplicate_keys_are_found_in_the_measured_kernel_table_too():
+    from tpplan.errors import ProfileError
+    from tpplan.hardware.writer import profile_to_yaml
+
+    text = profile_to_yaml(load_builtin("dgx-h100")) + (
+        "kernel_table:\n  source: x\n  matmul:\n  - {n: 8, k: 8, dtype: bf16, tokens: [1], time: [3], k: 16}\n")
+    line = len(text.splitlines())
+    with pytest.raises(ProfileError, match=rf"^t\.yaml:{line}: kernel_table\.matmul\.0\.k: duplicate key \(first on "
+                                           rf"line {line}\)"):
+        load_profile_text(text, origin="t.yaml")
+
+
+def test_a_listed_profile_with_a_duplicate_key_is_a_warning_row_not_a_crash(tmp_path, monkeypatch, run_cli):
+    path, _, again = _with_duplicate(tmp_path, "ours.yaml")
+    monkeypatch.setenv("TPPLAN_PROFILE_PATH", str(tmp_path))
+    r = run_cli("profiles", "list", "-f", "json")
+    row = next(x for x in r.json() if x["location"] == str(path))
+    assert r.code == 0 and row["valid"] is False and f"{path}:{again}: efficiency.matmul: duplicate key" in r.err

@@ -2,7 +2,7 @@
 
 Resolution order for `--hardware X`: an existing path; then `X.yaml` in each directory of
 TPPLAN_PROFILE_PATH (like PATH, searched first); then the built-in profiles. YAML is read with the safe
-loader only (no tags, no object construction, no includes).
+loader only (no tags, no object construction, no includes), and a key given twice in one mapping is an error.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ import yaml
 from tpplan.errors import ProfileError
 from tpplan.files import package_dir
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
-from tpplan.hardware.yaml_errors import pydantic_problems, yaml_problem
+from tpplan.hardware.yaml_errors import UniqueKeySafeLoader, pydantic_problems, yaml_problem
 from tpplan.units import US, parse_quantity
 
 if TYPE_CHECKING:
     from tpplan.hardware.kernel_table import KernelTable
 
 DEFAULT_PROFILE = "dgx-h100"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOADER = UniqueKeySafeLoader
+"""Every YAML tpplan reads (profiles, their measured kernel tables, the defaults): safe, and a key given twice in
+one mapping is an error."""
 
 
 @cache
@@ -187,7 +189,7 @@ def load_profile_text(text: str, *, origin: str, validate: bool = True) -> Hardw
     try:
         data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
-        raise ProfileError([yaml_problem(exc, origin=origin)]) from None
+        raise ProfileError([yaml_problem(exc, origin=origin, text=text)]) from None
     if validate:
         _validate(text, data, origin)
     return profile_from_dict(data, origin=origin)
