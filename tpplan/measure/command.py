@@ -16,6 +16,8 @@ from tpplan.errors import MeasurementError, TpplanError
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 
 BACKENDS = ("gloo", "nccl")
+PROFILE_SUFFIXES = (".yaml", ".yml")
+"""What --out may end in: the calibrated profile is YAML, and `--hardware` takes a path by these suffixes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +64,10 @@ def _check_request(r: MeasureRequest) -> None:
         raise MeasurementError(f"--backend {r.backend!r}: expected one of {', '.join(BACKENDS)}")
     if r.nproc is not None and r.nproc < 1:
         raise MeasurementError(f"--nproc {r.nproc}: expected at least 1")
+    if r.out is not None and r.out.suffix.lower() not in PROFILE_SUFFIXES:
+        got = repr(r.out.suffix) if r.out.suffix else "no extension"
+        raise MeasurementError(f"--out {r.out}: the calibrated profile is YAML; use a name ending in .yaml or .yml "
+                               f"(got {got})")
     if r.from_files and (r.tp or r.emulate_tp or r.nproc):
         raise MeasurementError("--from compares saved results: drop --tp / --emulate-tp / --nproc, or drop --from")
 
