@@ -297,3 +297,36 @@ def test_a_listed_profile_with_a_duplicate_key_is_a_warning_row_not_a_crash(tmp_
     r = run_cli("profiles", "list", "-f", "json")
     row = next(x for x in r.json() if x["location"] == str(path))
     assert r.code == 0 and row["valid"] is False and f"{path}:{again}: efficiency.matmul: duplicate key" in r.err
+
+
+def _five_problems(path: Path) -> Path:
+    d = _base()
+    d["gpu"]["memory"] = "80 GHz"
+    d["gpu"]["memory_bandwidth"] = -1
+    d["node"]["colour"] = "red"
+    d["efficiency"]["matmul"] = 2
+    d["nodes"] = 0
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("name", ["bad.yaml", "our profiles/bad.yaml"])
+def test_a_profile_with_several_problems_is_one_line_naming_the_command_that_lists_all(tmp_path, refusal, run_cli,
+                                                                                       name):
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    _five_problems(path)
+    r = run_cli("profiles", "validate", str(path))
+    every = r.err.splitlines()
+    assert r.code == 1 and len(every) == 5
+    quoted = f"'{path}'" if " " in name else str(path)
+    assert refusal("recommend", "-m", "llama-8b", "--hardware", str(path)) == (
+        f"Error: {every[0]} (and 4 more; run `tpplan profiles validate {quoted}` for all)")
+
+
+def test_one_problem_is_the_whole_message_and_text_without_a_file_names_no_command():
+    from tpplan.errors import ProfileError
+
+    assert str(ProfileError(["a.yaml:1: x: bad"])) == "a.yaml:1: x: bad"
+    assert str(ProfileError(["p:1: x: bad", "p:2: y: bad"])) == "p:1: x: bad (and 1 more)"
+    assert ProfileError(["p:1: x: bad", "p:2: y: bad"], path="p").problems == ["p:1: x: bad", "p:2: y: bad"]

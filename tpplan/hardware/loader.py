@@ -201,7 +201,10 @@ def load_profile_file(path: Path) -> HardwareProfile:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError([f"{path}:1: (file): cannot read ({exc.__class__.__name__}: {exc}); expected a readable "
                             f"UTF-8 YAML file"]) from None
-    return load_profile_text(text, origin=str(path))
+    try:
+        return load_profile_text(text, origin=str(path))
+    except ProfileError as exc:  # the same problems, and the message names the command that lists them all
+        raise ProfileError(exc.problems, path=str(path)) from None
 
 
 def _search_dirs() -> list[Path]:
