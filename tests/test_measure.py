@@ -466,3 +466,45 @@ def test_python_api_misuse_raises_the_tpplan_error_family():
     with pytest.raises(MeasurementError, match="lists no fp32 peak"):  # never the bf16 peak in silence
         compare(_synthetic_results(__import__("random").Random(1)), model=spec,
                 profile=h100, dtype="fp32", backend="nccl", notes=[])
+
+
+# ---- a TP group larger than the run's ranks (audit: StopIteration in calibrate._fit_tier) ---------------------
+
+
+def test_tp_above_nproc_is_refused_in_one_line_before_any_rank_starts(refusal):
+    """--tp 2 launches a 2-rank group that the profile sized for --nproc 1 ranks cannot place; refused up front."""
+    assert refusal("measure", "--tp", "2", "--nproc", "1", "--quick", "--backend", "gloo") == (
+        "Error: --tp 2 needs 2 ranks but this run has 1 (--nproc); pass --nproc 2, or --emulate-tp 2 to time rank "
+        "0's shard on one rank (compute only)")
+
+
+def _gloo_results() -> list[dict]:
+    """A kernel-table result on one rank, then 2-rank all-reduces (what --from reads from two saved runs)."""
+    items = [{"kind": "allreduce", "tp": 2, "bytes": 4096 * 4 ** i, "measured_s": 4e-4 + 4096 * 4 ** i / 1.8e9}
+             for i in range(6)]
+    env = {"backend": "gloo", "device_names": []}
+    return [{"workload": "kernel_table", "environment": {**env, "world_size": 1}, "items": []},
+            {"workload": "collectives", "environment": {**env, "world_size": 2}, "items": items}]
+
+
+def test_from_files_size_the_cpu_profile_to_the_largest_group_that_ran(run_cli, tmp_path):
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps(_gloo_results()))
+    r = run_cli("measure", "--from", str(raw), "--format", "json")
+    assert r.code == 0, r.err
+    assert {i["tp"] for i in r.json()["items"]} == {2} and "Traceback" not in r.err
+
+
+def test_a_collective_in_a_tier_the_profile_lacks_is_one_error_not_a_fit_crash():
+    from tpplan.errors import MeasurementError
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.measure.compare import compare
+    from tpplan.models.resolve import resolve_model
+
+    results = [{"workload": "collectives", "environment": {"backend": "nccl", "world_size": 16},
+                "items": [{"kind": "allreduce", "tp": 16, "bytes": 4096, "measured_s": 3e-5}]}]
+    line = ("allreduce over 16 ranks crosses the network tier, which profile h100-pcie (8 GPU(s) per node, no "
+            "network collectives) does not describe; pass --hardware with a profile of the node that ran it")
+    with pytest.raises(MeasurementError, match=f"^{re.escape(line)}$"):
+        compare(results, model=resolve_model("llama-8b").spec, profile=load_builtin("h100-pcie"), dtype="bf16",
+                backend="nccl", notes=[])

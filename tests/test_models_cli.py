@@ -97,6 +97,22 @@ SUPPORTED = ("cohere, cohere2, deepseek_v2, deepseek_v3, falcon, gemma, gemma2, 
     (lambda c: c.update(hidden_size=4001), "field 'head_dim' is missing and hidden_size (4001) is not divisible by "
                                            "num_attention_heads (32); add head_dim"),
     (lambda c: c.pop("model_type"), f"required field 'model_type' is missing; supported model types: {SUPPORTED}"),
+    # an unknown type is named before any of its fields is asked for
+    (lambda c: (c.clear(), c.update(model_type="foo")),
+     f"unsupported model_type 'foo'; supported model types: {SUPPORTED} (a type not listed is read as a Llama-style "
+     f"decoder only when its hidden_act is 'silu')"),
+    # MoE: transformers' MixtralSparseMoeBlock / DeepseekV3MoE cannot route over 0 experts; top-k <= experts
+    (lambda c: c.update(model_type="mixtral", num_local_experts=0, num_experts_per_tok=2),
+     "field 'num_local_experts' must be positive for model_type 'mixtral' (every MoE layer is a MixtralSparseMoeBlock "
+     "that routes each token to its experts), got 0"),
+    (lambda c: c.update(model_type="deepseek_v3", n_routed_experts=0, num_experts_per_tok=8),
+     "field 'n_routed_experts' must be positive for model_type 'deepseek_v3' (every MoE layer is a DeepseekV3MoE "
+     "that routes each token to its experts), got 0"),
+    (lambda c: c.update(model_type="mixtral", num_local_experts=8, num_experts_per_tok=9),
+     "field 'num_experts_per_tok' (9) exceeds num_local_experts (8): each token is routed to top-k of the experts; "
+     "expected 1 to 8"),
+    (lambda c: c.update(model_type="mixtral", num_local_experts=8, num_experts_per_tok=0),
+     "field 'num_experts_per_tok' must be a positive integer of at most 100,000,000, got 0"),
 ])
 def test_bad_config_errors_name_file_and_field(run_cli, tmp_path, mutate, expected):
     cfg = dict(LLAMA_CFG)
@@ -148,3 +164,11 @@ def test_show_sliding_window_cap(run_cli):
     full = run_cli("models", "show", "llama-8b", "--context-len", "32768", "-f", "json").json()
     assert full["kv_cache_bytes_per_sequence"] == 32768 * 131_072
     assert "capped at 4096 tokens" in run_cli("models", "show", "mistral-7b").out
+
+
+def test_zero_experts_in_a_qwen_moe_config_is_a_dense_model_as_in_transformers():
+    """Qwen2MoeDecoderLayer builds its sparse block only when `config.num_experts > 0`; tpplan reads 0 the same way."""
+    from tpplan.models.hf_config import spec_from_hf_config
+
+    s = spec_from_hf_config({**LLAMA_CFG, "model_type": "qwen2_moe", "num_experts": 0, "num_experts_per_tok": 4})
+    assert not s.is_moe and s.num_experts == 0

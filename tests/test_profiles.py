@@ -230,3 +230,103 @@ def test_price_gives_cost_per_million_tokens(tmp_path):
     best = recommend("llama-8b", gpus=8, hardware=str(path)).recommended
     expected = 2.0 * best.gpus_used / 3600 / best.output_tokens_per_s * 1e6
     assert best.cost_per_million_output_tokens == pytest.approx(expected)
+
+
+def test_every_builtin_states_its_16bit_peak():
+    """DESIGN §2, "never a guess": 16-bit kernels and dtypes without their own rate run at the bf16/fp16 peak."""
+    for name in builtin_names():
+        assert {"bf16", "fp16"} & set(load_builtin(name).gpu.peak_flops_per_s), name
+
+
+def test_a_profile_without_a_16bit_peak_is_refused_naming_file_line_and_key(tmp_path, refusal):
+    d = _base()
+    d["gpu"]["peak_flops"] = {"fp8": "1978.9 TFLOP/s"}
+    path = tmp_path / "fp8only.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.strip() == "peak_flops:")
+    assert refusal("recommend", "-m", "llama-8b", "--hardware", str(path)) == (
+        f"Error: {path}:{line}: gpu.peak_flops: no 16-bit peak (got ['fp8']); expected a bf16 (or fp16) key: the "
+        f"dense 16-bit matmul peak from the datasheet (never taken from another dtype)")
+
+
+def test_peak_for_a_dtype_never_falls_back_to_another_dtypes_peak():
+    from tpplan.errors import ProfileError
+    from tpplan.hardware.profile import GpuSpec
+
+    gpu = GpuSpec(name="X", memory_bytes=GiB, memory_bandwidth_bytes_per_s=1e12, peak_flops_per_s={"fp8": 2e15})
+    assert gpu.peak_flops_for("fp8") == 2e15
+    with pytest.raises(ProfileError, match=r"^gpu 'X' lists no 16-bit peak \(peak_flops has fp8\) and none for bf16; "
+                                           r"add gpu\.peak_flops\.bf16"):
+        gpu.peak_flops_for("bf16")
+
+
+def _with_duplicate(tmp_path, name: str = "dup.yaml") -> tuple[Path, int, int]:
+    """dgx-h100.yaml with `matmul: 0.2` added above its own `matmul: 0.77` under efficiency; (path, lines)."""
+    text = (ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text()
+    path = tmp_path / name
+    path.write_text(text.replace("efficiency:\n", "efficiency:\n  matmul: 0.2\n", 1))
+    first = path.read_text().splitlines().index("  matmul: 0.2") + 1
+    return path, first, first + 1
+
+
+def test_a_key_given_twice_is_refused_with_file_line_and_key(tmp_path, refusal, run_cli):
+    """PyYAML keeps the last of two equal keys in silence; tpplan names both lines instead."""
+    path, first, again = _with_duplicate(tmp_path)
+    line = (f"{path}:{again}: efficiency.matmul: duplicate key (first on line {first}); expected each key once in a "
+            f"mapping: keep one of the two (YAML would silently use the last)")
+    assert refusal("recommend", "-m", "llama-8b", "--hardware", str(path)) == f"Error: {line}"
+    r = run_cli("profiles", "validate", str(path))
+    assert (r.code, r.err) == (1, line + "\n")
+
+
+def test_duplicate_keys_are_found_in_the_measured_kernel_table_too():
+    from tpplan.errors import ProfileError
+    from tpplan.hardware.writer import profile_to_yaml
+
+    text = profile_to_yaml(load_builtin("dgx-h100")) + (
+        "kernel_table:\n  source: x\n  matmul:\n  - {n: 8, k: 8, dtype: bf16, tokens: [1], time: [3], k: 16}\n")
+    line = len(text.splitlines())
+    with pytest.raises(ProfileError, match=rf"^t\.yaml:{line}: kernel_table\.matmul\.0\.k: duplicate key \(first on "
+                                           rf"line {line}\)"):
+        load_profile_text(text, origin="t.yaml")
+
+
+def test_a_listed_profile_with_a_duplicate_key_is_a_warning_row_not_a_crash(tmp_path, monkeypatch, run_cli):
+    path, _, again = _with_duplicate(tmp_path, "ours.yaml")
+    monkeypatch.setenv("TPPLAN_PROFILE_PATH", str(tmp_path))
+    r = run_cli("profiles", "list", "-f", "json")
+    row = next(x for x in r.json() if x["location"] == str(path))
+    assert r.code == 0 and row["valid"] is False and f"{path}:{again}: efficiency.matmul: duplicate key" in r.err
+
+
+def _five_problems(path: Path) -> Path:
+    d = _base()
+    d["gpu"]["memory"] = "80 GHz"
+    d["gpu"]["memory_bandwidth"] = -1
+    d["node"]["colour"] = "red"
+    d["efficiency"]["matmul"] = 2
+    d["nodes"] = 0
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("name", ["bad.yaml", "our profiles/bad.yaml"])
+def test_a_profile_with_several_problems_is_one_line_naming_the_command_that_lists_all(tmp_path, refusal, run_cli,
+                                                                                       name):
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    _five_problems(path)
+    r = run_cli("profiles", "validate", str(path))
+    every = r.err.splitlines()
+    assert r.code == 1 and len(every) == 5
+    quoted = f"'{path}'" if " " in name else str(path)
+    assert refusal("recommend", "-m", "llama-8b", "--hardware", str(path)) == (
+        f"Error: {every[0]} (and 4 more; run `tpplan profiles validate {quoted}` for all)")
+
+
+def test_one_problem_is_the_whole_message_and_text_without_a_file_names_no_command():
+    from tpplan.errors import ProfileError
+
+    assert str(ProfileError(["a.yaml:1: x: bad"])) == "a.yaml:1: x: bad"
+    assert str(ProfileError(["p:1: x: bad", "p:2: y: bad"])) == "p:1: x: bad (and 1 more)"
+    assert ProfileError(["p:1: x: bad", "p:2: y: bad"], path="p").problems == ["p:1: x: bad", "p:2: y: bad"]

@@ -16,12 +16,20 @@ class ModelSpecError(TpplanError):
 
 
 class ProfileError(TpplanError):
-    """A hardware profile that does not validate; carries one line per problem."""
+    """A hardware profile that does not validate; carries one line per problem (`problems`, every one listed by
+    `tpplan profiles validate`). The message is one line: the first problem, and how many more there are, with the
+    command that lists them when the profile is a file (`path`)."""
 
-    def __init__(self, problems: list[str] | str) -> None:
+    def __init__(self, problems: list[str] | str, *, path: str | None = None) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems) if len(self.problems) <= 1 else
-                         f"{len(self.problems)} problems:\n" + "\n".join(self.problems))
+        self.path = path
+        message = self.problems[0] if self.problems else ""
+        if len(self.problems) > 1:
+            import shlex
+
+            hint = f"; run `tpplan profiles validate {shlex.quote(path)}` for all" if path else ""
+            message += f" (and {len(self.problems) - 1} more{hint})"
+        super().__init__(message)
 
 
 class UnitError(TpplanError):

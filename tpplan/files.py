@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,20 @@ def check_writable(path: Path, *, force: bool) -> None:
         raise TpplanError(f"{path.parent} does not exist; create the directory or choose another --out")
 
 
+def _mode_for(path: Path) -> int:
+    """Permission bits the written file gets: those of the file it replaces (--force), else what open() would give
+    a new file, 0o666 minus the umask (mkstemp's own 0o600 would hide a shared result from its group)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, write: Callable[[Path], None], *, force: bool) -> Path:
-    """Call `write(tmp_path)`, then rename over `path` in one step; the temp file is removed on failure."""
+    """Call `write(tmp_path)`, then rename over `path` in one step; the temp file is removed on failure. The file
+    gets the mode of the one it replaces, or a new file's (_mode_for)."""
     import tempfile  # here, not at the top: the read-only commands import this module for package_dir
 
     check_writable(path, force=force)
@@ -27,6 +40,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], *, force: bool) -> P
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _mode_for(path))  # after write(): a writer may recreate the file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

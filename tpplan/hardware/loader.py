@@ -2,7 +2,7 @@
 
 Resolution order for `--hardware X`: an existing path; then `X.yaml` in each directory of
 TPPLAN_PROFILE_PATH (like PATH, searched first); then the built-in profiles. YAML is read with the safe
-loader only (no tags, no object construction, no includes).
+loader only (no tags, no object construction, no includes), and a key given twice in one mapping is an error.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ import yaml
 from tpplan.errors import ProfileError
 from tpplan.files import package_dir
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
-from tpplan.hardware.yaml_errors import pydantic_problems, yaml_problem
+from tpplan.hardware.yaml_errors import UniqueKeySafeLoader, pydantic_problems, yaml_problem
 from tpplan.units import US, parse_quantity
 
 if TYPE_CHECKING:
     from tpplan.hardware.kernel_table import KernelTable
 
 DEFAULT_PROFILE = "dgx-h100"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOADER = UniqueKeySafeLoader
+"""Every YAML tpplan reads (profiles, their measured kernel tables, the defaults): safe, and a key given twice in
+one mapping is an error."""
 
 
 @cache
@@ -76,8 +78,17 @@ def _link(x: dict[str, Any]) -> LinkSpec:
                     latency_s=_q(x.get("latency") or 0, "time", "us"))
 
 
+SIXTEEN_BIT = ("bf16", "fp16")
+"""The dtypes whose peak 16-bit kernels (and dtypes a GPU lists no rate for) run at: a profile must state one."""
+
+
 def _cross_field_problems(d: dict[str, Any]) -> list[tuple[tuple[str, ...], str, Any, str]]:
     node, out = d["node"], []
+    peaks = d["gpu"]["peak_flops"]
+    if not any(k in peaks for k in SIXTEEN_BIT):
+        out.append((("gpu", "peak_flops"), "no 16-bit peak", sorted(peaks),
+                    "a bf16 (or fp16) key: the dense 16-bit matmul peak from the datasheet (never taken from another "
+                    "dtype)"))
     if node["nvlink_domain_size"] > node["gpus_per_node"]:
         out.append((("node", "nvlink_domain_size"), "larger than gpus_per_node", node["nvlink_domain_size"],
                     f"at most {node['gpus_per_node']}"))
@@ -178,7 +189,7 @@ def load_profile_text(text: str, *, origin: str, validate: bool = True) -> Hardw
     try:
         data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
-        raise ProfileError([yaml_problem(exc, origin=origin)]) from None
+        raise ProfileError([yaml_problem(exc, origin=origin, text=text)]) from None
     if validate:
         _validate(text, data, origin)
     return profile_from_dict(data, origin=origin)
@@ -190,7 +201,10 @@ def load_profile_file(path: Path) -> HardwareProfile:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError([f"{path}:1: (file): cannot read ({exc.__class__.__name__}: {exc}); expected a readable "
                             f"UTF-8 YAML file"]) from None
-    return load_profile_text(text, origin=str(path))
+    try:
+        return load_profile_text(text, origin=str(path))
+    except ProfileError as exc:  # the same problems, and the message names the command that lists them all
+        raise ProfileError(exc.problems, path=str(path)) from None
 
 
 def _search_dirs() -> list[Path]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from tpplan.errors import ProfileError
+
 if TYPE_CHECKING:  # a measured table is optional: its module loads only with a profile that has one
     from tpplan.hardware.kernel_table import KernelTable
 
@@ -29,9 +31,14 @@ class GpuSpec:
 
     def peak_flops_for(self, dtype: str) -> float:
         """Dense peak for matmuls in `dtype`; a dtype the GPU lists no rate for (int4 weight-only kernels,
-        fp32 on tensor-core GPUs) computes in 16-bit."""
+        fp32 on tensor-core GPUs) computes in 16-bit. Never another dtype's peak: the loader refuses a profile
+        without a 16-bit one."""
         table = self.peak_flops_per_s
-        return table.get(dtype) or table.get("bf16") or table.get("fp16") or max(table.values())
+        peak = table.get(dtype) or table.get("bf16") or table.get("fp16")
+        if peak is None:
+            raise ProfileError(f"gpu {self.name!r} lists no 16-bit peak (peak_flops has {', '.join(table) or 'none'}) "
+                               f"and none for {dtype}; add gpu.peak_flops.bf16 (dense, from the datasheet)")
+        return peak
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

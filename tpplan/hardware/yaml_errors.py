@@ -1,10 +1,59 @@
-"""Turn YAML and pydantic failures into `file:line: key.path: problem (got VALUE); expected ...` lines."""
+"""Turn YAML and pydantic failures into `file:line: key.path: problem (got VALUE); expected ...` lines, and the
+safe loader every tpplan YAML is read with, which refuses a key given twice in one mapping."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import yaml
+
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names the same key twice. YAML 1.2 forbids it; PyYAML would keep the last value in silence."""
+
+    def __init__(self, key: str, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__("while constructing a mapping", first, f"duplicate key {key!r}", again)
+        self.key, self.first_line, self.line = key, first.line + 1, again.line + 1
+
+
+class UniqueKeySafeLoader(_SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader (C parser when available) with one more rule: every key of a mapping appears once. Keys are
+    compared as written with their resolved tag (`1` and `"1"` differ); `<<` merge keys are left to YAML."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                ident = (key_node.tag, key_node.value)
+                if ident in seen:
+                    raise DuplicateKeyError(key_node.value, seen[ident], key_node.start_mark)
+                seen[ident] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def key_path(text: str, *, line: int, key: str) -> str:
+    """The dotted path of the mapping key `key` written on 1-based `line` ('' when it cannot be found)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ""
+    stack: list[tuple[yaml.Node | None, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                here = (*path, str(getattr(k, "value", "?")))
+                if getattr(k, "value", None) == key and k.start_mark.line + 1 == line:
+                    return ".".join(here)
+                stack.append((v, here))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, (*path, str(i))) for i, v in enumerate(node.value))
+    return ""
 
 
 def node_line(text: str, loc: tuple[Any, ...]) -> int:
@@ -72,7 +121,11 @@ def pydantic_problems(exc: Any, *, text: str, origin: str, model: type) -> list[
     return lines
 
 
-def yaml_problem(exc: yaml.YAMLError, *, origin: str) -> str:
+def yaml_problem(exc: yaml.YAMLError, *, origin: str, text: str = "") -> str:
+    if isinstance(exc, DuplicateKeyError):
+        path = key_path(text, line=exc.line, key=exc.key) or exc.key
+        return (f"{origin}:{exc.line}: {path}: duplicate key (first on line {exc.first_line}); expected each key once "
+                f"in a mapping: keep one of the two (YAML would silently use the last)")
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else 1
     what = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -82,7 +82,9 @@ def _fit_regime(points: list[tuple[int, float, float]], fallback: ProtocolParams
 
 def _fit_tier(pts: list[tuple[bool, tuple[int, float, float]]], old: dict[str, ProtocolParams]):
     """One line over all sizes, or two (ll for small messages, simple for large) when both regimes have data and
-    the split is physical: Simple has the higher latency and the higher bandwidth, as in NCCL's tables."""
+    the split is physical: Simple has the higher latency and the higher bandwidth, as in NCCL's tables. `old` (the
+    tier's current protocols, never empty: a schema tier needs `simple`) gives the hop latency a single group size
+    cannot fit and the bandwidth of a fit whose slope is not positive."""
     simple_old = old.get("simple") or next(iter(old.values()))
     whole = _fit_regime([p for _, p in pts], simple_old)
     small = _fit_regime([p for is_small, p in pts if is_small], old.get("ll", simple_old))
@@ -100,6 +102,8 @@ def fit_collectives(profile: HardwareProfile, items: list[dict]) -> HardwareProf
         if it["kind"] in COLLECTIVE_KINDS and it["tp"] > 1:
             by_tier.setdefault(profile.tier_for_group(it["tp"]), []).append(it)
     for tier, its in by_tier.items():
+        if not tiers.get(tier):  # compare() refuses such items first (check_tiers); nothing to start a fit from
+            continue
         pts = [(it["bytes"] < SMALL_MESSAGE_BYTES, (ring_hops(it["kind"], it["tp"]),
                 bus_factor(it["kind"], it["tp"]) * it["bytes"], measured_s(it))) for it in its]
         fitted = _fit_tier(pts, tiers.get(tier, {}))

@@ -16,6 +16,8 @@ from tpplan.errors import MeasurementError, TpplanError
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 
 BACKENDS = ("gloo", "nccl")
+PROFILE_SUFFIXES = (".yaml", ".yml")
+"""What --out may end in: the calibrated profile is YAML, and `--hardware` takes a path by these suffixes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +64,10 @@ def _check_request(r: MeasureRequest) -> None:
         raise MeasurementError(f"--backend {r.backend!r}: expected one of {', '.join(BACKENDS)}")
     if r.nproc is not None and r.nproc < 1:
         raise MeasurementError(f"--nproc {r.nproc}: expected at least 1")
+    if r.out is not None and r.out.suffix.lower() not in PROFILE_SUFFIXES:
+        got = repr(r.out.suffix) if r.out.suffix else "no extension"
+        raise MeasurementError(f"--out {r.out}: the calibrated profile is YAML; use a name ending in .yaml or .yml "
+                               f"(got {got})")
     if r.from_files and (r.tp or r.emulate_tp or r.nproc):
         raise MeasurementError("--from compares saved results: drop --tp / --emulate-tp / --nproc, or drop --from")
 
@@ -100,8 +106,9 @@ def measure_command(r: MeasureRequest, progress=None):
         env = results[0]["environment"]
         backend, on_gpu = env.get("backend") or "gloo", env.get("backend") == "nccl"
         kind = measured_kind(backend=backend, device_names=env.get("device_names") or [], on_gpu=on_gpu)
+        ranks = max((res["environment"].get("world_size") or 1 for res in results), default=1)
         profile = _profile(r, kind=kind, device_name=", ".join(env.get("device_names") or []),
-                           gloo_ranks=None if on_gpu else env.get("world_size"))
+                           gloo_ranks=None if on_gpu else ranks)  # the largest group that ran (a real --tp layer)
         dtype = r.dtype or _recorded_dtype(results) or ("bf16" if on_gpu else "fp32")
     else:
         node = _node(r.backend, detect_node)

@@ -17,7 +17,7 @@ from tpplan.errors import MeasurementError
 from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.measure.calibrate import Fit, calibrate, measured_s
-from tpplan.measure.predict import predict_item
+from tpplan.measure.predict import COLLECTIVE_KINDS, predict_item
 from tpplan.measure.shapes import LayerShape, recorded_shape
 from tpplan.measure.table import build_table, held_out_interpolation_error_pct
 from tpplan.models.spec import ModelSpec
@@ -132,6 +132,19 @@ def _summary(items: tuple[MeasuredItem, ...], fit: Fit, table: KernelTable) -> M
         kernel_table_held_out_error_pct=held_out_interpolation_error_pct(table))
 
 
+def _check_tiers(profile: HardwareProfile, items: list[dict]) -> None:
+    """Every measured collective's group must fall in a tier the profile describes: it is predicted and fitted
+    there (a group larger than the profile's node crosses a network the profile may not have)."""
+    for it in items:
+        if it["kind"] in COLLECTIVE_KINDS and it["tp"] > 1:
+            tier = profile.tier_for_group(it["tp"])
+            if not profile.collectives.get(tier):
+                raise MeasurementError(
+                    f"{it['kind']} over {it['tp']} ranks crosses the {tier} tier, which profile {profile.name} "
+                    f"({profile.gpus_per_node} GPU(s) per node, no {tier} collectives) does not describe; pass "
+                    f"--hardware with a profile of the node that ran it")
+
+
 def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, dtype: str, backend: str,
             notes: list[str]) -> Measurement:
     """Join measurements with predictions, calibrate on part of them, report errors before and after."""
@@ -143,6 +156,7 @@ def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, 
                                f"gpu.peak_flops.{dtype} to the profile")
     raw = [dict(it) for r in results for it in r["items"]]
     compared = [it for it in raw if it["kind"] not in TABLE_KINDS]
+    _check_tiers(profile, compared)
     layer_result = next((r for r in results if r["workload"] == "tp_layer"), None)
     shape = recorded_shape(layer_result["shape"], model) if layer_result else None
     notes = list(notes) + ([shape.note] if shape and shape.note else [])

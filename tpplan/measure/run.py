@@ -127,9 +127,15 @@ def _layer_args(o: MeasureOptions, shape: LayerShape, *, emulate: int | None) ->
 
 
 def _layer_degrees(o: MeasureOptions, shape: LayerShape) -> tuple[list[int], list[int], list[str]]:
-    """(real TP degrees, emulated degrees, notes). Real degrees need that many ranks; one rank emulates the
-    degrees the model allows up to 8 by default and says that communication was not measured."""
+    """(real TP degrees, emulated degrees, notes). Real degrees need that many ranks (a --tp above --nproc is
+    refused); one rank emulates the degrees the model allows up to 8 by default and says that communication was
+    not measured."""
     notes: list[str] = []
+    too_many = [t for t in o.tp_degrees or () if t > o.nproc]
+    if too_many:  # a real group of t ranks beside --nproc ranks: the profile describes nproc, the fit cannot place t
+        t = max(too_many)
+        raise MeasurementError(f"--tp {t} needs {t} ranks but this run has {o.nproc} (--nproc); pass --nproc {t}, "
+                               f"or --emulate-tp {t} to time rank 0's shard on one rank (compute only)")
     real = list(o.tp_degrees or ([o.nproc] if o.quick else [t for t in (2, 4, 8, 16) if t <= o.nproc]))
     real = [t for t in real if t > 1 or o.tp_degrees]
     emulate = list(o.emulate_tp or (EMULATED_DEGREES if o.nproc == 1 and not o.tp_degrees else ()))

@@ -13,7 +13,7 @@ from typing import Any
 
 from tpplan.errors import ModelSpecError
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
-from tpplan.models.hf_families import SUPPORTED, TEXT_MODEL_TYPES, family_fields
+from tpplan.models.hf_families import SUPPORTED, TEXT_MODEL_TYPES, check_model_type, family_fields
 from tpplan.models.hf_reader import MAX_LAYERS, ConfigReader
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
@@ -49,11 +49,33 @@ def _window(r: ConfigReader, model_type: str) -> int | None:
     return r.int("sliding_window", required=False) or None
 
 
+_EXPERTS = ("num_local_experts", "n_routed_experts", "num_experts")
+_TOP_K = ("num_experts_per_tok", "experts_per_token", "num_experts_per_token")
+_ALWAYS_MOE = {"mixtral": "MixtralSparseMoeBlock", "gpt_oss": "GptOssMLP", "deepseek_v2": "DeepseekV2MoE",
+               "deepseek_v3": "DeepseekV3MoE"}
+"""Families whose transformers decoder layers (past first_k_dense_replace) build their MoE block unconditionally,
+so 0 experts is a broken config, not a dense model. Qwen2-MoE / Qwen3-MoE build a dense MLP when num_experts is 0
+(`config.num_experts > 0 and ...` in Qwen2MoeDecoderLayer), and so does tpplan; Llama 4 with 0 experts is read as
+every layer dense (its tests)."""
+
+
+def _present(r: ConfigReader, names: tuple[str, ...]) -> str:
+    return next((n for n in names if r.get(n) is not None), names[0])
+
+
 def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str, Any]:
-    experts = r.int("num_local_experts", "n_routed_experts", "num_experts", required=False)
+    experts = r.int(*_EXPERTS, required=False)
     if not experts:
+        if r.get(*_EXPERTS) is not None and model_type in _ALWAYS_MOE:
+            raise ModelSpecError(f"{r.origin}: field '{_present(r, _EXPERTS)}' must be positive for model_type "
+                                 f"{model_type!r} (every MoE layer is a {_ALWAYS_MOE[model_type]} that routes each "
+                                 f"token to its experts), got 0")
         return {}
-    top_k = r.int("num_experts_per_tok", "experts_per_token", "num_experts_per_token")
+    top_k = r.int(*_TOP_K, positive=True)
+    if top_k > experts:
+        raise ModelSpecError(f"{r.origin}: field '{_present(r, _TOP_K)}' ({top_k}) exceeds "
+                             f"{_present(r, _EXPERTS)} ({experts}): each token is routed to top-k of the experts; "
+                             f"expected 1 to {experts}")
     return {"num_experts": experts, "num_experts_per_tok": top_k,
             "moe_intermediate_size": r.int("moe_intermediate_size", default=intermediate),
             "n_shared_experts": r.int("n_shared_experts", required=False),
@@ -165,6 +187,7 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     cfg, model_type, outer_type = _unwrap(cfg, origin)
     cfg, default_notes = apply_defaults(cfg, model_type)
     r = ConfigReader(cfg, origin)
+    check_model_type(r, model_type)
     shape = _attention_shape(r)
     family, notes = family_fields(r, model_type)
     intermediate, moe, mlp_notes = _mlp(r, model_type, shape["hidden"], shape["layers"])

@@ -126,17 +126,30 @@ FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
 }
 
 
+def check_model_type(r: ConfigReader, model_type: str) -> None:
+    """Refuse a model_type tpplan cannot read before any other field is asked for (a config of an unknown type
+    would otherwise be reported for a missing size field): an unlisted type is read only when its hidden_act says
+    the MLP is a gated SiLU."""
+    if model_type in FAMILY_RULES:
+        return
+    act = r.get("hidden_act", "hidden_activation")
+    if act is None:
+        raise ModelSpecError(f"{r.origin}: unsupported model_type {model_type!r}; supported model types: "
+                             f"{', '.join(SUPPORTED)} (a type not listed is read as a Llama-style decoder only when "
+                             f"its hidden_act is 'silu')")
+    if str(act) not in _GATED_ACTS:
+        raise ModelSpecError(
+            f"{r.origin}: model_type {model_type!r} is not supported and its shapes cannot be derived "
+            f"(hidden_act {str(act)!r} is not a gated SiLU MLP); supported model types: {', '.join(SUPPORTED)}")
+
+
 def family_fields(r: ConfigReader, model_type: str) -> Fields:
     """Fields that follow from the family, plus notes on anything assumed. An unknown model_type is read as a
     Llama-style decoder when its MLP is a gated SiLU; otherwise it is one error naming the supported types."""
     rule = FAMILY_RULES.get(model_type)
     if rule is not None:
         return rule(r, model_type)
-    act = str(r.get("hidden_act", "hidden_activation", default=""))
-    if act not in _GATED_ACTS:
-        raise ModelSpecError(
-            f"{r.origin}: model_type {model_type!r} is not supported and its shapes cannot be derived "
-            f"(hidden_act {act!r} is not a gated SiLU MLP); supported model types: {', '.join(SUPPORTED)}")
+    check_model_type(r, model_type)
     fields, _ = _gated(r, model_type)
     return fields, [f"model_type {model_type!r} is not in tpplan's list; shapes derived as a Llama-style "
                     f"decoder (gated SiLU MLP, RMSNorm)"]

@@ -12,6 +12,7 @@ from tpplan.models.summary import (
     moe_layers,
 )
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, stdout_console
+from tpplan.report.text import Column, list_table_lines, write_lines
 from tpplan.units import format_bytes, format_count
 
 
@@ -28,19 +29,21 @@ def models_list_rows(entries) -> list[dict[str, Any]]:
     return rows
 
 
+_LIST_COLUMNS = (Column(header="name", priority=0, align="<"), Column(header="params", priority=2),
+                 Column(header="active", priority=3), Column(header="layers", priority=5),
+                 Column(header="heads / kv", priority=4), Column(header="context", priority=6),
+                 Column(header="aliases", priority=1, align="<", wrap=True))
+"""Names and aliases are what users type: never cut (the name column is kept whole, aliases wrap between
+names); the numbers give way first when the terminal is narrow."""
+
+
 def render_models_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
     if emit_rows(rows, fmt):
         return
-    from rich.table import Table
-
-    t = Table(title="Built-in models")
-    for col in ("name", "params", "active", "layers", "heads / kv", "context", "aliases"):
-        t.add_column(col, justify="right" if col not in ("name", "aliases") else "left")
-    for r in rows:
-        t.add_row(r["name"], format_count(r["total_params"]), format_count(r["active_params"]),
-                  str(r["num_hidden_layers"]), f"{r['num_attention_heads']} / {r['num_key_value_heads']}",
-                  f"{r['max_position_embeddings']:,}", ", ".join(r["aliases"]))
-    stdout_console().print(t)
+    cells = [[r["name"], format_count(r["total_params"]), format_count(r["active_params"]),
+              str(r["num_hidden_layers"]), f"{r['num_attention_heads']} / {r['num_key_value_heads']}",
+              f"{r['max_position_embeddings']:,}", ", ".join(r["aliases"])] for r in rows]
+    write_lines(list_table_lines("Built-in models", _LIST_COLUMNS, cells))
 
 
 def _degree_row(r) -> dict[str, int]:

@@ -41,17 +41,54 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(to_json(obj) + "\n")
 
 
+Shape = dict[str, "Shape | None"]
+"""The columns of nested rows: key -> None for a value, or the shape of the mapping it holds in some row."""
+
+
+def _as_mapping(v: Any) -> Any:
+    return _default(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+
+
+def _merge_shape(shape: Shape, row: Mapping[str, Any]) -> None:
+    for k, v in row.items():
+        v = _as_mapping(v)
+        if isinstance(v, Mapping):
+            sub = shape.get(k)
+            shape[k] = sub = sub if sub is not None else {}  # a key None in earlier rows keeps its place
+            _merge_shape(sub, v)
+        else:
+            shape.setdefault(k, None)
+
+
+def _flat_cells(shape: Shape, row: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """One CSV row: a nested mapping becomes columns `key_subkey` (blank where a row has none), a list or tuple a
+    JSON array, anything else itself."""
+    out: dict[str, Any] = {}
+    for k, sub in shape.items():
+        v = _as_mapping(row.get(k)) if row is not None else None
+        if sub is not None:
+            out |= _flat_cells(sub, v if isinstance(v, Mapping) else None, f"{prefix}{k}_")
+        else:
+            out[prefix + k] = json.dumps(list(v), default=_default) if isinstance(v, list | tuple) else v
+    return out
+
+
 def emit_csv(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Rows as CSV with one column per value: nested objects are flattened (`decode_step_compute_s`), lists are
+    JSON arrays; the columns are every row's, in order of first appearance."""
     import csv  # only -f csv needs it; the table path stays free of it (cold-start budget, issue 13)
 
     rows = list(rows)
     if not rows:
         return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
+    shape: Shape = {}
     for r in rows:
-        writer.writerow({k: (";".join(map(str, v)) if isinstance(v, list | tuple) else v) for k, v in r.items()})
+        _merge_shape(shape, r)
+    flat = [_flat_cells(shape, r) for r in rows]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(flat[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
     sys.stdout.write(buf.getvalue())
 
 

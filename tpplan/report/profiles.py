@@ -7,6 +7,7 @@ from typing import Any
 
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, emit_rows, note, stdout_console
+from tpplan.report.text import Column, list_table_lines, write_lines
 from tpplan.units import flops_to_tflops, format_bandwidth, format_bytes, format_seconds, s_to_us
 
 
@@ -26,23 +27,31 @@ def warning_row(name: str, location: str, problems: list[str]) -> dict[str, Any]
             "description": "INVALID: " + (problems[0] if problems else "does not load"), "valid": False}
 
 
+NBSP = "\u00a0"
+"""Keeps a number with its unit when a cell wraps (tpplan.report.text.wrap)."""
+_LIST_COLUMNS = (Column(header="name", priority=0, align="<"), Column(header="GPU", priority=1, align="<", wrap=True),
+                 Column(header="GPUs", priority=2, align="<", wrap=True),
+                 Column(header="NVLink domain", priority=5, align="<"),
+                 Column(header="link", priority=3, align="<", wrap=True),
+                 Column(header="network", priority=6, align="<"),
+                 Column(header="source", priority=4, align="<", wrap=True))
+"""The name is what `--hardware` takes: never cut (kept whole); the other columns wrap between words or give way."""
+
+
+def _list_cells(r: dict[str, Any]) -> list[str]:
+    if r.get("valid") is False:
+        return [r["name"], "INVALID (see warning)", "-", "-", "-", "-", r["location"]]
+    gpus = f"{r['gpus_per_node']}" + (f" x {r['nodes']} nodes" if r["nodes"] > 1 else "")
+    return [r["name"], r["gpu"], gpus, str(r["nvlink_domain_size"]),
+            f"{r['link']} {format_bandwidth(r['link_bandwidth_bytes_per_s']).replace(' ', NBSP)}", r["network"] or "-",
+            r["location"]]
+
+
 def render_profiles_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
     if emit_rows(rows, fmt):
         return
-    from rich.table import Table
-
-    t = Table(title="Hardware profiles (TPPLAN_PROFILE_PATH first, then built-in)")
-    for col in ("name", "GPU", "GPUs", "NVLink domain", "link", "network", "source"):
-        t.add_column(col)
-    for r in rows:
-        if r.get("valid") is False:
-            t.add_row(r["name"], "INVALID (see warning)", "-", "-", "-", "-", r["location"], style="yellow")
-            continue
-        gpus = f"{r['gpus_per_node']}" + (f" x {r['nodes']} nodes" if r["nodes"] > 1 else "")
-        t.add_row(r["name"], r["gpu"], gpus, str(r["nvlink_domain_size"]),
-                  f"{r['link']} {format_bandwidth(r['link_bandwidth_bytes_per_s'])}", r["network"] or "-",
-                  r["location"])
-    stdout_console().print(t)
+    write_lines(list_table_lines("Hardware profiles (TPPLAN_PROFILE_PATH first, then built-in)", _LIST_COLUMNS,
+                                 [_list_cells(r) for r in rows]))
 
 
 def profile_json(p: HardwareProfile) -> dict[str, Any]:
