@@ -79,3 +79,14 @@ def test_llama_defaults_fill_a_sparse_config():
     assert (s.hidden_size, s.num_hidden_layers, s.intermediate_size, s.max_position_embeddings) == (
         4096, 32, 11008, 2048)
     assert not s.tie_word_embeddings  # LlamaConfig passes tie_word_embeddings=False
+
+
+def test_a_mixtral_config_without_expert_fields_takes_mixtrals_8_experts_top_2():
+    """MixtralConfig defaults num_local_experts 8, num_experts_per_tok 2: such a config is Mixtral-8x7B (46.7B
+    parameters, 12.9B active, Mistral AI's figures), not a dense model; the plan says which fields were filled."""
+    s = spec_from_hf_config({"model_type": "mixtral", "hidden_size": 4096, "num_attention_heads": 32,
+                             "num_hidden_layers": 32, "intermediate_size": 14336, "vocab_size": 32000,
+                             "num_key_value_heads": 8})
+    assert (s.num_experts, s.num_experts_per_tok) == (8, 2)
+    assert round(total_params(s) / 1e9, 1) == 46.7
+    assert "num_local_experts missing from the config: transformers' mixtral config default 8" in s.notes

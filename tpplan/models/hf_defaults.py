@@ -29,6 +29,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "mistral": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
                 "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
                 "tie_word_embeddings": False},
+    # MixtralConfig (transformers models/mixtral/configuration_mixtral.py): MistralConfig's shapes, 4096 * 32
+    # positions, no sliding window, untied, 8 local experts top-2.
+    "mixtral": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+                "tie_word_embeddings": False, "num_local_experts": 8, "num_experts_per_tok": 2},
     # Qwen2Config: vocab 151936, hidden 4096, intermediate 22016, 32 layers / heads / KV heads, 32768 positions.
     "qwen2": {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
               "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768,
@@ -83,7 +88,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
 }
 _NOTED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-          "num_key_value_heads", "head_dim", "max_position_embeddings", "cross_attention_layers")
+          "num_key_value_heads", "head_dim", "max_position_embeddings", "cross_attention_layers", "num_local_experts",
+          "num_experts_per_tok")
 _SPELLINGS = {"hidden_size": ("n_embd", "d_model"), "num_hidden_layers": ("n_layer", "num_layers"),
               "num_attention_heads": ("n_head",), "num_key_value_heads": ("num_kv_heads", "n_head_kv"),
               "max_position_embeddings": ("n_positions", "seq_length", "max_seq_len"), "vocab_size": (),
