@@ -227,3 +227,17 @@ def test_notes_of_the_recommended_and_fixed_layouts_are_printed(run_cli, cols80)
     assert r.code == 0 and "Notes: - batch capped at" in text and "(asked 100000)" in text
     md = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--batch", "100000", "-f", "markdown").out
     assert "**Notes**" in md and "(asked 100000)" in md
+
+
+def test_a_reason_is_given_once_in_the_compact_view(run_cli, cols80):
+    """DeepSeek-V3 on 8 x H200 with SGLang: a dozen layouts whose weights do not fit and several that SGLang's
+    PP x DP-attention rule refuses. Each kind of reason is written out once (under the first row it applies to); the
+    later rows carry their numbers in their cells. --wide writes every row's reasons."""
+    args = ("recommend", "--model", "deepseek-v3", "--hardware", "hgx-h200", "--gpus", "8", "--engine", "sglang")
+    out, wide = run_cli(*args).out, run_cli(*args, "--wide").out
+    rejected = [ln for ln in out.splitlines() if ln.startswith("x ")]
+    assert len(rejected) > 10
+    assert out.count("  - weights ") == 1 and out.count("sgl-project/sglang issue #9805") == 1
+    assert wide.count("  - weights ") == sum(" 0.0 " in ln for ln in wide.splitlines() if ln.startswith("x "))
+    assert wide.count("issue #9805") > 1
+    assert "x rejected (why below, once per reason)" in out and "x rejected (why below)" in wide

@@ -4,6 +4,7 @@ what was assumed; JSON (Plan.to_dict), CSV, Markdown. Words and unit formatting 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from tpplan.planner.result import Plan, candidate_dict
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 _CONTEXT_KEYS = ("gpus", "engine", "dtype", "objective", "hardware", "gpu_memory_utilization")
 """Assumptions the context line already states; the compact view leaves them out (--wide shows all)."""
+_NUMBER = re.compile(r"\d[\d,.]*")
 
 
 def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_command: str | None = None) -> None:
@@ -192,7 +194,8 @@ def _legend(plan: Plan, *, wide: bool = False) -> str:
     moe = f"EP expert-parallel size, {second}; " if _has_moe_layouts(plan) else ""
     memory = ("seqs per replica; wt/KV GiB per GPU" if plan.workload.mode == "serve" else
               "state GiB = weights + gradients + optimizer per GPU; act GiB = activations per GPU")
-    return (f"★ recommended, {chosen}x rejected (why below); rep replicas; {moe}{memory}; "
+    why = "why below" if wide else "why below, once per reason"
+    return (f"★ recommended, {chosen}x rejected ({why}); rep replicas; {moe}{memory}; "
             f"comm = collectives' share of a step; " + (
                 "dec/pre cmp/comm/ovh = a decode step's and one prompt's prefill compute / collectives / overhead, ms"
                 if wide and plan.workload.mode == "serve" else "--wide for all"))
@@ -202,7 +205,7 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
     """The terminal view. With width None (--wide) nothing is wrapped or dropped."""
     wrap_w = width or 10_000
     rows = _rows(plan)
-    notes = [[ln for r in c.reasons for ln in wrap(r, wrap_w, indent="    ", first="  - ")] for c in rows]
+    notes = _row_notes(plan, rows, wrap_w, every=wide)
     lines = wrap(headline(plan), wrap_w, indent="  ", first="") + wrap(_context(plan), wrap_w, indent="  ") + [""]
     lines += table_lines(_columns(plan, wide=wide), [_cells(plan, c, wide=wide) for c in rows], width, notes)
     lines += wrap(_legend(plan, wide=wide), wrap_w) + [""]
@@ -222,6 +225,24 @@ def text_lines(plan: Plan, *, width: int | None, wide: bool = False) -> list[str
     lines += ["Assumptions:"] + [ln for k, v in shown.items() for ln in wrap(f"{k}: {v}", wrap_w, indent="    ",
                                                                              first="  - ")]
     return lines
+
+
+def _row_notes(plan: Plan, rows: list[Candidate], wrap_w: int, *, every: bool) -> list[list[str]]:
+    """The wrapped reasons under each rejected row. Unless `every` (--wide), a reason already given under an earlier
+    row -- the same words, numbers aside ("weights N GiB + runtime reserve N GiB per GPU exceed ...") -- is not
+    repeated: the row's own numbers are in its cells, and an MoE plan's thirty layouts stay readable. Your --tp
+    layout's reasons are always shown."""
+    seen: set[str] = set()
+    out = []
+    for c in rows:
+        lines = []
+        for r in c.reasons:
+            key = _NUMBER.sub("#", r)
+            if every or key not in seen or c is plan.chosen:
+                lines += wrap(r, wrap_w, indent="    ", first="  - ")
+            seen.add(key)
+        out.append(lines)
+    return out
 
 
 def _plan_notes(plan: Plan) -> list[str]:
