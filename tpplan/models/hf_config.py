@@ -13,7 +13,13 @@ from typing import Any
 
 from tpplan.errors import ModelSpecError
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
-from tpplan.models.hf_families import SUPPORTED, TEXT_MODEL_TYPES, check_model_type, family_fields
+from tpplan.models.hf_families import (
+    SAME_ARCHITECTURE,
+    SUPPORTED,
+    TEXT_MODEL_TYPES,
+    check_model_type,
+    family_fields,
+)
 from tpplan.models.hf_reader import MAX_LAYERS, ConfigReader
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
@@ -52,7 +58,7 @@ def _window(r: ConfigReader, model_type: str) -> int | None:
 _EXPERTS = ("num_local_experts", "n_routed_experts", "num_experts")
 _TOP_K = ("num_experts_per_tok", "experts_per_token", "num_experts_per_token")
 _ALWAYS_MOE = {"mixtral": "MixtralSparseMoeBlock", "gpt_oss": "GptOssMLP", "deepseek_v2": "DeepseekV2MoE",
-               "deepseek_v3": "DeepseekV3MoE"}
+               "deepseek_v3": "DeepseekV3MoE", "glm4_moe": "Glm4MoeMoE"}
 """Families whose transformers decoder layers (past first_k_dense_replace) build their MoE block unconditionally,
 so 0 experts is a broken config, not a dense model. Qwen2-MoE / Qwen3-MoE build a dense MLP when num_experts is 0
 (`config.num_experts > 0 and ...` in Qwen2MoeDecoderLayer), and so does tpplan; Llama 4 with 0 experts is read as
@@ -81,7 +87,9 @@ def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str
             "n_shared_experts": r.int("n_shared_experts", required=False),
             "first_k_dense_replace": r.int("first_k_dense_replace", required=False),
             "router_bias": model_type == "gpt_oss", "expert_bias": model_type == "gpt_oss",
-            "router_score_bias": r.get("topk_method") == "noaux_tc"}
+            # Glm4MoeTopkRouter always holds e_score_correction_bias (GLM configs name no topk_method).
+            "router_score_bias": r.get("topk_method") == "noaux_tc" or model_type == "glm4_moe",
+            "num_nextn_predict_layers": r.int("num_nextn_predict_layers", required=False, maximum=MAX_LAYERS)}
 
 
 def _mla_fields(r: ConfigReader) -> dict[str, Any]:
@@ -137,7 +145,8 @@ def _llama4_fields(r: ConfigReader, layers: int, moe_fields: dict[str, Any]) -> 
 
 def _unwrap(cfg: Any, origin: str) -> tuple[dict[str, Any], str, str]:
     """(decoder config, its family, the outer model_type): vision-language wrappers (llava, mllama, gemma3) keep the
-    decoder in text_config, whose model_type may name a text-only class (TEXT_MODEL_TYPES)."""
+    decoder in text_config, whose model_type may name a text-only class (TEXT_MODEL_TYPES) or another name for a
+    family's architecture (SAME_ARCHITECTURE: kimi_k2 is read as deepseek_v3)."""
     if not isinstance(cfg, dict):
         raise ModelSpecError(f"{origin}: expected a JSON object, got {type(cfg).__name__}")
     outer_type = cfg.get("model_type")
@@ -147,8 +156,16 @@ def _unwrap(cfg: Any, origin: str) -> tuple[dict[str, Any], str, str]:
     if not isinstance(model_type, str):
         raise ModelSpecError(f"{origin}: required field 'model_type' is missing; supported model types: "
                              f"{', '.join(SUPPORTED)}")
-    model_type = TEXT_MODEL_TYPES.get(model_type, model_type)
+    model_type = SAME_ARCHITECTURE.get(model_type, TEXT_MODEL_TYPES.get(model_type, model_type))
     return cfg, model_type, outer_type if isinstance(outer_type, str) else model_type
+
+
+def _same_architecture_notes(cfg: dict[str, Any]) -> list[str]:
+    declared = cfg.get("model_type")
+    if declared not in SAME_ARCHITECTURE:
+        return []
+    return [f"model_type {declared!r} runs {SAME_ARCHITECTURE[declared]}'s architecture (architectures "
+            f"{cfg.get('architectures')}); read as {SAME_ARCHITECTURE[declared]!r}"]
 
 
 def _attention_shape(r: ConfigReader) -> dict[str, int]:
@@ -186,6 +203,7 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     """Build a ModelSpec from a config.json dict. `origin` names the file in errors."""
     cfg, model_type, outer_type = _unwrap(cfg, origin)
     cfg, default_notes = apply_defaults(cfg, model_type)
+    default_notes = [*_same_architecture_notes(cfg), *default_notes]
     r = ConfigReader(cfg, origin)
     check_model_type(r, model_type)
     shape = _attention_shape(r)

@@ -86,6 +86,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # PhiConfig: vocab 51200, hidden 2048, intermediate 8192, 24 layers, 32 heads, 2048 positions, untied.
     "phi": {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
+    # Glm4MoeConfig (transformers models/glm4_moe/configuration_glm4_moe.py): untied (tie_word_embeddings=False).
+    "glm4_moe": {"tie_word_embeddings": False},
 }
 _NOTED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
           "num_key_value_heads", "head_dim", "max_position_embeddings", "cross_attention_layers", "num_local_experts",

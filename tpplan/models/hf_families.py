@@ -16,12 +16,19 @@ Fields = tuple[dict[str, Any], list[str]]
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "gemma3", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl",
-                  "mllama", "llama4", "cohere", "cohere2", "internlm2"}
+                  "mllama", "llama4", "cohere", "cohere2", "internlm2", "glm4_moe"}
 NON_GATED_FAMILIES = {"falcon", "gpt_bigcode", "gpt_neox", "gptj", "phi", "starcoder2"}
 TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
 """model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
-SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | {"llava", "mistral3"})
-"""Model types tpplan reads: the families, and vision-language wrappers whose text_config names one of them."""
+SAME_ARCHITECTURE = {"kimi_k2": "deepseek_v3"}
+"""model_type -> the family whose architecture class the checkpoint runs, read as that family (a note says so).
+Kimi K2 (moonshotai/Kimi-K2-Instruct config.json: architectures ["DeepseekV3ForCausalLM"], auto_map
+configuration_deepseek.DeepseekV3Config) is DeepSeek-V3's MLA + MoE decoder with other sizes; Moonshot sets
+model_type "kimi_k2" only so that engines can tell it apart, and says a framework without it may serve the model with
+model_type changed to "deepseek_v3" (Kimi-K2 docs/deploy_guidance.md)."""
+SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | set(SAME_ARCHITECTURE) | {"llava", "mistral3"})
+"""Model types tpplan reads: the families, types read as one of them, and vision-language wrappers whose text_config
+names one of them."""
 _GATED_ACTS = {"silu", "swish", "swiglu"}
 _GATED_EXTRAS: dict[str, dict[str, Any]] = {
     # gpt-oss (modeling_gpt_oss.py): biased q/k/v/o, one learned sink logit per head.
@@ -109,6 +116,21 @@ def _internlm2(r: ConfigReader, model_type: str) -> Fields:
     return {"attention_bias": bias, "o_proj_bias": bias, "mlp_bias": False}, []
 
 
+def _glm4_moe(r: ConfigReader, model_type: str) -> Fields:
+    """GLM-4.5 / GLM-4.5-Air / GLM-4.6 (transformers src/transformers/models/glm4_moe/modeling_glm4_moe.py).
+
+    Glm4MoeDecoderLayer: input_layernorm and post_attention_layernorm (RMSNorm); Glm4MoeAttention with q/k/v biased
+    when attention_bias (Glm4MoeConfig default False; the GLM-4.5 checkpoints say true), o_proj without bias, and
+    q_norm / k_norm (Glm4MoeRMSNorm of head_dim) when use_qk_norm (default False; GLM-4.5 and 4.6 true, 4.5-Air
+    false); rotary on partial_rotary_factor of each head (no parameters). Layers below first_k_dense_replace run a
+    dense gated MLP of intermediate_size; the others a Glm4MoeMoE: n_routed_experts gated experts of
+    moe_intermediate_size, one shared expert of n_shared_experts x moe_intermediate_size, and a Glm4MoeTopkRouter
+    (weight n_routed_experts x hidden and an e_score_correction_bias of n_routed_experts, both in the checkpoint).
+    num_nextn_predict_layers MTP layers follow (see ModelSpec.num_nextn_predict_layers)."""
+    return {"attention_bias": bool(r.get("attention_bias", default=False)), "o_proj_bias": False, "mlp_bias": False,
+            "qk_norm": bool(r.get("use_qk_norm", default=False))}, []
+
+
 def _gated(r: ConfigReader, model_type: str) -> Fields:
     """Llama-style decoders: gated MLP, RMSNorms; biases as the config's attention_bias / mlp_bias say (Qwen2's
     q/k/v carry a bias by default), plus the family's extras (_GATED_EXTRAS)."""
@@ -121,8 +143,8 @@ def _gated(r: ConfigReader, model_type: str) -> Fields:
 FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
     "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "gpt_bigcode": _gpt_bigcode, "starcoder2": _starcoder2,
     "falcon": _falcon,
-    "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2,
-    **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2"}},
+    "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2, "glm4_moe": _glm4_moe,
+    **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2", "glm4_moe"}},
 }
 
 

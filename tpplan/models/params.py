@@ -214,6 +214,19 @@ def active_params_excluding_embedding(s: ModelSpec) -> int:
     return active_params(s) - (0 if s.tie_word_embeddings else embed)
 
 
+def mtp_params(s: ModelSpec) -> int:
+    """Parameters of the checkpoint's multi-token-prediction layers, which tpplan neither counts nor plans (a plain
+    serve does not load them). Per layer, as vLLM's glm4_moe_mtp.py / deepseek_mtp.py build one: a decoder layer of
+    the MoE kind (attention, MoE block, 2 norms), enorm and hnorm, eh_proj Linear(2 x hidden, hidden) without bias,
+    shared_head (a norm and a vocab x hidden head) and an embed_tokens copy (vocab x hidden); the Hub's safetensors
+    totals include them (GLM-4.5: model.layers.92.*)."""
+    if not s.num_nextn_predict_layers:
+        return 0
+    h = s.hidden_size
+    block = sum(g.params for g in param_groups(s) if g.scope in ("layer", "moe_layer"))
+    return s.num_nextn_predict_layers * (block + 3 * h + 2 * h * h + 2 * s.vocab_size * h)
+
+
 def params_by_component(s: ModelSpec) -> dict[str, int]:
     out: dict[str, int] = {}
     for g in param_groups(s):

@@ -74,6 +74,10 @@ class ModelSpec:
     """Biases on each expert's matrices (gpt-oss)."""
     router_score_bias: bool = False
     """DeepSeek-V3's e_score_correction_bias (one per expert)."""
+    num_nextn_predict_layers: int = 0
+    """Multi-token-prediction layers the checkpoint holds after its decoder layers (DeepSeek-V3, GLM-4.5): used only
+    as a speculative-decoding draft, not loaded by a plain serve (vLLM and transformers skip their weights), so
+    neither counted nor planned; `tpplan.models.params.mtp_params` gives their size."""
     # --- Multi-head latent attention (DeepSeek-V2/V3) -----------------------------------------------
     q_lora_rank: int = 0
     """0 means a plain q projection."""
