@@ -95,3 +95,16 @@ def test_use_qk_norm_and_attention_bias_follow_the_config():
     groups = {g.name for g in param_groups(s)}
     assert not s.attention_bias and not s.qk_norm and not s.tie_word_embeddings
     assert "attention.q_bias" not in groups and "attention.qk_norm" not in groups and "lm_head" in groups
+
+
+def test_models_show_reports_the_mtp_layers_apart(run_cli):
+    """DeepSeek-V3's README: "685B ... 671B of the Main Model weights and 14B of the Multi-Token Prediction (MTP)
+    Module weights". models show counts the served model and states the MTP layers beside it."""
+    d = run_cli("models", "show", "deepseek-v3", "-f", "json").json()
+    assert d["num_nextn_predict_layers"] == 1
+    assert round(d["total_params"] / 1e9) == 671
+    assert abs(d["mtp_params"] - 14e9) < 0.05 * 14e9  # 13.46B
+    assert abs(d["total_params"] + d["mtp_params"] - 685e9) < 0.005 * 685e9  # 684.49B
+    out = run_cli("models", "show", "glm-4.5").out
+    assert "MTP layers: 1 (" in out and "not counted or planned" in out
+    assert run_cli("models", "show", "llama-70b", "-f", "json").json()["mtp_params"] == 0

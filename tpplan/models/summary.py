@@ -9,7 +9,13 @@ from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
 from tpplan.models.formats import WeightFormat
 from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
-from tpplan.models.params import active_params, active_params_excluding_embedding, params_by_component, total_params
+from tpplan.models.params import (
+    active_params,
+    active_params_excluding_embedding,
+    mtp_params,
+    params_by_component,
+    total_params,
+)
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import (
     weight_bytes_by_component,
@@ -56,6 +62,9 @@ class ModelSummary:
     vision_weight_bytes: int = 0
     """Vision tower + projector bytes (vision_params x the format's 16-bit bytes: quantized vision-language
     checkpoints leave the tower unquantized); reported next to the language model, never planned."""
+    mtp_params: int = 0
+    """Parameters of the checkpoint's multi-token-prediction layers (num_nextn_predict_layers): in its safetensors,
+    neither loaded by a plain serve nor counted in total_params (tpplan.models.params.mtp_params)."""
     notes: tuple[str, ...] = ()
 
 
@@ -139,5 +148,5 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
         invalid_tp_reasons=invalid, degrees=rows, tp=tp or 1,
         weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine),
         weight_format=fmt, weight_bytes_by_group=weight_bytes_by_group(spec, dtype=dtype),
-        vision_weight_bytes=spec.vision_params * fmt.unquantized_bytes,
+        vision_weight_bytes=spec.vision_params * fmt.unquantized_bytes, mtp_params=mtp_params(spec),
         notes=tuple(n for n in (override_note(spec, dtype),) if n))

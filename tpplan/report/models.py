@@ -76,6 +76,7 @@ def summary_json(m: ModelSummary) -> dict[str, Any]:
                                   for g, n, b, t in m.weight_bytes_by_group],
         "attention": attention_summary(s), "rope_scaling": s.rope_scaling or None,
         "vision_params": s.vision_params, "vision_weight_bytes": m.vision_weight_bytes,
+        "num_nextn_predict_layers": s.num_nextn_predict_layers, "mtp_params": m.mtp_params,
         "cross_attention_layers": list(s.cross_attention_layers),
         "moe_layers": list(moe_layers(s)), "num_moe_layers": s.num_moe_layers, "num_dense_layers": s.num_dense_layers,
         "attention_chunk_size": s.attention_chunk_size,
@@ -125,6 +126,9 @@ def _print_summary_lines(m: ModelSummary, con) -> None:
     if s.vision_params:
         con.print(f"Vision tower: {s.vision_params:,} parameters, {format_bytes(m.vision_weight_bytes)} at 16 bits, "
                   f"not planned (the language model is)", markup=False)
+    if m.mtp_params:
+        con.print(f"MTP layers: {s.num_nextn_predict_layers} ({m.mtp_params:,} parameters) in the checkpoint for "
+                  f"speculative decoding; not loaded by a plain serve, not counted or planned", markup=False)
     window = f", sliding-window layers capped at {s.sliding_window} tokens" if s.sliding_window else ""
     seq = format_bytes(m.kv_cache_bytes_per_sequence)
     con.print(f"KV cache of one {m.context_len:,}-token sequence: {seq}{window}")
