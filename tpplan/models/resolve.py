@@ -29,6 +29,10 @@ class CatalogueEntry:
     """True when the published total is an exact count; False when it is rounded (e.g. '141B')."""
     published_active_params: int | None = None
     published_active_source: str = ""
+    published_total_includes_mtp: bool = False
+    """True when the published total counts the checkpoint's MTP layers (a Hub safetensors total, e.g. GLM-4.5's
+    358B), which tpplan's served count leaves out (tpplan.models.params.mtp_params); False when it is the model's
+    own (DeepSeek-V3's 671B "Main Model weights")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,8 @@ def _entry_from_json(data: dict, origin: str) -> CatalogueEntry:
                           published_total_source=data["published_total_source"],
                           published_is_exact=data["published_is_exact"],
                           published_active_params=data.get("published_active_params"),
-                          published_active_source=data.get("published_active_source", ""))
+                          published_active_source=data.get("published_active_source", ""),
+                          published_total_includes_mtp=data.get("published_total_includes_mtp", False))
 
 
 @cache
