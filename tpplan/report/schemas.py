@@ -85,20 +85,50 @@ def sweep_schema() -> dict[str, Any]:
             "items": row}
 
 
-def measure_schema() -> dict[str, Any]:
-    from tpplan.report.measure import ITEM_KEYS
+MEASURE_ITEM_TYPES: dict[str, str | list[str]] = {
+    **dict.fromkeys(("kind", "name", "mode", "source", "timing", "dtype", "what", "allocator", "error_note"), "string"),
+    **dict.fromkeys(("emulated", "compute_only", "correct"), "boolean"),
+    "held_out": ["boolean", "null"],
+    **dict.fromkeys(("tp", "tokens", "bytes", "batch", "context", "iters", "windows", "layers_timed",
+                     "calls_per_window", "copies", "m", "n", "k", "flops"), "integer"),
+    **dict.fromkeys(("predicted_s", "measured_s", "predicted_after_calibration_s", "predicted_bytes", "measured_bytes",
+                     "predicted_after_calibration_bytes", "error_pct", "error_pct_after", "best_s", "p25_s",
+                     "median_s", "p90_s", "algbw_bytes_per_s", "busbw_bytes_per_s"), ["number", "null"]),
+}
+"""The JSON type of each item key `tpplan measure -f json` writes (tpplan.measure.compare.MeasuredItem.to_json: the
+kernel's own keys, then the predictions): `timing` says how a time was taken ("eager+back_to_back+perf_counter"),
+`emulated` / `compute_only` mark rank 0's shard timed alone. Keys not listed are allowed (a kernel may add some)."""
 
-    item = {"type": "object", "required": ["kind"], "properties": {
-        k: ({"type": "string"} if k in ("kind", "name", "mode", "source") else
-            {"type": ["boolean", "null"]} if k == "held_out" else _NUM_OR_NULL) for k in ITEM_KEYS}}
-    summary = {"type": "object", "properties": {"median_abs_error_pct_before": _NUM_OR_NULL,
-                                                "median_abs_error_pct_after": _NUM_OR_NULL,
-                                                "calibrated_profile": {"type": ["string", "null"]}}}
+
+def measure_schema() -> dict[str, Any]:
+    item = {"type": "object", "required": ["kind", "held_out", "error_pct", "error_pct_after"],
+            "properties": {k: {"type": t} for k, t in MEASURE_ITEM_TYPES.items()}}
+    by_kind = {"type": "object", "additionalProperties": {
+        "type": "object", "required": ["items", "held_out"],
+        "properties": {"items": {"type": "integer"}, "held_out": {"type": "integer"},
+                       "median_abs_error_pct_before": _NUM_OR_NULL, "median_abs_error_pct_after": _NUM_OR_NULL}}}
+    summary = {"type": "object", "required": ["median_abs_error_pct_before", "median_abs_error_pct_after",
+                                              "held_out_items", "sign_convention"],
+               "properties": {"median_abs_error_pct_before": _NUM_OR_NULL,
+                              "median_abs_error_pct_before_held_out": _NUM_OR_NULL,
+                              "median_abs_error_pct_after": _NUM_OR_NULL, "by_kind": by_kind,
+                              "held_out_items": {"type": "integer", "minimum": 0},
+                              "layer_overhead_s": {"type": "object", "additionalProperties": {"type": "number"}},
+                              "kernel_fixed_time_s": {"type": "number"},
+                              "kernel_table_held_out_error_pct": _NUM_OR_NULL,
+                              "calibrated_profile": {"type": ["string", "null"]},
+                              "sign_convention": {"type": "string"}}}
+    check = {"type": "object", "required": ["mode", "tokens", "max_abs_error", "passed"],
+             "properties": {"mode": {"type": "string"}, "tokens": {"type": "integer"},
+                            "max_abs_error": {"type": "number"}, "passed": {"type": "boolean"}}}
     return {"$schema": DRAFT, "title": "tpplan measure -f json", "type": "object",
             "required": ["environment", "items", "summary"],
             "properties": {"environment": {"type": "object"}, "items": {"type": "array", "items": item},
-                           "summary": summary, "checks": {"type": "array"},
-                           "notes": {"type": "array", "items": {"type": "string"}}}}
+                           "summary": summary, "checks": {"type": "array", "items": check},
+                           "notes": {"type": "array", "items": {"type": "string"}},
+                           "results": {"type": "array", "items": {"type": "object"},
+                                       "description": "the kernels' raw JSON (what --save-raw writes; --from reads "
+                                                      "it back)"}}}
 
 
 SCHEMAS = {"recommend": recommend_schema, "sweep": sweep_schema, "measure": measure_schema}
