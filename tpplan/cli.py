@@ -210,27 +210,26 @@ def profiles_show(
 @profiles_app.command("validate")
 def profiles_validate(
     files: Annotated[list[Path], typer.Argument(help="YAML profiles to check.")],
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Check profiles: exit 0 when all are valid, 1 otherwise, one line per problem on stderr."""
-    from tpplan.hardware.loader import validate_files
-    from tpplan.report.output import stderr_console
+    """Check profiles: exit 0 when all are valid, 1 otherwise; one line per problem on stderr (-f json: the problems
+    with file, line, key, severity and message on stdout)."""
+    from tpplan.hardware.loader import check_files
+    from tpplan.report.profiles import render_validation
 
-    problems, warnings = validate_files(files)
-    console = stderr_console()
-    for line in problems + warnings:
-        console.print(line, markup=False)
-    if problems:
+    found = check_files(files)
+    render_validation([str(f) for f in files], found, fmt)
+    if any(p.severity == "error" for p in found):
         raise typer.Exit(1)
-    typer.echo(f"{len(files)} profile(s) valid" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
 @profiles_app.command("schema")
-def profiles_schema() -> None:
-    """Print the JSON Schema of the profile format (for editor completion)."""
+def profiles_schema(fmt: FormatOpt = OutputFormat.json) -> None:
+    """Print the JSON Schema of the profile format (for editor completion); -f table|csv|markdown: one row per key."""
     from tpplan.hardware.schema import json_schema
-    from tpplan.report.output import emit_json
+    from tpplan.report.schemas import render_schema
 
-    emit_json(json_schema())
+    render_schema(json_schema(), fmt)
 
 
 @app.command()
@@ -414,12 +413,13 @@ SchemaName = _choices("SchemaName", ("recommend", "sweep", "measure"))
 @app.command()
 def schema(
     command: Annotated[SchemaName, typer.Argument(case_sensitive=False, help="Whose -f json output.")],
+    fmt: FormatOpt = OutputFormat.json,
 ) -> None:
-    """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks)."""
-    from tpplan.report.output import emit_json
-    from tpplan.report.schemas import SCHEMAS
+    """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks); -f table|csv|markdown: one
+    row per key."""
+    from tpplan.report.schemas import SCHEMAS, render_schema
 
-    emit_json(SCHEMAS[command.value]())
+    render_schema(SCHEMAS[command.value](), fmt)
 
 
 def _csv_list(value: str, *, option: str) -> list[str]:

@@ -298,23 +298,57 @@ def load_builtin(name: str) -> HardwareProfile:
     return load_profile_text(text, origin=f"built-in:{name}", validate=False)
 
 
-def validate_files(paths: list[Path]) -> tuple[list[str], list[str]]:
-    """(problems, warnings) over every file, one line each: problems make a profile invalid; warnings flag values
-    that validate but look like a classic mistake (tpplan.hardware.lint)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileProblem:
+    """One line of `tpplan profiles validate`: `file:line: key: message` (a warning's message starts `warning: `)."""
+
+    file: str
+    line: int | None
+    """1-based line of the offending key (its parent's for a missing key); None when the text gives none."""
+    key: str
+    """Dotted key path, or (file) / (root) for the file as a whole."""
+    message: str
+    severity: str
+    """error (the profile is invalid) or warning (valid, but looks like a classic mistake)."""
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.message
+        warning = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {self.key}: {warning}{self.message}"
+
+
+def _problem(text: str, *, file: str) -> ProfileProblem:
+    """A ProfileError line `file:line: key: message` split into its parts (kept whole when it has another form)."""
+    line, _, rest = text.removeprefix(f"{file}:").partition(": ")
+    key, _, message = rest.partition(": ")
+    if not text.startswith(f"{file}:") or not line.isdigit() or not message:
+        return ProfileProblem(file=file, line=None, key="", message=text, severity="error")
+    return ProfileProblem(file=file, line=int(line), key=key, message=message, severity="error")
+
+
+def check_files(paths: list[Path]) -> list[ProfileProblem]:
+    """Every problem (severity error: the profile is invalid) and warning (a value that validates but looks like a
+    classic mistake, tpplan.hardware.lint) over `paths`, file by file."""
     from tpplan.hardware.lint import lint
     from tpplan.hardware.yaml_errors import node_line
 
-    problems: list[str] = []
-    warnings: list[str] = []
+    found: list[ProfileProblem] = []
     builtins = [load_builtin(n) for n in builtin_names()]
     for path in paths:
         try:
             profile = load_profile_file(path)
         except ProfileError as exc:
-            problems.extend(exc.problems)
+            found += [_problem(line, file=str(path)) for line in exc.problems]
             continue
         text = path.read_text(encoding="utf-8")
         data = yaml.load(text, Loader=_LOADER)
-        warnings += [f"{path}:{node_line(text, loc)}: {'.'.join(loc)}: warning: {msg}"
-                     for loc, msg in lint(profile, data, builtins)]
-    return problems, warnings
+        found += [ProfileProblem(file=str(path), line=node_line(text, loc), key=".".join(loc), message=msg,
+                                 severity="warning") for loc, msg in lint(profile, data, builtins)]
+    return found
+
+
+def validate_files(paths: list[Path]) -> tuple[list[str], list[str]]:
+    """(problems, warnings) over every file, one line each (check_files, as text)."""
+    found = check_files(paths)
+    return ([str(p) for p in found if p.severity == "error"], [str(p) for p in found if p.severity == "warning"])

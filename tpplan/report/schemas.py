@@ -132,3 +132,75 @@ def measure_schema() -> dict[str, Any]:
 
 
 SCHEMAS = {"recommend": recommend_schema, "sweep": sweep_schema, "measure": measure_schema}
+
+
+def _type_words(node: dict[str, Any]) -> str:
+    """A schema node's type in a few words: its type(s), const, enum or referenced definition."""
+    if "$ref" in node:
+        return node["$ref"].rsplit("/", 1)[-1]
+    if "const" in node:
+        return f"const {node['const']!r}"
+    if "enum" in node:
+        return "one of " + ", ".join(map(str, node["enum"]))
+    if "anyOf" in node:
+        return " | ".join(_type_words(n) for n in node["anyOf"])
+    kind = node.get("type", "any")
+    return " | ".join(kind) if isinstance(kind, list) else kind
+
+
+def _deref(node: dict[str, Any], root: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The node itself, or the definition it (or its one non-null anyOf branch) refers to, with that name."""
+    branches = [n for n in node.get("anyOf", ()) if n.get("type") != "null"]
+    ref = node.get("$ref") or (branches[0].get("$ref") if len(branches) == 1 else None)
+    if ref is None:
+        return node, None
+    name = ref.rsplit("/", 1)[-1]
+    return root.get("$defs", {}).get(name, {}), name
+
+
+def schema_rows(root: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per key of a JSON Schema, nested keys dotted (`items[]` for an array's elements, `*` for any key of a
+    map): key, type, required, description. Each definition is expanded once per path (no recursion loops)."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any], prefix: str, seen: frozenset[str]) -> None:
+        node, name = _deref(node, root)
+        if name in seen:
+            return
+        seen = seen | {name} if name else seen
+        required = set(node.get("required", ()))
+        for key, sub in node.get("properties", {}).items():
+            path = f"{prefix}{key}"
+            rows.append({"key": path, "type": _type_words(sub), "required": key in required,
+                         "description": " ".join(str(sub.get("description", "")).split())})
+            walk(sub, path + ".", seen)
+            items = _deref(sub, root)[0].get("items")
+            if isinstance(items, dict):
+                walk(items, path + "[].", seen)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            walk(extra, prefix + "*.", seen)
+        if prefix == "" and isinstance(node.get("items"), dict):  # a top-level array (sweep's rows)
+            walk(node["items"], "[].", seen)
+
+    walk(root, "", frozenset())
+    return rows
+
+
+def render_schema(schema: dict[str, Any], fmt: Any) -> None:
+    """json (the default): the schema itself; csv / markdown: schema_rows; table: the same rows at the terminal's
+    width, titled by the schema's title."""
+    from tpplan.report.output import OutputFormat, emit_json, emit_rows
+    from tpplan.report.text import Column, list_table_lines, write_lines
+
+    if fmt is OutputFormat.json:
+        return emit_json(schema)
+    rows = schema_rows(schema)
+    if emit_rows(rows, fmt):
+        return None
+    columns = (Column(header="key", priority=0, align="<"), Column(header="type", priority=1, align="<", wrap=True),
+               Column(header="required", priority=2, align="<"),
+               Column(header="description", priority=3, align="<", wrap=True))
+    cells = [[r["key"], r["type"], "yes" if r["required"] else "", r["description"]] for r in rows]
+    write_lines(list_table_lines(schema.get("title") or "JSON Schema", columns, cells))
+    return None
