@@ -24,7 +24,8 @@ def cols80(monkeypatch):
 def test_answer_first_and_fits_80_columns(run_cli, cols80):
     r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8")
     lines = r.out.splitlines()
-    assert r.code == 0 and len(lines) <= 40, len(lines)
+    # 41: the efficiency assumption names the constant dgx-h100 leaves to defaults/kernels.yaml (one more line)
+    assert r.code == 0 and len(lines) <= 41, len(lines)
     assert max(len(ln) for ln in lines) <= 80
     head = " ".join(ln.strip() for ln in lines[:3])  # the answer line, wrapped at 80 columns
     best = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "-f", "json").json()["recommended"]

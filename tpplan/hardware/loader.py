@@ -31,7 +31,8 @@ one mapping is an error."""
 
 
 @cache
-def _collective_defaults() -> dict[str, Any]:
+def collective_defaults() -> dict[str, Any]:
+    """Collective tiers a profile leaves out (hardware_profiles/defaults/collectives.yaml, sources inside)."""
     text = package_dir("tpplan.hardware_profiles").joinpath("defaults", "collectives.yaml").read_text(encoding="utf-8")
     return yaml.load(text, Loader=_LOADER)
 
@@ -41,6 +42,25 @@ def kernel_defaults() -> dict[str, Any]:
     """Kernel constants a profile may leave out (hardware_profiles/defaults/kernels.yaml, sources inside)."""
     text = package_dir("tpplan.hardware_profiles").joinpath("defaults", "kernels.yaml").read_text(encoding="utf-8")
     return yaml.load(text, Loader=_LOADER)
+
+
+DEFAULTS_FILES = {"kernels": "hardware_profiles/defaults/kernels.yaml",
+                  "collectives": "hardware_profiles/defaults/collectives.yaml"}
+"""The files a profile's left-out values come from (HardwareProfile.defaulted), as the repository names them."""
+
+
+def defaults_source(kind: str) -> str:
+    """The `source` line of hardware_profiles/defaults/{kind}.yaml (the full citations are its comments)."""
+    return str((kernel_defaults() if kind == "kernels" else collective_defaults()).get("source", ""))
+
+
+def _defaulted(d: dict[str, Any], tiers: dict[str, dict[str, ProtocolParams]]) -> dict[str, tuple[str, ...]]:
+    """Which values of a profile dict come from the defaults files: the kernel constants its efficiency section
+    leaves out, and the collective tiers it gives no parameters for."""
+    e, given = d["efficiency"], d.get("collectives") or {}
+    out = {"kernels": tuple(k for k in kernel_defaults() if k != "source" and e.get(k) is None),
+           "collectives": tuple(t for t in tiers if not given.get(t))}
+    return {k: v for k, v in out.items() if v}
 
 
 def _efficiency(e: dict[str, Any]) -> Efficiency:
@@ -62,7 +82,7 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:
-    d = _collective_defaults()
+    d = collective_defaults()
     return {p: ProtocolParams(base_latency_s=d["base_latency_us"][p] * US + link.latency_s,
                               hop_latency_s=d["hop_latency_us"][tier][p] * US,
                               busbw_bytes_per_s=link.bandwidth_bytes_per_s * d["busbw_fraction_of_link"][p])
@@ -134,8 +154,8 @@ def profile_from_dict(d: dict[str, Any], *, origin: str) -> HardwareProfile:
                     peak_flops_per_s={k: _q(v, "flops", "TFLOP/s") for k, v in g["peak_flops"].items()}),
         gpus_per_node=node["gpus_per_node"], nvlink_domain_size=node["nvlink_domain_size"], intra_domain_link=intra,
         inter_domain_link=inter, network=network, nodes=d.get("nodes", 1),
-        collectives=_tiers(d, {"nvlink": intra, "pcie": inter, "network": network}),
-        efficiency=_efficiency(e),
+        collectives=(tiers := _tiers(d, {"nvlink": intra, "pcie": inter, "network": network})),
+        efficiency=_efficiency(e), defaulted=_defaulted(d, tiers),
         price_per_gpu_hour=d.get("price_per_gpu_hour"), sources=dict(d.get("source") or {}), origin=origin,
         kernel_table=_kernel_table(d.get("kernel_table")))
 

@@ -441,6 +441,45 @@ def _matmul_words(spec: ModelSpec, w: Workload, p: HardwareProfile) -> str:
     return words + (f" x {e.sustained_clock:.2f} clock" if e.sustained_clock < 1 else "")
 
 
+def defaulted_in_use(spec: ModelSpec, w: Workload, p: HardwareProfile) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(kernel constants, collective tiers) the profile leaves to tpplan's defaults files (HardwareProfile.defaulted)
+    that this plan uses: matmul_fp8 only when the weights compute in 8 or 4 bits, moe_expert_fixed_tokens only for an
+    MoE model, pipeline_sequence_overhead only when PP is possible (more than one GPU); the tiers a TP group of 2 to
+    --gpus GPUs crosses (HardwareProfile.tier_for_group)."""
+    from tpplan.models.dtypes import compute_dtype, weight_format
+    from tpplan.models.formats import LOW_PRECISION_COMPUTE
+
+    unused = set()
+    if compute_dtype(weight_format(spec, w.dtype), p.gpu.peak_flops_per_s)[0] not in LOW_PRECISION_COMPUTE:
+        unused.add("matmul_fp8")
+    if not spec.is_moe:
+        unused.add("moe_expert_fixed_tokens")
+    if w.gpus < 2:
+        unused.add("pipeline_sequence_overhead")
+    kernels = tuple(k for k in p.defaulted.get("kernels", ()) if k not in unused)
+    crossed = {p.tier_for_group(g) for g in range(2, w.gpus + 1)}
+    return kernels, tuple(t for t in p.defaulted.get("collectives", ()) if t in crossed)
+
+
+def _defaults_words(kernels: tuple[str, ...], tiers: tuple[str, ...], p: HardwareProfile) -> dict[str, str]:
+    """Assumption lines for what the plan takes from tpplan's defaults files rather than the profile: the kernel
+    constants with their values and the file's source, and the collective model of the tiers it gives no
+    parameters for."""
+    from tpplan.hardware.loader import DEFAULTS_FILES, collective_defaults, defaults_source, kernel_defaults
+
+    out: dict[str, str] = {}
+    if kernels:
+        values = ", ".join(f"{k} {kernel_defaults()[k]}" for k in kernels)
+        out["efficiency_defaults"] = (f"{values}: not stated in {p.origin}, so tpplan's defaults "
+                                      f"({DEFAULTS_FILES['kernels']}, source: {defaults_source('kernels')})")
+    if tiers:
+        fractions = " / ".join(f"{v:g}" for v in collective_defaults()["busbw_fraction_of_link"].values())
+        out["collectives"] = (f"no {', '.join(tiers)} collectives in {p.origin}: the default NCCL model (ll / ll128 "
+                              f"/ simple bus bandwidth = {fractions} x the link's, NCCL's base + per-hop latencies; "
+                              f"{DEFAULTS_FILES['collectives']}, source: {defaults_source('collectives')})")
+    return out
+
+
 def _objective_words(w: Workload, p: HardwareProfile) -> str:
     """What the objective ranks by (rank_key), and for cost where its price comes from."""
     if w.objective == "latency":
@@ -476,6 +515,8 @@ def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
 
 
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: ModelSpec) -> None:
+    from tpplan.hardware.loader import DEFAULTS_FILES
+
     limits = engine_limits(p, w)
     a.setdefault("gpus", f"{w.gpus} of {p.total_gpus} in {p.name}")
     a.setdefault("engine", w.engine)
@@ -499,7 +540,10 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: M
         a.setdefault("sequence_parallel", "on (--sequence-parallel): each layer's all-reduce priced as a "
                                           "reduce-scatter + all-gather, and the lm_head's input all-gathered")
     e = p.efficiency
+    kernels, tiers = defaulted_in_use(spec, w, p)
     a.setdefault("efficiency", f"{_matmul_words(spec, w, p)}, memory {e.memory:.2f}, reserve "
                                f"{bytes_to_gib(e.runtime_reserve_bytes):.1f} GiB + activations, "
                                f"{s_to_ms(e.step_overhead_s):.2f} ms per step, {e.kernel_overhead_s / US:.1f} us per "
-                               f"kernel (from {p.origin})")
+                               f"kernel (from {p.origin}"
+                               + (f"; {', '.join(kernels)}: {DEFAULTS_FILES['kernels']})" if kernels else ")"))
+    a.update(_defaults_words(kernels, tiers, p))
