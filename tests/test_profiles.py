@@ -205,7 +205,9 @@ def test_every_builtin_round_trips_through_yaml():
         p = load_builtin(name)
         again = load_profile_text(profile_to_yaml(p), origin="round-trip")
         a, b = dataclasses.asdict(p), dataclasses.asdict(again)
-        a.pop("origin"), b.pop("origin")
+        # provenance, not values: the writer states every value, so nothing is left to the defaults files after it
+        for d in (a, b):
+            d.pop("origin"), d.pop("defaulted")
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) or _close(a, b), name
 
 
