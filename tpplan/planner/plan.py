@@ -136,6 +136,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     query = model if isinstance(model, str) else model.name
     spec, profile = _model_and_profile(model, hardware, price_per_gpu_hour=price_per_gpu_hour,
                                        assumptions=assumptions)
+    if moe_imbalance != D.moe_imbalance and not spec.is_moe:
+        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
+                          f"rank's routed tokens / mean); {spec.name} has no routed experts; leave --moe-imbalance "
+                          f"out")
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
     if workload == "train" and dtype == "fp8" and "fp8" not in profile.gpu.peak_flops_per_s:
         raise TpplanError(f"--dtype fp8 with --workload train: Transformer Engine's FP8 GEMMs need FP8 tensor cores "
