@@ -19,10 +19,11 @@ from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import resolve_layer_formats
 
-_SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
+_SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt_oss": 2}
 """Families that interleave sliding-window and global layers: layer i is global when (i + 1) % n == 0, with n the
 config's `sliding_window_pattern`, else this default (transformers: Gemma2DecoderLayer slides on even layers;
-Gemma3TextConfig and Cohere2Config derive layer_types from sliding_window_pattern, defaults 6 and 4)."""
+Gemma3TextConfig and Cohere2Config derive layer_types from sliding_window_pattern, defaults 6 and 4; GptOssConfig
+without layer_types slides on even layers: "sliding_attention" if (i + 1) % 2 else "full_attention")."""
 
 
 def _layer_types(r: ConfigReader, layers: int, model_type: str, window: int | None) -> tuple[str, ...]:
