@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tpplan.errors import ModelSpecError
+from tpplan.files import load_json
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
 from tpplan.models.hf_families import SUPPORTED, TEXT_MODEL_TYPES, check_model_type, family_fields
 from tpplan.models.hf_reader import MAX_LAYERS, ConfigReader
@@ -254,7 +255,7 @@ def load_config_file(path: Path) -> ModelSpec:
         raise ModelSpecError(f"{path}: no config.json found; pass a Hugging Face config.json or a directory "
                              f"holding one")
     try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
+        cfg = load_json(file.read_text(encoding="utf-8"), origin=str(file), error=ModelSpecError)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelSpecError(f"{file}: not valid JSON ({exc}); download the model's config.json again") from exc
     return spec_from_hf_config(cfg, origin=str(file))
