@@ -295,10 +295,11 @@ def recommend(
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
     engine_name = _engine_for(engine, emit, workload)
     _check_a2a_backend(all2all_backend, engine_name, deepep_mode)
-    if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
-        raise TpplanError("--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; add "
-                          "--tp N")
+    from tpplan.planner.plan import needs_tp_message
     from tpplan.planner.plan import recommend as plan_recommend
+
+    if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
+        raise TpplanError(needs_tp_message(ep=ep, dp_attention=dp_attention, workload=workload.value))
     from tpplan.report.plan import render_plan
 
     plan = plan_recommend(model, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine_name,

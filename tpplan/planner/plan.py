@@ -312,11 +312,42 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         raise LayoutError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts; "
                           f"leave them out")
     if ep not in (1, tp * dp_attention):
-        raise LayoutError(f"--ep {ep} must be 1 or --tp x --dp-attention = {tp * dp_attention} (the engines spread the "
-                          f"experts over every GPU of the replica)")
+        raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention))
     replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
                                words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
     return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
+
+
+def needs_tp_message(*, ep: int, dp_attention: int, workload: str) -> str:
+    """Layout options given without --tp: the rule, and for a serving --ep the --tp (or DP-attention) that makes EP
+    span the replica's TP x DP-attention GPUs, as the engines run it (_ep_mismatch)."""
+    line = "--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; add --tp N"
+    if workload != "serve" or ep == 1 or ep % dp_attention:
+        return line
+    if dp_attention > 1:
+        return line + f": --tp {ep // dp_attention} for TP{ep // dp_attention} x EP{ep} x DP-attention {dp_attention}"
+    return line + f": --tp {ep} for TP{ep} x EP{ep}, or --tp 1 --dp-attention {ep} for TP1 x EP{ep} x DP-attention {ep}"
+
+
+def _ep_mismatch(*, tp: int, ep: int, dp_attention: int) -> str:
+    """The layout asked for, the engines' rule (vLLM --enable-expert-parallel, SGLang --ep-size, TensorRT-LLM
+    --ep_size: the experts over all TP x DP-attention GPUs of a replica; tpplan.planner.layouts) and the flags that
+    give a layout they run: DP-attention ranks (else a TP degree) that make up EP, EP over the GPUs given, or no EP."""
+    group, dp = tp * dp_attention, dp_attention
+    layout = f"TP{tp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else " without DP-attention")
+    if ep % tp == 0 and ep // tp > 1:
+        fixes = [f"{'add' if dp == 1 else 'set'} --dp-attention {ep // tp} for TP{tp} x EP{ep} x DP-attention "
+                 f"{ep // tp} ({ep} GPUs per replica)"]
+    elif ep % dp == 0:
+        fixes = [f"set --tp {ep // dp} for TP{ep // dp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else "")]
+    else:
+        fixes = []
+    if group > 1:
+        fixes.append(f"--ep {group} for TP{tp} x EP{group}" + (f" x DP-attention {dp}" if dp > 1 else ""))
+    fixes.append("leave --ep out" + (f" to split the experts over the {group} GPUs by TP" if group > 1 else ""))
+    return (f"--ep {ep} with --tp {tp}" + (f" --dp-attention {dp}" if dp > 1 else "") + f" asks for {layout}, but "
+            f"the engines spread the routed experts over every GPU of a replica: EP must be 1 or TP x DP-attention = "
+            f"{group}; " + "; or ".join(fixes))
 
 
 def _fixed_replicas(w: Workload, *, group: int, replicas: int | None, words: str) -> int:
