@@ -179,6 +179,42 @@ def test_measure_from_saved_results_and_from_its_own_json(quick_run, run_cli, tm
         [i["measured_s"] for i in d["items"] if "measured_s" in i]
 
 
+def _schema_errors(run_cli, doc) -> list[str]:
+    import jsonschema
+
+    schema = run_cli("schema", "measure").json()
+    return [f"{list(e.path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+
+
+@pytest.mark.slow
+def test_real_measure_json_validates_against_tpplan_schema_measure(quick_run, run_cli):
+    """What `tpplan measure -f json` writes on CPU (gloo, 2 ranks) passes `tpplan schema measure`: booleans
+    (emulated, compute_only, correct, held_out), the timing string, the kernels' counts and the raw results."""
+    _, d, _, _ = quick_run
+    items = d["items"]
+    assert any(isinstance(i.get("timing"), str) for i in items)
+    assert any(i.get("emulated") is False and i.get("compute_only") is False for i in items)
+    assert _schema_errors(run_cli, d) == []
+    from tpplan.report.measure import ITEM_KEYS
+    from tpplan.report.schemas import MEASURE_ITEM_TYPES
+
+    assert set(ITEM_KEYS) <= set(MEASURE_ITEM_TYPES)  # every CSV column has a type in the schema
+    bad = dict(d, items=[dict(items[0], emulated="no")])
+    assert _schema_errors(run_cli, bad) == ["['items', 0, 'emulated']: 'no' is not of type 'boolean'"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_emulated_measure_json_validates_against_its_schema(run_cli):
+    """One rank timing rank 0's tp-2 shard (emulated, compute only: both true) writes JSON the schema accepts."""
+    r = run_cli("measure", "--quick", "--nproc", "1", "--emulate-tp", "2", "--no-kernel-table", "--backend", "gloo",
+                "--hardware", "cpu-gloo", "--format", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    assert any(i.get("emulated") is True and i.get("compute_only") is True for i in d["items"])
+    assert _schema_errors(run_cli, d) == []
+
+
 @pytest.mark.slow
 def test_cpu_run_never_calibrates_a_gpu_profile(quick_run, run_cli, tmp_path):
     _, _, _, raw = quick_run

@@ -90,3 +90,25 @@ def test_a_mixtral_config_without_expert_fields_takes_mixtrals_8_experts_top_2()
     assert (s.num_experts, s.num_experts_per_tok) == (8, 2)
     assert round(total_params(s) / 1e9, 1) == 46.7
     assert "num_local_experts missing from the config: transformers' mixtral config default 8" in s.notes
+
+
+def test_a_gpt_oss_config_without_expert_fields_takes_gpt_oss_configs_128_experts_top_4(tmp_path, run_cli):
+    """GptOssConfig (transformers models/gpt_oss/configuration_gpt_oss.py) defaults num_local_experts 128,
+    num_experts_per_tok 4 and, without layer_types, slides on even layers: gpt-oss-120b's config.json without those
+    fields is gpt-oss-120b (same parameters and layer kinds as the catalogue's), and the notes say what was filled."""
+    import json
+
+    catalogue = json.loads((Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" /
+                            "gpt-oss-120b.json").read_text())["config"]
+    sparse = {k: v for k, v in catalogue.items() if k not in ("num_local_experts", "num_experts_per_tok",
+                                                               "layer_types", "max_position_embeddings")}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(sparse))
+    s, ref = load_config_file(path), resolve_model("gpt-oss-120b").spec
+    assert (s.num_experts, s.num_experts_per_tok, s.max_position_embeddings) == (128, 4, 131072)
+    assert total_params(s) == total_params(ref) and s.layer_types == ref.layer_types
+    r = run_cli("models", "show", str(path), "-f", "json")
+    assert r.code == 0 and r.json()["notes"] == [
+        "max_position_embeddings missing from the config: transformers' gpt_oss config default 131072",
+        "num_local_experts missing from the config: transformers' gpt_oss config default 128",
+        "num_experts_per_tok missing from the config: transformers' gpt_oss config default 4"]

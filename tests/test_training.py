@@ -406,3 +406,28 @@ def test_your_tp_layout_row_carries_its_arrow(run_cli, args, row):
     rows = [line.split() for line in out.splitlines() if line.startswith(("→", "★")) and line.split()[1].isdigit()]
     assert ["→", *row] in [r[:4] for r in rows], rows
     assert sum(r[0] == "★" for r in rows) == 1
+
+
+@pytest.mark.parametrize("workload", ["serve", "train"])
+def test_moe_imbalance_on_a_dense_model_is_refused_not_ignored(refusal, workload):
+    """A dense model routes no tokens to experts: --moe-imbalance would change nothing, so it is refused (serving and
+    training alike) in one line naming the value, the model and the fix."""
+    err = refusal("recommend", "--model", "llama-8b", "--gpus", "8", "--workload", workload, "--moe-imbalance", "1.5")
+    assert err == ("Error: --moe-imbalance 1.5 applies to MoE models (the busiest expert-parallel rank's routed tokens "
+                   "/ mean); Llama-3.1-8B has no routed experts; leave --moe-imbalance out")
+
+
+def test_moe_imbalance_on_an_moe_model_and_gpu_memory_utilization_in_training_are_used(run_cli):
+    """Neither is ignored where it applies: an MoE model trains with the imbalance given, and a training plan's
+    usable memory is --gpu-memory-utilization x the GPU's (tpplan.planner.candidates.usable_bytes_per_gpu), so the
+    option is honoured, not refused, with --workload train."""
+    r = run_cli("recommend", "--model", "mixtral-8x7b", "--gpus", "16", "--nodes", "2", "--workload", "train",
+                "--moe-imbalance", "1.5", "-f", "json")
+    assert r.code == 0 and "EP load imbalance 1.50" in r.json()["assumptions"]["moe"]
+    from tpplan.hardware.loader import load_builtin
+
+    memory = load_builtin("dgx-h100").gpu.memory_bytes
+    for util in (0.9, 0.5):
+        d = run_cli("recommend", "--model", "llama-8b", "--gpus", "8", "--workload", "train",
+                    "--gpu-memory-utilization", str(util), "-f", "json").json()
+        assert d["recommended"]["usable_bytes_per_gpu"] == int(memory * util)

@@ -210,27 +210,26 @@ def profiles_show(
 @profiles_app.command("validate")
 def profiles_validate(
     files: Annotated[list[Path], typer.Argument(help="YAML profiles to check.")],
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Check profiles: exit 0 when all are valid, 1 otherwise, one line per problem on stderr."""
-    from tpplan.hardware.loader import validate_files
-    from tpplan.report.output import stderr_console
+    """Check profiles: exit 0 when all are valid, 1 otherwise; one line per problem on stderr (-f json: the problems
+    with file, line, key, severity and message on stdout)."""
+    from tpplan.hardware.loader import check_files
+    from tpplan.report.profiles import render_validation
 
-    problems, warnings = validate_files(files)
-    console = stderr_console()
-    for line in problems + warnings:
-        console.print(line, markup=False)
-    if problems:
+    found = check_files(files)
+    render_validation([str(f) for f in files], found, fmt)
+    if any(p.severity == "error" for p in found):
         raise typer.Exit(1)
-    typer.echo(f"{len(files)} profile(s) valid" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
 @profiles_app.command("schema")
-def profiles_schema() -> None:
-    """Print the JSON Schema of the profile format (for editor completion)."""
+def profiles_schema(fmt: FormatOpt = OutputFormat.json) -> None:
+    """Print the JSON Schema of the profile format (for editor completion); -f table|csv|markdown: one row per key."""
     from tpplan.hardware.schema import json_schema
-    from tpplan.report.output import emit_json
+    from tpplan.report.schemas import render_schema
 
-    emit_json(json_schema())
+    render_schema(json_schema(), fmt)
 
 
 @app.command()
@@ -296,10 +295,11 @@ def recommend(
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
     engine_name = _engine_for(engine, emit, workload)
     _check_a2a_backend(all2all_backend, engine_name, deepep_mode)
-    if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
-        raise TpplanError("--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; add "
-                          "--tp N")
+    from tpplan.planner.plan import needs_tp_message
     from tpplan.planner.plan import recommend as plan_recommend
+
+    if (pp is not None or replicas is not None or ep > 1 or dp_attention > 1 or etp is not None) and tp is None:
+        raise TpplanError(needs_tp_message(ep=ep, dp_attention=dp_attention, workload=workload.value))
     from tpplan.report.plan import render_plan
 
     plan = plan_recommend(model, gpus=gpus, hardware=_hardware(hardware), nodes=nodes, engine=engine_name,
@@ -414,12 +414,13 @@ SchemaName = _choices("SchemaName", ("recommend", "sweep", "measure"))
 @app.command()
 def schema(
     command: Annotated[SchemaName, typer.Argument(case_sensitive=False, help="Whose -f json output.")],
+    fmt: FormatOpt = OutputFormat.json,
 ) -> None:
-    """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks)."""
-    from tpplan.report.output import emit_json
-    from tpplan.report.schemas import SCHEMAS
+    """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks); -f table|csv|markdown: one
+    row per key."""
+    from tpplan.report.schemas import SCHEMAS, render_schema
 
-    emit_json(SCHEMAS[command.value]())
+    render_schema(SCHEMAS[command.value](), fmt)
 
 
 def _csv_list(value: str, *, option: str) -> list[str]:

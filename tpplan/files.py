@@ -57,3 +57,57 @@ def package_dir(package: str) -> Path:
     `tpplan.models.catalogue`). A plain path rather than importlib.resources, whose import pulls in zipfile and
     tempfile (3 ms CPU of a cold `tpplan recommend`, measured); pip installs tpplan unpacked, never zipped."""
     return Path(importlib.import_module(package).__file__).parent
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_json(text: str, *, origin: str, error: type[TpplanError] = TpplanError) -> object:
+    """`json.loads(text)` that refuses a key given twice in one object, as tpplan's YAML loader does
+    (tpplan.hardware.yaml_errors.UniqueKeySafeLoader): RFC 8259 section 4 leaves such names' meaning unpredictable,
+    and Python's json (like transformers' config loading) keeps the last value in silence. Raises `error` naming
+    `origin`, the key's dotted path (list items by index, `results.0.workload`) and both values; a
+    json.JSONDecodeError passes through for the caller's own message."""
+    import json
+
+    # id of an object with a repeated key -> (the object, kept alive so its id stays unique; key; both values)
+    twice: dict[int, tuple[dict[str, object], str, object, object]] = {}
+
+    def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out and id(out) not in twice:
+                twice[id(out)] = (out, key, out[key], value)
+            out[key] = value
+        return out
+
+    data = json.loads(text, object_pairs_hook=pairs_hook)
+    if twice:
+        path = _path_to(data, twice)
+        _, key, first, again = twice[id(_at(data, path))] if path is not None else next(iter(twice.values()))
+        path = path or ()
+        raise error(f"{origin}: {'.'.join((*path, key))}: duplicate key in one JSON object (first {_shown(first)}, "
+                    f"then {_shown(again)}); expected each key once: keep one of the two (JSON readers would "
+                    f"silently use the last)")
+    return data
+
+
+def _path_to(node: object, twice: dict[int, tuple], path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The path (keys and list indices) of the first object in document order that `twice` records; None if none
+    is reachable."""
+    if isinstance(node, dict) and id(node) in twice:
+        return path
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        found = _path_to(child, twice, (*path, str(key))) if isinstance(child, dict | list) else None
+        if found is not None:
+            return found
+    return None
+
+
+def _at(node: object, path: tuple[str, ...]) -> object:
+    for key in path:
+        node = node[int(key)] if isinstance(node, list) else node[key]  # type: ignore[index]
+    return node

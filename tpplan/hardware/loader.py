@@ -31,7 +31,8 @@ one mapping is an error."""
 
 
 @cache
-def _collective_defaults() -> dict[str, Any]:
+def collective_defaults() -> dict[str, Any]:
+    """Collective tiers a profile leaves out (hardware_profiles/defaults/collectives.yaml, sources inside)."""
     text = package_dir("tpplan.hardware_profiles").joinpath("defaults", "collectives.yaml").read_text(encoding="utf-8")
     return yaml.load(text, Loader=_LOADER)
 
@@ -41,6 +42,25 @@ def kernel_defaults() -> dict[str, Any]:
     """Kernel constants a profile may leave out (hardware_profiles/defaults/kernels.yaml, sources inside)."""
     text = package_dir("tpplan.hardware_profiles").joinpath("defaults", "kernels.yaml").read_text(encoding="utf-8")
     return yaml.load(text, Loader=_LOADER)
+
+
+DEFAULTS_FILES = {"kernels": "hardware_profiles/defaults/kernels.yaml",
+                  "collectives": "hardware_profiles/defaults/collectives.yaml"}
+"""The files a profile's left-out values come from (HardwareProfile.defaulted), as the repository names them."""
+
+
+def defaults_source(kind: str) -> str:
+    """The `source` line of hardware_profiles/defaults/{kind}.yaml (the full citations are its comments)."""
+    return str((kernel_defaults() if kind == "kernels" else collective_defaults()).get("source", ""))
+
+
+def _defaulted(d: dict[str, Any], tiers: dict[str, dict[str, ProtocolParams]]) -> dict[str, tuple[str, ...]]:
+    """Which values of a profile dict come from the defaults files: the kernel constants its efficiency section
+    leaves out, and the collective tiers it gives no parameters for."""
+    e, given = d["efficiency"], d.get("collectives") or {}
+    out = {"kernels": tuple(k for k in kernel_defaults() if k != "source" and e.get(k) is None),
+           "collectives": tuple(t for t in tiers if not given.get(t))}
+    return {k: v for k, v in out.items() if v}
 
 
 def _efficiency(e: dict[str, Any]) -> Efficiency:
@@ -62,7 +82,7 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
 
 
 def _default_tier(tier: str, link: LinkSpec) -> dict[str, ProtocolParams]:
-    d = _collective_defaults()
+    d = collective_defaults()
     return {p: ProtocolParams(base_latency_s=d["base_latency_us"][p] * US + link.latency_s,
                               hop_latency_s=d["hop_latency_us"][tier][p] * US,
                               busbw_bytes_per_s=link.bandwidth_bytes_per_s * d["busbw_fraction_of_link"][p])
@@ -134,8 +154,8 @@ def profile_from_dict(d: dict[str, Any], *, origin: str) -> HardwareProfile:
                     peak_flops_per_s={k: _q(v, "flops", "TFLOP/s") for k, v in g["peak_flops"].items()}),
         gpus_per_node=node["gpus_per_node"], nvlink_domain_size=node["nvlink_domain_size"], intra_domain_link=intra,
         inter_domain_link=inter, network=network, nodes=d.get("nodes", 1),
-        collectives=_tiers(d, {"nvlink": intra, "pcie": inter, "network": network}),
-        efficiency=_efficiency(e),
+        collectives=(tiers := _tiers(d, {"nvlink": intra, "pcie": inter, "network": network})),
+        efficiency=_efficiency(e), defaulted=_defaulted(d, tiers),
         price_per_gpu_hour=d.get("price_per_gpu_hour"), sources=dict(d.get("source") or {}), origin=origin,
         kernel_table=_kernel_table(d.get("kernel_table")))
 
@@ -298,23 +318,57 @@ def load_builtin(name: str) -> HardwareProfile:
     return load_profile_text(text, origin=f"built-in:{name}", validate=False)
 
 
-def validate_files(paths: list[Path]) -> tuple[list[str], list[str]]:
-    """(problems, warnings) over every file, one line each: problems make a profile invalid; warnings flag values
-    that validate but look like a classic mistake (tpplan.hardware.lint)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileProblem:
+    """One line of `tpplan profiles validate`: `file:line: key: message` (a warning's message starts `warning: `)."""
+
+    file: str
+    line: int | None
+    """1-based line of the offending key (its parent's for a missing key); None when the text gives none."""
+    key: str
+    """Dotted key path, or (file) / (root) for the file as a whole."""
+    message: str
+    severity: str
+    """error (the profile is invalid) or warning (valid, but looks like a classic mistake)."""
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.message
+        warning = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {self.key}: {warning}{self.message}"
+
+
+def _problem(text: str, *, file: str) -> ProfileProblem:
+    """A ProfileError line `file:line: key: message` split into its parts (kept whole when it has another form)."""
+    line, _, rest = text.removeprefix(f"{file}:").partition(": ")
+    key, _, message = rest.partition(": ")
+    if not text.startswith(f"{file}:") or not line.isdigit() or not message:
+        return ProfileProblem(file=file, line=None, key="", message=text, severity="error")
+    return ProfileProblem(file=file, line=int(line), key=key, message=message, severity="error")
+
+
+def check_files(paths: list[Path]) -> list[ProfileProblem]:
+    """Every problem (severity error: the profile is invalid) and warning (a value that validates but looks like a
+    classic mistake, tpplan.hardware.lint) over `paths`, file by file."""
     from tpplan.hardware.lint import lint
     from tpplan.hardware.yaml_errors import node_line
 
-    problems: list[str] = []
-    warnings: list[str] = []
+    found: list[ProfileProblem] = []
     builtins = [load_builtin(n) for n in builtin_names()]
     for path in paths:
         try:
             profile = load_profile_file(path)
         except ProfileError as exc:
-            problems.extend(exc.problems)
+            found += [_problem(line, file=str(path)) for line in exc.problems]
             continue
         text = path.read_text(encoding="utf-8")
         data = yaml.load(text, Loader=_LOADER)
-        warnings += [f"{path}:{node_line(text, loc)}: {'.'.join(loc)}: warning: {msg}"
-                     for loc, msg in lint(profile, data, builtins)]
-    return problems, warnings
+        found += [ProfileProblem(file=str(path), line=node_line(text, loc), key=".".join(loc), message=msg,
+                                 severity="warning") for loc, msg in lint(profile, data, builtins)]
+    return found
+
+
+def validate_files(paths: list[Path]) -> tuple[list[str], list[str]]:
+    """(problems, warnings) over every file, one line each (check_files, as text)."""
+    found = check_files(paths)
+    return ([str(p) for p in found if p.severity == "error"], [str(p) for p in found if p.severity == "warning"])

@@ -148,6 +148,10 @@ class HardwareProfile:
     """Where the profile was read from (file path or 'built-in')."""
     kernel_table: KernelTable | None = None
     """Optional kernel times measured on this node by `tpplan measure` (tpplan.hardware.kernel_table)."""
+    defaulted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Values the profile's YAML leaves out, by the defaults file they came from: "kernels" -> the efficiency keys
+    taken from hardware_profiles/defaults/kernels.yaml, "collectives" -> the tiers derived from the link bandwidths
+    by hardware_profiles/defaults/collectives.yaml (tpplan.hardware.loader.DEFAULTS_FILES). Empty: all stated."""
 
     @property
     def total_gpus(self) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tpplan.errors import MeasurementError
+from tpplan.files import load_json
 from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.measure.calibrate import Fit, calibrate, measured_s
@@ -205,7 +206,7 @@ def load_results(paths: list[Path]) -> list[dict]:
     out = []
     for p in paths:
         try:
-            data = json.loads(p.read_text())
+            data = load_json(p.read_text(encoding="utf-8"), origin=str(p), error=MeasurementError)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MeasurementError(f"{p}: cannot read measurement JSON ({exc}); pass files written by the "
                                    f"kernels' --out or by tpplan measure --save-raw / --format json") from exc

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tpplan.errors import ModelSpecError
+from tpplan.files import load_json
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
 from tpplan.models.hf_families import (
     SAME_ARCHITECTURE,
@@ -25,10 +26,11 @@ from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import resolve_layer_formats
 
-_SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
+_SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt_oss": 2}
 """Families that interleave sliding-window and global layers: layer i is global when (i + 1) % n == 0, with n the
 config's `sliding_window_pattern`, else this default (transformers: Gemma2DecoderLayer slides on even layers;
-Gemma3TextConfig and Cohere2Config derive layer_types from sliding_window_pattern, defaults 6 and 4)."""
+Gemma3TextConfig and Cohere2Config derive layer_types from sliding_window_pattern, defaults 6 and 4; GptOssConfig
+without layer_types slides on even layers: "sliding_attention" if (i + 1) % 2 else "full_attention")."""
 
 
 def _layer_types(r: ConfigReader, layers: int, model_type: str, window: int | None) -> tuple[str, ...]:
@@ -271,7 +273,7 @@ def load_config_file(path: Path) -> ModelSpec:
         raise ModelSpecError(f"{path}: no config.json found; pass a Hugging Face config.json or a directory "
                              f"holding one")
     try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
+        cfg = load_json(file.read_text(encoding="utf-8"), origin=str(file), error=ModelSpecError)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelSpecError(f"{file}: not valid JSON ({exc}); download the model's config.json again") from exc
     return spec_from_hf_config(cfg, origin=str(file))

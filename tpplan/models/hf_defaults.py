@@ -34,6 +34,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "mixtral": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
                 "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
                 "tie_word_embeddings": False, "num_local_experts": 8, "num_experts_per_tok": 2},
+    # GptOssConfig (transformers models/gpt_oss/configuration_gpt_oss.py): gpt-oss-120b's shapes: vocab 201088, hidden
+    # and expert width 2880, 36 layers, 64 heads of 64, 8 KV heads, 131072 positions, sliding_window 128, untied,
+    # 128 local experts top-4 (num_local_experts 128, num_experts_per_tok 4).
+    "gpt_oss": {"vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
+                "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
+                "max_position_embeddings": 131072, "sliding_window": 128, "tie_word_embeddings": False,
+                "num_local_experts": 128, "num_experts_per_tok": 4},
     # Qwen2Config: vocab 151936, hidden 4096, intermediate 22016, 32 layers / heads / KV heads, 32768 positions.
     "qwen2": {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
               "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768,

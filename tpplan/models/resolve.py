@@ -7,14 +7,13 @@ catalogue names.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 from tpplan.errors import ModelSpecError
-from tpplan.files import package_dir
+from tpplan.files import load_json, package_dir
 from tpplan.models.hf_cache import cached_config, download_config, hub_cache_dir, looks_like_hub_id
 from tpplan.models.hf_config import load_config_file, spec_from_hf_config
 from tpplan.models.spec import ModelSpec
@@ -65,7 +64,7 @@ def _entry_from_json(data: dict, origin: str) -> CatalogueEntry:
 def _raw_entries() -> tuple[tuple[str, dict], ...]:
     """(file name, JSON dict) of every catalogue file; parsed once, specs built only on demand."""
     folder = package_dir("tpplan.models.catalogue")
-    return tuple((f.name, json.loads(f.read_text(encoding="utf-8")))
+    return tuple((f.name, load_json(f.read_text(encoding="utf-8"), origin=f"catalogue/{f.name}"))
                  for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".json"))
 
 

@@ -136,6 +136,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     query = model if isinstance(model, str) else model.name
     spec, profile = _model_and_profile(model, hardware, price_per_gpu_hour=price_per_gpu_hour,
                                        assumptions=assumptions)
+    if moe_imbalance != D.moe_imbalance and not spec.is_moe:
+        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
+                          f"rank's routed tokens / mean); {spec.name} has no routed experts; leave --moe-imbalance "
+                          f"out")
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
     if workload == "train" and dtype == "fp8" and "fp8" not in profile.gpu.peak_flops_per_s:
         raise TpplanError(f"--dtype fp8 with --workload train: Transformer Engine's FP8 GEMMs need FP8 tensor cores "
@@ -308,11 +312,42 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         raise LayoutError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts; "
                           f"leave them out")
     if ep not in (1, tp * dp_attention):
-        raise LayoutError(f"--ep {ep} must be 1 or --tp x --dp-attention = {tp * dp_attention} (the engines spread the "
-                          f"experts over every GPU of the replica)")
+        raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention))
     replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
                                words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
     return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
+
+
+def needs_tp_message(*, ep: int, dp_attention: int, workload: str) -> str:
+    """Layout options given without --tp: the rule, and for a serving --ep the --tp (or DP-attention) that makes EP
+    span the replica's TP x DP-attention GPUs, as the engines run it (_ep_mismatch)."""
+    line = "--pp, --replicas, --ep, --etp and --dp-attention fix a layout together with --tp; add --tp N"
+    if workload != "serve" or ep == 1 or ep % dp_attention:
+        return line
+    if dp_attention > 1:
+        return line + f": --tp {ep // dp_attention} for TP{ep // dp_attention} x EP{ep} x DP-attention {dp_attention}"
+    return line + f": --tp {ep} for TP{ep} x EP{ep}, or --tp 1 --dp-attention {ep} for TP1 x EP{ep} x DP-attention {ep}"
+
+
+def _ep_mismatch(*, tp: int, ep: int, dp_attention: int) -> str:
+    """The layout asked for, the engines' rule (vLLM --enable-expert-parallel, SGLang --ep-size, TensorRT-LLM
+    --ep_size: the experts over all TP x DP-attention GPUs of a replica; tpplan.planner.layouts) and the flags that
+    give a layout they run: DP-attention ranks (else a TP degree) that make up EP, EP over the GPUs given, or no EP."""
+    group, dp = tp * dp_attention, dp_attention
+    layout = f"TP{tp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else " without DP-attention")
+    if ep % tp == 0 and ep // tp > 1:
+        fixes = [f"{'add' if dp == 1 else 'set'} --dp-attention {ep // tp} for TP{tp} x EP{ep} x DP-attention "
+                 f"{ep // tp} ({ep} GPUs per replica)"]
+    elif ep % dp == 0:
+        fixes = [f"set --tp {ep // dp} for TP{ep // dp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else "")]
+    else:
+        fixes = []
+    if group > 1:
+        fixes.append(f"--ep {group} for TP{tp} x EP{group}" + (f" x DP-attention {dp}" if dp > 1 else ""))
+    fixes.append("leave --ep out" + (f" to split the experts over the {group} GPUs by TP" if group > 1 else ""))
+    return (f"--ep {ep} with --tp {tp}" + (f" --dp-attention {dp}" if dp > 1 else "") + f" asks for {layout}, but "
+            f"the engines spread the routed experts over every GPU of a replica: EP must be 1 or TP x DP-attention = "
+            f"{group}; " + "; or ".join(fixes))
 
 
 def _fixed_replicas(w: Workload, *, group: int, replicas: int | None, words: str) -> int:
@@ -441,6 +476,45 @@ def _matmul_words(spec: ModelSpec, w: Workload, p: HardwareProfile) -> str:
     return words + (f" x {e.sustained_clock:.2f} clock" if e.sustained_clock < 1 else "")
 
 
+def defaulted_in_use(spec: ModelSpec, w: Workload, p: HardwareProfile) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(kernel constants, collective tiers) the profile leaves to tpplan's defaults files (HardwareProfile.defaulted)
+    that this plan uses: matmul_fp8 only when the weights compute in 8 or 4 bits, moe_expert_fixed_tokens only for an
+    MoE model, pipeline_sequence_overhead only when PP is possible (more than one GPU); the tiers a TP group of 2 to
+    --gpus GPUs crosses (HardwareProfile.tier_for_group)."""
+    from tpplan.models.dtypes import compute_dtype, weight_format
+    from tpplan.models.formats import LOW_PRECISION_COMPUTE
+
+    unused = set()
+    if compute_dtype(weight_format(spec, w.dtype), p.gpu.peak_flops_per_s)[0] not in LOW_PRECISION_COMPUTE:
+        unused.add("matmul_fp8")
+    if not spec.is_moe:
+        unused.add("moe_expert_fixed_tokens")
+    if w.gpus < 2:
+        unused.add("pipeline_sequence_overhead")
+    kernels = tuple(k for k in p.defaulted.get("kernels", ()) if k not in unused)
+    crossed = {p.tier_for_group(g) for g in range(2, w.gpus + 1)}
+    return kernels, tuple(t for t in p.defaulted.get("collectives", ()) if t in crossed)
+
+
+def _defaults_words(kernels: tuple[str, ...], tiers: tuple[str, ...], p: HardwareProfile) -> dict[str, str]:
+    """Assumption lines for what the plan takes from tpplan's defaults files rather than the profile: the kernel
+    constants with their values and the file's source, and the collective model of the tiers it gives no
+    parameters for."""
+    from tpplan.hardware.loader import DEFAULTS_FILES, collective_defaults, defaults_source, kernel_defaults
+
+    out: dict[str, str] = {}
+    if kernels:
+        values = ", ".join(f"{k} {kernel_defaults()[k]}" for k in kernels)
+        out["efficiency_defaults"] = (f"{values}: not stated in {p.origin}, so tpplan's defaults "
+                                      f"({DEFAULTS_FILES['kernels']}, source: {defaults_source('kernels')})")
+    if tiers:
+        fractions = " / ".join(f"{v:g}" for v in collective_defaults()["busbw_fraction_of_link"].values())
+        out["collectives"] = (f"no {', '.join(tiers)} collectives in {p.origin}: the default NCCL model (ll / ll128 "
+                              f"/ simple bus bandwidth = {fractions} x the link's, NCCL's base + per-hop latencies; "
+                              f"{DEFAULTS_FILES['collectives']}, source: {defaults_source('collectives')})")
+    return out
+
+
 def _objective_words(w: Workload, p: HardwareProfile) -> str:
     """What the objective ranks by (rank_key), and for cost where its price comes from."""
     if w.objective == "latency":
@@ -476,6 +550,8 @@ def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
 
 
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: ModelSpec) -> None:
+    from tpplan.hardware.loader import DEFAULTS_FILES
+
     limits = engine_limits(p, w)
     a.setdefault("gpus", f"{w.gpus} of {p.total_gpus} in {p.name}")
     a.setdefault("engine", w.engine)
@@ -499,7 +575,10 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: M
         a.setdefault("sequence_parallel", "on (--sequence-parallel): each layer's all-reduce priced as a "
                                           "reduce-scatter + all-gather, and the lm_head's input all-gathered")
     e = p.efficiency
+    kernels, tiers = defaulted_in_use(spec, w, p)
     a.setdefault("efficiency", f"{_matmul_words(spec, w, p)}, memory {e.memory:.2f}, reserve "
                                f"{bytes_to_gib(e.runtime_reserve_bytes):.1f} GiB + activations, "
                                f"{s_to_ms(e.step_overhead_s):.2f} ms per step, {e.kernel_overhead_s / US:.1f} us per "
-                               f"kernel (from {p.origin})")
+                               f"kernel (from {p.origin}"
+                               + (f"; {', '.join(kernels)}: {DEFAULTS_FILES['kernels']})" if kernels else ")"))
+    a.update(_defaults_words(kernels, tiers, p))

@@ -15,8 +15,9 @@ from tpplan.units import bytes_to_gib, format_duration, s_to_ms
 if TYPE_CHECKING:
     from tpplan.planner.candidates import Candidate
 
-_CONTEXT_KEYS = ("gpus", "engine", "dtype", "objective", "hardware", "gpu_memory_utilization")
-"""Assumptions the context line already states; the compact view leaves them out (--wide shows all)."""
+_CONTEXT_KEYS = ("gpus", "engine", "dtype", "objective", "hardware", "gpu_memory_utilization", "efficiency_defaults")
+"""Assumptions the context line (or, for efficiency_defaults, the efficiency line: which constants come from the
+defaults file) already states; the compact view leaves them out (--wide shows all)."""
 _NUMBER = re.compile(r"\d[\d,.]*")
 
 

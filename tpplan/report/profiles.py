@@ -103,3 +103,28 @@ def _flat_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
     if p.price_per_gpu_hour:
         rows.append(("price_per_gpu_hour", f"{p.price_per_gpu_hour:.2f}", src.get("price", "")))
     return rows
+
+
+def validation_json(files: list[str], found: list[Any]) -> dict[str, Any]:
+    """`profiles validate -f json`: ok overall and per file, and every problem and warning with its file, line, key,
+    severity and message (the text lines' parts)."""
+    bad = {p.file for p in found if p.severity == "error"}
+    return {"ok": not bad, "files": [{"file": f, "ok": f not in bad} for f in files],
+            "problems": [{"file": p.file, "line": p.line, "key": p.key, "severity": p.severity, "message": p.message,
+                          "ok": p.severity != "error"} for p in found]}
+
+
+def render_validation(files: list[str], found: list[Any], fmt: OutputFormat) -> None:
+    """Text (the default): one line per problem on stderr, then `N profile(s) valid` on stdout when none is an
+    error; json: validation_json on stdout; csv / markdown: one row per problem."""
+    if fmt is OutputFormat.json:
+        return emit_json(validation_json(files, found))
+    if fmt in (OutputFormat.csv, OutputFormat.markdown):
+        emit_rows(validation_json(files, found)["problems"], fmt)
+        return None
+    for p in found:
+        note(str(p))
+    warnings = sum(p.severity == "warning" for p in found)
+    if not any(p.severity == "error" for p in found):
+        write_lines([f"{len(files)} profile(s) valid" + (f", {warnings} warning(s)" if warnings else "")])
+    return None

@@ -85,20 +85,122 @@ def sweep_schema() -> dict[str, Any]:
             "items": row}
 
 
-def measure_schema() -> dict[str, Any]:
-    from tpplan.report.measure import ITEM_KEYS
+MEASURE_ITEM_TYPES: dict[str, str | list[str]] = {
+    **dict.fromkeys(("kind", "name", "mode", "source", "timing", "dtype", "what", "allocator", "error_note"), "string"),
+    **dict.fromkeys(("emulated", "compute_only", "correct"), "boolean"),
+    "held_out": ["boolean", "null"],
+    **dict.fromkeys(("tp", "tokens", "bytes", "batch", "context", "iters", "windows", "layers_timed",
+                     "calls_per_window", "copies", "m", "n", "k", "flops"), "integer"),
+    **dict.fromkeys(("predicted_s", "measured_s", "predicted_after_calibration_s", "predicted_bytes", "measured_bytes",
+                     "predicted_after_calibration_bytes", "error_pct", "error_pct_after", "best_s", "p25_s",
+                     "median_s", "p90_s", "algbw_bytes_per_s", "busbw_bytes_per_s"), ["number", "null"]),
+}
+"""The JSON type of each item key `tpplan measure -f json` writes (tpplan.measure.compare.MeasuredItem.to_json: the
+kernel's own keys, then the predictions): `timing` says how a time was taken ("eager+back_to_back+perf_counter"),
+`emulated` / `compute_only` mark rank 0's shard timed alone. Keys not listed are allowed (a kernel may add some)."""
 
-    item = {"type": "object", "required": ["kind"], "properties": {
-        k: ({"type": "string"} if k in ("kind", "name", "mode", "source") else
-            {"type": ["boolean", "null"]} if k == "held_out" else _NUM_OR_NULL) for k in ITEM_KEYS}}
-    summary = {"type": "object", "properties": {"median_abs_error_pct_before": _NUM_OR_NULL,
-                                                "median_abs_error_pct_after": _NUM_OR_NULL,
-                                                "calibrated_profile": {"type": ["string", "null"]}}}
+
+def measure_schema() -> dict[str, Any]:
+    item = {"type": "object", "required": ["kind", "held_out", "error_pct", "error_pct_after"],
+            "properties": {k: {"type": t} for k, t in MEASURE_ITEM_TYPES.items()}}
+    by_kind = {"type": "object", "additionalProperties": {
+        "type": "object", "required": ["items", "held_out"],
+        "properties": {"items": {"type": "integer"}, "held_out": {"type": "integer"},
+                       "median_abs_error_pct_before": _NUM_OR_NULL, "median_abs_error_pct_after": _NUM_OR_NULL}}}
+    summary = {"type": "object", "required": ["median_abs_error_pct_before", "median_abs_error_pct_after",
+                                              "held_out_items", "sign_convention"],
+               "properties": {"median_abs_error_pct_before": _NUM_OR_NULL,
+                              "median_abs_error_pct_before_held_out": _NUM_OR_NULL,
+                              "median_abs_error_pct_after": _NUM_OR_NULL, "by_kind": by_kind,
+                              "held_out_items": {"type": "integer", "minimum": 0},
+                              "layer_overhead_s": {"type": "object", "additionalProperties": {"type": "number"}},
+                              "kernel_fixed_time_s": {"type": "number"},
+                              "kernel_table_held_out_error_pct": _NUM_OR_NULL,
+                              "calibrated_profile": {"type": ["string", "null"]},
+                              "sign_convention": {"type": "string"}}}
+    check = {"type": "object", "required": ["mode", "tokens", "max_abs_error", "passed"],
+             "properties": {"mode": {"type": "string"}, "tokens": {"type": "integer"},
+                            "max_abs_error": {"type": "number"}, "passed": {"type": "boolean"}}}
     return {"$schema": DRAFT, "title": "tpplan measure -f json", "type": "object",
             "required": ["environment", "items", "summary"],
             "properties": {"environment": {"type": "object"}, "items": {"type": "array", "items": item},
-                           "summary": summary, "checks": {"type": "array"},
-                           "notes": {"type": "array", "items": {"type": "string"}}}}
+                           "summary": summary, "checks": {"type": "array", "items": check},
+                           "notes": {"type": "array", "items": {"type": "string"}},
+                           "results": {"type": "array", "items": {"type": "object"},
+                                       "description": "the kernels' raw JSON (what --save-raw writes; --from reads "
+                                                      "it back)"}}}
 
 
 SCHEMAS = {"recommend": recommend_schema, "sweep": sweep_schema, "measure": measure_schema}
+
+
+def _type_words(node: dict[str, Any]) -> str:
+    """A schema node's type in a few words: its type(s), const, enum or referenced definition."""
+    if "$ref" in node:
+        return node["$ref"].rsplit("/", 1)[-1]
+    if "const" in node:
+        return f"const {node['const']!r}"
+    if "enum" in node:
+        return "one of " + ", ".join(map(str, node["enum"]))
+    if "anyOf" in node:
+        return " | ".join(_type_words(n) for n in node["anyOf"])
+    kind = node.get("type", "any")
+    return " | ".join(kind) if isinstance(kind, list) else kind
+
+
+def _deref(node: dict[str, Any], root: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The node itself, or the definition it (or its one non-null anyOf branch) refers to, with that name."""
+    branches = [n for n in node.get("anyOf", ()) if n.get("type") != "null"]
+    ref = node.get("$ref") or (branches[0].get("$ref") if len(branches) == 1 else None)
+    if ref is None:
+        return node, None
+    name = ref.rsplit("/", 1)[-1]
+    return root.get("$defs", {}).get(name, {}), name
+
+
+def schema_rows(root: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per key of a JSON Schema, nested keys dotted (`items[]` for an array's elements, `*` for any key of a
+    map): key, type, required, description. Each definition is expanded once per path (no recursion loops)."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any], prefix: str, seen: frozenset[str]) -> None:
+        node, name = _deref(node, root)
+        if name in seen:
+            return
+        seen = seen | {name} if name else seen
+        required = set(node.get("required", ()))
+        for key, sub in node.get("properties", {}).items():
+            path = f"{prefix}{key}"
+            rows.append({"key": path, "type": _type_words(sub), "required": key in required,
+                         "description": " ".join(str(sub.get("description", "")).split())})
+            walk(sub, path + ".", seen)
+            items = _deref(sub, root)[0].get("items")
+            if isinstance(items, dict):
+                walk(items, path + "[].", seen)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            walk(extra, prefix + "*.", seen)
+        if prefix == "" and isinstance(node.get("items"), dict):  # a top-level array (sweep's rows)
+            walk(node["items"], "[].", seen)
+
+    walk(root, "", frozenset())
+    return rows
+
+
+def render_schema(schema: dict[str, Any], fmt: Any) -> None:
+    """json (the default): the schema itself; csv / markdown: schema_rows; table: the same rows at the terminal's
+    width, titled by the schema's title."""
+    from tpplan.report.output import OutputFormat, emit_json, emit_rows
+    from tpplan.report.text import Column, list_table_lines, write_lines
+
+    if fmt is OutputFormat.json:
+        return emit_json(schema)
+    rows = schema_rows(schema)
+    if emit_rows(rows, fmt):
+        return None
+    columns = (Column(header="key", priority=0, align="<"), Column(header="type", priority=1, align="<", wrap=True),
+               Column(header="required", priority=2, align="<"),
+               Column(header="description", priority=3, align="<", wrap=True))
+    cells = [[r["key"], r["type"], "yes" if r["required"] else "", r["description"]] for r in rows]
+    write_lines(list_table_lines(schema.get("title") or "JSON Schema", columns, cells))
+    return None
