@@ -91,7 +91,7 @@ def test_sglang_refuses_pp_with_dp_attention_and_says_why(run_cli):
 @pytest.mark.parametrize("engine,expected", [
     ("vllm", ["--tensor-parallel-size 1", "--pipeline-parallel-size 2", "--data-parallel-size 4",
               "--enable-expert-parallel"]),
-    ("trtllm", ["--tp_size 4", "--pp_size 2", "--ep_size 4", "--extra_llm_api_options attention_dp.yaml",
+    ("trtllm", ["--tp_size 4", "--pp_size 2", "--ep_size 4", "--extra_llm_api_options extra_llm_api_options.yaml",
                 "enable_attention_dp: true"]),
 ])
 def test_emit_pp_with_dp_attention_and_ep(engine, expected):

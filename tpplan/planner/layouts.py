@@ -141,8 +141,11 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
     return out
 
 
-ATTENTION_DP_YAML = "attention_dp.yaml"
-"""TensorRT-LLM LLM-API options file that turns attention data parallelism on."""
+TRTLLM_OPTIONS_FILE = "extra_llm_api_options.yaml"
+"""The TensorRT-LLM LLM-API options file `--emit trtllm` writes and passes to trtllm-serve --extra_llm_api_options
+(tensorrt_llm/commands/serve.py: "Path to a YAML file that overwrites the parameters specified by trtllm-serve",
+also spelled --config in later releases): `enable_attention_dp: true` for attention DP, and the KV-cache dtype,
+which trtllm-serve has no flag for (tpplan.planner.emit.trtllm_options)."""
 
 
 def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: int) -> list[str]:
@@ -154,7 +157,7 @@ def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: in
         return out + ([f"--ep-size {ep}"] if ep > 1 else [])
     if engine == "trtllm":
         out = [f"--tp_size {group}"] + ([f"--pp_size {pp}"] if pp > 1 else []) + ([f"--ep_size {ep}"] if ep > 1 else [])
-        return out + ([f"--extra_llm_api_options {ATTENTION_DP_YAML}"] if dp > 1 else [])
+        return out + ([f"--extra_llm_api_options {TRTLLM_OPTIONS_FILE}"] if dp > 1 else [])
     out = [f"--tensor-parallel-size {tp}"] + ([f"--pipeline-parallel-size {pp}"] if pp > 1 else [])
     return out + ([f"--data-parallel-size {dp}"] if dp > 1 else []) + (["--enable-expert-parallel"] if ep > 1 else [])
 
