@@ -7,9 +7,10 @@ Exit codes, the same for every command:
 - 0: done (also `--help`, `--version`).
 - 2, usage error: the command line is malformed, judged from each value alone before any work: an unknown command
   or option, a missing argument, a value that is not of its option's type, range or choices, including the values
-  tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, a compare layout such as `8+ep8`, a
-  comma-separated list of whole numbers, sweep's `--out` extension). Click prints the usage, then
-  `Error: Invalid value for '--option': ...`; nothing on stdout.
+  tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, an `--all2all-backend` value of no engine,
+  compare's or sweep's `--engine megatron`, a compare layout such as `8+ep8`, a comma-separated list of whole
+  numbers, sweep's `--out` extension). Click prints the usage, then `Error: Invalid value for '--option': ...`;
+  nothing on stdout.
 - 1, refusal: a well-formed command line that tpplan will not plan: options that contradict each other or need
   another (`--engine vllm --workload train`, `--pp` without `--tp`, an `--all2all-backend` value of another engine),
   a model, profile, layout or file that cannot do what is asked (`+ep8` on a dense model, an unknown model name), a
@@ -96,22 +97,34 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", case_sensitiv
 EngineOpt = Annotated[Engine, typer.Option("--engine", case_sensitive=False, help="Serving or training engine.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", callback=_dtype_choice("weight"), help=_dtype_help("weight"))]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", callback=_dtype_choice("kv"), help=_dtype_help("kv"))]
+def _a2a_backend_choice(value: str) -> str:
+    """--all2all-backend checked alone at parse time (exit 2): a value of no engine; whether it is --engine's is
+    checked once the engine is known (`_check_a2a_backend`, exit 1)."""
+    from tpplan.models.moe_backends import unknown_backend_problem
+
+    problem = unknown_backend_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
 A2aBackendOpt = Annotated[str, typer.Option(
-    "--all2all-backend", "--moe-a2a-backend",
+    "--all2all-backend", "--moe-a2a-backend", callback=_a2a_backend_choice,
     help="MoE token movement under EP + DP attention, in the engine's own words (vLLM --all2all-backend: "
          "allgather_reducescatter, deepep_low_latency, deepep_high_throughput, pplx, flashinfer_all2allv, ...; SGLang "
          "--moe-a2a-backend: none, deepep, mooncake, mori, ...); auto: the engine's default.")]
 
 
 def _deepep_mode_choice(value: str | None) -> str | None:
-    """--deepep-mode checked alone at parse time (exit 2); whether it applies to --engine is checked after parsing."""
+    """--deepep-mode checked alone at parse time (exit 2), in any case (Normal, LOW_LATENCY), returned lower case as
+    SGLang spells it; whether it applies to --engine is checked after parsing."""
     if value is None:
         return None
     from tpplan.models.moe_backends import DEEPEP_MODES
 
-    if value not in DEEPEP_MODES:
-        raise typer.BadParameter(f"{value!r} is not a DeepEP mode; choose one of: {', '.join(DEEPEP_MODES)}")
-    return value
+    if value.lower() not in DEEPEP_MODES:
+        raise typer.BadParameter(f"{value!r} is not a DeepEP mode; choose one of: {', '.join(DEEPEP_MODES)} (any case)")
+    return value.lower()  # SGLang's own values are lower case (DeepEPMode, python/sglang/srt/layers/moe/utils.py)
 
 
 DeepEPModeOpt = Annotated[str | None, typer.Option(
