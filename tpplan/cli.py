@@ -443,7 +443,8 @@ def compare(
     render_comparison(cmp, fmt)
 
 
-SchemaName = _choices("SchemaName", ("recommend", "sweep", "measure"))
+SchemaName = _choices("SchemaName", ("recommend", "compare", "sweep", "measure"))
+"""The keys of tpplan.report.schemas.SCHEMAS (tests/test_api_schema.py checks they stay equal)."""
 
 
 @app.command()
