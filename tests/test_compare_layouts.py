@@ -159,3 +159,26 @@ def test_compare_and_sweep_take_serving_engines_only(command, usage_error, run_c
     assert usage_error(*command, "--engine", "tgi").endswith(
         "Error: Invalid value for '--engine': 'tgi' is not a serving engine; choose one of: vllm, sglang, trtllm\n")
     assert run_cli(*command, "--engine", "SGLang", "-f", "json").code == 0  # any case, as before
+
+
+def _figure(out: str, label: str) -> list[str]:
+    """The layouts' cells of one figure's row of a compare table (plain or markdown)."""
+    for line in out.splitlines():
+        if line.startswith(f"| {label} |"):
+            return [x.strip() for x in line.strip("|").split("|")[1:]]
+        if line.startswith(label):
+            return line[len(label):].split()
+    raise AssertionError(f"no row {label!r} in {out}")
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_a_layout_refused_before_sizing_shows_no_weights(run_cli, fmt):
+    """TensorRT-LLM runs attention DP with attention TP 1 only, so 2+dp4+ep8 is refused by the engine's rule before
+    it is sized: its memory is "-", not 0.0 (as in recommend's table); a layout sized and found too big keeps its
+    weights (Llama-3.1-70B on one H100: 131.4 GiB)."""
+    out = run_cli("compare", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "trtllm", "1+dp8+ep8",
+                  "2+dp4+ep8", "-f", fmt).out
+    assert _figure(out, "weights GiB/GPU") == ["93.9", "-"] and _figure(out, "KV GiB/GPU") == ["37.2", "-"]
+    assert _figure(out, "feasible") == ["yes", "no"]
+    out = run_cli("compare", "-m", "llama-70b", "--gpus", "4", "1", "2x2x1", "-f", fmt).out
+    assert _figure(out, "weights GiB/GPU") == ["131.4", "32.9"] and _figure(out, "KV GiB/GPU") == ["0.0", "33.8"]
