@@ -53,3 +53,43 @@ def test_trtllm_options_file_over_nodes_says_every_node(run_cli):
     assert lines[1:7] == ["cat > extra_llm_api_options.yaml <<'EOF'", "enable_attention_dp: true", "kv_cache_config:",
                           "  dtype: fp8", "  free_gpu_memory_fraction: 0.90", "EOF"]
     assert lines[7].startswith("mpirun -np 16 ") and "--extra_llm_api_options extra_llm_api_options.yaml" in cmd
+
+
+LLAMA = ("recommend", "-m", "llama-70b", "--gpus", "8")
+
+
+def test_dtype_override_of_a_16bit_checkpoint_says_what_to_serve(run_cli):
+    """meta-llama/Llama-3.1-70B is a 16-bit checkpoint (no quantization_config): planned with --dtype fp8, vLLM's and
+    SGLang's commands quantize it online (--quantization fp8, which they print); with --dtype int4, and on
+    TensorRT-LLM (no online flag), the plan's weights need a checkpoint of that format."""
+    for engine in ("vllm", "sglang"):
+        cmd = _command(run_cli, *LLAMA, "--dtype", "fp8", "--emit", engine)
+        assert cmd.splitlines()[0] == ("# the plan assumed fp8 weights, but meta-llama/Llama-3.1-70B is a 16-bit "
+                                       "checkpoint: --quantization fp8 (below) quantizes it to fp8 as it loads "
+                                       "(online), or serve an fp8 checkpoint of it")
+        assert "--quantization fp8" in cmd
+    cmd = _command(run_cli, *LLAMA, "--dtype", "fp8", "--emit", "trtllm")
+    assert cmd.splitlines()[0] == ("# the plan assumed fp8 weights, but meta-llama/Llama-3.1-70B is a 16-bit "
+                                   "checkpoint: serve an fp8 checkpoint of it instead (replace "
+                                   "meta-llama/Llama-3.1-70B below)")
+    cmd = _command(run_cli, *LLAMA, "--dtype", "int4", "--emit", "vllm")
+    assert cmd.splitlines()[0] == ("# the plan assumed int4 weights, but meta-llama/Llama-3.1-70B is a 16-bit "
+                                   "checkpoint: serve an int4 checkpoint of it instead (replace "
+                                   "meta-llama/Llama-3.1-70B below)")
+    assert cmd.splitlines()[1].startswith("vllm serve meta-llama/Llama-3.1-70B")
+
+
+def test_no_note_when_the_checkpoint_is_what_was_planned(run_cli):
+    for args in ((), ("--dtype", "bf16"), ("--dtype", "fp16"), ("--dtype", "auto")):  # the checkpoint, or a cast
+        assert "# the plan assumed" not in _command(run_cli, *LLAMA, *args, "--emit", "vllm")
+    assert "# the plan assumed" not in _command(run_cli, *DS, "--gpus", "8", "--emit", "sglang")  # its own FP8
+
+
+def test_16bit_plan_of_a_quantized_checkpoint_needs_a_16bit_checkpoint(run_cli):
+    """DeepSeek-V3's checkpoint is FP8 (128 x 128 blocks); planned in bf16 it needs a bf16 checkpoint. Over two nodes
+    the note comes first, before the per-node commands."""
+    cmd = _command(run_cli, *DS, "--nodes", "2", "--dtype", "bf16", "--emit", "sglang")
+    lines = cmd.splitlines()
+    assert lines[0] == ("# the plan assumed bf16 weights, but deepseek-ai/DeepSeek-V3 is an fp8-block128x128 "
+                        "checkpoint: serve a bf16 checkpoint of it instead (replace deepseek-ai/DeepSeek-V3 below)")
+    assert lines[1].startswith("# on node 0")

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
+from tpplan.models.dtypes import weight_format
 from tpplan.models.engines import EMITTERS
 from tpplan.models.moe_backends import ENGINE_DEFAULT_BACKEND, LL_TOKENS_ENV, LL_TOKENS_PER_CALL
 from tpplan.planner.layouts import TRTLLM_OPTIONS_FILE, layout_flags
@@ -325,10 +326,43 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     return _multi_node(plan, c, engine, model, nodes)
 
 
+ONLINE_QUANTIZATION = {"vllm": {"fp8": "--quantization fp8"}, "sglang": {"fp8": "--quantization fp8"}}
+"""The flags that quantize a 16-bit checkpoint as it loads, by engine and planned format (`_server_args` prints them).
+vLLM --quantization fp8: "Online Dynamic Quantization ... no calibration data is required"
+(docs.vllm.ai/en/latest/features/quantization/fp8.html; later releases also name it fp8_per_tensor,
+docs.vllm.ai/en/stable/features/quantization/online/). SGLang --quantization fp8: "Online Quantization"
+(docs.sglang.io/advanced_features/quantization.html). trtllm-serve has none: TensorRT-LLM serves checkpoints quantized
+beforehand (NVIDIA ModelOpt), so its commands get no online flag."""
+
+
+def checkpoint_note(plan: Plan, engine: str) -> str | None:
+    """A `# ` line when the plan's weights (--dtype) are not the checkpoint's own (ModelSpec.quantization, None for a
+    16-bit checkpoint): the command serves the checkpoint named, so it runs what was planned only with a checkpoint of
+    the planned format, or the engine's online quantization flag (`ONLINE_QUANTIZATION`) where one exists for a
+    16-bit checkpoint. None when they agree, or when a 16-bit checkpoint is only cast (--dtype fp16 / fp32)."""
+    spec, fmt = plan.model, weight_format(plan.model, plan.workload.dtype)
+    own = spec.quantization
+    if fmt is own or (own is None and not fmt.quantized):
+        return None
+    model, want, have = spec.hf_id or spec.name, _a(fmt.name), _a(own.name if own else "16-bit")
+    online = ONLINE_QUANTIZATION.get(engine, {}).get(fmt.name) if own is None else None
+    how = (f"{online} (below) quantizes it to {fmt.name} as it loads (online), or serve {want} checkpoint of it"
+           if online else f"serve {want} checkpoint of it instead (replace {model} below)")
+    return f"# the plan assumed {fmt.name} weights, but {model} is {have} checkpoint: {how}"
+
+
+def _a(name: str) -> str:
+    """'a bf16', 'an fp8', 'an int4', 'an nvfp4': the article as the name is read aloud, letter by letter."""
+    return ("an " if name[0].lower() in "aefhilmnorsx" else "a ") + name
+
+
 def serve_command(plan: Plan, engine: str) -> str:
-    """All commands as one shell text, each node's under a `# node N` comment when there are several."""
-    blocks = serve_commands(plan, engine)
+    """All commands as one shell text, each node's under a `# node N` comment when there are several; first the
+    `checkpoint_note` when the plan's weights are not the checkpoint's."""
+    blocks, note = serve_commands(plan, engine), checkpoint_note(plan, engine)
     if len(blocks) == 1:
-        return blocks[0].command
-    return "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
-                     f"\n{b.command}" for b in blocks)
+        text = blocks[0].command
+    else:
+        text = "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
+                          f"\n{b.command}" for b in blocks)
+    return f"{note}\n{text}" if note else text
