@@ -93,3 +93,15 @@ def test_16bit_plan_of_a_quantized_checkpoint_needs_a_16bit_checkpoint(run_cli):
     assert lines[0] == ("# the plan assumed bf16 weights, but deepseek-ai/DeepSeek-V3 is an fp8-block128x128 "
                         "checkpoint: serve a bf16 checkpoint of it instead (replace deepseek-ai/DeepSeek-V3 below)")
     assert lines[1].startswith("# on node 0")
+
+
+def test_vllm_sequence_parallelism_is_a_compilation_config(run_cli):
+    """vLLM runs the TP all-reduce as reduce-scatter + all-gather with PassConfig.enable_sp (vllm/config/
+    compilation.py; enable_sequence_parallelism before vllm-project/vllm PR #29646)."""
+    cmd = _command(run_cli, *LLAMA, "--tp", "4", "--sequence-parallel", "--emit", "vllm")
+    assert cmd.splitlines()[-1] == """    --compilation-config '{"pass_config": {"enable_sp": true}}'"""
+    assert "--compilation-config" not in _command(run_cli, *LLAMA, "--tp", "4", "--emit", "vllm")
+    # TP1 has no all-reduce to split
+    one = _command(run_cli, "recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--sequence-parallel",
+                   "--emit", "vllm")
+    assert "--compilation-config" not in one

@@ -2,7 +2,8 @@
 
 Flags are spelled as each engine's current documentation spells them:
 - vLLM: `vllm serve` engine arguments (--tensor-parallel-size, --pipeline-parallel-size, --data-parallel-size,
-  --max-model-len, --gpu-memory-utilization, --max-num-seqs, --kv-cache-dtype, --quantization); several nodes
+  --max-model-len, --gpu-memory-utilization, --max-num-seqs, --kv-cache-dtype, --quantization, and
+  --compilation-config for sequence parallelism, `VLLM_SEQUENCE_PARALLEL`); several nodes
   run as one Ray cluster (`ray start --head` / `ray start --address`, then `vllm serve` on the head with
   --distributed-executor-backend ray): https://docs.vllm.ai/en/stable/examples/online_serving/multi-node-serving/
   Data parallelism over nodes: --data-parallel-size-local, --data-parallel-address, --data-parallel-start-rank,
@@ -69,6 +70,11 @@ class Plan(Protocol):
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 VLLM_ALL2ALL_BACKEND = ENGINE_DEFAULT_BACKEND["vllm"]
 """vLLM's MoE token movement that tpplan.cost.moe models for EP + DP attention (vllm/config/parallel.py default)."""
+VLLM_SEQUENCE_PARALLEL = '{"pass_config": {"enable_sp": true}}'
+"""vLLM's --compilation-config that runs the TP all-reduce as reduce-scatter + all-gather (`recommend
+--sequence-parallel`): PassConfig.enable_sp, "Enable sequence parallelism" (vllm/config/compilation.py); spelled
+enable_sequence_parallelism up to v0.12 (renamed by vllm-project/vllm PR #29646). Printed for TP > 1 only: a TP1
+layout has no all-reduce to split."""
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
 _CONT = " \\\n    "
@@ -148,6 +154,8 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
     # initialize the all2all manager"), and an MoE layer under DP dispatches through it
     if engine == "vllm" and plan.model.is_moe and c.dp_attention > 1:
         args.append(f"--all2all-backend {moe_backend(w, c) or VLLM_ALL2ALL_BACKEND}")
+    if engine == "vllm" and w.sequence_parallel and c.tp > 1:
+        args.append(f"--compilation-config '{VLLM_SEQUENCE_PARALLEL}'")
     if engine == "sglang" and moe_backend(w, c):
         args.append(f"--moe-a2a-backend {moe_backend(w, c)}")
         if moe_backend(w, c) == "deepep":
