@@ -38,6 +38,9 @@ def test_import_tpplan_loads_no_planner():
     ("recommend", ["recommend", "--model", "llama-70b", "--gpus", "1"]),  # nothing fits: nulls and suggestions
     ("recommend", ["recommend", "--model", "llama-8b", "--gpus", "8", "--workload", "train", "--tp", "2"]),
     ("sweep", ["sweep", "--models", "llama-8b", "--gpus", "2", "--batch", "1,8"]),
+    ("compare", ["compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2", "2x2x2"]),
+    ("compare", ["compare", "--model", "mixtral", "--gpus", "8", "8", "8+ep8", "1+dp8+ep8", "--num-requests", "64"]),
+    ("compare", ["compare", "--model", "llama-70b", "--gpus", "4", "1", "2x2x1"]),  # one layout does not run
 ])
 def test_outputs_validate_against_their_schema(run_cli, cmd, args):
     schema = run_cli("schema", cmd).json()
@@ -123,3 +126,20 @@ def test_compare_layouts(run_cli):
     assert (d["best_of_these"]["tp"], d["best_of_these"]["replicas"]) == (best["tp"], best["replicas"])
     r = run_cli("compare", "-m", "llama-70b", "8")
     assert (r.code, r.out) == (2, "")
+
+
+def test_every_schema_is_a_schema_command(run_cli):
+    """`tpplan schema` offers every schema tpplan.report.schemas publishes, compare's included, each a valid
+    draft 2020-12 schema whose Candidate references resolve."""
+    from tpplan.report.schemas import SCHEMAS
+
+    for name in SCHEMAS:
+        r = run_cli("schema", name)
+        assert r.code == 0, (name, r.err)
+        jsonschema.Draft202012Validator.check_schema(r.json())
+    schema = run_cli("schema", "compare").json()
+    assert schema["properties"]["layouts"]["items"] == {"$ref": "#/$defs/Candidate"}
+    doc = run_cli("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2", "-f", "json").json()
+    bad = dict(doc, layouts=[dict(doc["layouts"][0], tp="8")] + doc["layouts"][1:])  # a string where an int goes
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors({k: v for k, v in doc.items() if k != "layouts"}))

@@ -129,3 +129,58 @@ def test_a_layout_the_engines_do_not_run_names_it_and_its_recommend_options(refu
     assert refusal("compare", *MIXTRAL_8_H100, "8", "4x1x4") == (
         "Error: layout '4x1x4' (--tp 4 --replicas 4): --tp 4 x --dp-attention 1 x --pp 1 x --replicas 4 = 16 GPUs "
         "exceeds --gpus 8; lower one of them or raise --gpus")
+
+
+def test_none_of_the_layouts_runs_is_a_refusal(refusal):
+    """Llama-3.1-70B in bf16 is 131.4 GiB of weights: TP1 fits no 80 GB H100, so neither TP1 layout runs; the line
+    gives each layout's reason and a layout that does run (recommend's best on these 4 GPUs)."""
+    line = refusal("compare", "-m", "llama-70b", "--gpus", "4", "1", "1x1x1")
+    oom = "weights 131.4 GiB + runtime reserve 5.5 GiB per GPU exceed the 71.7 GiB usable (0.90 x 79.6 GiB) by 65.2 GiB"
+    assert line == (f"Error: none of the 2 layouts compared runs (1x1x4: {oom}; 1x1x1: {oom}); compare a layout that "
+                    f"runs, e.g. 2x2x1 (tpplan recommend's best with these options)")
+    # nothing runs at all on these GPUs: the line says so and where to look
+    line = refusal("compare", "-m", "llama-405b", "--gpus", "2", "1", "2", "-f", "json")
+    assert line.startswith("Error: none of the 2 layouts compared runs (1x1x2: weights 756.0 GiB ")
+    assert line.endswith("; no layout runs on these 2 GPU(s); `tpplan recommend` with the same model and options "
+                         "suggests what would")
+
+
+def test_one_layout_that_runs_is_an_answer(run_cli):
+    r = run_cli("compare", "-m", "llama-70b", "--gpus", "4", "1", "2x2x1", "-f", "json")
+    assert r.code == 0 and [c["feasible"] for c in r.json()["layouts"]] == [False, True]
+
+
+@pytest.mark.parametrize("command", [("compare", "-m", "llama-70b", "8", "4"), ("sweep", "--models", "llama-8b")])
+def test_compare_and_sweep_take_serving_engines_only(command, usage_error, run_cli):
+    """Training is planned by `recommend --workload train` (Megatron-Core); compare and sweep plan serving."""
+    for name in ("megatron", "Megatron"):
+        err = usage_error(*command, "--engine", name)
+        assert err.endswith(f"Error: Invalid value for '--engine': {name!r} plans training and `tpplan {command[0]}` "
+                            f"plans serving only; plan training with `tpplan recommend --workload train`, or choose a "
+                            f"serving engine: vllm, sglang, trtllm\n"), err
+    assert usage_error(*command, "--engine", "tgi").endswith(
+        "Error: Invalid value for '--engine': 'tgi' is not a serving engine; choose one of: vllm, sglang, trtllm\n")
+    assert run_cli(*command, "--engine", "SGLang", "-f", "json").code == 0  # any case, as before
+
+
+def _figure(out: str, label: str) -> list[str]:
+    """The layouts' cells of one figure's row of a compare table (plain or markdown)."""
+    for line in out.splitlines():
+        if line.startswith(f"| {label} |"):
+            return [x.strip() for x in line.strip("|").split("|")[1:]]
+        if line.startswith(label):
+            return line[len(label):].split()
+    raise AssertionError(f"no row {label!r} in {out}")
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_a_layout_refused_before_sizing_shows_no_weights(run_cli, fmt):
+    """TensorRT-LLM runs attention DP with attention TP 1 only, so 2+dp4+ep8 is refused by the engine's rule before
+    it is sized: its memory is "-", not 0.0 (as in recommend's table); a layout sized and found too big keeps its
+    weights (Llama-3.1-70B on one H100: 131.4 GiB)."""
+    out = run_cli("compare", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "trtllm", "1+dp8+ep8",
+                  "2+dp4+ep8", "-f", fmt).out
+    assert _figure(out, "weights GiB/GPU") == ["93.9", "-"] and _figure(out, "KV GiB/GPU") == ["37.2", "-"]
+    assert _figure(out, "feasible") == ["yes", "no"]
+    out = run_cli("compare", "-m", "llama-70b", "--gpus", "4", "1", "2x2x1", "-f", fmt).out
+    assert _figure(out, "weights GiB/GPU") == ["131.4", "32.9"] and _figure(out, "KV GiB/GPU") == ["0.0", "33.8"]

@@ -204,8 +204,8 @@ def test_deepep_mode_errors_are_one_line_refusals(run_cli, usage_error, refusal)
         "Error: --deepep-mode 'normal' applies to --engine sglang only; vLLM picks DeepEP's kernels with "
         "--all2all-backend deepep_high_throughput or deepep_low_latency; leave it out")
     assert ("Error: Invalid value for '--deepep-mode': 'fast' is not a DeepEP mode; choose one of: auto, normal, "
-            "low_latency\n") in usage_error(*base, "--engine", "sglang", "--moe-a2a-backend", "deepep", "--deepep-mode",
-                                            "fast")
+            "low_latency (any case)\n") in usage_error(*base, "--engine", "sglang", "--moe-a2a-backend", "deepep",
+                                                        "--deepep-mode", "fast")
     assert run_cli(*base, "--engine", "sglang", "--deepep-mode", "auto", "-f", "json").code == 0  # SGLang's default
     with pytest.raises(TpplanError, match=r"^--deepep-mode 'normal' selects DeepEP's kernels"):
         recommend("deepseek-v3", engine="sglang", deepep_mode="normal", hardware="hgx-h200", gpus=8)
@@ -354,3 +354,19 @@ def test_sweep_sizes_the_low_latency_buffer_for_each_batch():
     assert bool(rows.feasible[5440]) and not bool(rows.feasible[5456])
     c, _ = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
     assert float(rows.tpot_s[5440]) == pytest.approx(c.tpot_s)
+
+
+def test_deepep_mode_in_any_case_is_normalised(run_cli, usage_error):
+    """--deepep-mode Normal / LOW_LATENCY / Auto mean SGLang's normal / low_latency / auto: planned and printed so."""
+    base = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--nodes", "2", "--engine", "sglang",
+            "--tp", "1", "--dp-attention", "16", "--ep", "16", "--moe-a2a-backend", "deepep", "-f", "json")
+    for given, mode in (("Normal", "normal"), ("LOW_LATENCY", "low_latency"), ("Auto", "auto")):
+        r = run_cli(*base, "--deepep-mode", given, "--emit", "sglang")
+        assert r.code == 0, r.err
+        out = r.json()
+        assert out["inputs"]["deepep_mode"] == mode
+        assert f"--deepep-mode {mode}" in out["serve_command"]
+        lower = run_cli(*base, "--deepep-mode", mode, "--emit", "sglang").json()
+        assert out["chosen"] == lower["chosen"]
+    assert ("Error: Invalid value for '--deepep-mode': 'Fast' is not a DeepEP mode; choose one of: auto, normal, "
+            "low_latency (any case)\n") in usage_error(*base, "--deepep-mode", "Fast")

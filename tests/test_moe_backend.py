@@ -110,8 +110,9 @@ def test_wrong_value_is_one_error_line_naming_the_engines_values(refusal):
             "allgather_reducescatter, ") in err
     err = refusal(*base, "--engine", "trtllm", "--all2all-backend", "deepep_low_latency")
     assert "applies to --engine vllm and sglang only; TensorRT-LLM chooses" in err
-    err = refusal("sweep", "--models", "deepseek-v3", "--hardware", "hgx-h200", "--all2all-backend", "bogus")
-    assert "'bogus' is not a vllm backend" in err
+    err = refusal("sweep", "--models", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "sglang",
+                  "--all2all-backend", "pplx")
+    assert "'pplx' is not a sglang backend (pplx is vllm's spelling)" in err
     with pytest.raises(TpplanError, match=r"^--all2all-backend 'mooncake' is not a vllm backend \(mooncake is "
                                           r"sglang's spelling\); choose one of: auto, "):
         recommend("deepseek-v3", all2all_backend="mooncake", **DS)
@@ -167,3 +168,24 @@ def test_compare_takes_num_requests_and_shows_job_seconds(run_cli):
     table = run_cli("compare", "8", "4x1x2", "-m", "llama-70b", "--gpus", "8", "--num-requests", "1000").out
     assert "job s" in table
     assert "job s" not in run_cli("compare", "8", "4x1x2", "-m", "llama-70b", "--gpus", "8").out
+
+
+A2A_CHOICES = ("choose auto (the engine's default) or --all2all-backend (vllm): allgather_reducescatter, "
+               "deepep_high_throughput, deepep_low_latency, deepep_v2, pplx, mori, mori_high_throughput, "
+               "mori_low_latency, nixl_ep, flashinfer_all2allv, flashinfer_nvlink_two_sided, "
+               "flashinfer_nvlink_one_sided; --moe-a2a-backend (sglang): none, deepep, mooncake, mori, nixl, "
+               "flashinfer")
+
+
+def test_a_value_of_no_engine_is_a_usage_error_listing_the_choices(usage_error):
+    """A value no engine has is wrong alone, whatever --engine: exit 2 at parse time, one Error line with every
+    engine's values, under either option name and in every command that takes it."""
+    line = f"Error: Invalid value for '--all2all-backend' / '--moe-a2a-backend': 'foo' is no engine's MoE all-to-all " \
+           f"backend; {A2A_CHOICES}\n"
+    for args in (("recommend", "-m", "deepseek-v3", "--all2all-backend", "foo"),
+                 ("recommend", "-m", "deepseek-v3", "--engine", "sglang", "--moe-a2a-backend", "foo"),
+                 ("compare", "-m", "deepseek-v3", "8", "1+dp8+ep8", "--all2all-backend", "foo"),
+                 ("sweep", "--models", "deepseek-v3", "--all2all-backend", "foo")):
+        err = usage_error(*args)
+        assert err.endswith(line), err
+        assert [ln for ln in err.splitlines() if ln.startswith("Error:")] == [line.rstrip("\n")]

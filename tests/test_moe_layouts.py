@@ -91,7 +91,7 @@ def test_sglang_refuses_pp_with_dp_attention_and_says_why(run_cli):
 @pytest.mark.parametrize("engine,expected", [
     ("vllm", ["--tensor-parallel-size 1", "--pipeline-parallel-size 2", "--data-parallel-size 4",
               "--enable-expert-parallel"]),
-    ("trtllm", ["--tp_size 4", "--pp_size 2", "--ep_size 4", "--extra_llm_api_options attention_dp.yaml",
+    ("trtllm", ["--tp_size 4", "--pp_size 2", "--ep_size 4", "--extra_llm_api_options extra_llm_api_options.yaml",
                 "enable_attention_dp: true"]),
 ])
 def test_emit_pp_with_dp_attention_and_ep(engine, expected):
@@ -243,3 +243,24 @@ def test_emit_pins_the_token_budget_the_plan_assumed():
     plan = recommend("qwen3-30b-a3b", max_num_batched_tokens=8192, **ll)
     text = " ".join(n.command for n in serve_commands(plan, "sglang"))
     assert "--chunked-prefill-size 8192" in text and "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=1024" in text
+
+
+def test_sglang_ep_must_divide_the_routed_experts(run_cli):
+    """SGLang's FusedMoE asserts num_experts % ep_size == 0 (python/sglang/srt/layers/moe/fused_moe_triton/layer.py):
+    Mixtral's 8 experts over EP6 (--tp 2 x --dp-attention 3) are refused with the reason and the fix; vLLM, which
+    places the remainder on the first ranks, plans the same layout."""
+    args = ("recommend", "-m", "mixtral", "--gpus", "6", "--tp", "2", "--dp-attention", "3", "--ep", "6", "-f", "json")
+    chosen = run_cli(*args, "--engine", "sglang").json()["chosen"]
+    assert not chosen["feasible"]
+    assert chosen["reasons"] == ["sglang: --ep-size 6 does not divide the 8 routed experts (SGLang's FusedMoE asserts "
+                                 "num_experts % ep_size == 0); use --ep 1 (experts split over the 6 GPUs), or an EP "
+                                 "group of 4 GPUs (--tp x --dp-attention = 4, --ep 4)"]
+    assert chosen["weight_bytes_per_gpu"] == 0  # refused before sizing
+    assert run_cli(*args, "--engine", "vllm").json()["chosen"]["feasible"]
+    # the suggested layout runs
+    fixed = run_cli("recommend", "-m", "mixtral", "--gpus", "6", "--tp", "2", "--dp-attention", "2", "--ep", "4",
+                    "--engine", "sglang", "-f", "json").json()["chosen"]
+    assert fixed["feasible"], fixed["reasons"]
+    # the --emit of a refused layout names the reason
+    r = run_cli(*args[:-2], "--engine", "sglang", "--emit", "sglang")
+    assert r.code == 1 and "--ep-size 6 does not divide the 8 routed experts" in r.err

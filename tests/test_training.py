@@ -367,15 +367,17 @@ def test_nothing_fits_names_the_whole_layout_the_suggestion_gives():
     assert f"would give {first.would_give['layout']} at" in headline(plan)
 
 
-def test_megatron_is_refused_for_serving(run_cli):
-    """--engine megatron plans training; a serving plan with it (recommend, compare, sweep) is one error line."""
+def test_megatron_is_refused_for_serving(run_cli, usage_error):
+    """--engine megatron plans training: recommend's serving plan with it is one error line (exit 1: it contradicts
+    --workload serve); compare and sweep plan serving only, so there it is a usage error (exit 2) naming
+    `tpplan recommend --workload train`."""
     line = ("Error: --engine megatron plans training; add --workload train, or choose a serving engine (vllm, sglang, "
             "trtllm) for --workload serve\n")
-    for args in (("recommend", "-m", "llama-8b", "-g", "8", "--engine", "megatron"),
-                 ("compare", "-m", "llama-8b", "-g", "8", "--engine", "megatron", "8", "4x1x2"),
+    r = run_cli("recommend", "-m", "llama-8b", "-g", "8", "--engine", "megatron")
+    assert (r.code, r.out, r.err) == (1, "", line)
+    for args in (("compare", "-m", "llama-8b", "-g", "8", "--engine", "megatron", "8", "4x1x2"),
                  ("sweep", "--models", "llama-8b", "--gpus", "8", "--engine", "megatron")):
-        r = run_cli(*args)
-        assert (r.code, r.out, r.err) == (1, "", line), args
+        assert "plan training with `tpplan recommend --workload train`" in usage_error(*args), args
 
 
 def test_training_table_shows_model_state_and_activations_not_serving_columns(run_cli):

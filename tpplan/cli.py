@@ -7,9 +7,10 @@ Exit codes, the same for every command:
 - 0: done (also `--help`, `--version`).
 - 2, usage error: the command line is malformed, judged from each value alone before any work: an unknown command
   or option, a missing argument, a value that is not of its option's type, range or choices, including the values
-  tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, a compare layout such as `8+ep8`, a
-  comma-separated list of whole numbers, sweep's `--out` extension). Click prints the usage, then
-  `Error: Invalid value for '--option': ...`; nothing on stdout.
+  tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, an `--all2all-backend` value of no engine,
+  compare's or sweep's `--engine megatron`, a compare layout such as `8+ep8`, a comma-separated list of whole
+  numbers, sweep's `--out` extension). Click prints the usage, then `Error: Invalid value for '--option': ...`;
+  nothing on stdout.
 - 1, refusal: a well-formed command line that tpplan will not plan: options that contradict each other or need
   another (`--engine vllm --workload train`, `--pp` without `--tp`, an `--all2all-backend` value of another engine),
   a model, profile, layout or file that cannot do what is asked (`+ep8` on a dense model, an unknown model name), a
@@ -96,22 +97,34 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", case_sensitiv
 EngineOpt = Annotated[Engine, typer.Option("--engine", case_sensitive=False, help="Serving or training engine.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", callback=_dtype_choice("weight"), help=_dtype_help("weight"))]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", callback=_dtype_choice("kv"), help=_dtype_help("kv"))]
+def _a2a_backend_choice(value: str) -> str:
+    """--all2all-backend checked alone at parse time (exit 2): a value of no engine; whether it is --engine's is
+    checked once the engine is known (`_check_a2a_backend`, exit 1)."""
+    from tpplan.models.moe_backends import unknown_backend_problem
+
+    problem = unknown_backend_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
 A2aBackendOpt = Annotated[str, typer.Option(
-    "--all2all-backend", "--moe-a2a-backend",
+    "--all2all-backend", "--moe-a2a-backend", callback=_a2a_backend_choice,
     help="MoE token movement under EP + DP attention, in the engine's own words (vLLM --all2all-backend: "
          "allgather_reducescatter, deepep_low_latency, deepep_high_throughput, pplx, flashinfer_all2allv, ...; SGLang "
          "--moe-a2a-backend: none, deepep, mooncake, mori, ...); auto: the engine's default.")]
 
 
 def _deepep_mode_choice(value: str | None) -> str | None:
-    """--deepep-mode checked alone at parse time (exit 2); whether it applies to --engine is checked after parsing."""
+    """--deepep-mode checked alone at parse time (exit 2), in any case (Normal, LOW_LATENCY), returned lower case as
+    SGLang spells it; whether it applies to --engine is checked after parsing."""
     if value is None:
         return None
     from tpplan.models.moe_backends import DEEPEP_MODES
 
-    if value not in DEEPEP_MODES:
-        raise typer.BadParameter(f"{value!r} is not a DeepEP mode; choose one of: {', '.join(DEEPEP_MODES)}")
-    return value
+    if value.lower() not in DEEPEP_MODES:
+        raise typer.BadParameter(f"{value!r} is not a DeepEP mode; choose one of: {', '.join(DEEPEP_MODES)} (any case)")
+    return value.lower()  # SGLang's own values are lower case (DeepEPMode, python/sglang/srt/layers/moe/utils.py)
 
 
 DeepEPModeOpt = Annotated[str | None, typer.Option(
@@ -353,6 +366,25 @@ def _hardware(hardware: str | None):
     return hardware
 
 
+def _serving_engine(ctx: typer.Context, value: str) -> str:
+    """compare's and sweep's --engine checked alone at parse time (exit 2), in any case: they plan serving only, so a
+    training engine is a usage error that names the command planning training."""
+    from tpplan.models.engines import EMITTERS, TRAINING_ONLY_ENGINES
+
+    key = value.lower()
+    if key in TRAINING_ONLY_ENGINES:
+        raise typer.BadParameter(f"{value!r} plans training and `tpplan {ctx.info_name}` plans serving only; plan "
+                                 f"training with `tpplan recommend --workload train`, or choose a serving engine: "
+                                 f"{', '.join(EMITTERS)}")
+    if key not in EMITTERS:
+        raise typer.BadParameter(f"{value!r} is not a serving engine; choose one of: {', '.join(EMITTERS)}")
+    return key
+
+
+ServingEngineOpt = Annotated[str, typer.Option("--engine", callback=_serving_engine, metavar="[vllm|sglang|trtllm]",
+                                               help="Serving engine.")]
+
+
 def _check_layouts(texts: list[str]) -> list[str]:
     """compare's layouts checked alone at parse time (tpplan.planner.compare.parse_layout): a malformed one, or fewer
     than two, is a usage error like a value of the wrong type (exit 2)."""
@@ -378,7 +410,7 @@ def compare(
     gpus: Annotated[int | None, typer.Option("--gpus", "-g", min=1, help="GPUs (default: the profile's).")] = None,
     hardware: HardwareOpt = None,
     nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of a profile with a network.")] = None,
-    engine: EngineOpt = Engine(WD.engine),
+    engine: ServingEngineOpt = WD.engine,
     dtype: DtypeOpt = WD.dtype,
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1)] = None,
@@ -394,21 +426,25 @@ def compare(
     deepep_mode: DeepEPModeOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Put two or more layouts side by side, with the differences."""
+    """Put two or more layouts side by side, with the differences (exit 1 when none of them runs)."""
     from tpplan.planner.compare import compare as run_compare
-    from tpplan.planner.compare import parse_layout
+    from tpplan.planner.compare import nothing_runs, parse_layout
     from tpplan.report.compare import render_comparison
 
-    _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
+    _check_a2a_backend(all2all_backend, engine, deepep_mode)
     cmp = run_compare(model, [parse_layout(x) for x in layouts], gpus=gpus, hardware=_hardware(hardware), nodes=nodes,
-                      engine=engine.value, dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+                      engine=engine, dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                       input_len=input_len, output_len=output_len, batch=batch, num_requests=num_requests,
                       price_per_gpu_hour=price_per_gpu_hour, moe_imbalance=moe_imbalance,
                       all2all_backend=all2all_backend, deepep_mode=deepep_mode)
+    refusal = nothing_runs(cmp)
+    if refusal:
+        raise TpplanError(refusal)
     render_comparison(cmp, fmt)
 
 
-SchemaName = _choices("SchemaName", ("recommend", "sweep", "measure"))
+SchemaName = _choices("SchemaName", ("recommend", "compare", "sweep", "measure"))
+"""The keys of tpplan.report.schemas.SCHEMAS (tests/test_api_schema.py checks they stay equal)."""
 
 
 @app.command()
@@ -464,7 +500,7 @@ def sweep(
         WD.output_len),
     dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated weight formats (auto: the checkpoint's)."
                                        )] = WD.dtype,
-    engine: EngineOpt = Engine(WD.engine),
+    engine: ServingEngineOpt = WD.engine,
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
                                                       "the planner's, as in recommend].")] = None,
@@ -485,13 +521,13 @@ def sweep(
                  output_lens=_csv_counts(output_len, option="--output-len"), dtypes=_csv_dtypes(dtype))
     if out is not None and out.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet", param_hint="'--out'")
-    _check_a2a_backend(all2all_backend, engine.value, deepep_mode)
+    _check_a2a_backend(all2all_backend, engine, deepep_mode)
     if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable
 
         check_writable(out, force=force)
     with sweep_progress() as progress:
-        df, stats = run_sweep(**lists, engine=engine.value, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+        df, stats = run_sweep(**lists, engine=engine, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                               moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
                               deepep_mode=deepep_mode, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)

@@ -94,6 +94,16 @@ def backend_problem(engine: str, backend: str) -> str | None:
     return f"{backend!r} is not a {engine} backend{hint}; choose one of: {', '.join(backend_choices(engine))}"
 
 
+def unknown_backend_problem(backend: str) -> str | None:
+    """Why `backend` is a value of no engine's option, listing every engine's values (without the option's name, which
+    the CLI's usage error adds); None when auto or some engine's value (which engine's is checked with --engine:
+    `backend_problem`)."""
+    if backend == AUTO or any(backend in values for values in ALL2ALL_BACKENDS.values()):
+        return None
+    per_engine = "; ".join(f"{OPTION_NAMES[e]} ({e}): {', '.join(values)}" for e, values in ALL2ALL_BACKENDS.items())
+    return f"{backend!r} is no engine's MoE all-to-all backend; choose auto (the engine's default) or {per_engine}"
+
+
 A2aMode = Literal["fabric", "normal", "low_latency", "auto"]
 """The kernels of an all-to-all (module docstring): DeepEP's normal or low-latency kernels, "auto" (SGLang: normal for
 steps with prefill, low-latency for decode steps), or "fabric" (the fabric's NCCL protocol parameters)."""

@@ -99,6 +99,20 @@ def compare(model: Any, layouts: list[Layout], **options: Any) -> Comparison:
     return Comparison(plan=plans[0], layouts=[p.chosen for p in plans])
 
 
+def nothing_runs(cmp: Comparison) -> str | None:
+    """The refusal when none of the compared layouts runs (`tpplan compare` exits 1 with it): each layout's reasons,
+    then a layout that runs (the planner's best, in compare's grammar) or where to look when none does; None when at
+    least one layout runs."""
+    if any(c.feasible for c in cmp.layouts):
+        return None
+    why = "; ".join(f"{layout_of(c).text()}: {', '.join(c.reasons) or 'does not run'}" for c in cmp.layouts)
+    best, w = cmp.plan.recommended, cmp.plan.workload
+    fix = (f"compare a layout that runs, e.g. {layout_of(best).text()} (tpplan recommend's best with these options)"
+           if best is not None else f"no layout runs on these {w.gpus} GPU(s); `tpplan recommend` with the same model "
+           f"and options suggests what would")
+    return f"none of the {len(cmp.layouts)} layouts compared runs ({why}); {fix}"
+
+
 def _plan_with(model: Any, lay: Layout, options: dict[str, Any]) -> Plan:
     from tpplan.planner.plan import recommend
 

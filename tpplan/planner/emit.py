@@ -2,7 +2,8 @@
 
 Flags are spelled as each engine's current documentation spells them:
 - vLLM: `vllm serve` engine arguments (--tensor-parallel-size, --pipeline-parallel-size, --data-parallel-size,
-  --max-model-len, --gpu-memory-utilization, --max-num-seqs, --kv-cache-dtype, --quantization); several nodes
+  --max-model-len, --gpu-memory-utilization, --max-num-seqs, --kv-cache-dtype, --quantization, and
+  --compilation-config for sequence parallelism, `VLLM_SEQUENCE_PARALLEL`); several nodes
   run as one Ray cluster (`ray start --head` / `ray start --address`, then `vllm serve` on the head with
   --distributed-executor-backend ray): https://docs.vllm.ai/en/stable/examples/online_serving/multi-node-serving/
   Data parallelism over nodes: --data-parallel-size-local, --data-parallel-address, --data-parallel-start-rank,
@@ -12,10 +13,12 @@ Flags are spelled as each engine's current documentation spells them:
   (https://docs.sglang.io/references/multi_node_deployment/multi_node.html).
 - TensorRT-LLM: `trtllm-serve` with --tp_size, --pp_size, --max_seq_len, --max_batch_size,
   --kv_cache_free_gpu_memory_fraction; several nodes run in one MPI world under mpirun or srun with
-  `trtllm-llmapi-launch` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/).
+  `trtllm-llmapi-launch` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/). What has no flag goes in one
+  LLM-API options file, extra_llm_api_options.yaml, written by a heredoc before the command and passed with
+  --extra_llm_api_options (`trtllm_options`): attention DP and the FP8 KV cache.
 - MoE layouts (tpplan.planner.layouts): vLLM --data-parallel-size with --enable-expert-parallel; SGLang --tp-size
   (all GPUs of a stage) --dp-size --enable-dp-attention --ep-size; TensorRT-LLM --ep_size and
-  `enable_attention_dp: true` in the YAML given to --extra_llm_api_options. With pipeline stages each engine's PP
+  `enable_attention_dp: true` in the options file. With pipeline stages each engine's PP
   flag is added (--pipeline-parallel-size, --pp-size, --pp_size); the EP group is one stage's GPUs. Replicas of
   such a layout are separate servers (a DP size would join
   them into one MoE group).
@@ -44,9 +47,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
+from tpplan.models.dtypes import weight_format
 from tpplan.models.engines import EMITTERS
 from tpplan.models.moe_backends import ENGINE_DEFAULT_BACKEND, LL_TOKENS_ENV, LL_TOKENS_PER_CALL
-from tpplan.planner.layouts import ATTENTION_DP_YAML, layout_flags
+from tpplan.planner.layouts import TRTLLM_OPTIONS_FILE, layout_flags
 from tpplan.planner.workload import Workload
 
 if TYPE_CHECKING:  # kept out of the import: `tpplan recommend --emit` is the only command that loads this module
@@ -66,6 +70,11 @@ class Plan(Protocol):
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 VLLM_ALL2ALL_BACKEND = ENGINE_DEFAULT_BACKEND["vllm"]
 """vLLM's MoE token movement that tpplan.cost.moe models for EP + DP attention (vllm/config/parallel.py default)."""
+VLLM_SEQUENCE_PARALLEL = '{"pass_config": {"enable_sp": true}}'
+"""vLLM's --compilation-config that runs the TP all-reduce as reduce-scatter + all-gather (`recommend
+--sequence-parallel`): PassConfig.enable_sp, "Enable sequence parallelism" (vllm/config/compilation.py); spelled
+enable_sequence_parallelism up to v0.12 (renamed by vllm-project/vllm PR #29646). Printed for TP > 1 only: a TP1
+layout has no all-reduce to split."""
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
 _CONT = " \\\n    "
@@ -145,6 +154,8 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
     # initialize the all2all manager"), and an MoE layer under DP dispatches through it
     if engine == "vllm" and plan.model.is_moe and c.dp_attention > 1:
         args.append(f"--all2all-backend {moe_backend(w, c) or VLLM_ALL2ALL_BACKEND}")
+    if engine == "vllm" and w.sequence_parallel and c.tp > 1:
+        args.append(f"--compilation-config '{VLLM_SEQUENCE_PARALLEL}'")
     if engine == "sglang" and moe_backend(w, c):
         args.append(f"--moe-a2a-backend {moe_backend(w, c)}")
         if moe_backend(w, c) == "deepep":
@@ -168,12 +179,34 @@ def moe_backend(w: Workload, c: Candidate) -> str | None:
     return None if w.all2all_backend == ENGINE_DEFAULT_BACKEND[w.engine] else w.all2all_backend
 
 
+def trtllm_options(w: Workload, c: Candidate) -> list[str]:
+    """The lines of the TensorRT-LLM LLM-API options file (tpplan.planner.layouts.TRTLLM_OPTIONS_FILE) the plan needs;
+    [] when it needs none. The keys are spelled as NVIDIA/TensorRT-LLM examples/serve/deepseek_r1_reasoning_parser.sh
+    spells them: `enable_attention_dp: true` for attention DP; `kv_cache_config:` / `  dtype: fp8` for the FP8 KV
+    cache, which trtllm-serve takes from no flag. The file's kv_cache_config replaces the one trtllm-serve builds from
+    --kv_cache_free_gpu_memory_fraction (update_llm_args_with_extra_dict in tensorrt_llm/llmapi/llm_args.py merges
+    `llm_args | llm_args_dict`, one level deep), so the fraction the plan assumed is repeated inside it, as that
+    example does (free_gpu_memory_fraction)."""
+    lines = ["enable_attention_dp: true"] if c.dp_attention > 1 else []
+    if w.kv_cache_dtype == "fp8":
+        lines += ["kv_cache_config:", "  dtype: fp8", f"  free_gpu_memory_fraction: {w.gpu_memory_utilization:.2f}"]
+    return lines
+
+
+def _trtllm_options_file(w: Workload, c: Candidate) -> str | None:
+    """The shell heredoc that writes the options file; None when the plan needs none."""
+    lines = trtllm_options(w, c)
+    return "\n".join([f"cat > {TRTLLM_OPTIONS_FILE} <<'EOF'", *lines, "EOF"]) if lines else None
+
+
 def _trtllm_args(plan: Plan, c: Candidate) -> list[str]:
     w = plan.workload
     tokens = [f"--max_num_tokens {w.max_num_batched_tokens}"] if w.max_num_batched_tokens is not None else []
-    return layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1, ep=c.ep, dp_attention=c.dp_attention) + [
+    args = layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1, ep=c.ep, dp_attention=c.dp_attention) + [
         f"--max_seq_len {w.max_model_len}", f"--max_batch_size {max(1, _rank_batch(c))}",
         f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"] + tokens
+    options = f"--extra_llm_api_options {TRTLLM_OPTIONS_FILE}"
+    return args + ([options] if trtllm_options(w, c) and options not in args else [])
 
 
 def _join(head: str, args: list[str]) -> str:
@@ -189,8 +222,9 @@ def _device_env(plan: Plan) -> str:
 def _per_replica_servers(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
     """One server per replica on its own GPUs and port (TensorRT-LLM replicas; MoE layouts on every engine)."""
     n, env, lines = c.gpus_used // c.replicas, _device_env(plan), []
-    if engine == "trtllm" and c.dp_attention > 1:
-        lines.append(f"echo 'enable_attention_dp: true' > {ATTENTION_DP_YAML}")
+    options_file = _trtllm_options_file(plan.workload, c) if engine == "trtllm" else None
+    if options_file:
+        lines.append(options_file)
     for r in range(c.replicas):
         devices = ",".join(str(d) for d in range(r * n, (r + 1) * n))
         prefix = f"{env}={devices} " if c.replicas > 1 else ""
@@ -225,8 +259,10 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -
         cmd = _join(f"mpirun -np {c.gpus_used // c.replicas} -H {hosts} "
                     f"trtllm-llmapi-launch trtllm-serve {model}", _trtllm_args(plan, c))
         note = f"\n# one MPI world over {nodes} nodes (or srun --nodes {nodes} --ntasks-per-node {per_node})"
-        if c.dp_attention > 1:  # the options file must exist on every node
-            cmd = f"echo 'enable_attention_dp: true' > {ATTENTION_DP_YAML}  # on every node\n{cmd}"
+        options_file = _trtllm_options_file(plan.workload, c)
+        if options_file:  # each rank's trtllm-serve reads the file on its own node
+            cmd = (f"# write {TRTLLM_OPTIONS_FILE} on every node, in the directory mpirun starts in (each node's "
+                   f"ranks read it there)\n{options_file}\n{cmd}")
         return [NodeCommand(node=None, command=cmd + note)]
     if engine == "sglang":
         head = f"{_sglang_env(c)}python -m sglang.launch_server --model-path {model}"
@@ -298,10 +334,43 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     return _multi_node(plan, c, engine, model, nodes)
 
 
+ONLINE_QUANTIZATION = {"vllm": {"fp8": "--quantization fp8"}, "sglang": {"fp8": "--quantization fp8"}}
+"""The flags that quantize a 16-bit checkpoint as it loads, by engine and planned format (`_server_args` prints them).
+vLLM --quantization fp8: "Online Dynamic Quantization ... no calibration data is required"
+(docs.vllm.ai/en/latest/features/quantization/fp8.html; later releases also name it fp8_per_tensor,
+docs.vllm.ai/en/stable/features/quantization/online/). SGLang --quantization fp8: "Online Quantization"
+(docs.sglang.io/advanced_features/quantization.html). trtllm-serve has none: TensorRT-LLM serves checkpoints quantized
+beforehand (NVIDIA ModelOpt), so its commands get no online flag."""
+
+
+def checkpoint_note(plan: Plan, engine: str) -> str | None:
+    """A `# ` line when the plan's weights (--dtype) are not the checkpoint's own (ModelSpec.quantization, None for a
+    16-bit checkpoint): the command serves the checkpoint named, so it runs what was planned only with a checkpoint of
+    the planned format, or the engine's online quantization flag (`ONLINE_QUANTIZATION`) where one exists for a
+    16-bit checkpoint. None when they agree, or when a 16-bit checkpoint is only cast (--dtype fp16 / fp32)."""
+    spec, fmt = plan.model, weight_format(plan.model, plan.workload.dtype)
+    own = spec.quantization
+    if fmt is own or (own is None and not fmt.quantized):
+        return None
+    model, want, have = spec.hf_id or spec.name, _a(fmt.name), _a(own.name if own else "16-bit")
+    online = ONLINE_QUANTIZATION.get(engine, {}).get(fmt.name) if own is None else None
+    how = (f"{online} (below) quantizes it to {fmt.name} as it loads (online), or serve {want} checkpoint of it"
+           if online else f"serve {want} checkpoint of it instead (replace {model} below)")
+    return f"# the plan assumed {fmt.name} weights, but {model} is {have} checkpoint: {how}"
+
+
+def _a(name: str) -> str:
+    """'a bf16', 'an fp8', 'an int4', 'an nvfp4': the article as the name is read aloud, letter by letter."""
+    return ("an " if name[0].lower() in "aefhilmnorsx" else "a ") + name
+
+
 def serve_command(plan: Plan, engine: str) -> str:
-    """All commands as one shell text, each node's under a `# node N` comment when there are several."""
-    blocks = serve_commands(plan, engine)
+    """All commands as one shell text, each node's under a `# node N` comment when there are several; first the
+    `checkpoint_note` when the plan's weights are not the checkpoint's."""
+    blocks, note = serve_commands(plan, engine), checkpoint_note(plan, engine)
     if len(blocks) == 1:
-        return blocks[0].command
-    return "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
-                     f"\n{b.command}" for b in blocks)
+        text = blocks[0].command
+    else:
+        text = "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
+                          f"\n{b.command}" for b in blocks)
+    return f"{note}\n{text}" if note else text

@@ -19,7 +19,11 @@ accepts, and the flags that ask for it:
   the warm-up request, and PR #17823 (closed unmerged) that DeepEP with PP corrupts the hidden states handed
   between stages; SGLang's own multi-node DeepSeek commands use TP16 or DP attention over both nodes, not PP
   (benchmark/deepseek_v3/README.md, docs/advanced_features/pipeline_parallelism.md: PP for long-context prefill).
-  PP with EP inside one TP group (dp 1) passes server_args' checks and is kept.
+  PP with EP inside one TP group (dp 1) passes server_args' checks and is kept. SGLang splits whole experts evenly:
+  FusedMoE asserts `num_experts % self.moe_ep_size == 0` and gives each rank num_experts // ep_size
+  (python/sglang/srt/layers/moe/fused_moe_triton/layer.py), so an EP size that does not divide the routed experts is
+  refused (num_experts there also counts --ep-num-redundant-experts, default 0, which tpplan does not plan). vLLM
+  places a remainder on the first ranks (determine_expert_map) and has no such rule.
 - TensorRT-LLM: `tp_size G`, `moe_expert_parallel_size` (`--ep_size`) = G, and `enable_attention_dp: true` in
   the LLM API options, which makes every one of the tp_size ranks an attention DP rank (attention TP 1)
   (nvidia.github.io/TensorRT-LLM/features/parallel-strategy.html). tensorrt_llm/mapping.py: world = tp x pp x cp
@@ -127,6 +131,8 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
         # TensorRT-LLM enable_attention_dp: every rank of tp_size is its own attention DP rank (attention TP 1)
         out.append(f"trtllm: enable_attention_dp runs attention with TP 1 on each of the tp_size ranks; attention "
                    f"TP {tp} inside a DP rank is not supported")
+    if engine == "sglang" and 1 < ep <= spec.num_experts and spec.num_experts % ep:
+        out.append(_sglang_uneven_experts(spec.num_experts, ep=ep, group=group))
     if engine == "sglang" and dp_attention > 1 and pp > 1:
         out.append(f"sglang: --pp-size {pp} with --enable-dp-attention is not a working combination (sgl-project/"
                    f"sglang issue #9805: PP2 x DP-attention crashes on the first request); use DP attention over all "
@@ -141,8 +147,20 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
     return out
 
 
-ATTENTION_DP_YAML = "attention_dp.yaml"
-"""TensorRT-LLM LLM-API options file that turns attention data parallelism on."""
+def _sglang_uneven_experts(experts: int, *, ep: int, group: int) -> str:
+    """SGLang's refusal of an EP size that does not divide the routed experts (module docstring), with the fix in
+    tpplan's flags: experts split (--ep 1), or the largest EP group up to this stage's GPUs that divides them."""
+    fits = max(d for d in range(1, group + 1) if experts % d == 0)
+    other = f", or an EP group of {fits} GPUs (--tp x --dp-attention = {fits}, --ep {fits})" if fits > 1 else ""
+    return (f"sglang: --ep-size {ep} does not divide the {experts} routed experts (SGLang's FusedMoE asserts "
+            f"num_experts % ep_size == 0); use --ep 1 (experts split over the {group} GPUs){other}")
+
+
+TRTLLM_OPTIONS_FILE = "extra_llm_api_options.yaml"
+"""The TensorRT-LLM LLM-API options file `--emit trtllm` writes and passes to trtllm-serve --extra_llm_api_options
+(tensorrt_llm/commands/serve.py: "Path to a YAML file that overwrites the parameters specified by trtllm-serve",
+also spelled --config in later releases): `enable_attention_dp: true` for attention DP, and the KV-cache dtype,
+which trtllm-serve has no flag for (tpplan.planner.emit.trtllm_options)."""
 
 
 def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: int) -> list[str]:
@@ -154,7 +172,7 @@ def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: in
         return out + ([f"--ep-size {ep}"] if ep > 1 else [])
     if engine == "trtllm":
         out = [f"--tp_size {group}"] + ([f"--pp_size {pp}"] if pp > 1 else []) + ([f"--ep_size {ep}"] if ep > 1 else [])
-        return out + ([f"--extra_llm_api_options {ATTENTION_DP_YAML}"] if dp > 1 else [])
+        return out + ([f"--extra_llm_api_options {TRTLLM_OPTIONS_FILE}"] if dp > 1 else [])
     out = [f"--tensor-parallel-size {tp}"] + ([f"--pipeline-parallel-size {pp}"] if pp > 1 else [])
     return out + ([f"--data-parallel-size {dp}"] if dp > 1 else []) + (["--enable-expert-parallel"] if ep > 1 else [])
 

@@ -38,8 +38,12 @@ def best_compared(cmp: Comparison):
 
 
 def _value(c, field: str, conv, fmt: str) -> str:
+    """A figure of a layout in display units; "-" where the layout has none: a layout that does not run shows only
+    its memory, and only when it was sized (a layout the engine's rules refuse is never sized: no weights, so "-"
+    rather than 0.0, as in recommend's table, tpplan.report.plan)."""
     v = getattr(c, field)
-    if v is None or (not c.feasible and field not in ("weight_bytes_per_gpu", "kv_cache_bytes_per_gpu")):
+    sized_memory = field in ("weight_bytes_per_gpu", "kv_cache_bytes_per_gpu") and c.weight_bytes_per_gpu > 0
+    if v is None or (not c.feasible and not sized_memory):
         return "-"
     return fmt.format(conv(v))
 

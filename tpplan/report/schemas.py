@@ -1,8 +1,8 @@
-"""JSON Schemas of the documents `tpplan recommend|sweep|measure -f json` write (`tpplan schema COMMAND`).
+"""JSON Schemas of the documents `tpplan recommend|compare|sweep|measure -f json` write (`tpplan schema COMMAND`).
 
 The recommend schema is generated from the dataclasses that produce the JSON (Candidate, Suggestion), so a new
-field appears in both at once, its docstring as its description; the sweep and measure schemas list the columns /
-keys their renderers write.
+field appears in both at once, its docstring as its description; compare's reuses its Candidate (each layout is a
+candidate of recommend's); the sweep and measure schemas list the columns / keys their renderers write.
 """
 
 from __future__ import annotations
@@ -63,6 +63,29 @@ def recommend_schema() -> dict[str, Any]:
             "serve_command": {"type": "string", "description": "with --emit: the engine command(s)"},
         },
         "$defs": {"Candidate": cand, "Suggestion": _dataclass_schema(Suggestion), **nested},
+    }
+
+
+def compare_schema() -> dict[str, Any]:
+    """tpplan.report.compare.render_comparison's JSON: the inputs, one candidate per layout in the order given, the
+    differences in words, the best of them and recommend's best over every layout."""
+    rec = recommend_schema()
+    cand = {"$ref": "#/$defs/Candidate"}
+    return {
+        "$schema": DRAFT, "title": "tpplan compare -f json", "type": "object",
+        "required": ["inputs", "layouts", "differences", "best_of_these", "recommended"],
+        "properties": {
+            "inputs": rec["properties"]["inputs"],
+            "layouts": {"type": "array", "items": cand, "minItems": 2,
+                        "description": "each layout, in the order given"},
+            "differences": {"type": "array", "items": {"type": "string"},
+                            "description": "how each other layout differs from the first"},
+            "best_of_these": {"anyOf": [cand, {"type": "null"}], "description": "the best layout compared that runs, "
+                              "by the objective (compare exits 1 when none runs)"},
+            "recommended": {"anyOf": [cand, {"type": "null"}],
+                            "description": "recommend's best over every layout it plans, for reference"},
+        },
+        "$defs": {k: v for k, v in rec["$defs"].items() if k != "Suggestion"},
     }
 
 
@@ -131,7 +154,7 @@ def measure_schema() -> dict[str, Any]:
                                                       "it back)"}}}
 
 
-SCHEMAS = {"recommend": recommend_schema, "sweep": sweep_schema, "measure": measure_schema}
+SCHEMAS = {"recommend": recommend_schema, "compare": compare_schema, "sweep": sweep_schema, "measure": measure_schema}
 
 
 def _type_words(node: dict[str, Any]) -> str:

@@ -1,0 +1,107 @@
+"""`recommend --emit`: what the printed commands carry beyond the layout flags: TensorRT-LLM's LLM-API options file
+(attention DP, FP8 KV cache), the note when --dtype plans weights the checkpoint does not have, and vLLM's sequence
+parallelism."""
+
+from __future__ import annotations
+
+DS = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200")
+DEP8 = ("--tp", "1", "--dp-attention", "8", "--ep", "8")
+
+
+def _command(run_cli, *args: str) -> str:
+    r = run_cli(*args, "-f", "json")
+    assert r.code == 0, r.err
+    return r.json()["serve_command"]
+
+
+def test_trtllm_attention_dp_and_fp8_kv_go_in_one_options_file(run_cli):
+    """NVIDIA/TensorRT-LLM examples/serve/deepseek_r1_reasoning_parser.sh writes `enable_attention_dp: true` and
+    `kv_cache_config:` / `dtype: fp8` in the YAML it gives trtllm-serve; the file's kv_cache_config replaces the
+    flag's, so the planned fraction is repeated in it."""
+    cmd = _command(run_cli, *DS, "--gpus", "8", *DEP8, "--kv-cache-dtype", "fp8", "--emit", "trtllm")
+    lines = cmd.splitlines()
+    assert lines[:6] == ["cat > extra_llm_api_options.yaml <<'EOF'", "enable_attention_dp: true", "kv_cache_config:",
+                         "  dtype: fp8", "  free_gpu_memory_fraction: 0.90", "EOF"]
+    assert lines[6] == "trtllm-serve deepseek-ai/DeepSeek-V3 \\"
+    assert cmd.count("--extra_llm_api_options extra_llm_api_options.yaml") == 1
+    assert "attention_dp.yaml" not in cmd and "echo " not in cmd
+
+
+def test_trtllm_options_file_only_when_needed(run_cli):
+    # attention DP with a 16-bit KV cache: the attention-DP key alone
+    cmd = _command(run_cli, *DS, "--gpus", "8", *DEP8, "--emit", "trtllm")
+    assert cmd.splitlines()[:3] == ["cat > extra_llm_api_options.yaml <<'EOF'", "enable_attention_dp: true", "EOF"]
+    assert "kv_cache_config" not in cmd
+    # a dense model with an FP8 KV cache: the file holds the KV dtype and every replica's server reads it
+    cmd = _command(run_cli, "recommend", "-m", "llama-70b", "--gpus", "8", "--tp", "4", "--kv-cache-dtype", "fp8",
+                   "--emit", "trtllm")
+    assert cmd.splitlines()[:5] == ["cat > extra_llm_api_options.yaml <<'EOF'", "kv_cache_config:", "  dtype: fp8",
+                                    "  free_gpu_memory_fraction: 0.90", "EOF"]
+    assert cmd.count("--extra_llm_api_options extra_llm_api_options.yaml") == 2  # two TP4 replicas
+    assert "enable_attention_dp" not in cmd
+    # neither: no file, no flag
+    cmd = _command(run_cli, "recommend", "-m", "llama-70b", "--gpus", "8", "--tp", "4", "--emit", "trtllm")
+    assert "extra_llm_api_options" not in cmd and "EOF" not in cmd
+
+
+def test_trtllm_options_file_over_nodes_says_every_node(run_cli):
+    cmd = _command(run_cli, *DS, "--nodes", "2", "--tp", "1", "--dp-attention", "16", "--ep", "16",
+                   "--kv-cache-dtype", "fp8", "--emit", "trtllm")
+    lines = cmd.splitlines()
+    assert lines[0] == ("# write extra_llm_api_options.yaml on every node, in the directory mpirun starts in (each "
+                        "node's ranks read it there)")
+    assert lines[1:7] == ["cat > extra_llm_api_options.yaml <<'EOF'", "enable_attention_dp: true", "kv_cache_config:",
+                          "  dtype: fp8", "  free_gpu_memory_fraction: 0.90", "EOF"]
+    assert lines[7].startswith("mpirun -np 16 ") and "--extra_llm_api_options extra_llm_api_options.yaml" in cmd
+
+
+LLAMA = ("recommend", "-m", "llama-70b", "--gpus", "8")
+
+
+def test_dtype_override_of_a_16bit_checkpoint_says_what_to_serve(run_cli):
+    """meta-llama/Llama-3.1-70B is a 16-bit checkpoint (no quantization_config): planned with --dtype fp8, vLLM's and
+    SGLang's commands quantize it online (--quantization fp8, which they print); with --dtype int4, and on
+    TensorRT-LLM (no online flag), the plan's weights need a checkpoint of that format."""
+    for engine in ("vllm", "sglang"):
+        cmd = _command(run_cli, *LLAMA, "--dtype", "fp8", "--emit", engine)
+        assert cmd.splitlines()[0] == ("# the plan assumed fp8 weights, but meta-llama/Llama-3.1-70B is a 16-bit "
+                                       "checkpoint: --quantization fp8 (below) quantizes it to fp8 as it loads "
+                                       "(online), or serve an fp8 checkpoint of it")
+        assert "--quantization fp8" in cmd
+    cmd = _command(run_cli, *LLAMA, "--dtype", "fp8", "--emit", "trtllm")
+    assert cmd.splitlines()[0] == ("# the plan assumed fp8 weights, but meta-llama/Llama-3.1-70B is a 16-bit "
+                                   "checkpoint: serve an fp8 checkpoint of it instead (replace "
+                                   "meta-llama/Llama-3.1-70B below)")
+    cmd = _command(run_cli, *LLAMA, "--dtype", "int4", "--emit", "vllm")
+    assert cmd.splitlines()[0] == ("# the plan assumed int4 weights, but meta-llama/Llama-3.1-70B is a 16-bit "
+                                   "checkpoint: serve an int4 checkpoint of it instead (replace "
+                                   "meta-llama/Llama-3.1-70B below)")
+    assert cmd.splitlines()[1].startswith("vllm serve meta-llama/Llama-3.1-70B")
+
+
+def test_no_note_when_the_checkpoint_is_what_was_planned(run_cli):
+    for args in ((), ("--dtype", "bf16"), ("--dtype", "fp16"), ("--dtype", "auto")):  # the checkpoint, or a cast
+        assert "# the plan assumed" not in _command(run_cli, *LLAMA, *args, "--emit", "vllm")
+    assert "# the plan assumed" not in _command(run_cli, *DS, "--gpus", "8", "--emit", "sglang")  # its own FP8
+
+
+def test_16bit_plan_of_a_quantized_checkpoint_needs_a_16bit_checkpoint(run_cli):
+    """DeepSeek-V3's checkpoint is FP8 (128 x 128 blocks); planned in bf16 it needs a bf16 checkpoint. Over two nodes
+    the note comes first, before the per-node commands."""
+    cmd = _command(run_cli, *DS, "--nodes", "2", "--dtype", "bf16", "--emit", "sglang")
+    lines = cmd.splitlines()
+    assert lines[0] == ("# the plan assumed bf16 weights, but deepseek-ai/DeepSeek-V3 is an fp8-block128x128 "
+                        "checkpoint: serve a bf16 checkpoint of it instead (replace deepseek-ai/DeepSeek-V3 below)")
+    assert lines[1].startswith("# on node 0")
+
+
+def test_vllm_sequence_parallelism_is_a_compilation_config(run_cli):
+    """vLLM runs the TP all-reduce as reduce-scatter + all-gather with PassConfig.enable_sp (vllm/config/
+    compilation.py; enable_sequence_parallelism before vllm-project/vllm PR #29646)."""
+    cmd = _command(run_cli, *LLAMA, "--tp", "4", "--sequence-parallel", "--emit", "vllm")
+    assert cmd.splitlines()[-1] == """    --compilation-config '{"pass_config": {"enable_sp": true}}'"""
+    assert "--compilation-config" not in _command(run_cli, *LLAMA, "--tp", "4", "--emit", "vllm")
+    # TP1 has no all-reduce to split
+    one = _command(run_cli, "recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--sequence-parallel",
+                   "--emit", "vllm")
+    assert "--compilation-config" not in one
