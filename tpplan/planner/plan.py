@@ -566,7 +566,7 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: M
     if w.mode == "serve":  # training states its batches under Megatron's names (train_layouts.batch_assumptions)
         a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
                                   f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
-                                  f"{limits.block_size_tokens} tokens"
+                                  f"{limits.block_size_tokens} token{'s' if limits.block_size_tokens != 1 else ''}"
                                   + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
         a.setdefault("batch", f"{w.batch}" if w.batch else
                      "largest the paged KV cache, scheduler and latency limits allow")
