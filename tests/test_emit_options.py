@@ -105,3 +105,19 @@ def test_vllm_sequence_parallelism_is_a_compilation_config(run_cli):
     one = _command(run_cli, "recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--sequence-parallel",
                    "--emit", "vllm")
     assert "--compilation-config" not in one
+
+
+def test_vllm_moe_replicas_over_nodes_are_separate_servers(run_cli):
+    """An MoE layout's --data-parallel-size is its DP-attention group (one replica, one EP group): replicas spread
+    over nodes are separate servers on each node's own GPUs, never one data-parallel deployment that would join
+    them into an EP group across InfiniBand and leave GPUs idle."""
+    d = run_cli("recommend", "-m", "mixtral", "--hardware", "dgx-h100-2node", "--tp", "1", "--dp-attention", "4",
+                "--emit", "vllm", "-f", "json").json()
+    chosen = d["chosen"]
+    assert (chosen["tp"], chosen["dp_attention"], chosen["replicas"], chosen["gpus_used"]) == (1, 4, 4, 16)
+    cmd = d["serve_command"]
+    assert cmd.count("vllm serve ") == 4 and cmd.count("--data-parallel-size 4") == 4
+    assert "--data-parallel-size-local" not in cmd and "--headless" not in cmd
+    for node in ("# on node 0", "# on node 1"):
+        block = cmd.split(node)[1].split("# on node")[0]
+        assert "CUDA_VISIBLE_DEVICES=0,1,2,3 " in block and "CUDA_VISIBLE_DEVICES=4,5,6,7 " in block

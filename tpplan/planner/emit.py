@@ -276,9 +276,11 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -
 
 
 def _dp_over_nodes(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -> list[NodeCommand]:
-    """Replicas that each fit in one node, spread over several nodes."""
+    """Replicas that each fit in one node, spread over several nodes: vLLM's data parallelism over nodes for a dense
+    layout; for an MoE layout (whose --data-parallel-size is its DP-attention group, one replica) and for the other
+    engines, the same per-node servers on every node."""
     local = c.replicas // nodes
-    if engine == "vllm":
+    if engine == "vllm" and not is_moe_layout(c):
         base = _server_args("vllm", plan, c, replicas=c.replicas) + [f"--data-parallel-size-local {local}",
                                                            f"--data-parallel-address {HEAD}",
                                                            "--data-parallel-rpc-port 13345"]
