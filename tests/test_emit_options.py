@@ -121,3 +121,25 @@ def test_vllm_moe_replicas_over_nodes_are_separate_servers(run_cli):
     for node in ("# on node 0", "# on node 1"):
         block = cmd.split(node)[1].split("# on node")[0]
         assert "CUDA_VISIBLE_DEVICES=0,1,2,3 " in block and "CUDA_VISIBLE_DEVICES=4,5,6,7 " in block
+
+
+def test_remote_code_checkpoints_are_served_with_trust_remote_code(run_cli):
+    """Kimi K2's model_type kimi_k2 has no transformers class: its config and tokenizer load from the repo's code,
+    which every engine runs only when told to (Moonshot's deploy guidance passes the flag to each); a checkpoint
+    transformers knows (DeepSeek-V3) gets no such flag."""
+    kimi = ("recommend", "-m", "kimi-k2", "--hardware", "hgx-h200", "--gpus", "8")
+    assert "--trust-remote-code" in _command(run_cli, *kimi, "--emit", "vllm")
+    assert "--trust-remote-code" in _command(run_cli, *kimi, "--emit", "sglang")
+    assert "--trust_remote_code" in _command(run_cli, *kimi, "--engine", "trtllm", "--emit", "trtllm")
+    assert "trust" not in _command(run_cli, *DS, "--gpus", "8", "--emit", "vllm")
+
+
+def test_no_online_fp8_flag_on_a_checkpoint_quantized_another_way(run_cli):
+    """vLLM refuses a --quantization other than the checkpoint's own: on gpt-oss (MXFP4) a plan at --dtype fp8 says
+    to serve an fp8 checkpoint instead and does not print --quantization fp8; on a 16-bit checkpoint the flag is
+    vLLM's online FP8."""
+    cmd = _command(run_cli, "recommend", "-m", "gpt-oss-120b", "--gpus", "8", "--dtype", "fp8", "--emit", "vllm")
+    assert cmd.startswith("# the plan assumed fp8 weights, but openai/gpt-oss-120b is an mxfp4 checkpoint")
+    assert "--quantization" not in cmd
+    assert "--quantization fp8" in _command(run_cli, "recommend", "-m", "llama-70b", "--gpus", "8", "--dtype", "fp8",
+                                            "--emit", "vllm")

@@ -221,7 +221,8 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
         return _build(r, model_type=model_type, name=name, origin=origin, shape=shape, intermediate=intermediate,
                       window=_window(r, model_type), context=context, fields={**family, **moe, **_mla_fields(r)},
                       notes=(*default_notes, *rope_notes, *notes, *mlp_notes),
-                      extra={"rope_scaling": rope, "vision_params": vision, **(extra or {})})
+                      extra={"rope_scaling": rope, "vision_params": vision,
+                             "remote_code": cfg.get("model_type") in SAME_ARCHITECTURE, **(extra or {})})
     except ValueError as exc:  # ModelSpec's own checks: one line naming the field, never a traceback
         raise ModelSpecError(f"{origin}: {exc}") from exc
 

@@ -116,6 +116,10 @@ class ModelSpec:
     source: str = ""
     notes: tuple[str, ...] = field(default=())
     """Assumptions made while reading the config (shown to the user)."""
+    remote_code: bool = False
+    """The checkpoint's model_type has no class in transformers (kimi_k2, read as another family:
+    tpplan.models.hf_families.SAME_ARCHITECTURE), so engines load its configuration (and tokenizer) from the repo's
+    own code: served with --trust-remote-code (tpplan.planner.emit)."""
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",

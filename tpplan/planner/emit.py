@@ -16,6 +16,9 @@ Flags are spelled as each engine's current documentation spells them:
   `trtllm-llmapi-launch` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/). What has no flag goes in one
   LLM-API options file, extra_llm_api_options.yaml, written by a heredoc before the command and passed with
   --extra_llm_api_options (`trtllm_options`): attention DP and the FP8 KV cache.
+- A checkpoint whose model_type transformers has no class for (ModelSpec.remote_code: Kimi K2's kimi_k2) loads its
+  configuration and tokenizer from the repo's code: --trust-remote-code (vLLM, SGLang), --trust_remote_code
+  (trtllm-serve), as Moonshot's Kimi-K2 deploy guidance passes it to every engine.
 - MoE layouts (tpplan.planner.layouts): vLLM --data-parallel-size with --enable-expert-parallel; SGLang --tp-size
   (all GPUs of a stage) --dp-size --enable-dp-attention --ep-size; TensorRT-LLM --ep_size and
   `enable_attention_dp: true` in the options file. With pipeline stages each engine's PP
@@ -135,9 +138,14 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
     w, f = plan.workload, _SERVER_FLAGS[engine]
     args = layout_flags(engine, tp=c.tp, pp=c.pp, replicas=replicas, ep=c.ep, dp_attention=c.dp_attention)
     args += [f"{f['len']} {w.max_model_len}", f"{f['mem']} {w.gpu_memory_utilization:.2f}"]
+    if plan.model.remote_code:  # vLLM and SGLang both spell it --trust-remote-code
+        args.append("--trust-remote-code")
     if w.dtype in _DTYPE:
         args.append(f"--dtype {_DTYPE[w.dtype]}")
-    elif w.dtype == "fp8":
+    elif w.dtype == "fp8" and (plan.model.quantization is None or plan.model.quantization.method == "fp8"):
+        # online FP8 of a 16-bit checkpoint, or the method an FP8 checkpoint names itself; on a checkpoint quantized
+        # another way (gpt-oss's MXFP4) the engine refuses a different --quantization: `checkpoint_note` says what
+        # to serve instead
         args.append("--quantization fp8")
     if w.kv_cache_dtype == "fp8":
         args.append(f["kv_fp8"])
@@ -205,6 +213,8 @@ def _trtllm_args(plan: Plan, c: Candidate) -> list[str]:
     args = layout_flags("trtllm", tp=c.tp, pp=c.pp, replicas=1, ep=c.ep, dp_attention=c.dp_attention) + [
         f"--max_seq_len {w.max_model_len}", f"--max_batch_size {max(1, _rank_batch(c))}",
         f"--kv_cache_free_gpu_memory_fraction {w.gpu_memory_utilization:.2f}"] + tokens
+    if plan.model.remote_code:  # trtllm-serve's flag (docs: commands/trtllm-serve, "--trust_remote_code")
+        args.append("--trust_remote_code")
     options = f"--extra_llm_api_options {TRTLLM_OPTIONS_FILE}"
     return args + ([options] if trtllm_options(w, c) and options not in args else [])
 
