@@ -127,7 +127,8 @@ def measure_command(r: MeasureRequest, progress=None):
         backend = node.backend
     if r.save_raw is not None:
         write_text_atomic(r.save_raw, json.dumps(results), force=r.force)
-    m = compare(results, model=spec, profile=profile, dtype=dtype, backend=backend, notes=notes)
+    origin = "--dtype" if r.dtype or not r.from_files else "the dtype recorded in the --from files,"
+    m = compare(results, model=spec, profile=profile, dtype=dtype, backend=backend, notes=notes, dtype_origin=origin)
     if r.out is not None:
         m = _write_profile(m, r, base=profile, write=write_text_atomic)
     return m

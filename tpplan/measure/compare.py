@@ -21,6 +21,7 @@ from tpplan.measure.calibrate import Fit, calibrate, measured_s
 from tpplan.measure.predict import COLLECTIVE_KINDS, predict_item
 from tpplan.measure.shapes import LayerShape, recorded_shape
 from tpplan.measure.table import build_table, held_out_interpolation_error_pct
+from tpplan.measure.validate import check_results
 from tpplan.models.spec import ModelSpec
 
 SIGN_CONVENTION = "error = (predicted - measured) / measured; negative means the model predicts too fast"
@@ -147,14 +148,15 @@ def _check_tiers(profile: HardwareProfile, items: list[dict]) -> None:
 
 
 def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, dtype: str, backend: str,
-            notes: list[str]) -> Measurement:
-    """Join measurements with predictions, calibrate on part of them, report errors before and after."""
+            notes: list[str], dtype_origin: str = "--dtype") -> Measurement:
+    """Join measurements with predictions, calibrate on part of them, report errors before and after.
+    `dtype_origin` names where `dtype` came from in an error (the flag, or the files given to --from)."""
     if not results:
         raise MeasurementError("compare: no results to compare; run the kernels or pass --from files")
     if dtype not in profile.gpu.peak_flops_per_s:
-        raise MeasurementError(f"--dtype {dtype}: profile {profile.name} lists no {dtype} peak "
-                               f"(it has {', '.join(profile.gpu.peak_flops_per_s)}); pick one of those, or add "
-                               f"gpu.peak_flops.{dtype} to the profile")
+        raise MeasurementError(f"{dtype_origin} {dtype}: profile {profile.name} lists no {dtype} peak "
+                               f"(it has {', '.join(profile.gpu.peak_flops_per_s)}); pass --dtype with one of those "
+                               f"or a --hardware profile with gpu.peak_flops.{dtype}")
     raw = [dict(it) for r in results for it in r["items"]]
     compared = [it for it in raw if it["kind"] not in TABLE_KINDS]
     _check_tiers(profile, compared)
@@ -210,7 +212,9 @@ def load_results(paths: list[Path]) -> list[dict]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MeasurementError(f"{p}: cannot read measurement JSON ({exc}); pass files written by the "
                                    f"kernels' --out or by tpplan measure --save-raw / --format json") from exc
-        out += _results_in(data, p)
+        results = _results_in(data, p)
+        check_results(results, p)
+        out += results
     if not out:
         raise MeasurementError("--from: the files hold no measurement; pass the JSON of tpplan measure")
     return out
