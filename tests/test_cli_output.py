@@ -241,3 +241,15 @@ def test_a_reason_is_given_once_in_the_compact_view(run_cli, cols80):
     assert wide.count("  - weights ") == sum(" 0.0 " in ln for ln in wide.splitlines() if ln.startswith("x "))
     assert wide.count("issue #9805") > 1
     assert "x rejected (why below, once per reason)" in out and "x rejected (why below)" in wide
+
+
+def test_why_states_concurrency_from_the_tokens_each_sequence_holds(run_cli):
+    """The KV cache in tokens divided by what one running sequence holds (input + output/2 on average with vLLM's
+    paged cache; input + output with TensorRT-LLM's reservation), not by --max-model-len."""
+    d = run_cli("recommend", "--model", "llama-8b", "--gpus", "1", "-f", "json").json()
+    best, why = d["recommended"], " ".join(d["explanation"])
+    assert best["kv_cache_tokens"] // 1152 == best["max_concurrent_sequences"]
+    assert (f"{best['kv_cache_tokens']:,} tokens per GPU, up to {best['max_concurrent_sequences']} running sequences "
+            "per replica (each holds 1,152 tokens: input + output/2 on average, in blocks of 16; --max-model-len "
+            "8192)") in why
+    assert "(1 GPU)" in why

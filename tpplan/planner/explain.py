@@ -171,17 +171,30 @@ def nothing_runs(plan: Plan) -> str:
     return f"meets the latency limits on {where}" if limited else f"fits {where}"
 
 
+def _held_words(plan: Plan) -> str:
+    """What one running sequence holds of the paged KV cache (tpplan.cost.batching.tokens_held_per_sequence)."""
+    from tpplan.cost.batching import tokens_held_per_sequence
+    from tpplan.planner.candidates import engine_limits
+
+    w = plan.workload
+    limits = engine_limits(plan.profile, w)
+    held = tokens_held_per_sequence(limits, input_len=w.input_len, output_len=w.output_len)
+    how = "input + output, reserved on admission" if limits.reserve_full_sequence else "input + output/2 on average"
+    return f"each holds {held:,.0f} tokens: {how}, in blocks of {limits.block_size_tokens}"
+
+
 def explain(plan: Plan) -> list[str]:
     best, objective = plan.recommended, plan.workload.objective
     if best is None:
         return [f"No layout of {plan.model.name} {nothing_runs(plan)}."] + [
             f"{label(c)}: rejected: {'; '.join(c.reasons)}." for c in plan.candidates]
-    lines = [f"Recommended {label(best)} ({best.gpus_used} GPUs) for objective '{objective}': {_speed(best)}."]
+    gpus = f"{best.gpus_used} GPU{'s' if best.gpus_used != 1 else ''}"
+    lines = [f"Recommended {label(best)} ({gpus}) for objective '{objective}': {_speed(best)}."]
     if best.ttft_s is not None:
         kv_gib = bytes_to_gib(best.kv_cache_bytes_per_gpu)
         lines[0] += (f" TTFT {s_to_ms(best.ttft_s):.1f} ms; KV cache {kv_gib:.1f} GiB/GPU = "
-                     f"{best.kv_cache_tokens:,} tokens, {best.max_concurrent_sequences} sequences of "
-                     f"{plan.workload.max_model_len} per replica.")
+                     f"{best.kv_cache_tokens:,} tokens per GPU, up to {best.max_concurrent_sequences} running "
+                     f"sequences per replica ({_held_words(plan)}; --max-model-len {plan.workload.max_model_len}).")
     others = [c for c in plan.candidates if c is not best]
     feasible = [c for c in others if c.feasible]
     train = plan.workload.mode == "train"
