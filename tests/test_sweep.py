@@ -65,3 +65,20 @@ def test_sweep_json_rows_have_exactly_the_schema_columns_and_types(run_cli):
         for key, value in row.items():
             allowed = SWEEP_COLUMNS[key] if isinstance(SWEEP_COLUMNS[key], list) else [SWEEP_COLUMNS[key]]
             assert isinstance(value, tuple(kinds[t] for t in allowed)), (key, value)
+
+
+def test_sweep_sizes_the_server_for_its_longest_request_within_context(refusal, run_cli):
+    """As recommend: --max-model-len holds the grid's longest input + output, and a request beyond the model's context
+    is refused before any work (it used to be planned against the 8192-token default)."""
+    line = refusal("sweep", "--models", "llama-70b", "--input-len", "200000", "--batch", "1")
+    assert line == ("Error: the longest --input-len + --output-len = 200256 exceeds Llama-3.1-70B's context "
+                    "(max_position_embeddings 131072); shorten the request")
+    r = run_cli("sweep", "--models", "llama-70b", "--input-len", "100000", "--batch", "1", "-f", "json")
+    assert r.code == 0
+    reasons = " ".join(row["reason"] or "" for row in r.json())
+    assert "100256-token sequence" in reasons and "8192-token" not in reasons
+
+
+def test_sweep_refuses_moe_imbalance_without_an_moe_model(refusal):
+    assert refusal("sweep", "--models", "llama-70b", "--moe-imbalance", "2").startswith(
+        "Error: --moe-imbalance 2 applies to MoE models")

@@ -21,11 +21,11 @@ from tpplan.planner.explain import explain, label, suggestions
 from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
-    DEFAULT_MAX_MODEL_LEN,
     WORKLOAD_DEFAULTS,
     Mode,
     Objective,
     Workload,
+    max_model_len_for,
 )
 from tpplan.units import US, bytes_to_gib, ms_to_s, s_to_ms
 
@@ -147,9 +147,9 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                           f"out for bf16")
     # a serving notion: training states its sequence length and batches instead (train_layouts.batch_assumptions)
     if workload == "serve":
-        max_model_len = _max_model_len(spec, max_model_len, input_len + output_len, assumptions)
+        max_model_len = max_model_len_for(spec, max_model_len, input_len + output_len, assumptions)
     else:  # a training sequence is --input-len tokens; nothing is generated
-        max_model_len = _max_model_len(spec, None, input_len, {}, what="--input-len")
+        max_model_len = max_model_len_for(spec, None, input_len, {}, what="--input-len")
     if objective == "latency" and batch is None and workload == "serve":
         batch = 1
         assumptions["batch"] = "1 (objective latency)"
@@ -377,30 +377,6 @@ def _chosen_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     if problem:
         raise LayoutError(problem)
     return evaluate_training(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp or 0)
-
-
-def _max_model_len(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str], *,
-                   what: str = "--input-len + --output-len") -> int:
-    """--max-model-len: given, or min(context, 8192) raised to input + output when a request needs more."""
-    ctx = spec.max_position_embeddings
-    if needed > ctx:
-        unit = "sequence" if what == "--input-len" else "request"
-        raise TpplanError(f"{what} = {needed} exceeds {spec.name}'s context (max_position_embeddings {ctx}); "
-                          f"shorten the {unit}")
-    if given is None:
-        value = min(ctx, DEFAULT_MAX_MODEL_LEN)
-        if needed > value:
-            assumptions["max_model_len"] = f"{needed} (raised from {value} to hold input + output)"
-            return needed
-        assumptions["max_model_len"] = f"{value} (min of the model's {ctx} and {DEFAULT_MAX_MODEL_LEN})"
-        return value
-    if given > ctx:
-        raise TpplanError(f"--max-model-len {given} exceeds {spec.name}'s max_position_embeddings ({ctx}); use at "
-                          f"most {ctx}")
-    if given < needed:
-        raise TpplanError(f"--max-model-len {given} is shorter than --input-len + --output-len = {needed}; raise it "
-                          f"to at least {needed}")
-    return given
 
 
 def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: int, gpu_memory_utilization: float,

@@ -25,7 +25,7 @@ from tpplan.planner.candidates import (
 )
 from tpplan.planner.layouts import serving_layouts
 from tpplan.planner.moe_buffers import ll_tokens_at
-from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload
+from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload, max_model_len_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,14 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     start = time.perf_counter()
     specs = [resolve_model(m).spec for m in models]
+    if moe_imbalance != WORKLOAD_DEFAULTS.moe_imbalance and not any(s.is_moe for s in specs):
+        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
+                          f"rank's routed tokens / mean); none of --models has routed experts; leave --moe-imbalance "
+                          f"out")
+    longest = max(input_lens) + max(output_lens)
+    # as recommend: the server's --max-model-len holds the longest request of the grid, within the model's context
+    lengths = {s.name: max_model_len_for(s, max_model_len, longest, {},
+                                         what="the longest --input-len + --output-len") for s in specs}
     profiles = [resolve_profile(h)[0] for h in hardware]
     grid = _grid(batches, input_lens, output_lens)
     groups = [(s, p, d, g) for s in specs for p in profiles for d in dtypes for g in gpus]
@@ -146,7 +154,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     for n, (spec, profile, dtype, g) in enumerate(groups, 1):
         if g > profile.total_gpus:
             raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
-        w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=max_model_len,
+        w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=lengths[spec.name],
                      kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"),
                      moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
                      deepep_mode=deepep_mode).for_model(spec)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tpplan.errors import TpplanError
 from tpplan.models.dtypes import resolve_dtype
 from tpplan.models.moe_backends import A2aMode, TokenMovement, a2a_mode, token_movement
 from tpplan.models.spec import ModelSpec
@@ -108,3 +109,27 @@ class Workload:
 
 
 WORKLOAD_DEFAULTS = Workload()
+
+
+def max_model_len_for(spec: ModelSpec, given: int | None, needed: int, assumptions: dict[str, str], *,
+                   what: str = "--input-len + --output-len") -> int:
+    """--max-model-len: given, or min(context, 8192) raised to input + output when a request needs more."""
+    ctx = spec.max_position_embeddings
+    if needed > ctx:
+        unit = "sequence" if what == "--input-len" else "request"
+        raise TpplanError(f"{what} = {needed} exceeds {spec.name}'s context (max_position_embeddings {ctx}); "
+                          f"shorten the {unit}")
+    if given is None:
+        value = min(ctx, DEFAULT_MAX_MODEL_LEN)
+        if needed > value:
+            assumptions["max_model_len"] = f"{needed} (raised from {value} to hold input + output)"
+            return needed
+        assumptions["max_model_len"] = f"{value} (min of the model's {ctx} and {DEFAULT_MAX_MODEL_LEN})"
+        return value
+    if given > ctx:
+        raise TpplanError(f"--max-model-len {given} exceeds {spec.name}'s max_position_embeddings ({ctx}); use at "
+                          f"most {ctx}")
+    if given < needed:
+        raise TpplanError(f"--max-model-len {given} is shorter than --input-len + --output-len = {needed}; raise it "
+                          f"to at least {needed}")
+    return given
