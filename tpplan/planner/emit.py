@@ -73,11 +73,16 @@ class Plan(Protocol):
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 VLLM_ALL2ALL_BACKEND = ENGINE_DEFAULT_BACKEND["vllm"]
 """vLLM's MoE token movement that tpplan.cost.moe models for EP + DP attention (vllm/config/parallel.py default)."""
-VLLM_SEQUENCE_PARALLEL = '{"pass_config": {"enable_sp": true}}'
+VLLM_SEQUENCE_PARALLEL = '{"pass_config": {"enable_sp": true}, "splitting_ops": [], "cudagraph_mode": "FULL"}'
 """vLLM's --compilation-config that runs the TP all-reduce as reduce-scatter + all-gather (`recommend
 --sequence-parallel`): PassConfig.enable_sp, "Enable sequence parallelism" (vllm/config/compilation.py); spelled
-enable_sequence_parallelism up to v0.12 (renamed by vllm-project/vllm PR #29646). Printed for TP > 1 only: a TP1
-layout has no all-reduce to split."""
+enable_sequence_parallelism up to v0.12 (renamed by vllm-project/vllm PR #29646). The pass rewrites the full graph
+only: vLLM turns it off under its default piecewise compilation (PR #38373), so the config also asks for one graph
+(splitting_ops []) captured whole (cudagraph_mode FULL), as vLLM's own SP runs do (PR #26681). Printed for TP > 1
+only: a TP1 layout has no all-reduce to split."""
+SEQUENCE_PARALLEL_NOTE = ("# the plan priced --sequence-parallel (reduce-scatter + all-gather per layer); {engine} "
+                          "serves with plain all-reduces (no flag for it), which move the same bytes")
+"""SGLang and TensorRT-LLM have no serving flag for Megatron-style sequence parallelism: said, not silently dropped."""
 HEAD = "$HEAD_IP"
 """Placeholder for the first node's address in multi-node commands."""
 _CONT = " \\\n    "
@@ -379,10 +384,14 @@ def _a(name: str) -> str:
 def serve_command(plan: Plan, engine: str) -> str:
     """All commands as one shell text, each node's under a `# node N` comment when there are several; first the
     `checkpoint_note` when the plan's weights are not the checkpoint's."""
-    blocks, note = serve_commands(plan, engine), checkpoint_note(plan, engine)
+    blocks = serve_commands(plan, engine)
+    c = plan.chosen or plan.recommended
+    notes = [checkpoint_note(plan, engine),
+             SEQUENCE_PARALLEL_NOTE.format(engine=engine) if plan.workload.sequence_parallel and engine != "vllm"
+             and c is not None and c.tp > 1 else None]
     if len(blocks) == 1:
         text = blocks[0].command
     else:
         text = "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
                           f"\n{b.command}" for b in blocks)
-    return f"{note}\n{text}" if note else text
+    return "\n".join([*(n for n in notes if n), text])
