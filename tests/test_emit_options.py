@@ -4,6 +4,7 @@ parallelism."""
 
 from __future__ import annotations
 
+VLLM_SP = '{"pass_config": {"enable_sp": true}, "splitting_ops": [], "cudagraph_mode": "FULL"}'
 DS = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200")
 DEP8 = ("--tp", "1", "--dp-attention", "8", "--ep", "8")
 
@@ -97,14 +98,20 @@ def test_16bit_plan_of_a_quantized_checkpoint_needs_a_16bit_checkpoint(run_cli):
 
 def test_vllm_sequence_parallelism_is_a_compilation_config(run_cli):
     """vLLM runs the TP all-reduce as reduce-scatter + all-gather with PassConfig.enable_sp (vllm/config/
-    compilation.py; enable_sequence_parallelism before vllm-project/vllm PR #29646)."""
+    compilation.py; enable_sequence_parallelism before vllm-project/vllm PR #29646), on a full graph only (PR #38373
+    turns it off under piecewise compilation; PR #26681's runs pass splitting_ops [] and cudagraph_mode FULL). SGLang
+    and TensorRT-LLM have no such flag: their commands say so in a comment."""
     cmd = _command(run_cli, *LLAMA, "--tp", "4", "--sequence-parallel", "--emit", "vllm")
-    assert cmd.splitlines()[-1] == """    --compilation-config '{"pass_config": {"enable_sp": true}}'"""
+    assert cmd.splitlines()[-1] == ("    --compilation-config '" + VLLM_SP + "'")
     assert "--compilation-config" not in _command(run_cli, *LLAMA, "--tp", "4", "--emit", "vllm")
     # TP1 has no all-reduce to split
     one = _command(run_cli, "recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--sequence-parallel",
                    "--emit", "vllm")
     assert "--compilation-config" not in one
+    for engine in ("sglang", "trtllm"):
+        other = _command(run_cli, *LLAMA, "--tp", "4", "--sequence-parallel", "--engine", engine, "--emit", engine)
+        assert other.startswith(f"# the plan priced --sequence-parallel (reduce-scatter + all-gather per layer); "
+                                f"{engine} serves with plain all-reduces")
 
 
 def test_vllm_moe_replicas_over_nodes_are_separate_servers(run_cli):
