@@ -92,8 +92,10 @@ def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str
             "n_shared_experts": r.int("n_shared_experts", required=False),
             "first_k_dense_replace": r.int("first_k_dense_replace", required=False),
             "router_bias": model_type == "gpt_oss", "expert_bias": model_type == "gpt_oss",
-            # Glm4MoeTopkRouter always holds e_score_correction_bias (GLM configs name no topk_method).
-            "router_score_bias": r.get("topk_method") == "noaux_tc" or model_type == "glm4_moe",
+            # Glm4MoeTopkRouter always holds e_score_correction_bias (GLM configs name no topk_method); MiniMax-M2's
+            # MiniMaxM2SparseMoeBlock holds one too (use_routing_bias).
+            "router_score_bias": r.get("topk_method") == "noaux_tc" or model_type == "glm4_moe"
+            or (model_type == "minimax_m2" and bool(r.get("use_routing_bias", default=True))),
             "num_nextn_predict_layers": r.int("num_nextn_predict_layers", required=False, maximum=MAX_LAYERS)}
 
 
