@@ -192,3 +192,15 @@ def test_models_show_reports_the_state(run_cli):
     assert run_cli("models", "show", "minimax-m2", "-f", "json").json()["linear_state_bytes_per_sequence"] == 0
     out = run_cli("models", "show", "qwen3-next").out
     assert "36 Gated DeltaNet linear-attention layers (16 key / 32 value heads), 12 attention layers" in out
+
+
+def test_a_quantized_checkpoint_can_keep_the_linear_layers_in_16_bits():
+    """An ignore list that names the Gated DeltaNet modules ('re:.*linear_attn.*', as FP8 Qwen3-Next exports do for
+    their in_proj_qkvz / in_proj_ba / out_proj) keeps those groups at 2 bytes per parameter."""
+    cfg = {**_config("qwen3-next-80b-a3b.json"), "quantization_config": {
+        "quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128],
+        "modules_to_not_convert": ["re:.*linear_attn.*", "lm_head"]}}
+    s = spec_from_hf_config(cfg)
+    by_group = {g.name: s.quantization.bytes_per_param(g) for g in param_groups(s)}
+    assert by_group["linear_attn.in_proj_qkvz_ba"] == by_group["linear_attn.out_proj"] == 2
+    assert by_group["attention.q_proj"] < 1.01
