@@ -96,13 +96,16 @@ def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
     return ceil_div(held, limits.block_size_tokens) * limits.block_size_tokens
 
 
-def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len, micro_batches: int = 1):
+def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len, micro_batches: int = 1,
+                    state_tokens_per_sequence: int = 0):
     """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs (per micro-batch or per
     replica, see `limits_per_micro_batch`) and, where prefill rides in the decode steps (`mixes_prefill`), by the
     token budget of a steady state (each forward step of a micro-batch carries its B decode tokens plus B x input /
     output prefill tokens); an engine that runs prefill batches alone (SGLang) decodes any batch its KV cache and
-    running-request limit hold."""
-    by_kv = kv_cache_tokens // tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
+    running-request limit hold. `state_tokens_per_sequence`: a constant state each running sequence holds besides its
+    KV tokens (linear-attention layers), in KV-token equivalents of the same memory."""
+    held = tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len) + state_tokens_per_sequence
+    by_kv = kv_cache_tokens // held
     if limits.mixes_prefill:
         by_budget = micro_batches * (limits.max_num_batched_tokens * output_len // (output_len + input_len))
         cap = minimum(by_kv, maximum(by_budget, 1))

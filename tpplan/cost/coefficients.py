@@ -29,7 +29,12 @@ from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
 from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
 from tpplan.models.formats import LOW_PRECISION_COMPUTE, SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
-from tpplan.models.kv import kv_bytes_per_token_per_layer
+from tpplan.models.kv import (
+    kv_bytes_per_token_per_layer,
+    kv_layers_per_stage,
+    linear_state_bytes_per_layer,
+    linear_state_bytes_per_sequence,
+)
 from tpplan.models.moe_backends import A2aMode, TokenMovement, ll_chunk_tokens
 from tpplan.models.params import occurrences, param_groups
 from tpplan.models.spec import ModelSpec
@@ -116,6 +121,22 @@ class Coefficients:
     """Measured curves of the dense gate_up and down shard matmuls; empty: the roofline."""
     layer_overhead_s: tuple[float, float] = (0.0, 0.0)
     """Fitted (decode, prefill) seconds per layer that the kernels above do not explain (kernel_table)."""
+    linear_layers: int = 0
+    """Gated DeltaNet (linear-attention) layers of the model (Qwen3-Next); their projections sit in attn_bytes /
+    attn_flops_per_token, which are then averages over all layers (`_layer_share`)."""
+    linear_state_bytes: float = 0.0
+    """One sequence's conv + recurrent state in one linear layer per GPU (tpplan.models.kv
+    .linear_state_bytes_per_layer): a decode step reads and writes it once per running sequence."""
+    linear_decode_flops: float = 0.0
+    """FLOPs of one decode token's delta-rule update in one linear layer per GPU (`linear_attention_flops`)."""
+    linear_prefill_flops_per_token: float = 0.0
+    """FLOPs per prompt token of the chunked delta rule in one linear layer per GPU (`linear_attention_flops`)."""
+    state_tokens_per_sequence: int = 0
+    """The per-sequence linear state of the most loaded stage in KV-token equivalents (its bytes / the stage's KV
+    bytes per token, rounded up): what each running sequence holds beyond its KV tokens (tpplan.cost.batching)."""
+    kv_block_tokens: int = 0
+    """The KV block size the engine uses instead of its default (vLLM's hybrid models, `hybrid_kv_block_tokens`);
+    0: the engine's default."""
 
 
 def _bucket(component: str, is_expert: bool) -> str | None:
@@ -125,6 +146,15 @@ def _bucket(component: str, is_expert: bool) -> str | None:
     return {"attention": "attn", "norm": "attn", "mlp": "mlp", "router": "moe_shared", "lm_head": "head"}.get(component)
 
 
+def _layer_share(spec: ModelSpec, scope: str) -> float:
+    """The fraction of the layers that hold a group of a hybrid model's 'attention_layer' / 'linear_layer' scope, so
+    that the attention bucket is a per-layer average (Qwen3-Next: 12 / 48 gated attention, 36 / 48 Gated DeltaNet);
+    1 for every other scope."""
+    if scope not in ("attention_layer", "linear_layer"):
+        return 1.0
+    return occurrences(spec, scope) / spec.num_hidden_layers
+
+
 def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> dict[str, list[float]]:
     """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head."""
     out: dict[str, list[float]] = {}
@@ -132,7 +162,7 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> 
     for g in param_groups(spec):
         if g.scope == "embedding" or (g.scope == "head" and g.component == "norm"):
             continue
-        n = params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1)
+        n = params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1) * _layer_share(spec, g.scope)
         slot = out.setdefault(_bucket(g.component, bool(g.experts)), [0.0, 0.0])
         slot[0] += n * fmt.bytes_per_param(g)
         slot[1] += FLOPS_PER_MAC * n
@@ -164,6 +194,65 @@ def _mlp_width_per_gpu(spec: ModelSpec, tp: int) -> int:
     return ceil_div(total, spec.num_hidden_layers * tp)
 
 
+DELTA_RULE_CHUNK_TOKENS = 64
+"""Chunk length of the chunked gated delta rule that prefill runs (fla chunk_gated_delta_rule; transformers'
+torch_chunk_gated_delta_rule chunk_size=64, models/qwen3_next/modular_qwen3_next.py)."""
+
+
+def linear_attention_flops(spec: ModelSpec, *, tp: int) -> tuple[float, float]:
+    """(decode FLOPs per token, prefill FLOPs per token) of one Gated DeltaNet layer's recurrence on one GPU, over its
+    v heads / tp heads of a k_dim x v_dim state (the projections are matmuls priced with the attention bucket).
+
+    Decode (fused recurrent rule, per head): S^T k and S^T q, 2 x dk x dv MACs, plus the decay and the rank-1
+    update of S, 2 x dk x dv elementwise FLOPs. Prefill (chunked rule, chunks of C = DELTA_RULE_CHUNK_TOKENS, per
+    token and head): the intra-chunk q k^T, attn v, and the WY products on k and v, about 2 x C x (dk + dv) MACs,
+    plus the inter-chunk products with the state (q S, k_cumdecay S, k^T v_new), 3 x dk x dv MACs. An
+    approximation: the kernels' triangular solves and gating are left out, and the FLOPs are priced at the
+    attention kernels' rates."""
+    if not spec.num_linear_layers:
+        return 0.0, 0.0
+    heads = spec.linear_num_value_heads // tp
+    dk, dv = spec.linear_key_head_dim, spec.linear_value_head_dim
+    decode = heads * (FLOPS_PER_MAC * 2 * dk * dv + 2 * dk * dv)
+    prefill = heads * FLOPS_PER_MAC * (2 * DELTA_RULE_CHUNK_TOKENS * (dk + dv) + 3 * dk * dv)
+    return float(decode), float(prefill)
+
+
+HYBRID_KV_BLOCK_ALIGNMENT_TOKENS = 16
+"""vLLM's kernel block alignment for the FlashAttention backend (get_supported_kernel_block_sizes: MultipleOf(16)),
+the floor of a hybrid model's attention block size (vllm/platforms/interface.py, _align_hybrid_block_size)."""
+
+
+def hybrid_kv_block_tokens(state_bytes_per_layer: int, kv_bytes_per_token_per_layer: int) -> int:
+    """vLLM's attention block size for a model with linear-attention layers: every KV-cache page holds either one
+    layer's block of attention KV or one sequence's state of one linear layer, so the block grows until its page
+    holds the state: 16 x ceil(state / (16 x KV bytes per token)), and the state is padded up to that page
+    (vllm/platforms/interface.py _align_hybrid_block_size; Qwen3-Next bf16 at tp 1: 16 x ceil(1,097,728 / 32,768)
+    = 544 tokens)."""
+    align = HYBRID_KV_BLOCK_ALIGNMENT_TOKENS
+    return align * ceil_div(state_bytes_per_layer, align * kv_bytes_per_token_per_layer)
+
+
+def _linear_terms(spec: ModelSpec, *, tp: int, pp: int, act_bytes: int, kv_bytes_per_token_per_layer: int,
+                  engine: str) -> dict:
+    """Coefficients' linear-attention fields (none for models without such layers). With vLLM each state occupies
+    one KV page (`hybrid_kv_block_tokens`): a sequence holds, per linear layer of the stage, one block's worth of
+    KV tokens; other engines keep the state at its own size."""
+    if not spec.num_linear_layers:
+        return {}
+    decode, prefill = linear_attention_flops(spec, tp=tp)
+    per_layer = linear_state_bytes_per_layer(spec, tp=tp, state_bytes=act_bytes)
+    per_token = kv_layers_per_stage(spec, pp=pp) * kv_bytes_per_token_per_layer
+    state = linear_state_bytes_per_sequence(spec, tp=tp, pp=pp, state_bytes=act_bytes)
+    block = 0
+    if engine == "vllm" and kv_bytes_per_token_per_layer:
+        block = hybrid_kv_block_tokens(per_layer, kv_bytes_per_token_per_layer)
+        state = state // per_layer * block * kv_bytes_per_token_per_layer
+    return {"linear_layers": spec.num_linear_layers, "linear_state_bytes": per_layer,
+            "linear_decode_flops": decode, "linear_prefill_flops_per_token": prefill,
+            "state_tokens_per_sequence": ceil_div(state, per_token) if per_token else 0, "kv_block_tokens": block}
+
+
 def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int = 1, dtype: str = "bf16",
                  kv_cache_dtype: str = "bf16", engine: str = "vllm", fusion: Fusion | None = None, ep: int = 1,
                  dp_attention: int = 1, moe_imbalance: float = 1.0, moe_dispatch: TokenMovement | None = None,
@@ -180,6 +269,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     full = windows.pop(None, 0)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
+    kv_per_layer = kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype, engine=engine)
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
         num_moe_layers=occurrences(spec, "moe_layer"),
@@ -194,8 +284,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         vocab_per_gpu=ceil_div(padded_vocab(spec.vocab_size, tp=tp, engine=engine), tp),
         q_heads_per_gpu=ceil_div(spec.num_attention_heads, tp),
         attn_dim=(spec.kv_lora_rank + spec.qk_rope_head_dim) if spec.is_mla else spec.head_dim,
-        kv_bytes_per_token_per_layer=kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype,
-                                                                  engine=engine),
+        kv_bytes_per_token_per_layer=kv_per_layer,
         mlp_width_per_gpu=_mlp_width_per_gpu(spec, tp),
         dense_width_per_gpu=ceil_div(mlp_activation_widths(spec)[0], tp),
         routed_width_per_gpu=ceil_div(spec.moe_intermediate_size * spec.num_experts_per_tok, tp),
@@ -222,7 +311,9 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
                         experts_8bit=matmul_dtype in LOW_PRECISION_COMPUTE),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
-                          sustained=sustained))
+                          sustained=sustained),
+        **_linear_terms(spec, tp=tp, pp=pp, act_bytes=fmt.activation_bytes, kv_bytes_per_token_per_layer=kv_per_layer,
+                        engine=engine))
 
 
 def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProfile, matmul_dtype: str,

@@ -196,9 +196,17 @@ def _decode_attention_s(c: Coefficients, seqs, context_len):
     ctx_tokens = c.full_layers * context_len  # summed over layers
     for window, layers in (*c.windowed_layers, *c.chunked_layers):  # a chunk: at most `chunk` keys (the bound)
         ctx_tokens = ctx_tokens + layers * minimum(context_len, window)
-    return decode_attention_time_s(c.rates, kv_bytes=seqs * ctx_tokens * c.kv_bytes_per_token_per_layer,
-                                   flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim,
+    return decode_attention_time_s(c.rates, kv_bytes=seqs * ctx_tokens * c.kv_bytes_per_token_per_layer
+                                   + _linear_state_traffic(c, seqs),
+                                   flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim
+                                   + seqs * c.linear_layers * c.linear_decode_flops,
                                    launches=c.num_layers * c.fusion.attention_launches)
+
+
+def _linear_state_traffic(c: Coefficients, seqs):
+    """Bytes a decode step moves through the linear-attention layers' states: each running sequence's conv +
+    recurrent state read and written back once per layer (0 for models without such layers)."""
+    return 2 * seqs * c.linear_layers * c.linear_state_bytes
 
 
 def causal_pairs(c: Coefficients, input_len):
@@ -216,8 +224,11 @@ def causal_pairs(c: Coefficients, input_len):
 
 
 def _prefill_attention_s(c: Coefficients, tokens, pairs):
-    return prefill_attention_time_s(c.rates, flops=2 * FLOPS_PER_MAC * pairs * c.q_heads_per_gpu * c.attn_dim,
-                                    n_bytes=tokens * c.num_layers * c.kv_bytes_per_token_per_layer,
+    """Causal attention over `pairs` in the attention layers, plus the chunked delta rule of the linear-attention
+    layers on every prompt token (tpplan.cost.coefficients.linear_attention_flops, an approximation)."""
+    return prefill_attention_time_s(c.rates, flops=2 * FLOPS_PER_MAC * pairs * c.q_heads_per_gpu * c.attn_dim
+                                    + tokens * c.linear_layers * c.linear_prefill_flops_per_token,
+                                    n_bytes=tokens * (c.num_layers - c.linear_layers) * c.kv_bytes_per_token_per_layer,
                                     launches=c.num_layers * c.fusion.attention_launches)
 
 

@@ -105,6 +105,15 @@ def _mlp_widths(s: ModelSpec) -> list[tuple[str, int]]:
     return widths
 
 
+def _linear_heads(s: ModelSpec) -> list[tuple[str, int]]:
+    """Head counts of the linear-attention layers that TP splits: vLLM's Qwen3NextGatedDeltaNet shards
+    num_k_heads // tp_size and num_v_heads // tp_size, and its state shapes use divide(), which asserts
+    (vllm/model_executor/models/qwen3_next.py, layers/mamba/mamba_utils.py gated_delta_net_state_shape)."""
+    if not s.num_linear_layers:
+        return []
+    return [("linear_num_key_heads", s.linear_num_key_heads), ("linear_num_value_heads", s.linear_num_value_heads)]
+
+
 def tp_violation(s: ModelSpec, tp: int, *, engine: str = "vllm") -> str | None:
     """The first rule degree `tp` breaks for `engine`, in the engine's words; None when it is valid."""
     rules_for(engine)
@@ -122,6 +131,10 @@ def tp_violation(s: ModelSpec, tp: int, *, engine: str = "vllm") -> str | None:
     if engine != "trtllm" and not s.is_mla and k % tp and tp % k:
         return (f"Total number of KV heads ({k}) must be divisible by tensor parallel size ({tp}), or "
                 f"tensor parallel size by it (KV heads are then replicated).")
+    for name, heads in _linear_heads(s):
+        if heads % tp:
+            return (f"{name} ({heads}) is not divisible by tensor parallel size ({tp}) (the Gated DeltaNet layers "
+                    f"split their heads over TP).")
     if engine != "trtllm":
         for name, width in _mlp_widths(s):
             if width % tp:

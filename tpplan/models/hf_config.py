@@ -21,6 +21,7 @@ from tpplan.models.hf_families import (
     check_model_type,
     family_fields,
 )
+from tpplan.models.hf_hybrid import qwen3_next_moe
 from tpplan.models.hf_reader import MAX_LAYERS, ConfigReader
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
@@ -54,13 +55,15 @@ def _window(r: ConfigReader, model_type: str) -> int | None:
         return None  # Qwen configs carry a window that is off unless use_sliding_window is true.
     if model_type == "phi3":
         return None  # the window (2047) is not modelled; full attention over the context is conservative.
+    if model_type == "qwen3_next":
+        return None  # Qwen3NextAttention has no sliding window (its transformers class deletes it).
     return r.int("sliding_window", required=False) or None
 
 
 _EXPERTS = ("num_local_experts", "n_routed_experts", "num_experts")
 _TOP_K = ("num_experts_per_tok", "experts_per_token", "num_experts_per_token")
 _ALWAYS_MOE = {"mixtral": "MixtralSparseMoeBlock", "gpt_oss": "GptOssMLP", "deepseek_v2": "DeepseekV2MoE",
-               "deepseek_v3": "DeepseekV3MoE", "glm4_moe": "Glm4MoeMoE"}
+               "deepseek_v3": "DeepseekV3MoE", "glm4_moe": "Glm4MoeMoE", "minimax_m2": "MiniMaxM2SparseMoeBlock"}
 """Families whose transformers decoder layers (past first_k_dense_replace) build their MoE block unconditionally,
 so 0 experts is a broken config, not a dense model. Qwen2-MoE / Qwen3-MoE build a dense MLP when num_experts is 0
 (`config.num_experts > 0 and ...` in Qwen2MoeDecoderLayer), and so does tpplan; Llama 4 with 0 experts is read as
@@ -89,8 +92,10 @@ def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str
             "n_shared_experts": r.int("n_shared_experts", required=False),
             "first_k_dense_replace": r.int("first_k_dense_replace", required=False),
             "router_bias": model_type == "gpt_oss", "expert_bias": model_type == "gpt_oss",
-            # Glm4MoeTopkRouter always holds e_score_correction_bias (GLM configs name no topk_method).
-            "router_score_bias": r.get("topk_method") == "noaux_tc" or model_type == "glm4_moe",
+            # Glm4MoeTopkRouter always holds e_score_correction_bias (GLM configs name no topk_method); MiniMax-M2's
+            # MiniMaxM2SparseMoeBlock holds one too (use_routing_bias).
+            "router_score_bias": r.get("topk_method") == "noaux_tc" or model_type == "glm4_moe"
+            or (model_type == "minimax_m2" and bool(r.get("use_routing_bias", default=True))),
             "num_nextn_predict_layers": r.int("num_nextn_predict_layers", required=False, maximum=MAX_LAYERS)}
 
 
@@ -194,6 +199,8 @@ def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[in
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
                          default=4 * hidden if model_type in ("falcon", "gptj", "gpt_bigcode") else None)
     moe = _moe_fields(r, model_type, intermediate)
+    if model_type == "qwen3_next":
+        return intermediate, qwen3_next_moe(r, layers, moe), []
     if model_type != "llama4":
         return intermediate, moe, []
     moe = _llama4_fields(r, layers, moe)

@@ -95,6 +95,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "num_attention_heads": 32, "max_position_embeddings": 2048, "tie_word_embeddings": False},
     # Glm4MoeConfig (transformers models/glm4_moe/configuration_glm4_moe.py): untied (tie_word_embeddings=False).
     "glm4_moe": {"tie_word_embeddings": False},
+    # MiniMaxM2Config (transformers models/minimax_m2/configuration_minimax_m2.py): vocab 200064, hidden 3072, expert
+    # width (intermediate_size) 1536, 62 layers, 48 heads, 8 KV heads of 128, 196608 positions, untied, 256 local
+    # experts top-8.
+    "minimax_m2": {"vocab_size": 200064, "hidden_size": 3072, "intermediate_size": 1536, "num_hidden_layers": 62,
+                   "num_attention_heads": 48, "num_key_value_heads": 8, "head_dim": 128,
+                   "max_position_embeddings": 196608, "tie_word_embeddings": False, "num_local_experts": 256,
+                   "num_experts_per_tok": 8},
+    # Qwen3NextConfig (transformers models/qwen3_next/configuration_qwen3_next.py): vocab 151936, hidden 2048,
+    # intermediate 5632, 48 layers, 16 heads, 2 KV heads of 256, 32768 positions, untied; linear attention: conv
+    # kernel 4, 16 key heads and 32 value heads of 128; 512 experts top-10 of 512, shared expert 512.
+    "qwen3_next": {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 48,
+                   "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
+                   "max_position_embeddings": 32768, "tie_word_embeddings": False, "linear_conv_kernel_dim": 4,
+                   "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_num_key_heads": 16,
+                   "linear_num_value_heads": 32, "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512,
+                   "num_experts": 512, "num_experts_per_tok": 10},
 }
 _NOTED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
           "num_key_value_heads", "head_dim", "max_position_embeddings", "cross_attention_layers", "num_local_experts",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tpplan.errors import ModelSpecError
+from tpplan.models.hf_hybrid import qwen3_next_fields
 from tpplan.models.hf_reader import ConfigReader
 
 Fields = tuple[dict[str, Any], list[str]]
@@ -26,7 +27,10 @@ Kimi K2 (moonshotai/Kimi-K2-Instruct config.json: architectures ["DeepseekV3ForC
 configuration_deepseek.DeepseekV3Config) is DeepSeek-V3's MLA + MoE decoder with other sizes; Moonshot sets
 model_type "kimi_k2" only so that engines can tell it apart, and says a framework without it may serve the model with
 model_type changed to "deepseek_v3" (Kimi-K2 docs/deploy_guidance.md)."""
-SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | set(SAME_ARCHITECTURE) | {"llava", "mistral3"})
+OWN_RULE_FAMILIES = {"minimax_m2", "qwen3_next"}
+"""Gated MoE families read by their own rule only (never as a Llama-style decoder)."""
+SUPPORTED = sorted(GATED_FAMILIES | NON_GATED_FAMILIES | OWN_RULE_FAMILIES | set(SAME_ARCHITECTURE)
+                   | {"llava", "mistral3"})
 """Model types tpplan reads: the families, types read as one of them, and vision-language wrappers whose text_config
 names one of them."""
 _GATED_ACTS = {"silu", "swish", "swiglu"}
@@ -131,6 +135,34 @@ def _glm4_moe(r: ConfigReader, model_type: str) -> Fields:
             "qk_norm": bool(r.get("use_qk_norm", default=False))}, []
 
 
+def _minimax_m2(r: ConfigReader, model_type: str) -> Fields:
+    """MiniMax-M2 (transformers src/transformers/models/minimax_m2/modeling_minimax_m2.py; vLLM
+    vllm/model_executor/models/minimax_m2.py). MiniMaxM2DecoderLayer: input_layernorm and post_attention_layernorm
+    (RMSNorm); MiniMaxM2Attention: bias-free q/k/v/o and q_norm = RMSNorm(heads x head_dim), k_norm = RMSNorm(kv
+    heads x head_dim) over the whole projection (qk_norm_type 'per_layer', counted as qk_norm_per_head: the same
+    (heads + kv heads) x head_dim weights); RoPE on rotary_dim of each head (no parameters). Every layer is a
+    MiniMaxM2SparseMoeBlock: num_local_experts gated experts of width intermediate_size, a bias-free router
+    Linear(hidden, experts) with sigmoid scores, and e_score_correction_bias (one per expert, in the checkpoint);
+    no shared expert. The MTP modules (use_mtp, num_mtp_modules) are a speculative draft: not counted or planned."""
+    if r.get("qk_norm_type") not in (None, "per_layer"):
+        raise ModelSpecError(f"{r.origin}: field 'qk_norm_type' is {r.get('qk_norm_type')!r}; tpplan reads "
+                             f"MiniMax-M2's 'per_layer' q/k norms only")
+    if r.get("shared_intermediate_size"):
+        raise ModelSpecError(f"{r.origin}: field 'shared_intermediate_size' is {r.get('shared_intermediate_size')!r};"
+                             f" MiniMax-M2 checkpoints have no shared expert (0) and tpplan reads none")
+    kinds = r.get("attn_type_list")
+    if isinstance(kinds, list) and any(k != 1 for k in kinds):
+        raise ModelSpecError(f"{r.origin}: field 'attn_type_list' names lightning-attention layers (0); tpplan reads "
+                             f"MiniMax-M2's softmax-attention layers (1) only")
+    notes = []
+    if r.get("use_mtp") or r.get("num_mtp_modules"):
+        notes.append(f"the checkpoint's {r.get('num_mtp_modules')} MTP modules (a speculative-decoding draft) are "
+                     f"neither counted nor planned")
+    qk = bool(r.get("use_qk_norm", default=True))
+    return {"attention_bias": False, "o_proj_bias": False, "mlp_bias": False, "qk_norm": qk,
+            "qk_norm_per_head": qk}, notes
+
+
 def _gated(r: ConfigReader, model_type: str) -> Fields:
     """Llama-style decoders: gated MLP, RMSNorms; biases as the config's attention_bias / mlp_bias say (Qwen2's
     q/k/v carry a bias by default), plus the family's extras (_GATED_EXTRAS)."""
@@ -144,6 +176,7 @@ FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
     "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "gpt_bigcode": _gpt_bigcode, "starcoder2": _starcoder2,
     "falcon": _falcon,
     "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2, "glm4_moe": _glm4_moe,
+    "minimax_m2": _minimax_m2, "qwen3_next": qwen3_next_fields,
     **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2", "glm4_moe"}},
 }
 

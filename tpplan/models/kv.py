@@ -6,6 +6,8 @@ MLA: one latent of (kv_lora_rank + qk_rope_head_dim) x kv_bytes per layer, repli
 Sliding-window layers hold at most `window` tokens of a sequence (Llama 4's chunked layers hold the whole context:
 ModelSpec.kv_cache_window); mllama's cross-attention layers hold the
 image's tokens, none of the text's (images are not planned: text-only requests).
+Linear-attention (Gated DeltaNet) layers hold no per-token KV: a constant state per running sequence instead
+(`linear_state_bytes_per_sequence`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tpplan.models.dtypes import KV_DTYPE_BYTES
 from tpplan.models.engines import kv_heads_per_gpu
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import stage_layers
+from tpplan.units import ceil_div
 
 
 def kv_bytes_per_token_per_layer(s: ModelSpec, *, tp: int = 1, kv_dtype: str = "bf16",
@@ -32,9 +35,9 @@ def kv_cache_bytes_per_token(s: ModelSpec, *, tp: int = 1, kv_dtype: str = "bf16
     """Bytes per token over the layers that cache text tokens (no window cap; cross-attention layers cache the
     image's tokens instead). tp=1: the whole model's figure.
 
-    Llama-3.1-70B bf16: 2 x 80 x 8 x 128 x 2 = 327,680 B.
+    Llama-3.1-70B bf16: 2 x 80 x 8 x 128 x 2 = 327,680 B. Linear-attention layers hold none.
     """
-    layers = s.num_hidden_layers - len(s.cross_attention_layers)
+    layers = s.num_hidden_layers - len(s.cross_attention_layers) - s.num_linear_layers
     return layers * kv_bytes_per_token_per_layer(s, tp=tp, kv_dtype=kv_dtype, engine=engine)
 
 
@@ -60,3 +63,38 @@ def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, 
             tokens += context_len if window is None else min(context_len, window)
         best = max(best, tokens * per_layer)
     return best
+
+
+def linear_state_bytes_per_layer(s: ModelSpec, *, tp: int = 1, state_bytes: int = 2) -> int:
+    """Bytes of one sequence's state in one Gated DeltaNet layer on one GPU, as vLLM allocates it
+    (vllm/model_executor/layers/mamba/mamba_utils.py, MambaStateShapeCalculator.gated_delta_net_state_shape):
+    a conv state of (kernel - 1) x conv_dim / t, conv_dim = 2 x k heads x k dim + v heads x v dim, and a recurrent
+    (temporal) state of v heads / t x v dim x k dim; each element `state_bytes` (MambaStateDtypeCalculator.
+    gated_delta_net_state_dtype: mamba_cache_dtype and mamba_ssm_cache_dtype 'auto' = the model dtype, 2 bytes
+    for bf16). Without speculative decoding (num_spec 0).
+
+    Qwen3-Next-80B-A3B at tp 1, bf16: (3 x 8,192 + 32 x 128 x 128) x 2 = 1,097,728 B per layer."""
+    conv_dim = 2 * s.linear_num_key_heads * s.linear_key_head_dim + s.linear_num_value_heads * s.linear_value_head_dim
+    conv = (s.linear_conv_kernel_dim - 1) * (conv_dim // tp)
+    recurrent = s.linear_num_value_heads // tp * s.linear_value_head_dim * s.linear_key_head_dim
+    return (conv + recurrent) * state_bytes
+
+
+def linear_state_bytes_per_sequence(s: ModelSpec, *, tp: int = 1, pp: int = 1, state_bytes: int = 2) -> int:
+    """Bytes one running sequence holds in the linear-attention layers of the most loaded stage of a (tp, pp)
+    replica, whatever its length (0 for models without such layers). Counts against memory per sequence, not per
+    token: vLLM gives every running request one state slot per such layer (padded up to the attention page size of
+    its hybrid KV cache manager; the padding is not modelled)."""
+    if not s.num_linear_layers:
+        return 0
+    per_layer = linear_state_bytes_per_layer(s, tp=tp, state_bytes=state_bytes)
+    stages = stage_layers(s.num_hidden_layers, pp=pp)
+    return max(sum(s.is_linear_layer(i) for i in layers) for layers in stages) * per_layer
+
+
+def kv_layers_per_stage(s: ModelSpec, *, pp: int = 1) -> int:
+    """Layers with a per-token KV cache on the most loaded pipeline stage: ceil(L / pp) for models without
+    linear-attention layers (what the KV token count has always divided by), else the stage's attention layers."""
+    if not s.num_linear_layers:
+        return ceil_div(s.num_hidden_layers, pp)
+    return max(sum(not s.is_linear_layer(i) for i in layers) for layers in stage_layers(s.num_hidden_layers, pp=pp))

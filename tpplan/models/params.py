@@ -17,9 +17,11 @@ Split = Literal["column", "row", "kv", "replicated", "vocab"]
 """How TP shards a group: column/row-parallel matrices split t ways (biases of column-parallel layers
 split with them; row-parallel biases are replicated); kv = split by KV heads, replicated when t > kv
 heads; vocab = vocab-parallel after padding."""
-Scope = Literal["layer", "dense_layer", "moe_layer", "cross_layer", "embedding", "head"]
-"""Where a group lives: every layer, only dense / MoE / cross-attention layers, the first stage (embedding) or
-the last stage (final norm and lm_head)."""
+Scope = Literal["layer", "dense_layer", "moe_layer", "cross_layer", "attention_layer", "linear_layer", "embedding",
+                "head"]
+"""Where a group lives: every layer, only dense / MoE / cross-attention layers, only the attention or only the
+linear-attention layers of a hybrid model (Qwen3-Next; a model without linear layers keeps its attention in
+'layer'), the first stage (embedding) or the last stage (final norm and lm_head)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,11 +44,12 @@ class ParamGroup:
 def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
     h = s.hidden_size
     g: list[ParamGroup] = []
+    scope: Scope = "attention_layer" if s.num_linear_layers else "layer"
 
     def add(name: str, params: int, split: Split, quantizable: bool = True, k: int = 0) -> None:
         if params:
             g.append(ParamGroup(name=f"attention.{name}", component="attention", params=params,
-                                scope="layer", split=split, quantizable=quantizable, in_features=k))
+                                scope=scope, split=split, quantizable=quantizable, in_features=k))
 
     a, k = s.num_attention_heads, s.num_key_value_heads
     if s.is_mla:
@@ -63,7 +66,7 @@ def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
         add("o_proj", a * s.v_head_dim * h, "row", k=a * s.v_head_dim)
     else:
         d = s.head_dim
-        add("q_proj", h * a * d, "column", k=h)
+        add("q_proj", h * a * d * (2 if s.attn_output_gate else 1), "column", k=h)
         add("kv_proj", 2 * h * k * d, "kv", k=h)
         if s.attention_bias:
             add("q_bias", a * d, "column", False)
@@ -81,6 +84,29 @@ def _attention_groups(s: ModelSpec) -> list[ParamGroup]:
         g.append(ParamGroup(name="cross_attention.qk_norm_gates", component="attention",
                             params=2 * s.head_dim + 2, scope="cross_layer", split="replicated", quantizable=False))
     return g
+
+
+def _linear_attention_groups(s: ModelSpec) -> list[ParamGroup]:
+    """One Gated DeltaNet layer (transformers models/qwen3_next/modular_qwen3_next.py, Qwen3NextGatedDeltaNet), with
+    key_dim = linear_num_key_heads x linear_key_head_dim and value_dim = linear_num_value_heads x
+    linear_value_head_dim: in_proj_qkvz Linear(hidden, 2 key_dim + 2 value_dim) and in_proj_ba Linear(hidden,
+    2 x v heads), both without bias; conv1d depthwise over conv_dim = 2 key_dim + value_dim channels, kernel
+    linear_conv_kernel_dim, no bias; dt_bias and A_log (one per v head); norm (RMSNormGated of linear_value_head_dim);
+    out_proj Linear(value_dim, hidden) without bias. vLLM (model_executor/models/qwen3_next.py) splits the heads over
+    TP (num_k_heads // tp_size, num_v_heads // tp_size): the projections, the conv and the per-head vectors are
+    column-parallel, out_proj row-parallel, the norm replicated."""
+    h, hv = s.hidden_size, s.linear_num_value_heads
+    key_dim, value_dim = s.linear_num_key_heads * s.linear_key_head_dim, hv * s.linear_value_head_dim
+
+    def group(name: str, params: int, split: Split, quantizable: bool, k: int = 0) -> ParamGroup:
+        return ParamGroup(name=f"linear_attn.{name}", component="attention", params=params, scope="linear_layer",
+                          split=split, quantizable=quantizable, in_features=k)
+
+    return [group("in_proj_qkvz_ba", h * (2 * key_dim + 2 * value_dim + 2 * hv), "column", True, h),
+            group("conv1d", (2 * key_dim + value_dim) * s.linear_conv_kernel_dim, "column", False),
+            group("dt_bias_A_log", 2 * hv, "column", False),
+            group("norm", s.linear_value_head_dim, "replicated", False),
+            group("out_proj", value_dim * h, "row", True, value_dim)]
 
 
 def _mlp_groups(s: ModelSpec, width: int, *, prefix: str, scope: Scope) -> list[ParamGroup]:
@@ -113,6 +139,7 @@ def _moe_groups(s: ModelSpec) -> list[ParamGroup]:
               ParamGroup(name="experts.down_bias", component="experts", params=e * h, scope="moe_layer",
                          split="replicated", quantizable=False, experts=e)]
     router = h * e + (e if s.router_bias else 0) + (e if s.router_score_bias else 0)
+    router += h if s.shared_expert_gate else 0  # Qwen2-MoE / Qwen3-Next shared_expert_gate, Linear(hidden, 1)
     g.append(ParamGroup(name="router", component="router", params=router, scope="moe_layer",
                         split="replicated", quantizable=False))
     if s.n_shared_experts:
@@ -129,6 +156,8 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
     h = s.hidden_size
     norm = h * (2 if s.norm_type == "layer" else 1)
     groups = _attention_groups(s)
+    if s.num_linear_layers:
+        groups += _linear_attention_groups(s)
     if s.is_moe:
         if s.num_dense_layers:
             groups += _mlp_groups(s, s.intermediate_size, prefix="mlp", scope="dense_layer")
@@ -157,7 +186,8 @@ def param_groups(s: ModelSpec) -> tuple[ParamGroup, ...]:
 def occurrences(s: ModelSpec, scope: Scope) -> int:
     """How many times a group of this scope exists in the whole model."""
     return {"layer": s.num_hidden_layers, "dense_layer": s.num_dense_layers, "moe_layer": s.num_moe_layers,
-            "cross_layer": len(s.cross_attention_layers), "embedding": 1, "head": 1}[scope]
+            "cross_layer": len(s.cross_attention_layers), "attention_layer": s.num_hidden_layers - s.num_linear_layers,
+            "linear_layer": s.num_linear_layers, "embedding": 1, "head": 1}[scope]
 
 
 def layers_in(s: ModelSpec, scope: Scope, layers: range) -> int:
@@ -189,6 +219,10 @@ def in_layer(s: ModelSpec, scope: Scope, layer: int) -> bool:
         return s.is_moe_layer(layer)
     if scope == "cross_layer":
         return layer in s.cross_attention_layers
+    if scope == "attention_layer":
+        return not s.is_linear_layer(layer)
+    if scope == "linear_layer":
+        return s.is_linear_layer(layer)
     return False
 
 
@@ -223,7 +257,7 @@ def mtp_params(s: ModelSpec) -> int:
     if not s.num_nextn_predict_layers:
         return 0
     h = s.hidden_size
-    block = sum(g.params for g in param_groups(s) if g.scope in ("layer", "moe_layer"))
+    block = sum(g.params for g in param_groups(s) if g.scope in ("layer", "attention_layer", "moe_layer"))
     return s.num_nextn_predict_layers * (block + 3 * h + 2 * h * h + 2 * s.vocab_size * h)
 
 

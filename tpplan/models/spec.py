@@ -12,7 +12,9 @@ from typing import Literal
 from tpplan.models.formats import WeightFormat
 
 NormType = Literal["rms", "layer"]
-LayerKind = Literal["full_attention", "sliding_attention", "chunked_attention"]
+LayerKind = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention"]
+"""'linear_attention': a Gated DeltaNet token mixer (Qwen3-Next) with no per-token KV cache: a constant per-sequence
+state instead (ModelSpec.linear_* fields, tpplan.models.kv.linear_state_bytes_per_sequence)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +52,13 @@ class ModelSpec:
     qk_norm: bool = False
     """Per-head RMSNorm on q and k (Qwen3): 2 x head_dim parameters per layer."""
     qk_norm_per_head: bool = False
-    """The q/k norms hold one weight row per head (Cohere's use_qk_norm: CohereLayerNorm((heads, head_dim)) and
-    ((kv heads, head_dim))): (heads + kv heads) x head_dim parameters per layer instead of 2 x head_dim."""
+    """The q/k norms hold one weight per channel of every head (Cohere's use_qk_norm: CohereLayerNorm((heads,
+    head_dim)) and ((kv heads, head_dim)); MiniMax-M2's qk_norm_type 'per_layer': RMSNorm(heads x head_dim) and
+    RMSNorm(kv heads x head_dim) over the whole projection): (heads + kv heads) x head_dim parameters per layer
+    instead of 2 x head_dim."""
+    attn_output_gate: bool = False
+    """Gated attention (Qwen3-Next, Qwen3NextAttention): q_proj also emits a sigmoid gate per query channel,
+    Linear(hidden, 2 x heads x head_dim)."""
     parallel_attn: bool = False
     """Attention and MLP read the same input and are reduced together (Falcon, GPT-J): 1 all-reduce."""
     attention_sinks: bool = False
@@ -74,6 +81,9 @@ class ModelSpec:
     """Biases on each expert's matrices (gpt-oss)."""
     router_score_bias: bool = False
     """DeepSeek-V3's e_score_correction_bias (one per expert)."""
+    shared_expert_gate: bool = False
+    """A sigmoid gate on the shared expert's output, Linear(hidden, 1) without bias (Qwen2-MoE / Qwen3-Next
+    shared_expert_gate)."""
     num_nextn_predict_layers: int = 0
     """Multi-token-prediction layers the checkpoint holds after its decoder layers (DeepSeek-V3, GLM-4.5): used only
     as a speculative-decoding draft, not loaded by a plain serve (vLLM and transformers skip their weights), so
@@ -91,6 +101,14 @@ class ModelSpec:
     layer_types: tuple[LayerKind, ...] = ()
     """Per-layer attention kind; empty means every layer is full attention (or all sliding when
     sliding_window is set and no pattern is given)."""
+    linear_num_key_heads: int = 0
+    """Gated DeltaNet heads of q and k ('linear_attention' layers; Qwen3-Next linear_num_key_heads)."""
+    linear_num_value_heads: int = 0
+    """Gated DeltaNet heads of v (and of the recurrent state): linear_num_value_heads."""
+    linear_key_head_dim: int = 0
+    linear_value_head_dim: int = 0
+    linear_conv_kernel_dim: int = 0
+    """Width of the depthwise causal conv1d over q, k and v; the cache keeps the last kernel - 1 inputs."""
     attention_chunk_size: int | None = None
     """Llama 4's chunked local attention: a 'chunked_attention' layer attends only to the tokens of its own
     non-overlapping chunk of this many positions (transformers create_chunked_causal_mask)."""
@@ -136,6 +154,14 @@ class ModelSpec:
                                  f"got {list(layers)}")
         if "chunked_attention" in self.layer_types and not self.attention_chunk_size:
             raise ValueError("chunked_attention layers need a positive attention_chunk_size")
+        if "linear_attention" in self.layer_types:
+            for name in ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim",
+                         "linear_value_head_dim", "linear_conv_kernel_dim"):
+                if getattr(self, name) < 1:
+                    raise ValueError(f"linear_attention layers need a positive {name}, got {getattr(self, name)}")
+            if self.linear_num_value_heads % self.linear_num_key_heads:
+                raise ValueError(f"linear_num_value_heads ({self.linear_num_value_heads}) must be a multiple of "
+                                 f"linear_num_key_heads ({self.linear_num_key_heads})")
 
     @property
     def is_moe(self) -> bool:
@@ -165,17 +191,26 @@ class ModelSpec:
     def num_dense_layers(self) -> int:
         return self.num_hidden_layers - self.num_moe_layers
 
+    def is_linear_layer(self, layer: int) -> bool:
+        """A Gated DeltaNet layer (layer_types 'linear_attention'): no attention projections, no KV cache."""
+        return bool(self.layer_types) and self.layer_types[layer] == "linear_attention"
+
+    @property
+    def num_linear_layers(self) -> int:
+        return sum(kind == "linear_attention" for kind in self.layer_types)
+
     def is_chunked_layer(self, layer: int) -> bool:
         """Llama 4's chunked local attention on this layer (layer_types 'chunked_attention')."""
         return bool(self.layer_types) and self.layer_types[layer] == "chunked_attention"
 
     def attention_window(self, layer: int) -> int | None:
         """Tokens of a sequence a layer's attention reads at most; None for full attention; 0 for a cross-attention
-        layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none).
+        layer (mllama), whose cache holds the image's tokens, not the text's (text-only requests hold none), and for a
+        linear-attention layer, which reads its recurrent state instead (ModelSpec.is_linear_layer).
 
         A chunked-attention layer (Llama 4) reads the (position mod chunk) + 1 tokens of its own chunk: at most
         attention_chunk_size, the bound used here. What the layer's KV *cache* holds is kv_cache_window."""
-        if layer in self.cross_attention_layers:
+        if layer in self.cross_attention_layers or self.is_linear_layer(layer):
             return 0
         if self.is_chunked_layer(layer):
             return self.attention_chunk_size

@@ -8,7 +8,7 @@ from tpplan.errors import ModelSpecError
 from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
 from tpplan.models.formats import WeightFormat
-from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token
+from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token, linear_state_bytes_per_sequence
 from tpplan.models.params import (
     active_params,
     active_params_excluding_embedding,
@@ -65,6 +65,9 @@ class ModelSummary:
     mtp_params: int = 0
     """Parameters of the checkpoint's multi-token-prediction layers (num_nextn_predict_layers): in its safetensors,
     neither loaded by a plain serve nor counted in total_params (tpplan.models.params.mtp_params)."""
+    linear_state_bytes_per_sequence: int = 0
+    """Linear-attention (Gated DeltaNet) state one running sequence holds whatever its length, whole model, at the
+    model dtype (tpplan.models.kv.linear_state_bytes_per_sequence); 0 for models without such layers."""
     notes: tuple[str, ...] = ()
 
 
@@ -102,6 +105,10 @@ def layers_summary(spec: ModelSpec) -> str | None:
     moe = moe_layers(spec)
     if moe and len(moe) < spec.num_hidden_layers:
         parts.append(f"{spec.num_dense_layers} dense + {len(moe)} MoE layers (MoE: {_layer_list(moe)})")
+    if spec.num_linear_layers:
+        parts.append(f"{spec.num_linear_layers} Gated DeltaNet linear-attention layers ({spec.linear_num_key_heads} "
+                     f"key / {spec.linear_num_value_heads} value heads), "
+                     f"{spec.num_hidden_layers - spec.num_linear_layers} attention layers")
     chunked = chunked_attention_layers(spec)
     if chunked:
         parts.append(f"{len(chunked)} chunked-attention layers (chunk {spec.attention_chunk_size:,} tokens), "
@@ -149,4 +156,5 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
         weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine),
         weight_format=fmt, weight_bytes_by_group=weight_bytes_by_group(spec, dtype=dtype),
         vision_weight_bytes=spec.vision_params * fmt.unquantized_bytes, mtp_params=mtp_params(spec),
+        linear_state_bytes_per_sequence=linear_state_bytes_per_sequence(spec, state_bytes=fmt.activation_bytes),
         notes=tuple(n for n in (override_note(spec, dtype),) if n))

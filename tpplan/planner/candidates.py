@@ -29,7 +29,7 @@ from tpplan.cost.step import (
 )
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.engines import tp_violation, valid_tp_degrees
-from tpplan.models.kv import kv_cache_bytes_per_sequence
+from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_layers_per_stage, linear_state_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
 from tpplan.planner.layouts import Layout, moe_layout_reasons
@@ -199,7 +199,8 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     budget = kv_budget_bytes(usable_bytes=usable, weight_bytes=weights, reserve_bytes=reserve, w=w)
     seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
                                       kv_dtype=w.kv_cache_dtype, engine=w.engine)
-    per_token = ceil_div(spec.num_hidden_layers, c.pp) * c.kv_bytes_per_token_per_layer
+    seq += linear_state_bytes_per_sequence(spec, tp=c.tp, pp=c.pp, state_bytes=c.act_bytes)
+    per_token = kv_layers_per_stage(spec, pp=c.pp) * c.kv_bytes_per_token_per_layer
     kv = max(0, budget)
     reasons = []
     if weights + reserve > usable:
@@ -258,9 +259,11 @@ def replica_concurrency(c: Coefficients, limits: SchedulerLimits, *, kv_cache_to
     """Sequences a replica runs at once: dp_attention ranks x what one rank's KV cache (`kv_cache_tokens`, one GPU's)
     and scheduler allow (tpplan.cost.batching.max_concurrency, pp micro-batches)."""
     dp = c.moe.dp_attention if c.moe is not None else 1
+    if c.kv_block_tokens:  # vLLM's hybrid models page their KV in blocks that hold a linear layer's state
+        limits = replace(limits, block_size_tokens=c.kv_block_tokens)
     return dp * max_concurrency(rank_limits(limits, dp), kv_cache_tokens=kv_cache_tokens, input_len=input_len,
-                                output_len=output_len,
-                                micro_batches=c.pp)
+                                output_len=output_len, micro_batches=c.pp,
+                                state_tokens_per_sequence=c.state_tokens_per_sequence)
 
 
 def prefill_alone(c: Coefficients, profile: HardwareProfile, *, input_len, token_budget: int,

@@ -68,6 +68,7 @@ def summary_json(m: ModelSummary) -> dict[str, Any]:
         "kv_cache_dtype": m.kv_cache_dtype, "weight_bytes_total": m.weight_bytes_total,
         "kv_cache_bytes_per_token": m.kv_cache_bytes_per_token, "context_len": m.context_len,
         "kv_cache_bytes_per_sequence": m.kv_cache_bytes_per_sequence, "valid_tp_degrees": m.valid_tp_degrees,
+        "linear_state_bytes_per_sequence": m.linear_state_bytes_per_sequence,
         "invalid_tp_reasons": {str(k): v for k, v in m.invalid_tp_reasons.items()},
         "per_degree": [_degree_row(r) for r in m.degrees],
         "weight_bytes_by_component_per_gpu": {"tp": m.tp, **m.weight_bytes_by_component},
@@ -132,6 +133,9 @@ def _print_summary_lines(m: ModelSummary, con) -> None:
     window = f", sliding-window layers capped at {s.sliding_window} tokens" if s.sliding_window else ""
     seq = format_bytes(m.kv_cache_bytes_per_sequence)
     con.print(f"KV cache of one {m.context_len:,}-token sequence: {seq}{window}")
+    if m.linear_state_bytes_per_sequence:
+        con.print(f"Linear-attention state: {format_bytes(m.linear_state_bytes_per_sequence)} per running sequence "
+                  f"({m.linear_state_bytes_per_sequence:,} B, whatever its length; split over TP)", markup=False)
 
 
 def _print_tables(m: ModelSummary, con) -> None:
