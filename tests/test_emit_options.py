@@ -150,3 +150,18 @@ def test_no_online_fp8_flag_on_a_checkpoint_quantized_another_way(run_cli):
     assert "--quantization" not in cmd
     assert "--quantization fp8" in _command(run_cli, "recommend", "-m", "llama-70b", "--gpus", "8", "--dtype", "fp8",
                                             "--emit", "vllm")
+
+
+def test_replicas_that_do_not_divide_evenly_over_nodes(run_cli):
+    """12 GPUs of two 8-GPU nodes as 3 replicas of 4: two on the first node, one on the second, each replica inside a
+    node (vLLM: each node's own --data-parallel-size-local and start rank; SGLang: each node's server with its own
+    --dp-size)."""
+    args = ("recommend", "-m", "llama-70b", "--hardware", "dgx-h100", "--nodes", "2", "--gpus", "12", "--tp", "2",
+            "--pp", "2")
+    vllm = _command(run_cli, *args, "--emit", "vllm")
+    node0, node1 = vllm.split("# on node 1")
+    assert "--data-parallel-size 3" in node0 and "--data-parallel-size-local 2" in node0
+    assert "--data-parallel-size-local 1" in node1 and "--headless --data-parallel-start-rank 2" in node1
+    sglang = _command(run_cli, *args, "--engine", "sglang", "--emit", "sglang")
+    node0, node1 = sglang.split("# on node 1")  # SGLang runs a node's replicas as one server with --dp-size
+    assert "--dp-size 2" in node0 and "--dp-size" not in node1 and node1.count("sglang.launch_server") == 1

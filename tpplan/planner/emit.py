@@ -290,20 +290,34 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -
     return out
 
 
+def replicas_per_node(c: Candidate, per_node: int, nodes: int) -> list[int]:
+    """How many whole replicas each node runs: nodes filled in order, per_node // (GPUs of one replica) each (a
+    replica never straddles two nodes), e.g. 3 replicas of 4 GPUs on 2 nodes of 8: [2, 1]."""
+    fit, left, out = per_node // (c.gpus_used // c.replicas), c.replicas, []
+    for _ in range(nodes):
+        out.append(min(fit, left))
+        left -= out[-1]
+    return out
+
+
 def _dp_over_nodes(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -> list[NodeCommand]:
-    """Replicas that each fit in one node, spread over several nodes: vLLM's data parallelism over nodes for a dense
-    layout; for an MoE layout (whose --data-parallel-size is its DP-attention group, one replica) and for the other
-    engines, the same per-node servers on every node."""
-    local = c.replicas // nodes
+    """Replicas that each fit in one node, spread over several nodes (`replicas_per_node`): vLLM's data parallelism
+    over nodes for a dense layout, each node its own --data-parallel-size-local and start rank; for an MoE layout
+    (whose --data-parallel-size is its DP-attention group, one replica) and for the other engines, per-replica
+    servers on each node, a load balancer in front."""
+    counts = replicas_per_node(c, plan.profile.gpus_per_node, nodes)
     if engine == "vllm" and not is_moe_layout(c):
-        base = _server_args("vllm", plan, c, replicas=c.replicas) + [f"--data-parallel-size-local {local}",
-                                                           f"--data-parallel-address {HEAD}",
-                                                           "--data-parallel-rpc-port 13345"]
-        return [NodeCommand(node=i, command=_join(f"vllm serve {model}", base + (
-            [f"--headless --data-parallel-start-rank {i * local}"] if i else []))) for i in range(nodes)]
-    single = _single_node(plan, _with_replicas(c, local), engine, model)[0].command
-    return [NodeCommand(node=i, command=single + ("\n# the same on every node; a load balancer in front" if i == 0
-                                                  else "")) for i in range(nodes)]
+        base = _server_args("vllm", plan, c, replicas=c.replicas) + [f"--data-parallel-address {HEAD}",
+                                                                    "--data-parallel-rpc-port 13345"]
+        return [NodeCommand(node=i, command=_join(f"vllm serve {model}", [*base, f"--data-parallel-size-local {n}"] + (
+            [f"--headless --data-parallel-start-rank {sum(counts[:i])}"] if i else [])))
+            for i, n in enumerate(counts)]
+    out = []
+    for i, n in enumerate(counts):
+        single = _single_node(plan, _with_replicas(c, n), engine, model)[0].command
+        out.append(NodeCommand(node=i, command=single + ("\n# a load balancer in front of every node's servers"
+                                                         if i == 0 else "")))
+    return out
 
 
 def _vllm_dp_attention_over_nodes(plan: Plan, c: Candidate, model: str, nodes: int) -> list[NodeCommand]:
@@ -341,13 +355,14 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     if c.gpus_used <= per_node:
         return _single_node(plan, c, engine, model)
     nodes = -(-c.gpus_used // per_node)
-    if c.gpus_used // c.replicas <= per_node and c.replicas % nodes == 0:
+    if c.gpus_used // c.replicas <= per_node:
         return _dp_over_nodes(plan, c, engine, model, nodes)
     if engine == "vllm" and is_moe_layout(c) and c.replicas == 1 and c.dp_attention % nodes == 0:
         return _vllm_dp_attention_over_nodes(plan, c, model, nodes)
     if c.replicas > 1:
-        raise TpplanError(f"{c.replicas} replicas that each span nodes: emit is not supported for this layout; "
-                          f"fix --replicas 1 or run the per-replica commands of `--tp {c.tp} --pp {c.pp}`")
+        raise TpplanError(f"{c.replicas} replicas of {c.gpus_used // c.replicas} GPUs, each spanning nodes of "
+                          f"{per_node}: emit prints one multi-node replica; add --replicas 1 for its command and run "
+                          f"it once per replica's nodes")
     return _multi_node(plan, c, engine, model, nodes)
 
 
