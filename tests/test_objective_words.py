@@ -49,3 +49,14 @@ def test_assumptions_name_config_defaults_and_the_matmul_share_used(tmp_path):
     fp8 = recommend("deepseek-v3", gpus=8, hardware="hgx-h200").assumptions["efficiency"]
     assert fp8.startswith("matmul 0.70 of the fp8 peak x 0.80 clock, memory 0.90")
     assert recommend("llama-70b", gpus=8).assumptions["efficiency"].startswith("matmul 0.77 x 0.80 clock, memory")
+
+
+def test_a_price_that_is_not_positive_says_what_the_option_is(usage_error):
+    err = usage_error("recommend", "--model", "llama-70b", "--price-per-gpu-hour", "-1")
+    assert "-1 must be greater than 0, in $ per GPU-hour (leave the option out to use the profile's price" in err
+
+
+def test_models_show_refuses_a_kv_cache_the_engine_has_not(refusal):
+    assert refusal("models", "show", "llama-70b", "--engine", "trtllm", "--kv-cache-dtype", "fp8_e5m2") == (
+        "Error: --kv-cache-dtype fp8_e5m2: --engine trtllm has no such KV cache (its FP8 cache is E4M3); use "
+        "--kv-cache-dtype fp8, or --engine vllm / sglang for E5M2")

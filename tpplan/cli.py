@@ -88,8 +88,17 @@ def _dtype_help(kind: str) -> str:
 
 
 def _positive(value: float | None) -> float | None:
+    """A latency limit: > 0, or left out for none."""
     if value is not None and value <= 0:
         raise typer.BadParameter(f"{value:g} must be greater than 0 (leave the option out for no limit)")
+    return value
+
+
+def _price(value: float | None) -> float | None:
+    """A price per GPU-hour: > 0, or left out (the profile's, else no cost column)."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} must be greater than 0, in $ per GPU-hour (leave the option out to use "
+                                 f"the profile's price, if it has one)")
     return value
 
 
@@ -178,12 +187,13 @@ def models_show(
 ) -> None:
     """Parameters by component, bytes per GPU at each valid degree, KV bytes per token and per sequence."""
     from tpplan.models.dtypes import normalize_dtype
-    from tpplan.models.engines import rules_for
+    from tpplan.models.engines import check_kv_cache_dtype, rules_for
     from tpplan.models.resolve import resolve_model
     from tpplan.models.summary import summarize
     from tpplan.report.models import render_model_show
 
     rules_for(engine.value)
+    check_kv_cache_dtype(engine.value, normalize_dtype(kv_cache_dtype, kind="kv"))  # as recommend: before any work
     resolved = resolve_model(model, download=download_config)
     summary = summarize(resolved.spec, engine=engine.value, dtype=normalize_dtype(dtype),
                         kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"), tp=tp,
@@ -273,7 +283,7 @@ def recommend(
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False)] = Objective("throughput"),
     max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", callback=_positive, help="TPOT limit.")] = None,
     max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", callback=_positive, help="TTFT limit.")] = None,
-    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive,
+    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_price,
                                                              help="$ per GPU-hour: adds a $/M output tokens column "
                                                                   "[default: the profile's, if any].")] = None,
     tp: Annotated[int | None, typer.Option("--tp", min=1, help="Evaluate this TP degree beside the best.")] = None,
@@ -420,7 +430,7 @@ def compare(
     num_requests: Annotated[int | None, typer.Option("--num-requests", min=1, help="An offline job of this many "
                                                      "requests queued at once: throughput and job seconds over the "
                                                      "whole job.")] = None,
-    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_positive)] = None,
+    price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_price)] = None,
     moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
