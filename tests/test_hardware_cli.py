@@ -117,6 +117,8 @@ def test_schema_accepts_unit_strings_readme_example_and_every_builtin(run_cli):
     ("  peak_flops: {bf16: 1979 TFLOP/s, fp8: 1978.9 TFLOP/s}", "gpu.peak_flops.bf16", "sparse"),
     ("efficiency: {matmul: 0.75, memory: 0.8, runtime_reserve: 4 GiB, step_overhead: 0.5}",
      "efficiency.step_overhead", "read as 0.5 us"),
+    ("  memory_bandwidth: 3350 TB/s", "gpu.memory_bandwidth", "3350 TB/s is 1e+03 x built-in"),
+    ("  memory: 81559 GiB", "gpu.memory", "81559 GiB is 1.02e+03 x built-in"),
 ])
 def test_validate_warns_on_classic_mistakes(tmp_path, run_cli, change, key, words):
     text = _readme_profile()

@@ -2,7 +2,9 @@
 
 - a link bandwidth that is the bidirectional marketing figure (NVLink4 "900 GB/s" = 2 x 450 GB/s per direction);
 - sparse TFLOP/s (datasheets print "with sparsity" = 2 x dense);
-- a bare number for a time, which the format reads as microseconds (`step_overhead: 0.5` is 0.5 us, not 0.5 ms).
+- a bare number for a time, which the format reads as microseconds (`step_overhead: 0.5` is 0.5 us, not 0.5 ms);
+- a unit slip: memory, memory bandwidth or a peak 10x or more away from the built-in profile of the same GPU model
+  (`3350 TB/s` for 3350 GB/s), and, for any GPU, an HBM bandwidth outside what a memory system delivers.
 
 The first two compare with the built-in profile of the same GPU model: a value about twice the built-in's
 (which are checked against datasheets) is the doubled figure. No hardware numbers live here.
@@ -19,6 +21,11 @@ DOUBLED_RATIO = 1.9
 """A value >= 1.9 x the built-in's is the 2x (bidirectional or sparse) figure; real generations differ by less
 within one GPU model."""
 _TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead", "pipeline_sequence_overhead")
+UNIT_SLIP_RATIO = 10.0
+"""A value 10x or more above or below the built-in's is a unit slip (GB vs TB, TFLOP vs GFLOP), not another SKU."""
+HBM_BANDWIDTH_RANGE = (10e9, 50e12)
+"""Bytes/s an accelerator's memory system delivers: from a few tens of GB/s (LPDDR edge parts) to the ~8 TB/s of
+B200's HBM3e (NVIDIA datasheet), with room for two generations; outside it, the unit is wrong."""
 
 
 def _model_token(gpu_name: str) -> str:
@@ -64,8 +71,30 @@ def lint(profile: HardwareProfile, data: dict[str, Any], builtins: list[Hardware
                 out.append((("gpu", "peak_flops", dtype),
                             f"{data['gpu']['peak_flops'][dtype]} looks like the sparse figure ({flops / dense:.1f} x "
                             f"built-in {ref.name}'s dense); datasheets print 'with sparsity' = 2 x dense"))
+    if ref is not None:
+        pairs = [(("gpu", "memory"), profile.gpu.memory_bytes, ref.gpu.memory_bytes),
+                 (("gpu", "memory_bandwidth"), profile.gpu.memory_bandwidth_bytes_per_s,
+                  ref.gpu.memory_bandwidth_bytes_per_s)]
+        pairs += [(("gpu", "peak_flops", d), f, ref.gpu.peak_flops_per_s[d])
+                  for d, f in profile.gpu.peak_flops_per_s.items() if d in ref.gpu.peak_flops_per_s]
+        for path, mine, theirs in pairs:
+            ratio = mine / theirs
+            if ratio >= UNIT_SLIP_RATIO or ratio <= 1 / UNIT_SLIP_RATIO:
+                out.append((path, f"{_raw(data, path)} is {ratio:.3g} x built-in {ref.name}'s; check the unit"))
+    low, high = HBM_BANDWIDTH_RANGE
+    bandwidth = profile.gpu.memory_bandwidth_bytes_per_s
+    if not low <= bandwidth <= high and not any(p == ("gpu", "memory_bandwidth") for p, _ in out):
+        out.append((("gpu", "memory_bandwidth"), f"{_raw(data, ('gpu', 'memory_bandwidth'))} is outside what a GPU's "
+                                                 f"memory delivers (10 GB/s to 50 TB/s); check the unit"))
     for path, value in _bare_times(data):
         seconds = parse_quantity(value, kind="time", default_unit="us")
         out.append((path, f"bare number {value:g} is read as {value:g} us ({seconds:.1e} s); write it with a unit, "
                           f"e.g. '{value:g} us' or '{value:g} ms'"))
     return out
+
+
+def _raw(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value as written in the YAML at `path`."""
+    for key in path:
+        data = data[key]
+    return data
