@@ -139,10 +139,19 @@ def test_none_of_the_layouts_runs_is_a_refusal(refusal):
     assert line == (f"Error: none of the 2 layouts compared runs (1x1x4: {oom}; 1x1x1: {oom}); compare a layout that "
                     f"runs, e.g. 2x2x1 (tpplan recommend's best with these options)")
     # nothing runs at all on these GPUs: the line says so and where to look
-    line = refusal("compare", "-m", "llama-405b", "--gpus", "2", "1", "2", "-f", "json")
+    line = refusal("compare", "-m", "llama-405b", "--gpus", "2", "1", "2")
     assert line.startswith("Error: none of the 2 layouts compared runs (1x1x2: weights 756.0 GiB ")
     assert line.endswith("; no layout runs on these 2 GPU(s); `tpplan recommend` with the same model and options "
                          "suggests what would")
+
+
+def test_none_runs_in_json_still_writes_every_layouts_reasons(run_cli):
+    """As recommend -f json when nothing fits: the document on stdout (each layout with its reasons), the one error
+    line on stderr, exit 1."""
+    r = run_cli("compare", "-m", "llama-70b", "--gpus", "4", "1", "1x1x1", "-f", "json")
+    assert r.code == 1 and r.err.startswith("Error: none of the 2 layouts compared runs")
+    layouts = r.json()["layouts"]
+    assert [c["feasible"] for c in layouts] == [False, False] and all(c["reasons"] for c in layouts)
 
 
 def test_one_layout_that_runs_is_an_answer(run_cli):

@@ -436,7 +436,8 @@ def compare(
     deepep_mode: DeepEPModeOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Put two or more layouts side by side, with the differences (exit 1 when none of them runs)."""
+    """Put two or more layouts side by side, with the differences (exit 1 when none of them runs: one error line,
+    after the JSON / CSV document with each layout's reasons)."""
     from tpplan.planner.compare import compare as run_compare
     from tpplan.planner.compare import nothing_runs, parse_layout
     from tpplan.report.compare import render_comparison
@@ -448,6 +449,8 @@ def compare(
                       price_per_gpu_hour=price_per_gpu_hour, moe_imbalance=moe_imbalance,
                       all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     refusal = nothing_runs(cmp)
+    if refusal and fmt in (OutputFormat.json, OutputFormat.csv):  # scripts still get every layout's reasons
+        render_comparison(cmp, fmt)
     if refusal:
         raise TpplanError(refusal)
     render_comparison(cmp, fmt)
