@@ -34,3 +34,19 @@ def test_vllm_refuses_a_budget_below_its_running_sequences(refusal):
     with pytest.raises(TpplanError, match=r"^--max-num-batched-tokens 64 is below --max-num-seqs 128: vLLM refuses"):
         recommend("llama-8b", gpus=1, max_num_batched_tokens=64, max_num_seqs=128)
     recommend("llama-8b", gpus=1, max_num_batched_tokens=64, max_num_seqs=128, engine="sglang")  # vLLM's rule only
+
+
+def test_a_long_prompt_pays_each_chunk_steps_overhead_and_the_whole_prompts_attention():
+    """32k tokens under an 8192-token budget: 4 steps, so 4 x the step overhead; compute at least the whole prompt's
+    (its attention to earlier chunks) and at least 4 chunks' (4 weight reads)."""
+    from tpplan.planner.candidates import prefill_alone
+
+    spec, profile = resolve_model("llama-8b").spec, resolve_profile("dgx-h100")[0]
+    c = coefficients(spec, profile, tp=1, engine="vllm")
+    got = prefill_alone(c, profile, input_len=32768, token_budget=8192)
+    whole = prefill(c, profile, prompts=1, input_len=32768)
+    chunk = prefill(c, profile, prompts=1, input_len=8192)
+    assert got.overhead_s == pytest.approx(4 * chunk.overhead_s) and got.overhead_s > whole.overhead_s
+    assert got.compute_s == pytest.approx(max(whole.compute_s, 4 * chunk.compute_s))
+    one = prefill_alone(c, profile, input_len=4096, token_budget=8192)
+    assert one.total_s == pytest.approx(prefill(c, profile, prompts=1, input_len=4096).total_s)

@@ -270,16 +270,17 @@ def prefill_alone(c: Coefficients, profile: HardwareProfile, *, input_len, token
                   sequence_parallel: bool = False) -> StepTime:
     """One prompt prefilled with nothing else running. A prompt longer than the step's token budget is cut into
     n = ceil(input_len / budget) chunks, one step each (vLLM chunked prefill, TensorRT-LLM's context chunking, SGLang's
-    chunked_prefill_size): the weights are read and the step's fixed costs paid n times. That is priced as n steps of
-    a budget-sized prompt, or the whole prompt in one step when that is longer (the chunks' attention to the earlier
-    chunks, which n budget-sized prompts leave out, matters only when chunks are few)."""
+    chunked_prefill_size): the weights are read and each step's fixed costs paid n times. Per part of the step:
+    compute and collectives = max(the whole prompt in one step, n x a budget-sized chunk) -- the whole prompt carries
+    the chunks' attention to earlier chunks, n chunks the n weight reads and per-call latencies -- and overhead =
+    n x one step's. One chunk (input <= budget) is the whole prompt's step."""
     whole = prefill(c, profile, prompts=1, input_len=input_len, sequence_parallel=sequence_parallel)
     chunks = ceil_div(input_len, token_budget)
     chunk = prefill(c, profile, prompts=1, input_len=minimum(input_len, token_budget),
                     sequence_parallel=sequence_parallel)
-    pick = chunks * chunk.total_s > whole.total_s  # bool or array of bools; float arithmetic below keeps both
-    return step_time(**{k: pick * chunks * getattr(chunk, k) + (1 - pick) * getattr(whole, k)
-                        for k in ("compute_s", "communication_s", "overhead_s")})
+    return step_time(compute_s=maximum(whole.compute_s, chunks * chunk.compute_s),
+                     communication_s=maximum(whole.communication_s, chunks * chunk.communication_s),
+                     overhead_s=chunks * chunk.overhead_s)
 
 
 def serving_performance(c: Coefficients, profile: HardwareProfile, limits: SchedulerLimits, *, kv_cache_tokens: int,
