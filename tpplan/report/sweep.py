@@ -42,7 +42,16 @@ def _writer(df, path: Path):
     raise TpplanError(f"--out {path}: unknown extension {path.suffix!r}; use .csv or .parquet")
 
 
+def _whole_bytes(df):
+    """Byte columns as whole numbers (DESIGN.md: bytes are int), null where a refused layout has none; pandas keeps
+    them as floats because of those NaNs."""
+    for col in [c for c in df.columns if str(c).endswith("_bytes_per_gpu")]:
+        df[col] = df[col].round().astype("Int64")
+    return df
+
+
 def render_sweep(df, stats, *, out: Path | None, force: bool, fmt: OutputFormat) -> None:
+    df = _whole_bytes(df)
     rate = stats.rows / stats.evaluate_s if stats.evaluate_s > 0 else float("inf")
     note(f"sweep: {stats.rows:,} candidate evaluations in {stats.total_s:.2f} s "
          f"({rate:,.0f} evaluations/s in the vectorised cost model)")
