@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -143,3 +144,71 @@ def test_every_schema_is_a_schema_command(run_cli):
     bad = dict(doc, layouts=[dict(doc["layouts"][0], tp="8")] + doc["layouts"][1:])  # a string where an int goes
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
     assert list(jsonschema.Draft202012Validator(schema).iter_errors({k: v for k, v in doc.items() if k != "layouts"}))
+
+
+def _unlisted_keys(node: dict, doc, path: str = "") -> list[str]:
+    """Keys `doc` holds that the schema `node` (no $refs) does not list; a map's keys (additionalProperties) are
+    its own. With every listed key required, an empty answer means schema and document have the same keys."""
+    if node.get("type") == "array" and isinstance(doc, list):
+        return sorted({k for item in doc for k in _unlisted_keys(node["items"], item, path.rstrip(".") + "[].")})
+    if "properties" not in node or not isinstance(doc, dict) or "additionalProperties" in node:
+        return []
+    nested = (_unlisted_keys(sub, doc[key], f"{path}{key}.") for key, sub in node["properties"].items() if key in doc)
+    return [path + k for k in doc if k not in node["properties"]] + [k for keys in nested for k in keys]
+
+
+def _schema_errors(schema: dict, doc) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+
+
+@pytest.mark.parametrize("args, shows", [
+    (("llama-70b",), lambda d: d["moe_layers"] == [] and len(d["per_degree"]) == len(d["valid_tp_degrees"])),
+    (("llama-70b", "--tp", "4", "--dtype", "fp8", "--kv-cache-dtype", "fp8"),  # --dtype override, one degree
+     lambda d: [r["tp"] for r in d["per_degree"]] == [4] and d["weight_format"]["from_checkpoint"] is False
+     and d["kv_cache_dtype"] == "fp8" and d["weight_bytes_by_component_per_gpu"]["tp"] == 4),
+    (("mixtral", "--tp", "8"), lambda d: d["num_moe_layers"] == 32 and d["architecture"]["num_experts"] == 8),
+    (("deepseek-v3",), lambda d: d["architecture"]["kv_lora_rank"] == 512  # MLA, the checkpoint's block FP8
+     and d["weight_format"]["name"] == "fp8-block128x128" and d["weight_format"]["from_checkpoint"] is True),
+    (("qwen3-next-80b-a3b", "--kv-cache-dtype", "fp8"), lambda d: d["linear_state_bytes_per_sequence"] > 0),
+    (("llama4-scout",), lambda d: d["vision_params"] > 0 and d["num_chunked_attention_layers"] > 0),
+    (("glm-4.5", "--tp", "8"), lambda d: d["num_nextn_predict_layers"] == 1 and d["mtp_params"] > 0),
+])
+def test_models_show_validates_against_schema_models(run_cli, args, shows):
+    """`tpplan schema models` is `models show -f json`'s: each kind of model validates, and lists exactly its keys."""
+    schema = run_cli("schema", "models").json()
+    doc = run_cli("models", "show", *args, "-f", "json").json()
+    assert shows(doc), args  # the case exercises the part of the document it is here for
+    assert not _schema_errors(schema, doc)
+    assert not _unlisted_keys(schema, doc)
+
+
+def test_models_show_of_a_config_json_validates(run_cli, tmp_path):
+    """A config.json path (Gemma-2-9B's catalogue config: an integer sliding_window, no alias), --tp given."""
+    entry = json.loads((Path(tpplan.__file__).parent / "models" / "catalogue" / "gemma-2-9b.json").read_text())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(entry["config"]))
+    doc = run_cli("models", "show", str(path), "--tp", "2", "-f", "json").json()
+    assert (doc["hf_id"], doc["resolved_from"], doc["architecture"]["sliding_window"]) == ("", None, 4096)
+    schema = run_cli("schema", "models").json()
+    assert not _schema_errors(schema, doc) and not _unlisted_keys(schema, doc)
+
+
+def test_schema_models_rejects_wrong_types_and_describes_keys(run_cli):
+    schema = run_cli("schema", "models").json()
+    doc = run_cli("models", "show", "mixtral", "-f", "json").json()
+    assert _schema_errors(schema, dict(doc, total_params="46.7B")) == ["['total_params']: '46.7B' is not of type "
+                                                                      "'integer'"]
+    bad = dict(doc, per_degree=[dict(doc["per_degree"][0], kv_heads_per_gpu=None)])
+    assert _schema_errors(schema, bad) == ["['per_degree', 0, 'kv_heads_per_gpu']: None is not of type 'integer'"]
+    assert _schema_errors(schema, {k: v for k, v in doc.items() if k != "weight_format"})
+    # descriptions come from the docstrings of the fields and functions behind the keys
+    assert schema["properties"]["mtp_params"]["description"].startswith("Parameters of the checkpoint's multi-token")
+    assert schema["properties"]["total_params"]["description"] == ("Every parameter held in memory (tied embeddings "
+                                                                  "once).")
+
+
+def test_models_list_validates_against_schema_models_list(run_cli):
+    schema = run_cli("schema", "models-list").json()
+    rows = run_cli("models", "list", "-f", "json").json()
+    assert len(rows) > 30 and not _schema_errors(schema, rows) and not _unlisted_keys(schema, rows)
+    assert _schema_errors(schema, [dict(rows[0], aliases="llama-70b")])

@@ -456,13 +456,14 @@ def compare(
     render_comparison(cmp, fmt)
 
 
-SchemaName = _choices("SchemaName", ("recommend", "compare", "sweep", "measure"))
+SchemaName = _choices("SchemaName", ("recommend", "compare", "sweep", "measure", "models", "models-list"))
 """The keys of tpplan.report.schemas.SCHEMAS (tests/test_api_schema.py checks they stay equal)."""
 
 
 @app.command()
 def schema(
-    command: Annotated[SchemaName, typer.Argument(case_sensitive=False, help="Whose -f json output.")],
+    command: Annotated[SchemaName, typer.Argument(case_sensitive=False, help="Whose -f json output: a command, "
+                                                  "`models` for `models show`, `models-list` for `models list`.")],
     fmt: FormatOpt = OutputFormat.json,
 ) -> None:
     """Print the JSON Schema of a command's `-f json` output (for scripts and CI checks); -f table|csv|markdown: one
