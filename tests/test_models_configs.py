@@ -112,3 +112,20 @@ def test_a_gpt_oss_config_without_expert_fields_takes_gpt_oss_configs_128_expert
         "max_position_embeddings missing from the config: transformers' gpt_oss config default 131072",
         "num_local_experts missing from the config: transformers' gpt_oss config default 128",
         "num_experts_per_tok missing from the config: transformers' gpt_oss config default 4"]
+
+
+def test_qwen2_moe_counts_its_gated_shared_expert():
+    """Qwen2MoeSparseMoeBlock: 60 routed experts of 1408, top-4, plus a shared expert of 5632 (= 4 x 1408) and its
+    shared_expert_gate Linear(hidden, 1) in every layer. Qwen/Qwen1.5-MoE-A2.7B's model card: "14.3B parameters in
+    total and 2.7B activated parameters"; without the shared expert the count was 13.49B."""
+    from tpplan.models.hf_config import spec_from_hf_config
+    from tpplan.models.params import active_params, total_params
+
+    cfg = {"architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "hidden_size": 2048,
+           "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16, "intermediate_size": 5632,
+           "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632, "num_experts": 60,
+           "num_experts_per_tok": 4, "vocab_size": 151936, "max_position_embeddings": 8192,
+           "tie_word_embeddings": False, "decoder_sparse_step": 1, "hidden_act": "silu"}
+    s = spec_from_hf_config(cfg)
+    assert (s.n_shared_experts, s.shared_expert_gate) == (4, True)
+    assert round(total_params(s) / 1e8) == 143 and round(active_params(s) / 1e8) == 27

@@ -199,7 +199,7 @@ def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[in
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
                          default=4 * hidden if model_type in ("falcon", "gptj", "gpt_bigcode") else None)
     moe = _moe_fields(r, model_type, intermediate)
-    if model_type == "qwen3_next":
+    if model_type in ("qwen2_moe", "qwen3_next"):  # both build Qwen2MoeSparseMoeBlock: a gated shared expert
         return intermediate, qwen3_next_moe(r, layers, moe), []
     if model_type != "llama4":
         return intermediate, moe, []
