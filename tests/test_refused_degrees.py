@@ -32,3 +32,22 @@ def test_wide_adds_each_candidates_step_split_in_ms(run_cli):
     split = (best.decode_step.compute_s, best.decode_step.communication_s, best.decode_step.overhead_s,
              best.prefill.compute_s, best.prefill.communication_s)
     assert star[-5:] == [f"{1e3 * s:.1f}" if 1e3 * s < 10 else f"{1e3 * s:,.0f}" for s in split]
+
+
+def test_a_block_fp8_checkpoint_must_split_into_whole_blocks():
+    """vLLM's Fp8MoEMethod: "The output_size of gate's and up's weight = 192 is not divisible by weight quantization
+    block_n = 128" -- MiniMax-M2 (experts 1536 wide, 128x128 blocks) at TP8 without expert parallelism; with EP each
+    GPU holds whole experts and it loads (the fix its deployment reports give). DeepSeek-V3's dense layers (18432)
+    split over 32 GPUs are 576 per GPU: refused too."""
+    from tpplan.planner.plan import recommend
+
+    plan = recommend("minimax-m2", hardware="hgx-h200", gpus=8, engine="vllm")
+    tp8 = next(c for c in plan.candidates if (c.tp, c.ep, c.dp_attention, c.pp) == (8, 1, 1, 1))
+    assert any("moe_intermediate_size 1536 split over 8 GPUs is 192 per GPU, not a multiple of its block_n 128" in r
+               and "use expert parallelism (--ep)" in r for r in tp8.reasons)
+    ep8 = next(c for c in plan.candidates if (c.tp, c.ep, c.dp_attention, c.pp) == (8, 8, 1, 1))
+    assert not any("block_n" in r for r in ep8.reasons)
+    assert plan.recommended is not None and not any("block_n" in r for r in plan.recommended.reasons)
+    # the same model planned in bf16 has no blocks to keep whole; TensorRT-LLM's own loader is not this rule
+    bf16 = recommend("minimax-m2", hardware="hgx-h200", gpus=8, engine="vllm", dtype="bf16")
+    assert not any("block_n" in r for c in bf16.candidates for r in c.reasons)

@@ -122,7 +122,8 @@ def _fp8(q: _Q) -> WeightFormat:
     return WeightFormat(name=f"fp8-block{block[0]}x{block[1]}", method="fp8", weight_bits=8, scale_bytes=4,
                         elems_per_scale=block[0] * block[1], compute="fp8", keep_16bit=keep,
                         description=f"fp8 E4M3, one fp32 scale per {block[0]}x{block[1]} block (W8A8)",
-                        source="vllm quantization/fp8.py (block-wise weight_scale_inv fp32); DeepSeek-V3 config.json")
+                        source="vllm quantization/fp8.py (block-wise weight_scale_inv fp32); DeepSeek-V3 config.json",
+                        block=(block[0], block[1]))
 
 
 def _fbgemm_fp8(q: _Q) -> WeightFormat:

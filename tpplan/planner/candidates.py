@@ -28,11 +28,12 @@ from tpplan.cost.step import (
     step_time,
 )
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.dtypes import weight_format
 from tpplan.models.engines import tp_violation, valid_tp_degrees
 from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_layers_per_stage, linear_state_bytes_per_sequence
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
-from tpplan.planner.layouts import Layout, moe_layout_reasons
+from tpplan.planner.layouts import Layout, block_quant_reasons, moe_layout_reasons
 from tpplan.planner.moe_buffers import (
     LL_LIMIT_WORDS,
     deepep_buffers,
@@ -391,6 +392,8 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
     structural = structural_reasons(spec, profile, tp=lay.tp, pp=lay.pp, w=w)
     rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp,
                                gpus_per_node=profile.gpus_per_node)
+    rules += block_quant_reasons(spec, weight_format(spec, w.dtype), tp=lay.tp, ep=lay.ep,
+                                 dp_attention=lay.dp_attention, engine=w.engine)
     if tp_violation(spec, lay.tp, engine=w.engine) or rules:
         return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,
