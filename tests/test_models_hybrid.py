@@ -204,3 +204,29 @@ def test_a_quantized_checkpoint_can_keep_the_linear_layers_in_16_bits():
     by_group = {g.name: s.quantization.bytes_per_param(g) for g in param_groups(s)}
     assert by_group["linear_attn.in_proj_qkvz_ba"] == by_group["linear_attn.out_proj"] == 2
     assert by_group["attention.q_proj"] < 1.01
+
+
+def test_sglang_keeps_the_state_in_its_own_fp32_pool_and_caps_running_requests():
+    """SGLang (ServerArgs: mamba_ssm_dtype "float32", mamba_full_memory_ratio 0.9; MAMBA_CACHE_SIZE_MAX_RUNNING_
+    REQUESTS_RATIO 3): the recurrent state is fp32, it lives in a pool of 0.9 / 1.9 of the budget, and a third of the
+    pool's slots can run; the rest of the budget holds the KV cache."""
+    s = resolve_model("qwen3-next").spec
+    profile = load_builtin("dgx-h100")
+    vllm, sglang = coefficients(s, profile, tp=4, engine="vllm"), coefficients(s, profile, tp=4, engine="sglang")
+    conv = 3 * 8192 // 4 * 2  # conv state, bf16, per layer at tp 4
+    assert vllm.linear_state_bytes == conv + 32 // 4 * 128 * 128 * 2
+    assert sglang.linear_state_bytes == conv + 32 // 4 * 128 * 128 * 4
+    limits = scheduler_limits("sglang", gpu_name=profile.gpu.name, gpu_memory_bytes=profile.gpu.memory_bytes,
+                              max_num_seqs=100_000, max_num_batched_tokens=10_000_000)
+    tokens, state = 2_000_000, sglang.state_tokens_per_sequence
+    pool = tokens * 0.9 / 1.9
+    got = max_concurrency(limits, kv_cache_tokens=tokens, input_len=1024, output_len=256,
+                          state_tokens_per_sequence=state)
+    assert got == min((tokens - pool) // 1152, pool // state // 3)
+
+
+def test_sglang_qwen3_next_runs_far_fewer_sequences_than_vllm(run_cli):
+    args = ("recommend", "--model", "qwen3-next", "--gpus", "4", "--tp", "4", "-f", "json")
+    vllm = run_cli(*args).json()["chosen"]["max_concurrent_sequences"]
+    sglang = run_cli(*args, "--engine", "sglang").json()["chosen"]["max_concurrent_sequences"]
+    assert sglang < vllm / 2

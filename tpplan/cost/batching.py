@@ -11,6 +11,11 @@ from dataclasses import dataclass, replace
 
 from tpplan.units import GiB, ceil_div, maximum, minimum
 
+SGLANG_STATE_RATIO = 0.9
+"""SGLang's mamba_full_memory_ratio: linear-attention state pool / full-attention KV pool (ServerArgs default)."""
+SGLANG_STATE_SLOTS_PER_REQUEST = 3
+"""SGLang's MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO (the radix cache keeps a request's own, matched-prefix and
+donated state slots)."""
 LARGE_GPU_BYTES = 70 * GiB
 """vLLM picks larger scheduler defaults on GPUs with at least 70 GiB that are not A100s."""
 
@@ -44,6 +49,14 @@ class SchedulerLimits:
     python/sglang/srt/server_args.py, and max_running_requests // dp_size per DP worker, scheduler
     max_running_requests / requested_per_worker); False: each rank has the whole of both (vLLM runs one engine core
     with its own scheduler per DP rank; TensorRT-LLM one executor per attention-DP rank)."""
+    state_pool_share: float = 0.0
+    """> 0: linear-attention state lives in its own pool, this share of the KV budget, and the rest holds the KV
+    cache (SGLang: mamba_full_memory_ratio r = 0.9 of the full pool, share r / (1 + r); ServerArgs,
+    sgl-project/sglang python/sglang/srt/server_args.py); 0: states and KV share one paged cache (vLLM)."""
+    state_slots_per_request: int = 1
+    """State slots the engine keeps per running request (SGLang with its radix cache:
+    MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO = 3, running requests capped at pool slots // 3; model_runner
+    kv-cache mixin)."""
 
 
 def sglang_running_requests(kv_cache_tokens, context_len: int):
@@ -74,7 +87,10 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
         # and max_num_batched_tokens 8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048; block 16.
         large = gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower()
         seqs, tokens, block, full = (1024, 8192, 16, False) if large else (256, 2048, 16, False)
+    sglang = engine == "sglang"
     return SchedulerLimits(max_num_seqs=max_num_seqs or seqs, max_num_batched_tokens=max_num_batched_tokens or tokens,
+                           state_pool_share=SGLANG_STATE_RATIO / (1 + SGLANG_STATE_RATIO) if sglang else 0.0,
+                           state_slots_per_request=SGLANG_STATE_SLOTS_PER_REQUEST if sglang else 1,
                            block_size_tokens=block, reserve_full_sequence=full,
                            limits_per_micro_batch=engine == "trtllm", mixes_prefill=engine != "sglang",
                            budget_per_dp_rank=engine == "sglang",
@@ -103,9 +119,20 @@ def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, outp
     token budget of a steady state (each forward step of a micro-batch carries its B decode tokens plus B x input /
     output prefill tokens); an engine that runs prefill batches alone (SGLang) decodes any batch its KV cache and
     running-request limit hold. `state_tokens_per_sequence`: a constant state each running sequence holds besides its
-    KV tokens (linear-attention layers), in KV-token equivalents of the same memory."""
-    held = tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len) + state_tokens_per_sequence
+    KV tokens (linear-attention layers), in KV-token equivalents of the same memory: held beside its KV in one cache,
+    or, with `state_pool_share`, in a pool of that share whose slots cap the running requests (slots //
+    state_slots_per_request) while the rest of the budget holds the KV."""
+    held = tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
+    state_cap = None
+    if state_tokens_per_sequence and limits.state_pool_share:
+        pool = kv_cache_tokens * limits.state_pool_share
+        state_cap = pool // state_tokens_per_sequence // limits.state_slots_per_request
+        kv_cache_tokens = kv_cache_tokens - pool
+    else:
+        held = held + state_tokens_per_sequence
     by_kv = kv_cache_tokens // held
+    if state_cap is not None:
+        by_kv = minimum(by_kv, state_cap)
     if limits.mixes_prefill:
         by_budget = micro_batches * (limits.max_num_batched_tokens * output_len // (output_len + input_len))
         cap = minimum(by_kv, maximum(by_budget, 1))

@@ -34,6 +34,7 @@ from tpplan.models.kv import (
     kv_layers_per_stage,
     linear_state_bytes_per_layer,
     linear_state_bytes_per_sequence,
+    state_bytes_for,
 )
 from tpplan.models.moe_backends import A2aMode, TokenMovement, ll_chunk_tokens
 from tpplan.models.params import occurrences, param_groups
@@ -237,13 +238,16 @@ def _linear_terms(spec: ModelSpec, *, tp: int, pp: int, act_bytes: int, kv_bytes
                   engine: str) -> dict:
     """Coefficients' linear-attention fields (none for models without such layers). With vLLM each state occupies
     one KV page (`hybrid_kv_block_tokens`): a sequence holds, per linear layer of the stage, one block's worth of
-    KV tokens; other engines keep the state at its own size."""
+    KV tokens; other engines keep the state at its own size, SGLang's recurrent part in fp32 (`state_bytes_for`;
+    its separate state pool and the running-request cap it sets are not modelled)."""
     if not spec.num_linear_layers:
         return {}
     decode, prefill = linear_attention_flops(spec, tp=tp)
-    per_layer = linear_state_bytes_per_layer(spec, tp=tp, state_bytes=act_bytes)
+    conv_bytes, recurrent_bytes = state_bytes_for(engine, act_bytes)
+    per_layer = linear_state_bytes_per_layer(spec, tp=tp, state_bytes=conv_bytes, recurrent_bytes=recurrent_bytes)
     per_token = kv_layers_per_stage(spec, pp=pp) * kv_bytes_per_token_per_layer
-    state = linear_state_bytes_per_sequence(spec, tp=tp, pp=pp, state_bytes=act_bytes)
+    state = linear_state_bytes_per_sequence(spec, tp=tp, pp=pp, state_bytes=conv_bytes,
+                                            recurrent_bytes=recurrent_bytes)
     block = 0
     if engine == "vllm" and kv_bytes_per_token_per_layer:
         block = hybrid_kv_block_tokens(per_layer, kv_bytes_per_token_per_layer)

@@ -65,29 +65,43 @@ def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, 
     return best
 
 
-def linear_state_bytes_per_layer(s: ModelSpec, *, tp: int = 1, state_bytes: int = 2) -> int:
+SGLANG_SSM_STATE_BYTES = 4
+"""SGLang keeps the recurrent (temporal) state of linear-attention layers in fp32 by default (ServerArgs
+mamba_ssm_dtype "float32", sgl-project/sglang python/sglang/srt/server_args.py); the conv state in the model dtype."""
+
+
+def state_bytes_for(engine: str, act_bytes: int) -> tuple[int, int]:
+    """(conv state, recurrent state) bytes per element an engine allocates: vLLM the model dtype for both
+    (mamba_cache_dtype / mamba_ssm_cache_dtype 'auto'); SGLang fp32 for the recurrent state."""
+    return act_bytes, SGLANG_SSM_STATE_BYTES if engine == "sglang" else act_bytes
+
+
+def linear_state_bytes_per_layer(s: ModelSpec, *, tp: int = 1, state_bytes: int = 2,
+                                 recurrent_bytes: int | None = None) -> int:
     """Bytes of one sequence's state in one Gated DeltaNet layer on one GPU, as vLLM allocates it
     (vllm/model_executor/layers/mamba/mamba_utils.py, MambaStateShapeCalculator.gated_delta_net_state_shape):
     a conv state of (kernel - 1) x conv_dim / t, conv_dim = 2 x k heads x k dim + v heads x v dim, and a recurrent
     (temporal) state of v heads / t x v dim x k dim; each element `state_bytes` (MambaStateDtypeCalculator.
     gated_delta_net_state_dtype: mamba_cache_dtype and mamba_ssm_cache_dtype 'auto' = the model dtype, 2 bytes
-    for bf16). Without speculative decoding (num_spec 0).
+    for bf16); `recurrent_bytes` for the recurrent state where the engine keeps it wider (`state_bytes_for`). Without
+    speculative decoding (num_spec 0).
 
     Qwen3-Next-80B-A3B at tp 1, bf16: (3 x 8,192 + 32 x 128 x 128) x 2 = 1,097,728 B per layer."""
     conv_dim = 2 * s.linear_num_key_heads * s.linear_key_head_dim + s.linear_num_value_heads * s.linear_value_head_dim
     conv = (s.linear_conv_kernel_dim - 1) * (conv_dim // tp)
     recurrent = s.linear_num_value_heads // tp * s.linear_value_head_dim * s.linear_key_head_dim
-    return (conv + recurrent) * state_bytes
+    return conv * state_bytes + recurrent * (recurrent_bytes or state_bytes)
 
 
-def linear_state_bytes_per_sequence(s: ModelSpec, *, tp: int = 1, pp: int = 1, state_bytes: int = 2) -> int:
+def linear_state_bytes_per_sequence(s: ModelSpec, *, tp: int = 1, pp: int = 1, state_bytes: int = 2,
+                                    recurrent_bytes: int | None = None) -> int:
     """Bytes one running sequence holds in the linear-attention layers of the most loaded stage of a (tp, pp)
     replica, whatever its length (0 for models without such layers). Counts against memory per sequence, not per
     token: vLLM gives every running request one state slot per such layer (padded up to the attention page size of
     its hybrid KV cache manager; the padding is not modelled)."""
     if not s.num_linear_layers:
         return 0
-    per_layer = linear_state_bytes_per_layer(s, tp=tp, state_bytes=state_bytes)
+    per_layer = linear_state_bytes_per_layer(s, tp=tp, state_bytes=state_bytes, recurrent_bytes=recurrent_bytes)
     stages = stage_layers(s.num_hidden_layers, pp=pp)
     return max(sum(s.is_linear_layer(i) for i in layers) for layers in stages) * per_layer
 

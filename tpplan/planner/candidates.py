@@ -30,7 +30,12 @@ from tpplan.cost.step import (
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import weight_format
 from tpplan.models.engines import tp_violation, valid_tp_degrees
-from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_layers_per_stage, linear_state_bytes_per_sequence
+from tpplan.models.kv import (
+    kv_cache_bytes_per_sequence,
+    kv_layers_per_stage,
+    linear_state_bytes_per_sequence,
+    state_bytes_for,
+)
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
 from tpplan.planner.layouts import Layout, block_quant_reasons, moe_layout_reasons
@@ -200,7 +205,9 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     budget = kv_budget_bytes(usable_bytes=usable, weight_bytes=weights, reserve_bytes=reserve, w=w)
     seq = kv_cache_bytes_per_sequence(spec, context_len=w.max_model_len, tp=c.tp, pp=c.pp,
                                       kv_dtype=w.kv_cache_dtype, engine=w.engine)
-    seq += linear_state_bytes_per_sequence(spec, tp=c.tp, pp=c.pp, state_bytes=c.act_bytes)
+    conv_bytes, recurrent_bytes = state_bytes_for(w.engine, c.act_bytes)
+    seq += linear_state_bytes_per_sequence(spec, tp=c.tp, pp=c.pp, state_bytes=conv_bytes,
+                                           recurrent_bytes=recurrent_bytes)
     per_token = kv_layers_per_stage(spec, pp=c.pp) * c.kv_bytes_per_token_per_layer
     kv = max(0, budget)
     reasons = []
