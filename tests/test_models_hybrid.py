@@ -230,3 +230,13 @@ def test_sglang_qwen3_next_runs_far_fewer_sequences_than_vllm(run_cli):
     vllm = run_cli(*args).json()["chosen"]["max_concurrent_sequences"]
     sglang = run_cli(*args, "--engine", "sglang").json()["chosen"]["max_concurrent_sequences"]
     assert sglang < vllm / 2
+
+
+def test_the_scheduler_assumption_says_how_the_state_is_held(run_cli):
+    a = run_cli("recommend", "--model", "qwen3-next", "--gpus", "4", "-f", "json").json()["assumptions"]["scheduler"]
+    assert "linear-attention state: one KV block per linear layer, blocks enlarged to hold it" in a
+    a = run_cli("recommend", "--model", "qwen3-next", "--gpus", "4", "--engine", "sglang",
+                "-f", "json").json()["assumptions"]["scheduler"]
+    assert "fp32 recurrent state in its own pool" in a
+    assert "linear-attention" not in run_cli("recommend", "--model", "llama-8b", "--gpus", "1",
+                                             "-f", "json").json()["assumptions"]["scheduler"]

@@ -525,6 +525,20 @@ def _check_job(num_requests: int, *, workload: str, objective: str) -> None:
                           "use --objective throughput (or cost) with --num-requests, or leave it out")
 
 
+def _linear_state_words(spec: ModelSpec, engine: str) -> str:
+    """How a hybrid model's linear-attention state is held (tpplan.cost.coefficients._linear_terms,
+    tpplan.cost.batching.max_concurrency); '' for other models."""
+    if not spec.num_linear_layers:
+        return ""
+    if engine == "vllm":
+        return ("; linear-attention state: one KV block per linear layer, blocks enlarged to hold it (vLLM's hybrid "
+                "cache; each candidate's size follows its TP)")
+    if engine == "sglang":
+        return ("; linear-attention state: fp32 recurrent state in its own pool (0.9 / 1.9 of the KV budget), "
+                "running requests at most its slots / 3 (SGLang's mamba pool)")
+    return "; linear-attention state: held beside the KV cache at its own size"
+
+
 def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: ModelSpec) -> None:
     from tpplan.hardware.loader import DEFAULTS_FILES
 
@@ -543,7 +557,8 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: M
         a.setdefault("scheduler", f"{w.engine}: max sequences {limits.max_num_seqs or 'KV-bound'}, "
                                   f"{limits.max_num_batched_tokens} tokens per step, KV blocks of "
                                   f"{limits.block_size_tokens} token{'s' if limits.block_size_tokens != 1 else ''}"
-                                  + (", input + output reserved per request" if limits.reserve_full_sequence else ""))
+                                  + (", input + output reserved per request" if limits.reserve_full_sequence else "")
+                                  + _linear_state_words(spec, w.engine))
         a.setdefault("batch", f"{w.batch}" if w.batch else
                      "largest the paged KV cache, scheduler and latency limits allow")
     a.setdefault("objective", _objective_words(w, p))
