@@ -202,8 +202,13 @@ def test_a_quantized_checkpoint_can_keep_the_linear_layers_in_16_bits():
         "modules_to_not_convert": ["re:.*linear_attn.*", "lm_head"]}}
     s = spec_from_hf_config(cfg)
     by_group = {g.name: s.quantization.bytes_per_param(g) for g in param_groups(s)}
-    assert by_group["linear_attn.in_proj_qkvz_ba"] == by_group["linear_attn.out_proj"] == 2
+    assert {by_group[f"linear_attn.{m}"] for m in ("in_proj_qkvz", "in_proj_ba", "out_proj")} == {2}
     assert by_group["attention.q_proj"] < 1.01
+    # an ignore list naming in_proj_ba alone keeps that small projection in 16 bits, not in_proj_qkvz beside it
+    cfg["quantization_config"]["modules_to_not_convert"] = ["re:.*linear_attn\\.in_proj_ba$"]
+    s = spec_from_hf_config(cfg)
+    by_group = {g.name: s.quantization.bytes_per_param(g) for g in param_groups(s)}
+    assert by_group["linear_attn.in_proj_ba"] == 2 and by_group["linear_attn.in_proj_qkvz"] < 1.01
 
 
 def test_sglang_keeps_the_state_in_its_own_fp32_pool_and_caps_running_requests():

@@ -143,8 +143,8 @@ def module_paths(group_name: str, layer: int = 0) -> tuple[str, ...]:
         return (f"{base}mlp.gate", f"{base}mlp.router", f"{base}block_sparse_moe.gate", f"{base}feed_forward.router")
     if group_name == "embed_tokens":
         return ("model.embed_tokens",)
-    if prefix == "linear_attn":  # Qwen3NextGatedDeltaNet's modules (tpplan.models.params groups two of each pair)
-        leaves = {"in_proj_qkvz_ba": ("in_proj_qkvz", "in_proj_ba"), "dt_bias_A_log": ("dt_bias", "A_log")}
+    if prefix == "linear_attn":  # Qwen3NextGatedDeltaNet's modules (tpplan.models.params groups dt_bias and A_log)
+        leaves = {"dt_bias_A_log": ("dt_bias", "A_log")}
         return tuple(f"{base}linear_attn.{x}" for x in leaves.get(leaf, (leaf,)))
     return (group_name,)
 

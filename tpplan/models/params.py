@@ -102,7 +102,8 @@ def _linear_attention_groups(s: ModelSpec) -> list[ParamGroup]:
         return ParamGroup(name=f"linear_attn.{name}", component="attention", params=params, scope="linear_layer",
                           split=split, quantizable=quantizable, in_features=k)
 
-    return [group("in_proj_qkvz_ba", h * (2 * key_dim + 2 * value_dim + 2 * hv), "column", True, h),
+    return [group("in_proj_qkvz", h * (2 * key_dim + 2 * value_dim), "column", True, h),
+            group("in_proj_ba", h * 2 * hv, "column", True, h),
             group("conv1d", (2 * key_dim + value_dim) * s.linear_conv_kernel_dim, "column", False),
             group("dt_bias_A_log", 2 * hv, "column", False),
             group("norm", s.linear_value_head_dim, "replicated", False),
