@@ -245,3 +245,19 @@ def test_the_scheduler_assumption_says_how_the_state_is_held(run_cli):
     assert "fp32 recurrent state in its own pool" in a
     assert "linear-attention" not in run_cli("recommend", "--model", "llama-8b", "--gpus", "1",
                                              "-f", "json").json()["assumptions"]["scheduler"]
+
+
+def test_minimax_m2_pays_its_full_width_qk_norms_all_reduces_under_tp():
+    """vLLM's MiniMaxText01RMSNormTP all-reduces the q and k norms' sums of squares (one fp32 per token each) across
+    TP: two small all-reduces per layer beside the two of the hidden state; none at TP1 or for per-head norms."""
+    from tpplan.cost.collectives import collective_time_s
+
+    s, profile = resolve_model("minimax-m2").spec, load_builtin("hgx-h200")
+    c = coefficients(s, profile, tp=8, ep=8)
+    assert c.norm_allreduces_per_layer == 2
+    assert coefficients(s, profile, tp=1).norm_allreduces_per_layer == 0
+    assert coefficients(resolve_model("qwen3-30b-a3b").spec, profile, tp=8).norm_allreduces_per_layer == 0
+    with_norms = decode_step(c, profile, batch=256, context_len=1152).communication_s
+    without = decode_step(replace(c, norm_allreduces_per_layer=0), profile, batch=256, context_len=1152)
+    one = collective_time_s(profile, kind="allreduce", group_size=8, n_bytes=256 * 4)
+    assert with_norms - without.communication_s == pytest.approx(s.num_hidden_layers * 2 * one)

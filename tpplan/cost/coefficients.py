@@ -138,6 +138,10 @@ class Coefficients:
     kv_block_tokens: int = 0
     """The KV block size the engine uses instead of its default (vLLM's hybrid models, `hybrid_kv_block_tokens`);
     0: the engine's default."""
+    norm_allreduces_per_layer: int = 0
+    """Small all-reduces per layer of one fp32 value per token: a q / k RMSNorm over the whole projection, which TP
+    splits, sums its squares across the ranks (MiniMax-M2's qk_norm_type 'per_layer': vLLM's
+    MiniMaxText01RMSNormTP all-reduces the variance, vllm/model_executor/models/minimax_m2.py); 0 at tp 1."""
 
 
 def _bucket(component: str, is_expert: bool) -> str | None:
@@ -299,6 +303,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         chunked_layers=((spec.attention_chunk_size, sum(chunked)),) if any(chunked) else (),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
+        norm_allreduces_per_layer=2 if spec.model_type == "minimax_m2" and spec.qk_norm_per_head and tp > 1 else 0,
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained,
                            native_attention=prefill_attention_native(fusion or fusion_for(engine),
                                                                      kv_cache_dtype=kv_cache_dtype),

@@ -42,6 +42,9 @@ from tpplan.units import ceil_div, maximum, minimum
 if TYPE_CHECKING:  # measured curves come only with a profile's kernel table
     from tpplan.hardware.kernel_table import MatmulCurve
 
+NORM_STAT_BYTES = 4
+"""One fp32 sum of squares per token: what a TP-split RMSNorm all-reduces (`Coefficients.norm_allreduces_per_layer`)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepTime:
@@ -119,11 +122,14 @@ def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_
     """All layers' collectives for `tokens` tokens; `extend`: the step carries prefill tokens (an MoE all-to-all in
     SGLang's DeepEP auto mode picks its kernels by it, tpplan.cost.moe)."""
     one = tp_collective_time_s(c, profile, tokens, sequence_parallel=sequence_parallel)
+    norms = c.num_layers * c.norm_allreduces_per_layer * collective_time_s(
+        profile, kind="allreduce", group_size=c.tp, n_bytes=tokens * NORM_STAT_BYTES) if c.norm_allreduces_per_layer \
+        else 0.0
     if c.moe is not None:
-        return layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
-                                  collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
-                                  num_moe_layers=c.num_moe_layers, extend=extend)
-    return c.num_layers * c.allreduces_per_layer * one
+        return norms + layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
+                                          collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
+                                          num_moe_layers=c.num_moe_layers, extend=extend)
+    return norms + c.num_layers * c.allreduces_per_layer * one
 
 
 def embedding_collective_s(c: Coefficients, profile: HardwareProfile, *, tokens, sequence_parallel=False):
