@@ -303,7 +303,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         chunked_layers=((spec.attention_chunk_size, sum(chunked)),) if any(chunked) else (),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
-        norm_allreduces_per_layer=2 if spec.model_type == "minimax_m2" and spec.qk_norm_per_head and tp > 1 else 0,
+        norm_allreduces_per_layer=2 if spec.qk_norm_full_width and tp > 1 else 0,
         rates=kernel_rates(profile, matmul_dtype, sustained=sustained,
                            native_attention=prefill_attention_native(fusion or fusion_for(engine),
                                                                      kv_cache_dtype=kv_cache_dtype),

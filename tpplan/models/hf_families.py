@@ -160,7 +160,7 @@ def _minimax_m2(r: ConfigReader, model_type: str) -> Fields:
                      f"neither counted nor planned")
     qk = bool(r.get("use_qk_norm", default=True))
     return {"attention_bias": False, "o_proj_bias": False, "mlp_bias": False, "qk_norm": qk,
-            "qk_norm_per_head": qk}, notes
+            "qk_norm_per_head": qk, "qk_norm_full_width": qk}, notes
 
 
 def _gated(r: ConfigReader, model_type: str) -> Fields:

@@ -56,6 +56,10 @@ class ModelSpec:
     head_dim)) and ((kv heads, head_dim)); MiniMax-M2's qk_norm_type 'per_layer': RMSNorm(heads x head_dim) and
     RMSNorm(kv heads x head_dim) over the whole projection): (heads + kv heads) x head_dim parameters per layer
     instead of 2 x head_dim."""
+    qk_norm_full_width: bool = False
+    """The q/k RMSNorms normalise over the whole projection, all heads together (MiniMax-M2's qk_norm_type
+    'per_layer'), so under TP each rank holds a part of the sum of squares and the ranks all-reduce it
+    (`tpplan.cost.coefficients.Coefficients.norm_allreduces_per_layer`); False for per-head norms."""
     attn_output_gate: bool = False
     """Gated attention (Qwen3-Next, Qwen3NextAttention): q_proj also emits a sigmoid gate per query channel,
     Linear(hidden, 2 x heads x head_dim)."""
