@@ -261,3 +261,11 @@ def test_minimax_m2_pays_its_full_width_qk_norms_all_reduces_under_tp():
     without = decode_step(replace(c, norm_allreduces_per_layer=0), profile, batch=256, context_len=1152)
     one = collective_time_s(profile, kind="allreduce", group_size=8, n_bytes=256 * 4)
     assert with_norms - without.communication_s == pytest.approx(s.num_hidden_layers * 2 * one)
+
+
+def test_measure_says_what_of_a_hybrid_model_it_does_not_run():
+    from tpplan.measure.shapes import layer_shape
+
+    note = layer_shape(resolve_model("qwen3-next").spec, max_hidden=1024).note
+    assert "the 36 linear-attention (Gated DeltaNet) layers are not measured" in note
+    assert "linear-attention" not in layer_shape(resolve_model("llama-8b").spec, max_hidden=1024).note

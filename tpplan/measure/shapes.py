@@ -56,6 +56,9 @@ CPU_MAX_HIDDEN = 1024
 
 def _note(spec: ModelSpec, scale: int, width: int) -> str:
     parts = [f"{spec.name}: one expert of width {width} stands for the MoE MLP"] if spec.is_moe else []
+    if spec.num_linear_layers:
+        parts.append(f"the layer run is a plain attention layer: the {spec.num_linear_layers} linear-attention "
+                     f"(Gated DeltaNet) layers are not measured, and the gated attention's output gate is left out")
     if scale > 1:
         parts.append(f"hidden, head_dim and intermediate scaled down {scale}x to fit this machine (heads and KV heads "
                      f"kept)")
