@@ -269,3 +269,12 @@ def test_measure_says_what_of_a_hybrid_model_it_does_not_run():
     note = layer_shape(resolve_model("qwen3-next").spec, max_hidden=1024).note
     assert "the 36 linear-attention (Gated DeltaNet) layers are not measured" in note
     assert "linear-attention" not in layer_shape(resolve_model("llama-8b").spec, max_hidden=1024).note
+
+
+def test_models_show_states_the_state_as_the_engine_allocates_it(run_cli):
+    """vLLM: conv + recurrent state in bf16 (39,518,208 B over 36 layers); SGLang keeps the recurrent part in fp32:
+    36 x (3 x 8192 x 2 + 32 x 128 x 128 x 4) = 77,266,944 B."""
+    vllm = run_cli("models", "show", "qwen3-next", "-f", "json").json()["linear_state_bytes_per_sequence"]
+    sglang = run_cli("models", "show", "qwen3-next", "--engine", "sglang", "-f",
+                     "json").json()["linear_state_bytes_per_sequence"]
+    assert (vllm, sglang) == (39_518_208, 36 * (3 * 8192 * 2 + 32 * 128 * 128 * 4))

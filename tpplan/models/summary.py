@@ -8,7 +8,12 @@ from tpplan.errors import ModelSpecError
 from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
 from tpplan.models.formats import WeightFormat
-from tpplan.models.kv import kv_cache_bytes_per_sequence, kv_cache_bytes_per_token, linear_state_bytes_per_sequence
+from tpplan.models.kv import (
+    kv_cache_bytes_per_sequence,
+    kv_cache_bytes_per_token,
+    linear_state_bytes_per_sequence,
+    state_bytes_for,
+)
 from tpplan.models.params import (
     active_params,
     active_params_excluding_embedding,
@@ -66,9 +71,15 @@ class ModelSummary:
     """Parameters of the checkpoint's multi-token-prediction layers (num_nextn_predict_layers): in its safetensors,
     neither loaded by a plain serve nor counted in total_params (tpplan.models.params.mtp_params)."""
     linear_state_bytes_per_sequence: int = 0
-    """Linear-attention (Gated DeltaNet) state one running sequence holds whatever its length, whole model, at the
-    model dtype (tpplan.models.kv.linear_state_bytes_per_sequence); 0 for models without such layers."""
+    """Linear-attention (Gated DeltaNet) state one running sequence holds whatever its length, whole model, as --engine
+    allocates it: the model dtype (vLLM), the recurrent part in fp32 (SGLang) (tpplan.models.kv.state_bytes_for,
+    linear_state_bytes_per_sequence); 0 for models without such layers."""
     notes: tuple[str, ...] = ()
+
+
+def _linear_state(spec: ModelSpec, engine: str, act_bytes: int) -> int:
+    conv, recurrent = state_bytes_for(engine, act_bytes)
+    return linear_state_bytes_per_sequence(spec, state_bytes=conv, recurrent_bytes=recurrent)
 
 
 def attention_summary(spec: ModelSpec) -> str:
@@ -156,5 +167,5 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
         weight_bytes_by_component=weight_bytes_by_component(spec, tp=tp or 1, dtype=dtype, engine=engine),
         weight_format=fmt, weight_bytes_by_group=weight_bytes_by_group(spec, dtype=dtype),
         vision_weight_bytes=spec.vision_params * fmt.unquantized_bytes, mtp_params=mtp_params(spec),
-        linear_state_bytes_per_sequence=linear_state_bytes_per_sequence(spec, state_bytes=fmt.activation_bytes),
+        linear_state_bytes_per_sequence=_linear_state(spec, engine, fmt.activation_bytes),
         notes=tuple(n for n in (override_note(spec, dtype),) if n))
