@@ -87,25 +87,28 @@ def _dtype_help(kind: str) -> str:
     return f"KV-cache dtype: {', '.join(KV_DTYPE_BYTES)}."
 
 
-def _positive(value: float | None) -> float | None:
-    """A latency limit: > 0, or left out for none."""
-    if value is not None and value <= 0:
-        raise typer.BadParameter(f"{value:g} must be greater than 0 (leave the option out for no limit)")
-    return value
+def _greater_than_zero(what: str):
+    """A callback for an optional number that must be > 0 when given; `what` ends the error: the unit and what
+    leaving the option out means."""
+    def check(value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise typer.BadParameter(f"{value:g} must be greater than 0{what}")
+        return value
+    return check
 
 
-def _price(value: float | None) -> float | None:
-    """A price per GPU-hour: > 0, or left out (the profile's, else no cost column)."""
-    if value is not None and value <= 0:
-        raise typer.BadParameter(f"{value:g} must be greater than 0, in $ per GPU-hour (leave the option out to use "
-                                 f"the profile's price, if it has one)")
-    return value
+_positive = _greater_than_zero(" (leave the option out for no limit)")
+"""A latency limit, or none."""
+_price = _greater_than_zero(", in $ per GPU-hour (leave the option out to use the profile's price, if it has one)")
+"""A price per GPU-hour, or the profile's (else no cost column)."""
 
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", case_sensitive=False, help="Output format.")]
 EngineOpt = Annotated[Engine, typer.Option("--engine", case_sensitive=False, help="Serving or training engine.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", callback=_dtype_choice("weight"), help=_dtype_help("weight"))]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", callback=_dtype_choice("kv"), help=_dtype_help("kv"))]
+
+
 def _a2a_backend_choice(value: str) -> str:
     """--all2all-backend checked alone at parse time (exit 2): a value of no engine; whether it is --engine's is
     checked once the engine is known (`_check_a2a_backend`, exit 1)."""

@@ -180,7 +180,8 @@ def _held_words(plan: Plan) -> str:
     limits = engine_limits(plan.profile, w)
     held = tokens_held_per_sequence(limits, input_len=w.input_len, output_len=w.output_len)
     how = "input + output, reserved on admission" if limits.reserve_full_sequence else "input + output/2 on average"
-    return f"each holds {held:,.0f} tokens: {how}, in blocks of {limits.block_size_tokens}"
+    state = "; and its linear-attention state, as the scheduler assumption says" if plan.model.num_linear_layers else ""
+    return f"each holds {held:,.0f} tokens: {how}, in blocks of {limits.block_size_tokens}{state}"
 
 
 def explain(plan: Plan) -> list[str]:
