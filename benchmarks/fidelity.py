@@ -272,6 +272,16 @@ def trtllm_model(name: str):
     return name
 
 
+RUNTIMES = {"pytorch": "PyTorch backend (0.19-1.2)", "tensorrt": "TensorRT engines, C++ runtime (0.10-0.17)"}
+"""The two generations of TensorRT-LLM the tables measured, as each row's notes state them."""
+
+
+def _runtime(r: dict) -> str:
+    """"pytorch" for rows measured on TensorRT-LLM's PyTorch backend (trtllm-bench --backend pytorch, no engine
+    build), "tensorrt" for rows run on built TensorRT engines (C++ runtime)."""
+    return "pytorch" if "PyTorch backend" in r["notes"] else "tensorrt"
+
+
 def _layout_candidate(plan, layout):
     return next((c for c in plan.candidates if (c.tp, c.dp_attention, c.ep, c.pp, c.replicas) == layout), None)
 
@@ -309,6 +319,7 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
                                 "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
                                 "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch,
+                                "runtime": _runtime(r),
                                 "beyond_context": beyond})
     return kept, excluded
 
@@ -491,6 +502,9 @@ def main() -> int:
                                         if k != "signed_median_pct_by_tp"} | order_agreement(dense_fp)
               | {"order_by_release": {rel: order_agreement([r for r in dense_fp if r["engine_version"] == rel])
                                       for rel in sorted({r["engine_version"] for r in dense_fp})},
+                 "by_runtime": {rt: {k: v for k, v in error_stats([r for r in dense_fp if r["runtime"] == rt],
+                                                                    "tp").items() if k != "worst_error_pct"}
+                                    | order_agreement([r for r in dense_fp if r["runtime"] == rt]) for rt in RUNTIMES},
                  "measured_order_across_releases": measured_order_across_releases(dense_fp)},
               "fp4_rows": (error_stats(fp4, "tp") | {"by_hardware": error_stats(fp4, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(fp4)) if fp4 else {"rows": 0},
@@ -517,7 +531,7 @@ def main() -> int:
 
     if not update_readme(ROOT.parent / "README.md", summary_markdown(
             gpu, pub, vllm, order_agreement, pcie_tp8_below_tp4(pub),
-            report["published_without_fp4"].get("measured_order_across_releases"), beyond)):
+            report["published_without_fp4"].get("measured_order_across_releases"), beyond, RUNTIMES)):
         print("README.md has no fidelity-summary markers: its Accuracy table was not updated", file=sys.stderr)
     json.dump(report, sys.stdout, indent=1)
     print()

@@ -53,11 +53,13 @@ def _line(name: str, rows: list[dict], order: Callable[[list[dict]], dict] | Non
 
 def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
                      order: Callable[[list[dict]], dict], pcie: dict, across: dict | None = None,
-                     beyond: list[dict] = ()) -> str:
+                     beyond: list[dict] = (), runtimes: dict[str, str] | None = None) -> str:
     """The table and the per-hardware, PCIe, per-PP and beyond-context lines, as markdown. `pcie` is
     fidelity.pcie_tp8_below_tp4's report (groups where a PCIe table shows TP8 slower than TP4, and how many of them
     tpplan reproduces); `across` is fidelity.measured_order_across_releases' (how often two releases' tables order
-    the same TP pair alike); `beyond` the rows whose input + output exceeds the model's context (kept apart)."""
+    the same TP pair alike); `beyond` the rows whose input + output exceeds the model's context (kept apart);
+    `runtimes` names the TensorRT-LLM generations a row's "runtime" key can hold (fidelity.RUNTIMES)."""
+    runtimes = runtimes or {}
     fp4 = [r for r in pub if r["precision"] == "FP4"]
     dense = [r for r in pub if r["precision"] != "FP4" and not r["moe"]]
     moe = [r for r in pub if r["precision"] != "FP4" and r["moe"]]
@@ -82,6 +84,17 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
     if across and across.get("pairs"):
         lines.append(f"The tables themselves: where two releases measured the same model, GPU, precision, lengths and "
                      f"TP pair, they order it alike in {across['agreement_pct']:.1f}% of {across['pairs']} pairs.")
+    by_runtime = []
+    for runtime, name in runtimes.items():
+        rows = [r for r in dense + moe if r.get("runtime") == runtime]
+        o = order(rows) if rows else {"pairs": 0}
+        if o["pairs"]:
+            by_runtime.append(f"{name}: {len(rows):,} row{'s' * (len(rows) != 1)}, median |error| "
+                              f"{_pct(statistics.median(abs(_err(r)) for r in rows), signed=False)}, signed per TP "
+                              f"{_signed_by(rows, 'tp', (1, 2, 4, 8))}, order {o['agreement_pct']:.1f}% of "
+                              f"{o['pairs']} pairs")
+    if by_runtime:
+        lines.append("By TensorRT-LLM generation, 16-bit and FP8 (the issue-10 set): " + "; ".join(by_runtime) + ".")
     if pipeline:
         lines.append(f"Pipeline-parallel rows ({len(pipeline)}): median |error| "
                      f"{_pct(statistics.median(abs(_err(r)) for r in pipeline), signed=False)}, signed median per "

@@ -31,6 +31,18 @@ def test_summary_medians_and_signs():
     assert "TP8 slower than TP4 in 3 groups; tpplan reproduces 2." in text
 
 
+def test_summary_splits_the_issue_10_set_by_tensorrt_llm_generation():
+    pub = [_row(110, 100, tp=1) | {"runtime": "new"}, _row(80, 100, tp=2) | {"runtime": "new"},
+           _row(100, 100, tp=1) | {"runtime": "old"}, _row(50, 100, precision="FP4") | {"runtime": "new"}]
+    text = summary.summary_markdown([_row(1.0, 1.0)], pub, [], lambda rows: {"pairs": len(rows), "agreement_pct": 50.0},
+                                    {"groups_measured_tp8_below_tp4": 0, "reproduced": 0},
+                                    runtimes={"new": "New backend", "old": "Old engines"})
+    line = next(line for line in text.splitlines() if line.startswith("By TensorRT-LLM generation"))
+    # the FP4 row stays out: New backend has the +10% and -20% rows, Old engines the exact one
+    assert ("New backend: 2 rows, median |error| 15.0%, signed per TP +10.0% / −20.0% / – / –, order 50.0% of 2 pairs; "
+            "Old engines: 1 row, median |error| 0.0%") in line
+
+
 def test_update_readme_rewrites_only_between_the_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{summary.BEGIN}\nold table\n{summary.END}\noutro\n")
@@ -50,7 +62,7 @@ def test_readme_accuracy_table_is_what_the_benchmark_computes_now():
     no_fp4 = [r for r in pub if r["precision"] != "FP4"]
     expected = summary.summary_markdown(fidelity.gpu_rows(), pub, vllm, fidelity.order_agreement,
                                         fidelity.pcie_tp8_below_tp4(pub),
-                                        fidelity.measured_order_across_releases(no_fp4), beyond)
+                                        fidelity.measured_order_across_releases(no_fp4), beyond, fidelity.RUNTIMES)
     text = (ROOT / "README.md").read_text()
     table = text[text.index(summary.BEGIN) + len(summary.BEGIN) + 1:text.index(summary.END) - 1]
     assert table == expected, "README accuracy table is stale: run `make fidelity` and commit README.md"
