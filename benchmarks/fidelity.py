@@ -8,7 +8,9 @@
    MoE rows measured with attention data parallelism + expert parallelism (notes: "DEPn", or the 1.0 table's
    "MoE models run with --ep and enable_attention_dp") are compared with the candidate TP1 x DP-attention n x
    EP n (the tp column holds the GPU count n); per-GPU rows (metric output_throughput_per_gpu) x tp x pp GPUs.
-   FP4 rows (B200, GB200) with --dtype nvfp4 and an FP8 KV cache, also reported alone (fp4_rows).
+   FP4 rows (B200, GB200) with --dtype nvfp4 and an FP8 KV cache, also reported alone (fp4_rows). Rows beyond
+   the model's context (beyond_context_rows) and rows run under the MAX_UTILIZATION scheduler
+   (max_utilization_rows: the 0.10 table, `runs_max_utilization`) are reported apart from the target sets.
 3. vLLM 0.5.4 rows (Lambda benchmark, vllm_rows, a separate set): `recommend(..., engine="vllm")` at the runs'
    mean input / output lengths per request against the output tok/s of one finite 320-request burst.
 
@@ -272,7 +274,7 @@ def trtllm_model(name: str):
     return name
 
 
-RUNTIMES = {"pytorch": "PyTorch backend (0.19-1.2)", "tensorrt": "TensorRT engines, C++ runtime (0.10-0.17)"}
+RUNTIMES = {"pytorch": "PyTorch backend (0.19-1.2)", "tensorrt": "TensorRT engines, C++ runtime (0.11-0.17)"}
 """The two generations of TensorRT-LLM the tables measured, as each row's notes state them."""
 
 
@@ -280,6 +282,18 @@ def _runtime(r: dict) -> str:
     """"pytorch" for rows measured on TensorRT-LLM's PyTorch backend (trtllm-bench --backend pytorch, no engine
     build), "tensorrt" for rows run on built TensorRT engines (C++ runtime)."""
     return "pytorch" if "PyTorch backend" in r["notes"] else "tensorrt"
+
+
+def runs_max_utilization(r: dict) -> bool:
+    """True for rows whose runs used TensorRT-LLM's MAX_UTILIZATION capacity scheduler (the 0.10 table:
+    gptManagerBenchmark --scheduler_policy max_utilization, engines built with --max_input_len 2048). Under KV
+    pressure it admits requests on one step's blocks and, when blocks run out, pauses the latest started ones, frees
+    their KV and re-runs prompt + generated tokens as a new context (tokens beyond max_input_len are dropped and
+    generated again): cpp/tensorrt_llm/batch_manager/capacityScheduler.cpp (MaxUtilizationScheduler) and
+    LlmRequest::pause. tpplan models the default GUARANTEED_NO_EVICT (a request is admitted with blocks for
+    input + output and never paused), so these rows are reported on their own (max_utilization_rows), outside
+    the sets the targets name."""
+    return "scheduler_policy max_utilization" in r["notes"]
 
 
 def _layout_candidate(plan, layout):
@@ -319,15 +333,19 @@ def published_rows() -> tuple[list[dict], list[dict]]:
             kept.append(base | {"measured": float(r["value"]) * (tp * pp if per_gpu else 1),
                                 "predicted": cand.output_tokens_per_s, "moe": plan.model.is_moe,
                                 "layout": "DEP" if cand.dp_attention > 1 else "TP", "batch": cand.batch,
-                                "runtime": _runtime(r),
+                                "runtime": _runtime(r), "max_utilization": runs_max_utilization(r),
                                 "beyond_context": beyond})
     return kept, excluded
 
 
-def published_sets() -> tuple[list[dict], list[dict], list[dict]]:
-    """(rows within the model's context, rows beyond it, rows left out) of the published TensorRT-LLM tables."""
+def published_sets() -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """(rows within the model's context run under the default scheduler -- the sets the targets name --, rows beyond
+    the context, rows run under MAX_UTILIZATION (`runs_max_utilization`) within it, rows left out) of the published
+    TensorRT-LLM tables."""
     every, excluded = published_rows()
-    return ([r for r in every if not r["beyond_context"]], [r for r in every if r["beyond_context"]], excluded)
+    return ([r for r in every if not r["beyond_context"] and not r["max_utilization"]],
+            [r for r in every if r["beyond_context"]],
+            [r for r in every if not r["beyond_context"] and r["max_utilization"]], excluded)
 
 
 def _as_run(model, seq_len: int):
@@ -486,7 +504,7 @@ def plot(gpu: list[dict], pub: list[dict], path: Path) -> None:
 
 def main() -> int:
     gpu = gpu_rows()
-    pub, beyond, excluded = published_sets()
+    pub, beyond, max_util, excluded = published_sets()
     vllm, vllm_excluded = vllm_rows()
     excluded += vllm_excluded
     fp4 = [r for r in pub if r["precision"] == "FP4"]
@@ -513,6 +531,8 @@ def main() -> int:
                   "signed_median_pct_by_model"]} | order_agreement(vllm),
               "beyond_context_rows": ((error_stats(beyond, "model") | order_agreement(beyond)) if beyond
                                       else {"rows": 0}),
+              "max_utilization_rows": ((error_stats(max_util, "tp") | order_agreement(max_util)) if max_util
+                                       else {"rows": 0}),
               "moe_rows": _moe_report(pub),
               "pipeline_rows": {"kept": sum(r["pp"] > 1 for r in pub),
                                 **error_stats([r for r in pub if r["pp"] > 1], "pp"),
@@ -531,7 +551,8 @@ def main() -> int:
 
     if not update_readme(ROOT.parent / "README.md", summary_markdown(
             gpu, pub, vllm, order_agreement, pcie_tp8_below_tp4(pub),
-            report["published_without_fp4"].get("measured_order_across_releases"), beyond, RUNTIMES)):
+            report["published_without_fp4"].get("measured_order_across_releases"), beyond, RUNTIMES,
+            max_util)):
         print("README.md has no fidelity-summary markers: its Accuracy table was not updated", file=sys.stderr)
     json.dump(report, sys.stdout, indent=1)
     print()

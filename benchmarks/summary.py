@@ -53,12 +53,14 @@ def _line(name: str, rows: list[dict], order: Callable[[list[dict]], dict] | Non
 
 def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
                      order: Callable[[list[dict]], dict], pcie: dict, across: dict | None = None,
-                     beyond: list[dict] = (), runtimes: dict[str, str] | None = None) -> str:
+                     beyond: list[dict] = (), runtimes: dict[str, str] | None = None,
+                     max_utilization: list[dict] = ()) -> str:
     """The table and the per-hardware, PCIe, per-PP and beyond-context lines, as markdown. `pcie` is
     fidelity.pcie_tp8_below_tp4's report (groups where a PCIe table shows TP8 slower than TP4, and how many of them
     tpplan reproduces); `across` is fidelity.measured_order_across_releases' (how often two releases' tables order
     the same TP pair alike); `beyond` the rows whose input + output exceeds the model's context (kept apart);
-    `runtimes` names the TensorRT-LLM generations a row's "runtime" key can hold (fidelity.RUNTIMES)."""
+    `runtimes` names the TensorRT-LLM generations a row's "runtime" key can hold (fidelity.RUNTIMES);
+    `max_utilization` the rows run under TensorRT-LLM's MAX_UTILIZATION scheduler (kept apart)."""
     runtimes = runtimes or {}
     fp4 = [r for r in pub if r["precision"] == "FP4"]
     dense = [r for r in pub if r["precision"] != "FP4" and not r["moe"]]
@@ -67,7 +69,7 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
     lines = ["| data set | rows | median \\|error\\| | worst | signed median per TP (1 / 2 / 4 / 8) "
              "| TP order agreement (per GPU) |", "|---|---|---|---|---|---|",
              _line("H100 GPU compute per decode step / prefill (`data/h100_decode_prefill.csv`)", gpu, None),
-             _line("TensorRT-LLM tables 0.10–1.2, dense models, 16-bit and FP8", dense, order),
+             _line("TensorRT-LLM tables 0.11–1.2, dense models, 16-bit and FP8", dense, order),
              _line("the same tables, MoE models (TP and attention-DP + EP layouts)", moe, order),
              _line("dense and MoE together, 16-bit and FP8 (the set the issue-10 targets name)", dense + moe, order),
              _line("the same tables, FP4 checkpoints (B200, GB200, RTX PRO 6000)", fp4, order),
@@ -108,6 +110,14 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
                      f"requests, the tables ran them; planned with the context raised and kept out of the sets "
                      f"above): median |error| {_pct(statistics.median(abs(_err(r)) for r in beyond), signed=False)}; "
                      f"signed median per model: {models}.")
+    if max_utilization:
+        o = order(max_utilization)
+        lines.append(f"Rows run under TensorRT-LLM's MAX_UTILIZATION scheduler ({len(max_utilization)}, the 0.10 "
+                     f"table; it pauses and re-prefills requests when the KV cache fills, tpplan models the default "
+                     f"GUARANTEED_NO_EVICT; kept out of the sets above): median |error| "
+                     f"{_pct(statistics.median(abs(_err(r)) for r in max_utilization), signed=False)}, signed median "
+                     f"per TP {_signed_by(max_utilization, 'tp', (1, 2, 4, 8))}"
+                     + (f", order {o['agreement_pct']:.1f}% of {o['pairs']} pairs." if o["pairs"] else "."))
     return "\n".join(lines)
 
 

@@ -57,12 +57,13 @@ def test_update_readme_rewrites_only_between_the_markers(tmp_path):
 def test_readme_accuracy_table_is_what_the_benchmark_computes_now():
     import fidelity
 
-    pub, beyond, _ = fidelity.published_sets()
+    pub, beyond, max_util, _ = fidelity.published_sets()
     vllm, _ = fidelity.vllm_rows()
     no_fp4 = [r for r in pub if r["precision"] != "FP4"]
     expected = summary.summary_markdown(fidelity.gpu_rows(), pub, vllm, fidelity.order_agreement,
                                         fidelity.pcie_tp8_below_tp4(pub),
-                                        fidelity.measured_order_across_releases(no_fp4), beyond, fidelity.RUNTIMES)
+                                        fidelity.measured_order_across_releases(no_fp4), beyond, fidelity.RUNTIMES,
+                                        max_util)
     text = (ROOT / "README.md").read_text()
     table = text[text.index(summary.BEGIN) + len(summary.BEGIN) + 1:text.index(summary.END) - 1]
     assert table == expected, "README accuracy table is stale: run `make fidelity` and commit README.md"
