@@ -53,7 +53,8 @@ def test_assumptions_name_config_defaults_and_the_matmul_share_used(tmp_path):
 
 def test_a_price_that_is_not_positive_says_what_the_option_is(usage_error):
     err = usage_error("recommend", "--model", "llama-70b", "--price-per-gpu-hour", "-1")
-    assert "-1 must be greater than 0, in $ per GPU-hour (leave the option out to use the profile's price" in err
+    assert ("-1 must be a finite number greater than 0, in $ per GPU-hour (leave the option out to use the profile's "
+            "price") in err
 
 
 def test_models_show_refuses_a_kv_cache_the_engine_has_not(refusal):

@@ -23,6 +23,7 @@ needs another option, the model, the profile or the files raises TpplanError.
 """
 
 import copy
+import math
 import os
 import sys
 from enum import StrEnum
@@ -91,10 +92,17 @@ def _greater_than_zero(what: str):
     """A callback for an optional number that must be > 0 when given; `what` ends the error: the unit and what
     leaving the option out means."""
     def check(value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise typer.BadParameter(f"{value:g} must be greater than 0{what}")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise typer.BadParameter(f"{value:g} must be a finite number greater than 0{what}")
         return value
     return check
+
+
+def _finite(value: float) -> float:
+    """A callback for a float option with a range: typer's min / max let NaN and infinities through."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value:g} is not a finite number")
+    return value
 
 
 _positive = _greater_than_zero(" (leave the option out for no limit)")
@@ -143,8 +151,8 @@ DeepEPModeOpt = Annotated[str | None, typer.Option(
     "--deepep-mode", callback=_deepep_mode_choice,
     help="SGLang with --moe-a2a-backend deepep: auto (normal kernels for prefill steps, low-latency for decode), "
          "normal or low_latency [default: auto].")]
-MoeImbalanceOpt = Annotated[float, typer.Option("--moe-imbalance", min=1.0, help="MoE expert parallelism: busiest "
-                                                                                "rank's routed tokens / mean.")]
+MoeImbalanceOpt = Annotated[float, typer.Option("--moe-imbalance", min=1.0, callback=_finite,
+                                                help="MoE expert parallelism: busiest rank's routed tokens / mean.")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name, a profile's name: on "
                                                                     "TPPLAN_PROFILE_PATH, path.yaml, or auto.")]
 
@@ -271,8 +279,8 @@ def recommend(
     kv_cache_dtype: KvDtypeOpt = WD.kv_cache_dtype,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1, help="Longest sequence [default: "
                                                       "min(context, 8192), raised to input + output].")] = None,
-    gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05,
-                                                          max=1.0)] = WD.gpu_memory_utilization,
+    gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization", min=0.05, max=1.0,
+                                                          callback=_finite)] = WD.gpu_memory_utilization,
     input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens (training: sequence "
                                                                         "length).")] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,

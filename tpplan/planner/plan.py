@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import get_args
 
 from tpplan.cost.batching import SchedulerLimits
 from tpplan.errors import LayoutError, TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
-from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, rules_for
+from tpplan.models.engines import check_engine_on_gpu, check_kv_cache_dtype, check_serving_engine, rules_for
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, engine_limits, evaluate_serving
@@ -21,6 +22,7 @@ from tpplan.planner.explain import explain, label, suggestions
 from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
+    MAX_BATCH,
     WORKLOAD_DEFAULTS,
     Mode,
     Objective,
@@ -70,6 +72,8 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
             raise TpplanError(f"--nodes {nodes}: profile {profile.name!r} has no network section; use a multi-node "
                               f"profile (e.g. dgx-h100-2node) or add network: to yours")
         profile = dataclasses.replace(profile, nodes=nodes)
+    if gpus is not None and gpus < 1:
+        raise TpplanError(f"--gpus {gpus} must be at least 1; leave it out for all the GPUs of {profile.name!r}")
     gpus = gpus or profile.total_gpus
     if gpus > profile.total_gpus:
         nodes_needed = -(-gpus // profile.gpus_per_node)
@@ -140,7 +144,14 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
                           f"rank's routed tokens / mean); {spec.name} has no routed experts; leave --moe-imbalance "
                           f"out")
+    if all2all_backend != D.all2all_backend and not spec.is_moe:
+        raise TpplanError(f"--all2all-backend {all2all_backend} applies to MoE models (how routed tokens move under "
+                          f"expert parallelism); {spec.name} has no routed experts; leave --all2all-backend out")
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
+    if moe_imbalance != D.moe_imbalance and moe_imbalance > gpus_n:
+        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} exceeds {gpus_n}: on {gpus_n} GPUs no expert-parallel "
+                          f"rank can hold more than {gpus_n}x the mean of the routed tokens (all of them); give a "
+                          f"value from 1.0 to {gpus_n}")
     if workload == "train" and dtype == "fp8" and "fp8" not in profile.gpu.peak_flops_per_s:
         raise TpplanError(f"--dtype fp8 with --workload train: Transformer Engine's FP8 GEMMs need FP8 tensor cores "
                           f"(Ada, Hopper, Blackwell), which {profile.gpu.name} ({profile.name}) lacks; leave --dtype "
@@ -162,7 +173,15 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
+    if w.mode == "serve" and w.kv_cache_dtype == "fp32" and w.dtype != "fp32":
+        raise TpplanError(f"--kv-cache-dtype fp32 with {w.dtype} weights: engines keep the KV cache in the model's "
+                          f"dtype or in FP8 (vLLM --kv-cache-dtype auto / fp8, SGLang the same, TensorRT-LLM "
+                          f"kv_cache_config.dtype auto / fp8), so an fp32 cache needs --dtype fp32; leave "
+                          f"--kv-cache-dtype out for a 16-bit cache")
     if w.mode == "serve":
+        check_engine_on_gpu(engine, gpu_name=profile.gpu.name, profile_name=profile.name,
+                            gpu_has_fp8="fp8" in profile.gpu.peak_flops_per_s, dtype=w.dtype,
+                            kv_cache_dtype=w.kv_cache_dtype)
         _check_token_budget(engine_limits(profile, w), w)
     kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))
@@ -260,9 +279,9 @@ def _fewest_gpus_that_fit(s, base: dict, profile: HardwareProfile) -> None:
     for n in counts:
         got = _replan(f"--gpus {n}", base, profile)
         if got is not None:
-            s.flag, s.would_give = f"--gpus {n}", got
-            s.text = (f"more GPUs: {n} x {profile.gpu.name} fit ({got['layout']}); you have "
-                      f"{base['gpus']}" + ("; beyond one node add --nodes" if n > per_node else ""))
+            nodes = f" --nodes {-(-n // per_node)}" if n > profile.total_gpus else ""
+            s.flag, s.would_give = f"--gpus {n}{nodes}", got
+            s.text = f"more GPUs: {n} x {profile.gpu.name} fit ({got['layout']}); you have {base['gpus']}"
             return
 
 
@@ -394,14 +413,18 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
         raise TpplanError(f"--batch {batch} must be at least 1")
     if num_requests is not None:
         _check_job(num_requests, workload=workload, objective=objective)
-    if not 0 < gpu_memory_utilization <= 1:
+    if batch is not None and batch > MAX_BATCH:
+        raise TpplanError(f"--batch {batch} exceeds {MAX_BATCH:,} sequences per replica, beyond any engine's "
+                          f"scheduler; leave --batch out for the largest batch that fits")
+    if not 0 < gpu_memory_utilization <= 1:  # False for NaN too
         raise TpplanError(f"--gpu-memory-utilization {gpu_memory_utilization} must be in (0, 1]")
-    if moe_imbalance < 1:
-        raise TpplanError(f"--moe-imbalance {moe_imbalance} must be at least 1.0 (1.0 = experts perfectly balanced)")
-    for name, value in (("--max-tpot-ms", max_tpot_ms), ("--max-ttft-ms", max_ttft_ms),
-                        ("--price-per-gpu-hour", price_per_gpu_hour)):
-        if value is not None and value <= 0:
-            raise TpplanError(f"{name} {value} must be greater than 0; leave it out for no limit")
+    if not (math.isfinite(moe_imbalance) and moe_imbalance >= 1):
+        raise TpplanError(f"--moe-imbalance {moe_imbalance} must be a finite number of at least 1.0 (1.0 = experts "
+                          f"perfectly balanced)")
+    for name, value, absent in (("--max-tpot-ms", max_tpot_ms, "no limit"), ("--max-ttft-ms", max_ttft_ms, "no limit"),
+                                ("--price-per-gpu-hour", price_per_gpu_hour, "the profile's price, if it has one")):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise TpplanError(f"{name} {value} must be a finite number greater than 0; leave it out for {absent}")
 
 
 TRAINING_DTYPES = ("bf16", "fp16", "fp8")

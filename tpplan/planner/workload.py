@@ -21,6 +21,9 @@ ACTIVATION_RESERVE_LOGIT_SEQS = 256
 PREFILL_CHUNK_TOKENS_MAX = 8192
 """Activation reserve is sized for a prefill chunk of min(max_model_len, 8192) tokens (vLLM-style
 max_num_batched_tokens)."""
+MAX_BATCH = 1_000_000
+"""--batch above this is refused: no engine schedules that many sequences in one replica (vLLM's max_num_seqs and
+TensorRT-LLM's max_batch_size defaults are 1,024 and 2,048), and larger integers overflow the planner's floats."""
 TRAIN_MICROBATCHES_PER_STAGE = 4
 """Training with PP: micro-batches per step = 4 x pp (bubble fraction (pp-1)/(5pp-1))."""
 

@@ -1,0 +1,89 @@
+"""Inputs a plan cannot honour are refused in one line before any work: numbers that are not finite, a batch beyond
+any engine, an imbalance no EP group reaches, options that do not apply to the model, TensorRT-LLM where it does not
+run, a KV-cache dtype no engine keeps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tpplan import recommend
+from tpplan.errors import TpplanError
+
+
+@pytest.mark.parametrize("option, value", [("--moe-imbalance", "nan"), ("--moe-imbalance", "inf"),
+                                           ("--gpu-memory-utilization", "nan")])
+def test_a_float_that_is_not_finite_is_a_usage_error(usage_error, option, value):
+    err = usage_error("recommend", "--model", "mixtral", "--gpus", "8", option, value)
+    assert f"Invalid value for '{option}': {value} is not a finite number" in err
+
+
+@pytest.mark.parametrize("option", ["--max-tpot-ms", "--max-ttft-ms", "--price-per-gpu-hour"])
+def test_a_limit_or_price_that_is_not_finite_is_a_usage_error(usage_error, option):
+    err = usage_error("recommend", "--model", "llama-70b", option, "inf")
+    assert f"Invalid value for '{option}': inf must be a finite number greater than 0" in err
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"max_tpot_ms": math.nan}, "--max-tpot-ms nan must be a finite number greater than 0; leave it out for no limit"),
+    ({"price_per_gpu_hour": math.inf}, "--price-per-gpu-hour inf must be a finite number greater than 0; leave it out "
+                                       "for the profile's price, if it has one"),
+    ({"gpus": 0}, "--gpus 0 must be at least 1; leave it out for all the GPUs of 'dgx-h100'"),
+    ({"batch": 10**16}, "--batch 10000000000000000 exceeds 1,000,000 sequences per replica"),
+])
+def test_the_library_refuses_what_the_cli_refuses(kwargs, words):
+    with pytest.raises(TpplanError, match="^" + words.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        recommend("llama-70b", hardware="dgx-h100", **kwargs)
+
+
+def test_an_imbalance_beyond_the_gpus_is_refused(refusal):
+    assert refusal("recommend", "--model", "mixtral", "--gpus", "8", "--moe-imbalance", "100") == (
+        "Error: --moe-imbalance 100 exceeds 8: on 8 GPUs no expert-parallel rank can hold more than 8x the mean of "
+        "the routed tokens (all of them); give a value from 1.0 to 8")
+
+
+def test_the_default_imbalance_plans_an_moe_model_on_one_gpu():
+    assert recommend("qwen3-30b-a3b", hardware="dgx-h100", gpus=1).recommended is not None
+
+
+def test_an_all_to_all_backend_on_a_dense_model_is_refused(refusal):
+    assert refusal("recommend", "--model", "llama-70b", "--gpus", "8", "--all2all-backend", "pplx") == (
+        "Error: --all2all-backend pplx applies to MoE models (how routed tokens move under expert parallelism); "
+        "Llama-3.1-70B has no routed experts; leave --all2all-backend out")
+
+
+def test_tensorrt_llm_is_refused_on_amd_gpus(refusal):
+    assert refusal("recommend", "--model", "llama-70b", "--hardware", "mi300x", "--emit", "trtllm") == (
+        "Error: --engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and 'mi300x' has MI300X; use --engine vllm "
+        "or --engine sglang (both have ROCm builds)")
+
+
+def test_tensorrt_llm_fp8_is_refused_without_fp8_tensor_cores(refusal, run_cli):
+    err = refusal("recommend", "--model", "llama-70b", "--hardware", "dgx-a100-80g", "--engine", "trtllm",
+                  "--kv-cache-dtype", "fp8")
+    assert err.startswith("Error: an FP8 KV cache with --engine trtllm: TensorRT-LLM computes in FP8 on Ada Lovelace "
+                          "and later, and A100") and "use --kv-cache-dtype bf16, or --engine vllm or sglang" in err
+    assert run_cli("recommend", "--model", "llama-70b", "--hardware", "dgx-a100-80g", "--engine", "vllm",
+                   "--dtype", "fp8").code == 0  # vLLM runs FP8 weights weight-only on Ampere
+    assert run_cli("recommend", "--model", "llama-70b", "--hardware", "l40s-pcie", "--engine", "trtllm",
+                   "--dtype", "fp8").code == 0  # Ada has FP8 tensor cores
+
+
+def test_an_fp32_kv_cache_needs_fp32_weights(refusal, run_cli):
+    assert refusal("recommend", "--model", "llama-70b", "--gpus", "8", "--kv-cache-dtype", "fp32") == (
+        "Error: --kv-cache-dtype fp32 with bf16 weights: engines keep the KV cache in the model's dtype or in FP8 "
+        "(vLLM --kv-cache-dtype auto / fp8, SGLang the same, TensorRT-LLM kv_cache_config.dtype auto / fp8), so an "
+        "fp32 cache needs --dtype fp32; leave --kv-cache-dtype out for a 16-bit cache")
+    assert run_cli("recommend", "--model", "llama-8b", "--gpus", "8", "--dtype", "fp32",
+                   "--kv-cache-dtype", "fp32").code == 0
+
+
+def test_a_suggestion_beyond_one_node_names_the_nodes(run_cli):
+    import json
+
+    d = json.loads(run_cli("recommend", "--model", "llama-405b", "--gpus", "8", "-f", "json").out)
+    flags = [s["flag"] for s in d["suggestions"]]
+    assert "--gpus 16 --nodes 2" in flags
+    # and the flag runs as written
+    assert run_cli("recommend", "--model", "llama-405b", "--gpus", "16", "--nodes", "2").code == 0
