@@ -59,7 +59,7 @@ def _refused_rows(prep: PreparedLayout, grid) -> dict:
     nan = np.full(len(grid[0]), np.nan)
     return {**_layout_columns(prep, grid), "feasible": np.zeros(len(nan), bool), "reason": "; ".join(prep.reasons),
             "weight_bytes_per_gpu": nan, "kv_cache_bytes_per_gpu": nan, "max_concurrent_sequences": 0,
-            "ttft_s": nan, "ttft_under_load_s": nan, "tpot_s": nan, "comm_share": nan,
+            "ttft_s": nan, "ttft_under_load_s": nan, "tpot_s": nan, "tpot_under_load_s": nan, "comm_share": nan,
             "output_tokens_per_s": nan, "output_tokens_per_s_per_gpu": nan}
 
 
@@ -109,6 +109,7 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
                        "kv_cache_bytes_per_gpu": kv_bytes,
                        "max_concurrent_sequences": perf.max_concurrent_sequences.astype(int),
                        "ttft_s": perf.prefill.total_s, "ttft_under_load_s": perf.ttft_under_load_s, "tpot_s": tpot,
+                       "tpot_under_load_s": perf.steady_step.total_s,
                        "comm_share": perf.decode_step.communication_s / tpot,
                        "output_tokens_per_s": per_replica * layout.replicas,
                        "output_tokens_per_s_per_gpu": per_replica * layout.replicas / gpus_used})

@@ -78,7 +78,10 @@ def _speed_words(plan: Plan, c: Candidate) -> str:
     nb = "\u00a0"  # no-break space: a number stays on the line of its unit (wrap() turns it back into a space)
     parts = [f"{c.output_tokens_per_s:,.0f}{nb}tok/s ({c.output_tokens_per_s_per_gpu:,.0f}/GPU)"]
     if serve:
-        parts += [f"TPOT {_ms(c.tpot_s)}{nb}ms", f"TTFT {_ms(c.ttft_s)}{nb}ms", f"{c.batch}{nb}seqs"]
+        loaded = (f" ({_ms(c.tpot_under_load_s)}{nb}with prefill mixed in)" if c.tpot_under_load_s is not None
+                  and c.tpot_s and c.tpot_under_load_s > 1.05 * c.tpot_s else "")
+        parts += [f"TPOT {_ms(c.tpot_s)}{nb}ms{loaded}", f"TTFT {_ms(c.ttft_s)}{nb}ms",
+                  f"{c.batch}{nb}seq{'s' * (c.batch != 1)}"]
         if c.job_s is not None:
             n = plan.workload.num_requests
             parts.append(f"{n:,}{nb}request{'s' if n != 1 else ''} in {format_duration(c.job_s, sep=nb)}")

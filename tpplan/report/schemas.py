@@ -87,6 +87,7 @@ SWEEP_COLUMNS = {"model": "string", "hardware": "string", "gpus": "integer", "dt
                  "kv_cache_bytes_per_gpu": ["integer", "null"],
                  "max_concurrent_sequences": "integer", "ttft_s": ["number", "null"],
                  "ttft_under_load_s": ["number", "null"], "tpot_s": ["number", "null"],
+                 "tpot_under_load_s": ["number", "null"],
                  "comm_share": ["number", "null"], "output_tokens_per_s": ["number", "null"],
                  "output_tokens_per_s_per_gpu": ["number", "null"]}
 
