@@ -20,7 +20,7 @@ CANDIDATE_KEYS = ("tp", "pp", "replicas", "gpus_used", "feasible", "reasons", "w
                   "kv_cache_bytes_per_gpu", "kv_cache_tokens", "max_concurrent_sequences", "allreduce_bytes_per_layer",
                   "ttft_s", "tpot_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "ep", "dp_attention")
 """The keys DESIGN.md §6 promises for every candidate, in this order; other Candidate fields follow."""
-_LATENCY_KEYS = ("ttft_s", "tpot_s", "step_time_s")
+_LATENCY_KEYS = ("ttft_s", "tpot_s", "step_time_s", "ttft_under_load_s", "tpot_under_load_s")
 
 
 @dataclass(slots=True, kw_only=True)
