@@ -22,6 +22,7 @@ So a check on one value alone raises typer.BadParameter (a parse-time callback, 
 needs another option, the model, the profile or the files raises TpplanError.
 """
 
+import contextlib
 import copy
 import os
 import sys
@@ -217,7 +218,8 @@ def profiles_list(fmt: FormatOpt = OutputFormat.table) -> None:
     rows = []
     for ref in available_profiles():
         profile, problems = try_load_ref(ref)
-        rows.append(list_row(profile, ref.location) if profile else warning_row(ref.name, ref.location, problems))
+        rows.append(list_row(profile, ref.location, ref.duplicate_of) if profile
+                    else warning_row(ref.name, ref.location, problems, ref.duplicate_of))
     render_profiles_list(rows, fmt)
 
 
@@ -653,6 +655,32 @@ def _app_for(args: list[str]) -> typer.Typer:
     return slim
 
 
+@contextlib.contextmanager
+def _profile_warnings():
+    """Each ProfileWarning (a user profile that looks wrong, tpplan.hardware.loader) as one `warning: ...` line on
+    stderr, once per run however often the profile is resolved; other warnings as Python shows them."""
+    import warnings
+
+    from tpplan.errors import ProfileWarning
+
+    python_show, seen = warnings.showwarning, set()
+
+    def show(message, category, *args, **kwargs):
+        if not issubclass(category, ProfileWarning):
+            return python_show(message, category, *args, **kwargs)
+        if str(message) not in seen:
+            from tpplan.report.output import note
+
+            seen.add(str(message))
+            note(f"warning: {message}")
+        return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ProfileWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: a TpplanError becomes one `Error: ...` line and exit 1; usage errors exit 2 (the module
     docstring states the rule)."""
@@ -661,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name
     args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
     try:
-        _app_for(args)(args=args, prog_name="tpplan")
+        with _profile_warnings():
+            _app_for(args)(args=args, prog_name="tpplan")
     except TpplanError as exc:
         if debug:
             raise
