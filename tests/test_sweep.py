@@ -47,8 +47,8 @@ def test_parquet_without_pyarrow_is_one_clear_line(run_cli, tmp_path):
         return
     r = run_cli("sweep", "--models", "llama-8b", "--gpus", "1", "--out", str(tmp_path / "s.parquet"))
     assert r.code == 1 and r.err.strip().splitlines()[-1] == (
-        "Error: writing s.parquet needs a Parquet engine: pip install pyarrow (or write .csv)")
-    assert not list(tmp_path.iterdir())  # the temp file was removed
+        "Error: writing s.parquet needs a Parquet engine: pip install 'tpplan[parquet]' (or write .csv)")
+    assert not list(tmp_path.iterdir())  # refused before any work: nothing written
 
 
 def test_sweep_json_rows_have_exactly_the_schema_columns_and_types(run_cli):

@@ -9,8 +9,8 @@ Exit codes, the same for every command:
   or option, a missing argument, a value that is not of its option's type, range or choices, including the values
   tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, an `--all2all-backend` value of no engine,
   compare's or sweep's `--engine megatron`, a compare layout such as `8+ep8`, a comma-separated list of whole
-  numbers, sweep's `--out` extension). Click prints the usage, then `Error: Invalid value for '--option': ...`;
-  nothing on stdout.
+  numbers or a list with an empty item, sweep's `--out` extension, measure's `--save-raw` on the `--out` file).
+  Click prints the usage, then `Error: Invalid value for '--option': ...`; nothing on stdout.
 - 1, refusal: a well-formed command line that tpplan will not plan: options that contradict each other or need
   another (`--engine vllm --workload train`, `--pp` without `--tp`, an `--all2all-backend` value of another engine),
   a model, profile, layout or file that cannot do what is asked (`+ep8` on a dense model, an unknown model name), a
@@ -22,6 +22,7 @@ So a check on one value alone raises typer.BadParameter (a parse-time callback, 
 needs another option, the model, the profile or the files raises TpplanError.
 """
 
+import contextlib
 import copy
 import math
 import os
@@ -225,7 +226,8 @@ def profiles_list(fmt: FormatOpt = OutputFormat.table) -> None:
     rows = []
     for ref in available_profiles():
         profile, problems = try_load_ref(ref)
-        rows.append(list_row(profile, ref.location) if profile else warning_row(ref.name, ref.location, problems))
+        rows.append(list_row(profile, ref.location, ref.duplicate_of) if profile
+                    else warning_row(ref.name, ref.location, problems, ref.duplicate_of))
     render_profiles_list(rows, fmt)
 
 
@@ -485,10 +487,13 @@ def schema(
 
 
 def _csv_list(value: str, *, option: str) -> list[str]:
-    """`option`'s comma-separated values; none at all is a usage error (exit 2)."""
-    items = [x.strip() for x in value.split(",") if x.strip()]
-    if not items:
+    """`option`'s comma-separated values; none at all, or an empty item (`1,,2`, `8,`), is a usage error (exit 2)."""
+    items = [x.strip() for x in value.split(",")]
+    if not any(items):
         raise typer.BadParameter(f"expected comma-separated values, got {value!r}", param_hint=f"'{option}'")
+    if not all(items):
+        raise typer.BadParameter(f"{value!r} has an empty item; separate the values with single commas, e.g. "
+                                 f"{','.join(x for x in items if x)}", param_hint=f"'{option}'")
     return items
 
 
@@ -549,8 +554,10 @@ def sweep(
     _check_a2a_backend(all2all_backend, engine, deepep_mode)
     if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable
+        from tpplan.report.sweep import check_parquet_engine
 
         check_writable(out, force=force)
+        check_parquet_engine(out)
     with sweep_progress() as progress:
         df, stats = run_sweep(**lists, engine=engine, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                               moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
@@ -623,6 +630,10 @@ def measure(
     from tpplan.measure.command import MeasureRequest, measure_command
     from tpplan.report.measure import measure_progress, render_measurement
 
+    if out is not None and save_raw is not None and out.resolve() == save_raw.resolve():
+        raise typer.BadParameter(f"{save_raw} is also --out: the raw JSON and the calibrated profile need two files; "
+                                 f"choose another --save-raw (e.g. {out.with_suffix('.json')})",
+                                 param_hint="'--save-raw'")
     request = MeasureRequest(model=model, hardware=hardware, nproc=nproc, quick=quick, dtype=dtype, tp=tp,
                              emulate_tp=emulate_tp, backend=backend, timeout_s=timeout, threads=threads,
                              skip_layer=skip_layer, kernel_table=not no_kernel_table,
@@ -652,6 +663,32 @@ def _app_for(args: list[str]) -> typer.Typer:
     return slim
 
 
+@contextlib.contextmanager
+def _profile_warnings():
+    """Each ProfileWarning (a user profile that looks wrong, tpplan.hardware.loader) as one `warning: ...` line on
+    stderr, once per run however often the profile is resolved; other warnings as Python shows them."""
+    import warnings
+
+    from tpplan.errors import ProfileWarning
+
+    python_show, seen = warnings.showwarning, set()
+
+    def show(message, category, *args, **kwargs):
+        if not issubclass(category, ProfileWarning):
+            return python_show(message, category, *args, **kwargs)
+        if str(message) not in seen:
+            from tpplan.report.output import note
+
+            seen.add(str(message))
+            note(f"warning: {message}")
+        return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ProfileWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: a TpplanError becomes one `Error: ...` line and exit 1; usage errors exit 2 (the module
     docstring states the rule)."""
@@ -660,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name
     args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
     try:
-        _app_for(args)(args=args, prog_name="tpplan")
+        with _profile_warnings():
+            _app_for(args)(args=args, prog_name="tpplan")
     except TpplanError as exc:
         if debug:
             raise

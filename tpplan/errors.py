@@ -51,3 +51,8 @@ class MeasurementError(TpplanError):
 
 class OutputExistsError(TpplanError):
     """An output file exists and --force was not given."""
+
+
+class ProfileWarning(UserWarning):
+    """Not an error: a user profile that loads but looks like a classic mistake (tpplan.hardware.lint), issued with
+    warnings.warn; the CLI prints each as one `warning: FILE:LINE: KEY: MESSAGE` line on stderr."""

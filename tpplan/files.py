@@ -12,11 +12,34 @@ from pathlib import Path
 from tpplan.errors import OutputExistsError, TpplanError
 
 
-def check_writable(path: Path, *, force: bool) -> None:
+def check_writable(path: Path, *, force: bool, option: str = "--out") -> None:
+    """Refuse, before any work, an output that cannot be written: one that exists (without --force), a directory, or
+    one whose folder is missing, not a folder or not writable. `option` is the flag that named `path`."""
+    if path.is_dir():
+        raise TpplanError(f"cannot write {path}: it is a directory; choose another {option} (a file name)")
     if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to overwrite it, or choose another --out")
-    if not path.parent.exists():
-        raise TpplanError(f"{path.parent} does not exist; create the directory or choose another --out")
+        raise OutputExistsError(f"{path} exists; pass --force to overwrite it, or choose another {option}")
+    parent = path.parent
+    if not parent.exists():
+        if any(p.exists() and not p.is_dir() for p in parent.parents):
+            raise TpplanError(f"cannot write {path}: {_file_in(parent)} is a file, not a directory; choose another "
+                              f"{option}")
+        raise TpplanError(f"{parent} does not exist; create the directory or choose another {option}")
+    if not parent.is_dir():
+        raise TpplanError(f"cannot write {path}: {parent} is a file, not a directory; choose another {option}")
+    import tempfile
+
+    try:  # the only sure test (permissions, a read-only mount, /proc): create a file there, as write_atomic will
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc, option) from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _file_in(folder: Path) -> Path:
+    """The first ancestor of `folder` (nearest the root) that exists and is not a directory."""
+    return next(p for p in reversed((folder, *folder.parents)) if p.exists() and not p.is_dir())
 
 
 def _mode_for(path: Path) -> int:
@@ -30,26 +53,38 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_atomic(path: Path, write: Callable[[Path], None], *, force: bool) -> Path:
+def write_atomic(path: Path, write: Callable[[Path], None], *, force: bool, option: str = "--out") -> Path:
     """Call `write(tmp_path)`, then rename over `path` in one step; the temp file is removed on failure. The file
-    gets the mode of the one it replaces, or a new file's (_mode_for)."""
+    gets the mode of the one it replaces, or a new file's (_mode_for). An OSError (no permission, no such folder, a
+    full disk) becomes one TpplanError line naming `path` and `option`, the flag that named it."""
     import tempfile  # here, not at the top: the read-only commands import this module for package_dir
 
-    check_writable(path, force=force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    check_writable(path, force=force, option=option)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc, option) from exc
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, _mode_for(path))  # after write(): a writer may recreate the file
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(path, exc, option) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
-def write_text_atomic(path: Path, text: str, *, force: bool) -> Path:
-    return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"), force=force)
+def _cannot_write(path: Path, exc: OSError, option: str) -> TpplanError:
+    reason = exc.strerror or exc.__class__.__name__
+    return TpplanError(f"cannot write {path}: {reason[:1].lower()}{reason[1:]}; choose another {option}")
+
+
+def write_text_atomic(path: Path, text: str, *, force: bool, option: str = "--out") -> Path:
+    return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"), force=force, option=option)
 
 
 def package_dir(package: str) -> Path:

@@ -1,8 +1,10 @@
 """Load, validate and resolve hardware profiles.
 
-Resolution order for `--hardware X`: an existing path; then `X.yaml` in each directory of
-TPPLAN_PROFILE_PATH (like PATH, searched first); then the built-in profiles. YAML is read with the safe
-loader only (no tags, no object construction, no includes), and a key given twice in one mapping is an error.
+Resolution order for `--hardware X`: an existing path; then the file on TPPLAN_PROFILE_PATH named `X.yaml` or
+declaring `name: X` (two such files are an error naming both, never a silent pick); then the built-in profiles. YAML
+is read with the safe loader only (no tags, no object construction, no includes), and a key given twice in one
+mapping is an error. A user file's lint warnings (tpplan.hardware.lint) are issued as ProfileWarning when it is
+resolved; built-in profiles never warn.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tpplan.errors import ProfileError
+from tpplan.errors import ProfileError, ProfileWarning
 from tpplan.files import package_dir
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.hardware.yaml_errors import UniqueKeySafeLoader, pydantic_problems, yaml_problem
@@ -195,7 +197,9 @@ def _validate(text: str, data: Any, origin: str) -> None:
         ProfileIn.model_validate(data)
     except ValidationError as exc:
         raise ProfileError(pydantic_problems(exc, text=text, origin=origin, model=ProfileIn)) from None
-    cross = _cross_field_problems(data)
+    from tpplan.hardware.bounds import bound_problems
+
+    cross = bound_problems(data) + _cross_field_problems(data)
     if cross:
         raise ProfileError([f"{origin}:{node_line(text, loc)}: {'.'.join(loc)}: {what} (got {value!r}); expected {fix}"
                             for loc, what, value, fix in cross])
@@ -245,6 +249,8 @@ class ProfileRef:
     name: str
     location: str
     """'built-in' or the file path."""
+    duplicate_of: tuple[str, ...] = ()
+    """The other files on TPPLAN_PROFILE_PATH listed under the same name (`--hardware NAME` is refused while any)."""
 
 
 def _declared_name(path: Path) -> str | None:
@@ -258,19 +264,30 @@ def _declared_name(path: Path) -> str | None:
 
 
 def _user_files() -> list[Path]:
-    return [f for d in _search_dirs() if d.is_dir() for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")])]
+    """Every profile file on TPPLAN_PROFILE_PATH, in search order; a folder given twice is searched once."""
+    files = [f for d in _search_dirs() if d.is_dir() for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")])]
+    return list({f.resolve(): f for f in reversed(files)}.values())[::-1]
+
+
+def _user_refs() -> list[ProfileRef]:
+    """One ref per user file, under its declared `name:` (its file stem when it has none or cannot be read), each
+    with the other files listed under the same name."""
+    named = [(_declared_name(f) or f.stem, str(f)) for f in _user_files()]
+    return [ProfileRef(name, where, tuple(w for n, w in named if n == name and w != where)) for name, where in named]
 
 
 def available_profiles() -> list[ProfileRef]:
-    """Profiles on TPPLAN_PROFILE_PATH (first) and built in; a name found earlier shadows later ones. A user file
-    is listed under its declared `name:` (its file stem when it has none or cannot be read)."""
-    seen: dict[str, ProfileRef] = {}
-    for f in _user_files():
-        name = _declared_name(f) or f.stem
-        seen.setdefault(name, ProfileRef(name, str(f)))
-    for name in builtin_names():
-        seen.setdefault(name, ProfileRef(name, "built-in"))
-    return list(seen.values())
+    """Every profile file on TPPLAN_PROFILE_PATH (first; two files under one name are both listed, each naming the
+    other), then the built-in profiles that no user file shadows."""
+    refs = _user_refs()
+    return refs + [ProfileRef(n, "built-in") for n in builtin_names() if n not in {r.name for r in refs}]
+
+
+def duplicate_problem(name: str, paths: list[str]) -> str:
+    """The refusal of a profile name that several files on TPPLAN_PROFILE_PATH answer to."""
+    return (f"hardware profile {name!r} is ambiguous: {' and '.join(paths)} on TPPLAN_PROFILE_PATH both answer to "
+            f"that name; give one of them another `name:` (and file name), take it off TPPLAN_PROFILE_PATH, or pass "
+            f"the file's path to --hardware")
 
 
 def try_load_ref(ref: ProfileRef) -> tuple[HardwareProfile | None, list[str]]:
@@ -294,19 +311,20 @@ def resolve_profile(name_or_path: str | None) -> tuple[HardwareProfile, bool]:
         if not path.is_file():
             raise ProfileError([f"{path}: no such profile file; pass an existing YAML file or a profile name "
                                 f"(see `tpplan profiles list`)"])
-        return load_profile_file(path), False
-    for d in _search_dirs():
-        candidate = d / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return load_profile_file(candidate), False
-    for f in _user_files():  # a user profile also answers to the name it declares
-        if _declared_name(f) == name_or_path:
-            return load_profile_file(f), False
+        return _load_user_file(path), False
+    # a user profile answers to its file stem (NAME.yaml) and to the name it declares; two files that answer to the
+    # same name are refused rather than one chosen in silence
+    files = [f for f in _user_files() if (f.stem == name_or_path and f.suffix == ".yaml")
+             or _declared_name(f) == name_or_path]
+    if len(files) > 1:
+        raise ProfileError([duplicate_problem(name_or_path, [str(f) for f in files])])
+    if files:
+        return _load_user_file(files[0]), False
     if name_or_path in builtin_names():
         return load_builtin(name_or_path), False
     import difflib
 
-    names = [r.name for r in available_profiles()]
+    names = list(dict.fromkeys(r.name for r in available_profiles()))
     close = difflib.get_close_matches(name_or_path, names, n=3, cutoff=0.4)
     hint = f"closest: {', '.join(close)}" if close else f"available: {', '.join(names)}"
     raise ProfileError([f"unknown hardware profile {name_or_path!r}; {hint}; or pass a path to a YAML profile"])
@@ -350,9 +368,6 @@ def _problem(text: str, *, file: str) -> ProfileProblem:
 def check_files(paths: list[Path]) -> list[ProfileProblem]:
     """Every problem (severity error: the profile is invalid) and warning (a value that validates but looks like a
     classic mistake, tpplan.hardware.lint) over `paths`, file by file."""
-    from tpplan.hardware.lint import lint
-    from tpplan.hardware.yaml_errors import node_line
-
     found: list[ProfileProblem] = []
     builtins = [load_builtin(n) for n in builtin_names()]
     for path in paths:
@@ -361,11 +376,33 @@ def check_files(paths: list[Path]) -> list[ProfileProblem]:
         except ProfileError as exc:
             found += [_problem(line, file=str(path)) for line in exc.problems]
             continue
-        text = path.read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=_LOADER)
-        found += [ProfileProblem(file=str(path), line=node_line(text, loc), key=".".join(loc), message=msg,
-                                 severity="warning") for loc, msg in lint(profile, data, builtins)]
+        found += lint_warnings(path, profile, builtins)
     return found
+
+
+def lint_warnings(path: Path, profile: HardwareProfile,
+                  builtins: list[HardwareProfile] | None = None) -> list[ProfileProblem]:
+    """The warnings (tpplan.hardware.lint) on a user profile file that loaded as `profile`."""
+    from tpplan.hardware.lint import lint
+    from tpplan.hardware.yaml_errors import node_line
+
+    builtins = [load_builtin(n) for n in builtin_names()] if builtins is None else builtins
+    text = path.read_text(encoding="utf-8")
+    data = yaml.load(text, Loader=_LOADER)
+    return [ProfileProblem(file=str(path), line=node_line(text, loc), key=".".join(loc), message=msg,
+                           severity="warning") for loc, msg in lint(profile, data, builtins)]
+
+
+def _load_user_file(path: Path) -> HardwareProfile:
+    """A user profile, its lint warnings issued as ProfileWarning (built-in profiles, checked by the tests, never
+    warn)."""
+    import warnings
+
+    profile = load_profile_file(path)
+    for w in lint_warnings(path, profile):
+        warnings.warn(ProfileWarning(f"{w.file}:{w.line}: {w.key}: {w.message}" if w.line else
+                                     f"{w.file}: {w.key}: {w.message}"), stacklevel=2)
+    return profile
 
 
 def validate_files(paths: list[Path]) -> tuple[list[str], list[str]]:

@@ -97,9 +97,9 @@ def measure_command(r: MeasureRequest, progress=None):
 
     _check_request(r)
     tp, emulate = parse_degrees(r.tp, "--tp"), parse_degrees(r.emulate_tp, "--emulate-tp")
-    for path in (r.out, r.save_raw):
+    for path, option in ((r.out, "--out"), (r.save_raw, "--save-raw")):
         if path is not None:
-            check_writable(path, force=r.force)
+            check_writable(path, force=r.force, option=option)
     spec = resolve_model(r.model).spec
     if r.from_files:
         results, notes = _load(r.from_files), []
@@ -126,7 +126,7 @@ def measure_command(r: MeasureRequest, progress=None):
         notes += skipped
         backend = node.backend
     if r.save_raw is not None:
-        write_text_atomic(r.save_raw, json.dumps(results), force=r.force)
+        write_text_atomic(r.save_raw, json.dumps(results), force=r.force, option="--save-raw")
     origin = "--dtype" if r.dtype or not r.from_files else "the dtype recorded in the --from files,"
     m = compare(results, model=spec, profile=profile, dtype=dtype, backend=backend, notes=notes, dtype_origin=origin)
     if r.out is not None:

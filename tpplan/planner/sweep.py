@@ -148,13 +148,14 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     lengths = {s.name: max_model_len_for(s, max_model_len, longest, {},
                                          what="the longest --input-len + --output-len") for s in specs}
     profiles = [resolve_profile(h)[0] for h in hardware]
+    for profile in profiles:  # before any work
+        if max(gpus) > profile.total_gpus:
+            raise TpplanError(_too_many_gpus(max(gpus), profile))
     grid = _grid(batches, input_lens, output_lens)
     groups = [(s, p, d, g) for s in specs for p in profiles for d in dtypes for g in gpus]
     frames: list[pd.DataFrame] = []
     timer = [0.0]
     for n, (spec, profile, dtype, g) in enumerate(groups, 1):
-        if g > profile.total_gpus:
-            raise TpplanError(f"--gpus {g} exceeds profile {profile.name!r} ({profile.total_gpus} GPUs)")
         w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=lengths[spec.name],
                      kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"),
                      moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
@@ -172,3 +173,18 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
             progress(n, len(groups))
     df = pd.concat(frames, ignore_index=True)
     return df, SweepStats(rows=len(df), evaluate_s=timer[0], total_s=time.perf_counter() - start)
+
+
+def _too_many_gpus(gpus: int, profile) -> str:
+    """The refusal of --gpus above a profile's GPUs, with the fix: fewer GPUs, or a profile of the same GPU with
+    enough nodes (the built-in ones named)."""
+    from tpplan.hardware.loader import builtin_names, load_builtin
+
+    bigger = [n for n in builtin_names() if (b := load_builtin(n)).gpu.name == profile.gpu.name
+              and b.total_gpus >= gpus]
+    nodes = -(-gpus // profile.gpus_per_node)
+    other = (f"--hardware {' or '.join(bigger[:2])}" if bigger else
+             f"a copy of {profile.name!r} with nodes: {nodes}" + ("" if profile.network else " and a network: section"))
+    return (f"--gpus {gpus} exceeds profile {profile.name!r} ({profile.gpus_per_node} GPUs per node x {profile.nodes} "
+            f"node(s) = {profile.total_gpus}); sweep --gpus {profile.total_gpus} or fewer on it, or use a profile "
+            f"with {nodes} or more nodes: {other}")

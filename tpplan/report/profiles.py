@@ -11,20 +11,29 @@ from tpplan.report.text import Column, list_table_lines, write_lines
 from tpplan.units import flops_to_tflops, format_bandwidth, format_bytes, format_seconds, s_to_us
 
 
-def list_row(p: HardwareProfile, location: str) -> dict[str, Any]:
+def list_row(p: HardwareProfile, location: str, duplicate_of: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"name": p.name, "gpu": p.gpu.name, "gpus_per_node": p.gpus_per_node, "nodes": p.nodes,
             "nvlink_domain_size": p.nvlink_domain_size, "link": p.intra_domain_link.kind,
             "link_bandwidth_bytes_per_s": p.intra_domain_link.bandwidth_bytes_per_s,
             "network": p.network.kind if p.network else None, "location": location,
-            "description": p.description, "valid": True}
+            "description": p.description, "valid": True, "duplicate_of": _duplicate(p.name, location, duplicate_of)}
 
 
-def warning_row(name: str, location: str, problems: list[str]) -> dict[str, Any]:
+def warning_row(name: str, location: str, problems: list[str], duplicate_of: tuple[str, ...] = ()) -> dict[str, Any]:
     """A profile file that does not load: listed with its first problem instead of failing the whole listing."""
     note(f"warning: {problems[0] if problems else location + ': invalid profile'}")
     return {"name": name, "gpu": None, "gpus_per_node": None, "nodes": None, "nvlink_domain_size": None, "link": None,
             "link_bandwidth_bytes_per_s": None, "network": None, "location": location,
-            "description": "INVALID: " + (problems[0] if problems else "does not load"), "valid": False}
+            "description": "INVALID: " + (problems[0] if problems else "does not load"), "valid": False,
+            "duplicate_of": _duplicate(name, location, duplicate_of)}
+
+
+def _duplicate(name: str, location: str, others: tuple[str, ...]) -> list[str]:
+    """The other files listed under `name` (a warning line on stderr for each such file); [] when none."""
+    if others:
+        note(f"warning: {location}: profile name {name!r} is also declared by {', '.join(others)}; "
+             f"`--hardware {name}` is refused until one is renamed")
+    return list(others)
 
 
 NBSP = "\u00a0"
@@ -40,11 +49,15 @@ _LIST_COLUMNS = (Column(header="name", priority=0, align="<"), Column(header="GP
 
 def _list_cells(r: dict[str, Any]) -> list[str]:
     if r.get("valid") is False:
-        return [r["name"], "INVALID (see warning)", "-", "-", "-", "-", r["location"]]
+        return [r["name"], "INVALID (see warning)", "-", "-", "-", "-", _where(r)]
     gpus = f"{r['gpus_per_node']}" + (f" x {r['nodes']} nodes" if r["nodes"] > 1 else "")
     return [r["name"], r["gpu"], gpus, str(r["nvlink_domain_size"]),
             f"{r['link']} {format_bandwidth(r['link_bandwidth_bytes_per_s']).replace(' ', NBSP)}", r["network"] or "-",
-            r["location"]]
+            _where(r)]
+
+
+def _where(r: dict[str, Any]) -> str:
+    return r["location"] + (" (DUPLICATE name, see warning)" if r.get("duplicate_of") else "")
 
 
 def render_profiles_list(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
@@ -91,10 +104,11 @@ def _flat_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
         rows.append(("network", f"{p.network.kind} {format_bandwidth(p.network.bandwidth_bytes_per_s)} per GPU, "
                                 f"latency {format_seconds(p.network.latency_s)}", ""))
     for tier, protos in p.collectives.items():
+        note_row = "simple" if "simple" in protos else next(iter(protos), None)
         for name, pp in protos.items():
             rows.append((f"collectives.{tier}.{name}", f"base {s_to_us(pp.base_latency_s):.1f} us, hop "
                          f"{s_to_us(pp.hop_latency_s):.1f} us, busbw {format_bandwidth(pp.busbw_bytes_per_s)}",
-                         src.get("collectives", "") if name == "simple" else ""))
+                         _tier_source(p, tier) if name == note_row else ""))
     e = p.efficiency
     rows += [("efficiency.matmul", f"{e.matmul:.2f}", src.get("efficiency", "")),
              ("efficiency.memory", f"{e.memory:.2f}", ""),
@@ -103,6 +117,18 @@ def _flat_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
     if p.price_per_gpu_hour:
         rows.append(("price_per_gpu_hour", f"{p.price_per_gpu_hour:.2f}", src.get("price", "")))
     return rows
+
+
+def _tier_source(p: HardwareProfile, tier: str) -> str:
+    """Where one collective tier's numbers come from: `source: {collectives.TIER: ...}`, else the profile's
+    `collectives` note when the profile gives that tier, else the defaults file the tier was derived from."""
+    from tpplan.hardware.loader import DEFAULTS_FILES
+
+    if f"collectives.{tier}" in p.sources:
+        return p.sources[f"collectives.{tier}"]
+    if tier in p.defaulted.get("collectives", ()):
+        return f"derived from the link with {DEFAULTS_FILES['collectives']}"
+    return p.sources.get("collectives", "")
 
 
 def validation_json(files: list[str], found: list[Any]) -> dict[str, Any]:

@@ -28,14 +28,25 @@ def sweep_progress():
         yield update
 
 
+def _no_parquet_engine(path: Path) -> TpplanError:
+    return TpplanError(f"writing {path.name} needs a Parquet engine: pip install 'tpplan[parquet]' (or write .csv)")
+
+
+def check_parquet_engine(path: Path) -> None:
+    """Before any work: a .parquet output needs pyarrow or fastparquet (the engines pandas' to_parquet tries)."""
+    import importlib.util
+
+    if path.suffix == ".parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        raise _no_parquet_engine(path)
+
+
 def _writer(df, path: Path):
     if path.suffix == ".parquet":
         def write(tmp: Path) -> None:
             try:
                 df.to_parquet(tmp, index=False)
             except ImportError as exc:
-                raise TpplanError(f"writing {path.name} needs a Parquet engine: pip install pyarrow "
-                                  f"(or write .csv)") from exc
+                raise _no_parquet_engine(path) from exc
         return write
     if path.suffix == ".csv":
         return lambda tmp: df.to_csv(tmp, index=False)
