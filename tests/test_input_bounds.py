@@ -87,3 +87,13 @@ def test_a_suggestion_beyond_one_node_names_the_nodes(run_cli):
     assert "--gpus 16 --nodes 2" in flags
     # and the flag runs as written
     assert run_cli("recommend", "--model", "llama-405b", "--gpus", "16", "--nodes", "2").code == 0
+
+
+def test_sweep_refuses_a_batch_beyond_any_engine(usage_error):
+    err = usage_error("sweep", "--models", "llama-70b", "--batch", "10000000000000000000")
+    assert "Invalid value for '--batch': 10000000000000000000 exceeds 1,000,000" in err
+
+
+def test_sweep_refuses_a_length_beyond_its_arrays(usage_error):
+    err = usage_error("sweep", "--models", "llama-70b", "--input-len", "99999999999")
+    assert "Invalid value for '--input-len': 99999999999 exceeds 2,147,483,647" in err

@@ -37,6 +37,7 @@ from tpplan._version import __version__
 from tpplan.errors import TpplanError
 from tpplan.models.engines import EmitEngine as EmitLiteral
 from tpplan.models.engines import Engine as EngineLiteral
+from tpplan.planner.workload import MAX_BATCH
 from tpplan.planner.workload import WORKLOAD_DEFAULTS as WD
 from tpplan.planner.workload import Mode as ModeLiteral
 from tpplan.planner.workload import Objective as ObjectiveLiteral
@@ -497,12 +498,16 @@ def _csv_list(value: str, *, option: str) -> list[str]:
     return items
 
 
-def _csv_counts(value: str, *, option: str) -> list[int]:
-    """`option`'s comma-separated whole numbers, each at least 1 (GPUs, sequences, tokens); else exit 2."""
+def _csv_counts(value: str, *, option: str, maximum: int = 2**31 - 1) -> list[int]:
+    """`option`'s comma-separated whole numbers, each from 1 to `maximum` (GPUs, sequences, tokens; the default keeps
+    them within the 64-bit arrays sweep computes in); else exit 2."""
     items = _csv_list(value, option=option)
     if not all(x.isdigit() and int(x) >= 1 for x in items):
         raise typer.BadParameter(f"expected comma-separated whole numbers of at least 1, e.g. 1,8,32; got {value!r}",
                                  param_hint=f"'{option}'")
+    too_big = [x for x in items if int(x) > maximum]
+    if too_big:
+        raise typer.BadParameter(f"{too_big[0]} exceeds {maximum:,}", param_hint=f"'{option}'")
     return [int(x) for x in items]
 
 
@@ -546,7 +551,8 @@ def sweep(
     from tpplan.report.sweep import render_sweep, sweep_progress
 
     lists = dict(models=_csv_list(models, option="--models"), hardware=_csv_list(hardware, option="--hardware"),
-                 gpus=_csv_counts(gpus, option="--gpus"), batches=_csv_counts(batch, option="--batch"),
+                 gpus=_csv_counts(gpus, option="--gpus"),
+                 batches=_csv_counts(batch, option="--batch", maximum=MAX_BATCH),
                  input_lens=_csv_counts(input_len, option="--input-len"),
                  output_lens=_csv_counts(output_len, option="--output-len"), dtypes=_csv_dtypes(dtype))
     if out is not None and out.suffix not in (".csv", ".parquet"):
