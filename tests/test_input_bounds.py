@@ -55,15 +55,17 @@ def test_an_all_to_all_backend_on_a_dense_model_is_refused(refusal):
 
 def test_tensorrt_llm_is_refused_on_amd_gpus(refusal):
     assert refusal("recommend", "--model", "llama-70b", "--hardware", "mi300x", "--emit", "trtllm") == (
-        "Error: --engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and 'mi300x' has MI300X; use --engine vllm "
-        "or --engine sglang (both have ROCm builds)")
+        "Error: --engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and 'mi300x' has MI300X (an AMD GPU); use "
+        "--engine vllm or --engine sglang (both have ROCm builds)")
 
 
 def test_tensorrt_llm_fp8_is_refused_without_fp8_tensor_cores(refusal, run_cli):
     err = refusal("recommend", "--model", "llama-70b", "--hardware", "dgx-a100-80g", "--engine", "trtllm",
                   "--kv-cache-dtype", "fp8")
-    assert err.startswith("Error: an FP8 KV cache with --engine trtllm: TensorRT-LLM computes in FP8 on Ada Lovelace "
-                          "and later, and A100") and "use --kv-cache-dtype bf16, or --engine vllm or sglang" in err
+    assert err == ("Error: an FP8 KV cache with --engine trtllm: TensorRT-LLM computes in FP8 on Ada Lovelace and "
+                   "later, and profile 'dgx-a100-80g' lists no gpu.peak_flops.fp8 for A100 SXM4 80GB (no FP8 tensor "
+                   "cores); add that peak if the GPU has them, else use --kv-cache-dtype bf16, or --engine vllm or "
+                   "sglang, which keep FP8 weights and caches there and compute in 16 bits")
     assert run_cli("recommend", "--model", "llama-70b", "--hardware", "dgx-a100-80g", "--engine", "vllm",
                    "--dtype", "fp8").code == 0  # vLLM runs FP8 weights weight-only on Ampere
     assert run_cli("recommend", "--model", "llama-70b", "--hardware", "l40s-pcie", "--engine", "trtllm",
@@ -97,3 +99,43 @@ def test_sweep_refuses_a_batch_beyond_any_engine(usage_error):
 def test_sweep_refuses_a_length_beyond_its_arrays(usage_error):
     err = usage_error("sweep", "--models", "llama-70b", "--input-len", "99999999999")
     assert "Invalid value for '--input-len': 99999999999 exceeds 2,147,483,647" in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--models", "llama-8b", "--hardware", "mi300x", "--engine", "trtllm"), "TensorRT-LLM runs on NVIDIA GPUs only"),
+    (("--models", "llama-8b", "--hardware", "dgx-a100-80g", "--engine", "trtllm", "--dtype", "fp8"),
+     "FP8 weights with --engine trtllm"),
+    (("--models", "llama-8b", "--kv-cache-dtype", "fp32"), "--kv-cache-dtype fp32 with bf16 weights"),
+    (("--models", "llama-8b", "--engine", "sglang", "--all2all-backend", "deepep"),
+     "--all2all-backend deepep applies to MoE models"),
+    (("--models", "qwen3-30b-a3b", "--gpus", "1,8", "--moe-imbalance", "20"), "--moe-imbalance 20 exceeds 8"),
+])
+def test_sweep_refuses_what_recommend_refuses(refusal, args, words):
+    """A grid never plans what a single plan refuses (tpplan.planner.checks)."""
+    assert words in refusal("sweep", *args, "--batch", "8")
+
+
+@pytest.mark.parametrize("kwargs, words", [({"batches": [0]}, "--batch 0 must be at least 1"),
+                                           ({"batches": [2**40]}, "--batch 1099511627776 exceeds 1,000,000"),
+                                           ({"input_lens": [-5]}, "--input-len -5 must be at least 1"),
+                                           ({"moe_imbalance": math.nan}, "--moe-imbalance nan must be a finite")])
+def test_the_sweep_library_refuses_bad_grids(kwargs, words):
+    from tpplan.planner.sweep import sweep
+
+    args = dict(models=["llama-8b"], hardware=["dgx-h100"], gpus=[8], batches=[8], input_lens=[128],
+                output_lens=[128]) | kwargs
+    with pytest.raises(TpplanError, match=words.replace("+", r"\+")):
+        sweep(**args)
+
+
+def test_one_gpu_imbalance_says_to_leave_it_out(refusal):
+    assert refusal("recommend", "--model", "qwen3-30b-a3b", "--gpus", "1", "--moe-imbalance", "1.5") == (
+        "Error: --moe-imbalance 1.5 exceeds 1: on 1 GPU no expert-parallel rank can hold more than 1x the mean of "
+        "the routed tokens (all of them); leave --moe-imbalance out (one GPU runs no expert parallelism)")
+
+
+@pytest.mark.parametrize("command", [("recommend", "--model", "llama-70b"),
+                                     ("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2")])
+def test_a_batch_beyond_any_engine_is_a_usage_error_everywhere(usage_error, command):
+    assert "Invalid value for '--batch': 1000001 is not in the range 1<=x<=1000000" in usage_error(
+        *command, "--batch", "1000001")

@@ -11,7 +11,8 @@ def test_each_objective_states_what_it_ranks_by():
     words = {o: recommend("llama-70b", gpus=8, objective=o).assumptions["objective"]
              for o in ("throughput", "latency", "gpus", "cost")}
     assert words["throughput"] == "throughput: most tok/s on the GPUs given (idle GPUs earn nothing)"
-    assert words["latency"] == "latency: lowest TPOT, then TTFT"
+    assert words["latency"] == ("latency: lowest TPOT under load (at the plan's batch, prefill chunks mixed in), then "
+                                "TTFT under load")
     assert words["gpus"] == "gpus: fewest GPUs per replica, then tok/s per GPU"
     assert words["cost"].endswith("no price given (--price-per-gpu-hour, or price_per_gpu_hour in the profile), "
                                   "so no $ per token")

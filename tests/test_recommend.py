@@ -235,3 +235,13 @@ def test_trtllm_memory_fraction_is_of_the_free_memory_after_weights():
     assert trt.kv_cache_bytes_per_gpu == int(0.90 * free)
     half = recommend("llama-70b", engine="trtllm", gpu_memory_utilization=0.45, **args).candidates[0]
     assert half.kv_cache_bytes_per_gpu == int(0.45 * free)
+
+
+def test_objective_latency_ranks_by_the_latency_the_limits_check():
+    """At a batch with long prompts the decode step alone favours TP8, but every running request also waits for the
+    prefill chunks mixed into its steps: the latency objective ranks by that (tpot_under_load_s)."""
+    plan = recommend("llama-8b", gpus=8, objective="latency", batch=128, input_len=4096, output_len=128)
+    feasible = [c for c in plan.candidates if c.feasible]
+    best = plan.recommended
+    assert best.tpot_under_load_s == min(c.tpot_under_load_s for c in feasible)
+    assert any(c.tpot_s < best.tpot_s for c in feasible)  # not the fastest decode step alone

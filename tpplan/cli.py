@@ -287,16 +287,20 @@ def recommend(
     input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens (training: sequence "
                                                                         "length).")] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Concurrent sequences per replica (training: "
-                                                                    "micro-batch size).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, max=MAX_BATCH,
+                                              help="Concurrent sequences per replica (training: micro-batch size).")]
+    = None,
     num_requests: Annotated[int | None, typer.Option("--num-requests", min=1, help="An offline job of this many "
                                                      "requests queued at once: throughput over the whole job.")]
     = None,
     workload: Annotated[Mode, typer.Option("--workload", case_sensitive=False, help="serve (inference) or train "
                                                                                   "(Megatron-Core).")] = Mode("serve"),
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False)] = Objective("throughput"),
-    max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", callback=_positive, help="TPOT limit.")] = None,
-    max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", callback=_positive, help="TTFT limit.")] = None,
+    max_tpot_ms: Annotated[float | None, typer.Option("--max-tpot-ms", callback=_positive,
+                                                            help="TPOT limit, under the plan's load (decode steps with "
+                                                                 "prefill chunks mixed in).")] = None,
+    max_ttft_ms: Annotated[float | None, typer.Option("--max-ttft-ms", callback=_positive,
+                                                            help="TTFT limit, under the plan's load.")] = None,
     price_per_gpu_hour: Annotated[float | None, typer.Option("--price-per-gpu-hour", callback=_price,
                                                              help="$ per GPU-hour: adds a $/M output tokens column "
                                                                   "[default: the profile's, if any].")] = None,
@@ -440,7 +444,7 @@ def compare(
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=1)] = None,
     input_len: Annotated[int, typer.Option("--input-len", min=1)] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1)] = WD.output_len,
-    batch: Annotated[int | None, typer.Option("--batch", min=1)] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, max=MAX_BATCH)] = None,
     num_requests: Annotated[int | None, typer.Option("--num-requests", min=1, help="An offline job of this many "
                                                      "requests queued at once: throughput and job seconds over the "
                                                      "whole job.")] = None,

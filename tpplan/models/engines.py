@@ -53,25 +53,27 @@ AMD_NAME_MARKS = ("AMD", "INSTINCT", "MI2", "MI3")
 
 
 def check_engine_on_gpu(engine: str, *, gpu_name: str, profile_name: str, gpu_has_fp8: bool, dtype: str,
-                        kv_cache_dtype: str) -> None:
+                        kv_cache_dtype: str, link_kind: str = "") -> None:
     """One error line where TensorRT-LLM cannot run what was asked on the profile's GPU. TensorRT-LLM runs on
-    NVIDIA GPUs only (docs: "Supported Hardware", NVIDIA Blackwell / Hopper / Ada Lovelace / Ampere), and computes
-    in FP8 only on Ada Lovelace (SM89) and later: its support matrix lists "Ampere (SM80, SM86) - FP32, FP16,
-    BF16, INT8, INT4" (nvidia.github.io/TensorRT-LLM/0.18.2/reference/support-matrix.html). A GPU whose profile
-    lists no fp8 peak has no FP8 tensor cores. vLLM and SGLang run FP8 weights there weight-only (Marlin), which
-    tpplan plans."""
+    NVIDIA GPUs only (docs: "Supported Hardware", NVIDIA Blackwell / Hopper / Ada Lovelace / Ampere): an AMD GPU is
+    known by its name (`AMD_NAME_MARKS`) or by its Infinity Fabric link (`link_kind` xgmi). It computes in FP8 only
+    on Ada Lovelace (SM89) and later: its support matrix lists "Ampere (SM80, SM86) - FP32, FP16, BF16, INT8, INT4"
+    (nvidia.github.io/TensorRT-LLM/0.18.2/reference/support-matrix.html); tpplan knows a GPU's FP8 tensor cores by
+    the fp8 peak its profile lists (`gpu_has_fp8`). vLLM and SGLang keep FP8 weights on older GPUs and compute in 16
+    bits (Marlin), which tpplan plans."""
     if engine != "trtllm":
         return
-    if any(mark in gpu_name.upper() for mark in AMD_NAME_MARKS):
+    if any(mark in gpu_name.upper() for mark in AMD_NAME_MARKS) or link_kind == "xgmi":
         raise ModelSpecError(f"--engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and {profile_name!r} has "
-                             f"{gpu_name}; use --engine vllm or --engine sglang (both have ROCm builds)")
+                             f"{gpu_name} (an AMD GPU); use --engine vllm or --engine sglang (both have ROCm builds)")
     weights, kv = dtype.startswith("fp8"), kv_cache_dtype.startswith("fp8")
     if (weights or kv) and not gpu_has_fp8:
         what = " and ".join(w for w, on in (("FP8 weights", weights), ("an FP8 KV cache", kv)) if on)
         fix = " and ".join(f for f, on in (("--dtype bf16", weights), ("--kv-cache-dtype bf16", kv)) if on)
         raise ModelSpecError(f"{what} with --engine trtllm: TensorRT-LLM computes in FP8 on Ada Lovelace and later, "
-                             f"and {gpu_name} ({profile_name!r}) has no FP8 tensor cores; use {fix}, or --engine "
-                             f"vllm or sglang, which keep FP8 weights and caches there and compute in 16 bits")
+                             f"and profile {profile_name!r} lists no gpu.peak_flops.fp8 for {gpu_name} (no FP8 tensor "
+                             f"cores); add that peak if the GPU has them, else use {fix}, or --engine vllm or sglang, "
+                             f"which keep FP8 weights and caches there and compute in 16 bits")
 
 
 MAX_TP_DEGREE = 64

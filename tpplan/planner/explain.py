@@ -135,8 +135,9 @@ def _smaller_batch(other: Candidate, best: Candidate) -> str:
 
 def _versus(best: Candidate, other: Candidate, objective: str) -> str:
     if objective == "latency":
-        gap = (other.tpot_s - best.tpot_s) / best.tpot_s * 100
-        return (f"{label(other)}: TPOT {s_to_ms(other.tpot_s):.2f} ms, {gap:.0f}% slower per token "
+        gap = (other.tpot_under_load_s - best.tpot_under_load_s) / best.tpot_under_load_s * 100
+        return (f"{label(other)}: TPOT under load {s_to_ms(other.tpot_under_load_s):.2f} ms, {gap:.0f}% slower per "
+                f"token "
                 f"(collectives {100 * other.comm_share:.0f}% of the step vs {100 * best.comm_share:.0f}%)")
     if objective == "gpus":
         mine, theirs = best.gpus_used // best.replicas, other.gpus_used // other.replicas

@@ -14,15 +14,15 @@ from tpplan.cost.batching import SchedulerLimits
 from tpplan.errors import LayoutError, TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
-from tpplan.models.engines import check_engine_on_gpu, check_kv_cache_dtype, check_serving_engine, rules_for
+from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, rules_for
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, engine_limits, evaluate_serving
+from tpplan.planner.checks import check_batch_value, check_moe_imbalance_value, check_moe_options, check_serving_dtypes
 from tpplan.planner.explain import explain, label, suggestions
 from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
-    MAX_BATCH,
     WORKLOAD_DEFAULTS,
     Mode,
     Objective,
@@ -37,8 +37,8 @@ D = WORKLOAD_DEFAULTS
 def rank_key(c: Candidate, objective: str):
     """Sort key, best first. Throughput is ranked on the GPUs the user has (total tok/s: idle GPUs earn nothing);
     cost on the GPUs a layout uses (idle ones can be given back), i.e. tok/s per used GPU = least $ per token."""
-    if objective == "latency":
-        return (c.tpot_s, c.ttft_s, -c.output_tokens_per_s_per_gpu)
+    if objective == "latency":  # the latencies at the plan's batch, prefill chunks mixed in (what --max-*-ms check)
+        return (c.tpot_under_load_s, c.ttft_under_load_s, -c.output_tokens_per_s_per_gpu)
     if objective == "gpus":
         return (c.gpus_used // c.replicas, -c.output_tokens_per_s_per_gpu)
     if objective == "cost":
@@ -100,9 +100,10 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     profile name, YAML path, HardwareProfile; default dgx-h100) with `gpus` GPUs (default: all of the profile's).
 
     Serving (`workload="serve"`) ranks (tp, pp, replicas) layouts by `objective`: "throughput" (total output
-    tok/s on the GPUs given), "latency" (TPOT at batch 1 unless `batch`), "gpus" (fewest per replica) or "cost"
-    ($ per output token: tok/s per used GPU; `price_per_gpu_hour` fills the $/M column). `tp` (with optional `pp`,
-    `replicas`, and for MoE models `ep`, `dp_attention`) also evaluates that fixed layout as `Plan.chosen`.
+    tok/s on the GPUs given), "latency" (TPOT under load, at batch 1 unless `batch`), "gpus" (fewest per replica)
+    or "cost" ($ per output token: tok/s per used GPU; `price_per_gpu_hour` fills the $/M column). `tp` (with
+    optional `pp`, `replicas`, and for MoE models `ep`, `dp_attention`) also evaluates that fixed layout as
+    `Plan.chosen`.
     Training (`workload="train"`) plans Megatron-Core layouts (tpplan.planner.train): `replicas` is the data-parallel
     size, `ep` Megatron's --expert-model-parallel-size and `etp` its --expert-tensor-parallel-size (None: tp);
     `moe_imbalance` is the busiest EP rank's routed tokens over the mean (tpplan.cost.moe); `all2all_backend` the
@@ -140,18 +141,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     query = model if isinstance(model, str) else model.name
     spec, profile = _model_and_profile(model, hardware, price_per_gpu_hour=price_per_gpu_hour,
                                        assumptions=assumptions)
-    if moe_imbalance != D.moe_imbalance and not spec.is_moe:
-        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
-                          f"rank's routed tokens / mean); {spec.name} has no routed experts; leave --moe-imbalance "
-                          f"out")
-    if all2all_backend != D.all2all_backend and not spec.is_moe:
-        raise TpplanError(f"--all2all-backend {all2all_backend} applies to MoE models (how routed tokens move under "
-                          f"expert parallelism); {spec.name} has no routed experts; leave --all2all-backend out")
     profile, gpus_n = _resolve_gpus(profile, gpus, nodes)
-    if moe_imbalance != D.moe_imbalance and moe_imbalance > gpus_n:
-        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} exceeds {gpus_n}: on {gpus_n} GPUs no expert-parallel "
-                          f"rank can hold more than {gpus_n}x the mean of the routed tokens (all of them); give a "
-                          f"value from 1.0 to {gpus_n}")
+    check_moe_options(spec, moe_imbalance=moe_imbalance, all2all_backend=all2all_backend, gpus=gpus_n)
     if workload == "train" and dtype == "fp8" and "fp8" not in profile.gpu.peak_flops_per_s:
         raise TpplanError(f"--dtype fp8 with --workload train: Transformer Engine's FP8 GEMMs need FP8 tensor cores "
                           f"(Ada, Hopper, Blackwell), which {profile.gpu.name} ({profile.name}) lacks; leave --dtype "
@@ -173,15 +164,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
-    if w.mode == "serve" and w.kv_cache_dtype == "fp32" and w.dtype != "fp32":
-        raise TpplanError(f"--kv-cache-dtype fp32 with {w.dtype} weights: engines keep the KV cache in the model's "
-                          f"dtype or in FP8 (vLLM --kv-cache-dtype auto / fp8, SGLang the same, TensorRT-LLM "
-                          f"kv_cache_config.dtype auto / fp8), so an fp32 cache needs --dtype fp32; leave "
-                          f"--kv-cache-dtype out for a 16-bit cache")
     if w.mode == "serve":
-        check_engine_on_gpu(engine, gpu_name=profile.gpu.name, profile_name=profile.name,
-                            gpu_has_fp8="fp8" in profile.gpu.peak_flops_per_s, dtype=w.dtype,
-                            kv_cache_dtype=w.kv_cache_dtype)
+        check_serving_dtypes(profile, engine=engine, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype)
         _check_token_budget(engine_limits(profile, w), w)
     kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))
@@ -409,18 +393,13 @@ def _check_inputs(*, workload: str, objective: str, input_len: int, output_len: 
         raise TpplanError(f"--objective {objective!r} is not known; choose {', '.join(get_args(Objective))}")
     if input_len < 1 or output_len < 1:
         raise TpplanError("--input-len and --output-len must be at least 1")
-    if batch is not None and batch < 1:
-        raise TpplanError(f"--batch {batch} must be at least 1")
+    if batch is not None:
+        check_batch_value(batch)
     if num_requests is not None:
         _check_job(num_requests, workload=workload, objective=objective)
-    if batch is not None and batch > MAX_BATCH:
-        raise TpplanError(f"--batch {batch} exceeds {MAX_BATCH:,} sequences per replica, beyond any engine's "
-                          f"scheduler; leave --batch out for the largest batch that fits")
     if not 0 < gpu_memory_utilization <= 1:  # False for NaN too
         raise TpplanError(f"--gpu-memory-utilization {gpu_memory_utilization} must be in (0, 1]")
-    if not (math.isfinite(moe_imbalance) and moe_imbalance >= 1):
-        raise TpplanError(f"--moe-imbalance {moe_imbalance} must be a finite number of at least 1.0 (1.0 = experts "
-                          f"perfectly balanced)")
+    check_moe_imbalance_value(moe_imbalance)
     for name, value, absent in (("--max-tpot-ms", max_tpot_ms, "no limit"), ("--max-ttft-ms", max_ttft_ms, "no limit"),
                                 ("--price-per-gpu-hour", price_per_gpu_hour, "the profile's price, if it has one")):
         if value is not None and not (math.isfinite(value) and value > 0):
@@ -517,7 +496,8 @@ def _defaults_words(kernels: tuple[str, ...], tiers: tuple[str, ...], p: Hardwar
 def _objective_words(w: Workload, p: HardwareProfile) -> str:
     """What the objective ranks by (rank_key), and for cost where its price comes from."""
     if w.objective == "latency":
-        return "latency: lowest TPOT, then TTFT"
+        return ("latency: lowest TPOT under load (at the plan's batch, prefill chunks mixed in), then TTFT under "
+                "load")
     if w.objective == "gpus":
         return "gpus: fewest GPUs per replica, then tok/s per GPU"
     if w.objective == "cost":

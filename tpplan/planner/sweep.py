@@ -132,9 +132,21 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine
     from tpplan.models.moe_backends import check_deepep_mode, token_movement
     from tpplan.models.resolve import resolve_model
+    from tpplan.planner.checks import (
+        check_batch_value,
+        check_moe_imbalance_value,
+        check_moe_options,
+        check_serving_dtypes,
+    )
 
     check_serving_engine(engine)
     check_kv_cache_dtype(engine, normalize_dtype(kv_cache_dtype, kind="kv"))
+    check_moe_imbalance_value(moe_imbalance)
+    for b in batches:
+        check_batch_value(b)
+    for option, values in (("--input-len", input_lens), ("--output-len", output_lens), ("--gpus", gpus)):
+        if min(values) < 1:
+            raise TpplanError(f"{option} {min(values)} must be at least 1")
     token_movement(engine, all2all_backend)  # before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     start = time.perf_counter()
@@ -143,6 +155,12 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
                           f"rank's routed tokens / mean); none of --models has routed experts; leave --moe-imbalance "
                           f"out")
+    if all2all_backend != WORKLOAD_DEFAULTS.all2all_backend and not any(s.is_moe for s in specs):
+        raise TpplanError(f"--all2all-backend {all2all_backend} applies to MoE models (how routed tokens move under "
+                          f"expert parallelism); none of --models has routed experts; leave --all2all-backend out")
+    moe = next((s for s in specs if s.is_moe), None)
+    if moe is not None:  # the imbalance no EP group of the grid's largest GPU count reaches
+        check_moe_options(moe, moe_imbalance=moe_imbalance, all2all_backend=all2all_backend, gpus=max(gpus))
     longest = max(input_lens) + max(output_lens)
     # as recommend: the server's --max-model-len holds the longest request of the grid, within the model's context
     lengths = {s.name: max_model_len_for(s, max_model_len, longest, {},
@@ -151,6 +169,10 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     for profile in profiles:  # before any work
         if max(gpus) > profile.total_gpus:
             raise TpplanError(_too_many_gpus(max(gpus), profile))
+        for spec in specs:
+            for dtype in dtypes:
+                check_serving_dtypes(profile, engine=engine, dtype=resolve_dtype(spec, normalize_dtype(dtype)),
+                                     kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"))
     grid = _grid(batches, input_lens, output_lens)
     groups = [(s, p, d, g) for s in specs for p in profiles for d in dtypes for g in gpus]
     frames: list[pd.DataFrame] = []
