@@ -139,3 +139,10 @@ def test_one_gpu_imbalance_says_to_leave_it_out(refusal):
 def test_a_batch_beyond_any_engine_is_a_usage_error_everywhere(usage_error, command):
     assert "Invalid value for '--batch': 1000001 is not in the range 1<=x<=1000000" in usage_error(
         *command, "--batch", "1000001")
+
+
+def test_no_suggestion_flag_that_cannot_run_as_written():
+    """h100-pcie has 8 GPUs and no network section: --gpus 16 would exceed it and --nodes needs a network."""
+    plan = recommend("llama-405b", hardware="h100-pcie")
+    more = next(s for s in plan.suggestions if s.text.startswith("more GPUs"))
+    assert more.flag is None and "no network section: use a multi-node profile of that GPU" in more.text

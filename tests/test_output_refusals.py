@@ -164,3 +164,11 @@ def test_sweep_gpus_above_the_profile_name_the_fix(refusal):
     assert refusal("sweep", "--models", "llama-70b", "--gpus", "8,16", "--hardware", "a10g") == (
         "Error: --gpus 16 exceeds profile 'a10g' (8 GPUs per node x 1 node(s) = 8); sweep --gpus 8 or fewer on it, or "
         "use a profile with 2 or more nodes: a copy of 'a10g' with nodes: 2 and a network: section")
+
+
+def test_a_long_file_name_that_open_accepts_is_written(run_cli, tmp_path):
+    """The hidden temp file beside it takes a short stem of the name, so a 249-byte name still fits the 255-byte
+    limit of the folder's file system."""
+    out = tmp_path / ("a" * 245 + ".csv")
+    r = run_cli("sweep", "--models", "llama-8b", "--batch", "8", "--out", str(out))
+    assert r.code == 0 and out.exists() and [p.name for p in tmp_path.iterdir()] == [out.name]

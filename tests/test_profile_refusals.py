@@ -125,3 +125,10 @@ def test_profiles_show_puts_each_collective_note_on_its_own_tier(run_cli):
     derived = "derived from the link with hardware_profiles/defaults/collectives.yaml"
     assert rows["collectives.pcie.simple"] == rows["collectives.network.simple"] == derived
     assert not any("370 GB/s" in s for k, s in rows.items() if not k.startswith("collectives.nvlink"))
+
+
+def test_a_folder_given_again_keeps_its_first_place(tmp_path, monkeypatch, refusal):
+    first = _profile_file(tmp_path / "a" / "x.yaml", name="ours", description="first")
+    second = _profile_file(tmp_path / "b" / "y.yaml", name="ours", description="second")
+    monkeypatch.setenv("TPPLAN_PROFILE_PATH", os.pathsep.join(str(tmp_path / d) for d in ("a", "b", "a")))
+    assert f"is ambiguous: {first} and {second} on TPPLAN_PROFILE_PATH" in refusal("profiles", "show", "ours")

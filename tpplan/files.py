@@ -30,11 +30,20 @@ def check_writable(path: Path, *, force: bool, option: str = "--out") -> None:
     import tempfile
 
     try:  # the only sure test (permissions, a read-only mount, /proc): create a file there, as write_atomic will
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=parent)
     except OSError as exc:
         raise _cannot_write(path, exc, option) from exc
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:  # e.g. a folder that takes new files but lets none be removed
+        raise _cannot_write(path, exc, option) from exc
+
+
+def _temp_prefix(path: Path) -> str:
+    """The hidden temp file's name prefix beside `path`: a short stem of its name, so that a name near the 255-byte
+    limit still leaves room for mkstemp's random part and suffix."""
+    return f".{path.name[:32]}."
 
 
 def _file_in(folder: Path) -> Path:
@@ -61,7 +70,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], *, force: bool, opti
 
     check_writable(path, force=force, option=option)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise _cannot_write(path, exc, option) from exc
     os.close(fd)

@@ -266,7 +266,10 @@ def _declared_name(path: Path) -> str | None:
 def _user_files() -> list[Path]:
     """Every profile file on TPPLAN_PROFILE_PATH, in search order; a folder given twice is searched once."""
     files = [f for d in _search_dirs() if d.is_dir() for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")])]
-    return list({f.resolve(): f for f in reversed(files)}.values())[::-1]
+    first: dict[Path, Path] = {}
+    for f in files:  # each file at its first place on the path
+        first.setdefault(f.resolve(), f)
+    return list(first.values())
 
 
 def _user_refs() -> list[ProfileRef]:

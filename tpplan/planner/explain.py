@@ -242,9 +242,16 @@ def suggestions(plan: Plan) -> list[Suggestion]:
         gpus = _fewest_gpus_that_hold(plan, int(state), usable)
         if gpus > w.gpus:
             what = "training state" if w.mode == "train" else "weights"
-            out.append(Suggestion(text=f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at "
-                                       f"least {gpus} x {gpu.name} (you have {w.gpus}); a multi-node profile or "
-                                       f"--nodes gives more", flag=f"--gpus {gpus}"))
+            text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at least {gpus} x "
+                    f"{gpu.name} (you have {w.gpus})")
+            if gpus > plan.profile.total_gpus and plan.profile.network is None:
+                # --gpus alone would exceed the profile and --nodes needs a network: no flag runs as written
+                out.append(Suggestion(text=text + f"; {plan.profile.name!r} has {plan.profile.total_gpus} and no "
+                                                  f"network section: use a multi-node profile of that GPU, or add "
+                                                  f"nodes: and network: to a copy of it"))
+            else:
+                out.append(Suggestion(text=text + "; a multi-node profile or --nodes gives more",
+                                      flag=f"--gpus {gpus}"))
     if w.mode == "train":
         out.append(Suggestion(text=f"a distributed optimizer / ZeRO (not modelled: tpplan counts "
                                    f"{TRAIN_BYTES_PER_PARAM} bytes per parameter per GPU)"))
