@@ -429,6 +429,33 @@ def order_agreement(rows: list[dict]) -> dict:
     return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
 
 
+SEPARATION_BINS = (0.02, 0.05, 0.10, 0.16)
+"""Upper edges of the bins of `misorders_by_separation` (per-GPU throughput ratio - 1 in the tables)."""
+
+
+def misorders_by_separation(rows: list[dict]) -> dict:
+    """The pairs of `order_agreement`, binned by how far apart the tables put them (larger / smaller per-GPU
+    throughput - 1): pairs and misordered pairs per bin. Close calls are where a model's error flips the order."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["hardware"], r["precision"], r["isl"], r["osl"], r["engine_version"])].append(r)
+    edges = (0.0, *SEPARATION_BINS, math.inf)
+    names = [f"{100 * lo:g}-{100 * hi:g}%" if hi != math.inf else f">={100 * lo:g}%"
+             for lo, hi in itertools.pairwise(edges)]
+    out = {n: {"pairs": 0, "misordered": 0} for n in names}
+    for members in groups.values():
+        for a, b in itertools.combinations(members, 2):
+            if a["tp"] == b["tp"]:
+                continue
+            ma, mb = a["measured"] / (a["tp"] * a["pp"]), b["measured"] / (b["tp"] * b["pp"])
+            pa, pb = a["predicted"] / (a["tp"] * a["pp"]), b["predicted"] / (b["tp"] * b["pp"])
+            sep = max(ma, mb) / min(ma, mb) - 1
+            name = names[next(i for i, hi in enumerate(edges[1:]) if sep < hi)]
+            out[name]["pairs"] += 1
+            out[name]["misordered"] += (ma > mb) != (pa > pb)
+    return out
+
+
 def measured_order_across_releases(rows: list[dict]) -> dict:
     """How far the tables agree with each other: for two releases that measured the same model (catalogue name) /
     hardware / precision / lengths at the same two layouts, do both order them alike by throughput per GPU? A
@@ -523,6 +550,7 @@ def main() -> int:
                  "by_runtime": {rt: {k: v for k, v in error_stats([r for r in dense_fp if r["runtime"] == rt],
                                                                     "tp").items() if k != "worst_error_pct"}
                                     | order_agreement([r for r in dense_fp if r["runtime"] == rt]) for rt in RUNTIMES},
+                 "misorders_by_separation": misorders_by_separation(dense_fp),
                  "measured_order_across_releases": measured_order_across_releases(dense_fp)},
               "fp4_rows": (error_stats(fp4, "tp") | {"by_hardware": error_stats(fp4, "hardware")[
                   "signed_median_pct_by_hardware"]} | order_agreement(fp4)) if fp4 else {"rows": 0},

@@ -104,8 +104,9 @@ class Candidate:
     """One decode step at `batch` and the average context, scheduler overhead included (DESIGN.md §3)."""
     tpot_under_load_s: float | None = None
     """The time between a running sequence's tokens in the steady state the throughput is computed at: a decode step
-    with the prefill chunks mixed in (= step_time_s; batch / throughput per replica). What an engine's benchmark
-    reports as mean TPOT at that load; --max-tpot-ms is checked against it."""
+    with the prefill chunks mixed in (= step_time_s; batch / steady-state throughput per replica, which a
+    --num-requests job's throughput, tail included, is not). What an engine's benchmark reports as mean TPOT at that
+    load; --max-tpot-ms is checked against it and --objective latency ranks by it."""
     step_time_s: float | None = None
     output_tokens_per_s: float = 0.0
     output_tokens_per_s_per_gpu: float = 0.0
