@@ -411,21 +411,26 @@ def error_stats(rows: list[dict], by: str) -> dict:
                                            for k, v in sorted(groups.items())}}
 
 
-def order_agreement(rows: list[dict]) -> dict:
-    """Pairs of layouts with different TP in one model/hardware/precision/length/release group: does the
-    prediction order them by throughput per GPU as the measurement does?"""
+def tp_pairs(rows: list[dict]):
+    """Per-GPU (measured a, measured b, predicted a, predicted b) of every pair of layouts with different TP in one
+    model / hardware / precision / length / release group (throughput / (tp x pp))."""
     groups = defaultdict(list)
     for r in rows:
         groups[(r["model"], r["hardware"], r["precision"], r["isl"], r["osl"], r["engine_version"])].append(r)
-    agree = total = 0
     for members in groups.values():
         for a, b in itertools.combinations(members, 2):
-            if a["tp"] == b["tp"]:
-                continue
-            ma, mb = a["measured"] / (a["tp"] * a["pp"]), b["measured"] / (b["tp"] * b["pp"])
-            pa, pb = a["predicted"] / (a["tp"] * a["pp"]), b["predicted"] / (b["tp"] * b["pp"])
-            total += 1
-            agree += (ma > mb) == (pa > pb)
+            if a["tp"] != b["tp"]:
+                ga, gb = a["tp"] * a["pp"], b["tp"] * b["pp"]
+                yield a["measured"] / ga, b["measured"] / gb, a["predicted"] / ga, b["predicted"] / gb
+
+
+def order_agreement(rows: list[dict]) -> dict:
+    """Pairs of layouts with different TP in one model/hardware/precision/length/release group (`tp_pairs`): does
+    the prediction order them by throughput per GPU as the measurement does?"""
+    agree = total = 0
+    for ma, mb, pa, pb in tp_pairs(rows):
+        total += 1
+        agree += (ma > mb) == (pa > pb)
     return {"pairs": total, "agreement_pct": 100 * agree / total if total else None}
 
 
@@ -436,23 +441,15 @@ SEPARATION_BINS = (0.02, 0.05, 0.10, 0.16)
 def misorders_by_separation(rows: list[dict]) -> dict:
     """The pairs of `order_agreement`, binned by how far apart the tables put them (larger / smaller per-GPU
     throughput - 1): pairs and misordered pairs per bin. Close calls are where a model's error flips the order."""
-    groups = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["hardware"], r["precision"], r["isl"], r["osl"], r["engine_version"])].append(r)
     edges = (0.0, *SEPARATION_BINS, math.inf)
     names = [f"{100 * lo:g}-{100 * hi:g}%" if hi != math.inf else f">={100 * lo:g}%"
              for lo, hi in itertools.pairwise(edges)]
     out = {n: {"pairs": 0, "misordered": 0} for n in names}
-    for members in groups.values():
-        for a, b in itertools.combinations(members, 2):
-            if a["tp"] == b["tp"]:
-                continue
-            ma, mb = a["measured"] / (a["tp"] * a["pp"]), b["measured"] / (b["tp"] * b["pp"])
-            pa, pb = a["predicted"] / (a["tp"] * a["pp"]), b["predicted"] / (b["tp"] * b["pp"])
-            sep = max(ma, mb) / min(ma, mb) - 1
-            name = names[next(i for i, hi in enumerate(edges[1:]) if sep < hi)]
-            out[name]["pairs"] += 1
-            out[name]["misordered"] += (ma > mb) != (pa > pb)
+    for ma, mb, pa, pb in tp_pairs(rows):
+        sep = max(ma, mb) / min(ma, mb) - 1
+        name = names[next(i for i, hi in enumerate(edges[1:]) if sep < hi)]
+        out[name]["pairs"] += 1
+        out[name]["misordered"] += (ma > mb) != (pa > pb)
     return out
 
 
