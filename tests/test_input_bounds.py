@@ -146,3 +146,9 @@ def test_no_suggestion_flag_that_cannot_run_as_written():
     plan = recommend("llama-405b", hardware="h100-pcie")
     more = next(s for s in plan.suggestions if s.text.startswith("more GPUs"))
     assert more.flag is None and "no network section: use a multi-node profile of that GPU" in more.text
+
+
+def test_a_dense_grid_refuses_moe_options_in_one_line(refusal):
+    assert refusal("sweep", "--models", "llama-8b,llama-70b", "--moe-imbalance", "2", "--batch", "8") == (
+        "Error: --moe-imbalance 2 applies to MoE models (the busiest expert-parallel rank's routed tokens / mean); "
+        "none of --models has routed experts; leave --moe-imbalance out")

@@ -30,16 +30,20 @@ def check_batch_value(batch: int, *, option: str = "--batch") -> None:
                           f"scheduler; leave {option} out for the largest batch that fits")
 
 
-def check_moe_options(spec: ModelSpec, *, moe_imbalance: float, all2all_backend: str, gpus: int) -> None:
-    """MoE-only options on a dense model, and an imbalance no expert-parallel group of `gpus` GPUs can reach (the
-    busiest of n ranks holds at most all the routed tokens: n x the mean). Only values the user changed."""
-    if moe_imbalance != D.moe_imbalance and not spec.is_moe:
+def check_moe_options(specs: ModelSpec | list[ModelSpec], *, moe_imbalance: float, all2all_backend: str,
+                      gpus: int) -> None:
+    """MoE-only options where no model (`specs`: one, or a sweep's) has routed experts, and an imbalance no
+    expert-parallel group of `gpus` GPUs can reach (the busiest of n ranks holds at most all the routed tokens: n x
+    the mean). Only values the user changed."""
+    specs = [specs] if isinstance(specs, ModelSpec) else specs
+    dense = None if any(s.is_moe for s in specs) else (f"{specs[0].name} has no routed experts" if len(specs) == 1
+                                                       else "none of --models has routed experts")
+    if moe_imbalance != D.moe_imbalance and dense:
         raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
-                          f"rank's routed tokens / mean); {spec.name} has no routed experts; leave --moe-imbalance "
-                          f"out")
-    if all2all_backend != D.all2all_backend and not spec.is_moe:
+                          f"rank's routed tokens / mean); {dense}; leave --moe-imbalance out")
+    if all2all_backend != D.all2all_backend and dense:
         raise TpplanError(f"--all2all-backend {all2all_backend} applies to MoE models (how routed tokens move under "
-                          f"expert parallelism); {spec.name} has no routed experts; leave --all2all-backend out")
+                          f"expert parallelism); {dense}; leave --all2all-backend out")
     if moe_imbalance != D.moe_imbalance and moe_imbalance > gpus:
         fix = "leave --moe-imbalance out (one GPU runs no expert parallelism)" if gpus == 1 else \
             f"give a value from 1.0 to {gpus}"

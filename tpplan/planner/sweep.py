@@ -151,16 +151,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     start = time.perf_counter()
     specs = [resolve_model(m).spec for m in models]
-    if moe_imbalance != WORKLOAD_DEFAULTS.moe_imbalance and not any(s.is_moe for s in specs):
-        raise TpplanError(f"--moe-imbalance {moe_imbalance:g} applies to MoE models (the busiest expert-parallel "
-                          f"rank's routed tokens / mean); none of --models has routed experts; leave --moe-imbalance "
-                          f"out")
-    if all2all_backend != WORKLOAD_DEFAULTS.all2all_backend and not any(s.is_moe for s in specs):
-        raise TpplanError(f"--all2all-backend {all2all_backend} applies to MoE models (how routed tokens move under "
-                          f"expert parallelism); none of --models has routed experts; leave --all2all-backend out")
-    moe = next((s for s in specs if s.is_moe), None)
-    if moe is not None:  # the imbalance no EP group of the grid's largest GPU count reaches
-        check_moe_options(moe, moe_imbalance=moe_imbalance, all2all_backend=all2all_backend, gpus=max(gpus))
+    check_moe_options(specs, moe_imbalance=moe_imbalance, all2all_backend=all2all_backend, gpus=max(gpus))
     longest = max(input_lens) + max(output_lens)
     # as recommend: the server's --max-model-len holds the longest request of the grid, within the model's context
     lengths = {s.name: max_model_len_for(s, max_model_len, longest, {},
