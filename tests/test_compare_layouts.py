@@ -193,3 +193,15 @@ def test_a_layout_refused_before_sizing_shows_no_weights(run_cli, fmt):
     assert _figure(out, "feasible") == ["yes", "no"]
     out = run_cli("compare", "-m", "llama-70b", "--gpus", "4", "1", "2x2x1", "-f", fmt).out
     assert _figure(out, "weights GiB/GPU") == ["131.4", "32.9"] and _figure(out, "KV GiB/GPU") == ["0.0", "33.8"]
+
+
+def test_compare_shows_the_latencies_the_limits_check(run_cli):
+    """Beside the decode-step TPOT and the lone prompt's TTFT, each layout's TPOT and TTFT at the batch it runs
+    (prefill chunks mixed in), as the JSON carries them."""
+    import json
+
+    r = run_cli("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2")
+    rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in r.out.splitlines() if "under load" in line}
+    d = json.loads(run_cli("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2", "-f", "json").out)
+    assert rows["TPOT under load ms"] == [f"{1000 * c['tpot_under_load_s']:.1f}" for c in d["layouts"]]
+    assert rows["TTFT under load ms"] == [f"{1000 * c['ttft_under_load_s']:,.0f}" for c in d["layouts"]]

@@ -13,6 +13,9 @@ _ROWS = (("tok/s", "output_tokens_per_s", float, "{:,.0f}", True),
          ("tok/s per GPU", "output_tokens_per_s_per_gpu", float, "{:,.0f}", True),
          ("job s", "job_s", float, "{:,.1f}", False),  # --num-requests only (None otherwise: the row is left out)
          ("TPOT ms", "tpot_s", s_to_ms, "{:.1f}", False), ("TTFT ms", "ttft_s", s_to_ms, "{:.1f}", False),
+         # at the batch each layout runs, prefill chunks mixed in (what --max-tpot-ms / --max-ttft-ms check)
+         ("TPOT under load ms", "tpot_under_load_s", s_to_ms, "{:.1f}", False),
+         ("TTFT under load ms", "ttft_under_load_s", s_to_ms, "{:,.0f}", False),
          ("seqs per replica", "batch", int, "{}", True),
          ("weights GiB/GPU", "weight_bytes_per_gpu", bytes_to_gib, "{:.1f}", False),
          ("KV GiB/GPU", "kv_cache_bytes_per_gpu", bytes_to_gib, "{:.1f}", True),
