@@ -30,8 +30,8 @@ def test_answer_first_and_fits_80_columns(run_cli, cols80):
     best = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "-f", "json").json()["recommended"]
     assert head.startswith(f"TP{best['tp']} x PP{best['pp']} x {best['replicas']} replica")
     assert f"--tensor-parallel-size {best['tp']}" in head
-    m = re.search(r"[\d,]+ tok/s \([\d,]+/GPU\), TPOT ([\d.]+) ms \(([\d,]+) with prefill mixed in\), "
-                  r"TTFT [\d.]+ ms, \d+ seqs", head)
+    m = re.search(r"[\d,]+ tok/s \([\d,]+/GPU\), TPOT ([\d.]+) ms \(([\d,]+) under load\), "
+                  r"TTFT ([\d.]+) ms \(([\d,]+) under load\), \d+ seqs", head)
     assert m, head
 
     # every number in the table row of the recommendation is whole: compare against the JSON
@@ -40,6 +40,7 @@ def test_answer_first_and_fits_80_columns(run_cli, cols80):
     # TPOT is the decode step of DESIGN.md §3; under the load the throughput is computed at, prefill chunks ride in
     # the same steps: every running sequence gets one token per steady step = batch / throughput of a replica
     assert m.group(1) == f"{1000 * d['tpot_s']:.0f}" and m.group(2) == f"{1000 * d['tpot_under_load_s']:,.0f}"
+    assert m.group(3) == f"{1000 * d['ttft_s']:.0f}" and m.group(4) == f"{1000 * d['ttft_under_load_s']:,.0f}"
     per_replica = d["output_tokens_per_s"] / d["replicas"]
     assert abs(d["tpot_under_load_s"] - d["batch"] / per_replica) < 1e-9 * d["tpot_under_load_s"]
     star = next(ln for ln in lines if ln.startswith("★"))
