@@ -42,7 +42,7 @@ def test_unused_defaults_are_not_named(run_cli):
     a = run_cli("recommend", "-m", "llama-8b", "--gpus", "1", "-f", "json").json()["assumptions"]
     assert a["efficiency"].endswith("(from built-in:dgx-h100)") and "efficiency_defaults" not in a
     fp8 = run_cli("recommend", "-m", "llama-8b", "--gpus", "1", "--dtype", "fp8", "-f", "json").json()["assumptions"]
-    assert fp8["efficiency_defaults"].startswith("matmul_fp8 0.7: not stated in built-in:dgx-h100")
+    assert fp8["efficiency_defaults"].startswith("matmul_fp8 0.72: not stated in built-in:dgx-h100")
 
 
 def test_default_collectives_are_named_when_the_profile_gives_none(run_cli, tmp_path, monkeypatch):

@@ -48,8 +48,8 @@ def test_assumptions_name_config_defaults_and_the_matmul_share_used(tmp_path):
     assert "num_hidden_layers missing from the config: transformers' llama config default 32" in notes
     assert "model_config" not in recommend("llama-70b", gpus=8).assumptions
     fp8 = recommend("deepseek-v3", gpus=8, hardware="hgx-h200").assumptions["efficiency"]
-    assert fp8.startswith("matmul 0.70 of the fp8 peak x 0.80 clock, memory 0.90")
-    assert recommend("llama-70b", gpus=8).assumptions["efficiency"].startswith("matmul 0.77 x 0.80 clock, memory")
+    assert fp8.startswith("matmul 0.72 of the fp8 peak x 0.80 clock, memory 0.90")
+    assert recommend("llama-70b", gpus=8).assumptions["efficiency"].startswith("matmul 0.79 x 0.80 clock, memory")
 
 
 def test_a_price_that_is_not_positive_says_what_the_option_is(usage_error):

@@ -12,6 +12,7 @@ timed bursts; under continuous load their compute-bound points stretch by 1 / ef
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ from tpplan.models.kv import (
     state_bytes_for,
 )
 from tpplan.models.moe_backends import A2aMode, TokenMovement, ll_chunk_tokens
-from tpplan.models.params import occurrences, param_groups
+from tpplan.models.params import ParamGroup, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
 from tpplan.units import ceil_div
@@ -58,6 +59,8 @@ class Coefficients:
     attn_bytes: float
     """Attention projection weight bytes per GPU per layer (q/k/v/o, MLA projections, norms)."""
     attn_flops_per_token: float
+    """FLOPs per token of those matmuls, with each output element's epilogue (efficiency.matmul_epilogue_k, at the
+    rates the bucket runs at); so for every *_flops_per_token below."""
     attn_launches: int
     """Matmul kernels of the attention block: fused QKV + O (MLA: 4)."""
     mlp_bytes: float
@@ -160,21 +163,37 @@ def _layer_share(spec: ModelSpec, scope: str) -> float:
     return occurrences(spec, scope) / spec.num_hidden_layers
 
 
-def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str) -> dict[str, list[float]]:
-    """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head."""
+def _local_k(g: ParamGroup, tp: int) -> int:
+    """K of one rank's matmul of group `g`: a row-parallel group splits its input width over the TP ranks."""
+    return ceil_div(g.in_features, tp) if g.split == "row" else g.in_features
+
+
+def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str,
+                       epilogue_k: Callable[[str], float] = lambda bucket: 0.0) -> dict[str, list[float]]:
+    """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head. The
+    FLOPs include each output element's epilogue at `epilogue_k(bucket)` K-steps (tpplan.cost.kernels.
+    matmul_epilogue_k): a group of n parameters per GPU with local input width K has n / K outputs per token, worth
+    2 x (n / K) x epilogue_k FLOPs on top of its 2 x n."""
     out: dict[str, list[float]] = {}
     fmt = weight_format(spec, dtype)
+
+    def add(bucket: str, g: ParamGroup, n: float) -> None:
+        slot = out.setdefault(bucket, [0.0, 0.0])
+        slot[0] += n * fmt.bytes_per_param(g)
+        slot[1] += FLOPS_PER_MAC * n
+        if g.in_features and g.component != "norm":
+            slot[1] += FLOPS_PER_MAC * n / _local_k(g, tp) * epilogue_k(bucket)
+
     for g in param_groups(spec):
         if g.scope == "embedding" or (g.scope == "head" and g.component == "norm"):
             continue
-        n = params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1) * _layer_share(spec, g.scope)
-        slot = out.setdefault(_bucket(g.component, bool(g.experts)), [0.0, 0.0])
-        slot[0] += n * fmt.bytes_per_param(g)
-        slot[1] += FLOPS_PER_MAC * n
+        add(_bucket(g.component, bool(g.experts)),
+            g, params_per_gpu(spec, g, tp=tp, engine=engine) / (g.experts or 1) * _layer_share(spec, g.scope))
     if spec.tie_word_embeddings:  # the tied embedding is also the lm_head matmul
         emb = next(g for g in param_groups(spec) if g.scope == "embedding")
-        n = params_per_gpu(spec, emb, tp=tp, engine=engine)
-        out["head"] = [n * fmt.bytes_per_param(emb), FLOPS_PER_MAC * n]
+        out.pop("head", None)
+        add("head", replace(emb, in_features=emb.in_features or spec.hidden_size),
+            params_per_gpu(spec, emb, tp=tp, engine=engine))
     return out
 
 
@@ -270,13 +289,22 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     `ep` / `dp_attention` > 1 lay an MoE model out as tpplan.cost.moe describes (tp = attention TP per DP rank);
     `moe_dispatch` forces their token movement ("gather" / "all2all"; None: the engine's default) and `a2a_mode` the
     kernels of an all-to-all (tpplan.models.moe_backends.a2a_mode; "fabric" for backends that are not DeepEP)."""
-    g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine)
     z = [0.0, 0.0]
     chunked = [spec.is_chunked_layer(i) for i in range(spec.num_hidden_layers)]
     windows = Counter(spec.attention_window(i) for i in range(spec.num_hidden_layers) if not chunked[i])
     full = windows.pop(None, 0)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
+    rates = kernel_rates(profile, matmul_dtype, sustained=sustained,
+                         native_attention=prefill_attention_native(fusion or fusion_for(engine),
+                                                                   kv_cache_dtype=kv_cache_dtype),
+                         attention_dtype=prefill_attention_dtype(fusion or fusion_for(engine), profile.efficiency,
+                                                                 kv_cache_dtype=kv_cache_dtype))
+    attn_rates = _sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained)
+    head_rates = _sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "lm_head", sustained=sustained)
+    bucket_rates = {"attn": attn_rates or rates, "head": head_rates or rates}
+    g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine,
+                           epilogue_k=lambda bucket: bucket_rates.get(bucket, rates).matmul_epilogue_k)
     kv_per_layer = kv_bytes_per_token_per_layer(spec, tp=tp, kv_dtype=kv_cache_dtype, engine=engine)
     return Coefficients(
         tp=tp, pp=pp, num_layers=spec.num_hidden_layers, num_dense_layers=occurrences(spec, "dense_layer"),
@@ -304,20 +332,14 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         norm_allreduces_per_layer=2 if spec.qk_norm_full_width and tp > 1 else 0,
-        rates=kernel_rates(profile, matmul_dtype, sustained=sustained,
-                           native_attention=prefill_attention_native(fusion or fusion_for(engine),
-                                                                     kv_cache_dtype=kv_cache_dtype),
-                           attention_dtype=prefill_attention_dtype(fusion or fusion_for(engine), profile.efficiency,
-                                                                   kv_cache_dtype=kv_cache_dtype)),
-        attn_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained),
-        head_rates=_sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "lm_head", sustained=sustained),
+        rates=rates, attn_rates=attn_rates, head_rates=head_rates,
         fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,
         pipeline_sequence_overhead_s=profile.efficiency.pipeline_sequence_overhead_s,
         moe=_moe_layout(spec, tp=tp, ep=ep, dp_attention=dp_attention, imbalance=moe_imbalance, dtype=dtype,
                         engine=engine, act_bytes=fmt.activation_bytes,
                         nvlink_domain_gpus=profile.nvlink_domain_size, dispatch=moe_dispatch, a2a_mode=a2a_mode,
-                        experts_8bit=matmul_dtype in LOW_PRECISION_COMPUTE),
+                        experts_8bit=matmul_dtype in LOW_PRECISION_COMPUTE, epilogue_k=rates.matmul_epilogue_k),
         moe_kernels=moe_kernels_for(engine) if spec.is_moe else None,
         **_measured_terms(spec, profile, tp=tp, engine=engine, plain=fmt.name == matmul_dtype, dtype=matmul_dtype,
                           sustained=sustained),
@@ -341,7 +363,8 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
                 act_bytes: int, nvlink_domain_gpus: int, dispatch: TokenMovement | None = None,
-                a2a_mode: A2aMode = "fabric", experts_8bit: bool = False) -> MoeLayout | None:
+                a2a_mode: A2aMode = "fabric", experts_8bit: bool = False,
+                epilogue_k: float = 0.0) -> MoeLayout | None:
     """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). Whether EP +
     DP attention gathers tokens or dispatches them all-to-all is `dispatch` when the user forced a backend, else the
     engine's default; over how many GPUs a gather runs is the engine's (`gathers_tokens`, `gather_ranks` in
@@ -352,7 +375,7 @@ def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalan
         return None
     group = tp * dp_attention
     shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
-    one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine)["expert"]
+    one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine, epilogue_k=lambda bucket: epilogue_k)["expert"]
     gather = ep > 1 and gathers_tokens(engine=engine, ep=ep, experts_per_token=spec.num_experts_per_tok,
                                        nvlink_domain_gpus=nvlink_domain_gpus, forced=dispatch)
     return MoeLayout(ep=ep, dp_attention=dp_attention, group_size=group, imbalance=imbalance, busy_ranks=dp_attention,

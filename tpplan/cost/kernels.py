@@ -50,6 +50,8 @@ class KernelRates:
     efficiency.attention_prefill_matmul (causal flash attention)."""
     moe_expert_fixed_tokens: float = 0.0
     """efficiency.moe_expert_fixed_tokens: tokens of work each expert with tokens adds to a grouped GEMM."""
+    matmul_epilogue_k: float = 0.0
+    """K-steps each output element of a GEMM of this dtype costs beyond its own K (`matmul_epilogue_k`)."""
 
 
 def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True,
@@ -73,7 +75,8 @@ def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True
                        attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(attention_dtype)
                        * prefill_attention_share(e, native=native_attention) * clock,
-                       moe_expert_fixed_tokens=e.moe_expert_fixed_tokens)
+                       moe_expert_fixed_tokens=e.moe_expert_fixed_tokens,
+                       matmul_epilogue_k=matmul_epilogue_k(e, dtype))
 
 
 def prefill_attention_share(e: Efficiency, *, native: bool) -> float:
@@ -116,6 +119,25 @@ def matmul_share(e: Efficiency, dtype: str) -> float:
     return e.matmul_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul
 
 
+def matmul_epilogue_k(e: Efficiency, dtype: str) -> float:
+    """K-steps of tensor-core time each output element costs beyond its own K (a tile's pipeline fill and epilogue):
+    efficiency.matmul_epilogue_k for 16-bit GEMMs, matmul_epilogue_k_fp8 for fp8, int8 and fp4 ones. A GEMM of
+    [M, K] x [K, N] is then worth 2 x M x N x (K + this) FLOPs at the matmul rate: the achieved share of a large
+    GEMM's rate falls as K / (K + this) on thin-K shards. Fit on one H100 (benchmarks/data/h100_gemm.csv, sources in
+    hardware_profiles/defaults/kernels.yaml). 0 for fp4 where the profile states matmul_fp4: that share was read
+    off NVFP4 GEMMs of model shapes (K = 4096-4608, dgx-b200's sources) with their epilogue in it, and no thin-K FP4
+    measurement separates the two."""
+    if dtype == "fp4" and e.matmul_fp4 is not None:
+        return 0.0
+    return e.matmul_epilogue_k_fp8 if dtype in LOW_PRECISION_COMPUTE else e.matmul_epilogue_k
+
+
+def epilogue_flops(r: KernelRates, outputs):
+    """FLOPs' worth of tensor-core time that `outputs` output elements cost beyond their own K:
+    2 x outputs x matmul_epilogue_k."""
+    return FLOPS_PER_MAC * outputs * r.matmul_epilogue_k
+
+
 def matmul_time_s(r: KernelRates, *, flops, n_bytes, launches: int = 1):
     """Matmul kernels moving `n_bytes` (weights + activations in and out) for `flops` FLOPs, in `launches`
     launches: max(FLOPs / F, bytes / B) + launches x kernel_overhead. Measured on one H100 (h100_gemm.csv) this
@@ -124,8 +146,9 @@ def matmul_time_s(r: KernelRates, *, flops, n_bytes, launches: int = 1):
 
 
 def gemm_time_s(r: KernelRates, *, m_tokens, n: int, k: int, bytes_per_param: float, act_bytes: int):
-    """One [m, k] x [k, n] matmul by shape (the form a measured per-kernel table is keyed by)."""
-    return matmul_time_s(r, flops=FLOPS_PER_MAC * m_tokens * n * k,
+    """One [m, k] x [k, n] matmul by shape (the form a measured per-kernel table is keyed by), each of its m x n
+    outputs also paying the epilogue (`epilogue_flops`)."""
+    return matmul_time_s(r, flops=FLOPS_PER_MAC * m_tokens * n * k + epilogue_flops(r, m_tokens * n),
                          n_bytes=n * k * bytes_per_param + m_tokens * (n + k) * act_bytes)
 
 

@@ -75,6 +75,8 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       attention_decode_memory=float(k["attention_decode_memory"]),
                       attention_prefill_matmul=float(k["attention_prefill_matmul"]),
                       moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
+                      matmul_epilogue_k=float(k["matmul_epilogue_k"]),
+                      matmul_epilogue_k_fp8=float(k["matmul_epilogue_k_fp8"]),
                       sustained_clock=float(k["sustained_clock"]),
                       pipeline_sequence_overhead_s=_q(k["pipeline_sequence_overhead"], "time", "us"),
                       matmul_fp4=float(k["matmul_fp4"]) if k.get("matmul_fp4") is not None else None,

@@ -83,8 +83,8 @@ class Efficiency:
     """Achieved / peak FLOP/s for large 16-bit GEMMs."""
     matmul_fp8: float
     """Achieved / 8-bit dense peak FLOP/s for large fp8/int8 (and narrower) GEMMs: the doubled tensor-core rate
-    leaves the same data movement and epilogue per tile, so a smaller share of peak is reached (H100: 0.70 vs
-    0.77 in bf16, benchmarks/data/h100_gemm.csv)."""
+    leaves the same data movement and epilogue per tile, so a smaller share of peak is reached (H100: 0.72 vs
+    0.79 in bf16, benchmarks/data/h100_gemm.csv)."""
     memory: float
     """Achieved / peak HBM bandwidth for weight and KV streaming."""
     runtime_reserve_bytes: int
@@ -105,6 +105,15 @@ class Efficiency:
     runs one (TensorRT-LLM's context FMHA on Hopper: fmha_v2 *_tma_ws_sm90 kernels, TMA loads and warp-specialized
     wgmma like FlashAttention-3); FlashAttention-2-style kernels (PyTorch SDPA, vLLM <= 0.6) reach only
     attention_prefill_matmul there. None: attention_prefill_matmul."""
+    matmul_epilogue_k: float = 0.0
+    """Reduction depth (elements of K) of tensor-core time that every output element of a 16-bit GEMM costs on top of
+    its own K: each output tile's pipeline fill and epilogue (accumulator read-out, conversion, store) take a fixed
+    time, worth this many K-steps, so a GEMM of shape [M, K] x [K, N] runs 2 x M x N x (K + this) FLOPs' worth at the
+    matmul rate. Thin-K shards (the row-parallel O and down projections at high TP) fall below the large-GEMM share
+    by K / (K + this). 0: every GEMM reaches the large-GEMM share."""
+    matmul_epilogue_k_fp8: float = 0.0
+    """matmul_epilogue_k for 8-bit and narrower GEMMs: the same epilogue against twice the tensor-core rate (plus the
+    scaling of the accumulators) is worth more K-steps."""
     moe_expert_fixed_tokens: float = 0.0
     """Tokens of matmul work each expert that receives tokens costs a grouped GEMM on top of its own tokens
     (tile padding, per-group pipeline fill and scheduling): achieved FLOP/s = dense x m / (m + this) at m tokens

@@ -117,6 +117,11 @@ class EfficiencyIn(_Strict):
     attention_prefill_matmul_native: Fraction | None = None
     """The same for flash attention written for this GPU's own tensor-core pipeline (Hopper: TMA + warp-specialized
     wgmma) where the engine runs one; left out: attention_prefill_matmul."""
+    matmul_epilogue_k: float | None = Field(default=None, ge=0, le=65536)
+    """K-steps of tensor-core time each output element of a 16-bit GEMM costs beyond its own K (tile pipeline fill
+    and epilogue); left out: defaults/kernels.yaml."""
+    matmul_epilogue_k_fp8: float | None = Field(default=None, ge=0, le=65536)
+    """The same for 8-bit and narrower GEMMs; left out: defaults/kernels.yaml."""
     moe_expert_fixed_tokens: float | None = Field(default=None, ge=0)
     """Tokens of work each expert with tokens adds to a grouped GEMM; left out: defaults/kernels.yaml."""
     sustained_clock: Fraction | None = None

@@ -53,6 +53,8 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "step_overhead": _us(e.step_overhead_s), "kernel_overhead": _us(e.kernel_overhead_s),
                        "attention_decode_memory": round(e.attention_decode_memory, 6),
                        "attention_prefill_matmul": round(e.attention_prefill_matmul, 6),
+                       "matmul_epilogue_k": round(e.matmul_epilogue_k, 6),
+                       "matmul_epilogue_k_fp8": round(e.matmul_epilogue_k_fp8, 6),
                        "moe_expert_fixed_tokens": round(e.moe_expert_fixed_tokens, 6),
                        "sustained_clock": round(e.sustained_clock, 6),
                        "pipeline_sequence_overhead": _us(e.pipeline_sequence_overhead_s)}

@@ -8,8 +8,9 @@ Collectives, per tier, per regime (messages < 256 KiB -> the `ll` protocol, larg
 least squares of T = base + hops x hop + factor x S / busbw (weights 1/T, so small messages count); with a
 single group size the hop latency is kept and only base and busbw are fitted.
 Matmuls: T = t0 + bytes / (HBM x memory_eff) or t0 + FLOPs / (peak x matmul_eff) by the current roofline's
-class, with one per-kernel fixed time t0 (the H100 table: small shards cost 4-6 us beyond their bytes,
-shared/reference/gpu/README.md); an efficiency above 1 raises the peak.
+class (FLOPs with the profile's per-output epilogue, efficiency.matmul_epilogue_k), with one per-kernel fixed
+time t0 (the H100 table: small shards cost 4-6 us beyond their bytes, shared/reference/gpu/README.md); an
+efficiency above 1 raises the peak.
 Attention: the efficiencies of decode (KV bytes / HBM) and causal prefill (FLOPs / 16-bit peak) from the kernel
 table's attention curves, one per-kernel time taken out.
 Layers: per mode (decode, prefill), the median residual on training layers becomes a fixed per-layer overhead.
@@ -22,7 +23,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from tpplan.cost.collectives import bus_factor, ring_hops
-from tpplan.cost.kernels import ATTENTION_PREFILL_DTYPE
+from tpplan.cost.kernels import ATTENTION_PREFILL_DTYPE, FLOPS_PER_MAC, matmul_epilogue_k
 from tpplan.hardware.kernel_table import KernelTable
 from tpplan.hardware.profile import HardwareProfile, ProtocolParams
 from tpplan.measure.predict import COLLECTIVE_KINDS, matmul_bytes, predict_item
@@ -118,14 +119,18 @@ def measured_s(it: dict) -> float:
 
 
 def _matmul_rows(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[list[list[float]], list[float]]:
-    """Rows [1, bytes if memory-bound, FLOPs if compute-bound] (bound by the current roofline) and seconds."""
+    """Rows [1, bytes if memory-bound, FLOPs if compute-bound] (bound by the current roofline) and seconds. The
+    FLOPs are the cost model's: each of the m x n outputs also pays the profile's epilogue (matmul_epilogue_k
+    K-steps, held, not fitted), so the fitted rate is the large-GEMM one the model divides by."""
     e, elem = profile.efficiency, MEASURE_DTYPE_BYTES[dtype]
     peak, hbm = profile.gpu.peak_flops_for(dtype), profile.gpu.memory_bandwidth_bytes_per_s
+    depth = matmul_epilogue_k(e, dtype)
     rows = []
     for it in items:
         n_bytes = matmul_bytes(it["m"], it["n"], it["k"], elem)
-        compute = it["flops"] / (peak * e.matmul) >= n_bytes / (hbm * e.memory)
-        rows.append([1.0, 0.0 if compute else n_bytes, it["flops"] if compute else 0.0])
+        flops = it["flops"] + FLOPS_PER_MAC * it["m"] * it["n"] * depth
+        compute = flops / (peak * e.matmul) >= n_bytes / (hbm * e.memory)
+        rows.append([1.0, 0.0 if compute else n_bytes, flops if compute else 0.0])
     return rows, [measured_s(it) for it in items]
 
 
