@@ -88,3 +88,73 @@ def test_a_negative_epilogue_in_a_profile_is_refused_in_one_line(refusal, tmp_pa
     assert refusal("recommend", "-m", "llama-70b", "--hardware", str(path)) == (
         f"Error: {path}:{line}: efficiency.matmul_epilogue_k: invalid value (got -5); expected greater than or equal "
         f"to 0")
+
+
+def test_a_measured_thin_k_curve_stretches_by_the_clock_under_load():
+    """A kernel-table curve measured on a thin-K shard holds its epilogue in its times; its compute-bound points
+    stretch by 1 / sustained_clock under load as a wide shard's do."""
+    from tpplan.cost.coefficients import sustained_curve
+    from tpplan.hardware.kernel_table import MatmulCurve
+
+    profile = load_builtin("dgx-h100")
+    rates = kernel_rates(profile, "bf16", sustained=False)
+    tokens = (4096, 8192)
+    for k in (512, 8192):
+        burst = MatmulCurve(n=8192, k=k, dtype="bf16", tokens=tokens, time_s=tuple(
+            gemm_time_s(rates, m_tokens=m, n=8192, k=k, bytes_per_param=2, act_bytes=2) - rates.kernel_overhead_s
+            for m in tokens))
+        loaded = sustained_curve(burst, profile, dtype="bf16")
+        for t, u in zip(burst.time_s, loaded.time_s, strict=True):
+            assert u == pytest.approx(t / profile.efficiency.sustained_clock, rel=1e-9), k
+
+
+def test_a_tied_lm_head_runs_at_the_16_bit_rate_and_epilogue_under_fp8():
+    """gemma-2-9b ties its lm_head to the embedding, which no fp8 checkpoint quantizes: the head runs 16-bit."""
+    spec, profile = resolve_model("gemma-2-9b").spec, load_builtin("dgx-h100")
+    assert spec.tie_word_embeddings
+    c = coefficients(spec, profile, tp=1, dtype="fp8")
+    assert c.head_rates is not None and c.head_rates.matmul_epilogue_k == 96
+    assert c.rates.matmul_epilogue_k == 256
+    vocab, h = spec.vocab_size, spec.hidden_size
+    assert c.head_flops_per_token == pytest.approx(2 * vocab * h + 2 * vocab * 96, rel=1e-3)
+
+
+def test_the_router_is_a_matmul_with_its_epilogue():
+    spec = resolve_model("mixtral").spec
+    router = next(g for g in param_groups(spec) if g.component == "router")
+    assert router.in_features == spec.hidden_size
+
+
+def test_fp4_on_a_profile_with_its_own_fp4_share_credits_no_fp8_default():
+    from tpplan.planner.plan import defaulted_in_use
+    from tpplan.planner.workload import Workload
+
+    spec, b200 = resolve_model("llama-70b").spec, load_builtin("dgx-b200")
+    kernels, _ = defaulted_in_use(spec, Workload(gpus=8, dtype="fp4"), b200)
+    assert "matmul_epilogue_k" in kernels
+    assert "matmul_fp8" not in kernels and "matmul_epilogue_k_fp8" not in kernels
+
+
+def test_training_backward_pays_the_matmul_flops_twice_but_the_epilogues_once():
+    """Step compute = 2 x forward + 1 x forward without epilogues (tpplan.planner.train)."""
+    from tpplan.cost.kernels import fusion_for
+    from tpplan.cost.step import prefill
+    from tpplan.planner import train
+    from tpplan.planner.workload import Workload
+
+    spec, profile = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
+    w = Workload(gpus=8, mode="train", engine="megatron", input_len=4096, batch=1).for_model(spec)
+    lay = train.TrainLayout(tp=8, pp=1, replicas=1, ep=1, etp=0, moe=False)
+    step, comm, _ = train._step(spec, profile, w, lay, None, sp=True, params=1, expert_params=0)
+
+    def fwd(p):
+        c = coefficients(spec, p, tp=8, pp=1, dtype=w.dtype, engine=w.engine, fusion=fusion_for("megatron"))
+        return prefill(c, p, prompts=1, input_len=4096, sequence_parallel=True, every_position=True)
+
+    with_epi, bare = fwd(profile), fwd(train._without_epilogues(profile))
+    assert bare.compute_s < with_epi.compute_s
+    m = train.TRAIN_MICROBATCHES_PER_STAGE
+    grads = train._grad_sync_s(profile, lay, params=1, expert_params=0)
+    expected = m * (2 * with_epi.compute_s + bare.compute_s + 2 * with_epi.communication_s) + grads \
+        + profile.efficiency.step_overhead_s
+    assert step == pytest.approx(expected, rel=1e-12)

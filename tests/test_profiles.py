@@ -263,7 +263,7 @@ def test_peak_for_a_dtype_never_falls_back_to_another_dtypes_peak():
 
 
 def _with_duplicate(tmp_path, name: str = "dup.yaml") -> tuple[Path, int, int]:
-    """dgx-h100.yaml with `matmul: 0.2` added above its own `matmul: 0.77` under efficiency; (path, lines)."""
+    """dgx-h100.yaml with `matmul: 0.2` added above its own `matmul: 0.79` under efficiency; (path, lines)."""
     text = (ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text()
     path = tmp_path / name
     path.write_text(text.replace("efficiency:\n", "efficiency:\n  matmul: 0.2\n", 1))

@@ -22,6 +22,7 @@ from tpplan.cost.kernels import (
     KernelRates,
     fusion_for,
     kernel_rates,
+    matmul_epilogue_k,
     prefill_attention_dtype,
     prefill_attention_native,
 )
@@ -169,7 +170,7 @@ def _local_k(g: ParamGroup, tp: int) -> int:
 
 
 def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str,
-                       epilogue_k: Callable[[str], float] = lambda bucket: 0.0) -> dict[str, list[float]]:
+                       epilogue_k: Callable[[str], float]) -> dict[str, list[float]]:
     """Per-GPU [bytes, FLOPs per token] of one layer's buckets (one expert for 'expert'), and of the lm_head. The
     FLOPs include each output element's epilogue at `epilogue_k(bucket)` K-steps (tpplan.cost.kernels.
     matmul_epilogue_k): a group of n parameters per GPU with local input width K has n / K outputs per token, worth
@@ -356,6 +357,8 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
     if matmul_dtype in SIXTEEN_BIT or not fmt.quantized:
         return None
     groups = [g for g in param_groups(spec) if g.component == component]
+    if component == "lm_head" and spec.tie_word_embeddings:  # the head is the embedding, never quantized
+        groups = [g for g in param_groups(spec) if g.component == "embedding" and g.split == "vocab"]
     if not groups or any(fmt.bytes_per_param(g) != fmt.unquantized_bytes for g in groups):
         return None
     return kernel_rates(profile, sixteen_bit_dtype(profile.gpu.peak_flops_per_s), sustained=sustained)
@@ -363,8 +366,7 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,
                 act_bytes: int, nvlink_domain_gpus: int, dispatch: TokenMovement | None = None,
-                a2a_mode: A2aMode = "fabric", experts_8bit: bool = False,
-                epilogue_k: float = 0.0) -> MoeLayout | None:
+                epilogue_k: float, a2a_mode: A2aMode = "fabric", experts_8bit: bool = False) -> MoeLayout | None:
     """The MoE layout of an EP / DP-attention candidate (None for TP-only layouts and dense models). Whether EP +
     DP attention gathers tokens or dispatches them all-to-all is `dispatch` when the user forced a backend, else the
     engine's default; over how many GPUs a gather runs is the engine's (`gathers_tokens`, `gather_ranks` in
@@ -426,17 +428,19 @@ def sustained_curve(curve: MatmulCurve, profile: HardwareProfile, *, dtype: str)
     clock; streaming weights is paced by the HBM clock. So each point of the shape's burst roofline
     t = max(FLOPs / R, bytes / B) + fixed keeps its time unless the lowered compute roof is slower:
 
-        t_sustained(M) = max(t(M), FLOPs(M) / (s x R)),  FLOPs(M) = 2 x M x n x k,
+        t_sustained(M) = max(t(M), FLOPs(M) / (s x R)),  FLOPs(M) = 2 x M x n x (k + K0),
 
-    with R the burst compute rate of the shape: the faster of the profile's (peak x matmul share of `dtype`) and
-    the best FLOPs / t the curve itself reached. A point at that roof (compute-bound, large M) stretches by exactly
-    1 / s; a point at or below s x R (weight-streaming or launch-bound, small M) is unchanged; none stretches by
-    more than 1 / s. Interpolation between the new points and the extrapolation above the last (proportional to
-    M) follow. Seconds."""
+    with K0 the profile's epilogue depth for `dtype` (tpplan.cost.kernels.matmul_epilogue_k: a measured thin-K curve
+    has it in its times) and R the burst compute rate of the shape: the faster of the profile's (peak x matmul
+    share of `dtype`) and the best FLOPs / t the curve itself reached. A point at that roof (compute-bound, large
+    M) stretches by exactly 1 / s; a point at or below s x R (weight-streaming or launch-bound, small M) is
+    unchanged; none stretches by more than 1 / s. Interpolation between the new points and the extrapolation above
+    the last (proportional to M) follow. Seconds."""
     clock = profile.efficiency.sustained_clock
     if clock >= 1.0:
         return curve
-    flops = [FLOPS_PER_MAC * m * curve.n * curve.k for m in curve.tokens]
+    depth = curve.k + matmul_epilogue_k(profile.efficiency, dtype)
+    flops = [FLOPS_PER_MAC * m * curve.n * depth for m in curve.tokens]
     roof = max(kernel_rates(profile, dtype, sustained=False).matmul_flops_per_s,
                *(f / t for f, t in zip(flops, curve.time_s, strict=True) if t > 0))
     return replace(curve, time_s=tuple(max(t, f / (clock * roof)) for f, t in zip(flops, curve.time_s, strict=True)))

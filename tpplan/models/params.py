@@ -142,7 +142,7 @@ def _moe_groups(s: ModelSpec) -> list[ParamGroup]:
     router = h * e + (e if s.router_bias else 0) + (e if s.router_score_bias else 0)
     router += h if s.shared_expert_gate else 0  # Qwen2-MoE / Qwen3-Next shared_expert_gate, Linear(hidden, 1)
     g.append(ParamGroup(name="router", component="router", params=router, scope="moe_layer",
-                        split="replicated", quantizable=False))
+                        split="replicated", quantizable=False, in_features=h))
     if s.n_shared_experts:
         shared = _mlp_groups(s, s.n_shared_experts * w, prefix="shared_experts", scope="moe_layer")
         g += [ParamGroup(name=x.name, component="experts", params=x.params, scope=x.scope, split=x.split,

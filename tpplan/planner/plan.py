@@ -456,14 +456,16 @@ def _matmul_words(spec: ModelSpec, w: Workload, p: HardwareProfile) -> str:
 
 def defaulted_in_use(spec: ModelSpec, w: Workload, p: HardwareProfile) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(kernel constants, collective tiers) the profile leaves to tpplan's defaults files (HardwareProfile.defaulted)
-    that this plan uses: matmul_fp8 and matmul_epilogue_k_fp8 only when the weights compute in 8 or 4 bits,
-    moe_expert_fixed_tokens only for an MoE model, pipeline_sequence_overhead only when PP is possible (more than one
-    GPU); the tiers a TP group of 2 to --gpus GPUs crosses (HardwareProfile.tier_for_group)."""
+    that this plan uses: matmul_fp8 and matmul_epilogue_k_fp8 only when the weights compute in 8 bits, or in 4 bits
+    on a profile that states no matmul_fp4; moe_expert_fixed_tokens only for an MoE model; pipeline_sequence_overhead
+    only when PP is possible (more than one GPU); the tiers a TP group of 2 to --gpus GPUs crosses
+    (HardwareProfile.tier_for_group)."""
     from tpplan.models.dtypes import compute_dtype, weight_format
     from tpplan.models.formats import LOW_PRECISION_COMPUTE
 
     unused = set()
-    if compute_dtype(weight_format(spec, w.dtype), p.gpu.peak_flops_per_s)[0] not in LOW_PRECISION_COMPUTE:
+    dtype = compute_dtype(weight_format(spec, w.dtype), p.gpu.peak_flops_per_s)[0]
+    if dtype not in LOW_PRECISION_COMPUTE or (dtype == "fp4" and p.efficiency.matmul_fp4 is not None):
         unused |= {"matmul_fp8", "matmul_epilogue_k_fp8"}
     if not spec.is_moe:
         unused.add("moe_expert_fixed_tokens")

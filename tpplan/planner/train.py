@@ -18,10 +18,14 @@ experts, s b top_k / TP x ETP x imbalance under EP), its permuted input 2 h and 
 (2 n_in + 2) f / ETP (f = moe_intermediate_size, n_in = 2 for gated MLPs). With 1F1B the first stage holds pp
 micro-batches of its ceil(L / pp) layers.
 
-Step time: forward + backward = 3 x forward compute and 2 x forward communication, over m = 4 pp micro-batches per
-replica with a (pp - 1) bubble, plus the gradient all-reduce. In an EP layout the routed experts' kernels and the
-all-to-all dispatch and combine replace the TP-split experts and the MoE layer's TP collective
-(tpplan.cost.train_experts); the backward moves the same bytes as the forward again. Gradients are all-reduced in
+Step time: forward + backward = 3 x forward compute less one forward's GEMM epilogues, and 2 x forward
+communication, over m = 4 pp micro-batches per replica with a (pp - 1) bubble, plus the gradient all-reduce. The
+backward's data-gradient GEMMs write as many outputs per token as the forward's (the inputs of a column + row pair)
+and its weight-gradient GEMMs reduce over the tokens, writing per token nothing worth counting, so the backward is
+2 x the forward's matmul FLOPs but 1 x its epilogues (efficiency.matmul_epilogue_k): 2 x forward + 1 x forward
+without epilogues. In an EP layout the routed experts' kernels and the all-to-all dispatch and combine replace the
+TP-split experts and the MoE layer's TP collective (tpplan.cost.train_experts), at 3 x their forward time; the
+backward moves the same bytes as the forward again. Gradients are all-reduced in
 fp32 (Megatron sets accumulate_allreduce_grads_in_fp32 for bf16 unless --grad-reduce-in-bf16): the dense ones over
 DP, the routed experts' over EDP = world / (ETP x EP x PP). Megatron orders ranks tp-cp-dp-pp (experts
 tp-ep-dp-pp), so both groups are strided over one pipeline stage's TP x DP GPUs and are priced on the fabric
@@ -29,6 +33,8 @@ those GPUs span. Throughput counts the tokens of every replica.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from tpplan.cost.coefficients import Coefficients, coefficients
 from tpplan.cost.collectives import collective_time_s
@@ -139,21 +145,32 @@ def _params(spec: ModelSpec, lay: TrainLayout, engine: str) -> tuple[int, int]:
     return totals[stage], routed
 
 
+def _without_epilogues(profile: HardwareProfile) -> HardwareProfile:
+    """`profile` with no GEMM epilogue (the FLOPs a backward pass's matmuls do twice over; module docstring)."""
+    e = dataclasses.replace(profile.efficiency, matmul_epilogue_k=0.0, matmul_epilogue_k_fp8=0.0)
+    return dataclasses.replace(profile, efficiency=e)
+
+
 def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayout, x: ExpertParallelLayout | None,
           *, sp: bool, params: int, expert_params: int) -> tuple[float, float, Coefficients]:
-    """(step seconds, of which communication, the layout's coefficients): 4 pp micro-batches of 3 x forward compute
-    + 2 x forward communication through a (pp - 1) bubble, plus the gradient all-reduce and the step overhead."""
+    """(step seconds, of which communication, the layout's coefficients): 4 pp micro-batches of forward + backward
+    compute (2 x forward + 1 x forward without GEMM epilogues; module docstring) + 2 x forward communication
+    through a (pp - 1) bubble, plus the gradient all-reduce and the step overhead."""
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
                      fusion=fusion_for("megatron"))
     mb = w.batch or 1
     fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp, every_position=True)
-    compute, comm = fwd.compute_s, fwd.communication_s
+    bare = _without_epilogues(profile)
+    fwd_bare = prefill(coefficients(spec, bare, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
+                                    fusion=fusion_for("megatron")),
+                       bare, prompts=mb, input_len=w.input_len, sequence_parallel=sp, every_position=True)
+    fwd_bwd, comm = 2 * fwd.compute_s + fwd_bare.compute_s, fwd.communication_s
     if lay.folded:
         d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=mb * w.input_len, sp=sp)
-        compute, comm = compute + d_compute, comm + d_comm
+        fwd_bwd, comm = fwd_bwd + 3 * d_compute, comm + d_comm
     m, pp = TRAIN_MICROBATCHES_PER_STAGE * lay.pp, lay.pp
     grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params)
-    return (m + pp - 1) * (3 * compute + 2 * comm) / pp + grads + c.step_overhead_s, 2 * comm * m / pp + grads, c
+    return (m + pp - 1) * (fwd_bwd + 2 * comm) / pp + grads + c.step_overhead_s, 2 * comm * m / pp + grads, c
 
 
 def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
