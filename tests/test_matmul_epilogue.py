@@ -158,3 +158,53 @@ def test_training_backward_pays_the_matmul_flops_twice_but_the_epilogues_once():
     expected = m * (2 * with_epi.compute_s + bare.compute_s + 2 * with_epi.communication_s) + grads \
         + profile.efficiency.step_overhead_s
     assert step == pytest.approx(expected, rel=1e-12)
+
+
+def _machine_items(*, k0: float, flops_per_s: float, dtype: str = "bf16", seed: int = 5) -> list[dict]:
+    """A seeded GPU whose matmuls cost 5 us + max(bytes at 2.5 TB/s, 2 m n (k + k0) at flops_per_s), 2% noise, over
+    the four shard shapes of a Llama-8B layer at TP 1 and 4 (K = 4096, 14336, 1024, 3584)."""
+    import random
+
+    rng = random.Random(seed)
+    shapes = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336), (1536, 4096), (4096, 1024), (7168, 4096),
+              (4096, 3584)]
+    items = []
+    for m in (1, 16, 256, 1024, 4096, 8192):
+        for n, k in shapes:
+            t = 5e-6 + max((n * k + m * (n + k)) * 2 / 2.5e12, 2 * m * n * (k + k0) / flops_per_s)
+            items.append({"kind": "matmul", "m": m, "n": n, "k": k, "flops": 2 * m * n * k,
+                          "measured_s": t * rng.uniform(0.98, 1.02)})
+    return items
+
+
+def test_calibration_fits_the_epilogue_depth_of_the_machine_it_measured():
+    from tpplan.measure.calibrate import fit_matmuls
+
+    profile = load_builtin("dgx-h100")
+    fitted, t0, notes = fit_matmuls(profile, _machine_items(k0=150, flops_per_s=700e12), "bf16")
+    assert fitted.efficiency.matmul_epilogue_k == pytest.approx(150, rel=0.15)
+    assert fitted.efficiency.matmul * profile.gpu.peak_flops_for("bf16") == pytest.approx(700e12, rel=0.03)
+    assert t0 == pytest.approx(5e-6, rel=0.3)
+    assert any("matmul epilogue fitted" in n for n in notes)
+    plain, _, _ = fit_matmuls(profile, _machine_items(k0=0, flops_per_s=700e12), "bf16")
+    assert plain.efficiency.matmul_epilogue_k < 25  # no epilogue to find: at most noise, never negative
+
+
+def test_an_fp32_run_holds_the_profiles_epilogue_depth():
+    from tpplan.measure.calibrate import fit_matmuls
+
+    profile = load_builtin("cpu-gloo")
+    fitted, _, notes = fit_matmuls(profile, _machine_items(k0=150, flops_per_s=2e12), "fp32")
+    assert fitted.efficiency.matmul_epilogue_k == profile.efficiency.matmul_epilogue_k
+    assert not any("epilogue" in n for n in notes)
+
+
+def test_a_fitted_epilogue_round_trips_through_the_written_profile():
+    from tpplan.hardware.loader import load_profile_text
+    from tpplan.hardware.writer import profile_to_yaml
+    from tpplan.measure.calibrate import fit_matmuls
+
+    fitted, _, _ = fit_matmuls(load_builtin("dgx-h100"), _machine_items(k0=150, flops_per_s=700e12), "bf16")
+    again = load_profile_text(profile_to_yaml(fitted), origin="test")
+    assert again.efficiency.matmul_epilogue_k == pytest.approx(fitted.efficiency.matmul_epilogue_k, rel=1e-5)
+    assert again.efficiency.matmul_epilogue_k_fp8 == fitted.efficiency.matmul_epilogue_k_fp8 == 256

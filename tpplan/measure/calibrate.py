@@ -7,10 +7,11 @@ computed on the held-out items alone. Fits use the best window's mean per call (
 Collectives, per tier, per regime (messages < 256 KiB -> the `ll` protocol, larger -> `simple`): weighted
 least squares of T = base + hops x hop + factor x S / busbw (weights 1/T, so small messages count); with a
 single group size the hop latency is kept and only base and busbw are fitted.
-Matmuls: T = t0 + bytes / (HBM x memory_eff) or t0 + FLOPs / (peak x matmul_eff) by the current roofline's
-class (FLOPs with the profile's per-output epilogue, efficiency.matmul_epilogue_k), with one per-kernel fixed
-time t0 (the H100 table: small shards cost 4-6 us beyond their bytes, shared/reference/gpu/README.md); an
-efficiency above 1 raises the peak.
+Matmuls: T = t0 + bytes / (HBM x memory_eff) or t0 + 2 m n (k + K0) / (peak x matmul_eff) by the current
+roofline's class, with one per-kernel fixed time t0 (the H100 table: small shards cost 4-6 us beyond their bytes,
+shared/reference/gpu/README.md) and the per-output epilogue depth K0 (efficiency.matmul_epilogue_k): fitted first,
+with the rates free, where a 16-bit run's compute-bound matmuls span two K or more, else the profile's; then the
+rates and t0 at that K0. An efficiency above 1 raises the peak.
 Attention: the efficiencies of decode (KV bytes / HBM) and causal prefill (FLOPs / 16-bit peak) from the kernel
 table's attention curves, one per-kernel time taken out.
 Layers: per mode (decode, prefill), the median residual on training layers becomes a fixed per-layer overhead.
@@ -118,30 +119,61 @@ def measured_s(it: dict) -> float:
     return it.get("measured_s") or it["p25_s"]
 
 
+EPILOGUE_FIT_DTYPES = ("bf16", "fp16")
+"""Measured dtypes whose compute-bound matmuls refit the profile's epilogue depth (efficiency.matmul_epilogue_k,
+the 16-bit one); an fp32 run (CPU, gloo) keeps it."""
+EPILOGUE_FIT_MIN_ROWS = 4
+"""Compute-bound matmuls, over at least two K, that the epilogue depth is fitted from; fewer: the profile's."""
+
+
 def _matmul_rows(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[list[list[float]], list[float]]:
-    """Rows [1, bytes if memory-bound, FLOPs if compute-bound] (bound by the current roofline) and seconds. The
-    FLOPs are the cost model's: each of the m x n outputs also pays the profile's epilogue (matmul_epilogue_k
-    K-steps, held, not fitted), so the fitted rate is the large-GEMM one the model divides by."""
+    """Rows [1, bytes if memory-bound, 2 m n k and 2 m n if compute-bound] (bound by the current roofline,
+    epilogue included) and seconds: a compute-bound matmul takes t0 + (2 m n k + 2 m n K0) / F."""
     e, elem = profile.efficiency, MEASURE_DTYPE_BYTES[dtype]
     peak, hbm = profile.gpu.peak_flops_for(dtype), profile.gpu.memory_bandwidth_bytes_per_s
     depth = matmul_epilogue_k(e, dtype)
     rows = []
     for it in items:
         n_bytes = matmul_bytes(it["m"], it["n"], it["k"], elem)
-        flops = it["flops"] + FLOPS_PER_MAC * it["m"] * it["n"] * depth
-        compute = flops / (peak * e.matmul) >= n_bytes / (hbm * e.memory)
-        rows.append([1.0, 0.0 if compute else n_bytes, flops if compute else 0.0])
+        outputs = FLOPS_PER_MAC * it["m"] * it["n"]
+        compute = (it["flops"] + outputs * depth) / (peak * e.matmul) >= n_bytes / (hbm * e.memory)
+        rows.append([1.0, 0.0 if compute else n_bytes, it["flops"] if compute else 0.0, outputs if compute else 0.0])
     return rows, [measured_s(it) for it in items]
 
 
+def _fit_epilogue(rows: list[list[float]], y: list[float], dtype: str) -> float | None:
+    """The epilogue depth K0 from one fit with it free: t = t0 + bytes / B + (2 m n k + 2 m n K0) / F, where the
+    compute-bound rows span two K or more (K = column 2 / column 3) and the fit is physical (t0 >= 0, B, F > 0).
+    Clamped to [0, 65536]: a slightly negative K0 is a machine whose epilogue the noise hides. None: too few
+    distinct shapes, an fp32 run, or an unphysical fit (the caller holds the profile's K0)."""
+    bound = [r for r in rows if r[3]]
+    if dtype not in EPILOGUE_FIT_DTYPES or len(bound) < EPILOGUE_FIT_MIN_ROWS \
+            or len({round(r[2] / r[3]) for r in bound}) < 2:
+        return None
+    cols = [1, 2, 3] if len({r[1] for r in rows if r[1]}) >= 2 else [2, 3]
+    sol = _wls([[r[0]] + [r[j] for j in cols] for r in rows], y)
+    t0, inv = sol[0], dict(zip(cols, sol[1:], strict=True))
+    if t0 < 0 or any(inv[j] <= 0 for j in cols if j != 3):
+        return None
+    return min(max(inv[3] / inv[2], 0.0), 65536.0)
+
+
 def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, float, list[str]]:
-    """T = t0 + bytes / (HBM x memory_eff) for memory-bound matmuls, t0 + FLOPs / (peak x matmul_eff) for
-    compute-bound ones: one weighted least-squares fit (weights 1/T) with a shared per-kernel time t0.
+    """T = t0 + bytes / (HBM x memory_eff) for memory-bound matmuls, t0 + 2 m n (k + K0) / (peak x matmul_eff) for
+    compute-bound ones: one weighted least-squares fit (weights 1/T) with a shared per-kernel time t0, and the
+    epilogue depth K0 (efficiency.matmul_epilogue_k) fitted too where a 16-bit run's compute-bound matmuls span
+    two K or more (`_fit_epilogue`), else held at the profile's.
     A class with too few distinct points keeps the profile's efficiency; a negative t0 is clamped to 0 and the
     rates refitted as medians. Returns (profile, t0 seconds, notes)."""
     if not items:
         return profile, profile.efficiency.kernel_overhead_s, []
     rows, y = _matmul_rows(profile, items, dtype)
+    fitted_depth = _fit_epilogue(rows, y, dtype)
+    depth = matmul_epilogue_k(profile.efficiency, dtype) if fitted_depth is None else fitted_depth
+    if fitted_depth is not None:
+        profile = dataclasses.replace(profile, efficiency=dataclasses.replace(profile.efficiency,
+                                                                              matmul_epilogue_k=depth))
+    rows = [[r[0], r[1], r[2] + r[3] * depth] for r in rows]  # FLOPs with the epilogue at the depth the model uses
     cols = [j for j in (1, 2) if len({r[j] for r in rows if r[j]}) >= 2]
     t0, inv = 0.0, {}
     if cols:
@@ -155,6 +187,8 @@ def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tupl
             inv[j] = statistics.median(max(t - t0, t * 1e-3) / x for x, t in xs)
     fitted, notes = _with_rates(profile, dtype, bytes_per_s=1 / inv[1] if 1 in inv else None,
                                 flops_per_s=1 / inv[2] if 2 in inv else None)
+    if fitted_depth is not None:
+        notes.append(f"matmul epilogue fitted: {depth:.0f} K-steps per output (efficiency.matmul_epilogue_k)")
     return fitted, t0, notes
 
 
