@@ -177,17 +177,43 @@ def _machine_items(*, k0: float, flops_per_s: float, dtype: str = "bf16", seed: 
     return items
 
 
-def test_calibration_fits_the_epilogue_depth_of_the_machine_it_measured():
+@pytest.mark.parametrize("seed", [1, 5, 9])
+def test_calibration_fits_the_epilogue_depth_of_the_machine_it_measured(seed):
     from tpplan.measure.calibrate import fit_matmuls
 
     profile = load_builtin("dgx-h100")
-    fitted, t0, notes = fit_matmuls(profile, _machine_items(k0=150, flops_per_s=700e12), "bf16")
-    assert fitted.efficiency.matmul_epilogue_k == pytest.approx(150, rel=0.15)
+    fitted, t0, notes = fit_matmuls(profile, _machine_items(k0=150, flops_per_s=700e12, seed=seed), "bf16")
+    assert fitted.efficiency.matmul_epilogue_k == pytest.approx(150, rel=0.25)
     assert fitted.efficiency.matmul * profile.gpu.peak_flops_for("bf16") == pytest.approx(700e12, rel=0.03)
     assert t0 == pytest.approx(5e-6, rel=0.3)
     assert any("matmul epilogue fitted" in n for n in notes)
-    plain, _, _ = fit_matmuls(profile, _machine_items(k0=0, flops_per_s=700e12), "bf16")
+    plain, _, _ = fit_matmuls(profile, _machine_items(k0=0, flops_per_s=700e12, seed=seed), "bf16")
     assert plain.efficiency.matmul_epilogue_k < 25  # no epilogue to find: at most noise, never negative
+
+
+def test_the_epilogue_fit_does_not_depend_on_the_profiles_first_guess():
+    """The rows are re-sorted into memory- and compute-bound by each fit, so a poor prior share (0.3) still finds
+    the machine's depth and rate."""
+    import dataclasses
+
+    from tpplan.measure.calibrate import fit_matmuls
+
+    base = load_builtin("dgx-h100")
+    poor = dataclasses.replace(base, efficiency=dataclasses.replace(base.efficiency, matmul=0.3))
+    fitted, _, _ = fit_matmuls(poor, _machine_items(k0=150, flops_per_s=700e12), "bf16")
+    assert fitted.efficiency.matmul_epilogue_k == pytest.approx(150, rel=0.25)
+    assert fitted.efficiency.matmul * base.gpu.peak_flops_for("bf16") == pytest.approx(700e12, rel=0.03)
+
+
+def test_shapes_too_close_in_k_hold_the_profiles_depth_and_say_so():
+    from tpplan.measure.calibrate import fit_matmuls
+
+    profile = load_builtin("dgx-h100")
+    close = [it for it in _machine_items(k0=150, flops_per_s=700e12) if it["k"] == 4096]
+    fitted, _, notes = fit_matmuls(profile, close, "bf16")
+    assert fitted.efficiency.matmul_epilogue_k == profile.efficiency.matmul_epilogue_k == 96
+    assert any(n.startswith("matmul epilogue held at the profile's 96 K-steps per output: the compute-bound "
+                            "matmuls") for n in notes)
 
 
 def test_an_fp32_run_holds_the_profiles_epilogue_depth():
@@ -208,3 +234,31 @@ def test_a_fitted_epilogue_round_trips_through_the_written_profile():
     again = load_profile_text(profile_to_yaml(fitted), origin="test")
     assert again.efficiency.matmul_epilogue_k == pytest.approx(fitted.efficiency.matmul_epilogue_k, rel=1e-5)
     assert again.efficiency.matmul_epilogue_k_fp8 == fitted.efficiency.matmul_epilogue_k_fp8 == 256
+
+
+def test_an_expert_parallel_training_step_without_epilogues_is_three_forwards():
+    """With no epilogue the split (2 x forward + 1 x forward without epilogues) is the plain 3 x forward, for the
+    routed experts' kernels of an EP layout too."""
+    import dataclasses
+
+    from tpplan.cost.kernels import fusion_for
+    from tpplan.cost.step import prefill
+    from tpplan.planner import train
+    from tpplan.planner.workload import Workload
+
+    spec, base = resolve_model("mixtral").spec, load_builtin("dgx-h100")
+    profile = dataclasses.replace(base, efficiency=dataclasses.replace(base.efficiency, matmul_epilogue_k=0.0,
+                                                                       matmul_epilogue_k_fp8=0.0))
+    w = Workload(gpus=8, mode="train", engine="megatron", input_len=4096, batch=1).for_model(spec)
+    lay = train.TrainLayout(tp=2, pp=1, replicas=4, ep=4, etp=0, moe=True)
+    assert lay.folded
+    x = train.ExpertParallelLayout(tp=2, ep=4, etp=lay.expert_tp, imbalance=w.moe_imbalance)
+    step, _, _ = train._step(spec, profile, w, lay, x, sp=True, params=1, expert_params=1)
+    c = coefficients(spec, profile, tp=2, pp=1, dtype=w.dtype, engine=w.engine, fusion=fusion_for("megatron"))
+    fwd = prefill(c, profile, prompts=1, input_len=4096, sequence_parallel=True, every_position=True)
+    d, d_comm = train._expert_parallel_delta(spec, profile, w, c, lay, x, tokens=4096, sp=True)
+    m = train.TRAIN_MICROBATCHES_PER_STAGE
+    grads = train._grad_sync_s(profile, lay, params=1, expert_params=1)
+    expected = m * (3 * (fwd.compute_s + d) + 2 * (fwd.communication_s + d_comm)) + grads \
+        + profile.efficiency.step_overhead_s
+    assert step == pytest.approx(expected, rel=1e-12)

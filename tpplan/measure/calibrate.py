@@ -123,11 +123,16 @@ EPILOGUE_FIT_DTYPES = ("bf16", "fp16")
 """Measured dtypes whose compute-bound matmuls refit the profile's epilogue depth (efficiency.matmul_epilogue_k,
 the 16-bit one); an fp32 run (CPU, gloo) keeps it."""
 EPILOGUE_FIT_MIN_ROWS = 4
-"""Compute-bound matmuls, over at least two K, that the epilogue depth is fitted from; fewer: the profile's."""
+"""Compute-bound matmuls the epilogue depth is fitted from; fewer: the profile's."""
+EPILOGUE_FIT_MIN_K_RATIO = 2.0
+"""Largest / smallest K among those matmuls: the depth is told apart from the rate only by how much the share of
+the rate changes with K, so shapes closer than this leave it to the noise (K 4096 and 4608 at 3% noise: 0 to 700)."""
+CLASS_PASSES = 3
+"""Fits of the matmuls, each sorting them into memory- and compute-bound by the previous fit's roofline."""
 
 
 def _matmul_rows(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[list[list[float]], list[float]]:
-    """Rows [1, bytes if memory-bound, 2 m n k and 2 m n if compute-bound] (bound by the current roofline,
+    """Rows [1, bytes if memory-bound, 2 m n k and 2 m n if compute-bound] (bound by `profile`'s roofline,
     epilogue included) and seconds: a compute-bound matmul takes t0 + (2 m n k + 2 m n K0) / F."""
     e, elem = profile.efficiency, MEASURE_DTYPE_BYTES[dtype]
     peak, hbm = profile.gpu.peak_flops_for(dtype), profile.gpu.memory_bandwidth_bytes_per_s
@@ -141,34 +146,30 @@ def _matmul_rows(profile: HardwareProfile, items: list[dict], dtype: str) -> tup
     return rows, [measured_s(it) for it in items]
 
 
-def _fit_epilogue(rows: list[list[float]], y: list[float], dtype: str) -> float | None:
-    """The epilogue depth K0 from one fit with it free: t = t0 + bytes / B + (2 m n k + 2 m n K0) / F, where the
-    compute-bound rows span two K or more (K = column 2 / column 3) and the fit is physical (t0 >= 0, B, F > 0).
-    Clamped to [0, 65536]: a slightly negative K0 is a machine whose epilogue the noise hides. None: too few
-    distinct shapes, an fp32 run, or an unphysical fit (the caller holds the profile's K0)."""
-    bound = [r for r in rows if r[3]]
-    if dtype not in EPILOGUE_FIT_DTYPES or len(bound) < EPILOGUE_FIT_MIN_ROWS \
-            or len({round(r[2] / r[3]) for r in bound}) < 2:
-        return None
+def _fit_epilogue(rows: list[list[float]], y: list[float], dtype: str) -> tuple[float | None, str]:
+    """(K0, why) from one fit with the epilogue depth free: t = t0 + bytes / B + (2 m n k + 2 m n K0) / F. Fitted
+    only from a 16-bit run whose compute-bound rows number EPILOGUE_FIT_MIN_ROWS and span K by
+    EPILOGUE_FIT_MIN_K_RATIO (K = column 2 / column 3), when the fit is physical (t0 >= 0, B, F > 0) and K0 is at
+    most the largest K measured; a slightly negative K0 is clamped to 0 (an epilogue the noise hides). None with
+    the reason otherwise (the caller holds the profile's K0)."""
+    if dtype not in EPILOGUE_FIT_DTYPES:
+        return None, ""
+    ks = [r[2] / r[3] for r in rows if r[3]]
+    if len(ks) < EPILOGUE_FIT_MIN_ROWS or max(ks) < EPILOGUE_FIT_MIN_K_RATIO * min(ks):
+        return None, (f"the compute-bound matmuls ({len(ks)}) span K less than {EPILOGUE_FIT_MIN_K_RATIO:g}x"
+                      if ks else "no matmul was compute-bound")
     cols = [1, 2, 3] if len({r[1] for r in rows if r[1]}) >= 2 else [2, 3]
     sol = _wls([[r[0]] + [r[j] for j in cols] for r in rows], y)
     t0, inv = sol[0], dict(zip(cols, sol[1:], strict=True))
-    if t0 < 0 or any(inv[j] <= 0 for j in cols if j != 3):
-        return None
-    return min(max(inv[3] / inv[2], 0.0), 65536.0)
+    if t0 < 0 or any(inv[j] <= 0 for j in cols if j != 3) or inv[3] / inv[2] > max(ks):
+        return None, "the fit with it free was unphysical"
+    return max(inv[3] / inv[2], 0.0), ""
 
 
-def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, float, list[str]]:
-    """T = t0 + bytes / (HBM x memory_eff) for memory-bound matmuls, t0 + 2 m n (k + K0) / (peak x matmul_eff) for
-    compute-bound ones: one weighted least-squares fit (weights 1/T) with a shared per-kernel time t0, and the
-    epilogue depth K0 (efficiency.matmul_epilogue_k) fitted too where a 16-bit run's compute-bound matmuls span
-    two K or more (`_fit_epilogue`), else held at the profile's.
-    A class with too few distinct points keeps the profile's efficiency; a negative t0 is clamped to 0 and the
-    rates refitted as medians. Returns (profile, t0 seconds, notes)."""
-    if not items:
-        return profile, profile.efficiency.kernel_overhead_s, []
+def _fit_rates(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, float, list[str]]:
+    """One pass of `fit_matmuls` with the rows sorted by `profile`'s roofline."""
     rows, y = _matmul_rows(profile, items, dtype)
-    fitted_depth = _fit_epilogue(rows, y, dtype)
+    fitted_depth, why = _fit_epilogue(rows, y, dtype)
     depth = matmul_epilogue_k(profile.efficiency, dtype) if fitted_depth is None else fitted_depth
     if fitted_depth is not None:
         profile = dataclasses.replace(profile, efficiency=dataclasses.replace(profile.efficiency,
@@ -189,6 +190,33 @@ def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tupl
                                 flops_per_s=1 / inv[2] if 2 in inv else None)
     if fitted_depth is not None:
         notes.append(f"matmul epilogue fitted: {depth:.0f} K-steps per output (efficiency.matmul_epilogue_k)")
+    elif dtype in EPILOGUE_FIT_DTYPES:
+        notes.append(f"matmul epilogue held at the profile's {depth:.0f} K-steps per output: {why}")
+    return fitted, t0, notes
+
+
+def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, float, list[str]]:
+    """T = t0 + bytes / (HBM x memory_eff) for memory-bound matmuls, t0 + 2 m n (k + K0) / (peak x matmul_eff) for
+    compute-bound ones: one weighted least-squares fit (weights 1/T) with a shared per-kernel time t0, and the
+    epilogue depth K0 (efficiency.matmul_epilogue_k) fitted first where a 16-bit run's compute-bound matmuls span
+    K enough (`_fit_epilogue`), else held at the profile's. The rows are sorted into the two classes by the
+    profile's roofline, then again by each fit's, up to CLASS_PASSES fits or until the sorting stops changing.
+    A class with too few distinct points keeps the profile's efficiency; a negative t0 is clamped to 0 and the
+    rates refitted as medians. Returns (profile, t0 seconds, notes)."""
+    if not items:
+        return profile, profile.efficiency.kernel_overhead_s, []
+    current, classes = profile, None
+    for _ in range(CLASS_PASSES):
+        rows, _ = _matmul_rows(current, items, dtype)
+        sorting = [bool(r[2]) for r in rows]
+        if sorting == classes:
+            break
+        classes = sorting
+        fitted, t0, notes = _fit_rates(current, items, dtype)
+        # the next pass sorts by this fit's roofline: its rates and K0 on the caller's profile
+        current = dataclasses.replace(profile, gpu=fitted.gpu, efficiency=dataclasses.replace(
+            profile.efficiency, matmul=fitted.efficiency.matmul, memory=fitted.efficiency.memory,
+            matmul_epilogue_k=fitted.efficiency.matmul_epilogue_k))
     return fitted, t0, notes
 
 

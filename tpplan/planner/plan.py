@@ -51,8 +51,9 @@ def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptio
         from tpplan.planner.train import evaluate_training  # training plans only
         from tpplan.planner.train_layouts import training_layouts
 
+        shared: dict = {}  # the forward without GEMM epilogues, once per (tp, pp, sp)
         cands = [evaluate_training(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
-                                   etp=lay.etp) for lay in training_layouts(spec, w)]
+                                   etp=lay.etp, cache=shared) for lay in training_layouts(spec, w)]
     else:  # the same layouts `tpplan sweep` evaluates
         cands = [evaluate_serving(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
                                   dp_attention=lay.dp_attention) for lay in serving_layouts(spec, w)]

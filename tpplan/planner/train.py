@@ -24,10 +24,10 @@ backward's data-gradient GEMMs write as many outputs per token as the forward's 
 and its weight-gradient GEMMs reduce over the tokens, writing per token nothing worth counting, so the backward is
 2 x the forward's matmul FLOPs but 1 x its epilogues (efficiency.matmul_epilogue_k): 2 x forward + 1 x forward
 without epilogues. In an EP layout the routed experts' kernels and the all-to-all dispatch and combine replace the
-TP-split experts and the MoE layer's TP collective (tpplan.cost.train_experts), at 3 x their forward time; the
-backward moves the same bytes as the forward again. Gradients are all-reduced in
-fp32 (Megatron sets accumulate_allreduce_grads_in_fp32 for bf16 unless --grad-reduce-in-bf16): the dense ones over
-DP, the routed experts' over EDP = world / (ETP x EP x PP). Megatron orders ranks tp-cp-dp-pp (experts
+TP-split experts and the MoE layer's TP collective (tpplan.cost.train_experts), their compute counted the same way
+(2 x forward + 1 x without epilogues); the backward moves the same bytes as the forward again. Gradients are
+all-reduced in fp32 (Megatron sets accumulate_allreduce_grads_in_fp32 for bf16 unless --grad-reduce-in-bf16): the
+dense ones over DP, the routed experts' over EDP = world / (ETP x EP x PP). Megatron orders ranks tp-cp-dp-pp (experts
 tp-ep-dp-pp), so both groups are strided over one pipeline stage's TP x DP GPUs and are priced on the fabric
 those GPUs span. Throughput counts the tokens of every replica.
 """
@@ -151,31 +151,54 @@ def _without_epilogues(profile: HardwareProfile) -> HardwareProfile:
     return dataclasses.replace(profile, efficiency=e)
 
 
+BareForward = tuple[HardwareProfile, Coefficients, float]
+"""(profile without GEMM epilogues, its coefficients, the forward compute seconds of one micro-batch) of one (tp,
+pp, sequence parallel): what `_step` adds to 2 x the forward for the backward (module docstring)."""
+
+
+def _bare_forward(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayout, *, sp: bool,
+                  cache: dict[tuple[int, int, bool], BareForward] | None) -> BareForward:
+    """The forward without GEMM epilogues, once per (tp, pp, sp) of a plan when `cache` is given (the layouts of a
+    plan that share them differ only in replicas and expert layout)."""
+    key = (lay.tp, lay.pp, sp)
+    if cache is not None and key in cache:
+        return cache[key]
+    bare = _without_epilogues(profile)
+    c = coefficients(spec, bare, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine, fusion=fusion_for("megatron"))
+    out = bare, c, prefill(c, bare, prompts=w.batch or 1, input_len=w.input_len, sequence_parallel=sp,
+                           every_position=True).compute_s
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayout, x: ExpertParallelLayout | None,
-          *, sp: bool, params: int, expert_params: int) -> tuple[float, float, Coefficients]:
+          *, sp: bool, params: int, expert_params: int,
+          cache: dict[tuple[int, int, bool], BareForward] | None = None) -> tuple[float, float, Coefficients]:
     """(step seconds, of which communication, the layout's coefficients): 4 pp micro-batches of forward + backward
     compute (2 x forward + 1 x forward without GEMM epilogues; module docstring) + 2 x forward communication
-    through a (pp - 1) bubble, plus the gradient all-reduce and the step overhead."""
+    through a (pp - 1) bubble, plus the gradient all-reduce and the step overhead. `cache`: `_bare_forward`'s."""
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
                      fusion=fusion_for("megatron"))
     mb = w.batch or 1
     fwd = prefill(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp, every_position=True)
-    bare = _without_epilogues(profile)
-    fwd_bare = prefill(coefficients(spec, bare, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
-                                    fusion=fusion_for("megatron")),
-                       bare, prompts=mb, input_len=w.input_len, sequence_parallel=sp, every_position=True)
-    fwd_bwd, comm = 2 * fwd.compute_s + fwd_bare.compute_s, fwd.communication_s
+    bare, c_bare, fwd_bare_s = _bare_forward(spec, profile, w, lay, sp=sp, cache=cache)
+    fwd_bwd, comm = 2 * fwd.compute_s + fwd_bare_s, fwd.communication_s
     if lay.folded:
-        d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=mb * w.input_len, sp=sp)
-        fwd_bwd, comm = fwd_bwd + 3 * d_compute, comm + d_comm
+        tokens = mb * w.input_len
+        d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=tokens, sp=sp)
+        d_bare, _ = _expert_parallel_delta(spec, bare, w, c_bare, lay, x, tokens=tokens, sp=sp)
+        fwd_bwd, comm = fwd_bwd + 2 * d_compute + d_bare, comm + d_comm
     m, pp = TRAIN_MICROBATCHES_PER_STAGE * lay.pp, lay.pp
     grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params)
     return (m + pp - 1) * (fwd_bwd + 2 * comm) / pp + grads + c.step_overhead_s, 2 * comm * m / pp + grads, c
 
 
 def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
-                      replicas: int, ep: int = 1, etp: int = 0) -> Candidate:
-    """One Megatron layout (`etp` 0: Megatron's default, tp); its rule violations are reasons (module docstring)."""
+                      replicas: int, ep: int = 1, etp: int = 0,
+                      cache: dict[tuple[int, int, bool], BareForward] | None = None) -> Candidate:
+    """One Megatron layout (`etp` 0: Megatron's default, tp); its rule violations are reasons (module docstring).
+    `cache`: a dict the layouts of one plan share (`_bare_forward`)."""
     w = w.for_model(spec)
     lay = TrainLayout(tp=tp, pp=pp, replicas=replicas, ep=ep, etp=etp, moe=spec.is_moe)
     mb, sp = w.batch or 1, w.sequence_parallel or lay.sequence_parallel_required
@@ -195,7 +218,8 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
         reasons.append(f"weights+gradients+optimizer {bytes_to_gib(state):.1f} GiB + activations "
                        f"{bytes_to_gib(act):.1f} GiB per GPU exceed the {bytes_to_gib(usable):.1f} "
                        f"GiB usable by {bytes_to_gib(need - usable):.1f} GiB")
-    step, comm, c = _step(spec, profile, w, lay, x, sp=sp, params=n_params, expert_params=expert_params)
+    step, comm, c = _step(spec, profile, w, lay, x, sp=sp, params=n_params, expert_params=expert_params,
+                          cache=cache)
     tokens = replicas * TRAIN_MICROBATCHES_PER_STAGE * pp * mb * w.input_len
     notes = ("sequence parallelism on: Megatron trains MoE layers with TP > 1 only with it",) if \
         lay.sequence_parallel_required and not w.sequence_parallel else ()
