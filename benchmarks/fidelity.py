@@ -77,14 +77,18 @@ docs, features/quantization.html: pre-quantized ModelOpt checkpoints run as expo
 TABLE_REQUESTS_017 = {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (2048, 128): 3000, (2048, 2048): 1500,
                       (5000, 500): 1500, (1000, 1000): 3000, (500, 2000): 3000, (20000, 2000): 1000}
 TABLE_REQUESTS_019 = TABLE_REQUESTS_017 | {(1000, 2000): 1500}
+TABLE_REQUESTS_011 = {k: v for k, v in TABLE_REQUESTS_017.items()
+                      if k in {(128, 128), (128, 2048), (128, 4096), (2048, 128), (2048, 2048)}}
 NUM_REQUESTS = {
-    # 0.10 / 0.11: gptManagerBenchmark runs of 2000 requests (the tables' notes, copied into each row)
-    "0.10.0": 2000, "0.11.0": 2000,
+    # 0.10: gptManagerBenchmark runs of 2000 requests (its "Preparing a Dataset" gives --num-requests=2000 and no
+    # per-length counts)
+    "0.10.0": 2000,
     # each release's docs/source/performance/perf-overview.md, "Preparing a Dataset": $num_requests per ISL/OSL
-    # (github.com/NVIDIA/TensorRT-LLM; the index file ids in throughput.csv's source column): 0.12 lists the first
-    # five lengths of the 0.17 table, 0.17 nine, 0.19 / 0.20 / 0.21 / 1.0 add 1000/2000
-    "0.12.0": {k: v for k, v in TABLE_REQUESTS_017.items() if k in {(128, 128), (128, 2048), (128, 4096), (2048, 128),
-                                                                   (2048, 2048)}},
+    # (github.com/NVIDIA/TensorRT-LLM; the index file ids in throughput.csv's source column): 0.11 and 0.12 list the
+    # first five lengths of the 0.17 table ("For each input and output sequence length combination, the table below
+    # details the $num_requests that were used"; the 2000 of 0.11's command template, copied into its rows' notes,
+    # is not what ran), 0.17 nine, 0.19 / 0.20 / 0.21 / 1.0 add 1000/2000
+    "0.11.0": TABLE_REQUESTS_011, "0.12.0": TABLE_REQUESTS_011,
     "0.17": TABLE_REQUESTS_017, "0.19.0": TABLE_REQUESTS_019, "0.20.0": TABLE_REQUESTS_019,
     "0.21": TABLE_REQUESTS_019, "1.0": TABLE_REQUESTS_019,
     # 1.1/1.2-era main: docs/source/developer-guide/perf-overview.md (commit 03e27c7d)
@@ -196,6 +200,24 @@ built engines from a lookup table, not from memory: tensorrt_llm/bench/build/bui
 keyed by the dataset's max sequence length (isl + osl) if present, else "general" (github.com/NVIDIA/TensorRT-LLM,
 benchmark_config.yml at commit 8fcf9fc2; copied as printed, 4098 included). That version is the one whose model /
 TP entries match the 0.12 table's rows exactly (an earlier version has no Llama-3-70B TP2, which the table has)."""
+TRTLLM_011_CONFIG = {
+    "GPTJ 6B": {1: {"general": (128, 2048), 256: (2048, 2048)}},
+    "Falcon 180B": {4: {"general": (4096, 8192)}, 8: {"general": (2048, 8192)}},
+    "LLaMA v2 7B": {1: {"general": (4096, 8192)}},
+    "LLaMA v2 70B": {2: {"general": (2048, 2048)}, 4: {"general": (4096, 8192), 4224: (256, 8192)},
+                     8: {"general": (8192, 16384), 2176: (1024, 16384)}},
+    "LLaMA v3 8B": {1: {"general": (2048, 8192)}},
+    "LLaMA v3 70B": {4: {"general": (2048, 1024)}, 8: {"general": (8192, 16384)}},
+    "Mixtral 8x7B": {2: {"general": (2048, 3072)}, 4: {"general": (8192, 8192)}},
+    "Mistral 7B": {1: {"general": (4098, 8192)}},
+}
+"""0.11.0 table -> TP -> {isl + osl or "general": (max_batch_size, max_num_tokens)}: the engines of that table were
+built with trtllm-build --max_batch_size $max_batch_size --max_num_tokens $max_num_tokens from the per-model
+settings its perf-overview lists ("Network Configuration Files and Settings", github.com/NVIDIA/TensorRT-LLM/blob/
+v0.11.0/docs/source/performance/perf-overview.md; columns $tp_size, $max_num_tokens, $max_batch_size, ISL/OSL,
+"General" unless a length pair is named; copied as printed, 4098 included), the same form as TRTLLM_BENCH_012_CONFIG."""
+TRTLLM_TABLE_CONFIG = {"0.11.0": TRTLLM_011_CONFIG, "0.12.0": TRTLLM_BENCH_012_CONFIG}
+"""Releases whose engine limits come from a table the release's docs print (not from trtllm-bench's tuning)."""
 TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
 """trtllm-bench's BYTES_PER_ELEM by quant algo (2 for anything else)."""
 TRTLLM_BENCH_TUNED = {"fp8", "nvfp4", "bf16", "fp16"}
@@ -234,10 +256,10 @@ def trtllm_bench_settings(spec, *, tp: int, pp: int, isl: int, osl: int, dtype: 
 def _engine_settings(r: dict, *, tp: int, pp: int, dtype: str, kv_dtype: str) -> dict:
     """recommend() options for the engine limits and KV fraction a row ran with: stated in its notes, else what
     trtllm-bench chose (0.12: TRTLLM_BENCH_012_CONFIG; releases in TRTLLM_BENCH_RELEASES: tuning.py), else
-    tpplan's trtllm defaults."""
+    tpplan's trtllm defaults. 0.11 rows take the limits their doc's build settings list (TRTLLM_011_CONFIG)."""
     notes = r["notes"]
     bs, tokens = _engine_limit(notes, "max_batch_size"), _engine_limit(notes, "max_num_tokens")
-    table = TRTLLM_BENCH_012_CONFIG.get(r["model"], {}).get(tp) if r["engine_version"] == "0.12.0" else None
+    table = TRTLLM_TABLE_CONFIG.get(r["engine_version"], {}).get(r["model"], {}).get(tp)
     if bs is None and tokens is None and table and pp == 1:
         bs, tokens = table.get(int(r["isl"]) + int(r["osl"]), table["general"])
     elif bs is None and tokens is None and r["engine_version"] in TRTLLM_BENCH_RELEASES and dtype in TRTLLM_BENCH_TUNED:

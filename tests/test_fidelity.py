@@ -164,6 +164,20 @@ def test_trtllm_bench_settings_follow_its_tuning_rules():
                                           device_bytes=h100) == (64, 2048)
 
 
+def test_011_rows_use_the_build_settings_their_doc_lists():
+    """v0.11.0 perf-overview, "Network Configuration Files and Settings": Llama-2-70B TP8 General 16384 tokens /
+    8192 sequences, 1024 sequences at 128/2048; Llama-3-70B TP4 1024 tokens / 2048 sequences."""
+    import fidelity
+
+    row = {"engine_version": "0.11.0", "model": "LLaMA v2 70B", "isl": "128", "osl": "2048", "notes": ""}
+    assert fidelity._engine_settings(row, tp=8, pp=1, dtype="fp8", kv_dtype="fp8") == {
+        "max_num_seqs": 1024, "max_num_batched_tokens": 16384}
+    assert fidelity._engine_settings(row | {"isl": "2048"}, tp=8, pp=1, dtype="fp8", kv_dtype="fp8") == {
+        "max_num_seqs": 8192, "max_num_batched_tokens": 16384}
+    assert fidelity._engine_settings(row | {"model": "LLaMA v3 70B"}, tp=4, pp=1, dtype="fp8", kv_dtype="fp8") == {
+        "max_num_seqs": 2048, "max_num_batched_tokens": 1024}
+
+
 def test_012_rows_use_the_trtllm_bench_lookup_table_of_that_era():
     """0.12 trtllm-bench built engines from benchmark_config.yml (per model and TP; the entry keyed by isl + osl
     if present, else "general"), not from memory like later releases' tuning.py."""
@@ -277,6 +291,9 @@ def test_published_runs_use_the_request_counts_their_docs_state():
     row = {"engine_version": "0.17", "isl": "128", "osl": "2048"}
     assert fidelity.num_requests(row) == 3000
     assert fidelity.num_requests(row | {"engine_version": "0.10.0"}) == 2000  # gptManagerBenchmark, 2000 requests
+    # 0.11's "Preparing a Dataset" lists the count per length (its command template's 2000 is not what ran)
+    assert fidelity.num_requests(row | {"engine_version": "0.11.0"}) == 3000
+    assert fidelity.num_requests(row | {"engine_version": "0.11.0", "isl": "128", "osl": "128"}) == 30000
     assert fidelity.num_requests(row | {"engine_version": "0.12.0", "isl": "500", "osl": "2000"}) is None
     assert fidelity.num_requests(row | {"engine_version": "1.0", "isl": "1000", "osl": "2000"}) == 1500
 
