@@ -114,6 +114,24 @@ def test_show_and_list(run_cli):
     assert REQUIRED <= {r["name"] for r in rows}
 
 
+def test_show_lists_every_kernel_constant_and_which_come_from_the_defaults_file(run_cli):
+    import csv
+    import io
+
+    r = run_cli("profiles", "show", "dgx-h100", "-f", "csv")
+    rows = {row["key"]: row for row in csv.DictReader(io.StringIO(r.out))}
+    assert rows["efficiency.matmul_epilogue_k"]["value"] == "96 K-steps per output (16-bit GEMMs)"
+    assert rows["efficiency.matmul_epilogue_k"]["source"] == ""  # stated by the profile
+    assert rows["efficiency.matmul_fp8"]["value"] == "0.72 of the 8-bit peak"
+    assert rows["efficiency.matmul_fp8"]["source"] == "hardware_profiles/defaults/kernels.yaml"
+    assert {"efficiency.kernel_overhead", "efficiency.attention_decode_memory", "efficiency.sustained_clock",
+            "efficiency.moe_expert_fixed_tokens", "efficiency.pipeline_sequence_overhead"} <= set(rows)
+    a100 = {row["key"]: row for row in csv.DictReader(io.StringIO(run_cli("profiles", "show", "a100-pcie", "-f",
+                                                                           "csv").out))}
+    assert a100["efficiency.matmul_epilogue_k"]["source"] == "hardware_profiles/defaults/kernels.yaml"
+    assert "efficiency.matmul_fp4" not in a100
+
+
 def test_profile_path_env_shadows_builtins(tmp_path, monkeypatch, run_cli):
     d = _base()
     d["description"] = "our cluster"

@@ -114,9 +114,32 @@ def _flat_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
              ("efficiency.memory", f"{e.memory:.2f}", ""),
              ("efficiency.runtime_reserve", format_bytes(e.runtime_reserve_bytes), ""),
              ("efficiency.step_overhead", format_seconds(e.step_overhead_s), "")]
+    rows += _kernel_rows(p)
     if p.price_per_gpu_hour:
         rows.append(("price_per_gpu_hour", f"{p.price_per_gpu_hour:.2f}", src.get("price", "")))
     return rows
+
+
+def _kernel_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
+    """The kernel constants of the cost model (tpplan.cost.kernels), each marked with the defaults file when the
+    profile leaves it out (HardwareProfile.defaulted)."""
+    from tpplan.hardware.loader import DEFAULTS_FILES
+
+    e, defaulted = p.efficiency, set(p.defaulted.get("kernels", ()))
+    values = {"matmul_fp8": f"{e.matmul_fp8:.2f} of the 8-bit peak",
+              "matmul_fp4": None if e.matmul_fp4 is None else f"{e.matmul_fp4:.2f} of the 4-bit peak",
+              "matmul_epilogue_k": f"{e.matmul_epilogue_k:g} K-steps per output (16-bit GEMMs)",
+              "matmul_epilogue_k_fp8": f"{e.matmul_epilogue_k_fp8:g} K-steps per output (8-bit GEMMs)",
+              "kernel_overhead": format_seconds(e.kernel_overhead_s),
+              "attention_decode_memory": f"{e.attention_decode_memory:.2f} of HBM bandwidth",
+              "attention_prefill_matmul": f"{e.attention_prefill_matmul:.2f} of the 16-bit peak",
+              "attention_prefill_matmul_native": None if e.attention_prefill_matmul_native is None
+              else f"{e.attention_prefill_matmul_native:.2f} of the 16-bit peak",
+              "moe_expert_fixed_tokens": f"{e.moe_expert_fixed_tokens:g} tokens per expert",
+              "sustained_clock": f"{e.sustained_clock:.2f} of the burst clock",
+              "pipeline_sequence_overhead": format_seconds(e.pipeline_sequence_overhead_s)}
+    return [(f"efficiency.{k}", v, DEFAULTS_FILES["kernels"] if k in defaulted else "")
+            for k, v in values.items() if v is not None]
 
 
 def _tier_source(p: HardwareProfile, tier: str) -> str:
