@@ -182,7 +182,7 @@ def _group_bytes_flops(spec: ModelSpec, *, tp: int, dtype: str, engine: str,
         slot = out.setdefault(bucket, [0.0, 0.0])
         slot[0] += n * fmt.bytes_per_param(g)
         slot[1] += FLOPS_PER_MAC * n
-        if g.in_features and g.component != "norm":
+        if g.in_features:  # matmul groups; norms, biases and other vectors have no input width
             slot[1] += FLOPS_PER_MAC * n / _local_k(g, tp) * epilogue_k(bucket)
 
     for g in param_groups(spec):

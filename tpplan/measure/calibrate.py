@@ -166,9 +166,9 @@ def _fit_epilogue(rows: list[list[float]], y: list[float], dtype: str) -> tuple[
     return max(inv[3] / inv[2], 0.0), ""
 
 
-def _fit_rates(profile: HardwareProfile, items: list[dict], dtype: str) -> tuple[HardwareProfile, float, list[str]]:
-    """One pass of `fit_matmuls` with the rows sorted by `profile`'s roofline."""
-    rows, y = _matmul_rows(profile, items, dtype)
+def _fit_rates(profile: HardwareProfile, rows: list[list[float]], y: list[float],
+               dtype: str) -> tuple[HardwareProfile, float, list[str]]:
+    """One pass of `fit_matmuls` on `rows`, sorted by `profile`'s roofline (`_matmul_rows`)."""
     fitted_depth, why = _fit_epilogue(rows, y, dtype)
     depth = matmul_epilogue_k(profile.efficiency, dtype) if fitted_depth is None else fitted_depth
     if fitted_depth is not None:
@@ -207,12 +207,12 @@ def fit_matmuls(profile: HardwareProfile, items: list[dict], dtype: str) -> tupl
         return profile, profile.efficiency.kernel_overhead_s, []
     current, classes = profile, None
     for _ in range(CLASS_PASSES):
-        rows, _ = _matmul_rows(current, items, dtype)
+        rows, y = _matmul_rows(current, items, dtype)
         sorting = [bool(r[2]) for r in rows]
         if sorting == classes:
             break
         classes = sorting
-        fitted, t0, notes = _fit_rates(current, items, dtype)
+        fitted, t0, notes = _fit_rates(current, rows, y, dtype)
         # the next pass sorts by this fit's roofline: its rates and K0 on the caller's profile
         current = dataclasses.replace(profile, gpu=fitted.gpu, efficiency=dataclasses.replace(
             profile.efficiency, matmul=fitted.efficiency.matmul, memory=fitted.efficiency.memory,
