@@ -160,10 +160,13 @@ def test_sweep_checks_the_parquet_engine_before_any_work(refusal, tmp_path, monk
 def test_sweep_gpus_above_the_profile_name_the_fix(refusal):
     assert refusal("sweep", "--models", "llama-70b", "--gpus", "16") == (
         "Error: --gpus 16 exceeds profile 'dgx-h100' (8 GPUs per node x 1 node(s) = 8); sweep --gpus 8 or fewer on "
-        "it, or use a profile with 2 or more nodes: --hardware dgx-h100-2node or dgx-h100-4node")
+        "it, or pass --nodes 2 or --hardware dgx-h100-2node or dgx-h100-4node")
     assert refusal("sweep", "--models", "llama-70b", "--gpus", "8,16", "--hardware", "a10g") == (
         "Error: --gpus 16 exceeds profile 'a10g' (8 GPUs per node x 1 node(s) = 8); sweep --gpus 8 or fewer on it, or "
         "use a profile with 2 or more nodes: a copy of 'a10g' with nodes: 2 and a network: section")
+    assert refusal("sweep", "--models", "llama-70b", "--gpus", "16", "--hardware", "a10g", "--nodes", "2") == (
+        "Error: --nodes 2: profile 'a10g' has no network section; use a multi-node profile (e.g. dgx-h100-2node) or "
+        "add network: to yours")
 
 
 def test_a_long_file_name_that_open_accepts_is_written(run_cli, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from tpplan.planner.plan import recommend
 from tpplan.planner.sweep import sweep
@@ -82,3 +83,19 @@ def test_sweep_sizes_the_server_for_its_longest_request_within_context(refusal, 
 def test_sweep_refuses_moe_imbalance_without_an_moe_model(refusal):
     assert refusal("sweep", "--models", "llama-70b", "--moe-imbalance", "2").startswith(
         "Error: --moe-imbalance 2 applies to MoE models")
+
+
+def test_sweep_nodes_spans_the_profile_as_recommend_does(run_cli):
+    """--nodes lays the profile over that many nodes, as recommend's does: 16 GPUs of dgx-h100 over 2 nodes, every row
+    saying so, and the row of the layout recommend picks carries recommend's numbers."""
+    args = ("--model", "llama-70b", "--gpus", "16", "--nodes", "2", "--batch", "64")
+    best = run_cli("recommend", *args, "-f", "json").json()["recommended"]
+    r = run_cli("sweep", "--models", "llama-70b", "--gpus", "16", "--nodes", "2", "--batch", "64", "-f", "json")
+    assert r.code == 0
+    rows = r.json()
+    assert {(row["hardware"], row["nodes"], row["gpus"]) for row in rows} == {("dgx-h100", 2, 16)}
+    same = [row for row in rows if (row["tp"], row["pp"], row["replicas"], row["ep"], row["dp_attention"]) ==
+            (best["tp"], best["pp"], best["replicas"], 1, 1)]
+    assert len(same) == 1 and same[0]["feasible"]
+    assert same[0]["output_tokens_per_s"] == pytest.approx(best["output_tokens_per_s"], rel=1e-9)
+    assert same[0]["tpot_s"] == pytest.approx(best["tpot_s"], rel=1e-9)

@@ -533,6 +533,8 @@ def sweep(
     models: Annotated[str, typer.Option("--models", help="Comma-separated models.")],
     hardware: Annotated[str, typer.Option("--hardware", help="Comma-separated profiles.")] = "dgx-h100",
     gpus: Annotated[str, typer.Option("--gpus", help="Comma-separated GPU counts.")] = "8",
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Nodes of every profile (as in recommend; "
+                                              "more than one needs the profile's network section).")] = None,
     batch: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1,8,32,128",
     input_len: Annotated[str, typer.Option("--input-len", help="Comma-separated prompt lengths.")] = str(WD.input_len),
     output_len: Annotated[str, typer.Option("--output-len", help="Comma-separated output lengths.")] = str(
@@ -571,7 +573,7 @@ def sweep(
     with sweep_progress() as progress:
         df, stats = run_sweep(**lists, engine=engine, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                               moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
-                              deepep_mode=deepep_mode, progress=progress)
+                              deepep_mode=deepep_mode, nodes=nodes, progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 

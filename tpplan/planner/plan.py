@@ -67,12 +67,19 @@ def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptio
     return plan
 
 
+def profile_with_nodes(profile: HardwareProfile, nodes: int | None) -> HardwareProfile:
+    """The profile spanning `nodes` nodes (--nodes; None: as the profile states). More than one node needs the
+    profile's network section, which prices the links between them."""
+    if nodes is None:
+        return profile
+    if nodes > 1 and profile.network is None:
+        raise TpplanError(f"--nodes {nodes}: profile {profile.name!r} has no network section; use a multi-node "
+                          f"profile (e.g. dgx-h100-2node) or add network: to yours")
+    return dataclasses.replace(profile, nodes=nodes)
+
+
 def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None) -> tuple[HardwareProfile, int]:
-    if nodes is not None:
-        if nodes > 1 and profile.network is None:
-            raise TpplanError(f"--nodes {nodes}: profile {profile.name!r} has no network section; use a multi-node "
-                              f"profile (e.g. dgx-h100-2node) or add network: to yours")
-        profile = dataclasses.replace(profile, nodes=nodes)
+    profile = profile_with_nodes(profile, nodes)
     if gpus is not None and gpus < 1:
         raise TpplanError(f"--gpus {gpus} must be at least 1; leave it out for all the GPUs of {profile.name!r}")
     gpus = gpus or profile.total_gpus

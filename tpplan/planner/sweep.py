@@ -120,10 +120,11 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
           engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
           max_model_len: int | None = None, moe_imbalance: float = WORKLOAD_DEFAULTS.moe_imbalance,
           all2all_backend: str = WORKLOAD_DEFAULTS.all2all_backend, deepep_mode: str | None = None,
-          progress: Callable[[int, int], None] | None = None):
+          nodes: int | None = None, progress: Callable[[int, int], None] | None = None):
     """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x layout (tp, pp, ep, dp_attention)
     x batch x in x out. `moe_imbalance`: the busiest EP rank's routed tokens / the mean, `all2all_backend` the
-    engine's MoE token-movement backend and `deepep_mode` SGLang's DeepEP mode, as in `recommend`."""
+    engine's MoE token-movement backend and `deepep_mode` SGLang's DeepEP mode, as in `recommend`; `nodes` lays every
+    profile over that many nodes (recommend's --nodes; more than one needs the profile's network section)."""
     import pandas as pd
 
     from tpplan.errors import TpplanError
@@ -138,6 +139,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         check_moe_options,
         check_serving_dtypes,
     )
+    from tpplan.planner.plan import profile_with_nodes
 
     check_serving_engine(engine)
     check_kv_cache_dtype(engine, normalize_dtype(kv_cache_dtype, kind="kv"))
@@ -156,7 +158,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     # as recommend: the server's --max-model-len holds the longest request of the grid, within the model's context
     lengths = {s.name: max_model_len_for(s, max_model_len, longest, {},
                                          what="the longest --input-len + --output-len") for s in specs}
-    profiles = [resolve_profile(h)[0] for h in hardware]
+    profiles = [profile_with_nodes(resolve_profile(h)[0], nodes) for h in hardware]
     for profile in profiles:  # before any work
         if max(gpus) > profile.total_gpus:
             raise TpplanError(_too_many_gpus(max(gpus), profile))
@@ -179,6 +181,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
             frame = pd.DataFrame(col)
             frame.insert(0, "dtype", w.dtype)
             frame.insert(0, "gpus", g)
+            frame.insert(0, "nodes", profile.nodes)
             frame.insert(0, "hardware", profile.name)
             frame.insert(0, "model", spec.name)
             frames.append(frame)
@@ -196,8 +199,11 @@ def _too_many_gpus(gpus: int, profile) -> str:
     bigger = [n for n in builtin_names() if (b := load_builtin(n)).gpu.name == profile.gpu.name
               and b.total_gpus >= gpus]
     nodes = -(-gpus // profile.gpus_per_node)
-    other = (f"--hardware {' or '.join(bigger[:2])}" if bigger else
-             f"a copy of {profile.name!r} with nodes: {nodes}" + ("" if profile.network else " and a network: section"))
+    if profile.network is not None:
+        other = f"pass --nodes {nodes}" + (f" or --hardware {' or '.join(bigger[:2])}" if bigger else "")
+    else:
+        other = (f"use a profile with {nodes} or more nodes: " +
+                 (f"--hardware {' or '.join(bigger[:2])}" if bigger else
+                  f"a copy of {profile.name!r} with nodes: {nodes} and a network: section"))
     return (f"--gpus {gpus} exceeds profile {profile.name!r} ({profile.gpus_per_node} GPUs per node x {profile.nodes} "
-            f"node(s) = {profile.total_gpus}); sweep --gpus {profile.total_gpus} or fewer on it, or use a profile "
-            f"with {nodes} or more nodes: {other}")
+            f"node(s) = {profile.total_gpus}); sweep --gpus {profile.total_gpus} or fewer on it, or {other}")
