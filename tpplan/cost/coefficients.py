@@ -296,13 +296,15 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
     full = windows.pop(None, 0)
     fmt = weight_format(spec, dtype)  # the checkpoint's format (auto) or the --dtype override
     matmul_dtype = compute_dtype(fmt, profile.gpu.peak_flops_per_s)[0]  # weight-only formats compute in 16 bits
+    fused = (fusion or fusion_for(engine)).fused_decode_attention
     rates = kernel_rates(profile, matmul_dtype, sustained=sustained,
                          native_attention=prefill_attention_native(fusion or fusion_for(engine),
                                                                    kv_cache_dtype=kv_cache_dtype),
                          attention_dtype=prefill_attention_dtype(fusion or fusion_for(engine), profile.efficiency,
-                                                                 kv_cache_dtype=kv_cache_dtype))
-    attn_rates = _sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained)
-    head_rates = _sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "lm_head", sustained=sustained)
+                                                                 kv_cache_dtype=kv_cache_dtype),
+                         fused_attention=fused)
+    attn_rates = _sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "attention", sustained=sustained, fused=fused)
+    head_rates = _sixteen_bit_rates(spec, fmt, profile, matmul_dtype, "lm_head", sustained=sustained, fused=fused)
     bucket_rates = {"attn": attn_rates or rates, "head": head_rates or rates}
     g = _group_bytes_flops(spec, tp=tp, dtype=dtype, engine=engine,
                            epilogue_k=lambda bucket: bucket_rates.get(bucket, rates).matmul_epilogue_k)
@@ -349,7 +351,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
 
 
 def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProfile, matmul_dtype: str,
-                       component: str, *, sustained: bool) -> KernelRates | None:
+                       component: str, *, sustained: bool, fused: bool = False) -> KernelRates | None:
     """16-bit matmul rates for `component`'s matmuls when the checkpoint keeps every quantizable weight of it in
     16 bits in every layer (`keep_16bit`, e.g. gpt-oss's 'model.layers.*.self_attn' and 'lm_head', vllm
     quantization/mxfp4.py) while the model's other matmuls run at `matmul_dtype` (fp8 / fp4): those matmuls run
@@ -361,7 +363,8 @@ def _sixteen_bit_rates(spec: ModelSpec, fmt: WeightFormat, profile: HardwareProf
         groups = [g for g in param_groups(spec) if g.component == "embedding" and g.split == "vocab"]
     if not groups or any(fmt.bytes_per_param(g) != fmt.unquantized_bytes for g in groups):
         return None
-    return kernel_rates(profile, sixteen_bit_dtype(profile.gpu.peak_flops_per_s), sustained=sustained)
+    return kernel_rates(profile, sixteen_bit_dtype(profile.gpu.peak_flops_per_s), sustained=sustained,
+                        fused_attention=fused)
 
 
 def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalance: float, dtype: str, engine: str,

@@ -44,7 +44,8 @@ class KernelRates:
     """HBM bandwidth x efficiency.memory (weights and activations streamed by matmuls and elementwise kernels)."""
     kernel_overhead_s: float
     attention_decode_bytes_per_s: float
-    """HBM bandwidth x efficiency.attention_decode_memory (KV-cache reads)."""
+    """HBM bandwidth x efficiency.attention_decode_memory (KV-cache reads), or x attention_decode_memory_fused for an
+    engine's fused paged-decode kernel (`kernel_rates(fused_attention=True)`)."""
     attention_prefill_flops_per_s: float
     """Dense peak of the attention dtype (16-bit, or fp8: `prefill_attention_dtype`) x
     efficiency.attention_prefill_matmul (causal flash attention)."""
@@ -52,10 +53,13 @@ class KernelRates:
     """efficiency.moe_expert_fixed_tokens: tokens of work each expert with tokens adds to a grouped GEMM."""
     matmul_epilogue_k: float = 0.0
     """K-steps each output element of a GEMM of this dtype costs beyond its own K (`matmul_epilogue_k`)."""
+    decode_sequence_overhead_s: float = 0.0
+    """efficiency.decode_sequence_overhead: seconds per running sequence per decoder layer of a decode step."""
 
 
 def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True,
-                 native_attention: bool = False, attention_dtype: str = ATTENTION_PREFILL_DTYPE) -> KernelRates:
+                 native_attention: bool = False, attention_dtype: str = ATTENTION_PREFILL_DTYPE,
+                 fused_attention: bool = False) -> KernelRates:
     """Achieved rates of this profile. A measured kernel table (written by `tpplan measure --out`) carries the
     per-kernel fixed time fitted on the user's own GPU; it replaces the profile's default when present.
     `sustained`: FLOP rates at the clock held under continuous load (efficiency.sustained_clock), as in serving or
@@ -63,20 +67,24 @@ def kernel_rates(profile: HardwareProfile, dtype: str, *, sustained: bool = True
     `native_attention`: the engine's prefill attention is written for this GPU's own tensor-core pipeline
     (efficiency.attention_prefill_matmul_native; Fusion.native_prefill_attention). `attention_dtype`: the dtype
     its tensor cores run attention in (`prefill_attention_dtype`); a GPU without an FP8 rate computes it in 16 bits
-    (GpuSpec.peak_flops_for)."""
+    (GpuSpec.peak_flops_for). `fused_attention`: the engine reads the KV cache with a fused paged-decode kernel
+    (Fusion.fused_decode_attention), at efficiency.attention_decode_memory_fused where the profile has one."""
     e, gpu = profile.efficiency, profile.gpu
     table = profile.kernel_table
     fixed_s = table.kernel_fixed_time_s if table is not None and table.kernel_fixed_time_s > 0 else e.kernel_overhead_s
     clock = e.sustained_clock if sustained else 1.0
     matmul_eff = matmul_share(e, dtype) * clock
+    decode_share = (e.attention_decode_memory_fused if fused_attention and e.attention_decode_memory_fused is not None
+                    else e.attention_decode_memory)
     return KernelRates(matmul_flops_per_s=gpu.peak_flops_for(dtype) * matmul_eff,
                        memory_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.memory,
                        kernel_overhead_s=fixed_s,
-                       attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * e.attention_decode_memory,
+                       attention_decode_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * decode_share,
                        attention_prefill_flops_per_s=gpu.peak_flops_for(attention_dtype)
                        * prefill_attention_share(e, native=native_attention) * clock,
                        moe_expert_fixed_tokens=e.moe_expert_fixed_tokens,
-                       matmul_epilogue_k=matmul_epilogue_k(e, dtype))
+                       matmul_epilogue_k=matmul_epilogue_k(e, dtype),
+                       decode_sequence_overhead_s=e.decode_sequence_overhead_s)
 
 
 def prefill_attention_share(e: Efficiency, *, native: bool) -> float:
@@ -183,6 +191,9 @@ class Fusion:
     """... and in units of the per-GPU KV width (2 x kv heads x head_dim) x activation bytes (cache write)."""
     attention_launches: int
     """Kernels of the attention itself (1 for a fused flash/paged kernel)."""
+    fused_decode_attention: bool = True
+    """Decode attention is one fused paged kernel reading K and V once (efficiency.attention_decode_memory_fused);
+    False: unfused PyTorch attention (matmul, softmax, matmul) as the measurement harness runs it."""
     native_prefill_attention: bool = False
     """Prefill attention runs kernels written for the GPU's own tensor-core pipeline (efficiency.
     attention_prefill_matmul_native), not FlashAttention-2-style ones."""
@@ -249,7 +260,8 @@ FUSIONS: dict[str, Fusion] = {
     # The measurement harness of shared/reference/gpu (and `tpplan measure`): unfused PyTorch in a CUDA graph.
     # RMSNorm, K and V cache writes, residual add, RMSNorm, SiLU, multiply, residual add = 8 kernels; attention as
     # batched matmul, softmax, batched matmul = 3 (README of h100_decode_prefill.csv: "about 15 kernels").
-    "torch": Fusion(elementwise_launches=8, hidden_passes=10, mlp_passes=5, kv_passes=2, attention_launches=3),
+    "torch": Fusion(elementwise_launches=8, hidden_passes=10, mlp_passes=5, kv_passes=2, attention_launches=3,
+                     fused_decode_attention=False),
 }
 
 

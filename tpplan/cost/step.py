@@ -199,6 +199,8 @@ def _head_s(c: Coefficients, head_tokens):
 
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
+    """Decode attention of all layers: the KV bytes (and state traffic) each running sequence reads at the decode
+    attention rate, plus efficiency.decode_sequence_overhead per sequence per layer."""
     ctx_tokens = c.full_layers * context_len  # summed over layers
     for window, layers in (*c.windowed_layers, *c.chunked_layers):  # a chunk: at most `chunk` keys (the bound)
         ctx_tokens = ctx_tokens + layers * minimum(context_len, window)
@@ -206,7 +208,8 @@ def _decode_attention_s(c: Coefficients, seqs, context_len):
                                    + _linear_state_traffic(c, seqs),
                                    flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim
                                    + seqs * c.linear_layers * c.linear_decode_flops,
-                                   launches=c.num_layers * c.fusion.attention_launches)
+                                   launches=c.num_layers * c.fusion.attention_launches) \
+        + seqs * c.num_layers * c.rates.decode_sequence_overhead_s
 
 
 def _linear_state_traffic(c: Coefficients, seqs):

@@ -20,7 +20,8 @@ from tpplan.units import parse_quantity
 DOUBLED_RATIO = 1.9
 """A value >= 1.9 x the built-in's is the 2x (bidirectional or sparse) figure; real generations differ by less
 within one GPU model."""
-_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead", "pipeline_sequence_overhead")
+_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead", "pipeline_sequence_overhead",
+              "decode_sequence_overhead")
 UNIT_SLIP_RATIO = 10.0
 """A value 10x or more above or below the built-in's is a unit slip (GB vs TB, TFLOP vs GFLOP), not another SKU."""
 HBM_BANDWIDTH_RANGE = (10e9, 50e12)

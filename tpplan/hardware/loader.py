@@ -73,6 +73,9 @@ def _efficiency(e: dict[str, Any]) -> Efficiency:
                       matmul_fp8=float(k["matmul_fp8"]),
                       kernel_overhead_s=_q(k["kernel_overhead"], "time", "us"),
                       attention_decode_memory=float(k["attention_decode_memory"]),
+                      attention_decode_memory_fused=(float(k["attention_decode_memory_fused"])
+                                                     if k.get("attention_decode_memory_fused") is not None else None),
+                      decode_sequence_overhead_s=_q(k["decode_sequence_overhead"], "time", "us"),
                       attention_prefill_matmul=float(k["attention_prefill_matmul"]),
                       moe_expert_fixed_tokens=float(k["moe_expert_fixed_tokens"]),
                       matmul_epilogue_k=float(k["matmul_epilogue_k"]),

@@ -112,6 +112,11 @@ class EfficiencyIn(_Strict):
     """Fixed time per kernel in a CUDA-graph step; left out: hardware_profiles/defaults/kernels.yaml."""
     attention_decode_memory: Fraction | None = None
     """Decode attention's achieved / peak HBM bandwidth; left out: defaults/kernels.yaml."""
+    attention_decode_memory_fused: Fraction | None = None
+    """The same for the serving engines' fused paged-decode kernels; left out: defaults/kernels.yaml."""
+    decode_sequence_overhead: Seconds | None = None
+    """GPU time per running sequence per decoder layer of a decode step beyond its KV reads; left out:
+    defaults/kernels.yaml."""
     attention_prefill_matmul: Fraction | None = None
     """Causal flash attention's achieved / dense 16-bit peak FLOP/s; left out: defaults/kernels.yaml."""
     attention_prefill_matmul_native: Fraction | None = None

@@ -52,6 +52,7 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "runtime_reserve": f"{e.runtime_reserve_bytes / MiB:.6g} MiB",
                        "step_overhead": _us(e.step_overhead_s), "kernel_overhead": _us(e.kernel_overhead_s),
                        "attention_decode_memory": round(e.attention_decode_memory, 6),
+                       "decode_sequence_overhead": _us(e.decode_sequence_overhead_s),
                        "attention_prefill_matmul": round(e.attention_prefill_matmul, 6),
                        "matmul_epilogue_k": round(e.matmul_epilogue_k, 6),
                        "matmul_epilogue_k_fp8": round(e.matmul_epilogue_k_fp8, 6),
@@ -60,6 +61,8 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "pipeline_sequence_overhead": _us(e.pipeline_sequence_overhead_s)}
     if e.matmul_fp4 is not None:
         d["efficiency"]["matmul_fp4"] = round(e.matmul_fp4, 6)
+    if e.attention_decode_memory_fused is not None:
+        d["efficiency"]["attention_decode_memory_fused"] = round(e.attention_decode_memory_fused, 6)
     if e.attention_prefill_matmul_native is not None:  # stated, even when equal: it marks a native kernel
         d["efficiency"]["attention_prefill_matmul_native"] = round(e.attention_prefill_matmul_native, 6)
     if p.price_per_gpu_hour:

@@ -132,6 +132,9 @@ def _kernel_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
               "matmul_epilogue_k_fp8": f"{e.matmul_epilogue_k_fp8:g} K-steps per output (8-bit GEMMs)",
               "kernel_overhead": format_seconds(e.kernel_overhead_s),
               "attention_decode_memory": f"{e.attention_decode_memory:.2f} of HBM bandwidth",
+              "attention_decode_memory_fused": None if e.attention_decode_memory_fused is None
+              else f"{e.attention_decode_memory_fused:.2f} of HBM bandwidth (engines' fused kernels)",
+              "decode_sequence_overhead": f"{format_seconds(e.decode_sequence_overhead_s)} per sequence per layer",
               "attention_prefill_matmul": f"{e.attention_prefill_matmul:.2f} of the 16-bit peak",
               "attention_prefill_matmul_native": None if e.attention_prefill_matmul_native is None
               else f"{e.attention_prefill_matmul_native:.2f} of the 16-bit peak",
