@@ -29,26 +29,24 @@ def test_kernel_constants_from_defaults_are_credited_with_the_file_and_its_sourc
     a = run_cli("recommend", "-m", "llama-8b", "--hardware", str(path), "--gpus", "8", "-f", "json").json()[
         "assumptions"]
     source = yaml.safe_load((DEFAULTS / "kernels.yaml").read_text())["source"]
-    assert a["efficiency"].endswith(f"(from {path}; kernel_overhead, attention_decode_memory_fused, "
-                                    f"decode_sequence_overhead, pipeline_sequence_overhead: "
-                                    f"hardware_profiles/defaults/kernels.yaml)")
-    assert a["efficiency_defaults"] == (f"kernel_overhead 4 us, attention_decode_memory_fused 0.78, "
-                                        f"decode_sequence_overhead 0.1 us, pipeline_sequence_overhead 50 us: not "
-                                        f"stated in {path}, so tpplan's defaults (hardware_profiles/defaults/"
-                                        f"kernels.yaml, source: {source})")
+    assert a["efficiency"].endswith(f"(from {path}; kernel_overhead, decode_sequence_overhead, "
+                                    f"pipeline_sequence_overhead: hardware_profiles/defaults/kernels.yaml)")
+    assert a["efficiency_defaults"] == (f"kernel_overhead 4 us, decode_sequence_overhead 0.1 us, "
+                                        f"pipeline_sequence_overhead 50 us: not stated in {path}, so tpplan's "
+                                        f"defaults (hardware_profiles/defaults/kernels.yaml, source: {source})")
     assert "collectives" not in a  # nvlink, the only tier 8 GPUs of one HGX node cross, is in the profile
 
 
 def test_unused_defaults_are_not_named(run_cli):
     """llama-8b in bf16 on one GPU: no fp8 GEMM, no experts, no PP; dgx-h100 states the rest but the engines'
-    decode attention constants (fitted across GPUs, kept in the defaults file)."""
+    per-sequence decode time (fitted across GPUs, kept in the defaults file)."""
     a = run_cli("recommend", "-m", "llama-8b", "--gpus", "1", "-f", "json").json()["assumptions"]
-    assert a["efficiency"].endswith("(from built-in:dgx-h100; attention_decode_memory_fused, decode_sequence_overhead: "
+    assert a["efficiency"].endswith("(from built-in:dgx-h100; decode_sequence_overhead: "
                                     "hardware_profiles/defaults/kernels.yaml)")
     assert "pipeline_sequence_overhead" not in a["efficiency_defaults"] and "matmul_fp8" not in a["efficiency_defaults"]
     fp8 = run_cli("recommend", "-m", "llama-8b", "--gpus", "1", "--dtype", "fp8", "-f", "json").json()["assumptions"]
-    assert fp8["efficiency_defaults"].startswith("matmul_fp8 0.72, attention_decode_memory_fused 0.78, "
-                                                 "decode_sequence_overhead 0.1 us: not stated in built-in:dgx-h100")
+    assert fp8["efficiency_defaults"].startswith("matmul_fp8 0.72, decode_sequence_overhead 0.1 us: not stated in "
+                                                 "built-in:dgx-h100")
 
 
 def test_default_collectives_are_named_when_the_profile_gives_none(run_cli, tmp_path, monkeypatch):

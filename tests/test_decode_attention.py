@@ -78,3 +78,54 @@ def test_a_fused_share_above_one_is_refused_in_one_line(refusal, tmp_path):
     out = refusal("recommend", "-m", "llama-70b", "--hardware", str(path))
     assert out.startswith(f"Error: {path}:{line}: efficiency.attention_decode_memory_fused: ")
     assert "\n" not in out
+
+
+def test_a_profile_stating_only_the_harness_share_prices_the_engines_with_it(tmp_path):
+    """A user's attention_decode_memory without attention_decode_memory_fused keeps pricing the engines' decode
+    attention (as before the fused share existed) and is not credited to the defaults file."""
+    d = yaml.safe_load((ROOT / "hardware_profiles/dgx-h100.yaml").read_text())
+    d["efficiency"].pop("attention_decode_memory_fused")
+    d["efficiency"]["attention_decode_memory"] = 0.4
+    mine = load_profile_text(yaml.safe_dump(d, sort_keys=False), origin="mine.yaml")
+    assert mine.efficiency.attention_decode_memory_fused is None
+    assert "attention_decode_memory_fused" not in mine.defaulted.get("kernels", ())
+    c = coefficients(resolve_model("llama-8b").spec, mine, tp=1, engine="trtllm")
+    assert c.rates.attention_decode_bytes_per_s == pytest.approx(0.4 * mine.gpu.memory_bandwidth_bytes_per_s)
+    again = load_profile_text(profile_to_yaml(mine), origin="again")
+    assert again.efficiency.attention_decode_memory_fused is None
+
+
+def test_the_harness_and_linear_attention_layers_pay_no_per_sequence_time():
+    h100 = load_builtin("dgx-h100")
+    none = _with(h100, decode_sequence_overhead_s=0.0)
+    spec = resolve_model("llama-8b").spec
+    harness = {p.name: decode_step(coefficients(spec, p, tp=1, fusion=FUSIONS["torch"], sustained=False), p,
+                                   batch=64, context_len=1024) for p in (h100, none)}
+    assert harness[h100.name].total_s == harness[none.name].total_s
+    hybrid = resolve_model("qwen3-next-80b").spec
+    c, c0 = coefficients(hybrid, h100, tp=4), coefficients(hybrid, none, tp=4)
+    assert 0 < c.linear_layers < c.num_layers
+    extra = decode_step(c, h100, batch=32, context_len=1024).compute_s \
+        - decode_step(c0, none, batch=32, context_len=1024).compute_s
+    assert extra == pytest.approx(32 * (c.num_layers - c.linear_layers) * 0.1 * US, rel=1e-9)
+
+
+def test_calibration_fits_the_fused_share_with_the_per_sequence_time_taken_out():
+    """A synthetic GPU whose decode attention streams KV at 2.4 TB/s plus 0.1 us per sequence per call, 5 us per
+    call: the fused share is 2.4 TB/s over HBM bandwidth exactly; the harness's own share holds the per-sequence
+    time and comes out lower."""
+    from tpplan.hardware.kernel_table import AttentionCurve, KernelTable
+    from tpplan.measure.calibrate import fit_attention
+
+    base = load_builtin("dgx-h100")
+    fixed_s, kv_heads, d, batch, per_seq = 5e-6, 8, 128, 64, base.efficiency.decode_sequence_overhead_s
+    contexts = (256, 1152, 4096)
+    decode = tuple(fixed_s + batch * per_seq + 2 * batch * kv_heads * n * d * 2 / 2.4e12 for n in contexts)
+    table = KernelTable(source="test", attention=(
+        AttentionCurve(mode="decode", heads=32, kv_heads=kv_heads, head_dim=d, batch=batch, dtype="bf16",
+                       lengths=contexts, time_s=decode),))
+    fitted, notes = fit_attention(base, table, fixed_s=fixed_s)
+    bw = base.gpu.memory_bandwidth_bytes_per_s
+    assert fitted.efficiency.attention_decode_memory_fused == pytest.approx(2.4e12 / bw, rel=1e-9)
+    assert fitted.efficiency.attention_decode_memory < fitted.efficiency.attention_decode_memory_fused
+    assert notes == []

@@ -164,6 +164,10 @@ def test_sweep_gpus_above_the_profile_name_the_fix(refusal):
     assert refusal("sweep", "--models", "llama-70b", "--gpus", "8,16", "--hardware", "a10g") == (
         "Error: --gpus 16 exceeds profile 'a10g' (8 GPUs per node x 1 node(s) = 8); sweep --gpus 8 or fewer on it, or "
         "use a profile with 2 or more nodes: a copy of 'a10g' with nodes: 2 and a network: section")
+    four = ("--hardware", "dgx-h100-4node")
+    assert refusal("sweep", "--models", "llama-70b", "--gpus", "32", "--nodes", "2", *four) == (
+        "Error: --gpus 32 exceeds profile 'dgx-h100-4node' (8 GPUs per node x 2 node(s) = 16); sweep --gpus 16 or "
+        "fewer on it, or pass --nodes 4")
     assert refusal("sweep", "--models", "llama-70b", "--gpus", "16", "--hardware", "a10g", "--nodes", "2") == (
         "Error: --nodes 2: profile 'a10g' has no network section; use a multi-node profile (e.g. dgx-h100-2node) or "
         "add network: to yours")

@@ -192,8 +192,10 @@ class Fusion:
     attention_launches: int
     """Kernels of the attention itself (1 for a fused flash/paged kernel)."""
     fused_decode_attention: bool = True
-    """Decode attention is one fused paged kernel reading K and V once (efficiency.attention_decode_memory_fused);
-    False: unfused PyTorch attention (matmul, softmax, matmul) as the measurement harness runs it."""
+    """Decode attention is an engine's fused paged kernel (efficiency.attention_decode_memory_fused, plus
+    efficiency.decode_sequence_overhead per sequence per layer); False: a measurement harness's attention, priced at
+    efficiency.attention_decode_memory alone (shared/reference/gpu: unfused matmul, softmax, matmul; `tpplan
+    measure`: PyTorch SDPA over a dense cache), whose fit already holds the per-sequence time."""
     native_prefill_attention: bool = False
     """Prefill attention runs kernels written for the GPU's own tensor-core pipeline (efficiency.
     attention_prefill_matmul_native), not FlashAttention-2-style ones."""

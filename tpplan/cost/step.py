@@ -200,7 +200,10 @@ def _head_s(c: Coefficients, head_tokens):
 
 def _decode_attention_s(c: Coefficients, seqs, context_len):
     """Decode attention of all layers: the KV bytes (and state traffic) each running sequence reads at the decode
-    attention rate, plus efficiency.decode_sequence_overhead per sequence per layer."""
+    attention rate, plus, for an engine's fused paged kernel, efficiency.decode_sequence_overhead per sequence per
+    layer with a KV cache (linear-attention layers have none). The measurement harness's attention (Fusion
+    .fused_decode_attention False) pays no separate per-sequence time: its attention_decode_memory was read off
+    time differences between batch sizes, which already hold it."""
     ctx_tokens = c.full_layers * context_len  # summed over layers
     for window, layers in (*c.windowed_layers, *c.chunked_layers):  # a chunk: at most `chunk` keys (the bound)
         ctx_tokens = ctx_tokens + layers * minimum(context_len, window)
@@ -209,7 +212,14 @@ def _decode_attention_s(c: Coefficients, seqs, context_len):
                                    flops=2 * FLOPS_PER_MAC * seqs * ctx_tokens * c.q_heads_per_gpu * c.attn_dim
                                    + seqs * c.linear_layers * c.linear_decode_flops,
                                    launches=c.num_layers * c.fusion.attention_launches) \
-        + seqs * c.num_layers * c.rates.decode_sequence_overhead_s
+        + _decode_sequence_time_s(c, seqs)
+
+
+def _decode_sequence_time_s(c: Coefficients, seqs):
+    """efficiency.decode_sequence_overhead x running sequences x layers with a KV cache, for fused decode kernels."""
+    if not c.fusion.fused_decode_attention:
+        return 0 * seqs
+    return seqs * (c.num_layers - c.linear_layers) * c.rates.decode_sequence_overhead_s
 
 
 def _linear_state_traffic(c: Coefficients, seqs):

@@ -60,13 +60,22 @@ def _defaulted(d: dict[str, Any], tiers: dict[str, dict[str, ProtocolParams]]) -
     """Which values of a profile dict come from the defaults files: the kernel constants its efficiency section
     leaves out, and the collective tiers it gives no parameters for."""
     e, given = d["efficiency"], d.get("collectives") or {}
-    out = {"kernels": tuple(k for k in kernel_defaults() if k != "source" and e.get(k) is None),
+    out = {"kernels": tuple(k for k in kernel_defaults() if k != "source" and e.get(k) is None
+                            and not (k == "attention_decode_memory_fused" and _decode_share_stated_alone(e))),
            "collectives": tuple(t for t in tiers if not given.get(t))}
     return {k: v for k, v in out.items() if v}
 
 
+def _decode_share_stated_alone(e: dict[str, Any]) -> bool:
+    """The efficiency section states attention_decode_memory but not attention_decode_memory_fused: the stated share
+    then prices the engines' decode attention too (as before the fused share existed), not the defaults file's."""
+    return e.get("attention_decode_memory") is not None and e.get("attention_decode_memory_fused") is None
+
+
 def _efficiency(e: dict[str, Any]) -> Efficiency:
     k = {**kernel_defaults(), **{key: v for key, v in e.items() if v is not None}}
+    if _decode_share_stated_alone(e):
+        k["attention_decode_memory_fused"] = None
     return Efficiency(matmul=float(e["matmul"]), memory=float(e["memory"]),
                       runtime_reserve_bytes=int(_q(e["runtime_reserve"], "bytes", "GiB")),
                       step_overhead_s=_q(e["step_overhead"], "time", "us"),

@@ -100,13 +100,15 @@ class Efficiency:
     attention_decode_memory_fused: float | None = None
     """attention_decode_memory of the serving engines' fused paged-decode kernels (TensorRT-LLM's XQA / masked MHA,
     FlashAttention-3 and FlashInfer decode in vLLM and SGLang: one kernel reads each block of K and V once and keeps
-    the scores on chip), where attention_decode_memory describes the unfused PyTorch attention of the measurement
-    harness (`tpplan measure`, shared/reference/gpu). None: attention_decode_memory."""
+    the scores on chip), where attention_decode_memory describes the attention of the measurement harnesses
+    (shared/reference/gpu: unfused PyTorch; `tpplan measure` fits both from its SDPA decode curves). None:
+    attention_decode_memory (a profile that states attention_decode_memory and not this)."""
     decode_sequence_overhead_s: float = 0.0
     """GPU time per running sequence per decoder layer of a decode step on top of the KV bytes it reads: the work
     unit each sequence is in the paged decode kernel (block-table lookup, the partly filled last block, the softmax
     reduction across KV splits, the output write) and its KV-cache append, which take a fixed time however short the
-    sequence's context or however few of its heads a GPU holds. Does not shrink with TP. 0: none."""
+    sequence's context or however few of its heads a GPU holds. Does not shrink with TP. Charged to the engines'
+    fused kernels in layers with a KV cache (tpplan.cost.step._decode_sequence_time_s). 0: none."""
     attention_prefill_matmul: float
     """Achieved / dense 16-bit peak FLOP/s of causal flash attention in prefill (softmax and masking keep it
     below GEMM efficiency: FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 paper, Fig. 5)."""

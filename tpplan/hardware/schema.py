@@ -113,7 +113,8 @@ class EfficiencyIn(_Strict):
     attention_decode_memory: Fraction | None = None
     """Decode attention's achieved / peak HBM bandwidth; left out: defaults/kernels.yaml."""
     attention_decode_memory_fused: Fraction | None = None
-    """The same for the serving engines' fused paged-decode kernels; left out: defaults/kernels.yaml."""
+    """The same for the serving engines' fused paged-decode kernels; left out: attention_decode_memory where the
+    section states that, else defaults/kernels.yaml."""
     decode_sequence_overhead: Seconds | None = None
     """GPU time per running sequence per decoder layer of a decode step beyond its KV reads; left out:
     defaults/kernels.yaml."""

@@ -247,21 +247,27 @@ def _attention_rate(points: list[tuple[float, float]], fixed_s: float) -> float 
 
 
 def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: float) -> tuple[HardwareProfile, list[str]]:
-    """The attention efficiencies from the table's attention curves (one fused kernel per call): decode,
-    KV bytes = 2 x batch x kv_heads x length x head_dim x element bytes over HBM bandwidth
-    (efficiency.attention_decode_memory); prefill, causal FLOPs = 4 x batch x length^2 / 2 x heads x head_dim over
-    the 16-bit peak (efficiency.attention_prefill_matmul). Capped at 1 (a note says so)."""
+    """The attention efficiencies from the table's attention curves (one fused kernel per call, PyTorch SDPA): decode,
+    KV bytes = 2 x batch x kv_heads x length x head_dim x element bytes over HBM bandwidth, both as the harness's
+    own rate (efficiency.attention_decode_memory, per-sequence time included) and as the engines' fused-kernel rate
+    once efficiency.decode_sequence_overhead x batch is taken out of each call (attention_decode_memory_fused,
+    which the cost model adds that time back to); prefill, causal FLOPs = 4 x batch x length^2 / 2 x heads x
+    head_dim over the 16-bit peak (efficiency.attention_prefill_matmul). Capped at 1 (a note says so)."""
     gpu, e, notes = profile.gpu, profile.efficiency, []
-    decode, prefill_pts = [], []
+    decode, decode_fused, prefill_pts = [], [], []
     for c in table.attention:
         elem = MEASURE_DTYPE_BYTES.get(c.dtype, 2)
         for length, t in zip(c.lengths, c.time_s, strict=True):
             if c.mode == "decode":
-                decode.append((2 * c.batch * c.kv_heads * length * c.head_dim * elem, t))
+                kv_bytes = 2 * c.batch * c.kv_heads * length * c.head_dim * elem
+                decode.append((kv_bytes, t))
+                decode_fused.append((kv_bytes, t - c.batch * e.decode_sequence_overhead_s))
             else:
                 prefill_pts.append((4 * c.batch * length * length / 2 * c.heads * c.head_dim, t))
     updates, peak_flops = {}, gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
-    for field_name, pts, peak in (("attention_decode_memory", decode, gpu.memory_bandwidth_bytes_per_s),
+    bandwidth = gpu.memory_bandwidth_bytes_per_s
+    for field_name, pts, peak in (("attention_decode_memory", decode, bandwidth),
+                                  ("attention_decode_memory_fused", decode_fused, bandwidth),
                                   ("attention_prefill_matmul", prefill_pts, peak_flops)):
         rate = _attention_rate(pts, fixed_s)
         if rate is None:

@@ -161,7 +161,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     profiles = [profile_with_nodes(resolve_profile(h)[0], nodes) for h in hardware]
     for profile in profiles:  # before any work
         if max(gpus) > profile.total_gpus:
-            raise TpplanError(_too_many_gpus(max(gpus), profile))
+            raise TpplanError(_too_many_gpus(max(gpus), profile, nodes_given=nodes is not None))
         for spec in specs:
             for dtype in dtypes:
                 check_serving_dtypes(profile, engine=engine, dtype=resolve_dtype(spec, normalize_dtype(dtype)),
@@ -191,16 +191,18 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     return df, SweepStats(rows=len(df), evaluate_s=timer[0], total_s=time.perf_counter() - start)
 
 
-def _too_many_gpus(gpus: int, profile) -> str:
-    """The refusal of --gpus above a profile's GPUs, with the fix: fewer GPUs, or a profile of the same GPU with
-    enough nodes (the built-in ones named)."""
+def _too_many_gpus(gpus: int, profile, *, nodes_given: bool = False) -> str:
+    """The refusal of --gpus above a profile's GPUs, with the fix: fewer GPUs, or enough nodes (--nodes where the
+    profile has a network; a built-in profile of the same GPU with enough nodes, unless --nodes was given, which
+    overrides any profile's node count)."""
     from tpplan.hardware.loader import builtin_names, load_builtin
 
     bigger = [n for n in builtin_names() if (b := load_builtin(n)).gpu.name == profile.gpu.name
               and b.total_gpus >= gpus]
     nodes = -(-gpus // profile.gpus_per_node)
     if profile.network is not None:
-        other = f"pass --nodes {nodes}" + (f" or --hardware {' or '.join(bigger[:2])}" if bigger else "")
+        other = f"pass --nodes {nodes}" + (f" or --hardware {' or '.join(bigger[:2])}" if bigger and not nodes_given
+                                           else "")
     else:
         other = (f"use a profile with {nodes} or more nodes: " +
                  (f"--hardware {' or '.join(bigger[:2])}" if bigger else

@@ -91,7 +91,7 @@ def _table(df, fmt: OutputFormat) -> None:
 
 
 _KEY_COLUMNS = ("model", "tp", "pp", "batch", "output_tokens_per_s", "feasible", "tpot_s", "gpus",
-                "output_tokens_per_s_per_gpu", "ttft_s", "hardware", "dtype", "replicas")
+                "output_tokens_per_s_per_gpu", "ttft_s", "hardware", "nodes", "dtype", "replicas")
 """Columns kept longest when the terminal is narrow (the rest are dropped, widest last)."""
 
 
