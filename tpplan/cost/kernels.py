@@ -261,7 +261,9 @@ FUSIONS: dict[str, Fusion] = {
                        native_prefill_attention=True, embedding_allreduce=True),
     # The measurement harness of shared/reference/gpu (and `tpplan measure`): unfused PyTorch in a CUDA graph.
     # RMSNorm, K and V cache writes, residual add, RMSNorm, SiLU, multiply, residual add = 8 kernels; attention as
-    # batched matmul, softmax, batched matmul = 3 (README of h100_decode_prefill.csv: "about 15 kernels").
+    # batched matmul, softmax, batched matmul = 3 (README of h100_decode_prefill.csv: "about 15 kernels"). `tpplan
+    # measure`'s layer (kernels/tp_layer.py) runs attention through PyTorch SDPA instead, one kernel over a dense
+    # cache; both are priced at attention_decode_memory, which each fits on its own machine.
     "torch": Fusion(elementwise_launches=8, hidden_passes=10, mlp_passes=5, kv_passes=2, attention_launches=3,
                      fused_decode_attention=False),
 }
