@@ -119,6 +119,11 @@ def test_schema_accepts_unit_strings_readme_example_and_every_builtin(run_cli):
      "efficiency.step_overhead", "read as 0.5 us"),
     ("  memory_bandwidth: 3350 TB/s", "gpu.memory_bandwidth", "3350 TB/s is 1e+03 x built-in"),
     ("  memory: 81559 GiB", "gpu.memory", "81559 GiB is 1.02e+03 x built-in"),
+    ("efficiency: {matmul: 0.75, memory: 0.8, runtime_reserve: 4 GiB, step_overhead: 0.5 ms, "
+     "decode_sequence_overhead: 100 ms}", "efficiency.decode_sequence_overhead",
+     "100 ms is 1e+06 x tpplan's default 0.1 us (hardware_profiles/defaults/kernels.yaml); check the unit"),
+    ("efficiency: {matmul: 0.75, memory: 0.8, runtime_reserve: 4 GiB, step_overhead: 0.5 ms, "
+     "kernel_overhead: 4 ns}", "efficiency.kernel_overhead", "4 ns is 0.001 x tpplan's default 4 us"),
 ])
 def test_validate_warns_on_classic_mistakes(tmp_path, run_cli, change, key, words):
     text = _readme_profile()

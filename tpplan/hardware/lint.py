@@ -54,8 +54,10 @@ def _bare_times(d: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...
     return out
 
 
-def lint(profile: HardwareProfile, data: dict[str, Any], builtins: list[HardwareProfile]) -> list[tuple[tuple, str]]:
-    """(key path, warning) pairs; empty when nothing looks wrong."""
+def lint(profile: HardwareProfile, data: dict[str, Any], builtins: list[HardwareProfile], *,
+         kernel_defaults: tuple[dict[str, Any], str] | None = None) -> list[tuple[tuple, str]]:
+    """(key path, warning) pairs; empty when nothing looks wrong. `kernel_defaults`: (the defaults file's kernel
+    constants, its name) to compare stated kernel times with."""
     out: list[tuple[tuple, str]] = []
     ref = _reference(profile, builtins)
     if ref is not None:
@@ -87,10 +89,33 @@ def lint(profile: HardwareProfile, data: dict[str, Any], builtins: list[Hardware
     if not low <= bandwidth <= high and not any(p == ("gpu", "memory_bandwidth") for p, _ in out):
         out.append((("gpu", "memory_bandwidth"), f"{_raw(data, ('gpu', 'memory_bandwidth'))} is outside what a GPU's "
                                                  f"memory delivers (10 GB/s to 50 TB/s); check the unit"))
+    if kernel_defaults is not None:
+        out += _kernel_time_slips(data, *kernel_defaults)
     for path, value in _bare_times(data):
         seconds = parse_quantity(value, kind="time", default_unit="us")
         out.append((path, f"bare number {value:g} is read as {value:g} us ({seconds:.1e} s); write it with a unit, "
                           f"e.g. '{value:g} us' or '{value:g} ms'"))
+    return out
+
+
+_KERNEL_TIME_KEYS = ("kernel_overhead", "decode_sequence_overhead", "pipeline_sequence_overhead")
+"""Efficiency times with a value in hardware_profiles/defaults/kernels.yaml to compare a stated one with."""
+
+
+def _kernel_time_slips(data: dict[str, Any], defaults: dict[str, Any], file: str) -> list[tuple[tuple, str]]:
+    """A kernel time stated 10x or more above or below tpplan's default (`defaults`, from `file`): ms for us, us for
+    ns. A bare number is left to the bare-number warning."""
+    e, out = data.get("efficiency") or {}, []
+    for key in _KERNEL_TIME_KEYS:
+        value = e.get(key) if isinstance(e, dict) else None
+        if not isinstance(value, str) or not defaults.get(key):
+            continue
+        mine = parse_quantity(value, kind="time", default_unit="us")
+        theirs = parse_quantity(defaults[key], kind="time", default_unit="us")
+        ratio = mine / theirs if mine and theirs else 1.0
+        if ratio >= UNIT_SLIP_RATIO or ratio <= 1 / UNIT_SLIP_RATIO:
+            out.append((("efficiency", key), f"{value} is {ratio:.3g} x tpplan's default {defaults[key]} "
+                                             f"({file}); check the unit"))
     return out
 
 

@@ -406,8 +406,9 @@ def lint_warnings(path: Path, profile: HardwareProfile,
     builtins = [load_builtin(n) for n in builtin_names()] if builtins is None else builtins
     text = path.read_text(encoding="utf-8")
     data = yaml.load(text, Loader=_LOADER)
+    found = lint(profile, data, builtins, kernel_defaults=(kernel_defaults(), DEFAULTS_FILES["kernels"]))
     return [ProfileProblem(file=str(path), line=node_line(text, loc), key=".".join(loc), message=msg,
-                           severity="warning") for loc, msg in lint(profile, data, builtins)]
+                           severity="warning") for loc, msg in found]
 
 
 def _load_user_file(path: Path) -> HardwareProfile:
