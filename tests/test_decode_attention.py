@@ -129,3 +129,35 @@ def test_calibration_fits_the_fused_share_with_the_per_sequence_time_taken_out()
     assert fitted.efficiency.attention_decode_memory_fused == pytest.approx(2.4e12 / bw, rel=1e-9)
     assert fitted.efficiency.attention_decode_memory < fitted.efficiency.attention_decode_memory_fused
     assert notes == []
+
+
+def test_both_decode_shares_come_from_the_same_calls_and_a_short_table_keeps_the_profiles():
+    """Calls no longer than their fixed and per-sequence time are left out of both fits alike; when every call is
+    that short the fused share stays the profile's and a note says so."""
+    from tpplan.hardware.kernel_table import AttentionCurve, KernelTable
+    from tpplan.measure.calibrate import fit_attention
+
+    base = load_builtin("dgx-h100")
+    fixed_s, batch = 5e-6, 1
+    kv = 2 * batch * 8 * 128 * 2  # bytes per token of context
+    contexts = (256, 1152, 4096, 16384)
+    extra = (0.08e-6, 0.09e-6, 0.5e-6 + kv * 4096 / 2.4e12, 40e-6)
+    table = KernelTable(source="test", attention=(
+        AttentionCurve(mode="decode", heads=32, kv_heads=8, head_dim=128, batch=batch, dtype="bf16",
+                       lengths=contexts, time_s=tuple(fixed_s + x for x in extra)),))
+    fitted, _ = fit_attention(base, table, fixed_s=fixed_s)
+    e = fitted.efficiency
+    assert e.attention_decode_memory_fused >= e.attention_decode_memory
+    short = KernelTable(source="test", attention=(
+        AttentionCurve(mode="decode", heads=32, kv_heads=8, head_dim=128, batch=batch, dtype="bf16",
+                       lengths=(256, 512), time_s=(fixed_s + 0.05e-6, fixed_s + 0.06e-6)),))
+    kept, notes = fit_attention(base, short, fixed_s=fixed_s)
+    assert kept.efficiency.attention_decode_memory_fused == base.efficiency.attention_decode_memory_fused == 0.78
+    assert notes == ["no decode-attention call ran longer than its fixed and per-sequence time; "
+                     "attention_decode_memory_fused kept at the profile's 0.78"]
+
+
+def test_the_harness_share_is_not_credited_as_a_default_in_use_when_the_engines_have_a_fused_one(run_cli):
+    a = run_cli("recommend", "-m", "llama-70b", "--hardware", "dgx-a100-80g", "-f", "json").json()["assumptions"]
+    assert "attention_decode_memory_fused 0.78" in a["efficiency_defaults"]
+    assert "attention_decode_memory 0.65" not in a["efficiency_defaults"]

@@ -124,6 +124,8 @@ def test_schema_accepts_unit_strings_readme_example_and_every_builtin(run_cli):
      "100 ms is 1e+06 x tpplan's default 0.1 us (hardware_profiles/defaults/kernels.yaml); check the unit"),
     ("efficiency: {matmul: 0.75, memory: 0.8, runtime_reserve: 4 GiB, step_overhead: 0.5 ms, "
      "kernel_overhead: 4 ns}", "efficiency.kernel_overhead", "4 ns is 0.001 x tpplan's default 4 us"),
+    ("efficiency: {matmul: 0.75, memory: 0.8, runtime_reserve: 4 GiB, step_overhead: 0.5 ms, "
+     "kernel_overhead: 4000}", "efficiency.kernel_overhead", "bare number 4000 is read as 4000 us"),
 ])
 def test_validate_warns_on_classic_mistakes(tmp_path, run_cli, change, key, words):
     text = _readme_profile()

@@ -4,7 +4,9 @@
 - sparse TFLOP/s (datasheets print "with sparsity" = 2 x dense);
 - a bare number for a time, which the format reads as microseconds (`step_overhead: 0.5` is 0.5 us, not 0.5 ms);
 - a unit slip: memory, memory bandwidth or a peak 10x or more away from the built-in profile of the same GPU model
-  (`3350 TB/s` for 3350 GB/s), and, for any GPU, an HBM bandwidth outside what a memory system delivers.
+  (`3350 TB/s` for 3350 GB/s), and, for any GPU, an HBM bandwidth outside what a memory system delivers;
+- a kernel time (kernel_overhead, decode_sequence_overhead, pipeline_sequence_overhead) 10x or more away from
+  tpplan's default in hardware_profiles/defaults/kernels.yaml (`100 ms` for 0.1 us).
 
 The first two compare with the built-in profile of the same GPU model: a value about twice the built-in's
 (which are checked against datasheets) is the doubled figure. No hardware numbers live here.
@@ -20,8 +22,8 @@ from tpplan.units import parse_quantity
 DOUBLED_RATIO = 1.9
 """A value >= 1.9 x the built-in's is the 2x (bidirectional or sparse) figure; real generations differ by less
 within one GPU model."""
-_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead", "pipeline_sequence_overhead",
-              "decode_sequence_overhead")
+_TIME_KEYS = ("latency", "base_latency", "hop_latency", "step_overhead", "kernel_overhead",
+              "pipeline_sequence_overhead", "decode_sequence_overhead")
 UNIT_SLIP_RATIO = 10.0
 """A value 10x or more above or below the built-in's is a unit slip (GB vs TB, TFLOP vs GFLOP), not another SKU."""
 HBM_BANDWIDTH_RANGE = (10e9, 50e12)

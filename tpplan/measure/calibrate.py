@@ -251,17 +251,21 @@ def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: floa
     KV bytes = 2 x batch x kv_heads x length x head_dim x element bytes over HBM bandwidth, both as the harness's
     own rate (efficiency.attention_decode_memory, per-sequence time included) and as the engines' fused-kernel rate
     once efficiency.decode_sequence_overhead x batch is taken out of each call (attention_decode_memory_fused,
-    which the cost model adds that time back to); prefill, causal FLOPs = 4 x batch x length^2 / 2 x heads x
-    head_dim over the 16-bit peak (efficiency.attention_prefill_matmul). Capped at 1 (a note says so)."""
+    which the cost model adds that time back to), over the same calls (those longer than the fixed and per-sequence
+    time). The per-sequence time itself is the profile's, not fitted: the table times decode at one batch. Prefill,
+    causal FLOPs = 4 x batch x length^2 / 2 x heads x head_dim over the 16-bit peak
+    (efficiency.attention_prefill_matmul). Capped at 1 (a note says so)."""
     gpu, e, notes = profile.gpu, profile.efficiency, []
     decode, decode_fused, prefill_pts = [], [], []
     for c in table.attention:
         elem = MEASURE_DTYPE_BYTES.get(c.dtype, 2)
         for length, t in zip(c.lengths, c.time_s, strict=True):
             if c.mode == "decode":
-                kv_bytes = 2 * c.batch * c.kv_heads * length * c.head_dim * elem
-                decode.append((kv_bytes, t))
-                decode_fused.append((kv_bytes, t - c.batch * e.decode_sequence_overhead_s))
+                kv_bytes, per_sequence_s = 2 * c.batch * c.kv_heads * length * c.head_dim * elem, \
+                    c.batch * e.decode_sequence_overhead_s
+                if t - fixed_s - per_sequence_s > 0:  # the same calls for both shares
+                    decode.append((kv_bytes, t))
+                    decode_fused.append((kv_bytes, t - per_sequence_s))
             else:
                 prefill_pts.append((4 * c.batch * length * length / 2 * c.heads * c.head_dim, t))
     updates, peak_flops = {}, gpu.peak_flops_for(ATTENTION_PREFILL_DTYPE)
@@ -271,6 +275,9 @@ def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: floa
                                   ("attention_prefill_matmul", prefill_pts, peak_flops)):
         rate = _attention_rate(pts, fixed_s)
         if rate is None:
+            if field_name == "attention_decode_memory_fused" and any(c.mode == "decode" for c in table.attention):
+                notes.append("no decode-attention call ran longer than its fixed and per-sequence time; "
+                             f"attention_decode_memory_fused kept at the profile's {e.attention_decode_memory_fused}")
             continue
         if rate > peak:
             notes.append(f"measured {field_name} rate {rate:.3g}/s exceeds the profile's peak; capped at 1")

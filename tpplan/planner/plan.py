@@ -466,8 +466,9 @@ def defaulted_in_use(spec: ModelSpec, w: Workload, p: HardwareProfile) -> tuple[
     """(kernel constants, collective tiers) the profile leaves to tpplan's defaults files (HardwareProfile.defaulted)
     that this plan uses: matmul_fp8 and matmul_epilogue_k_fp8 only when the weights compute in 8 bits, or in 4 bits
     on a profile that states no matmul_fp4; moe_expert_fixed_tokens only for an MoE model; pipeline_sequence_overhead
-    only when PP is possible (more than one GPU); the tiers a TP group of 2 to --gpus GPUs crosses
-    (HardwareProfile.tier_for_group)."""
+    only when PP is possible (more than one GPU); attention_decode_memory only where the engines have no fused share
+    (it then prices their decode attention; otherwise only the measurement harness reads it); the tiers a TP group
+    of 2 to --gpus GPUs crosses (HardwareProfile.tier_for_group)."""
     from tpplan.models.dtypes import compute_dtype, weight_format
     from tpplan.models.formats import LOW_PRECISION_COMPUTE
 
@@ -479,6 +480,8 @@ def defaulted_in_use(spec: ModelSpec, w: Workload, p: HardwareProfile) -> tuple[
         unused.add("moe_expert_fixed_tokens")
     if w.gpus < 2:
         unused.add("pipeline_sequence_overhead")
+    if p.efficiency.attention_decode_memory_fused is not None:
+        unused.add("attention_decode_memory")
     kernels = tuple(k for k in p.defaulted.get("kernels", ()) if k not in unused)
     crossed = {p.tier_for_group(g) for g in range(2, w.gpus + 1)}
     return kernels, tuple(t for t in p.defaulted.get("collectives", ()) if t in crossed)
