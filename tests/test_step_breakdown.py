@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -116,3 +117,25 @@ def test_breakdown_of_an_attention_dp_row_is_one_rank_step():
     assert d["layout"] == "DEP"
     assert sum(d["terms"].values()) == pytest.approx(d["predicted_step_s"], rel=1e-9)
     assert 0 < d["moe_routed_s"] < d["terms"]["mlp_s"]
+
+
+def test_fidelity_scan_overrides_exactly_the_named_fields_of_the_named_profiles():
+    import fidelity_scan
+
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.units import US
+
+    o = fidelity_scan.parse_overrides(["attention_decode_memory_fused=0.8", "decode_sequence_overhead_s=80 ns"])
+    assert o == {"attention_decode_memory_fused": 0.8, "decode_sequence_overhead_s": pytest.approx(0.08 * US)}
+    h100, b200 = load_builtin("dgx-h100"), load_builtin("dgx-b200")
+    got = fidelity_scan.overridden(h100, o, {"dgx-h100"})
+    assert got.efficiency.attention_decode_memory_fused == 0.8
+    assert got.efficiency.decode_sequence_overhead_s == pytest.approx(0.08 * US)
+    assert dataclasses.replace(got.efficiency, attention_decode_memory_fused=h100.efficiency
+                               .attention_decode_memory_fused, decode_sequence_overhead_s=h100.efficiency
+                               .decode_sequence_overhead_s) == h100.efficiency
+    assert fidelity_scan.overridden(b200, o, {"dgx-h100"}) is b200
+    with pytest.raises(SystemExit, match="FIELD one of .*sustained_clock"):
+        fidelity_scan.parse_overrides(["clock=0.9"])
+    with pytest.raises(SystemExit, match="is not a number"):
+        fidelity_scan.parse_overrides(["sustained_clock=fast"])
