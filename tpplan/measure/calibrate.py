@@ -261,8 +261,8 @@ def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: floa
         elem = MEASURE_DTYPE_BYTES.get(c.dtype, 2)
         for length, t in zip(c.lengths, c.time_s, strict=True):
             if c.mode == "decode":
-                kv_bytes, per_sequence_s = 2 * c.batch * c.kv_heads * length * c.head_dim * elem, \
-                    c.batch * e.decode_sequence_overhead_s
+                kv_bytes = 2 * c.batch * c.kv_heads * length * c.head_dim * elem
+                per_sequence_s = c.batch * e.decode_sequence_overhead_s
                 if t - fixed_s - per_sequence_s > 0:  # the same calls for both shares
                     decode.append((kv_bytes, t))
                     decode_fused.append((kv_bytes, t - per_sequence_s))
