@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tpplan.cli import main
 
@@ -53,6 +55,23 @@ def refusal(run_cli):
         return r.err.rstrip("\n")
 
     return _refused
+
+
+@pytest.fixture
+def edited_profile(tmp_path):
+    """dgx-h100 written to tmp_path under `name` with efficiency keys set: returns (path, line of the first key)."""
+
+    def _write(name: str, **efficiency) -> tuple[Path, int]:
+        d = yaml.safe_load((Path(__file__).resolve().parents[1] / "hardware_profiles/dgx-h100.yaml").read_text())
+        d["name"] = name
+        d["efficiency"] |= efficiency
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(d, sort_keys=False))
+        first = next(iter(efficiency))
+        line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.strip().startswith(f"{first}:"))
+        return path, line
+
+    return _write
 
 
 # CI runs the property tests and fuzzers with a fixed seed so a green main stays green; locally each run explores

@@ -69,12 +69,8 @@ def test_the_decode_constants_round_trip_through_a_written_profile_and_a_users_f
     assert "decode_sequence_overhead" not in mine.defaulted.get("kernels", ())
 
 
-def test_a_fused_share_above_one_is_refused_in_one_line(refusal, tmp_path):
-    d = yaml.safe_load((ROOT / "hardware_profiles/dgx-h100.yaml").read_text())
-    d["name"], d["efficiency"]["attention_decode_memory_fused"] = "over", 1.4
-    path = tmp_path / "over.yaml"
-    path.write_text(yaml.safe_dump(d, sort_keys=False))
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "attention_decode_memory_fused" in t)
+def test_a_fused_share_above_one_is_refused_in_one_line(refusal, edited_profile):
+    path, line = edited_profile("over", attention_decode_memory_fused=1.4)
     assert refusal("recommend", "-m", "llama-70b", "--hardware", str(path)) == (
         f"Error: {path}:{line}: efficiency.attention_decode_memory_fused: invalid value (got 1.4); expected less than "
         f"or equal to 1")

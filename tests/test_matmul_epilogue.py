@@ -10,7 +10,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tpplan.cost.coefficients import coefficients
 from tpplan.cost.kernels import gemm_time_s, kernel_rates, matmul_epilogue_k
@@ -79,12 +78,8 @@ def test_layer_flops_carry_one_epilogue_per_output_of_each_shard_matmul():
         sum(2 * params_per_gpu(spec, g, tp=8) for g in mlp), rel=1e-12)
 
 
-def test_a_negative_epilogue_in_a_profile_is_refused_in_one_line(refusal, tmp_path):
-    d = yaml.safe_load((Path(__file__).resolve().parents[1] / "hardware_profiles/dgx-h100.yaml").read_text())
-    d["name"], d["efficiency"]["matmul_epilogue_k"] = "neg", -5
-    path = tmp_path / "neg.yaml"
-    path.write_text(yaml.safe_dump(d, sort_keys=False))
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "matmul_epilogue_k: -5" in t)
+def test_a_negative_epilogue_in_a_profile_is_refused_in_one_line(refusal, edited_profile):
+    path, line = edited_profile("neg", matmul_epilogue_k=-5)
     assert refusal("recommend", "-m", "llama-70b", "--hardware", str(path)) == (
         f"Error: {path}:{line}: efficiency.matmul_epilogue_k: invalid value (got -5); expected greater than or equal "
         f"to 0")
