@@ -54,13 +54,14 @@ def _line(name: str, rows: list[dict], order: Callable[[list[dict]], dict] | Non
 def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
                      order: Callable[[list[dict]], dict], pcie: dict, across: dict | None = None,
                      beyond: list[dict] = (), runtimes: dict[str, str] | None = None,
-                     max_utilization: list[dict] = ()) -> str:
+                     max_utilization: list[dict] = (), ceiling: dict | None = None) -> str:
     """The table and the per-hardware, PCIe, per-PP and beyond-context lines, as markdown. `pcie` is
     fidelity.pcie_tp8_below_tp4's report (groups where a PCIe table shows TP8 slower than TP4, and how many of them
     tpplan reproduces); `across` is fidelity.measured_order_across_releases' (how often two releases' tables order
     the same TP pair alike); `beyond` the rows whose input + output exceeds the model's context (kept apart);
     `runtimes` names the TensorRT-LLM generations a row's "runtime" key can hold (fidelity.RUNTIMES);
-    `max_utilization` the rows run under TensorRT-LLM's MAX_UTILIZATION scheduler (kept apart)."""
+    `max_utilization` the rows run under TensorRT-LLM's MAX_UTILIZATION scheduler (kept apart); `ceiling`
+    fidelity.release_agnostic_ceiling's report on the 16-bit and FP8 rows."""
     runtimes = runtimes or {}
     fp4 = [r for r in pub if r["precision"] == "FP4"]
     dense = [r for r in pub if r["precision"] != "FP4" and not r["moe"]]
@@ -86,6 +87,12 @@ def summary_markdown(gpu: list[dict], pub: list[dict], vllm: list[dict],
     if across and across.get("pairs"):
         lines.append(f"The tables themselves: where two releases measured the same model, GPU, precision, lengths and "
                      f"TP pair, they order it alike in {across['agreement_pct']:.1f}% of {across['pairs']} pairs.")
+    if ceiling and ceiling.get("pairs"):
+        lines.append(f"What that leaves to the model, 16-bit and FP8: a prediction that does not know the release "
+                     f"orders each pair one way in every release, so where releases disagree ({ceiling['split_cells']} "
+                     f"cells) only their majority can agree; at best {ceiling['ceiling_pct']:.1f}% of the "
+                     f"{ceiling['pairs']} pairs. {ceiling['misordered_in_agreed_cells']} of tpplan's misordered pairs "
+                     f"lie in cells that every release orders alike.")
     by_runtime = []
     for runtime, name in runtimes.items():
         rows = [r for r in dense + moe if r.get("runtime") == runtime]

@@ -209,6 +209,25 @@ def test_measured_order_across_releases_compares_the_tables_with_each_other():
     assert fidelity.measured_order_across_releases(crossed) == {"pairs": 1, "agreement_pct": 0.0}
 
 
+def test_release_agnostic_ceiling_counts_only_the_majority_of_a_split_cell():
+    """One cell (TP2 vs TP4) measured by three releases, two ordering TP4 ahead per GPU and one TP2: a prediction
+    that does not know the release gets at most 2 of 3 right. A second cell, in one release, tpplan misorders: it
+    counts as a misorder in a cell every release orders alike."""
+    import fidelity
+
+    def row(release, tp, measured, predicted, osl="128"):
+        return {"model": "Llama 3.1 70B", "hardware": "H100-SXM-80GB", "precision": "FP8", "isl": "128",
+                "osl": osl, "engine_version": release, "tp": tp, "pp": 1, "layout": "TP", "measured": measured,
+                "predicted": predicted}
+
+    split = [row("0.19.0", 2, 1000, 1000), row("0.19.0", 4, 2100, 2100),
+             row("0.20.0", 2, 1000, 1000), row("0.20.0", 4, 2200, 2100),
+             row("1.0", 2, 1000, 1000), row("1.0", 4, 1900, 2100)]
+    agreed = [row("1.0", 2, 1000, 1000, osl="2048"), row("1.0", 4, 2100, 1900, osl="2048")]
+    report = fidelity.release_agnostic_ceiling(split + agreed)
+    assert report == {"pairs": 4, "ceiling_pct": 75.0, "split_cells": 1, "misordered_in_agreed_cells": 1}
+
+
 def test_trtllm_rows_run_a_model_wide_sliding_window_as_full_attention():
     """TensorRT-LLM keeps every token's KV unless KvCacheConfig.max_attention_window is set (the table runs do not
     set it): Mistral 7B's model-wide 4096 window is dropped for those rows, so at 32k tokens it holds and reads the
