@@ -4,6 +4,10 @@ parallelism."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 VLLM_SP = '{"pass_config": {"enable_sp": true}, "splitting_ops": [], "cudagraph_mode": "FULL"}'
 DS = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200")
 DEP8 = ("--tp", "1", "--dp-attention", "8", "--ep", "8")
@@ -165,3 +169,38 @@ def test_replicas_that_do_not_divide_evenly_over_nodes(run_cli):
     sglang = _command(run_cli, *args, "--engine", "sglang", "--emit", "sglang")
     node0, node1 = sglang.split("# on node 1")  # SGLang runs a node's replicas as one server with --dp-size
     assert "--dp-size 2" in node0 and "--dp-size" not in node1 and node1.count("sglang.launch_server") == 1
+
+
+@pytest.mark.parametrize(("engine", "head"), [("vllm", "vllm serve "), ("sglang", "--model-path "),
+                                              ("trtllm", "trtllm-serve ")])
+def test_a_config_given_by_path_is_served_from_its_directory(run_cli, tmp_path, monkeypatch, engine, head):
+    """`--model some/dir/config.json` plans the checkpoint in some/dir: the command loads that directory (absolute,
+    so it runs from anywhere), not the bare directory name an engine would look up on the Hub."""
+    from test_models_cli import LLAMA_CFG
+
+    ckpt = tmp_path / "my llama"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps(LLAMA_CFG))
+    monkeypatch.chdir(tmp_path)
+    r = run_cli("recommend", "--model", "my llama/config.json", "--gpus", "1", "--emit", engine)
+    assert r.code == 0, r.err
+    assert f"{head}'{ckpt}'" in r.out
+
+
+@pytest.mark.parametrize(("torch_dtype", "planned", "flag", "origin"), [
+    ("float16", "fp16", "--dtype float16", "(fp16 checkpoint)"),
+    ("bfloat16", "bf16", "--dtype bfloat16", "(bf16 checkpoint)"),
+    ("float32", "bf16", "--dtype bfloat16", "(float32 checkpoint, served in bf16 as vLLM's --dtype auto does)"),
+    (None, "bf16", "--dtype bfloat16", "(16-bit checkpoint)")])
+def test_auto_dtype_follows_the_checkpoint_dtype(run_cli, tmp_path, torch_dtype, planned, flag, origin):
+    """`--dtype auto` plans what vLLM's auto serves: a float16 checkpoint in fp16, bfloat16 in bf16, float32 cast to
+    bf16 (vLLM >= 0.10.1); the summary says which, and the serve command carries the same dtype."""
+    from test_models_cli import LLAMA_CFG
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA_CFG | ({"torch_dtype": torch_dtype} if torch_dtype else {})))
+    shown = run_cli("models", "show", str(path))
+    assert f"Weight format {planned} {origin}" in shown.out
+    r = run_cli("recommend", "--model", str(path), "--gpus", "1", "--emit", "vllm", "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["inputs"]["dtype"] == planned and flag in r.json()["serve_command"]

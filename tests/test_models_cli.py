@@ -73,10 +73,10 @@ def test_config_json_path_and_directory(run_cli, tmp_path):
         assert d["total_params"] == 8_030_261_248
 
 
-SUPPORTED = ("cohere, cohere2, deepseek_v2, deepseek_v3, falcon, gemma, gemma2, gemma3, glm4_moe, gpt_bigcode, "
-             "gpt_neox, gpt_oss, gptj, granite, internlm2, kimi_k2, llama, llama4, llava, minimax_m2, mistral, "
-             "mistral3, mixtral, mllama, olmo2, phi, phi3, qwen2, qwen2_moe, qwen2_vl, qwen3, qwen3_moe, qwen3_next, "
-             "starcoder2")
+SUPPORTED = ("cohere, cohere2, deepseek_v2, deepseek_v3, ernie4_5, ernie4_5_moe, falcon, gemma, gemma2, gemma3, "
+             "glm4_moe, gpt_bigcode, gpt_neox, gpt_oss, gptj, granite, internlm2, kimi_k2, llama, llama4, llava, "
+             "minimax_m2, mistral, mistral3, mixtral, mllama, olmo2, phi, phi3, qwen2, qwen2_moe, qwen2_vl, qwen3, "
+             "qwen3_moe, qwen3_next, starcoder2")
 
 
 @pytest.mark.parametrize("mutate,expected", [
@@ -102,6 +102,15 @@ SUPPORTED = ("cohere, cohere2, deepseek_v2, deepseek_v3, falcon, gemma, gemma2, 
     (lambda c: (c.clear(), c.update(model_type="foo")),
      f"unsupported model_type 'foo'; supported model types: {SUPPORTED} (a type not listed is read as a Llama-style "
      f"decoder only when its hidden_act is 'silu')"),
+    # an unlisted type whose config describes layers a Llama-style reading would not see is refused, not planned
+    (lambda c: c.update(model_type="ernie5_moe", moe_num_experts=64, moe_k=6),
+     f"model_type 'ernie5_moe' is not supported: its config describes routed experts (moe_k, moe_num_experts) that "
+     f"tpplan cannot plan for this type; supported model types: {SUPPORTED}"),
+    (lambda c: (c.pop("num_attention_heads"), c.update(model_type="falcon_mamba", state_size=16, conv_kernel=4)),
+     f"model_type 'falcon_mamba' is not supported: its config describes state-space or linear-attention layers "
+     f"(conv_kernel, state_size) that tpplan cannot plan for this type; supported model types: {SUPPORTED}"),
+    (lambda c: c.update(intermediate_size=0),
+     "field 'intermediate_size' must be positive (the width of the 32 dense MLP layers), got 0"),
     # MoE: transformers' MixtralSparseMoeBlock / DeepseekV3MoE cannot route over 0 experts; top-k <= experts
     (lambda c: c.update(model_type="mixtral", num_local_experts=0, num_experts_per_tok=2),
      "field 'num_local_experts' must be positive for model_type 'mixtral' (every MoE layer is a MixtralSparseMoeBlock "

@@ -14,6 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tpplan.errors import UnitError
 from tpplan.hardware.loader import builtin_names, load_builtin, load_profile_text, resolve_profile, validate_files
 from tpplan.units import GB, GiB, MiB, parse_quantity
 
@@ -63,6 +64,14 @@ def test_units(text, expected):
     assert parse_quantity(text, kind=kind, default_unit="GB/s") == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("text", ["80 Gb", "80 Gib", "512 Mb", "1 Tb"])
+def test_a_memory_size_in_bits_is_refused_not_read_as_bytes(text):
+    """Lowercase b is bits in a link speed ('400 Gb/s'); a memory size written so is a slip, not 80 GB."""
+    with pytest.raises(UnitError, match=rf"unit '{text.split()[1]}' in '{text}' is bits .*expected a size in bytes"):
+        parse_quantity(text, kind="bytes", default_unit="GiB")
+    assert parse_quantity("80 gb", kind="bytes", default_unit="GiB") == 80 * GB  # all lowercase: bytes, as before
+
+
 def test_round_trip_through_json_dump_keeps_values():
     from tpplan.report.profiles import profile_json
 
@@ -98,8 +107,33 @@ def test_validate_cli_exit_codes(run_cli, tmp_path):
     bad.write_text("schema_version: 1\nname: x\n")
     r = run_cli("profiles", "validate", str(good), str(bad))
     assert r.code == 1
-    assert r.err.splitlines()[0] == (f"{bad}:1: gpu: missing required key; expected add it (see `tpplan profiles "
-                                     f"schema`)")
+    assert r.err.splitlines()[0] == (f"{bad}:1: gpu: missing required key; expected a 'gpu' key at the top level "
+                                     f"(see `tpplan profiles schema`)")
+
+
+def test_a_misspelt_required_key_is_named_as_the_first_problem(run_cli, tmp_path):
+    """`memory_bandwith` for `memory_bandwidth`: one problem on the misspelt key's line naming the key it stands for
+    (not a missing key elsewhere), first, in `recommend`'s one-line refusal as in `profiles validate`."""
+    text = (ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text()
+    assert "  memory_bandwidth: " in text
+    path = tmp_path / "typo.yaml"
+    path.write_text(text.replace("  memory_bandwidth: ", "  memory_bandwith: ", 1))
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "memory_bandwith" in t)
+    expected = (f"{path}:{line}: gpu.memory_bandwith: unknown key (got '3350 GB/s'); expected 'memory_bandwidth', a "
+                f"required key this mapping lacks: fix the spelling")
+    r = run_cli("profiles", "validate", str(path))
+    assert r.code == 1 and r.err.splitlines() == [expected]
+    r = run_cli("recommend", "--model", "llama-8b", "--hardware", str(path))
+    assert r.code == 1 and r.err == f"Error: {expected}\n"
+
+
+def test_an_unknown_optional_key_gets_a_did_you_mean(run_cli, tmp_path):
+    text = (ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text()
+    path = tmp_path / "typo.yaml"
+    path.write_text(text.replace("  sustained_clock: ", "  sustained_clok: ", 1))
+    r = run_cli("profiles", "validate", str(path))
+    assert r.code == 1
+    assert "efficiency.sustained_clok: unknown key (did you mean 'sustained_clock'?) (got 0.8)" in r.err
 
 
 def test_schema_command(run_cli):

@@ -40,6 +40,8 @@ _TIME = {"s": 1.0, "ms": MS, "us": US, "µs": US, "ns": 1e-9}
 _FLOPS = {"flop/s": 1.0, "gflop/s": 1e9, "tflop/s": TERA, "pflop/s": 1e15,
           "flops": 1.0, "gflops": 1e9, "tflops": TERA, "pflops": 1e15}
 
+_BITS_SIZE = re.compile(r"[KMGT]i?b")
+"""A size written in bits (Gb, Mib): refused for memory, where bytes are meant, rather than read case-blind."""
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/]*)\s*$")
 
 KINDS = {"bytes": "bytes (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
@@ -77,6 +79,9 @@ def parse_quantity(value: object, *, kind: str, default_unit: str) -> float:
     if not match:
         raise UnitError(f"cannot read {value!r} as a quantity; write e.g. '450 GB/s', '80 GiB', '6 us'")
     number, unit = float(match.group(1)), match.group(2) or default_unit
+    if kind == "bytes" and _BITS_SIZE.fullmatch(unit):
+        raise UnitError(f"unit {unit!r} in {value!r} is bits (a lowercase b, as link speeds are quoted); expected "
+                        f"a size in bytes: {unit[0]}B or {unit[0]}iB, e.g. '80 GB' or '80 GiB'")
     scale = _scale(kind, unit)
     if scale is None:
         raise UnitError(f"unknown unit {unit!r} in {value!r}; expected {KINDS[kind]}")

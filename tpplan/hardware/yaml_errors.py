@@ -97,28 +97,60 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _misspelt(errors: list[tuple[tuple[Any, ...], dict]]) -> dict[tuple[Any, ...], str]:
+    """Unknown keys that are a near miss of a required key missing from the same mapping: unknown key's loc -> the
+    missing key's name (`memory_bandwith` for a missing `memory_bandwidth`)."""
+    import difflib
+
+    missing = {(loc[:-1], str(loc[-1])) for loc, err in errors if err["type"] == "missing" and loc}
+    out = {}
+    for loc, err in errors:
+        if err["type"] == "extra_forbidden" and loc:
+            names = [name for parent, name in missing if parent == loc[:-1]]
+            close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.75)
+            if close:
+                out[loc] = close[0]
+    return out
+
+
 def pydantic_problems(exc: Any, *, text: str, origin: str, model: type) -> list[str]:
-    """One line per pydantic error, each naming file, line, key path, value and the fix."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "literal["))))
+    """One line per pydantic error, each naming file, line, key path, value and the fix. An unknown key that is a
+    near miss of a missing required key in the same mapping is one problem, the misspelling, and comes first."""
+    import difflib
+
+    errors = [(tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "literal[")))),
+               err) for err in exc.errors(include_url=False)]
+    misspelt = _misspelt(errors)
+    first, lines = [], []
+    for loc, err in errors:
         path = ".".join(str(x) for x in loc) or "(root)"
         line = node_line(text, loc)
         kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+        got = f" (got {_shown(err.get('input'))})"
         if kind == "missing":
-            problem, expected = "missing required key", "add it (see `tpplan profiles schema`)"
-        elif kind == "extra_forbidden":
+            if (loc[:-1], str(loc[-1])) in {(k[:-1], v) for k, v in misspelt.items()}:
+                continue  # reported as its misspelling
+            where = f"in {'.'.join(str(x) for x in loc[:-1])}" if loc[:-1] else "at the top level"
+            lines.append(f"{origin}:{line}: {path}: missing required key; expected a {str(loc[-1])!r} key {where} "
+                         f"(see `tpplan profiles schema`)")
+            continue
+        if kind == "extra_forbidden" and loc in misspelt:
+            first.append(f"{origin}:{line}: {path}: unknown key{got}; expected {misspelt[loc]!r}, a required key this "
+                         f"mapping lacks: fix the spelling")
+            continue
+        if kind == "extra_forbidden":
             allowed = _allowed_keys(model, loc)
-            problem, expected = "unknown key", f"one of: {', '.join(allowed)}" if allowed else "remove it"
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.75) if loc else []
+            problem = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+            expected = f"one of: {', '.join(allowed)}" if allowed else "remove it"
         elif "; expected " in msg:  # tpplan's own unit errors carry their fix
             problem, expected = msg.split("; expected ", 1)
         elif msg.startswith("Input should be "):
             problem, expected = "invalid value", msg.removeprefix("Input should be ")
         else:
             problem, expected = msg, "a valid value (see `tpplan profiles schema`)"
-        got = "" if kind == "missing" else f" (got {_shown(err.get('input'))})"
         lines.append(f"{origin}:{line}: {path}: {problem}{got}; expected {expected}")
-    return lines
+    return first + lines
 
 
 def yaml_problem(exc: yaml.YAMLError, *, origin: str, text: str = "") -> str:

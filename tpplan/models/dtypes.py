@@ -48,6 +48,13 @@ def normalize_dtype(name: str, *, kind: str = "weight") -> str:
     raise TpplanError(f"--dtype {name!r} is not known; choose one of: {', '.join(WEIGHT_DTYPES)}")
 
 
+AUTO_PLAIN = {"fp16": "fp16", "bf16": "bf16", "fp32": "bf16"}
+"""The plain format `--dtype auto` serves an unquantized checkpoint in, by the dtype its config names: its own 16-bit
+one, and bf16 for a float32 checkpoint (vLLM's ModelConfig dtype "auto": "Following common practice, we use
+float16 for float32 models" until v0.10.1, bf16 since, where the GPU supports it). A config naming no dtype is
+planned in bf16."""
+
+
 def weight_format(spec: ModelSpec, dtype: str = AUTO) -> WeightFormat:
     """The format a plan uses: the checkpoint's (auto, or its own name), else a --dtype override."""
     q = spec.quantization
@@ -55,7 +62,7 @@ def weight_format(spec: ModelSpec, dtype: str = AUTO) -> WeightFormat:
     if q is not None and key in (AUTO, q.name):
         return q
     if key == AUTO:
-        return PLAIN["bf16"]
+        return PLAIN[AUTO_PLAIN.get(spec.checkpoint_dtype, "bf16")]
     if key in OVERRIDES:
         return OVERRIDES[key]
     own = f"; {spec.name}'s checkpoint is {q.name}" if q else ""

@@ -99,6 +99,45 @@ def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str
             "num_nextn_predict_layers": r.int("num_nextn_predict_layers", required=False, maximum=MAX_LAYERS)}
 
 
+def _layer_index(r: ConfigReader, name: str, *, default: int, pick) -> int:
+    """An ERNIE layer index that may be given per modality as a list (the text trunk takes `pick` of them, min of the
+    starts and max of the ends, as transformers' Ernie4_5_Moe classes do)."""
+    value = r.get(name)
+    if value == -1:  # transformers' Ernie4_5_MoeConfig default for the end: the last layer
+        return default
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return pick(value)
+    return r.int(name, default=default) if value is not None else default
+
+
+def ernie_moe_fields(r: ConfigReader, layers: int, intermediate: int) -> dict[str, Any]:
+    """ERNIE 4.5 MoE (transformers models/ernie4_5_moe; vLLM model_executor/models/ernie45_moe.py
+    Ernie4_5_MoeDecoderLayer): layer i is an MoE layer when use_moe (default: moe_num_experts > 0), (i + 1) %
+    moe_layer_interval == 0 and moe_layer_start_index <= i <= moe_layer_end_index (defaults as transformers'
+    Ernie4_5_MoeConfig, through which vLLM reads the config: start 1, end -1 = the last layer); the others run a
+    dense MLP of intermediate_size. An MoE layer holds moe_num_experts gated experts of
+    moe_intermediate_size routed top moe_k, a bias-free fp32 router Linear(hidden, experts) with an
+    e_score_correction_bias (moe_use_aux_free), and moe_num_shared_experts shared experts as one ungated MLP of
+    moe_intermediate_size x that count."""
+    experts = r.int("moe_num_experts", required=False)
+    if not experts or not r.get("use_moe", default=True):
+        return {}
+    top_k = r.int("moe_k", positive=True)
+    if top_k > experts:
+        raise ModelSpecError(f"{r.origin}: field 'moe_k' ({top_k}) exceeds moe_num_experts ({experts}): each token "
+                             f"is routed to top-k of the experts; expected 1 to {experts}")
+    start = _layer_index(r, "moe_layer_start_index", default=1, pick=min)
+    end = _layer_index(r, "moe_layer_end_index", default=layers - 1, pick=max)
+    interval = r.int("moe_layer_interval", default=1, positive=True)
+    moe = tuple(i for i in range(layers) if (i + 1) % interval == 0 and start <= i <= end)
+    if not moe:
+        return {}
+    return {"num_experts": experts, "num_experts_per_tok": top_k,
+            "moe_intermediate_size": r.int("moe_intermediate_size", default=intermediate, positive=True),
+            "n_shared_experts": r.int("moe_num_shared_experts", default=0), "moe_layers": moe,
+            "router_score_bias": bool(r.get("moe_use_aux_free", default=False))}
+
+
 def _mla_fields(r: ConfigReader) -> dict[str, Any]:
     if not r.get("kv_lora_rank"):
         return {}
@@ -198,6 +237,8 @@ def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[in
     intermediate_size is the expert width and its dense layers use intermediate_size_mlp."""
     intermediate = r.int("intermediate_size", "ffn_hidden_size", "n_inner",
                          default=4 * hidden if model_type in ("falcon", "gptj", "gpt_bigcode") else None)
+    if model_type == "ernie4_5_moe":
+        return intermediate, ernie_moe_fields(r, layers, intermediate), []
     moe = _moe_fields(r, model_type, intermediate)
     if model_type in ("qwen2_moe", "qwen3_next"):  # both build Qwen2MoeSparseMoeBlock: a gated shared expert
         return intermediate, qwen3_next_moe(r, layers, moe), []
@@ -205,6 +246,20 @@ def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[in
         return intermediate, moe, []
     moe = _llama4_fields(r, layers, moe)
     return r.int("intermediate_size_mlp", positive=True), moe, [_llama4_note(moe)]
+
+
+def _check_dense_width(r: ConfigReader, intermediate: int | None, moe: dict[str, Any], layers: int) -> None:
+    """A model with a dense MLP layer needs a positive MLP width (a 0 would plan a model without MLPs)."""
+    if not moe:
+        dense = layers
+    elif moe.get("moe_layers"):
+        dense = layers - len(moe["moe_layers"])
+    else:
+        dense = moe.get("first_k_dense_replace") or 0
+    if dense and (intermediate is None or intermediate <= 0):
+        name = _present(r, ("intermediate_size", "ffn_hidden_size", "n_inner", "intermediate_size_mlp"))
+        raise ModelSpecError(f"{r.origin}: field '{name}' must be positive (the width of the {dense} dense MLP "
+                             f"layer{'s' * (dense != 1)}), got {r.get(name)!r}")
 
 
 def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", name: str | None = None,
@@ -218,6 +273,7 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
     shape = _attention_shape(r)
     family, notes = family_fields(r, model_type)
     intermediate, moe, mlp_notes = _mlp(r, model_type, shape["hidden"], shape["layers"])
+    _check_dense_width(r, intermediate, moe, shape["layers"])
     max_positions = r.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", positive=True)
     context, rope, rope_notes = rope_context(cfg, max_positions, origin, model_type)
     try:
@@ -243,6 +299,10 @@ def _llama4_note(moe: dict[str, Any]) -> str:
             f"disables its hybrid KV cache manager for chunked attention by default)")
 
 
+_CHECKPOINT_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+"""config.json torch_dtype -> the name of the plain format (ModelSpec.checkpoint_dtype)."""
+
+
 def _build(r: ConfigReader, *, model_type: str, name: str | None, origin: str, shape: dict[str, int],
            intermediate: int, window: int | None, context: int, fields: dict[str, Any], notes: tuple[str, ...],
            extra: dict[str, Any]) -> ModelSpec:
@@ -254,6 +314,7 @@ def _build(r: ConfigReader, *, model_type: str, name: str | None, origin: str, s
         intermediate_size=intermediate, vocab_size=r.int("vocab_size", "padded_vocab_size", positive=True),
         max_position_embeddings=context,
         tie_word_embeddings=bool(r.get("tie_word_embeddings", default=True)),
+        checkpoint_dtype=_CHECKPOINT_DTYPES.get(str(r.get("torch_dtype", "dtype")), ""),
         sliding_window=window,
         layer_types=fields["layer_types"] if "layer_types" in fields else _layer_types(r, layers, model_type, window),
         quantization=(parse_quantization_config(r.cfg["quantization_config"], origin=origin)

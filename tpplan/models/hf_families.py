@@ -17,7 +17,7 @@ Fields = tuple[dict[str, Any], list[str]]
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "gemma3", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl",
-                  "mllama", "llama4", "cohere", "cohere2", "internlm2", "glm4_moe"}
+                  "mllama", "llama4", "cohere", "cohere2", "internlm2", "glm4_moe", "ernie4_5", "ernie4_5_moe"}
 NON_GATED_FAMILIES = {"falcon", "gpt_bigcode", "gpt_neox", "gptj", "phi", "starcoder2"}
 TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
 """model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
@@ -44,6 +44,10 @@ _GATED_EXTRAS: dict[str, dict[str, Any]] = {
     # Qwen3Attention: q_norm / k_norm (RMSNorm of head_dim).
     "qwen3": {"qk_norm": True},
     "qwen3_moe": {"qk_norm": True},
+    # Olmo2Attention (transformers models/olmo2/modeling_olmo2.py): q_norm = RMSNorm(heads x head_dim) and k_norm =
+    # RMSNorm(kv heads x head_dim) over the whole projection; vLLM's Olmo2Attention gathers q and k over the TP group
+    # before them (tensor_model_parallel_all_gather in _apply_qk_norm).
+    "olmo2": {"qk_norm": True, "qk_norm_per_head": True, "qk_norm_full_width": True},
 }
 
 
@@ -163,6 +167,14 @@ def _minimax_m2(r: ConfigReader, model_type: str) -> Fields:
             "qk_norm_per_head": qk, "qk_norm_full_width": qk}, notes
 
 
+def _ernie4_5(r: ConfigReader, model_type: str) -> Fields:
+    """ERNIE 4.5 (Baidu; transformers models/ernie4_5 and ernie4_5_moe, vLLM model_executor/models/ernie45.py and
+    ernie45_moe.py): Llama-style layers whose q/k/v and MLP Linears carry a bias when `use_bias` (false in the
+    published checkpoints). The MoE layers are read in tpplan.models.hf_config (`ernie_moe_fields`)."""
+    bias = bool(r.get("use_bias", default=False))
+    return {"attention_bias": bias, "o_proj_bias": False, "mlp_bias": bias}, []
+
+
 def _gated(r: ConfigReader, model_type: str) -> Fields:
     """Llama-style decoders: gated MLP, RMSNorms; biases as the config's attention_bias / mlp_bias say (Qwen2's
     q/k/v carry a bias by default), plus the family's extras (_GATED_EXTRAS)."""
@@ -176,17 +188,50 @@ FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
     "gpt_neox": _gpt_neox, "phi": _gpt_neox, "gptj": _gptj, "gpt_bigcode": _gpt_bigcode, "starcoder2": _starcoder2,
     "falcon": _falcon,
     "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2, "glm4_moe": _glm4_moe,
-    "minimax_m2": _minimax_m2, "qwen3_next": qwen3_next_fields,
-    **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2", "glm4_moe"}},
+    "minimax_m2": _minimax_m2, "qwen3_next": qwen3_next_fields, "ernie4_5": _ernie4_5, "ernie4_5_moe": _ernie4_5,
+    **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2", "glm4_moe", "ernie4_5",
+                                            "ernie4_5_moe"}},
 }
+
+
+_UNREAD_STRUCTURE = (
+    ("routed experts", ("expert", "moe_")),
+    ("state-space or linear-attention layers", ("mamba", "ssm", "state_size", "conv_kernel", "linear_attn",
+                                                "linear_conv", "attn_layer_period", "layers_block_type",
+                                                "hybrid_override_pattern", "time_step")),
+    ("latent (MLA) attention", ("kv_lora_rank", "q_lora_rank")),
+    ("cross-attention layers", ("cross_attention",)),
+)
+"""Config keys (substrings, lower case) that describe layers a Llama-style reading would not see, and what they
+describe: an unlisted model_type whose config sets one (to anything but 0, false, null or an empty list) is
+refused rather than planned as a plain decoder (ERNIE-4.5's moe_num_experts, Jamba's attn_layer_period and
+expert_layer_period, Falcon-Mamba's state_size)."""
+
+
+def _unread_structure(r: ConfigReader) -> tuple[str, list[str]] | None:
+    """(what, the keys that say so) for the first kind of `_UNREAD_STRUCTURE` the config sets, else None."""
+    for what, needles in _UNREAD_STRUCTURE:
+        keys = [k for k, v in r.cfg.items() if isinstance(k, str) and any(n in k.lower() for n in needles)
+                and v not in (None, False, 0, [], "", {})]
+        if keys:
+            return what, sorted(keys)
+    return None
 
 
 def check_model_type(r: ConfigReader, model_type: str) -> None:
     """Refuse a model_type tpplan cannot read before any other field is asked for (a config of an unknown type
     would otherwise be reported for a missing size field): an unlisted type is read only when its hidden_act says
-    the MLP is a gated SiLU."""
+    the MLP is a gated SiLU and its config describes no layers that a Llama-style reading would ignore
+    (`_UNREAD_STRUCTURE`)."""
     if model_type in FAMILY_RULES:
         return
+    unread = _unread_structure(r)
+    if unread is not None:
+        what, keys = unread
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        raise ModelSpecError(f"{r.origin}: model_type {model_type!r} is not supported: its config describes {what} "
+                             f"({shown}) that tpplan cannot plan for this type; supported model types: "
+                             f"{', '.join(SUPPORTED)}")
     act = r.get("hidden_act", "hidden_activation")
     if act is None:
         raise ModelSpecError(f"{r.origin}: unsupported model_type {model_type!r}; supported model types: "

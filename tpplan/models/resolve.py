@@ -138,7 +138,9 @@ def resolve_model(query: str, *, download: bool = False) -> Resolved:
     in the local HF cache, or a path to a config.json (or its directory). `download=True` (an explicit user flag)
     may fetch config.json from the Hub when nothing local matches."""
     if _looks_like_path(query):
-        return Resolved(load_config_file(Path(query)), query, False)
+        path = Path(query)
+        checkpoint = (path if path.is_dir() else path.parent).resolve()
+        return Resolved(replace(load_config_file(path), checkpoint_path=str(checkpoint)), query, False)
     hit = _names().get(query.lower())
     if hit is not None:
         file_name, via_alias = hit

@@ -119,6 +119,10 @@ class ModelSpec:
     # --- Checkpoint format -------------------------------------------------------------------------
     quantization: WeightFormat | None = None
     """The checkpoint's quantized format (config.json quantization_config); None for 16-bit checkpoints."""
+    checkpoint_dtype: str = ""
+    """The dtype config.json names for the checkpoint's unquantized tensors (torch_dtype, or dtype in newer
+    transformers): 'bf16', 'fp16' or 'fp32'; '' when it names none. `--dtype auto` serves fp16 as fp16 and the
+    others as bf16 (tpplan.models.dtypes.weight_format)."""
     rope_scaling: str = ""
     """rope_scaling type ('llama3', 'yarn', 'linear', 'dynamic'), shown to the user; '' when none."""
     vision_params: int = 0
@@ -134,6 +138,9 @@ class ModelSpec:
     the lm_head keeps vocab_size rows."""
     # --- Provenance ---------------------------------------------------------------------------------
     hf_id: str = ""
+    checkpoint_path: str = ""
+    """The directory a config.json given by path was read from (absolute), which a serve command loads; '' for
+    catalogue and Hub models, which are served by hf_id."""
     aliases: tuple[str, ...] = ()
     source: str = ""
     notes: tuple[str, ...] = field(default=())

@@ -46,6 +46,7 @@ Flags are spelled as each engine's current documentation spells them:
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -350,7 +351,7 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
         raise TpplanError(f"the --tp layout TP{c.tp} x PP{c.pp} x {c.replicas} replica(s) does not run "
                           f"({'; '.join(c.reasons)}), so there is no serve command to emit; leave out --tp for the "
                           f"recommended layout's command")
-    model = m.hf_id or m.name
+    model = _served_model(m)
     per_node = plan.profile.gpus_per_node
     if c.gpus_used <= per_node:
         return _single_node(plan, c, engine, model)
@@ -384,11 +385,19 @@ def checkpoint_note(plan: Plan, engine: str) -> str | None:
     own = spec.quantization
     if fmt is own or (own is None and not fmt.quantized):
         return None
-    model, want, have = spec.hf_id or spec.name, _a(fmt.name), _a(own.name if own else "16-bit")
+    model, want, have = _served_model(spec), _a(fmt.name), _a(own.name if own else "16-bit")
     online = ONLINE_QUANTIZATION.get(engine, {}).get(fmt.name) if own is None else None
     how = (f"{online} (below) quantizes it to {fmt.name} as it loads (online), or serve {want} checkpoint of it"
            if online else f"serve {want} checkpoint of it instead (replace {model} below)")
     return f"# the plan assumed {fmt.name} weights, but {model} is {have} checkpoint: {how}"
+
+
+def _served_model(spec) -> str:
+    """What the serve command loads: the Hub id, else the directory of a config.json given by path (shell-quoted
+    when it needs it), else the model's name."""
+    if spec.hf_id or not spec.checkpoint_path:
+        return spec.hf_id or spec.name
+    return shlex.quote(spec.checkpoint_path)
 
 
 def _a(name: str) -> str:

@@ -108,6 +108,16 @@ def render_model_show(m: ModelSummary, fmt: OutputFormat) -> None:
         con.print(f"note: {n}", markup=False)
 
 
+def _plain_origin(s, name: str) -> str:
+    """Where a plain 16-bit format comes from: the checkpoint's own dtype, a float32 checkpoint served in 16 bits,
+    or a config that names no dtype."""
+    if s.checkpoint_dtype == "fp32" and name != "fp32":
+        return f"float32 checkpoint, served in {name} as vLLM's --dtype auto does"
+    if s.checkpoint_dtype:
+        return f"{s.checkpoint_dtype} checkpoint"
+    return "16-bit checkpoint"
+
+
 def _print_summary_lines(m: ModelSummary, con) -> None:
     """The model's name, size, weight format, KV cache and layer kinds, one line each."""
     s = m.spec
@@ -116,7 +126,7 @@ def _print_summary_lines(m: ModelSummary, con) -> None:
     con.print(f"{format_count(m.total_params)} parameters ({m.total_params:,}); active per token "
               f"{format_count(m.active_params)}; weights {format_bytes(m.weight_bytes_total)} at {m.dtype}")
     fmt = m.weight_format
-    origin = "the checkpoint's quantization_config" if fmt is s.quantization else "16-bit checkpoint" \
+    origin = "the checkpoint's quantization_config" if fmt is s.quantization else _plain_origin(s, fmt.name) \
         if not fmt.quantized and s.quantization is None else "--dtype"
     con.print(f"Weight format {fmt.name} ({origin}){': ' + fmt.description if fmt.description else ''}",
               markup=False)
