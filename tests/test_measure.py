@@ -15,8 +15,10 @@ torch = pytest.importorskip("torch")
 
 from tpplan.kernels import tp_layer  # noqa: E402
 
+from tpplan.errors import MeasurementError  # noqa: E402
 from tpplan.measure import launch as launch_mod  # noqa: E402
 
+ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[1]
 SHAPE = tp_layer.Shape(hidden=256, heads=16, kv_heads=4, head_dim=16, intermediate=512)
 
 
@@ -135,6 +137,8 @@ def test_measure_quick_json_contract(quick_run):
         if unit == "s":  # CPU: every timed item says how: perf_counter around many calls, never one call alone
             assert i["timing"] in ("eager+perf_counter", "back_to_back+perf_counter",
                                    "eager+back_to_back+perf_counter")
+        else:  # every item carries the key; a size says it was not timed and where the bytes came from
+            assert i["timing"].startswith("not timed: bytes from ")
     assert not [i for i in d["items"] if i["kind"] == "allreduce" and i["tp"] == 1]  # engines run none at tp 1
     s = d["summary"]
     assert s["held_out_items"] > 0 and s["calibrated_profile"] == str(out)
@@ -389,8 +393,12 @@ def test_one_gpu_node_emulates_every_allowed_degree_and_runs_no_collective():
     assert any("communication was not measured" in n for n in notes)
     shapes = launches[-1].args[launches[-1].args.index("--shapes") + 1].split(",")
     assert "1280x8192" in shapes  # llama-70b tp 8 qkv: (64/8 + 2 x 8/8) x 128 rows, hidden 8192
-    launches, notes = _plan(1, emulate_tp=(3, 4), kernel_table=False)  # 64 heads do not divide by 3
-    assert len(launches) == 1 and any(n.startswith("tp 3 skipped") for n in notes)
+    # a degree the user names that the model cannot run is refused up front, not skipped (64 heads, not / 3)
+    with pytest.raises(MeasurementError, match=r"^--emulate-tp 3: Llama-3.1-70B's heads / KV heads / intermediate do "
+                                               r"not divide by 3; degrees it allows up to 16: 1, 2, 4, 8, 16$"):
+        _plan(1, emulate_tp=(3, 4), kernel_table=False)
+    with pytest.raises(MeasurementError, match=r"^--tp 3: "):
+        _plan(4, tp_degrees=(3,), kernel_table=False)
 
 
 def test_cpu_ranks_above_cores_warn():
@@ -544,3 +552,83 @@ def test_a_collective_in_a_tier_the_profile_lacks_is_one_error_not_a_fit_crash()
     with pytest.raises(MeasurementError, match=f"^{re.escape(line)}$"):
         compare(results, model=resolve_model("llama-8b").spec, profile=load_builtin("h100-pcie"), dtype="bf16",
                 backend="nccl", notes=[])
+
+
+def _kernel_pids() -> set[int]:
+    """Every process running a tpplan kernel, whoever its parent (an orphan is reparented to init)."""
+    out = set()
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            if b"tpplan.kernels" in open(cmdline, "rb").read():
+                out.add(int(cmdline.split("/")[2]))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sigterm_ends_every_rank_and_removes_the_temporary_folder():
+    """`timeout` (or a batch scheduler) sends SIGTERM: the run ends with one Error line, its ranks end with it and
+    the temporary folder goes, as with Ctrl-C (Python's default SIGTERM would exit without either)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before_pids, before_dirs = _kernel_pids(), _measure_temp_dirs()
+    proc = subprocess.Popen([sys.executable, "-m", "tpplan", "measure", "--quick", "--nproc", "2", "--backend", "gloo",
+                             "--hardware", "cpu-gloo", "--no-kernel-table"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (_kernel_pids() - before_pids) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before its ranks could be seen"
+    ranks = _kernel_pids() - before_pids
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1] == ("Error: stopped by SIGTERM: every rank was ended and the temporary "
+                                            "folder removed; nothing was written")
+    time.sleep(0.5)
+    assert not (ranks & _kernel_pids()) and _measure_temp_dirs() == before_dirs
+
+
+@pytest.mark.slow
+def test_markdown_output_is_a_markdown_table(quick_run, run_cli):
+    _, d, _, raw = quick_run
+    r = run_cli("measure", "--from", str(raw), "-f", "markdown")
+    assert r.code == 0
+    lines = r.out.splitlines()
+    assert lines[0].startswith("**tpplan measure: gloo x2") and lines[2].startswith("| item | predicted | measured |")
+    assert sum(line.startswith("| ") for line in lines) == len(d["items"]) + 1
+    assert any(line.startswith("- All timed items: median |error|") for line in lines)
+
+
+@pytest.mark.slow
+def test_a_run_without_collectives_keeps_the_profiles_collective_source(quick_run, run_cli, tmp_path):
+    """Calibrating from a run that timed no collective (one rank, or --from without them) credits the run with the
+    efficiencies only: the collectives section keeps the base profile's source, and the node its size."""
+    import yaml
+
+    _, _, _, raw = quick_run
+    layers_only = tmp_path / "layers.json"
+    kept = [r | {"items": [it for it in r["items"] if it["kind"] not in ("allreduce", "allgather", "reducescatter")]}
+            for r in json.loads(raw.read_text()) if r["workload"] != "collectives"]
+    layers_only.write_text(json.dumps(kept))
+    out = tmp_path / "cal.yaml"
+    r = run_cli("measure", "--from", str(layers_only), "--hardware", "cpu-gloo", "--out", str(out))
+    assert r.code == 0, r.err
+    written, base = yaml.safe_load(out.read_text()), yaml.safe_load(
+        (ROOT_DIR / "hardware_profiles" / "cpu-gloo.yaml").read_text())
+    assert written["source"]["collectives"] == base["source"]["collectives"]
+    assert written["source"]["efficiency"].startswith("tpplan measure on ")
+    assert written["node"]["gpus_per_node"] == base["node"]["gpus_per_node"]
+
+
+def test_fewer_cpu_ranks_than_the_profiles_node_keep_the_node():
+    from tpplan.measure.command import MeasureRequest, _profile
+
+    two = _profile(MeasureRequest(hardware="cpu-gloo"), kind=None, device_name="", gloo_ranks=1)
+    assert two.gpus_per_node == 2
+    assert _profile(MeasureRequest(hardware="cpu-gloo"), kind=None, device_name="", gloo_ranks=4).gpus_per_node == 4

@@ -80,8 +80,9 @@ def _profile(r: MeasureRequest, *, kind: str | None, device_name: str, gloo_rank
     if r.out is not None:
         check_calibration_target(measured=kind, profile_gpu=profile.gpu.name, profile_name=profile.name,
                                  force=r.force)
-    if gloo_ranks and gloo_ranks != profile.gpus_per_node:
-        # a CPU host runs as many ranks as asked: one "domain" of nproc ranks on loopback
+    if gloo_ranks and gloo_ranks > profile.gpus_per_node:
+        # a CPU host runs as many ranks as asked: one "domain" of nproc ranks on loopback (fewer ranks than the
+        # profile's node leave the node as it is, so the calibrated profile still plans that many)
         profile = dataclasses.replace(profile, gpus_per_node=gloo_ranks, nvlink_domain_size=gloo_ranks)
     return profile
 
@@ -92,6 +93,7 @@ def measure_command(r: MeasureRequest, progress=None):
     from tpplan.files import check_writable, write_text_atomic
     from tpplan.measure.compare import compare
     from tpplan.measure.devices import measured_kind
+    from tpplan.measure.launch import ending_on_signals
     from tpplan.measure.run import MeasureOptions, check_ranks, detect_node, run_workloads
     from tpplan.models.resolve import resolve_model
 
@@ -118,11 +120,16 @@ def measure_command(r: MeasureRequest, progress=None):
         profile = _profile(r, kind=kind, device_name=", ".join(node.device_names),
                            gloo_ranks=None if node.on_gpu else nproc)
         notes = check_ranks(node, nproc)
+        for line in notes:  # said before the run too: an oversubscribed run may time out before it can report
+            _warn(line)
         opts = MeasureOptions(model=spec, nproc=nproc, backend=node.backend, quick=r.quick, dtype=dtype,
                               tp_degrees=tp, emulate_tp=emulate, timeout_s=r.timeout_s, threads=r.threads,
                               skip_layer=r.skip_layer, kernel_table=r.kernel_table, fail_rank=r.fail_rank)
-        with (progress or _silent)() as say:
-            results, skipped = run_workloads(opts, progress=say)
+        with (progress or _silent)() as say, ending_on_signals():
+            try:
+                results, skipped = run_workloads(opts, progress=say)
+            except MeasurementError as exc:
+                raise MeasurementError(f"{exc}; {notes[0]}" if notes else str(exc)) from exc
         notes += skipped
         backend = node.backend
     if r.save_raw is not None:
@@ -165,6 +172,12 @@ def _write_profile(m, r: MeasureRequest, *, base, write):
         raise MeasurementError(f"the calibrated profile does not validate ({exc}); not written") from exc
     write(r.out, text, force=r.force)
     return dataclasses.replace(m, summary=dataclasses.replace(m.summary, calibrated_profile=str(r.out)))
+
+
+def _warn(line: str) -> None:
+    from tpplan.report.output import note
+
+    note(f"warning: {line}")
 
 
 @contextlib.contextmanager

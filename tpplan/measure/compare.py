@@ -105,6 +105,8 @@ def _item(it: dict, profile: HardwareProfile, fit: Fit, shape: LayerShape | None
     err, note = _error(before, measured)
     err_after, _ = _error(after, measured)
     params = {k: v for k, v in it.items() if k not in ("measured_bytes", "measured_s")}
+    if memory:  # a size, not a time: the key every item carries says so (DESIGN.md §6 items)
+        params.setdefault("timing", f"not timed: bytes from {it.get('allocator') or 'the shard tensor sizes'}")
     return MeasuredItem(kind=it["kind"], unit="bytes" if memory else "s", params=params, measured=measured,
                         predicted=before, predicted_after=after, held_out=held_out, error_pct=err,
                         error_pct_after=err_after, note=note)
@@ -167,10 +169,20 @@ def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, 
         notes.append("gloo on CPU: collective numbers describe loopback between processes, not NVLink; this run "
                      "checks the plumbing and calibrates the cpu-gloo profile only")
     checks = [c for r in results for c in r.get("checks", [])]
-    failed = [c for c in checks if not c["passed"]] + [it for it in compared if it.get("correct") is False]
-    if failed:
-        raise MeasurementError(f"a sharded result differs from the unsharded reference or a collective returned a "
-                               f"wrong value: {failed[0]}")
+    bad_checks = [c for c in checks if not c["passed"]]
+    if bad_checks:
+        c = bad_checks[0]
+        raise MeasurementError(f"the sharded layer differs from the unsharded reference ({c.get('mode')}, "
+                               f"{c.get('tokens')} tokens: max |diff| {c.get('max_abs_error', float('nan')):.2e}, "
+                               f"above the check's tolerance; {len(bad_checks)} check"
+                               f"{'s' * (len(bad_checks) != 1)} failed): the all-reduce or the GPUs give wrong "
+                               f"results on this node; rerun, then check it with nccl-tests")
+    wrong = [it for it in compared if it.get("correct") is False]
+    if wrong:
+        it = wrong[0]
+        raise MeasurementError(f"a {it['kind']} of {it.get('bytes', '?')} bytes over tp={it.get('tp', '?')} returned "
+                               f"a wrong result ({len(wrong)} item{'s' * (len(wrong) != 1)} wrong); the collective "
+                               f"library or the node's links are faulty: rerun, then check it with nccl-tests")
     fit = calibrate(profile, compared, shape=shape, dtype=dtype, table=build_table(results, source=""))
     items = tuple(_item(it, profile, fit, shape, dtype, held_out=i in fit.held_out) for i, it in enumerate(compared))
     table = fit.profile.kernel_table
@@ -186,7 +198,8 @@ def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -
     where = (f"tpplan measure on {today}: {env.get('backend')} x{env.get('world_size')} on "
              f"{', '.join(env.get('device_names') or []) or 'CPU'}; torch {env.get('torch')}, CUDA {env.get('cuda')}, "
              f"NCCL {env.get('nccl')}; command: {command}")
-    sources = {**base.sources, "collectives": where, "efficiency": where}
+    collectives = any(it.kind in COLLECTIVE_KINDS for it in m.items)
+    sources = {**base.sources, "efficiency": where} | ({"collectives": where} if collectives else {})
     table = dataclasses.replace(m.kernel_table, source=where) if m.kernel_table else None
     return dataclasses.replace(m.calibrated, name=f"{base.name}-calibrated", description=f"{base.description} "
                                f"(calibrated {today})", sources=sources, kernel_table=table)

@@ -8,6 +8,7 @@ and the tail of its stderr. (Spawning directly costs ~1.7 s for 2 ranks; torchru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,36 @@ def _tail(path: Path) -> str:
     return " | ".join(lines[-STDERR_TAIL_LINES:])
 
 
+ENDING_SIGNALS = ("SIGTERM", "SIGHUP")
+"""What `timeout`, a batch scheduler or a closed terminal send. Python's default for SIGTERM ends the process at once,
+without the `finally` blocks that end the ranks and remove the temporary folder; `ending_on_signals` turns them
+into an error that runs them."""
+
+
+@contextlib.contextmanager
+def ending_on_signals():
+    """While a measurement runs, SIGTERM / SIGHUP raise a MeasurementError in the main thread (so every rank is ended
+    and the temporary folder removed on the way out, as Ctrl-C does); the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise MeasurementError(f"stopped by {signal.Signals(signum).name}: every rank was ended and the temporary "
+                               f"folder removed; nothing was written")
+
+    previous = {}
+    for name in ENDING_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def launch(workload: str, args: list[str], *, nproc: int, timeout_s: float, threads: int = 1,
            env_extra: dict[str, str] | None = None) -> dict:
     """Run `tpplan.kernels.<workload>` on `nproc` local ranks; return rank 0's JSON object. The ranks' stderr
@@ -104,8 +136,13 @@ def _read_result(path: Path, workload: str) -> dict:
         raise MeasurementError(f"{workload}: rank 0 exited cleanly but wrote no readable result ({exc})") from exc
 
 
+WAIT_GRACE_S = 30
+"""Seconds past --timeout that the launcher waits: the ranks' own process-group timeout fires first."""
+
+
 def _wait(ranks: RankSet, workload: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s + 30  # the ranks' own process-group timeout fires first
+    start = time.monotonic()
+    deadline = start + timeout_s + WAIT_GRACE_S
     while True:
         codes = [p.poll() for p in ranks.procs]
         for rank, code in enumerate(codes):
@@ -117,6 +154,8 @@ def _wait(ranks: RankSet, workload: str, timeout_s: float) -> None:
             return
         if time.monotonic() > deadline:
             ranks.kill_all()
-            raise MeasurementError(f"{workload}: ranks still running after {timeout_s:.0f} s (--timeout); "
-                                   f"rank 0's stderr ends: {_tail(ranks.stderr_paths[0]) or '(empty)'}")
+            raise MeasurementError(f"{workload}: ranks still running {time.monotonic() - start:.0f} s after launch "
+                                   f"(--timeout {timeout_s:.0f} s, then {WAIT_GRACE_S} s for the ranks' own timeout); "
+                                   f"raise --timeout, or lower --nproc; rank 0's stderr ends: "
+                                   f"{_tail(ranks.stderr_paths[0]) or '(empty)'}")
         time.sleep(POLL_S)

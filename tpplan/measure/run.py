@@ -136,6 +136,12 @@ def _layer_degrees(o: MeasureOptions, shape: LayerShape) -> tuple[list[int], lis
         t = max(too_many)
         raise MeasurementError(f"--tp {t} needs {t} ranks but this run has {o.nproc} (--nproc); pass --nproc {t}, "
                                f"or --emulate-tp {t} to time rank 0's shard on one rank (compute only)")
+    asked = sorted({t for t in (*(o.tp_degrees or ()), *(o.emulate_tp or ())) if not shape.tp_ok(t)})
+    if asked:  # a degree the user named that the model cannot run is refused, not skipped
+        option = "--tp" if asked[0] in (o.tp_degrees or ()) else "--emulate-tp"
+        works = [t for t in range(1, 17) if shape.tp_ok(t)]
+        raise MeasurementError(f"{option} {asked[0]}: {o.model.name}'s heads / KV heads / intermediate do not divide "
+                               f"by {asked[0]}; degrees it allows up to 16: {', '.join(map(str, works))}")
     real = list(o.tp_degrees or ([o.nproc] if o.quick else [t for t in (2, 4, 8, 16) if t <= o.nproc]))
     real = [t for t in real if t > 1 or o.tp_degrees]
     emulate = list(o.emulate_tp or (EMULATED_DEGREES if o.nproc == 1 and not o.tp_degrees else ()))

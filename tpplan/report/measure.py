@@ -51,19 +51,30 @@ def _label(it) -> str:
     return f"memory tp={p['tp']} ({p.get('allocator', '')}){shard}"
 
 
+COLUMNS = ("item", "predicted", "measured", "error", "after calibration", "held out", "timing")
+
+
+def _title(m) -> str:
+    env = m.environment
+    return (f"tpplan measure: {env.get('backend')} x{env.get('world_size')} on "
+            f"{', '.join(env.get('device_names') or [])}; torch {env.get('torch')}")
+
+
+def _cells(it) -> list[str]:
+    fmt_v = format_bytes if it.unit == "bytes" else format_seconds
+    return [_label(it), "-" if it.predicted is None else fmt_v(it.predicted),
+            "-" if it.measured is None else fmt_v(it.measured), _pct(it.error_pct), _pct(it.error_pct_after),
+            "yes" if it.held_out else "", it.params.get("timing", "")]
+
+
 def _table(m):
     from rich.table import Table
 
-    env = m.environment
-    t = Table(title=f"tpplan measure: {env.get('backend')} x{env.get('world_size')} on "
-                    f"{', '.join(env.get('device_names') or [])}; torch {env.get('torch')}")
-    for col in ("item", "predicted", "measured", "error", "after calibration", "held out", "timing"):
+    t = Table(title=_title(m))
+    for col in COLUMNS:
         t.add_column(col, justify="left" if col in ("item", "timing") else "right")
     for it in m.items:
-        fmt_v = format_bytes if it.unit == "bytes" else format_seconds
-        t.add_row(_label(it), "-" if it.predicted is None else fmt_v(it.predicted),
-                  "-" if it.measured is None else fmt_v(it.measured), _pct(it.error_pct), _pct(it.error_pct_after),
-                  "yes" if it.held_out else "", it.params.get("timing", ""))
+        t.add_row(*_cells(it))
     return t
 
 
@@ -72,23 +83,35 @@ def render_measurement(m, fmt: OutputFormat) -> None:
         return emit_json(measurement_json(m))
     if fmt is OutputFormat.csv:
         return emit_csv([{k: it.to_json().get(k) for k in ITEM_KEYS} for it in m.items])
+    if fmt is OutputFormat.markdown:
+        from tpplan.report.text import markdown_table, write_lines
+
+        return write_lines([f"**{_title(m)}**", "", *markdown_table(COLUMNS, [_cells(it) for it in m.items]), "",
+                            *(f"- {line}" for line in _summary_lines(m))])
     con = stdout_console()
     con.print(_table(m))
+    for line in _summary_lines(m):
+        con.print(line, markup=False)
+
+
+def _summary_lines(m) -> list[str]:
+    """The lines under the table: errors by kind and overall, the kernel table, the checks, notes, the file written."""
+    out = []
     s = m.summary
     for kind, k in s.by_kind.items():
-        con.print(f"{kind}: median |error| {_pct(k.median_abs_error_pct_before)} before calibration "
-                  f"({k.items} items); {_pct(k.median_abs_error_pct_after)} after, on {k.held_out} held-out "
-                  f"items", markup=False)
-    con.print(f"All timed items: median |error| {_pct(s.median_abs_error_pct_before)} before; "
-              f"{_pct(s.median_abs_error_pct_after)} after calibration on {s.held_out_items} held-out items "
-              f"({s.sign_convention}).", markup=False)
+        out.append(f"{kind}: median |error| {_pct(k.median_abs_error_pct_before)} before calibration "
+                   f"({k.items} items); {_pct(k.median_abs_error_pct_after)} after, on {k.held_out} held-out items")
+    out.append(f"All timed items: median |error| {_pct(s.median_abs_error_pct_before)} before; "
+               f"{_pct(s.median_abs_error_pct_after)} after calibration on {s.held_out_items} held-out items "
+               f"({s.sign_convention}).")
     if s.kernel_table_held_out_error_pct is not None:
-        con.print(f"kernel table: median |error| {s.kernel_table_held_out_error_pct:.1f}% interpolating M values "
-                  f"left out of it", markup=False)
+        out.append(f"kernel table: median |error| {s.kernel_table_held_out_error_pct:.1f}% interpolating M values "
+                   f"left out of it")
     for c in m.checks:
-        con.print(f"check {c['mode']} tokens={c['tokens']}: sharded vs unsharded max |diff| "
-                  f"{c['max_abs_error']:.2e} -> {'ok' if c['passed'] else 'FAILED'}", markup=False)
+        out.append(f"check {c['mode']} tokens={c['tokens']}: sharded vs unsharded max |diff| "
+                   f"{c['max_abs_error']:.2e} -> {'ok' if c['passed'] else 'FAILED'}")
     for n in m.notes:
-        con.print(f"note: {n}", markup=False)
+        out.append(f"note: {n}")
     if s.calibrated_profile:
-        con.print(f"wrote calibrated profile {s.calibrated_profile}", markup=False)
+        out.append(f"wrote calibrated profile {s.calibrated_profile}")
+    return out
