@@ -677,16 +677,16 @@ def _app_for(args: list[str]) -> typer.Typer:
 
 @contextlib.contextmanager
 def _profile_warnings():
-    """Each ProfileWarning (a user profile that looks wrong, tpplan.hardware.loader) as one `warning: ...` line on
-    stderr, once per run however often the profile is resolved; other warnings as Python shows them."""
+    """Each TpplanWarning (a user profile that looks wrong, tpplan.hardware.loader; a measure setting) as one
+    `warning: ...` line on stderr, once per run however often it is issued; other warnings as Python shows them."""
     import warnings
 
-    from tpplan.errors import ProfileWarning
+    from tpplan.errors import TpplanWarning
 
     python_show, seen = warnings.showwarning, set()
 
     def show(message, category, *args, **kwargs):
-        if not issubclass(category, ProfileWarning):
+        if not issubclass(category, TpplanWarning):
             return python_show(message, category, *args, **kwargs)
         if str(message) not in seen:
             from tpplan.report.output import note
@@ -696,7 +696,7 @@ def _profile_warnings():
         return None
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always", ProfileWarning)
+        warnings.simplefilter("always", TpplanWarning)
         warnings.showwarning = show
         yield
 

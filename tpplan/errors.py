@@ -53,6 +53,15 @@ class OutputExistsError(TpplanError):
     """An output file exists and --force was not given."""
 
 
-class ProfileWarning(UserWarning):
+class TpplanWarning(UserWarning):
+    """Not an error, issued with warnings.warn: the CLI prints each as one `warning: ...` line on stderr, once."""
+
+
+class ProfileWarning(TpplanWarning):
     """Not an error: a user profile that loads but looks like a classic mistake (tpplan.hardware.lint), issued with
     warnings.warn; the CLI prints each as one `warning: FILE:LINE: KEY: MESSAGE` line on stderr."""
+
+
+class MeasureWarning(TpplanWarning):
+    """Not an error: a `tpplan measure` setting that makes its timings less telling (more CPU ranks than cores),
+    said before the run starts."""

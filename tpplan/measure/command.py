@@ -175,9 +175,11 @@ def _write_profile(m, r: MeasureRequest, *, base, write):
 
 
 def _warn(line: str) -> None:
-    from tpplan.report.output import note
+    import warnings
 
-    note(f"warning: {line}")
+    from tpplan.errors import MeasureWarning
+
+    warnings.warn(line, MeasureWarning, stacklevel=2)
 
 
 @contextlib.contextmanager
