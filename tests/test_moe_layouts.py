@@ -264,3 +264,22 @@ def test_sglang_ep_must_divide_the_routed_experts(run_cli):
     # the --emit of a refused layout names the reason
     r = run_cli(*args[:-2], "--engine", "sglang", "--emit", "sglang")
     assert r.code == 1 and "--ep-size 6 does not divide the 8 routed experts" in r.err
+
+
+def test_tp_groups_that_would_span_two_nodes_are_not_planned(run_cli):
+    """TensorRT-LLM runs Llama 4 Maverick (40 heads) at TP5, but two 8-GPU nodes hold only two TP5 groups (a third
+    would straddle them): recommend plans 2 replicas, and a layout asking for 3 groups is refused with the count."""
+    from tpplan.planner.layouts import tp_group_slots
+
+    assert tp_group_slots(gpus=16, tp=5, nvlink_domain_size=8, gpus_per_node=8) == (2, 8)
+    assert tp_group_slots(gpus=16, tp=4, nvlink_domain_size=8, gpus_per_node=8) == (4, 8)
+    assert tp_group_slots(gpus=72, tp=5, nvlink_domain_size=72, gpus_per_node=4) == (14, 72)  # NVL72: one domain
+    assert tp_group_slots(gpus=8, tp=2, nvlink_domain_size=1, gpus_per_node=8) == (4, 8)  # PCIe: the node
+    r = run_cli("recommend", "--model", "llama4-maverick", "--hardware", "dgx-b200", "--nodes", "2", "--engine",
+                "trtllm", "-f", "json")
+    assert r.code == 0, r.err
+    tp5 = {(c["pp"], c["dp_attention"]): c for c in r.json()["candidates"] if c["tp"] == 5}
+    assert tp5[(1, 1)]["replicas"] == 2 and tp5[(1, 1)]["gpus_used"] == 10 and tp5[(1, 1)]["feasible"]
+    assert not tp5[(3, 1)]["feasible"] and tp5[(3, 1)]["reasons"][0] == (
+        "its 3 TP5 groups do not fit 16 GPUs in 8-GPU NVLink domains: each NVLink domain holds 1 of them, 2 in all, "
+        "so one would span two; use a TP degree that divides 8, or at most 2 pipeline stages x attention-DP ranks")

@@ -38,7 +38,7 @@ from tpplan.models.kv import (
 )
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
-from tpplan.planner.layouts import Layout, block_quant_reasons, moe_layout_reasons
+from tpplan.planner.layouts import Layout, block_quant_reasons, moe_layout_reasons, tp_group_slots
 from tpplan.planner.moe_buffers import (
     LL_LIMIT_WORDS,
     deepep_buffers,
@@ -248,6 +248,25 @@ def structural_reasons(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp
     return reasons
 
 
+def placement_reasons(profile: HardwareProfile, w: Workload, lay: Layout) -> list[str]:
+    """A layout whose TP groups (pp x dp_attention x replicas of them) do not all fit inside NVLink domains of the
+    profile's GPUs (`tp_group_slots`): TP5 x 3 replicas on two 8-GPU nodes needs a group split between nodes."""
+    if lay.tp > max(profile.nvlink_domain_size, profile.gpus_per_node):
+        return []  # a TP group across nodes: structural_reasons refuses it unless --allow-cross-domain-tp
+    groups = lay.pp * lay.dp_attention * lay.replicas
+    slots, domain = tp_group_slots(gpus=w.gpus, tp=lay.tp, nvlink_domain_size=profile.nvlink_domain_size,
+                                   gpus_per_node=profile.gpus_per_node)
+    if groups <= slots:
+        return []
+    kind = "NVLink domain" if domain == profile.nvlink_domain_size else "node"
+    fewer = slots // (lay.pp * lay.dp_attention)
+    instead = (f"{fewer} replica{'s' * (fewer != 1)}" if fewer else
+               f"at most {slots} pipeline stage{'s' * (slots != 1)} x attention-DP ranks")
+    return [f"its {groups} TP{lay.tp} group{'s' * (groups != 1)} do not fit {w.gpus} GPUs in {domain}-GPU "
+            f"{kind}s: each {kind} holds {domain // lay.tp} of them, {slots} in all, so one would span two; use a TP "
+            f"degree that divides {domain}, or {instead}"]
+
+
 def engine_limits(profile: HardwareProfile, w: Workload) -> SchedulerLimits:
     return scheduler_limits(w.engine, gpu_name=profile.gpu.name, gpu_memory_bytes=profile.gpu.memory_bytes,
                             max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
@@ -402,7 +421,7 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
     """Engine rules, coefficients and memory of one serving layout (`w` already resolved with `for_model`)."""
     lay = layout
     tier = profile.tier_for_group(lay.tp * lay.dp_attention)
-    structural = structural_reasons(spec, profile, tp=lay.tp, pp=lay.pp, w=w)
+    structural = structural_reasons(spec, profile, tp=lay.tp, pp=lay.pp, w=w) + placement_reasons(profile, w, lay)
     rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp,
                                gpus_per_node=profile.gpus_per_node)
     rules += block_quant_reasons(spec, weight_format(spec, w.dtype), tp=lay.tp, ep=lay.ep,

@@ -110,10 +110,31 @@ def moe_layouts(spec: ModelSpec, w: Workload) -> list[tuple[int, int, int, int]]
             for pp in pp_sizes(w.gpus // (tp * dp), spec.num_hidden_layers)]
 
 
-def serving_layouts(spec: ModelSpec, w: Workload) -> list[Layout]:
-    """Every layout `recommend` and `sweep` evaluate: TP x PP, then the MoE layouts; replicas fill the GPUs."""
-    plain = [Layout(tp=tp, pp=pp, replicas=w.gpus // (tp * pp)) for tp, pp in candidate_shapes(spec, w)]
-    return plain + [Layout(tp=tp, pp=pp, dp_attention=dp, ep=ep, replicas=w.gpus // (tp * dp * pp))
+def tp_group_slots(*, gpus: int, tp: int, nvlink_domain_size: int, gpus_per_node: int) -> tuple[int, int]:
+    """(TP groups of `tp` GPUs that `gpus` GPUs hold with none split between NVLink domains, the domain size used):
+    floor(domain / tp) per whole domain plus what the GPUs left over hold. The domain is the NVLink domain, or the
+    node where GPUs share only PCIe (domain 1) or where `tp` exceeds the NVLink domain (a group allowed across it
+    still stays in one node); a `tp` above the node is not placed here (structural_reasons refuses it unless allowed),
+    and takes gpus // tp. Engines start TP groups on consecutive local ranks of one node, so TP5 on a node of 8
+    leaves 3 GPUs that no second group of 5 can use."""
+    domain = next((d for d in (nvlink_domain_size, gpus_per_node) if d > 1 and tp <= d), 0)
+    if not domain:
+        return gpus // tp, tp
+    whole, rest = divmod(gpus, domain)
+    return whole * (domain // tp) + rest // tp, domain
+
+
+def serving_layouts(spec: ModelSpec, w: Workload, *, nvlink_domain_size: int = 0,
+                    gpus_per_node: int = 0) -> list[Layout]:
+    """Every layout `recommend` and `sweep` evaluate: TP x PP, then the MoE layouts; replicas fill the GPUs as far as
+    whole TP groups fit in the profile's NVLink domains (`tp_group_slots`; 0 sizes: no placement rule), at least 1."""
+    def replicas(tp: int, per_replica_groups: int) -> int:
+        slots, _ = tp_group_slots(gpus=w.gpus, tp=tp, nvlink_domain_size=nvlink_domain_size,
+                                  gpus_per_node=gpus_per_node)
+        return max(1, min(w.gpus // (tp * per_replica_groups), slots // per_replica_groups))
+
+    plain = [Layout(tp=tp, pp=pp, replicas=replicas(tp, pp)) for tp, pp in candidate_shapes(spec, w)]
+    return plain + [Layout(tp=tp, pp=pp, dp_attention=dp, ep=ep, replicas=replicas(tp, dp * pp))
                     for tp, pp, dp, ep in moe_layouts(spec, w)]
 
 

@@ -56,7 +56,9 @@ def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptio
                                    etp=lay.etp, cache=shared) for lay in training_layouts(spec, w)]
     else:  # the same layouts `tpplan sweep` evaluates
         cands = [evaluate_serving(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
-                                  dp_attention=lay.dp_attention) for lay in serving_layouts(spec, w)]
+                                  dp_attention=lay.dp_attention)
+                 for lay in serving_layouts(spec, w, nvlink_domain_size=profile.nvlink_domain_size,
+                                            gpus_per_node=profile.gpus_per_node)]
     feasible = sorted((c for c in cands if c.feasible), key=lambda c: rank_key(c, w.objective))
     best = feasible[0] if feasible else None
     cands.sort(key=lambda c: (not c.feasible, rank_key(c, w.objective) if c.feasible else
