@@ -182,3 +182,16 @@ def test_zero_experts_in_a_qwen_moe_config_is_a_dense_model_as_in_transformers()
 
     s = spec_from_hf_config({**LLAMA_CFG, "model_type": "qwen2_moe", "num_experts": 0, "num_experts_per_tok": 4})
     assert not s.is_moe and s.num_experts == 0
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_models_show_on_an_ascii_only_stdout(fmt):
+    """A terminal or pipe that encodes ASCII only gets ASCII (the alias arrow as ->), never a UnicodeEncodeError."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tpplan", "models", "show", "llama-70b", "-f", fmt], capture_output=True,
+                       env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"(llama-70b -> Llama-3.1-70B)" in r.stdout and r.stdout.isascii()

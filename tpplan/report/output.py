@@ -114,13 +114,33 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+class _AsciiStdout:
+    """sys.stdout for a terminal that encodes ASCII only: text transliterated as write_lines does (-> for an arrow,
+    ? for anything else), and an `encoding` that makes rich draw its tables with ASCII boxes."""
+
+    encoding = "ascii"
+
+    def write(self, text: str) -> int:
+        from tpplan.report.text import to_ascii
+
+        return sys.stdout.write(to_ascii(text))
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
 def stdout_console():
-    """Rich console on stdout at the terminal's width (80 columns for pipes and CI logs unless COLUMNS is set)."""
+    """Rich console on stdout at the terminal's width (80 columns for pipes and CI logs unless COLUMNS is set),
+    writing ASCII where stdout cannot encode more."""
     from rich.console import Console
 
-    from tpplan.report.text import terminal_width
+    from tpplan.report.text import stdout_is_ascii, terminal_width
 
-    return Console(soft_wrap=True, highlight=False, width=terminal_width())
+    return Console(soft_wrap=True, highlight=False, width=terminal_width(),
+                   **({"file": _AsciiStdout()} if stdout_is_ascii() else {}))
 
 
 def stderr_console():

@@ -31,11 +31,16 @@ def stdout_is_ascii() -> bool:
     return False
 
 
+def to_ascii(text: str) -> str:
+    """`text` with tpplan's marks transliterated (★ -> *, → -> ->, ...) and anything else non-ASCII as '?'."""
+    return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
+
+
 def write_lines(lines: Sequence[str]) -> None:
     """Lines to stdout, transliterated to ASCII when the terminal cannot show more."""
     text = "\n".join(lines) + "\n"
     if stdout_is_ascii():
-        text = text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
+        text = to_ascii(text)
     sys.stdout.write(text)
 
 
