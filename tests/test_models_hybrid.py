@@ -278,3 +278,17 @@ def test_models_show_states_the_state_as_the_engine_allocates_it(run_cli):
     sglang = run_cli("models", "show", "qwen3-next", "--engine", "sglang", "-f",
                      "json").json()["linear_state_bytes_per_sequence"]
     assert (vllm, sglang) == (39_518_208, 36 * (3 * 8192 * 2 + 32 * 128 * 128 * 4))
+
+
+def test_a_layout_whose_state_pool_holds_no_request_is_infeasible(run_cli):
+    """Qwen3-Next at TP1 x PP2 on H100 NVL under SGLang: its weights leave 0.15 GiB of KV budget, whose linear-state
+    pool has no slot for one request. The one-sequence memory check passes, but nothing can run: infeasible, with
+    the reason, never a feasible layout of 0 sequences."""
+    r = run_cli("recommend", "--model", "qwen3-next", "--hardware", "h100-nvl", "--engine", "sglang", "--tp", "1",
+                "--pp", "2", "--replicas", "4", "-f", "json")
+    assert r.code == 0, r.err
+    chosen = r.json()["chosen"]
+    assert not chosen["feasible"] and chosen["reasons"][-1].startswith(
+        "sglang's linear-attention state pool (47% of the 0.15 GiB KV budget per GPU) has no slot for one running "
+        "request")
+    assert all(c["max_concurrent_sequences"] >= 1 for c in r.json()["candidates"] if c["feasible"])

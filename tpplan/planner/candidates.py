@@ -459,6 +459,17 @@ def _size_ll_buffer(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, 
     return mem if tokens == mem.deepep_ll_tokens_per_rank else layout_memory(spec, profile, c, w, ll_tokens=tokens)
 
 
+def _no_running_sequence(limits: SchedulerLimits, w: Workload, mem: LayoutMemory) -> str:
+    """Why a layout whose memory fits runs no sequence: SGLang's linear-attention state pool has no slot for one
+    request, or the KV tokens do not hold one request's input + output."""
+    if limits.state_pool_share:
+        return (f"{w.engine}'s linear-attention state pool ({limits.state_pool_share:.0%} of the "
+                f"{bytes_to_gib(mem.kv_cache_bytes_per_gpu):.2f} GiB KV budget per GPU) has no slot for one running "
+                f"request: no sequence can run; use fewer pipeline stages or a larger TP degree")
+    return (f"the {mem.kv_cache_tokens:,} KV-cache tokens per GPU hold no running request of {w.input_len} + "
+            f"{w.output_len} tokens; use fewer pipeline stages or a larger TP degree")
+
+
 def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int, replicas: int,
                      ep: int = 1, dp_attention: int = 1) -> Candidate:
     """One layout; `ep` / `dp_attention` > 1 only for MoE models (tpplan.cost.moe)."""
@@ -491,6 +502,8 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         batch, perf, limit_reasons, notes = _choose_batch(run, w, cap, job_requests=job_requests, bound_words=words)
     notes += ll_notes(spec, c, tokens=mem.deepep_ll_tokens_per_rank, batch=batch, memory_batch=concurrency,
                       asked=w.batch)
+    if concurrency < 1 and not prep.reasons:  # memory holds one max_model_len sequence, yet the scheduler runs none
+        limit_reasons = (*limit_reasons, _no_running_sequence(limits, w, mem))
     reasons = (*prep.reasons, *limit_reasons)
     feasible = not reasons
     throughput = perf.output_tokens_per_s_per_replica * replicas if feasible else 0.0
