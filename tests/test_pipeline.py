@@ -123,3 +123,21 @@ def test_deepseek_r1_on_two_h200_nodes_with_sglang_is_not_sixteen_stages():
     pp16 = next(c for c in plan.candidates if (c.tp, c.pp, c.dp_attention, c.ep) == (1, 16, 1, 1))
     assert plan.recommended.pp == 1
     assert plan.recommended.output_tokens_per_s > 1.3 * pp16.output_tokens_per_s
+
+
+def test_sglang_prefill_batches_take_pipeline_slots(run_cli):
+    """SGLang runs prefill-only batches of at most --chunked-prefill-size tokens, with PP as without (its pipeline
+    loop fills each micro-batch slot from the same scheduler): a 64-token budget slows every layout, PP ones
+    included, and a prompt under load waits for its 16 chunks, never longer than the whole job."""
+    def layouts(*extra):
+        r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--engine", "sglang", "--num-requests", "2000",
+                    *extra, "-f", "json")
+        assert r.code == 0, r.err
+        return {(c["tp"], c["pp"], c["replicas"]): c for c in r.json()["candidates"] if c["feasible"]}
+
+    default, small = layouts(), layouts("--chunked-prefill-size", "64")
+    for key in ((1, 4, 2), (2, 2, 2), (4, 2, 1), (4, 1, 2)):
+        assert small[key]["output_tokens_per_s"] < 0.6 * default[key]["output_tokens_per_s"], key
+        assert small[key]["ttft_under_load_s"] <= small[key]["job_s"], key
+    c = small[(1, 4, 2)]
+    assert c["ttft_under_load_s"] >= c["ttft_s"] > 2 * default[(1, 4, 2)]["ttft_s"]  # 16 chunks of 64, one by one

@@ -82,17 +82,22 @@ def steady_state(c: Coefficients, profile: HardwareProfile, *, batch, context_le
     """The steady state of `batch` decode tokens per step and `prefill_tokens` per step on average, in the units the
     scheduler admits (module docstring). Mixing engines: the mean of the two kinds of step of `prefill_units`
     (`_mean`; with `lockstep_ranks` attention-DP ranks of an MoE model, which wait for each other at every MoE
-    layer, a rank's extra unit holds up all of them). Engines that run prefill alone (SGLang; with PP it falls
-    back to mixing): a decode step plus P / u prefill-only batches of u = min(input, budget) tokens. `with_prompt`
-    is the step a new prompt's unit rides in."""
-    if not mixes_prefill and c.pp == 1:
+    layer, a rank's extra unit holds up all of them). Engines that run prefill alone (SGLang): a decode step plus
+    P / u prefill-only batches of u = min(input, budget) tokens. `with_prompt` is the step a new prompt's unit rides
+    in.
+
+    With PP, SGLang's pipeline loop (Scheduler.event_loop_pp) fills each micro-batch slot from the same
+    get_next_batch_to_run, so a prefill-only batch takes a slot of every stage in turn: it adds its pass through
+    the stages / pp (the slowest stage's share, stages assumed even) of compute and communication to a round, and
+    one scheduler pass; a prompt still waits for its batch's whole pass."""
+    if not mixes_prefill:
         unit = minimum(input_len, token_budget)
         chunk = mixed_step(c, profile, batch=0, context_len=context_len, prefill_tokens=unit, input_len=input_len,
                            sequence_parallel=sequence_parallel)
         decode = decode_step(c, profile, batch=batch, context_len=context_len, sequence_parallel=sequence_parallel)
-        batches = prefill_tokens / unit  # prefill-only batches per decode step
-        mean = step_time(**{f: getattr(decode, f) + batches * getattr(chunk, f)
-                            for f in ("compute_s", "communication_s", "overhead_s")})
+        batches = prefill_tokens / unit  # prefill-only batches per decode step (round)
+        share = {"compute_s": 1 / c.pp, "communication_s": 1 / c.pp, "overhead_s": 1.0}
+        mean = step_time(**{f: getattr(decode, f) + batches * share[f] * getattr(chunk, f) for f in share})
         return SteadyState(mean=mean, with_prompt=chunk)
     units = prefill_units(prefill_tokens=prefill_tokens, input_len=input_len, micro_batch_count=micro_batches(c, batch),
                           room_tokens=prefill_room_tokens(c, batch=batch, token_budget=token_budget))

@@ -297,8 +297,8 @@ def _edges(c: Coefficients, profile: HardwareProfile, *, tokens, head_tokens, se
 
 
 def micro_batches(c: Coefficients, batch):
-    """Micro-batches in flight: pp, or fewer when fewer sequences run."""
-    return minimum(batch, c.pp) if c.pp > 1 else batch * 0 + 1
+    """Micro-batches in flight: pp, or fewer when fewer sequences run (one for a prefill-only batch, batch 0)."""
+    return maximum(minimum(batch, c.pp), 1) if c.pp > 1 else batch * 0 + 1
 
 
 def decoder_layers(c: Coefficients, profile: HardwareProfile, *, decode_seqs=None, context_len=0,

@@ -339,8 +339,7 @@ def serving_performance(c: Coefficients, profile: HardwareProfile, limits: Sched
     # a new prompt gets at most the step's token budget left after the decode tokens of its micro-batch, one chunk
     # per round in a step that carries it (its next chunk waits for the previous one to leave the last stage); never
     # sooner than the prompt prefilled alone
-    room = budget if not limits.mixes_prefill and c.pp == 1 else \
-        prefill_room_tokens(c, batch=rank_batch, token_budget=budget)
+    room = budget if not limits.mixes_prefill else prefill_room_tokens(c, batch=rank_batch, token_budget=budget)
     return Performance(
         max_concurrent_sequences=concurrency,
         decode_step=decode_step(c, profile, batch=rank_batch, context_len=ctx, sequence_parallel=sequence_parallel),
