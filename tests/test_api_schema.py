@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 import tpplan
+from tpplan.errors import TpplanError
 from tpplan.planner.compare import parse_layout
 
 
@@ -26,7 +27,13 @@ def test_python_api_has_real_signatures_and_docstrings():
     d = plan.to_dict()
     json.dumps(d)  # plain JSON types only
     assert d["recommended"]["tp"] == plan.recommended.tp and d["inputs"]["engine"] == "vllm"
-    assert plan.serve_command("sglang").startswith("python -m sglang.launch_server")
+    assert plan.serve_command().startswith("vllm serve") and plan.serve_command("vllm") == plan.serve_command()
+    with pytest.raises(TpplanError, match=r"^serve_command\('trtllm'\) of a plan made for vllm: the plan follows "
+                                          r"vllm's rules; call serve_command\(\) or plan again with "
+                                          r"engine='trtllm'$"):
+        plan.serve_command("trtllm")
+    sg = tpplan.recommend("llama-70b", gpus=8, engine="sglang")
+    assert sg.serve_command("sglang").startswith("python -m sglang.launch_server")
 
 
 def test_import_tpplan_loads_no_planner():
@@ -212,3 +219,33 @@ def test_models_list_validates_against_schema_models_list(run_cli):
     rows = run_cli("models", "list", "-f", "json").json()
     assert len(rows) > 30 and not _schema_errors(schema, rows) and not _unlisted_keys(schema, rows)
     assert _schema_errors(schema, [dict(rows[0], aliases="llama-70b")])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"gpus": 2.5}, "gpus=2.5: expected a whole number (int)"),
+    ({"gpus": True}, "gpus=True: expected a whole number (int)"),
+    ({"gpus": "8"}, "gpus='8': expected a whole number (int)"),
+    ({"max_model_len": float("nan")}, "max_model_len=nan: expected a whole number (int)"),
+    ({"gpu_memory_utilization": "0.9"}, "gpu_memory_utilization='0.9': expected a number"),
+    ({"engine": 8}, "engine=8: expected a string")])
+def test_api_arguments_of_the_wrong_type_are_one_error(kwargs, message):
+    """The CLI's parser checks its flags' types; the Python API checks its arguments the same way, before anything
+    reads them: one TpplanError naming the argument, never a TypeError from deep inside or a silent plan."""
+    with pytest.raises(TpplanError) as exc:
+        tpplan.recommend("llama-8b", **kwargs)
+    assert str(exc.value) == message
+    with pytest.raises(TpplanError, match=r"^model=None: expected a catalogue name"):
+        tpplan.recommend(None, gpus=8)
+
+
+def test_api_compare_takes_layout_texts_and_refuses_other_things():
+    from tpplan.planner.compare import Layout, parse_layout
+
+    cmp = tpplan.compare("llama-8b", ["2x1x4", Layout(tp=8)], gpus=8)
+    assert [(c.tp, c.replicas) for c in cmp.layouts] == [(2, 4), (8, 1)]
+    with pytest.raises(TpplanError, match=r"^layout \(2, 1, 4\): expected a Layout or a text"):
+        tpplan.compare("llama-8b", [(2, 1, 4), "8"], gpus=8)
+    with pytest.raises(TpplanError, match=r"^tp=2.5: expected a whole number"):
+        tpplan.compare("llama-8b", [Layout(tp=2.5), Layout(tp=8)], gpus=8)
+    with pytest.raises(TpplanError, match=r"^layout '\u0668' is not "):  # an Arabic-Indic eight is not a degree
+        parse_layout("\u0668")

@@ -120,7 +120,8 @@ def test_replicas_use_data_parallelism_or_device_lists():
     c = plan.recommended
     assert c.replicas > 1
     assert f"--data-parallel-size {c.replicas}" in plan.serve_command("vllm")
-    assert f"--dp-size {c.replicas}" in plan.serve_command("sglang")
+    sg = recommend("llama-8b", gpus=8, engine="sglang")
+    assert f"--dp-size {sg.recommended.replicas}" in sg.serve_command("sglang")
     trt_plan = recommend("llama-8b", gpus=8, engine="trtllm")
     trt, best = trt_plan.serve_command(), trt_plan.recommended
     lists = re.findall(r"CUDA_VISIBLE_DEVICES=(\S+)", trt)

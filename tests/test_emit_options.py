@@ -204,3 +204,14 @@ def test_auto_dtype_follows_the_checkpoint_dtype(run_cli, tmp_path, torch_dtype,
     r = run_cli("recommend", "--model", str(path), "--gpus", "1", "--emit", "vllm", "-f", "json")
     assert r.code == 0, r.err
     assert r.json()["inputs"]["dtype"] == planned and flag in r.json()["serve_command"]
+
+
+def test_trtllm_nvfp4_needs_blackwell_but_mxfp4_experts_run_on_hopper(run_cli):
+    """TensorRT-LLM's support matrix lists FP4 on Blackwell only; gpt-oss's MXFP4 experts run on Hopper (W4A16)."""
+    r = run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--engine", "trtllm", "--dtype", "nvfp4")
+    assert r.code == 1 and r.err.startswith("Error: NVFP4 weights with --engine trtllm: TensorRT-LLM computes NVFP4 on "
+                                            "Blackwell only, and profile 'dgx-h100' lists no gpu.peak_flops.fp4")
+    assert run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--engine", "trtllm", "--dtype", "nvfp4",
+                   "--hardware", "dgx-b200").code == 0
+    assert run_cli("recommend", "--model", "gpt-oss-120b", "--gpus", "8", "--engine", "trtllm").code == 0
+    assert run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--engine", "vllm", "--dtype", "nvfp4").code == 0

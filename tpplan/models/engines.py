@@ -53,19 +53,27 @@ AMD_NAME_MARKS = ("AMD", "INSTINCT", "MI2", "MI3")
 
 
 def check_engine_on_gpu(engine: str, *, gpu_name: str, profile_name: str, gpu_has_fp8: bool, dtype: str,
-                        kv_cache_dtype: str, link_kind: str = "") -> None:
+                        kv_cache_dtype: str, link_kind: str = "", gpu_has_fp4: bool = True) -> None:
     """One error line where TensorRT-LLM cannot run what was asked on the profile's GPU. TensorRT-LLM runs on
     NVIDIA GPUs only (docs: "Supported Hardware", NVIDIA Blackwell / Hopper / Ada Lovelace / Ampere): an AMD GPU is
     known by its name (`AMD_NAME_MARKS`) or by its Infinity Fabric link (`link_kind` xgmi). It computes in FP8 only
     on Ada Lovelace (SM89) and later: its support matrix lists "Ampere (SM80, SM86) - FP32, FP16, BF16, INT8, INT4"
     (nvidia.github.io/TensorRT-LLM/0.18.2/reference/support-matrix.html); tpplan knows a GPU's FP8 tensor cores by
     the fp8 peak its profile lists (`gpu_has_fp8`). vLLM and SGLang keep FP8 weights on older GPUs and compute in 16
-    bits (Marlin), which tpplan plans."""
+    bits (Marlin), which tpplan plans. NVFP4 likewise needs FP4 tensor cores (Blackwell): the same matrix lists
+    no FP4 before it ("Hopper (SM90) - FP32, FP16, BF16, FP8, INT8, INT4"), and TensorRT-LLM has no weight-only NVFP4
+    path (`gpu_has_fp4`: the profile lists gpu.peak_flops.fp4). gpt-oss's MXFP4 experts do run on Hopper (W4A16
+    MoE kernels) and are not refused."""
     if engine != "trtllm":
         return
     if any(mark in gpu_name.upper() for mark in AMD_NAME_MARKS) or link_kind == "xgmi":
         raise ModelSpecError(f"--engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and {profile_name!r} has "
                              f"{gpu_name} (an AMD GPU); use --engine vllm or --engine sglang (both have ROCm builds)")
+    if dtype == "nvfp4" and not gpu_has_fp4:
+        raise ModelSpecError(f"NVFP4 weights with --engine trtllm: TensorRT-LLM computes NVFP4 on Blackwell only, "
+                             f"and profile {profile_name!r} lists no gpu.peak_flops.fp4 for {gpu_name} (no FP4 tensor "
+                             f"cores); use an FP8 or 16-bit checkpoint (--dtype fp8 / bf16), or --engine vllm or "
+                             f"sglang, which run NVFP4 weights weight-only there")
     weights, kv = dtype.startswith("fp8"), kv_cache_dtype.startswith("fp8")
     if (weights or kv) and not gpu_has_fp8:
         what = " and ".join(w for w, on in (("FP8 weights", weights), ("an FP8 KV cache", kv)) if on)

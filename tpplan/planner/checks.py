@@ -63,4 +63,4 @@ def check_serving_dtypes(profile: HardwareProfile, *, engine: str, dtype: str, k
                           f"--kv-cache-dtype out for a 16-bit cache")
     check_engine_on_gpu(engine, gpu_name=profile.gpu.name, profile_name=profile.name,
                         gpu_has_fp8="fp8" in profile.gpu.peak_flops_per_s, dtype=dtype, kv_cache_dtype=kv_cache_dtype,
-                        link_kind=profile.intra_domain_link.kind)
+                        link_kind=profile.intra_domain_link.kind, gpu_has_fp4="fp4" in profile.gpu.peak_flops_per_s)

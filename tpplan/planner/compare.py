@@ -18,8 +18,9 @@ from tpplan.planner.result import Plan
 
 LAYOUT_GRAMMAR = "TP[xPP[xREPLICAS]][+epEP][+dpDP]"
 LAYOUT_EXAMPLES = "8, 4x2, 2x1x4, 8+ep8, 1+dp8+ep8"
-_BASE = re.compile(r"(?:tp)?(\d+)(?:[x,](?:pp)?(\d+))?(?:[x,](\d+))?", re.IGNORECASE)
-_MOE_PART = re.compile(r"(ep|dp)(\d+)", re.IGNORECASE)
+_BASE = re.compile(r"(?:tp)?(\d+)(?:[x,](?:pp)?(\d+))?(?:[x,](\d+))?", re.IGNORECASE | re.ASCII)
+_MOE_PART = re.compile(r"(ep|dp)(\d+)", re.IGNORECASE | re.ASCII)
+r"""ASCII digits only: `\d` alone also matches other scripts' digits ('٨' is int 8 to Python)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,14 +90,27 @@ class Comparison:
     layouts: list[Candidate]
 
 
-def compare(model: Any, layouts: list[Layout], **options: Any) -> Comparison:
-    """Evaluate each layout with `recommend(model, tp=..., pp=..., replicas=..., ep=..., dp_attention=...,
-    **options)`. A layout recommend refuses (EP on a dense model, an EP size the engines do not run, more GPUs than
-    given) is one LayoutError that names the layout and the recommend options it stands for."""
+def compare(model: Any, layouts: list[Layout | str], **options: Any) -> Comparison:
+    """Evaluate each layout (a Layout, or its text in compare's grammar: '4x1x2', '1+dp8+ep8') with
+    `recommend(model, tp=..., pp=..., replicas=..., ep=..., dp_attention=..., **options)`. A layout recommend refuses
+    (EP on a dense model, an EP size the engines do not run, more GPUs than given) is one LayoutError that names the
+    layout and the recommend options it stands for."""
+    if isinstance(layouts, str | Layout) or not hasattr(layouts, "__len__"):
+        raise TpplanError(f"layouts={layouts!r}: expected a list of layouts (Layout objects or texts such as "
+                          f"{LAYOUT_EXAMPLES})")
+    layouts = [_as_layout(lay) for lay in layouts]
     if len(layouts) < 2:
         raise TpplanError("compare needs at least two layouts, e.g. `tpplan compare -m llama-70b 8 4x1x2`")
     plans = [_plan_with(model, lay, options) for lay in layouts]
     return Comparison(plan=plans[0], layouts=[p.chosen for p in plans])
+
+
+def _as_layout(lay: object) -> Layout:
+    if isinstance(lay, Layout):
+        return lay
+    if isinstance(lay, str):
+        return parse_layout(lay)
+    raise TpplanError(f"layout {lay!r}: expected a Layout or a text in compare's grammar ({LAYOUT_EXAMPLES})")
 
 
 def nothing_runs(cmp: Comparison) -> str | None:

@@ -94,6 +94,28 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
     return profile, gpus
 
 
+def check_argument_types(*, model: object, whole: dict[str, object], real: dict[str, object],
+                         text: dict[str, object]) -> None:
+    """The Python API's arguments, before anything reads them (the CLI's parser does this for its flags): `whole`
+    must be ints (not bools), `real` numbers, `text` strings, each None where the API allows it; `model` a
+    name, a path or a ModelSpec. One TpplanError naming the argument, its value and what it takes (the ranges,
+    finiteness included, are _check_inputs' and the planner's, in the CLI's words)."""
+    import os
+
+    if not isinstance(model, str | os.PathLike | ModelSpec):
+        raise TpplanError(f"model={model!r}: expected a catalogue name, Hugging Face id or config.json path (str) or "
+                          f"a ModelSpec")
+    for name, value in whole.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TpplanError(f"{name}={value!r}: expected a whole number (int)")
+    for name, value in real.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise TpplanError(f"{name}={value!r}: expected a number")
+    for name, value in text.items():
+        if value is not None and not isinstance(value, str):
+            raise TpplanError(f"{name}={value!r}: expected a string")
+
+
 def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str | HardwareProfile | None = None,
               nodes: int | None = None, engine: str = D.engine, dtype: str = D.dtype,
               kv_cache_dtype: str = D.kv_cache_dtype, max_model_len: int | None = None, input_len: int = D.input_len,
@@ -127,6 +149,18 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     that many requests queued at once: no replica runs more than its share, and throughput is over the whole job
     (waves of the batch, the last one under-filled; `Candidate.job_s`). Raises TpplanError on invalid input.
     """
+    check_argument_types(model=model, whole={"gpus": gpus, "nodes": nodes, "max_model_len": max_model_len,
+                                             "input_len": input_len, "output_len": output_len, "batch": batch,
+                                             "num_requests": num_requests, "max_num_seqs": max_num_seqs,
+                                             "max_num_batched_tokens": max_num_batched_tokens, "tp": tp, "pp": pp,
+                                             "replicas": replicas, "ep": ep, "dp_attention": dp_attention,
+                                             "etp": etp},
+                         real={"gpu_memory_utilization": gpu_memory_utilization, "max_tpot_ms": max_tpot_ms,
+                               "max_ttft_ms": max_ttft_ms, "price_per_gpu_hour": price_per_gpu_hour,
+                               "moe_imbalance": moe_imbalance},
+                         text={"engine": engine, "dtype": dtype, "kv_cache_dtype": kv_cache_dtype,
+                               "workload": workload, "objective": objective, "all2all_backend": all2all_backend,
+                               "deepep_mode": deepep_mode})
     _check_inputs(workload=workload, objective=objective, input_len=input_len, output_len=output_len,
                   gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                   price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance,

@@ -59,10 +59,17 @@ class Plan:
         return self.workload.gpus - self.recommended.gpus_used if self.recommended else 0
 
     def serve_command(self, engine: str | None = None) -> str:
-        """The engine command line(s) that run the recommendation (default engine: the plan's)."""
+        """The engine command line(s) that run the recommendation. `engine` may only name the plan's own engine (the
+        default): a plan follows one engine's rules, limits and memory fraction, so another engine's command would
+        run something else (as the CLI refuses --emit X with --engine Y)."""
+        from tpplan.errors import TpplanError
         from tpplan.planner.emit import serve_command
 
-        return serve_command(self, engine or self.workload.engine)
+        own = self.workload.engine
+        if engine is not None and engine != own:
+            raise TpplanError(f"serve_command({engine!r}) of a plan made for {own}: the plan follows {own}'s rules; "
+                              f"call serve_command() or plan again with engine={engine!r}")
+        return serve_command(self, own)
 
     def inputs(self) -> dict[str, Any]:
         """Every input the figures depend on, defaults included, in base units."""
