@@ -152,3 +152,29 @@ def test_a_dense_grid_refuses_moe_options_in_one_line(refusal):
     assert refusal("sweep", "--models", "llama-8b,llama-70b", "--moe-imbalance", "2", "--batch", "8") == (
         "Error: --moe-imbalance 2 applies to MoE models (the busiest expert-parallel rank's routed tokens / mean); "
         "none of --models has routed experts; leave --moe-imbalance out")
+
+
+def test_training_refuses_the_serving_memory_fraction(run_cli):
+    r = run_cli("recommend", "--model", "llama-8b", "--workload", "train", "--gpu-memory-utilization", "0.5")
+    assert r.code == 1 and r.err.startswith("Error: --gpu-memory-utilization applies to --workload serve")
+
+
+@pytest.mark.parametrize(("hardware", "backend", "vendor"), [("mi300x", "deepep_low_latency", "NVIDIA"),
+                                                             ("hgx-h200", "mori", "AMD")])
+def test_an_all2all_backend_of_the_other_vendor_is_refused(run_cli, hardware, backend, vendor):
+    for command in (("recommend", "--model", "deepseek-v3"), ("sweep", "--models", "deepseek-v3")):
+        r = run_cli(*command, "--hardware", hardware, "--all2all-backend", backend)
+        assert r.code == 1 and r.err.startswith(f"Error: --all2all-backend {backend}: it runs on {vendor} GPUs only")
+
+
+def test_sweep_values_given_twice_are_swept_once_and_digits_are_ascii(run_cli, usage_error):
+    once = run_cli("sweep", "--models", "llama-8b", "--gpus", "8", "-f", "json")
+    twice = run_cli("sweep", "--models", "llama-8b,llama-8b", "--gpus", "8,08", "-f", "json")
+    assert once.code == twice.code == 0 and len(twice.json()) == len(once.json())
+    assert "expected comma-separated whole numbers" in usage_error("sweep", "--models", "llama-8b", "--gpus", "\u0668")
+
+
+def test_sweep_refuses_a_format_its_out_file_would_not_have(usage_error, tmp_path):
+    err = usage_error("sweep", "--models", "llama-8b", "--out", str(tmp_path / "x.csv"), "-f", "json")
+    assert f"-f json with --out {tmp_path / 'x.csv'}: --out writes the format its extension names (.csv)" in err
+    assert not (tmp_path / "x.csv").exists()

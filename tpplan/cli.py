@@ -499,20 +499,20 @@ def _csv_list(value: str, *, option: str) -> list[str]:
     if not all(items):
         raise typer.BadParameter(f"{value!r} has an empty item; separate the values with single commas, e.g. "
                                  f"{','.join(x for x in items if x)}", param_hint=f"'{option}'")
-    return items
+    return list(dict.fromkeys(items))  # a value given twice is swept once
 
 
 def _csv_counts(value: str, *, option: str, maximum: int = 2**31 - 1) -> list[int]:
     """`option`'s comma-separated whole numbers, each from 1 to `maximum` (GPUs, sequences, tokens; the default keeps
     them within the 64-bit arrays sweep computes in); else exit 2."""
     items = _csv_list(value, option=option)
-    if not all(x.isdigit() and int(x) >= 1 for x in items):
+    if not all(x.isascii() and x.isdigit() and int(x) >= 1 for x in items):
         raise typer.BadParameter(f"expected comma-separated whole numbers of at least 1, e.g. 1,8,32; got {value!r}",
                                  param_hint=f"'{option}'")
     too_big = [x for x in items if int(x) > maximum]
     if too_big:
         raise typer.BadParameter(f"{too_big[0]} exceeds {maximum:,}", param_hint=f"'{option}'")
-    return [int(x) for x in items]
+    return list(dict.fromkeys(int(x) for x in items))  # 8 and 08 are one count
 
 
 def _csv_dtypes(value: str) -> list[str]:
@@ -563,6 +563,10 @@ def sweep(
                  output_lens=_csv_counts(output_len, option="--output-len"), dtypes=_csv_dtypes(dtype))
     if out is not None and out.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet", param_hint="'--out'")
+    if out is not None and fmt is not OutputFormat.csv:
+        raise typer.BadParameter(f"-f {fmt.value} with --out {out}: --out writes the format its extension names "
+                                 f"({out.suffix}) and prints nothing; drop -f, or drop --out to print {fmt.value}",
+                                 param_hint="'--format'")
     _check_a2a_backend(all2all_backend, engine, deepep_mode)
     if out is not None:  # every check on --out before any work
         from tpplan.files import check_writable

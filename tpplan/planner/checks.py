@@ -64,3 +64,24 @@ def check_serving_dtypes(profile: HardwareProfile, *, engine: str, dtype: str, k
     check_engine_on_gpu(engine, gpu_name=profile.gpu.name, profile_name=profile.name,
                         gpu_has_fp8="fp8" in profile.gpu.peak_flops_per_s, dtype=dtype, kv_cache_dtype=kv_cache_dtype,
                         link_kind=profile.intra_domain_link.kind, gpu_has_fp4="fp4" in profile.gpu.peak_flops_per_s)
+
+
+BACKEND_VENDOR = (("mori", "AMD"), ("deepep", "NVIDIA"), ("pplx", "NVIDIA"), ("flashinfer", "NVIDIA"))
+"""MoE all-to-all backends (by name prefix) that run on one vendor's GPUs only: MoRI is AMD's ROCm EP library
+(github.com/ROCm/mori); DeepEP and pplx-kernels are built on NVSHMEM for NVIDIA GPUs (deepseek-ai/DeepEP README,
+perplexityai/pplx-kernels README) and FlashInfer's all-to-all kernels on CUDA."""
+
+
+def check_backend_on_gpu(profile: HardwareProfile, *, engine: str, backend: str) -> None:
+    """One error line for an MoE all-to-all backend (--all2all-backend / --moe-a2a-backend) that does not run on the
+    profile's GPU vendor (`BACKEND_VENDOR`)."""
+    from tpplan.models.engines import AMD_NAME_MARKS
+
+    vendor = next((v for prefix, v in BACKEND_VENDOR if backend.startswith(prefix)), None)
+    if vendor is None:
+        return
+    amd = any(mark in profile.gpu.name.upper() for mark in AMD_NAME_MARKS) or profile.intra_domain_link.kind == "xgmi"
+    if (vendor == "AMD") != amd:
+        raise TpplanError(f"--all2all-backend {backend}: it runs on {vendor} GPUs only, and profile {profile.name!r} "
+                          f"has {profile.gpu.name}; leave it out (auto: {engine}'s default) or choose a backend for "
+                          f"{'AMD' if amd else 'NVIDIA'} GPUs")

@@ -18,7 +18,13 @@ from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, ru
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, engine_limits, evaluate_serving
-from tpplan.planner.checks import check_batch_value, check_moe_imbalance_value, check_moe_options, check_serving_dtypes
+from tpplan.planner.checks import (
+    check_backend_on_gpu,
+    check_batch_value,
+    check_moe_imbalance_value,
+    check_moe_options,
+    check_serving_dtypes,
+)
 from tpplan.planner.explain import explain, label, suggestions
 from tpplan.planner.layouts import moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
@@ -173,6 +179,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                                  "--max-num-batched-tokens": max_num_batched_tokens is not None,
                                  "--max-model-len": max_model_len is not None,
                                  "--output-len": output_len != D.output_len,
+                                 "--gpu-memory-utilization": gpu_memory_utilization != D.gpu_memory_utilization,
                                  "--objective latency": objective == "latency"})
     rules_for(engine)
     if workload == "serve":
@@ -210,6 +217,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     if w.mode == "serve":
         check_serving_dtypes(profile, engine=engine, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype)
+        check_backend_on_gpu(profile, engine=engine, backend=all2all_backend)
         _check_token_budget(engine_limits(profile, w), w)
     kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))

@@ -135,6 +135,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     from tpplan.models.moe_backends import check_deepep_mode, token_movement
     from tpplan.models.resolve import resolve_model
     from tpplan.planner.checks import (
+        check_backend_on_gpu,
         check_batch_value,
         check_moe_imbalance_value,
         check_moe_options,
@@ -161,6 +162,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
                                          what="the longest --input-len + --output-len") for s in specs}
     profiles = [profile_with_nodes(resolve_profile(h)[0], nodes) for h in hardware]
     for profile in profiles:  # before any work
+        check_backend_on_gpu(profile, engine=engine, backend=all2all_backend)
         if max(gpus) > profile.total_gpus:
             raise TpplanError(_too_many_gpus(max(gpus), profile, nodes_given=nodes is not None))
         for spec in specs:
