@@ -154,11 +154,6 @@ def test_a_dense_grid_refuses_moe_options_in_one_line(refusal):
         "none of --models has routed experts; leave --moe-imbalance out")
 
 
-def test_training_refuses_the_serving_memory_fraction(run_cli):
-    r = run_cli("recommend", "--model", "llama-8b", "--workload", "train", "--gpu-memory-utilization", "0.5")
-    assert r.code == 1 and r.err.startswith("Error: --gpu-memory-utilization applies to --workload serve")
-
-
 @pytest.mark.parametrize(("hardware", "backend", "vendor"), [("mi300x", "deepep_low_latency", "NVIDIA"),
                                                              ("hgx-h200", "mori", "AMD")])
 def test_an_all2all_backend_of_the_other_vendor_is_refused(run_cli, hardware, backend, vendor):

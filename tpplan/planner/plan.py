@@ -179,7 +179,6 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                                  "--max-num-batched-tokens": max_num_batched_tokens is not None,
                                  "--max-model-len": max_model_len is not None,
                                  "--output-len": output_len != D.output_len,
-                                 "--gpu-memory-utilization": gpu_memory_utilization != D.gpu_memory_utilization,
                                  "--objective latency": objective == "latency"})
     rules_for(engine)
     if workload == "serve":
