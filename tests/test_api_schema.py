@@ -249,3 +249,20 @@ def test_api_compare_takes_layout_texts_and_refuses_other_things():
         tpplan.compare("llama-8b", [Layout(tp=2.5), Layout(tp=8)], gpus=8)
     with pytest.raises(TpplanError, match=r"^layout '\u0668' is not "):  # an Arabic-Indic eight is not a degree
         parse_layout("\u0668")
+
+
+def test_api_takes_numpy_integers_and_paths():
+    """A sweep driven from pandas passes numpy integers; a config path may be a pathlib.Path."""
+    import numpy as np
+
+    from tpplan.files import package_dir
+
+    plan = tpplan.recommend("llama-8b", gpus=np.int64(8), input_len=np.int32(512))
+    assert json.loads(json.dumps(plan.to_dict()))["inputs"]["gpus"] == 8
+    cfg = json.loads((package_dir("tpplan.models.catalogue") / "llama-3_1-8b.json").read_text())["config"]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "config.json"
+        path.write_text(json.dumps(cfg))
+        assert tpplan.recommend(path, gpus=1).recommended is not None

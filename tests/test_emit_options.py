@@ -215,3 +215,17 @@ def test_trtllm_nvfp4_needs_blackwell_but_mxfp4_experts_run_on_hopper(run_cli):
                    "--hardware", "dgx-b200").code == 0
     assert run_cli("recommend", "--model", "gpt-oss-120b", "--gpus", "8", "--engine", "trtllm").code == 0
     assert run_cli("recommend", "--model", "llama-70b", "--gpus", "8", "--engine", "vllm", "--dtype", "nvfp4").code == 0
+
+
+def test_trtllm_refuses_an_nvfp4_checkpoint_before_blackwell_as_it_refuses_the_flag(run_cli, tmp_path):
+    """The check reads the resolved format: a ModelOpt NVFP4 checkpoint under --dtype auto is refused like --dtype
+    nvfp4, not planned weight-only."""
+    from test_models_cli import LLAMA_CFG
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA_CFG | {"quantization_config": {
+        "quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16, "kv_cache_quant_algo": None,
+        "exclude_modules": ["lm_head"]}}))
+    assert run_cli("models", "show", str(path)).code == 0
+    r = run_cli("recommend", "--model", str(path), "--gpus", "1", "--engine", "trtllm")
+    assert r.code == 1 and "NVFP4 weights with --engine trtllm: TensorRT-LLM computes NVFP4 on Blackwell only" in r.err

@@ -632,3 +632,25 @@ def test_fewer_cpu_ranks_than_the_profiles_node_keep_the_node():
     two = _profile(MeasureRequest(hardware="cpu-gloo"), kind=None, device_name="", gloo_ranks=1)
     assert two.gpus_per_node == 2
     assert _profile(MeasureRequest(hardware="cpu-gloo"), kind=None, device_name="", gloo_ranks=4).gpus_per_node == 4
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sighup_under_nohup_does_not_stop_the_run():
+    """`nohup` ignores SIGHUP; the measurement keeps it ignored (only a handled SIGHUP ends the run)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = _kernel_pids()
+    proc = subprocess.Popen([sys.executable, "-m", "tpplan", "measure", "--quick", "--nproc", "2", "--backend", "gloo",
+                             "--hardware", "cpu-gloo", "--skip-layer", "--no-kernel-table"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 120
+    while not (_kernel_pids() - before) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=150)
+    assert proc.returncode == 0, err

@@ -195,3 +195,14 @@ def test_models_show_on_an_ascii_only_stdout(fmt):
                        env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=60)
     assert r.returncode == 0, r.stderr.decode()
     assert b"(llama-70b -> Llama-3.1-70B)" in r.stdout and r.stdout.isascii()
+
+
+@pytest.mark.parametrize("extra", [{"num_experts": 1}, {"moe_type": "none"}, {"add_cross_attention": False},
+                                   {"num_local_experts": 0}])
+def test_an_unlisted_llama_like_config_with_empty_structure_fields_is_read(run_cli, tmp_path, extra):
+    """Fields that name no experts, no cross-attention (one "expert" is a dense MLP) do not refuse a Llama-like type."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA_CFG | {"model_type": "llama_clone", "hidden_act": "silu"} | extra))
+    r = run_cli("models", "show", str(path), "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["total_params"] == 8_030_261_248

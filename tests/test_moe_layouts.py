@@ -273,7 +273,7 @@ def test_tp_groups_that_would_span_two_nodes_are_not_planned(run_cli):
 
     assert tp_group_slots(gpus=16, tp=5, nvlink_domain_size=8, gpus_per_node=8) == (2, 8)
     assert tp_group_slots(gpus=16, tp=4, nvlink_domain_size=8, gpus_per_node=8) == (4, 8)
-    assert tp_group_slots(gpus=72, tp=5, nvlink_domain_size=72, gpus_per_node=4) == (14, 72)  # NVL72: one domain
+    assert tp_group_slots(gpus=72, tp=5, nvlink_domain_size=72, gpus_per_node=72) == (14, 72)  # NVL72: one domain
     assert tp_group_slots(gpus=8, tp=2, nvlink_domain_size=1, gpus_per_node=8) == (4, 8)  # PCIe: the node
     r = run_cli("recommend", "--model", "llama4-maverick", "--hardware", "dgx-b200", "--nodes", "2", "--engine",
                 "trtllm", "-f", "json")
@@ -283,3 +283,16 @@ def test_tp_groups_that_would_span_two_nodes_are_not_planned(run_cli):
     assert not tp5[(3, 1)]["feasible"] and tp5[(3, 1)]["reasons"][0] == (
         "its 3 TP5 groups do not fit 16 GPUs in 8-GPU NVLink domains: each NVLink domain holds 1 of them, 2 in all, "
         "so one would span two; use a TP degree that divides 8, or at most 2 pipeline stages x attention-DP ranks")
+
+
+def test_a_fixed_tp_without_replicas_gets_as_many_as_fit(run_cli):
+    """`--tp 5` alone on two 8-GPU nodes: two whole TP5 groups fit, so the fixed layout runs 2 replicas (feasible),
+    as the candidate table plans it; `compare 5 8` likewise."""
+    args = ("--model", "llama4-maverick", "--hardware", "dgx-b200", "--nodes", "2", "--engine", "trtllm")
+    r = run_cli("recommend", *args, "--tp", "5", "-f", "json")
+    assert r.code == 0, r.err
+    chosen = r.json()["chosen"]
+    assert (chosen["replicas"], chosen["feasible"]) == (2, True)
+    r = run_cli("compare", *args, "5", "8", "-f", "json")
+    assert r.code == 0, r.err
+    assert [(c["tp"], c["replicas"], c["feasible"]) for c in r.json()["layouts"]][0] == (5, 2, True)

@@ -128,8 +128,10 @@ def measure_command(r: MeasureRequest, progress=None):
         with (progress or _silent)() as say, ending_on_signals():
             try:
                 results, skipped = run_workloads(opts, progress=say)
-            except MeasurementError as exc:
-                raise MeasurementError(f"{exc}; {notes[0]}" if notes else str(exc)) from exc
+            except MeasurementError as exc:  # a timeout of an oversubscribed run says why it may have been slow
+                if notes and "still running" in str(exc):
+                    raise MeasurementError(f"{exc}; {notes[0]}") from exc
+                raise
         notes += skipped
         backend = node.backend
     if r.save_raw is not None:

@@ -90,7 +90,7 @@ def ending_on_signals():
     previous = {}
     for name in ENDING_SIGNALS:
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup` ignores SIGHUP: keep it so
             previous[sig] = signal.signal(sig, stop)
     try:
         yield

@@ -69,7 +69,7 @@ def check_engine_on_gpu(engine: str, *, gpu_name: str, profile_name: str, gpu_ha
     if any(mark in gpu_name.upper() for mark in AMD_NAME_MARKS) or link_kind == "xgmi":
         raise ModelSpecError(f"--engine trtllm: TensorRT-LLM runs on NVIDIA GPUs only, and {profile_name!r} has "
                              f"{gpu_name} (an AMD GPU); use --engine vllm or --engine sglang (both have ROCm builds)")
-    if dtype == "nvfp4" and not gpu_has_fp4:
+    if "nvfp4" in dtype and not gpu_has_fp4:  # --dtype nvfp4, or a checkpoint's own (modelopt-nvfp4-g16, ...)
         raise ModelSpecError(f"NVFP4 weights with --engine trtllm: TensorRT-LLM computes NVFP4 on Blackwell only, "
                              f"and profile {profile_name!r} lists no gpu.peak_flops.fp4 for {gpu_name} (no FP4 tensor "
                              f"cores); use an FP8 or 16-bit checkpoint (--dtype fp8 / bf16), or --engine vllm or "

@@ -15,6 +15,7 @@ from tpplan.errors import ModelSpecError
 from tpplan.files import load_json
 from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
 from tpplan.models.hf_families import (
+    FAMILY_RULES,
     SAME_ARCHITECTURE,
     SUPPORTED,
     TEXT_MODEL_TYPES,
@@ -76,6 +77,8 @@ def _present(r: ConfigReader, names: tuple[str, ...]) -> str:
 
 def _moe_fields(r: ConfigReader, model_type: str, intermediate: int) -> dict[str, Any]:
     experts = r.int(*_EXPERTS, required=False)
+    if experts == 1 and model_type not in FAMILY_RULES:  # an unlisted type's one "expert" is its dense MLP
+        return {}
     if not experts:
         if r.get(*_EXPERTS) is not None and model_type in _ALWAYS_MOE:
             raise ModelSpecError(f"{r.origin}: field '{_present(r, _EXPERTS)}' must be positive for model_type "

@@ -208,11 +208,23 @@ refused rather than planned as a plain decoder (ERNIE-4.5's moe_num_experts, Jam
 expert_layer_period, Falcon-Mamba's state_size)."""
 
 
+def _unset(value: object) -> bool:
+    """A structure key's value that describes nothing: null, false, 0 or 1 (one "expert" is a dense MLP), an empty
+    list or mapping, or a string such as "none"."""
+    if isinstance(value, bool) or value is None:
+        return not value
+    if isinstance(value, int | float):
+        return value <= 1
+    if isinstance(value, str):
+        return value.strip().lower() in ("", "none", "null", "dense", "false")
+    return not value
+
+
 def _unread_structure(r: ConfigReader) -> tuple[str, list[str]] | None:
     """(what, the keys that say so) for the first kind of `_UNREAD_STRUCTURE` the config sets, else None."""
     for what, needles in _UNREAD_STRUCTURE:
         keys = [k for k, v in r.cfg.items() if isinstance(k, str) and any(n in k.lower() for n in needles)
-                and v not in (None, False, 0, [], "", {})]
+                and not _unset(v)]
         if keys:
             return what, sorted(keys)
     return None

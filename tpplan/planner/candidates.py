@@ -258,7 +258,8 @@ def placement_reasons(profile: HardwareProfile, w: Workload, lay: Layout) -> lis
                                    gpus_per_node=profile.gpus_per_node)
     if groups <= slots:
         return []
-    kind = "NVLink domain" if domain == profile.nvlink_domain_size else "node"
+    link = "xGMI" if profile.intra_domain_link.kind == "xgmi" else "NVLink"
+    kind = f"{link} domain" if domain == profile.nvlink_domain_size else "node"
     fewer = slots // (lay.pp * lay.dp_attention)
     instead = (f"{fewer} replica{'s' * (fewer != 1)}" if fewer else
                f"at most {slots} pipeline stage{'s' * (slots != 1)} x attention-DP ranks")

@@ -82,6 +82,11 @@ def check_backend_on_gpu(profile: HardwareProfile, *, engine: str, backend: str)
         return
     amd = any(mark in profile.gpu.name.upper() for mark in AMD_NAME_MARKS) or profile.intra_domain_link.kind == "xgmi"
     if (vendor == "AMD") != amd:
+        from tpplan.models.moe_backends import ALL2ALL_BACKENDS
+
+        here = "AMD" if amd else "NVIDIA"
+        fits = [b for b in ALL2ALL_BACKENDS.get(engine, {})
+                if next((v for prefix, v in BACKEND_VENDOR if b.startswith(prefix)), here) == here]
         raise TpplanError(f"--all2all-backend {backend}: it runs on {vendor} GPUs only, and profile {profile.name!r} "
-                          f"has {profile.gpu.name}; leave it out (auto: {engine}'s default) or choose a backend for "
-                          f"{'AMD' if amd else 'NVIDIA'} GPUs")
+                          f"has {profile.gpu.name}; leave it out (auto: {engine}'s default) or choose one for "
+                          f"{here} GPUs: {', '.join(fits)}")

@@ -26,7 +26,7 @@ from tpplan.planner.checks import (
     check_serving_dtypes,
 )
 from tpplan.planner.explain import explain, label, suggestions
-from tpplan.planner.layouts import moe_layouts, serving_layouts
+from tpplan.planner.layouts import moe_layouts, serving_layouts, tp_group_slots
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
     WORKLOAD_DEFAULTS,
@@ -100,26 +100,33 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
     return profile, gpus
 
 
-def check_argument_types(*, model: object, whole: dict[str, object], real: dict[str, object],
-                         text: dict[str, object]) -> None:
-    """The Python API's arguments, before anything reads them (the CLI's parser does this for its flags): `whole`
-    must be ints (not bools), `real` numbers, `text` strings, each None where the API allows it; `model` a
-    name, a path or a ModelSpec. One TpplanError naming the argument, its value and what it takes (the ranges,
-    finiteness included, are _check_inputs' and the planner's, in the CLI's words)."""
-    import os
+def whole_argument(name: str, value: object) -> int | None:
+    """An API argument that takes a whole number: an int (numpy's integers too, as a sweep driven from pandas passes
+    them; returned as int), or None; a bool, float or string is one TpplanError naming it (the CLI's parser checks
+    its flags the same way)."""
+    import numbers
 
-    if not isinstance(model, str | os.PathLike | ModelSpec):
-        raise TpplanError(f"model={model!r}: expected a catalogue name, Hugging Face id or config.json path (str) or "
-                          f"a ModelSpec")
-    for name, value in whole.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise TpplanError(f"{name}={value!r}: expected a whole number (int)")
-    for name, value in real.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise TpplanError(f"{name}={value!r}: expected a number")
-    for name, value in text.items():
-        if value is not None and not isinstance(value, str):
-            raise TpplanError(f"{name}={value!r}: expected a string")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TpplanError(f"{name}={value!r}: expected a whole number (int)")
+    return int(value)
+
+
+def real_argument(name: str, value: object) -> float | None:
+    """An API argument that takes a number (ranges and finiteness are _check_inputs' and the planner's)."""
+    import numbers
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TpplanError(f"{name}={value!r}: expected a number")
+    return float(value)
+
+
+def text_argument(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TpplanError(f"{name}={value!r}: expected a string")
 
 
 def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str | HardwareProfile | None = None,
@@ -155,18 +162,26 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     that many requests queued at once: no replica runs more than its share, and throughput is over the whole job
     (waves of the batch, the last one under-filled; `Candidate.job_s`). Raises TpplanError on invalid input.
     """
-    check_argument_types(model=model, whole={"gpus": gpus, "nodes": nodes, "max_model_len": max_model_len,
-                                             "input_len": input_len, "output_len": output_len, "batch": batch,
-                                             "num_requests": num_requests, "max_num_seqs": max_num_seqs,
-                                             "max_num_batched_tokens": max_num_batched_tokens, "tp": tp, "pp": pp,
-                                             "replicas": replicas, "ep": ep, "dp_attention": dp_attention,
-                                             "etp": etp},
-                         real={"gpu_memory_utilization": gpu_memory_utilization, "max_tpot_ms": max_tpot_ms,
-                               "max_ttft_ms": max_ttft_ms, "price_per_gpu_hour": price_per_gpu_hour,
-                               "moe_imbalance": moe_imbalance},
-                         text={"engine": engine, "dtype": dtype, "kv_cache_dtype": kv_cache_dtype,
-                               "workload": workload, "objective": objective, "all2all_backend": all2all_backend,
-                               "deepep_mode": deepep_mode})
+    import os
+
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str | ModelSpec):
+        raise TpplanError(f"model={model!r}: expected a catalogue name, Hugging Face id or config.json path, or a "
+                          f"ModelSpec")
+    (gpus, nodes, max_model_len, input_len, output_len, batch, num_requests, max_num_seqs, max_num_batched_tokens, tp,
+     pp, replicas, ep, dp_attention, etp) = (whole_argument(n, v) for n, v in (
+        ("gpus", gpus), ("nodes", nodes), ("max_model_len", max_model_len), ("input_len", input_len),
+        ("output_len", output_len), ("batch", batch), ("num_requests", num_requests), ("max_num_seqs", max_num_seqs),
+        ("max_num_batched_tokens", max_num_batched_tokens), ("tp", tp), ("pp", pp), ("replicas", replicas),
+        ("ep", ep), ("dp_attention", dp_attention), ("etp", etp)))
+    gpu_memory_utilization, max_tpot_ms, max_ttft_ms, price_per_gpu_hour, moe_imbalance = (
+        real_argument(n, v) for n, v in (("gpu_memory_utilization", gpu_memory_utilization),
+                                         ("max_tpot_ms", max_tpot_ms), ("max_ttft_ms", max_ttft_ms),
+                                         ("price_per_gpu_hour", price_per_gpu_hour), ("moe_imbalance", moe_imbalance)))
+    for n, v in (("engine", engine), ("dtype", dtype), ("kv_cache_dtype", kv_cache_dtype), ("workload", workload),
+                 ("objective", objective), ("all2all_backend", all2all_backend), ("deepep_mode", deepep_mode)):
+        text_argument(n, v)
     _check_inputs(workload=workload, objective=objective, input_len=input_len, output_len=output_len,
                   gpu_memory_utilization=gpu_memory_utilization, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                   price_per_gpu_hour=price_per_gpu_hour, batch=batch, moe_imbalance=moe_imbalance,
@@ -367,6 +382,10 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
                           f"leave them out")
     if ep not in (1, tp * dp_attention):
         raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention))
+    if replicas is None:  # as many as whole TP groups fit the NVLink domains (tpplan.planner.layouts)
+        slots, _ = tp_group_slots(gpus=w.gpus, tp=tp, nvlink_domain_size=profile.nvlink_domain_size,
+                                  gpus_per_node=profile.gpus_per_node)
+        replicas = max(1, min(w.gpus // (tp * dp_attention * pp), slots // (dp_attention * pp)))
     replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
                                words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
     return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
