@@ -124,14 +124,21 @@ def tp_group_slots(*, gpus: int, tp: int, nvlink_domain_size: int, gpus_per_node
     return whole * (domain // tp) + rest // tp, domain
 
 
+def fitting_replicas(*, gpus: int, tp: int, groups_per_replica: int, nvlink_domain_size: int = 0,
+                     gpus_per_node: int = 0) -> int:
+    """Replicas of `groups_per_replica` TP groups (pp x dp_attention) that `gpus` GPUs hold: as many as the GPUs
+    allow, and no more than whole TP groups fit in the NVLink domains (`tp_group_slots`; 0 sizes: no placement
+    rule); at least 1 (a layout that fits none is then refused with the count, candidates.placement_reasons)."""
+    slots, _ = tp_group_slots(gpus=gpus, tp=tp, nvlink_domain_size=nvlink_domain_size, gpus_per_node=gpus_per_node)
+    return max(1, min(gpus // (tp * groups_per_replica), slots // groups_per_replica))
+
+
 def serving_layouts(spec: ModelSpec, w: Workload, *, nvlink_domain_size: int = 0,
                     gpus_per_node: int = 0) -> list[Layout]:
-    """Every layout `recommend` and `sweep` evaluate: TP x PP, then the MoE layouts; replicas fill the GPUs as far as
-    whole TP groups fit in the profile's NVLink domains (`tp_group_slots`; 0 sizes: no placement rule), at least 1."""
-    def replicas(tp: int, per_replica_groups: int) -> int:
-        slots, _ = tp_group_slots(gpus=w.gpus, tp=tp, nvlink_domain_size=nvlink_domain_size,
-                                  gpus_per_node=gpus_per_node)
-        return max(1, min(w.gpus // (tp * per_replica_groups), slots // per_replica_groups))
+    """Every layout `recommend` and `sweep` evaluate: TP x PP, then the MoE layouts; replicas as `fitting_replicas`."""
+    def replicas(tp: int, groups: int) -> int:
+        return fitting_replicas(gpus=w.gpus, tp=tp, groups_per_replica=groups, nvlink_domain_size=nvlink_domain_size,
+                                gpus_per_node=gpus_per_node)
 
     plain = [Layout(tp=tp, pp=pp, replicas=replicas(tp, pp)) for tp, pp in candidate_shapes(spec, w)]
     return plain + [Layout(tp=tp, pp=pp, dp_attention=dp, ep=ep, replicas=replicas(tp, dp * pp))

@@ -26,7 +26,7 @@ from tpplan.planner.checks import (
     check_serving_dtypes,
 )
 from tpplan.planner.explain import explain, label, suggestions
-from tpplan.planner.layouts import moe_layouts, serving_layouts, tp_group_slots
+from tpplan.planner.layouts import fitting_replicas, moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
     WORKLOAD_DEFAULTS,
@@ -382,10 +382,9 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
                           f"leave them out")
     if ep not in (1, tp * dp_attention):
         raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention))
-    if replicas is None:  # as many as whole TP groups fit the NVLink domains (tpplan.planner.layouts)
-        slots, _ = tp_group_slots(gpus=w.gpus, tp=tp, nvlink_domain_size=profile.nvlink_domain_size,
-                                  gpus_per_node=profile.gpus_per_node)
-        replicas = max(1, min(w.gpus // (tp * dp_attention * pp), slots // (dp_attention * pp)))
+    if replicas is None:  # as many as whole TP groups fit the NVLink domains, as the candidate table plans
+        replicas = fitting_replicas(gpus=w.gpus, tp=tp, groups_per_replica=dp_attention * pp,
+                                    nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node)
     replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
                                words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
     return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)
