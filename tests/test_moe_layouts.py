@@ -275,6 +275,9 @@ def test_tp_groups_that_would_span_two_nodes_are_not_planned(run_cli):
     assert tp_group_slots(gpus=16, tp=4, nvlink_domain_size=8, gpus_per_node=8) == (4, 8)
     assert tp_group_slots(gpus=72, tp=5, nvlink_domain_size=72, gpus_per_node=72) == (14, 72)  # NVL72: one domain
     assert tp_group_slots(gpus=8, tp=2, nvlink_domain_size=1, gpus_per_node=8) == (4, 8)  # PCIe: the node
+    # 10 GPUs asked of two 8-GPU nodes may be 5 + 5: two TP5 groups, one per node
+    assert tp_group_slots(gpus=10, tp=5, nvlink_domain_size=8, gpus_per_node=8, pool_gpus=16) == (2, 8)
+    assert tp_group_slots(gpus=10, tp=5, nvlink_domain_size=8, gpus_per_node=8) == (1, 8)  # one node's worth
     r = run_cli("recommend", "--model", "llama4-maverick", "--hardware", "dgx-b200", "--nodes", "2", "--engine",
                 "trtllm", "-f", "json")
     assert r.code == 0, r.err

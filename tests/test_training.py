@@ -433,3 +433,20 @@ def test_moe_imbalance_on_an_moe_model_and_gpu_memory_utilization_in_training_ar
         d = run_cli("recommend", "--model", "llama-8b", "--gpus", "8", "--workload", "train",
                     "--gpu-memory-utilization", str(util), "-f", "json").json()
         assert d["recommended"]["usable_bytes_per_gpu"] == int(memory * util)
+
+
+def test_megatron_tp_groups_on_consecutive_ranks_may_not_span_nodes(run_cli):
+    """Megatron numbers TP groups on consecutive ranks: TP5 x 3 on two 8-GPU nodes puts ranks 5-9 in one group, across
+    the nodes; that layout is refused with the ranks, TP degrees that divide 8 are not."""
+    from tpplan.planner.train_layouts import megatron_placement_reasons
+
+    assert megatron_placement_reasons(tp=4, groups=4, nvlink_domain_size=8, gpus_per_node=8) == []
+    assert megatron_placement_reasons(tp=5, groups=1, nvlink_domain_size=8, gpus_per_node=8) == []  # ranks 0-4
+    r = run_cli("recommend", "--model", "phi-3-medium-4k", "--workload", "train", "--hardware", "dgx-h100",
+                "--nodes", "2", "-f", "json")
+    assert r.code == 0, r.err
+    tp5 = [c for c in r.json()["candidates"] if c["tp"] == 5]
+    assert tp5 and all(not c["feasible"] for c in tp5)
+    assert tp5[0]["reasons"][0] == ("Megatron places TP group 1 on ranks 5-9, across two 8-GPU domains (TP groups "
+                                    "take consecutive ranks); use a TP degree that divides 8")
+    assert any(c["feasible"] for c in r.json()["candidates"] if c["tp"] in (2, 4))

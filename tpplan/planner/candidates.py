@@ -254,7 +254,8 @@ def placement_reasons(profile: HardwareProfile, w: Workload, lay: Layout) -> lis
     if lay.tp > max(profile.nvlink_domain_size, profile.gpus_per_node):
         return []  # a TP group across nodes: structural_reasons refuses it unless --allow-cross-domain-tp
     groups = lay.pp * lay.dp_attention * lay.replicas
-    slots, domain = tp_group_slots(gpus=w.gpus, tp=lay.tp, nvlink_domain_size=profile.nvlink_domain_size,
+    slots, domain = tp_group_slots(gpus=w.gpus, tp=lay.tp, pool_gpus=profile.total_gpus,
+                                   nvlink_domain_size=profile.nvlink_domain_size,
                                    gpus_per_node=profile.gpus_per_node)
     if groups <= slots:
         return []
@@ -263,7 +264,8 @@ def placement_reasons(profile: HardwareProfile, w: Workload, lay: Layout) -> lis
     fewer = slots // (lay.pp * lay.dp_attention)
     instead = (f"{fewer} replica{'s' * (fewer != 1)}" if fewer else
                f"at most {slots} pipeline stage{'s' * (slots != 1)} x attention-DP ranks")
-    return [f"its {groups} TP{lay.tp} group{'s' * (groups != 1)} do not fit {w.gpus} GPUs in {domain}-GPU "
+    return [f"its {groups} TP{lay.tp} group{'s' * (groups != 1)} do not fit {max(w.gpus, profile.total_gpus)} "
+            f"GPUs in {domain}-GPU "
             f"{kind}s: each {kind} holds {domain // lay.tp} of them, {slots} in all, so one would span two; use a TP "
             f"degree that divides {domain}, or {instead}"]
 

@@ -110,35 +110,38 @@ def moe_layouts(spec: ModelSpec, w: Workload) -> list[tuple[int, int, int, int]]
             for pp in pp_sizes(w.gpus // (tp * dp), spec.num_hidden_layers)]
 
 
-def tp_group_slots(*, gpus: int, tp: int, nvlink_domain_size: int, gpus_per_node: int) -> tuple[int, int]:
+def tp_group_slots(*, gpus: int, tp: int, nvlink_domain_size: int, gpus_per_node: int,
+                   pool_gpus: int = 0) -> tuple[int, int]:
     """(TP groups of `tp` GPUs that `gpus` GPUs hold with none split between NVLink domains, the domain size used):
     floor(domain / tp) per whole domain plus what the GPUs left over hold. The domain is the NVLink domain, or the
     node where GPUs share only PCIe (domain 1) or where `tp` exceeds the NVLink domain (a group allowed across it
     still stays in one node); a `tp` above the node is not placed here (structural_reasons refuses it unless allowed),
     and takes gpus // tp. Engines start TP groups on consecutive local ranks of one node, so TP5 on a node of 8
-    leaves 3 GPUs that no second group of 5 can use."""
+    leaves 3 GPUs that no second group of 5 can use. `pool_gpus`: every GPU of the profile (its nodes), of which the
+    `gpus` asked for may be any: 10 of two 8-GPU nodes hold two TP5 groups, one per node."""
     domain = next((d for d in (nvlink_domain_size, gpus_per_node) if d > 1 and tp <= d), 0)
     if not domain:
         return gpus // tp, tp
-    whole, rest = divmod(gpus, domain)
-    return whole * (domain // tp) + rest // tp, domain
+    whole, rest = divmod(max(gpus, pool_gpus), domain)  # the `gpus` used may sit on any of the pool's domains
+    return min(gpus // tp, whole * (domain // tp) + rest // tp), domain
 
 
 def fitting_replicas(*, gpus: int, tp: int, groups_per_replica: int, nvlink_domain_size: int = 0,
-                     gpus_per_node: int = 0) -> int:
+                     gpus_per_node: int = 0, pool_gpus: int = 0) -> int:
     """Replicas of `groups_per_replica` TP groups (pp x dp_attention) that `gpus` GPUs hold: as many as the GPUs
     allow, and no more than whole TP groups fit in the NVLink domains (`tp_group_slots`; 0 sizes: no placement
     rule); at least 1 (a layout that fits none is then refused with the count, candidates.placement_reasons)."""
-    slots, _ = tp_group_slots(gpus=gpus, tp=tp, nvlink_domain_size=nvlink_domain_size, gpus_per_node=gpus_per_node)
+    slots, _ = tp_group_slots(gpus=gpus, tp=tp, nvlink_domain_size=nvlink_domain_size, gpus_per_node=gpus_per_node,
+                              pool_gpus=pool_gpus)
     return max(1, min(gpus // (tp * groups_per_replica), slots // groups_per_replica))
 
 
-def serving_layouts(spec: ModelSpec, w: Workload, *, nvlink_domain_size: int = 0,
-                    gpus_per_node: int = 0) -> list[Layout]:
+def serving_layouts(spec: ModelSpec, w: Workload, *, nvlink_domain_size: int = 0, gpus_per_node: int = 0,
+                    pool_gpus: int = 0) -> list[Layout]:
     """Every layout `recommend` and `sweep` evaluate: TP x PP, then the MoE layouts; replicas as `fitting_replicas`."""
     def replicas(tp: int, groups: int) -> int:
         return fitting_replicas(gpus=w.gpus, tp=tp, groups_per_replica=groups, nvlink_domain_size=nvlink_domain_size,
-                                gpus_per_node=gpus_per_node)
+                                gpus_per_node=gpus_per_node, pool_gpus=pool_gpus)
 
     plain = [Layout(tp=tp, pp=pp, replicas=replicas(tp, pp)) for tp, pp in candidate_shapes(spec, w)]
     return plain + [Layout(tp=tp, pp=pp, dp_attention=dp, ep=ep, replicas=replicas(tp, dp * pp))

@@ -64,7 +64,7 @@ def build_plan(spec: ModelSpec, profile: HardwareProfile, w: Workload, assumptio
         cands = [evaluate_serving(spec, profile, w, tp=lay.tp, pp=lay.pp, replicas=lay.replicas, ep=lay.ep,
                                   dp_attention=lay.dp_attention)
                  for lay in serving_layouts(spec, w, nvlink_domain_size=profile.nvlink_domain_size,
-                                            gpus_per_node=profile.gpus_per_node)]
+                                            gpus_per_node=profile.gpus_per_node, pool_gpus=profile.total_gpus)]
     feasible = sorted((c for c in cands if c.feasible), key=lambda c: rank_key(c, w.objective))
     best = feasible[0] if feasible else None
     cands.sort(key=lambda c: (not c.feasible, rank_key(c, w.objective) if c.feasible else
@@ -384,7 +384,8 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention))
     if replicas is None:  # as many as whole TP groups fit the NVLink domains, as the candidate table plans
         replicas = fitting_replicas(gpus=w.gpus, tp=tp, groups_per_replica=dp_attention * pp,
-                                    nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node)
+                                    nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node,
+                                    pool_gpus=profile.total_gpus)
     replicas = _fixed_replicas(w, group=tp * dp_attention * pp, replicas=replicas,
                                words=f"--tp {tp} x --dp-attention {dp_attention} x --pp {pp}")
     return evaluate_serving(spec, profile, w, tp=tp, pp=pp, replicas=replicas, ep=ep, dp_attention=dp_attention)

@@ -88,7 +88,7 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
     b, i, o = grid
     limits = engine_limits(profile, w)
     for layout in serving_layouts(spec, w, nvlink_domain_size=profile.nvlink_domain_size,
-                                  gpus_per_node=profile.gpus_per_node):
+                                  gpus_per_node=profile.gpus_per_node, pool_gpus=profile.total_gpus):
         prep = prepare_serving(spec, profile, w, layout)
         c, mem = prep.coefficients, prep.memory
         if c is None or mem is None:

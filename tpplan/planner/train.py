@@ -52,7 +52,7 @@ from tpplan.models.params import layers_in
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_by_stage
 from tpplan.planner.candidates import Candidate, structural_reasons, throughput_fields, usable_bytes_per_gpu
-from tpplan.planner.train_layouts import TrainLayout, expert_layout_problem
+from tpplan.planner.train_layouts import TrainLayout, expert_layout_problem, megatron_placement_reasons
 from tpplan.planner.workload import TRAIN_MICROBATCHES_PER_STAGE, Workload
 from tpplan.units import bytes_to_gib, ceil_div
 
@@ -210,7 +210,8 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=sp,
                                    attention_scores=False, experts=x)
     reserve = profile.efficiency.runtime_reserve_bytes + act
-    reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w)
+    reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w) + megatron_placement_reasons(
+        tp=tp, groups=pp * replicas, nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node)
     problem = expert_layout_problem(spec, lay, dtype=w.dtype) if spec.is_moe else None
     reasons += [problem] if problem else []
     need = state + reserve

@@ -125,6 +125,21 @@ def expert_sizes(spec: ModelSpec, stage_gpus: int) -> list[int]:
             stage_gpus % d == 0]
 
 
+def megatron_placement_reasons(*, tp: int, groups: int, nvlink_domain_size: int, gpus_per_node: int) -> list[str]:
+    """Megatron-Core numbers TP groups on consecutive ranks (initialize_model_parallel's order tp-cp-ep-dp-pp), and a
+    launcher fills each node with consecutive ranks, so TP group k holds ranks k x tp .. (k + 1) x tp - 1: with a TP
+    degree that does not divide the node's NVLink domain some group spans two domains (TP5 on 8-GPU nodes: ranks
+    5-9). A TP degree larger than the domain is structural_reasons' case."""
+    domain = next((d for d in (nvlink_domain_size, gpus_per_node) if d > 1 and tp <= d), 0)
+    if not domain or domain % tp == 0:
+        return []
+    split = next((k for k in range(groups) if (k * tp) // domain != ((k + 1) * tp - 1) // domain), None)
+    if split is None:
+        return []
+    return [f"Megatron places TP group {split} on ranks {split * tp}-{(split + 1) * tp - 1}, across two {domain}-GPU "
+            f"domains (TP groups take consecutive ranks); use a TP degree that divides {domain}"]
+
+
 def training_layouts(spec: ModelSpec, w: Workload) -> list[TrainLayout]:
     """Every layout a training plan evaluates (module docstring): TP x PP x DP, then the EP layouts of MoE models
     whose (tp, pp) Megatron accepts."""
