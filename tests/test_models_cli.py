@@ -74,9 +74,9 @@ def test_config_json_path_and_directory(run_cli, tmp_path):
 
 
 SUPPORTED = ("cohere, cohere2, deepseek_v2, deepseek_v3, ernie4_5, ernie4_5_moe, falcon, gemma, gemma2, gemma3, "
-             "glm4_moe, gpt_bigcode, gpt_neox, gpt_oss, gptj, granite, internlm2, kimi_k2, llama, llama4, llava, "
-             "minimax_m2, mistral, mistral3, mixtral, mllama, olmo2, phi, phi3, qwen2, qwen2_moe, qwen2_vl, qwen3, "
-             "qwen3_moe, qwen3_next, starcoder2")
+             "glm4_moe, gpt_bigcode, gpt_neox, gpt_oss, gptj, granite, granitemoe, internlm2, kimi_k2, llama, llama4, "
+             "llava, minimax_m2, mistral, mistral3, mixtral, mllama, olmo2, olmoe, phi, phi3, phimoe, qwen2, "
+             "qwen2_moe, qwen2_vl, qwen3, qwen3_moe, qwen3_next, starcoder2")
 
 
 @pytest.mark.parametrize("mutate,expected", [

@@ -1,5 +1,5 @@
-"""ERNIE 4.5 (model_type ernie4_5_moe) and OLMo-2 (olmo2) read from their config.json files: parameter totals summed
-by hand from the modeling files, the MoE layer pattern, and a plan on 8 x H100."""
+"""ERNIE 4.5 (ernie4_5_moe), OLMo-2 (olmo2), OLMoE, Phi-3.5-MoE and Granite MoE read from their config.json files:
+parameter totals summed by hand from the modeling files, the MoE layer pattern, and a plan on 8 x H100."""
 
 from __future__ import annotations
 
@@ -84,3 +84,45 @@ def test_olmo2_13b_counts_its_full_width_qk_norms():
     s = spec_from_hf_config(OLMO2_13B)
     assert total_params(s) == by_hand == 13_716_198_400
     assert s.qk_norm and s.qk_norm_per_head and s.qk_norm_full_width
+
+
+OLMOE = {"architectures": ["OlmoeForCausalLM"], "model_type": "olmoe", "hidden_act": "silu", "hidden_size": 2048,
+         "intermediate_size": 1024, "max_position_embeddings": 4096, "num_attention_heads": 16, "num_experts": 64,
+         "num_experts_per_tok": 8, "num_hidden_layers": 16, "num_key_value_heads": 16, "rms_norm_eps": 1e-05,
+         "tie_word_embeddings": False, "vocab_size": 50304}
+"""allenai/OLMoE-1B-7B-0924 config.json (paper: 6.9B total, 1.3B active)."""
+PHIMOE = {"architectures": ["PhiMoEForCausalLM"], "model_type": "phimoe", "attention_bias": True, "hidden_act": "silu",
+          "hidden_size": 4096, "intermediate_size": 6400, "lm_head_bias": True, "max_position_embeddings": 131072,
+          "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32, "num_key_value_heads": 8,
+          "num_local_experts": 16, "rms_norm_eps": 1e-05, "sliding_window": 131072, "tie_word_embeddings": False,
+          "vocab_size": 32064}
+"""microsoft/Phi-3.5-MoE-instruct config.json, rope_scaling left out (model card: 42B total, 6.6B active)."""
+GRANITEMOE = {"architectures": ["GraniteMoeForCausalLM"], "model_type": "granitemoe", "hidden_act": "silu",
+              "hidden_size": 1536, "intermediate_size": 512, "max_position_embeddings": 4096,
+              "num_attention_heads": 24, "num_experts_per_tok": 8, "num_hidden_layers": 32, "num_key_value_heads": 8,
+              "num_local_experts": 40, "tie_word_embeddings": True, "vocab_size": 49155}
+"""ibm-granite/granite-3.0-3b-a800m config.json (model card: 3.3B total, 800M active)."""
+
+
+def test_olmoe_phimoe_and_granitemoe_totals_from_their_modeling_files():
+    """OLMoE (modeling_olmoe.py): MHA q/k/v/o without bias, q_norm of hidden and k_norm of kv x head_dim, 2 RMSNorms,
+    64 gated experts of 1024 and a router per layer; untied. Phi-3.5-MoE (modeling_phimoe.py): q/k/v/o with biases,
+    2 LayerNorms (weight + bias), 16 gated experts of 6400 and a router; untied, lm_head with bias, final LayerNorm.
+    Granite-3.0-3B-A800M: GQA without bias, 2 RMSNorms, 40 gated experts of 512 and a router; tied."""
+    h = 2048
+    olmoe = 16 * (4 * h * h + 2 * h + 2 * h + 64 * 3 * h * 1024 + 64 * h) + 2 * 50304 * h + h
+    h, q, kv = 4096, 4096, 8 * 128
+    phimoe = (32 * (2 * h * q + 2 * h * kv + 2 * q + 2 * kv + 2 * 2 * h + 16 * 3 * h * 6400 + 16 * h)
+              + 2 * 32064 * h + 32064 + 2 * h)
+    h, kv = 1536, 8 * 64
+    granite = 32 * (2 * h * h + 2 * h * kv + 2 * h + 40 * 3 * h * 512 + 40 * h) + 49155 * h + h
+    # the cards' active figures: OLMoE's and Phi-3.5-MoE's count the embeddings, Granite's does not
+    for cfg, by_hand, card_total, card_active, embeddings in (
+            (OLMOE, olmoe, 6.9e9, 1.3e9, True), (PHIMOE, phimoe, 42e9, 6.6e9, True),
+            (GRANITEMOE, granite, 3.3e9, 0.8e9, False)):
+        s = spec_from_hf_config(cfg)
+        assert total_params(s) == by_hand, cfg["model_type"]
+        assert abs(by_hand / card_total - 1) < 0.01, cfg["model_type"]
+        assert s.num_moe_layers == s.num_hidden_layers
+        emb = 0 if embeddings else s.vocab_size * s.hidden_size * (1 if s.tie_word_embeddings else 2)
+        assert abs((active_params(s) - emb) / card_active - 1) < 0.02, cfg["model_type"]

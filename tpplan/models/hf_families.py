@@ -17,7 +17,8 @@ Fields = tuple[dict[str, Any], list[str]]
 
 GATED_FAMILIES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                   "gemma2", "gemma3", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite", "olmo2", "qwen2_vl",
-                  "mllama", "llama4", "cohere", "cohere2", "internlm2", "glm4_moe", "ernie4_5", "ernie4_5_moe"}
+                  "mllama", "llama4", "cohere", "cohere2", "internlm2", "glm4_moe", "ernie4_5", "ernie4_5_moe",
+                  "olmoe", "phimoe", "granitemoe"}
 NON_GATED_FAMILIES = {"falcon", "gpt_bigcode", "gpt_neox", "gptj", "phi", "starcoder2"}
 TEXT_MODEL_TYPES = {"mllama_text_model": "mllama", "llama4_text": "llama4", "gemma3_text": "gemma3"}
 """model_type of a text_config (or of a text-only checkpoint) -> the family whose defaults and shapes it takes."""
@@ -48,6 +49,10 @@ _GATED_EXTRAS: dict[str, dict[str, Any]] = {
     # RMSNorm(kv heads x head_dim) over the whole projection; vLLM's Olmo2Attention gathers q and k over the TP group
     # before them (tensor_model_parallel_all_gather in _apply_qk_norm).
     "olmo2": {"qk_norm": True, "qk_norm_per_head": True, "qk_norm_full_width": True},
+    # OlmoeAttention (transformers models/olmoe/modeling_olmoe.py): q_norm = RMSNorm(hidden_size), k_norm =
+    # RMSNorm(kv heads x head_dim), OLMo 2's full-width norms; the MoE block is Mixtral's (num_experts gated experts
+    # of intermediate_size, a bias-free router), read by hf_config._moe_fields.
+    "olmoe": {"qk_norm": True, "qk_norm_per_head": True, "qk_norm_full_width": True},
 }
 
 
@@ -175,6 +180,15 @@ def _ernie4_5(r: ConfigReader, model_type: str) -> Fields:
     return {"attention_bias": bias, "o_proj_bias": False, "mlp_bias": bias}, []
 
 
+def _phimoe(r: ConfigReader, model_type: str) -> Fields:
+    """Phi-3.5-MoE (transformers models/phimoe/modeling_phimoe.py): LayerNorms with bias (input, post-attention and
+    final), q/k/v/o Linears with bias=attention_bias, lm_head with bias=lm_head_bias; the MoE block is Mixtral's
+    (num_local_experts gated experts w1/w3/w2 without bias, a bias-free router), read by hf_config._moe_fields."""
+    bias = bool(r.get("attention_bias", default=False))
+    return {"norm_type": "layer", "attention_bias": bias, "o_proj_bias": bias, "mlp_bias": False,
+            "lm_head_bias": bool(r.get("lm_head_bias", default=False))}, []
+
+
 def _gated(r: ConfigReader, model_type: str) -> Fields:
     """Llama-style decoders: gated MLP, RMSNorms; biases as the config's attention_bias / mlp_bias say (Qwen2's
     q/k/v carry a bias by default), plus the family's extras (_GATED_EXTRAS)."""
@@ -189,8 +203,9 @@ FAMILY_RULES: dict[str, Callable[[ConfigReader, str], Fields]] = {
     "falcon": _falcon,
     "mllama": _mllama, "cohere": _cohere, "cohere2": _cohere, "internlm2": _internlm2, "glm4_moe": _glm4_moe,
     "minimax_m2": _minimax_m2, "qwen3_next": qwen3_next_fields, "ernie4_5": _ernie4_5, "ernie4_5_moe": _ernie4_5,
+    "phimoe": _phimoe,
     **{t: _gated for t in GATED_FAMILIES - {"mllama", "cohere", "cohere2", "internlm2", "glm4_moe", "ernie4_5",
-                                            "ernie4_5_moe"}},
+                                            "ernie4_5_moe", "phimoe"}},
 }
 
 
