@@ -425,3 +425,33 @@ def test_schema_commands_take_format(run_cli, args, monkeypatch):
     assert rows[0] == "key,type,required,description" and len(rows) > 5
     table = run_cli(*args, "-f", "table")
     assert table.code == 0 and table.out.splitlines()[1].split() == ["key", "type", "required", "description"]
+
+
+def test_a_runtime_reserve_not_below_the_gpu_memory_is_refused(run_cli, tmp_path):
+    path = tmp_path / "big-reserve.yaml"
+    path.write_text((ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text().replace(
+        "  runtime_reserve: 4 GiB", "  runtime_reserve: 200 GiB").replace("name: dgx-h100", "name: big-reserve", 1))
+    r = run_cli("profiles", "validate", str(path))
+    assert r.code == 1 and r.err.splitlines()[0].endswith(
+        "efficiency.runtime_reserve: not below gpu.memory (got '200 GiB'); expected the runtime buffers' size, a few "
+        "GiB and well below the GPU's 80 GiB")
+
+
+def test_a_user_file_that_shadows_the_default_profile_is_the_default_too(run_cli, tmp_path, monkeypatch):
+    """A file on TPPLAN_PROFILE_PATH named dgx-h100.yaml answers to `--hardware dgx-h100`; with no --hardware the
+    default name resolves the same way, and `profiles list` no longer lists the built-in it shadows."""
+    (tmp_path / "dgx-h100.yaml").write_text((ROOT / "hardware_profiles" / "dgx-h100.yaml").read_text().replace(
+        "name: dgx-h100", "name: my-h20", 1).replace("  name: H100 SXM5 80GB", "  name: H20 96GB", 1))
+    monkeypatch.setenv("TPPLAN_PROFILE_PATH", str(tmp_path))
+    named = run_cli("recommend", "--model", "llama-8b", "--hardware", "dgx-h100", "-f", "json").json()
+    default = run_cli("recommend", "--model", "llama-8b", "-f", "json").json()
+    assert named["inputs"]["gpu"] == default["inputs"]["gpu"] == "H20 96GB"
+    listed = {row["name"]: row for row in run_cli("profiles", "list", "-f", "json").json()}
+    assert "my-h20" in listed and "dgx-h100" not in listed
+
+
+def test_hardware_auto_is_one_line_for_every_command_without_a_gpu(run_cli, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    for args in (("recommend", "--model", "llama-8b"), ("sweep", "--models", "llama-8b"), ("profiles", "show")):
+        r = run_cli(*args, *(["--hardware"] if args[0] != "profiles" else []), "auto")
+        assert r.code == 1 and r.err.startswith("Error: --hardware auto needs nvidia-smi on PATH"), (args, r.err)

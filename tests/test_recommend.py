@@ -245,3 +245,32 @@ def test_objective_latency_ranks_by_the_latency_the_limits_check():
     best = plan.recommended
     assert best.tpot_under_load_s == min(c.tpot_under_load_s for c in feasible)
     assert any(c.tpot_s < best.tpot_s for c in feasible)  # not the fastest decode step alone
+
+
+def test_a_runner_up_on_fewer_gpus_is_explained_by_its_total(run_cli):
+    """On 7 GPUs the runner-up TP2 x PP3 is faster per GPU but leaves one idle: the explanation says so, with both
+    totals, never a negative "% fewer tok/s per GPU"."""
+    import re
+
+    r = run_cli("recommend", "--model", "llama-70b", "--hardware", "dgx-h100", "--gpus", "7", "-f", "json")
+    assert r.code == 0, r.err
+    d = r.json()
+    text = " ".join(d["explanation"])
+    best = d["recommended"]
+    six = next(c for c in d["candidates"] if c["feasible"] and c["gpus_used"] == 6
+               and c["output_tokens_per_s_per_gpu"] > best["output_tokens_per_s_per_gpu"])
+    assert "uses 6 of the 7 GPUs" in text
+    assert f"({six['output_tokens_per_s']:,.0f} vs {best['output_tokens_per_s']:,.0f};" in text
+    assert re.search(r"-\d+% fewer", text) is None
+
+
+def test_dp_attention_on_a_gqa_model_is_not_credited_with_uncopied_kv(run_cli):
+    """Mixtral's 8 KV heads shard over TP4, so DP attention's gain there is its ranks' own schedulers, not KV that TP
+    would copy; on DeepSeek-V3 (MLA) the latent KV copied on every TP rank is the reason."""
+    text = " ".join(run_cli("recommend", "--model", "mixtral", "--hardware", "dgx-a100-80g", "-f",
+                            "json").json()["explanation"])
+    assert "beats TP4: each of its DP ranks runs its own scheduler's sequences" in text
+    assert "caches only its own sequences" not in text
+    mla = " ".join(run_cli("recommend", "--model", "deepseek-v3", "--hardware", "hgx-h200", "-f",
+                           "json").json()["explanation"])
+    assert "the latent KV is not replicated on every GPU" in mla

@@ -241,7 +241,8 @@ def profiles_show(
     from tpplan.hardware.loader import resolve_profile
     from tpplan.report.profiles import render_profile_show
 
-    render_profile_show(resolve_profile(profile)[0], fmt)
+    hardware = _hardware(profile)  # `auto`: the local GPUs, as --hardware auto
+    render_profile_show(hardware if not isinstance(hardware, str) else resolve_profile(hardware)[0], fmt)
 
 
 @profiles_app.command("validate")

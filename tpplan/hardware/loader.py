@@ -21,7 +21,7 @@ from tpplan.errors import ProfileError, ProfileWarning
 from tpplan.files import package_dir
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.hardware.yaml_errors import UniqueKeySafeLoader, pydantic_problems, yaml_problem
-from tpplan.units import US, parse_quantity
+from tpplan.units import US, GiB, bytes_to_gib, parse_quantity
 
 if TYPE_CHECKING:
     from tpplan.hardware.kernel_table import KernelTable
@@ -134,6 +134,11 @@ def _cross_field_problems(d: dict[str, Any]) -> list[tuple[tuple[str, ...], str,
     if d.get("nodes", 1) > 1 and d.get("network") is None:
         out.append((("nodes",), "several nodes but no network section", d["nodes"],
                     "add network: {kind, bandwidth_per_gpu, latency}"))
+    memory = _q(d["gpu"]["memory"], "bytes", "GiB")
+    reserve = _q(d["efficiency"]["runtime_reserve"], "bytes", "GiB")
+    if GiB <= memory <= reserve:  # nothing left for weights or KV cache (a memory below 1 GiB is bounds' problem)
+        out.append((("efficiency", "runtime_reserve"), "not below gpu.memory", d["efficiency"]["runtime_reserve"],
+                    f"the runtime buffers' size, a few GiB and well below the GPU's {bytes_to_gib(memory):.0f} GiB"))
     return out
 
 
@@ -297,7 +302,8 @@ def available_profiles() -> list[ProfileRef]:
     """Every profile file on TPPLAN_PROFILE_PATH (first; two files under one name are both listed, each naming the
     other), then the built-in profiles that no user file shadows."""
     refs = _user_refs()
-    return refs + [ProfileRef(n, "built-in") for n in builtin_names() if n not in {r.name for r in refs}]
+    shadowed = {r.name for r in refs} | {Path(r.location).stem for r in refs}  # as resolve_profile matches them
+    return refs + [ProfileRef(n, "built-in") for n in builtin_names() if n not in shadowed]
 
 
 def duplicate_problem(name: str, paths: list[str]) -> str:
@@ -320,9 +326,10 @@ def load_ref(ref: ProfileRef) -> HardwareProfile:
 
 
 def resolve_profile(name_or_path: str | None) -> tuple[HardwareProfile, bool]:
-    """(profile, assumed): `assumed` is True when no profile was named and the default was used."""
+    """(profile, assumed): `assumed` is True when no profile was named and the default was used (resolved as its
+    name is, so a file on TPPLAN_PROFILE_PATH that shadows it is used as `--hardware dgx-h100` would use it)."""
     if name_or_path is None:
-        return load_builtin(DEFAULT_PROFILE), True
+        return resolve_profile(DEFAULT_PROFILE)[0], True
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():

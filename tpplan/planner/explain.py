@@ -77,8 +77,11 @@ def _moe_gains(best: Candidate, rival: Candidate, plan: Plan) -> list[str]:
     why = []
     if best.dp_attention > 1 and plan.model.is_mla:
         why.append("the latent KV is not replicated on every GPU")
-    elif best.dp_attention > 1:
-        why.append("each rank caches only its own sequences")
+    elif best.dp_attention > 1 and plan.model.num_key_value_heads < rival.tp * rival.dp_attention:
+        # TP over more GPUs than KV heads replicates the KV heads; DP ranks hold only their own sequences' KV
+        why.append("each rank caches only its own sequences (TP would replicate the KV heads)")
+    elif best.dp_attention > 1 and best.max_concurrent_sequences > rival.max_concurrent_sequences:
+        why.append("each of its DP ranks runs its own scheduler's sequences")
     if best.max_concurrent_sequences > rival.max_concurrent_sequences:
         why.append(f"{best.max_concurrent_sequences / max(1, rival.max_concurrent_sequences):.1f}x the "
                    f"sequences ({best.max_concurrent_sequences} vs {rival.max_concurrent_sequences})")
@@ -145,6 +148,11 @@ def _versus(best: Candidate, other: Candidate, objective: str) -> str:
             return f"{label(other)}: needs {theirs} GPUs per replica vs {mine}"
         return _versus(best, other, "throughput").replace(": ", f": the same {mine} GPUs per replica, ", 1)
     gap = (1 - other.output_tokens_per_s_per_gpu / best.output_tokens_per_s_per_gpu) * 100
+    if gap < 0.5 and other.gpus_used < best.gpus_used:  # as fast per GPU or faster, on fewer of the GPUs given
+        total = (1 - other.output_tokens_per_s / best.output_tokens_per_s) * 100
+        return (f"{label(other)}: uses {other.gpus_used} of the {best.gpus_used} GPUs, so {total:.0f}% fewer tok/s "
+                f"in all ({other.output_tokens_per_s:,.0f} vs {best.output_tokens_per_s:,.0f}; "
+                f"{other.output_tokens_per_s_per_gpu:,.0f} vs {best.output_tokens_per_s_per_gpu:,.0f} per GPU)")
     why = []
     if other.comm_share > best.comm_share + 0.02:
         why.append(f"collectives take {100 * other.comm_share:.0f}% of its step vs {100 * best.comm_share:.0f}%")
