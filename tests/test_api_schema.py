@@ -266,3 +266,17 @@ def test_api_takes_numpy_integers_and_paths():
         path = Path(d) / "config.json"
         path.write_text(json.dumps(cfg))
         assert tpplan.recommend(path, gpus=1).recommended is not None
+
+
+def test_the_schema_documents_every_input_and_what_a_suggestion_would_give(run_cli):
+    """`inputs` and `suggestions[].would_give` are keyed objects in the schema, not bare objects: every key the output
+    carries is listed with its type (a key added to the output without the schema fails here)."""
+    schema = run_cli("schema", "recommend").json()
+    doc = run_cli("recommend", "--model", "llama-405b", "--gpus", "2", "-f", "json").json()
+    assert set(doc["inputs"]) == set(schema["properties"]["inputs"]["properties"])
+    given = next(s["would_give"] for s in doc["suggestions"] if s["would_give"])
+    documented = schema["$defs"]["Suggestion"]["properties"]["would_give"]["anyOf"][1]["properties"]
+    assert set(given) == set(documented)
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    wrong = dict(doc, inputs=dict(doc["inputs"], gpus="2"))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(wrong))

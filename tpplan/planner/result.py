@@ -31,8 +31,8 @@ class Suggestion:
     flag: str | None = None
     """The option and value to add, e.g. '--dtype fp8'; None when no single flag does it (e.g. ZeRO)."""
     would_give: dict[str, Any] | None = None
-    """Best layout with the change applied: tp, pp, replicas, output_tokens_per_s, tpot_s; None when it was not
-    re-planned or still does not fit."""
+    """Best layout with the change applied: layout, tp, pp, replicas, gpus_used, ep, dp_attention,
+    output_tokens_per_s, tpot_s, ttft_s; None when it was not re-planned or still does not fit."""
 
     def __str__(self) -> str:
         return self.text

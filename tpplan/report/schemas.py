@@ -28,6 +28,61 @@ def _dataclass_schema(cls: type) -> dict[str, Any]:
     return schema
 
 
+def _key(kind: str | list[str], description: str) -> dict[str, Any]:
+    return {"type": kind, "description": description}
+
+
+_INT, _NUM, _STR = ["integer", "null"], ["number", "null"], ["string", "null"]
+INPUTS_SCHEMA: dict[str, Any] = {
+    "type": "object", "description": "every input the figures depend on, defaults included, in base units",
+    "properties": {
+        "model": _key("string", "the model as given (catalogue name, alias, Hub id or config path)"),
+        "model_name": _key("string", "the model it resolved to"),
+        "hf_id": _key(_STR, "its Hugging Face id ('' for a config.json read from a path)"),
+        "hardware": _key("string", "hardware profile name"), "gpu": _key("string", "GPU name of the profile"),
+        "nodes": _key("integer", "nodes of the profile (--nodes)"), "gpus": _key("integer", "GPUs planned on"),
+        "engine": _key("string", "vllm, sglang, trtllm or megatron"),
+        "workload": _key("string", "serve or train"), "objective": _key("string", "what ranks the layouts"),
+        "dtype": _key("string", "weight format planned (the checkpoint's own under --dtype auto)"),
+        "kv_cache_dtype": _key("string", "KV-cache dtype"),
+        "input_len": _key("integer", "tokens per prompt"), "output_len": _key("integer", "tokens generated"),
+        "max_model_len": _key("integer", "longest sequence planned (tokens)"),
+        "gpu_memory_utilization": _key("number", "engine memory fraction"),
+        "batch": _key(_INT, "--batch, or null: the largest the layout allows"),
+        "num_requests": _key(_INT, "--num-requests (an offline job), or null: steady state"),
+        "max_num_seqs": _key(_INT, "scheduler's running-sequence limit override, or null: the engine's default"),
+        "max_num_batched_tokens": _key(_INT, "scheduler's token-budget override, or null: the engine's default"),
+        "moe_imbalance": _key("number", "busiest EP rank's routed tokens / the mean"),
+        "all2all_backend": _key("string", "MoE token-movement backend (auto: the engine's default)"),
+        "deepep_mode": _key(_STR, "SGLang --deepep-mode, or null"),
+        "max_tpot_s": _key(_NUM, "TPOT limit, seconds, or null"),
+        "max_ttft_s": _key(_NUM, "TTFT limit, seconds, or null"),
+        "sequence_parallel": _key("boolean", "sequence parallelism on"),
+        "allow_cross_domain_tp": _key("boolean", "TP groups may cross NVLink domains"),
+        "price_per_gpu_hour": _key(_NUM, "$ per GPU-hour, or null"),
+    },
+}
+INPUTS_SCHEMA["required"] = list(INPUTS_SCHEMA["properties"])
+WOULD_GIVE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "null"}, {
+        "type": "object", "description": "the best layout with the suggested change applied",
+        "required": ["layout", "tp", "pp", "replicas", "gpus_used", "ep", "dp_attention", "output_tokens_per_s",
+                     "tpot_s", "ttft_s"],
+        "properties": {"layout": _key("string", "the layout as the table labels it"), "tp": _key("integer", "TP"),
+                       "pp": _key("integer", "PP"), "replicas": _key("integer", "replicas"),
+                       "gpus_used": _key("integer", "GPUs it uses"), "ep": _key("integer", "EP (1 when unused)"),
+                       "dp_attention": _key("integer", "attention DP ranks (1 when unused)"),
+                       "output_tokens_per_s": _key("number", "output tok/s, all replicas"),
+                       "tpot_s": _key(_NUM, "TPOT, seconds"), "ttft_s": _key(_NUM, "TTFT of one prompt, seconds")}}]}
+
+
+def _suggestion_schema(cls: type) -> dict[str, Any]:
+    schema = _dataclass_schema(cls)
+    schema["properties"]["would_give"] = WOULD_GIVE_SCHEMA | {
+        "description": schema["properties"]["would_give"].get("description", "")}
+    return schema
+
+
 def recommend_schema() -> dict[str, Any]:
     from tpplan.planner.candidates import Candidate
     from tpplan.planner.result import CANDIDATE_KEYS, SCHEMA_VERSION, Suggestion
@@ -44,7 +99,7 @@ def recommend_schema() -> dict[str, Any]:
             "schema_version": {"const": SCHEMA_VERSION}, "model": {"type": "string"},
             "hf_id": {"type": ["string", "null"]}, "hardware": {"type": "string"}, "gpus": {"type": "integer"},
             "objective": {"enum": ["throughput", "latency", "gpus", "cost"]}, "workload": {"enum": ["serve", "train"]},
-            "inputs": {"type": "object", "description": "every input the figures depend on, defaults included"},
+            "inputs": INPUTS_SCHEMA,
             "recommended": nullable_cand, "chosen": nullable_cand, "unused_gpus": {"type": "integer", "minimum": 0},
             "candidates": {"type": "array", "items": {"$ref": "#/$defs/Candidate"}},
             "explanation": {"type": "array", "items": {"type": "string"}},
@@ -52,7 +107,7 @@ def recommend_schema() -> dict[str, Any]:
             "assumptions": _STR_MAP,
             "serve_command": {"type": "string", "description": "with --emit: the engine command(s)"},
         },
-        "$defs": {"Candidate": cand, "Suggestion": _dataclass_schema(Suggestion), **nested},
+        "$defs": {"Candidate": cand, "Suggestion": _suggestion_schema(Suggestion), **nested},
     }
 
 
