@@ -238,11 +238,10 @@ def profiles_show(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Every value of a profile with its unit and provenance."""
-    from tpplan.hardware.loader import resolve_profile
+    from tpplan.planner.plan import profile_for
     from tpplan.report.profiles import render_profile_show
 
-    hardware = _hardware(profile)  # `auto`: the local GPUs, as --hardware auto
-    render_profile_show(hardware if not isinstance(hardware, str) else resolve_profile(hardware)[0], fmt)
+    render_profile_show(profile_for(profile), fmt)
 
 
 @profiles_app.command("validate")
@@ -387,11 +386,12 @@ def _check_a2a_backend(value: str, engine: str, deepep_mode: str | None = None) 
 
 
 def _hardware(hardware: str | None):
-    """`--hardware auto` builds a profile from the local GPUs (nvidia-smi); anything else is resolved by name."""
+    """`--hardware auto` as the profile of the local GPUs (tpplan.planner.plan.profile_for); a name, a path or None
+    is passed on for recommend to resolve (and to say when it assumed the default)."""
     if hardware is not None and hardware.lower() == "auto":
-        from tpplan.hardware.detect import detect_profile
+        from tpplan.planner.plan import profile_for
 
-        return detect_profile()
+        return profile_for(hardware)
     return hardware
 
 

@@ -100,6 +100,18 @@ def _resolve_gpus(profile: HardwareProfile, gpus: int | None, nodes: int | None)
     return profile, gpus
 
 
+def profile_for(hardware: str) -> HardwareProfile:
+    """A --hardware value as a profile: `auto` builds one from the local GPUs (tpplan.hardware.detect), anything else
+    is a name or path (tpplan.hardware.loader.resolve_profile). recommend, compare, sweep and `profiles show` alike."""
+    if hardware.lower() == "auto":
+        from tpplan.hardware.detect import detect_profile
+
+        return detect_profile()
+    from tpplan.hardware.loader import resolve_profile
+
+    return resolve_profile(hardware)[0]
+
+
 def whole_argument(name: str, value: object) -> int | None:
     """An API argument that takes a whole number: an int (numpy's integers too, as a sweep driven from pandas passes
     them; returned as int), or None; a bool, float or string is one TpplanError naming it (the CLI's parser checks

@@ -140,7 +140,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         check_moe_options,
         check_serving_dtypes,
     )
-    from tpplan.planner.plan import profile_with_nodes
+    from tpplan.planner.plan import profile_for, profile_with_nodes
 
     check_serving_engine(engine)
     check_kv_cache_dtype(engine, normalize_dtype(kv_cache_dtype, kind="kv"))
@@ -159,7 +159,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
     # as recommend: the server's --max-model-len holds the longest request of the grid, within the model's context
     lengths = {s.name: max_model_len_for(s, max_model_len, longest, {},
                                          what="the longest --input-len + --output-len") for s in specs}
-    profiles = [profile_with_nodes(_local_or_named(h), nodes) for h in hardware]
+    profiles = [profile_with_nodes(profile_for(h), nodes) for h in hardware]
     for profile in profiles:  # before any work
         check_backend_on_gpu(profile, engine=engine, backend=all2all_backend)
         if max(gpus) > profile.total_gpus:
@@ -212,13 +212,3 @@ def _too_many_gpus(gpus: int, profile, *, nodes_given: bool = False) -> str:
     return (f"--gpus {gpus} exceeds profile {profile.name!r} ({profile.gpus_per_node} GPUs per node x {profile.nodes} "
             f"node(s) = {profile.total_gpus}); sweep --gpus {profile.total_gpus} or fewer on it, or {other}")
 
-
-def _local_or_named(hardware: str):
-    """`auto`: the local GPUs (tpplan.hardware.detect, as recommend's --hardware auto), else the named profile."""
-    from tpplan.hardware.loader import resolve_profile
-
-    if hardware.lower() == "auto":
-        from tpplan.hardware.detect import detect_profile
-
-        return detect_profile()
-    return resolve_profile(hardware)[0]
