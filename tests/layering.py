@@ -2,7 +2,7 @@
 
 Layers, lowest first. A module may import its own folder and any lower layer, never a higher one:
 
-    0  errors, units, files, _version          (no tpplan imports above these)
+    0  errors, units, files, records, _version (no tpplan imports above these)
     1  models/, hardware/                       (siblings: neither imports the other)
     2  cost/
     3  planner/
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tpplan"
 
 LAYER_BY_TOP = {
-    "errors": 0, "units": 0, "files": 0, "_version": 0,
+    "errors": 0, "units": 0, "files": 0, "records": 0, "_version": 0,
     "models": 1, "hardware": 1,
     "cost": 2,
     "planner": 3,

@@ -7,8 +7,9 @@ overrides them. Functions accept floats or numpy arrays for lengths (no numpy im
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from tpplan.records import record
 from tpplan.units import GiB, ceil_div, maximum, minimum
 
 SGLANG_STATE_RATIO = 0.9
@@ -20,7 +21,7 @@ LARGE_GPU_BYTES = 70 * GiB
 """vLLM picks larger scheduler defaults on GPUs with at least 70 GiB that are not A100s."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SchedulerLimits:
     max_num_seqs: int | None
     """Running sequences per replica (None: bounded by KV memory only)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tpplan.cost.kernels import (
@@ -42,13 +42,14 @@ from tpplan.models.moe_backends import A2aMode, TokenMovement, ll_chunk_tokens
 from tpplan.models.params import ParamGroup, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_per_gpu
+from tpplan.records import record
 from tpplan.units import ceil_div
 
 if TYPE_CHECKING:  # measured tables are optional: tpplan.hardware.kernel_table loads when a profile has one
     from tpplan.hardware.kernel_table import MatmulCurve
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Coefficients:
     """Per-GPU quantities of one (model, profile, tp, pp, dtype, engine) candidate, summed or averaged per layer."""
 

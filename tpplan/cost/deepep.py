@@ -43,11 +43,11 @@ they are properties of DeepEP's kernels on Hopper, applied to each profile's own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.deepep_limits import NUM_MAX_NVL_PEERS  # normal buffers count a group in blocks of 8 GPUs
+from tpplan.records import record
 from tpplan.units import ceil_div, maximum
 
 DeepEPKernels = Literal["normal", "low_latency"]
@@ -97,7 +97,7 @@ Systems user guide measures ~20 us from a PyTorch elementwise kernel's launch on
 (V100), as quoted in "Every CUDA Kernel Pays a Launch Tax" (groundy.com). An order-of-magnitude figure, not fitted."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class A2aGroup:
     """The EP group one DeepEP all-to-all spans, and what its messages carry."""
 
@@ -113,7 +113,7 @@ class A2aGroup:
     """The experts' outputs travel back in the model's activation width (BF16)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class A2aBytes:
     """Bytes one GPU sends in one dispatch or combine, by the link they cross (floats or arrays)."""
 

@@ -10,10 +10,9 @@ Every function accepts floats or numpy arrays for token counts (no numpy import:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.hardware.profile import Efficiency, HardwareProfile
 from tpplan.models.formats import LOW_PRECISION_COMPUTE
+from tpplan.records import record
 from tpplan.units import maximum
 
 FLOPS_PER_MAC = 2
@@ -34,7 +33,7 @@ Setting attention backend to triton.", ServerArgs, sgl-project/sglang python/sgl
 no E5M2 KV cache of TensorRT-LLM: its FP8 context FMHA is planned over "fp8" only."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class KernelRates:
     """What kernels of one dtype achieve on one GPU: the profile's constants, resolved once per candidate."""
 
@@ -177,7 +176,7 @@ def prefill_attention_time_s(r: KernelRates, *, flops, n_bytes, launches: int):
         + launches * r.kernel_overhead_s
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Fusion:
     """Non-matmul kernels of one decoder layer as an engine runs them."""
 

@@ -51,17 +51,16 @@ Kernels of one MoE layer on one GPU, in every layout (tp-split experts too):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.deepep import A2aGroup, DeepEPKernels, low_latency_time_s, normal_time_s
 from tpplan.cost.kernels import KernelRates, elementwise_time_s, matmul_time_s
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.moe_backends import A2aMode, TokenMovement
+from tpplan.records import record
 from tpplan.units import maximum
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MoeKernels:
     """The kernels around the grouped GEMMs of one MoE layer as an engine runs them (the SwiGLU between the two
     GEMMs is the engine's activation kernel, counted with the elementwise kernels)."""
@@ -179,7 +178,7 @@ def split_experts_time_s(rates: KernelRates, *, tokens, num_experts: int, expert
                                * act_bytes)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MoeLayout:
     """How one replica's MoE layers are spread over its tp x dp_attention GPUs."""
 

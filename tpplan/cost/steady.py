@@ -21,7 +21,7 @@ allow (floor and ceil units per step); arrivals of an online service are lumpier
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from tpplan.cost.coefficients import Coefficients
 from tpplan.cost.step import (
@@ -33,12 +33,13 @@ from tpplan.cost.step import (
     step_time,
 )
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.records import record
 from tpplan.units import maximum, minimum
 
 _EPS_TOKENS = 1e-9
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PrefillUnits:
     """Two kinds of step of one replica whose mean prefill is P: a share `high_share` of the steps carries
     `high_tokens` prefill tokens, the others `low_tokens` (whole units of min(input, room) each, the higher at most
@@ -49,7 +50,7 @@ class PrefillUnits:
     high_share: object
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SteadyState:
     mean: StepTime
     """The mean step: throughput = batch / mean.total_s."""

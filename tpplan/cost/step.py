@@ -15,7 +15,6 @@ vocab-parallel embedding's all-reduce and the logits gather (`edge_collectives_s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tpplan.cost.coefficients import Coefficients
@@ -37,6 +36,7 @@ from tpplan.cost.moe import (
 )
 from tpplan.errors import TpplanError
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.records import record
 from tpplan.units import ceil_div, maximum, minimum
 
 if TYPE_CHECKING:  # measured curves come only with a profile's kernel table
@@ -46,7 +46,7 @@ NORM_STAT_BYTES = 4
 """One fp32 sum of squares per token: what a TP-split RMSNorm all-reduces (`Coefficients.norm_allreduces_per_layer`)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepTime:
     """One forward step on one GPU, seconds (floats or arrays). compute: GPU kernel time (matmuls, attention,
     elementwise); communication: collectives and PP hand-offs; overhead: scheduler and sampling per step."""

@@ -31,15 +31,14 @@ unpermute).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import KernelRates
 from tpplan.cost.moe import MoeKernels, grouped_gemm_time_s, routing_time_s
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.records import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ExpertParallelLayout:
     """How Megatron-Core spreads one pipeline stage's routed experts (see the module docstring)."""
 
@@ -89,7 +88,7 @@ def token_exchange_time_s(x: ExpertParallelLayout, profile: HardwareProfile, tok
     return t
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RoutedExperts:
     """One MoE layer's routed experts as one GPU holds them under an `ExpertParallelLayout`."""
 

@@ -22,12 +22,12 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from tpplan.errors import ProfileError
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.records import record
 from tpplan.units import MiB
 
 QUERY = ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]
@@ -101,7 +101,7 @@ def domain_from_peers(peers: list[int], gpus: int) -> int:
     return domain if gpus % domain == 0 else 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GpuInventory:
     """The local GPUs as NVML or nvidia-smi reports them, in the order of their indices."""
 

@@ -13,15 +13,16 @@ to the roofline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
+from tpplan.records import record
 from tpplan.units import maximum, minimum
 
 AttentionMode = Literal["decode", "prefill"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MatmulCurve:
     """Seconds of one [M, k] x [k, n] matmul at each measured M."""
 
@@ -33,7 +34,7 @@ class MatmulCurve:
     time_s: tuple[float, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AttentionCurve:
     """Seconds of attention of one rank's heads: decode over the cached context per sequence (at `batch`
     sequences), prefill over the prompt length (one prompt)."""
@@ -49,7 +50,7 @@ class AttentionCurve:
     time_s: tuple[float, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class KernelTable:
     source: str
     """Where and when it was measured (the `tpplan measure` command, device, versions)."""

@@ -10,7 +10,6 @@ resolved; built-in profiles never warn.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from tpplan.errors import ProfileError, ProfileWarning
 from tpplan.files import package_dir
 from tpplan.hardware.profile import Efficiency, GpuSpec, HardwareProfile, LinkSpec, ProtocolParams
 from tpplan.hardware.yaml_errors import UniqueKeySafeLoader, pydantic_problems, yaml_problem
+from tpplan.records import record
 from tpplan.units import US, GiB, bytes_to_gib, parse_quantity
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def builtin_names() -> list[str]:
     return sorted(f.name[:-5] for f in _builtin_dir().iterdir() if f.name.endswith(".yaml"))
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class ProfileRef:
     name: str
     location: str
@@ -360,7 +360,7 @@ def load_builtin(name: str) -> HardwareProfile:
     return load_profile_text(text, origin=f"built-in:{name}", validate=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ProfileProblem:
     """One line of `tpplan profiles validate`: `file:line: key: message` (a warning's message starts `warning: `)."""
 

@@ -6,10 +6,11 @@ unidirectional per GPU (NVLink4 = 450 GB/s, NDR InfiniBand = 50 GB/s); peak FLOP
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Literal
 
 from tpplan.errors import ProfileError
+from tpplan.records import record
 
 if TYPE_CHECKING:  # a measured table is optional: its module loads only with a profile that has one
     from tpplan.hardware.kernel_table import KernelTable
@@ -20,7 +21,7 @@ Tier = Literal["nvlink", "pcie", "network"]
 Protocol = Literal["ll", "ll128", "simple"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GpuSpec:
     name: str
     memory_bytes: int
@@ -41,7 +42,7 @@ class GpuSpec:
         return peak
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinkSpec:
     kind: str
     """nvlink, nvswitch, xgmi, pcie, infiniband, roce, ethernet, loopback."""
@@ -50,7 +51,7 @@ class LinkSpec:
     latency_s: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ProtocolParams:
     """One protocol's line in T(S, t) = base + hops(t) x hop + factor(t) x S / busbw (DESIGN.md §3)."""
 
@@ -77,7 +78,7 @@ class ProtocolParams:
         return table[-1][1]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Efficiency:
     matmul: float
     """Achieved / peak FLOP/s for large 16-bit GEMMs."""
@@ -148,7 +149,7 @@ class Efficiency:
     `_pipeline_step`). 0: none."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class HardwareProfile:
     name: str
     description: str

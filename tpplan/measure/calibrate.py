@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from tpplan.cost.collectives import bus_factor, ring_hops
 from tpplan.cost.kernels import ATTENTION_PREFILL_DTYPE, FLOPS_PER_MAC, matmul_epilogue_k
@@ -30,12 +30,13 @@ from tpplan.hardware.profile import HardwareProfile, ProtocolParams
 from tpplan.measure.predict import COLLECTIVE_KINDS, matmul_bytes, predict_item
 from tpplan.measure.shapes import LayerShape
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
+from tpplan.records import record
 from tpplan.units import KiB
 
 SMALL_MESSAGE_BYTES = 256 * KiB
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Fit:
     profile: HardwareProfile
     """The fitted profile: collectives, efficiencies, efficiency.kernel_overhead_s = the fitted per-kernel time,

@@ -9,18 +9,18 @@ import contextlib
 import dataclasses
 import json
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 from tpplan.errors import MeasurementError, TpplanError
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
+from tpplan.records import record
 
 BACKENDS = ("gloo", "nccl")
 PROFILE_SUFFIXES = (".yaml", ".yml")
 """What --out may end in: the calibrated profile is YAML, and `--hardware` takes a path by these suffixes."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MeasureRequest:
     """What `tpplan measure` was asked, as the CLI passes it (strings as typed; checked here)."""
 

@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +23,14 @@ from tpplan.measure.shapes import LayerShape, recorded_shape
 from tpplan.measure.table import build_table, held_out_interpolation_error_pct
 from tpplan.measure.validate import check_results
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 
 SIGN_CONVENTION = "error = (predicted - measured) / measured; negative means the model predicts too fast"
 TABLE_KINDS = ("kernel_matmul", "kernel_attention")
 """Items that build the per-kernel table rather than being compared one by one."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MeasuredItem:
     """One measured thing and its predictions (seconds, or bytes for memory items)."""
 
@@ -53,7 +54,7 @@ class MeasuredItem:
                 **({"error_note": self.note} if self.note else {})}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class KindSummary:
     items: int
     held_out: int
@@ -61,7 +62,7 @@ class KindSummary:
     median_abs_error_pct_after: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MeasureSummary:
     median_abs_error_pct_before: float | None
     median_abs_error_pct_before_held_out: float | None
@@ -75,7 +76,7 @@ class MeasureSummary:
     sign_convention: str = SIGN_CONVENTION
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Measurement:
     environment: dict[str, Any]
     items: tuple[MeasuredItem, ...]

@@ -18,17 +18,18 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from tpplan.errors import MeasurementError
+from tpplan.records import record
 
 STDERR_TAIL_LINES = 12
 POLL_S = 0.05
 KILL_GRACE_S = 2.0
 
 
-@dataclass
+@record(frozen=False, kw_only=False)
 class RankSet:
     """The processes of one launch (kept so tests can check that none survives)."""
 

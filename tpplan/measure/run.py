@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tpplan.errors import MeasurementError
 from tpplan.measure.launch import launch
@@ -12,6 +11,7 @@ from tpplan.measure.shapes import CPU_MAX_HIDDEN, LayerShape, layer_shape
 from tpplan.measure.table import table_args
 from tpplan.models.dtypes import MEASURE_DTYPE_BYTES
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 from tpplan.units import MiB, bytes_to_gib
 
 NCCL_MULTI_RANK = (2, 30)
@@ -24,7 +24,7 @@ for those lengths and the one the H100 reference rows use (shared/reference/gpu/
 CPU_DECODE_CONTEXT = 256
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Node:
     backend: str
     device_count: int
@@ -38,7 +38,7 @@ class Node:
         return self.backend == "nccl"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MeasureOptions:
     model: ModelSpec
     nproc: int
@@ -54,7 +54,7 @@ class MeasureOptions:
     fail_rank: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Launch:
     """One `python -m tpplan.kernels.<workload>` on `nproc` local ranks."""
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.errors import MeasurementError
 from tpplan.models.engines import kv_heads_per_gpu
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LayerShape:
     hidden: int
     heads: int

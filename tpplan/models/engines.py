@@ -12,11 +12,11 @@ Rules (shared/reference/FACTS.md §5):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from tpplan.errors import ModelSpecError
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 from tpplan.units import ceil_div
 
 Engine = Literal["vllm", "sglang", "trtllm", "megatron"]
@@ -88,7 +88,7 @@ MAX_TP_DEGREE = 64
 """Degrees 1..64 are considered (DESIGN.md §6)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class EngineRules:
     vocab_pad_multiple: int
     """Vocab is padded up to a multiple of this (times t when `pad_times_tp`)."""

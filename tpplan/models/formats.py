@@ -18,10 +18,11 @@ Sizes are what the serving engine holds in memory, which is the checkpoint's own
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Protocol
+
+from tpplan.records import record
 
 
 class GroupLike(Protocol):
@@ -36,7 +37,7 @@ LOW_PRECISION_COMPUTE = ("fp8", "int8", "fp4")
 """Matmul dtypes that need dedicated tensor cores (the GPU profile lists a peak for them or it lacks them)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WeightFormat:
     name: str
     """Short id shown to users and accepted by --dtype: 'bf16', 'fp8', 'awq-int4-g128', 'fp8-block128x128', ..."""

@@ -7,11 +7,11 @@ convention) and `active_params_excluding_embedding` gives OpenAI's convention.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 
 Split = Literal["column", "row", "kv", "replicated", "vocab"]
 """How TP shards a group: column/row-parallel matrices split t ways (biases of column-parallel layers
@@ -24,7 +24,7 @@ linear-attention layers of a hybrid model (Qwen3-Next; a model without linear la
 'layer'), the first stage (embedding) or the last stage (final norm and lm_head)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ParamGroup:
     name: str
     component: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from tpplan.files import load_json, package_dir
 from tpplan.models.hf_cache import cached_config, download_config, hub_cache_dir, looks_like_hub_id
 from tpplan.models.hf_config import load_config_file, spec_from_hf_config
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CatalogueEntry:
     spec: ModelSpec
     published_total_params: int
@@ -34,7 +35,7 @@ class CatalogueEntry:
     own (DeepSeek-V3's 671B "Main Model weights")."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Resolved:
     spec: ModelSpec
     query: str

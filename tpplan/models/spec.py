@@ -6,10 +6,11 @@ Built either from the built-in catalogue (`tpplan.models.catalogue`) or from any
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from tpplan.models.formats import WeightFormat
+from tpplan.records import record
 
 NormType = Literal["rms", "layer"]
 LayerKind = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention"]
@@ -17,7 +18,7 @@ LayerKind = Literal["full_attention", "sliding_attention", "chunked_attention", 
 state instead (ModelSpec.linear_* fields, tpplan.models.kv.linear_state_bytes_per_sequence)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ModelSpec:
     """One model's architecture. Field names follow HF config.json where HF has a name."""
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.errors import ModelSpecError
 from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
@@ -28,9 +26,10 @@ from tpplan.models.weights import (
     weight_bytes_per_gpu,
     weight_bytes_total,
 )
+from tpplan.records import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class DegreeRow:
     tp: int
     weight_bytes_per_gpu: int
@@ -38,7 +37,7 @@ class DegreeRow:
     kv_cache_bytes_per_token_per_gpu: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ModelSummary:
     spec: ModelSpec
     resolved_from: str | None

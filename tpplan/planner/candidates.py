@@ -7,7 +7,7 @@ arrays of batch / input / output lengths. The memory of a layout is computed onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from tpplan.cost.batching import (
     SchedulerLimits,
@@ -50,6 +50,7 @@ from tpplan.planner.moe_buffers import (
     solve_ll_tokens,
 )
 from tpplan.planner.workload import ACTIVATION_RESERVE_LOGIT_SEQS, PREFILL_CHUNK_TOKENS_MAX, Workload
+from tpplan.records import record
 from tpplan.units import HOUR_S, MILLION, bytes_to_gib, ceil_div, maximum, minimum, s_to_ms
 
 FP32_BYTES = 4
@@ -57,7 +58,7 @@ LATENCY_LIMIT_WORDS = "exceeds --max-"
 """The words every latency-limit rejection carries (`_limit_reasons`), so the explanation can tell them apart."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Candidate:
     """One way to lay the model out on the GPUs. Base units throughout; JSON keys per DESIGN.md §6."""
 
@@ -136,7 +137,7 @@ class Candidate:
     those kernels (tpplan.planner.moe_buffers)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LayoutMemory:
     """Per-GPU memory of one (tp, pp) layout (the most loaded GPU)."""
 
@@ -276,7 +277,7 @@ def engine_limits(profile: HardwareProfile, w: Workload) -> SchedulerLimits:
                             max_model_len=w.max_model_len)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Performance:
     """Serving numbers of one layout at one (batch, input, output): floats, or numpy arrays in `sweep`."""
 
@@ -399,7 +400,7 @@ def _choose_batch(run, w: Workload, concurrency: int, *, job_requests: int | Non
     return lo, run(lo), [], notes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PreparedLayout:
     """A layout's numbers that depend on no batch or length, computed once for `recommend` and `sweep` alike."""
 

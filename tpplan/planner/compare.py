@@ -9,12 +9,12 @@ recommend's `--ep N` and `--dp-attention N`; `tp4xpp2` and commas (`4,2`) also w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from tpplan.errors import LayoutError, TpplanError
 from tpplan.planner.candidates import Candidate
 from tpplan.planner.result import Plan
+from tpplan.records import record
 
 LAYOUT_GRAMMAR = "TP[xPP[xREPLICAS]][+epEP][+dpDP]"
 LAYOUT_EXAMPLES = "8, 4x2, 2x1x4, 8+ep8, 1+dp8+ep8"
@@ -23,7 +23,7 @@ _MOE_PART = re.compile(r"(ep|dp)(\d+)", re.IGNORECASE | re.ASCII)
 r"""ASCII digits only: `\d` alone also matches other scripts' digits ('٨' is int 8 to Python)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Layout:
     """One fixed serving layout, as recommend's `--tp --pp --replicas --ep --dp-attention` fix it."""
 
@@ -83,7 +83,7 @@ def layout_of(c: Candidate) -> Layout:
     return Layout(tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep, dp_attention=c.dp_attention)
 
 
-@dataclass(slots=True, kw_only=True)
+@record(frozen=False)
 class Comparison:
     plan: Plan
     """The plan of the first layout's call: workload, profile, and the best layout for reference."""

@@ -47,7 +47,6 @@ Flags are spelled as each engine's current documentation spells them:
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from tpplan.errors import TpplanError
@@ -56,6 +55,7 @@ from tpplan.models.engines import EMITTERS
 from tpplan.models.moe_backends import ENGINE_DEFAULT_BACKEND, LL_TOKENS_ENV, LL_TOKENS_PER_CALL
 from tpplan.planner.layouts import TRTLLM_OPTIONS_FILE, layout_flags
 from tpplan.planner.workload import Workload
+from tpplan.records import record
 
 if TYPE_CHECKING:  # kept out of the import: `tpplan recommend --emit` is the only command that loads this module
     from tpplan.hardware.profile import HardwareProfile
@@ -89,7 +89,7 @@ HEAD = "$HEAD_IP"
 _CONT = " \\\n    "
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class NodeCommand:
     """The shell command(s) to run on one node (node None: run once, from anywhere in the allocation)."""
 

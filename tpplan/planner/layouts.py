@@ -33,18 +33,17 @@ accepts, and the flags that ask for it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.models.engines import valid_tp_degrees
 from tpplan.models.formats import WeightFormat
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.workload import Workload
+from tpplan.records import record
 
 MOE_LAYOUT_ENGINES = ("vllm", "sglang", "trtllm")
 """Engines with expert parallelism and attention data parallelism (Megatron training is not planned with EP)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Layout:
     """One way to place a replica on GPUs: tp x dp_attention GPUs per pipeline stage, pp stages, `replicas` copies."""
 

@@ -27,7 +27,6 @@ tpplan.models.deepep_limits).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tpplan.cost.batching import SchedulerLimits, rank_limits
 from tpplan.cost.coefficients import Coefficients
@@ -46,6 +45,7 @@ from tpplan.models.moe_backends import (
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.layouts import powers_of_two
 from tpplan.planner.workload import Workload
+from tpplan.records import record
 from tpplan.units import bytes_to_gib, ceil_div
 
 NORMAL_HIDDEN_BYTES_PER_CHANNEL = 2
@@ -53,7 +53,7 @@ NORMAL_HIDDEN_BYTES_PER_CHANNEL = 2
 get_hidden_bytes = hidden x max(element size, 2)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class DeepEPBuffers:
     """DeepEP's buffers on one GPU."""
 

@@ -5,13 +5,14 @@ the module that builds it. `Plan.to_dict()` is the JSON contract of `tpplan reco
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate
 from tpplan.planner.workload import Workload
+from tpplan.records import record
 
 SCHEMA_VERSION = 1
 """Version of the `recommend` JSON document; bumped only when a key changes meaning (keys are never renamed)."""
@@ -23,7 +24,7 @@ CANDIDATE_KEYS = ("tp", "pp", "replicas", "gpus_used", "feasible", "reasons", "w
 _LATENCY_KEYS = ("ttft_s", "tpot_s", "step_time_s", "ttft_under_load_s", "tpot_under_load_s")
 
 
-@dataclass(slots=True, kw_only=True)
+@record(frozen=False)
 class Suggestion:
     """A change that would make something fit: the flag to pass and what the planner predicts with it."""
 
@@ -38,7 +39,7 @@ class Suggestion:
         return self.text
 
 
-@dataclass(slots=True, kw_only=True)
+@record(frozen=False)
 class Plan:
     model: ModelSpec
     profile: HardwareProfile

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from tpplan.models.moe_backends import LL_MAX_TOKENS_PER_RANK
 from tpplan.models.spec import ModelSpec
@@ -26,9 +25,10 @@ from tpplan.planner.candidates import (
 from tpplan.planner.layouts import serving_layouts
 from tpplan.planner.moe_buffers import ll_tokens_at
 from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload, max_model_len_for
+from tpplan.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class SweepStats:
     rows: int
     evaluate_s: float

@@ -35,18 +35,17 @@ MoE models, which often gets better MFU") that fits the stage's TP x DP GPUs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tpplan.models.engines import tp_violation
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.layouts import candidate_shapes
 from tpplan.planner.workload import TRAIN_MICROBATCHES_PER_STAGE, Workload
+from tpplan.records import record
 
 MEGATRON = "megatron"
 """Training is planned as Megatron-Core runs it, whatever --engine says."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TrainLayout:
     """One Megatron-Core layout: tp x pp GPUs per data-parallel replica, the routed experts over ep x etp."""
 

@@ -3,13 +3,14 @@ once; `tpplan recommend`, `tpplan sweep` and the Python API read them from `WORK
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 from tpplan.errors import TpplanError
 from tpplan.models.dtypes import resolve_dtype
 from tpplan.models.moe_backends import A2aMode, TokenMovement, a2a_mode, token_movement
 from tpplan.models.spec import ModelSpec
+from tpplan.records import record
 
 Objective = Literal["throughput", "latency", "gpus", "cost"]
 Mode = Literal["serve", "train"]
@@ -28,7 +29,7 @@ TRAIN_MICROBATCHES_PER_STAGE = 4
 """Training with PP: micro-batches per step = 4 x pp (bubble fraction (pp-1)/(5pp-1))."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Workload:
     gpus: int = 1
     engine: str = "vllm"

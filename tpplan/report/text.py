@@ -9,7 +9,8 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from tpplan.records import record
 
 _ASCII = str.maketrans({"★": "*", "→": "->", "×": "x", "≤": "<=", "≥": ">=", "–": "-", "—": "-", "µ": "u",
                         "…": "...", "·": "."})
@@ -52,7 +53,7 @@ def wrap(text: str, width: int, *, indent: str = "", first: str | None = None) -
     return [ln.replace("\u00a0", " ") for ln in lines]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Column:
     header: str
     priority: int
