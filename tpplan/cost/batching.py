@@ -58,6 +58,15 @@ class SchedulerLimits:
     """State slots the engine keeps per running request (SGLang with its radix cache:
     MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO = 3, running requests capped at pool slots // 3; model_runner
     kv-cache mixin)."""
+    frees_window_blocks: bool = False
+    """True: a sliding-window layer holds only the blocks of a sequence's last `window` tokens, the rest of one
+    shared block pool going to other sequences (vLLM's hybrid KV cache manager, default since v0.10: "Sliding window
+    layers: reserve slots only for the most recent sliding_window_size tokens", docs/design/hybrid_kv_cache_manager.md;
+    gpt-oss, Gemma 2/3, Mistral). False: every layer holds the whole context. TensorRT-LLM sizes its per-window pools
+    as if every layer were full attention (kvCacheManager.cpp: calculateWindowSizeToShare "is not used for
+    BaseKVCacheManager::calculateMaxNumBlocks because we want to first achieve identical performance as assuming all
+    layers as full attention"); SGLang turns its hybrid SWA memory off for Gemma 2/3 and sizes gpt-oss's window pool
+    at swa_full_tokens_ratio 0.8 of the full pool (not modelled: counted as full attention)."""
 
 
 def sglang_running_requests(kv_cache_tokens, context_len: int):
@@ -94,6 +103,7 @@ def scheduler_limits(engine: str, *, gpu_name: str, gpu_memory_bytes: int, max_n
                            state_slots_per_request=SGLANG_STATE_SLOTS_PER_REQUEST if sglang else 1,
                            block_size_tokens=block, reserve_full_sequence=full,
                            limits_per_micro_batch=engine == "trtllm", mixes_prefill=engine != "sglang",
+                           frees_window_blocks=engine == "vllm",
                            budget_per_dp_rank=engine == "sglang",
                            running_cap_context_len=max_model_len if engine == "sglang" and not max_num_seqs else None)
 
@@ -113,8 +123,38 @@ def tokens_held_per_sequence(limits: SchedulerLimits, *, input_len, output_len):
     return ceil_div(held, limits.block_size_tokens) * limits.block_size_tokens
 
 
+def window_tokens_held(limits: SchedulerLimits, *, window: int, input_len, output_len):
+    """KV tokens one running sequence holds in one sliding-window layer of an engine that frees the blocks behind
+    the window (`frees_window_blocks`), in whole blocks. The layer keeps the blocks that touch the last `window`
+    tokens, kept = (ceil((window - 1) / block) + 1) x block at most (gpt-oss, window 128 in blocks of 16: 144). Over
+    a sequence's life its context c runs from a = input to b = input + output, and the layer holds min(c, kept):
+    on average [(m^2 - a^2) / 2 + kept x (b - m)] / (b - a) with m = kept clamped to [a, b] (kept >= b: (a + b) / 2,
+    as a full-attention layer; kept <= a: kept). A scheduler that reserves the whole sequence holds min(b, kept)."""
+    block = limits.block_size_tokens
+    kept = (ceil_div(window - 1, block) + 1) * block
+    a, b = input_len, input_len + output_len
+    if limits.reserve_full_sequence:
+        return ceil_div(minimum(b, kept), block) * block
+    m = minimum(maximum(kept, a), b)
+    return ceil_div(m * m - a * a + 2 * kept * (b - m), 2 * output_len * block) * block
+
+
+def layer_tokens_held(limits: SchedulerLimits, *, windows, input_len, output_len):
+    """KV tokens one running sequence holds summed over the layers that cache it: `windows` is ((window, layers),
+    ...) with window None for layers that keep the whole context (tpplan.models.kv.kv_window_mix)."""
+    full = tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
+    total = 0
+    for window, layers in windows:
+        if window is None or not limits.frees_window_blocks:
+            total = total + layers * full
+        else:
+            total = total + layers * window_tokens_held(limits, window=window, input_len=input_len,
+                                                        output_len=output_len)
+    return total
+
+
 def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len, micro_batches: int = 1,
-                    state_tokens_per_sequence: int = 0):
+                    state_tokens_per_sequence: int = 0, windows: tuple = ()):
     """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs (per micro-batch or per
     replica, see `limits_per_micro_batch`) and, where prefill rides in the decode steps (`mixes_prefill`), by the
     token budget of a steady state (each forward step of a micro-batch carries its B decode tokens plus B x input /
@@ -122,16 +162,22 @@ def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, outp
     running-request limit hold. `state_tokens_per_sequence`: a constant state each running sequence holds besides its
     KV tokens (linear-attention layers), in KV-token equivalents of the same memory: held beside its KV in one cache,
     or, with `state_pool_share`, in a pool of that share whose slots cap the running requests (slots //
-    state_slots_per_request) while the rest of the budget holds the KV."""
+    state_slots_per_request) while the rest of the budget holds the KV. `windows`: the model's layers by the tokens
+    their cache keeps (`layer_tokens_held`); where the engine frees the blocks behind a sliding window, a sequence
+    holds their average over the layers of `kv_cache_tokens` (tokens of every caching layer of the stage)."""
     held = tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
+    layers = 1
+    if limits.frees_window_blocks and any(window is not None for window, _ in windows):
+        layers = sum(n for _, n in windows)
+        held = layer_tokens_held(limits, windows=windows, input_len=input_len, output_len=output_len)
     state_cap = None
     if state_tokens_per_sequence and limits.state_pool_share:
         pool = kv_cache_tokens * limits.state_pool_share
         state_cap = pool // state_tokens_per_sequence // limits.state_slots_per_request
         kv_cache_tokens = kv_cache_tokens - pool
     else:
-        held = held + state_tokens_per_sequence
-    by_kv = kv_cache_tokens // held
+        held = held + state_tokens_per_sequence * layers
+    by_kv = kv_cache_tokens * layers // held
     if state_cap is not None:
         by_kv = minimum(by_kv, state_cap)
     if limits.mixes_prefill:

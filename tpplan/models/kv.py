@@ -47,6 +47,19 @@ def _cache_windows(s: ModelSpec) -> tuple[int | None, ...]:
     return tuple(s.kv_cache_window(layer) for layer in range(s.num_hidden_layers))
 
 
+@lru_cache(maxsize=64)
+def kv_window_mix(s: ModelSpec) -> tuple[tuple[int | None, int], ...]:
+    """The layers that cache a sequence's tokens, grouped by the tokens their cache keeps: ((None, layers that keep
+    the whole context), (window, sliding-window layers), ...). Cross-attention and linear-attention layers, which
+    cache none of the text's tokens, are left out. Gemma-2-27B: ((None, 23), (4096, 23))."""
+    counts: dict[int | None, int] = {}
+    for window in _cache_windows(s):
+        if window != 0:
+            counts[window] = counts.get(window, 0) + 1
+    full = counts.pop(None, 0)
+    return ((None, full),) * bool(full) + tuple(sorted(counts.items()))
+
+
 def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, pp: int = 1,
                                 kv_dtype: str = "bf16", engine: str = "vllm") -> int:
     """Bytes one sequence of `context_len` tokens holds on the most loaded GPU of a (tp, pp) replica.

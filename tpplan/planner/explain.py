@@ -182,7 +182,8 @@ def nothing_runs(plan: Plan) -> str:
 
 def _held_words(plan: Plan) -> str:
     """What one running sequence holds of the paged KV cache (tpplan.cost.batching.tokens_held_per_sequence)."""
-    from tpplan.cost.batching import tokens_held_per_sequence
+    from tpplan.cost.batching import tokens_held_per_sequence, window_tokens_held
+    from tpplan.models.kv import kv_window_mix
     from tpplan.planner.candidates import engine_limits
 
     w = plan.workload
@@ -190,6 +191,14 @@ def _held_words(plan: Plan) -> str:
     held = tokens_held_per_sequence(limits, input_len=w.input_len, output_len=w.output_len)
     how = "input + output, reserved on admission" if limits.reserve_full_sequence else "input + output/2 on average"
     state = "; and its linear-attention state, as the scheduler assumption says" if plan.model.num_linear_layers else ""
+    windows = [(window, n) for window, n in kv_window_mix(plan.model) if window is not None]
+    if limits.frees_window_blocks and windows:
+        full = sum(n for window, n in kv_window_mix(plan.model) if window is None)
+        parts = [f"{held:,.0f} tokens in each of its {full} full-attention layers"] * bool(full) + [
+            f"{window_tokens_held(limits, window=window, input_len=w.input_len, output_len=w.output_len):,.0f} in "
+            f"each of its {n} sliding-window layers of {window:,} tokens" for window, n in windows]
+        return (f"each holds {' and '.join(parts)}: {how}, in blocks of {limits.block_size_tokens}, {w.engine} "
+                f"freeing the blocks behind the window{state}")
     return f"each holds {held:,.0f} tokens: {how}, in blocks of {limits.block_size_tokens}{state}"
 
 
