@@ -281,11 +281,11 @@ def test_models_show_states_the_state_as_the_engine_allocates_it(run_cli):
 
 
 def test_a_layout_whose_state_pool_holds_no_request_is_infeasible(run_cli):
-    """Qwen3-Next at TP1 x PP2 on H100 NVL under SGLang: its weights leave 0.15 GiB of KV budget, whose linear-state
-    pool has no slot for one request. The one-sequence memory check passes, but nothing can run: infeasible, with
-    the reason, never a feasible layout of 0 sequences."""
+    """Qwen3-Next at TP1 x PP2 on H100 NVL under SGLang at --gpu-memory-utilization 0.842: its weights leave 0.15 GiB
+    of KV budget, whose linear-state pool has no slot for one request. The one-sequence memory check passes, but
+    nothing can run: infeasible, with the reason, never a feasible layout of 0 sequences."""
     r = run_cli("recommend", "--model", "qwen3-next", "--hardware", "h100-nvl", "--engine", "sglang", "--tp", "1",
-                "--pp", "2", "--replicas", "4", "-f", "json")
+                "--pp", "2", "--replicas", "4", "--gpu-memory-utilization", "0.842", "-f", "json")
     assert r.code == 0, r.err
     chosen = r.json()["chosen"]
     assert not chosen["feasible"] and chosen["reasons"][-1].startswith(
