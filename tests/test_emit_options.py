@@ -229,3 +229,31 @@ def test_trtllm_refuses_an_nvfp4_checkpoint_before_blackwell_as_it_refuses_the_f
     assert run_cli("models", "show", str(path)).code == 0
     r = run_cli("recommend", "--model", str(path), "--gpus", "1", "--engine", "trtllm")
     assert r.code == 1 and "NVFP4 weights with --engine trtllm: TensorRT-LLM computes NVFP4 on Blackwell only" in r.err
+
+
+def test_vllm_replicas_of_an_moe_model_are_separate_servers(run_cli):
+    """vLLM's --data-parallel-size on an MoE model is attention DP with one MoE group over every rank
+    (docs.vllm.ai data_parallel_deployment: "expert layers form a tensor parallel group of size DP x TP"), not
+    independent replicas: TP2 x 4 replicas of Mixtral is four servers, each on its own GPUs and port."""
+    r = run_cli("recommend", "-m", "mixtral-8x7b", "--hardware", "dgx-h100", "--tp", "2", "--dp-attention", "1",
+                "--emit", "vllm", "-f", "json")
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert (doc["chosen"]["tp"], doc["chosen"]["replicas"], doc["chosen"]["dp_attention"]) == (2, 4, 1)
+    cmd = doc["serve_command"]
+    assert "--data-parallel-size" not in cmd
+    assert [line.split(" vllm serve")[0] for line in cmd.splitlines() if " vllm serve " in line] == [
+        "CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3", "CUDA_VISIBLE_DEVICES=4,5", "CUDA_VISIBLE_DEVICES=6,7"]
+    assert cmd.count("--tensor-parallel-size 2") == 4 and "--port 8003 &" in cmd
+    # a dense model's replicas stay one server's data parallelism
+    dense = run_cli("recommend", "-m", "llama-8b", "--hardware", "dgx-h100", "--tp", "2", "--emit", "vllm", "-f",
+                    "json").json()["serve_command"]
+    assert "--data-parallel-size 4" in dense and dense.count("vllm serve") == 1
+
+
+def test_answer_line_flags_of_vllm_moe_replicas_name_no_data_parallel_size():
+    from tpplan.planner.layouts import layout_flags
+
+    assert layout_flags("vllm", tp=2, pp=1, replicas=4, moe_model=True) == ["--tensor-parallel-size 2"]
+    assert layout_flags("vllm", tp=2, pp=1, replicas=4) == ["--tensor-parallel-size 2", "--data-parallel-size 4"]
+    assert layout_flags("sglang", tp=2, pp=1, replicas=4, moe_model=True) == ["--tp-size 2", "--dp-size 4"]

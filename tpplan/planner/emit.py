@@ -23,8 +23,10 @@ Flags are spelled as each engine's current documentation spells them:
   (all GPUs of a stage) --dp-size --enable-dp-attention --ep-size; TensorRT-LLM --ep_size and
   `enable_attention_dp: true` in the options file. With pipeline stages each engine's PP
   flag is added (--pipeline-parallel-size, --pp-size, --pp_size); the EP group is one stage's GPUs. Replicas of
-  such a layout are separate servers (a DP size would join
-  them into one MoE group).
+  such a layout are separate servers (a DP size would join them into one MoE group). So are vLLM replicas of any
+  MoE model, TP-only ones included: vLLM's --data-parallel-size on an MoE model is attention DP, its ranks one MoE
+  group ("By default, expert layers form a tensor parallel group of size DP x TP",
+  docs.vllm.ai/en/latest/serving/data_parallel_deployment.html), not independent replicas.
 - Token movement under EP + DP attention is what tpplan.cost.moe models (`gathers_tokens`): all-gather +
   reduce-scatter. vLLM's command names it, --all2all-backend allgather_reducescatter (its default since v0.11.0,
   spelled as a flag since the env variable VLLM_ALL2ALL_BACKEND was retired; docs.vllm.ai/en/latest/serving/
@@ -101,6 +103,13 @@ def is_moe_layout(c: Candidate) -> bool:
     return c.ep > 1 or c.dp_attention > 1
 
 
+def separate_servers(plan: Plan, c: Candidate, engine: str) -> bool:
+    """Replicas run as one server each (a load balancer in front), not as one server's data parallelism:
+    TensorRT-LLM (trtllm-serve has no replica flag), MoE layouts on every engine, and vLLM with any MoE model (its
+    DP ranks would form one MoE group: module docstring)."""
+    return engine == "trtllm" or is_moe_layout(c) or (engine == "vllm" and plan.model.is_moe)
+
+
 def _rank_batch(c: Candidate) -> int:
     """Sequences per attention-DP rank: vLLM runs one engine core (scheduler) per DP rank, and TensorRT-LLM's
     max_batch_size is per rank; SGLang's --max-running-requests is given for the whole server."""
@@ -142,7 +151,8 @@ _SERVER_FLAGS = {
 def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> list[str]:
     """vLLM / SGLang flags for every number the plan depends on."""
     w, f = plan.workload, _SERVER_FLAGS[engine]
-    args = layout_flags(engine, tp=c.tp, pp=c.pp, replicas=replicas, ep=c.ep, dp_attention=c.dp_attention)
+    args = layout_flags(engine, tp=c.tp, pp=c.pp, replicas=replicas, ep=c.ep, dp_attention=c.dp_attention,
+                        moe_model=plan.model.is_moe)
     args += [f"{f['len']} {w.max_model_len}", f"{f['mem']} {w.gpu_memory_utilization:.2f}"]
     if plan.model.remote_code:  # vLLM and SGLang both spell it --trust-remote-code
         args.append("--trust-remote-code")
@@ -236,7 +246,7 @@ def _device_env(plan: Plan) -> str:
 
 
 def _per_replica_servers(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
-    """One server per replica on its own GPUs and port (TensorRT-LLM replicas; MoE layouts on every engine)."""
+    """One server per replica on its own GPUs and port (`separate_servers`)."""
     n, env, lines = c.gpus_used // c.replicas, _device_env(plan), []
     options_file = _trtllm_options_file(plan.workload, c) if engine == "trtllm" else None
     if options_file:
@@ -259,7 +269,7 @@ def _per_replica_servers(plan: Plan, c: Candidate, engine: str, model: str) -> l
 
 
 def _single_node(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
-    if engine == "trtllm" or is_moe_layout(c):
+    if separate_servers(plan, c, engine):
         return _per_replica_servers(plan, c, engine, model)
     if engine == "vllm":
         args = _server_args("vllm", plan, c, replicas=c.replicas)
@@ -307,7 +317,7 @@ def _dp_over_nodes(plan: Plan, c: Candidate, engine: str, model: str, nodes: int
     (whose --data-parallel-size is its DP-attention group, one replica) and for the other engines, per-replica
     servers on each node, a load balancer in front."""
     counts = replicas_per_node(c, plan.profile.gpus_per_node, nodes)
-    if engine == "vllm" and not is_moe_layout(c):
+    if engine == "vllm" and not separate_servers(plan, c, engine):
         base = _server_args("vllm", plan, c, replicas=c.replicas) + [f"--data-parallel-address {HEAD}",
                                                                     "--data-parallel-rpc-port 13345"]
         return [NodeCommand(node=i, command=_join(f"vllm serve {model}", [*base, f"--data-parallel-size-local {n}"] + (

@@ -232,8 +232,10 @@ def moe_layout_flags(engine: str, *, tp: int, pp: int, ep: int, dp_attention: in
     return out + ([f"--data-parallel-size {dp}"] if dp > 1 else []) + (["--enable-expert-parallel"] if ep > 1 else [])
 
 
-def layout_flags(engine: str, *, tp: int, pp: int, replicas: int, ep: int = 1, dp_attention: int = 1) -> list[str]:
-    """The engine's own flags for a layout (the words in the answer line)."""
+def layout_flags(engine: str, *, tp: int, pp: int, replicas: int, ep: int = 1, dp_attention: int = 1,
+                 moe_model: bool = False) -> list[str]:
+    """The engine's own flags for a layout (the words in the answer line). vLLM replicas of an MoE model are
+    separate servers, so no --data-parallel-size (on an MoE model it means attention DP: tpplan.planner.emit)."""
     if ep > 1 or dp_attention > 1:
         return moe_layout_flags(engine, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention)
     if engine == "sglang":
@@ -247,6 +249,6 @@ def layout_flags(engine: str, *, tp: int, pp: int, replicas: int, ep: int = 1, d
     out = [f"{names[0]} {tp}"]
     if pp > 1:
         out.append(f"{names[1]} {pp}")
-    if replicas > 1 and names[2]:
+    if replicas > 1 and names[2] and not (engine == "vllm" and moe_model):
         out.append(f"{names[2]} {replicas}")
     return out

@@ -124,7 +124,7 @@ def _flags(plan: Plan, c: Candidate) -> list[str]:
     from tpplan.planner.layouts import layout_flags
 
     return layout_flags(plan.workload.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,
-                        dp_attention=c.dp_attention)
+                        dp_attention=c.dp_attention, moe_model=plan.model.is_moe)
 
 
 def _context(plan: Plan) -> str:
