@@ -123,6 +123,7 @@ def test_korthikanti_activation_memory_by_hand():
     GPT-3 175B (h 12288, a 96), s 2048, b 1, t 8:
       no SP: 2048 x 12288 x (10 + 3 + 10)    = 578,813,952 B per layer
       SP:    2048 x 12288 x (4.25 + 10)      = 358,612,992 B per layer
+    and, on the one stage of PP1, the loss's fp32 logits (§4.3): 4 s b V / t = 4 x 2048 x 6283 = 51,470,336 B.
     """
     from tpplan.models.spec import ModelSpec
     from tpplan.planner.train import activation_bytes_per_gpu
@@ -133,8 +134,8 @@ def test_korthikanti_activation_memory_by_hand():
                      max_position_embeddings=2048)
     no_sp = activation_bytes_per_gpu(spec, tp=8, pp=1, micro_batch=1, seq_len=2048, sp=False)
     sp = activation_bytes_per_gpu(spec, tp=8, pp=1, micro_batch=1, seq_len=2048, sp=True)
-    assert no_sp == 96 * 578_813_952
-    assert sp == 96 * 358_612_992
+    assert no_sp == 96 * 578_813_952 + 51_470_336
+    assert sp == 96 * 358_612_992 + 51_470_336
 
 
 def test_training_state_is_18_bytes_per_parameter():

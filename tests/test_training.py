@@ -35,14 +35,15 @@ def test_throughput_counts_every_data_parallel_replica():
 def test_activations_without_attention_scores_drop_only_the_score_term():
     """GPT-3 175B shape at TP8, s 2048, b 1 (Korthikanti et al. 2022): s b h = 25,165,824 bytes per unit; without
     sequence parallelism a layer holds s b h (10 + 24/8) = 327,155,712 B without the scores (Megatron's fused /
-    flash attention) and s b h (13 + 5 x 96 x 2048 / (12288 x 8)) = 578,813,952 B with them."""
+    flash attention) and s b h (13 + 5 x 96 x 2048 / (12288 x 8)) = 578,813,952 B with them. One stage (PP1) also
+    holds the loss's fp32 logits, 4 s b V / t = 4 x 2048 x ceil(50257 / 8) = 51,470,336 B (§4.3)."""
     spec = ModelSpec(name="gpt3-175b-shape", hf_id="test", model_type="llama", hidden_size=12288,
                      num_hidden_layers=96, num_attention_heads=96, num_key_value_heads=96, head_dim=128,
                      tie_word_embeddings=False, intermediate_size=4 * 12288, vocab_size=50257,
                      max_position_embeddings=2048)
     kw = dict(tp=8, pp=1, micro_batch=1, seq_len=2048, sp=False)
-    assert activation_bytes_per_gpu(spec, **kw, attention_scores=False) == 96 * 327_155_712
-    assert activation_bytes_per_gpu(spec, **kw) == 96 * 578_813_952
+    assert activation_bytes_per_gpu(spec, **kw, attention_scores=False) == 96 * 327_155_712 + 51_470_336
+    assert activation_bytes_per_gpu(spec, **kw) == 96 * 578_813_952 + 51_470_336
 
 
 def test_data_parallel_all_reduce_is_priced_on_the_network_its_ranks_span():
@@ -94,7 +95,8 @@ def test_moe_layer_activations_by_hand():
     """Mixtral at TP1, one micro-batch of 4,096 tokens, no attention scores (flash attention), EP8 x ETP1 balanced:
     per MoE layer s b h (7 + 8/1) = 251,658,240 B (attention and norms), the MoE input and dropout mask
     3 s b h = 50,331,648 B, and 4,096 x 2 pairs x (2 x 4,096 + 6 x 14,336) = 771,751,936 B (permuted input, gate/up
-    and SwiGLU outputs): 1,073,741,824 B a layer, 32 GiB for 32 layers."""
+    and SwiGLU outputs): 1,073,741,824 B a layer, 32 GiB for 32 layers; and the loss's fp32 logits,
+    4 x 4,096 x 32,000 = 524,288,000 B."""
     from tpplan.cost.train_experts import ExpertParallelLayout
     from tpplan.models.resolve import resolve_model
 
@@ -102,7 +104,7 @@ def test_moe_layer_activations_by_hand():
     x = ExpertParallelLayout(tp=1, ep=8, etp=1, imbalance=1.0)
     got = activation_bytes_per_gpu(spec, tp=1, pp=1, micro_batch=1, seq_len=4096, sp=False, attention_scores=False,
                                    experts=x)
-    assert got == 32 * 1_073_741_824
+    assert got == 32 * 1_073_741_824 + 524_288_000
 
 
 def test_token_exchange_by_hand():
@@ -186,7 +188,7 @@ def test_headline_prints_megatrons_expert_flags(run_cli):
     assert r.code == 0
     assert r.out.startswith("TP8 (EP8 x ETP1) x PP1 x 1 replica (--bf16 --tensor-model-parallel-size 8 "
                             "--expert-model-parallel-size 8 --expert-tensor-parallel-size 1 --sequence-parallel "
-                            "--moe-token-dispatcher-type alltoall): ")
+                            "--moe-token-dispatcher-type alltoall --micro-batch-size 1 --global-batch-size 4): ")
 
 
 def test_megatron_flags_leave_out_defaults():
@@ -397,8 +399,8 @@ def test_training_table_shows_model_state_and_activations_not_serving_columns(ru
 
 
 @pytest.mark.parametrize("args,row", [
-    (("-m", "llama-8b", "--workload", "train", "--input-len", "4096", "--batch", "2", "--tp", "2", "--pp", "2"),
-     ["2", "2", "2"]),
+    (("-m", "llama-8b", "--workload", "train", "--input-len", "4096", "--batch", "2", "--tp", "4", "--pp", "2"),
+     ["4", "2", "1"]),
     (("-m", "llama-70b", "--tp", "8"), ["8", "1", "1"]),
 ])
 def test_your_tp_layout_row_carries_its_arrow(run_cli, args, row):

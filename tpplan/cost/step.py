@@ -278,9 +278,7 @@ def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_
     if c.pp == 1:
         return step_time(compute_s=layers_s + head_s, communication_s=comm_s + first_s + last_s,
                          overhead_s=o + 0 * tokens)
-    widest, last = ceil_div(c.num_layers, c.pp) / c.num_layers, (c.num_layers // c.pp) / c.num_layers
-    slowest = maximum(widest * body + first_s, last * body + head_s + last_s)
-    whole = body + head_s + first_s + last_s
+    slowest, whole = _stage_split(c, body_s=body, head_s=head_s, first_s=first_s, last_s=last_s)
     work = maximum(micro_batches * slowest, whole)
     compute = work * (layers_s + head_s) / whole
     handoffs = pipeline_handoffs_s(profile, tp=c.tp, pp=c.pp, n_bytes=tokens * c.hidden_size * c.act_bytes)
@@ -288,6 +286,31 @@ def _pipeline_step(c: Coefficients, profile: HardwareProfile, *, layers_s, comm_
     host = (c.pp - 1) * sequences * c.pipeline_sequence_overhead_s
     return step_time(compute_s=compute, communication_s=comm,
                      overhead_s=maximum(o, micro_batches * o - work - handoffs) + host)
+
+
+def _stage_split(c: Coefficients, *, body_s, head_s, first_s, last_s):
+    """(slowest stage, all stages) of one micro-batch: the decoder layers (`body_s`, with their collectives) split
+    as `_pipeline_step` says, the embedding's collective on the first stage, the lm_head and its collectives on the
+    last."""
+    widest, last = ceil_div(c.num_layers, c.pp) / c.num_layers, (c.num_layers // c.pp) / c.num_layers
+    slowest = maximum(widest * body_s + first_s, last * body_s + head_s + last_s)
+    return slowest, body_s + head_s + first_s + last_s
+
+
+def forward_stage_share(c: Coefficients, profile: HardwareProfile, *, prompts, input_len, sequence_parallel=False,
+                        every_position=False) -> float:
+    """Slowest pipeline stage / all stages of one micro-batch's forward pass (`prefill`'s work): 1 / pp when the
+    stages are balanced, more when the last one carries the lm_head (a training step paces 1F1B by it)."""
+    if c.pp == 1:
+        return 1.0
+    n = prompts * input_len
+    head_tokens = n if every_position else prompts
+    layers = decoder_layers(c, profile, prefill_tokens=n, prefill_pairs=prompts * causal_pairs(c, input_len),
+                            sequence_parallel=sequence_parallel)
+    slowest, whole = _stage_split(c, body_s=layers.compute_s + layers.communication_s, head_s=_head_s(c, head_tokens),
+                                  **_edges(c, profile, tokens=n, head_tokens=head_tokens,
+                                           sequence_parallel=sequence_parallel))
+    return slowest / whole
 
 
 def _edges(c: Coefficients, profile: HardwareProfile, *, tokens, head_tokens, sequence_parallel):

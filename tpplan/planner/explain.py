@@ -283,7 +283,7 @@ def suggestions(plan: Plan) -> list[Suggestion]:
     if w.max_model_len > shorter:
         out.append(Suggestion(text=f"a shorter max-model-len (now {w.max_model_len}) needs less KV per sequence",
                               flag=f"--max-model-len {shorter}"))
-    out.append(Suggestion(text="a GPU with more memory (hgx-h200: 141 GB; mi300x: 192 GB)",
+    out.append(Suggestion(text="a GPU with more memory (hgx-h200: 140 GiB; mi300x: 192 GiB)",
                           flag="--hardware hgx-h200"))
     if w.max_tpot_s or w.max_ttft_s:
         out.append(Suggestion(text="looser latency limits (--max-tpot-ms / --max-ttft-ms)"))

@@ -16,10 +16,13 @@ its input and dropout mask 3 s b h (/t with SP), the shared experts' s b (2 n_in
 (token, expert) pair on the GPU (tpplan.cost.train_experts.pairs_per_gpu: s b top_k on every GPU when TP splits the
 experts, s b top_k / TP x ETP x imbalance under EP), its permuted input 2 h and its fc1 / activation outputs
 (2 n_in + 2) f / ETP (f = moe_intermediate_size, n_in = 2 for gated MLPs). With 1F1B the first stage holds pp
-micro-batches of its ceil(L / pp) layers.
+micro-batches of its L / pp layers, the last one micro-batch of its layers plus the loss's fp32 logits, 4 s b V / t
+(Korthikanti et al. §4.3, V the vocabulary); the larger of the two is the activation memory.
 
 Step time: forward + backward = 3 x forward compute less one forward's GEMM epilogues, and 2 x forward
-communication, over m = 4 pp micro-batches per replica with a (pp - 1) bubble, plus the gradient all-reduce. The
+communication, T per micro-batch over all stages, for m = 4 pp micro-batches per replica. 1F1B runs at the pace of
+the slowest stage, the last (its layers plus the lm_head and loss: tpplan.cost.step.forward_stage_share, r of the
+whole): (m - 1) x r T + T, which is (m + pp - 1) T / pp when the stages are balanced; plus the gradient all-reduce. The
 backward's data-gradient GEMMs write as many outputs per token as the forward's (the inputs of a column + row pair)
 and its weight-gradient GEMMs reduce over the tokens, writing per token nothing worth counting, so the backward is
 2 x the forward's matmul FLOPs but 1 x its epilogues (efficiency.matmul_epilogue_k): 2 x forward + 1 x forward
@@ -39,7 +42,7 @@ import dataclasses
 from tpplan.cost.coefficients import Coefficients, coefficients
 from tpplan.cost.collectives import collective_time_s
 from tpplan.cost.kernels import fusion_for
-from tpplan.cost.step import prefill, routed_experts_s, tp_collective_time_s
+from tpplan.cost.step import forward_stage_share, prefill, routed_experts_s, tp_collective_time_s
 from tpplan.cost.train_experts import (
     ExpertParallelLayout,
     RoutedExperts,
@@ -52,7 +55,13 @@ from tpplan.models.params import layers_in
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_by_stage
 from tpplan.planner.candidates import Candidate, structural_reasons, throughput_fields, usable_bytes_per_gpu
-from tpplan.planner.train_layouts import TrainLayout, expert_layout_problem, megatron_placement_reasons
+from tpplan.planner.train_layouts import (
+    TrainLayout,
+    expert_layout_problem,
+    megatron_placement_reasons,
+    pipeline_problem,
+    sequence_split_problem,
+)
 from tpplan.planner.workload import TRAIN_MICROBATCHES_PER_STAGE, Workload
 from tpplan.units import bytes_to_gib, ceil_div
 
@@ -87,10 +96,15 @@ def _moe_layer_bytes(spec: ModelSpec, x: ExpertParallelLayout, *, tokens: int, s
                               attention_scores=attention_scores) - mlp_block + moe
 
 
+LOGIT_BYTES = 4
+"""The loss's logits, cast to fp32 for the vocab-parallel cross-entropy (Korthikanti et al. §4.3: 4 s b V / t)."""
+
+
 def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: int, seq_len: int, sp: bool,
                              attention_scores: bool = True, experts: ExpertParallelLayout | None = None) -> int:
-    """Activations the first pipeline stage holds at the peak of 1F1B: pp micro-batches of its ceil(L / pp) layers
-    (module docstring). `experts` prices its MoE layers as MoE layers (None: every layer as a dense one)."""
+    """Activations at the peak of 1F1B on the fuller of the first stage (pp micro-batches of its ceil(L / pp)
+    layers) and the last (one micro-batch of its layers plus the loss's logits) (module docstring). `experts`
+    prices the MoE layers as MoE layers (None: every layer as a dense one)."""
     tokens = seq_len * micro_batch
     per_layer = _dense_layer_bytes(spec, tp=tp, tokens=tokens, seq_len=seq_len, sp=sp,
                                    attention_scores=attention_scores)
@@ -100,7 +114,8 @@ def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: 
     if moe:
         total += moe * _moe_layer_bytes(spec, experts, tokens=tokens, seq_len=seq_len, sp=sp,
                                         attention_scores=attention_scores)
-    return int(total * pp)
+    logits = LOGIT_BYTES * tokens * ceil_div(spec.vocab_size, tp)
+    return int(max(total * pp, total + logits))
 
 
 def _expert_parallel_delta(spec: ModelSpec, profile: HardwareProfile, w: Workload, c: Coefficients,
@@ -177,7 +192,8 @@ def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayo
           cache: dict[tuple[int, int, bool], BareForward] | None = None) -> tuple[float, float, Coefficients]:
     """(step seconds, of which communication, the layout's coefficients): 4 pp micro-batches of forward + backward
     compute (2 x forward + 1 x forward without GEMM epilogues; module docstring) + 2 x forward communication
-    through a (pp - 1) bubble, plus the gradient all-reduce and the step overhead. `cache`: `_bare_forward`'s."""
+    through 1F1B paced by the slowest stage, plus the gradient all-reduce and the step overhead. `cache`:
+    `_bare_forward`'s."""
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, engine=w.engine,
                      fusion=fusion_for("megatron"))
     mb = w.batch or 1
@@ -189,9 +205,11 @@ def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayo
         d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=tokens, sp=sp)
         d_bare, _ = _expert_parallel_delta(spec, bare, w, c_bare, lay, x, tokens=tokens, sp=sp)
         fwd_bwd, comm = fwd_bwd + 2 * d_compute + d_bare, comm + d_comm
-    m, pp = TRAIN_MICROBATCHES_PER_STAGE * lay.pp, lay.pp
+    m = TRAIN_MICROBATCHES_PER_STAGE * lay.pp
+    rounds = (m - 1) * forward_stage_share(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp,
+                                           every_position=True) + 1  # slowest-stage paces of one micro-batch's T
     grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params)
-    return (m + pp - 1) * (fwd_bwd + 2 * comm) / pp + grads + c.step_overhead_s, 2 * comm * m / pp + grads, c
+    return rounds * (fwd_bwd + 2 * comm) + grads + c.step_overhead_s, rounds * 2 * comm + grads, c
 
 
 def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, tp: int, pp: int,
@@ -212,8 +230,9 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     reserve = profile.efficiency.runtime_reserve_bytes + act
     reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w) + megatron_placement_reasons(
         tp=tp, groups=pp * replicas, nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node)
-    problem = expert_layout_problem(spec, lay, dtype=w.dtype) if spec.is_moe else None
-    reasons += [problem] if problem else []
+    problems = [expert_layout_problem(spec, lay, dtype=w.dtype) if spec.is_moe else None,
+                pipeline_problem(spec, pp), sequence_split_problem(w.input_len, tp, sp)]
+    reasons += [p for p in problems if p]
     need = state + reserve
     if need > usable:
         reasons.append(f"weights+gradients+optimizer {bytes_to_gib(state):.1f} GiB + activations "

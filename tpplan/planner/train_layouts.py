@@ -18,6 +18,12 @@ words where it has them:
 - Each expert's matrices split ETP ways: moe_ffn_hidden_size % ETP == 0 (megatron.core.utils.divide in the expert
   linear layers), and linear biases in MoE only with ETP 1 (transformer_config.py: "Bias in Moe is only supported
   when ETP==1"; gpt-oss has expert biases).
+- The layers split evenly over the pipeline: num_layers % PP == 0 (validate_args: "Number of layers should be
+  divisible by the pipeline-model-parallel size", unless an uneven split is given with
+  --decoder-first/last-pipeline-num-layers, which tpplan does not plan).
+- Sequence parallelism splits each micro-batch's [s, b, h] activations along the sequence over TP:
+  s % TP == 0 (megatron/core/tensor_parallel/mappings.py `_split_along_first_dim`: "First dimension of the tensor
+  should be divisible by tensor parallel size").
 - MoE training with TP > 1 needs `--sequence-parallel`: megatron/core/transformer/moe/moe_layer.py
   `MoELayer.forward` raises "During training, performance may degrade if MoE and tensor parallelism are enabled
   without also enabling sequence parallelism." (and model_parallel_config.py warns "When using expert parallelism
@@ -118,6 +124,27 @@ def expert_layout_problem(spec: ModelSpec, lay: TrainLayout, *, dtype: str = "bf
     return None
 
 
+def pipeline_problem(spec: ModelSpec, pp: int) -> str | None:
+    """Megatron's even layer split (module docstring): a reason, or None."""
+    layers = spec.num_hidden_layers
+    if pp <= 1 or layers % pp == 0:
+        return None
+    fits = [d for d in range(1, layers + 1) if layers % d == 0]
+    return (f"Megatron splits the {layers} layers evenly over the pipeline and PP{pp} does not divide them "
+            f"(\"Number of layers should be divisible by the pipeline-model-parallel size\"); PP degrees that do: "
+            f"{', '.join(map(str, fits))}")
+
+
+def sequence_split_problem(seq_len: int, tp: int, sequence_parallel: bool) -> str | None:
+    """Sequence parallelism's split of each sequence over TP (module docstring): a reason, or None."""
+    if not sequence_parallel or tp <= 1 or seq_len % tp == 0:
+        return None
+    lower, upper = seq_len // tp * tp, -(-seq_len // tp) * tp
+    return (f"sequence parallelism splits each sequence's {seq_len} tokens over TP{tp}, and Megatron needs the "
+            f"sequence length divisible by TP (\"First dimension of the tensor should be divisible by tensor "
+            f"parallel size\"): use --input-len {lower or upper} or {upper}")
+
+
 def expert_sizes(spec: ModelSpec, stage_gpus: int) -> list[int]:
     """EP > 1 sizes Megatron accepts for `spec` on a stage of `stage_gpus` GPUs: divisors of num_experts."""
     return [d for d in range(2, min(spec.num_experts, stage_gpus) + 1) if spec.num_experts % d == 0 and
@@ -148,7 +175,7 @@ def training_layouts(spec: ModelSpec, w: Workload) -> list[TrainLayout]:
         return plain
     out = list(plain)
     for lay in plain:
-        if tp_violation(spec, lay.tp, engine=MEGATRON) or lay.pp > spec.num_hidden_layers:
+        if tp_violation(spec, lay.tp, engine=MEGATRON) or pipeline_problem(spec, lay.pp):
             continue
         for etp in sorted({lay.tp, 1}, reverse=True):
             for ep in expert_sizes(spec, lay.stage_gpus // etp):
@@ -163,15 +190,27 @@ MEGATRON_DTYPE_FLAGS = {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp8": ["--bf16"
 e4m3 | hybrid runs Transformer Engine's FP8 GEMMs, hybrid = E4M3 forward, E5M2 gradients)."""
 
 
-def megatron_flags(lay: TrainLayout, dtype: str = "bf16") -> list[str]:
+def global_batch(lay: TrainLayout, micro_batch: int) -> int:
+    """Sequences per optimizer step as planned: micro-batch x 4 PP micro-batches per replica x DP replicas."""
+    return micro_batch * TRAIN_MICROBATCHES_PER_STAGE * lay.pp * lay.replicas
+
+
+def megatron_flags(lay: TrainLayout, dtype: str = "bf16", *, sequence_parallel: bool = False,
+                   micro_batch: int | None = None) -> list[str]:
     """Megatron-LM's flags for a layout (DP follows from the world size): precision, TP, PP, --sequence-parallel
-    when MoE needs it, and for folded MoE layouts EP, ETP when it is not the default and the alltoall dispatcher."""
+    when asked for or MoE needs it, for folded MoE layouts EP, ETP when it is not the default and the alltoall
+    dispatcher, and with `micro_batch` the batch the plan assumed: --micro-batch-size and --global-batch-size
+    (Megatron's default global batch is micro-batch x DP, one micro-batch per step, which would leave PP - 1 of
+    every PP stages idle through most of the step)."""
     out = MEGATRON_DTYPE_FLAGS.get(dtype, []) + [f"--tensor-model-parallel-size {lay.tp}"] + (
         [f"--pipeline-model-parallel-size {lay.pp}"] if lay.pp > 1 else [])
     out += [f"--expert-model-parallel-size {lay.ep}"] if lay.ep > 1 else []
     out += [f"--expert-tensor-parallel-size {lay.expert_tp}"] if lay.expert_tp != lay.tp else []
-    out += ["--sequence-parallel"] if lay.sequence_parallel_required else []
-    return out + (["--moe-token-dispatcher-type alltoall"] if lay.folded else [])
+    out += ["--sequence-parallel"] if lay.tp > 1 and (sequence_parallel or lay.sequence_parallel_required) else []
+    out += ["--moe-token-dispatcher-type alltoall"] if lay.folded else []
+    if micro_batch is not None:
+        out += [f"--micro-batch-size {micro_batch}", f"--global-batch-size {global_batch(lay, micro_batch)}"]
+    return out
 
 
 def batch_assumptions(w: Workload) -> dict[str, str]:

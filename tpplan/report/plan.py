@@ -120,7 +120,8 @@ def _flags(plan: Plan, c: Candidate) -> list[str]:
         from tpplan.planner.train_layouts import TrainLayout, megatron_flags
 
         return megatron_flags(TrainLayout(tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep, etp=c.etp or 0,
-                                          moe=plan.model.is_moe), plan.workload.dtype)
+                                          moe=plan.model.is_moe), plan.workload.dtype,
+                              sequence_parallel=plan.workload.sequence_parallel, micro_batch=plan.workload.batch or 1)
     from tpplan.planner.layouts import layout_flags
 
     return layout_flags(plan.workload.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,

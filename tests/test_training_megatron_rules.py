@@ -1,0 +1,80 @@
+"""Training plans that Megatron-LM starts as printed: even pipeline splits, sequence-parallel splits, the flags the
+plan depends on, and 1F1B paced by its slowest stage (tpplan.planner.train_layouts / train)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tpplan.cost.coefficients import coefficients
+from tpplan.cost.kernels import fusion_for
+from tpplan.cost.step import forward_stage_share
+from tpplan.hardware.loader import load_builtin
+from tpplan.models.resolve import resolve_model
+from tpplan.planner.train_layouts import TrainLayout, megatron_flags, pipeline_problem, sequence_split_problem
+
+TRAIN = ("--workload", "train")
+
+
+def test_pipeline_sizes_that_do_not_divide_the_layers_are_refused(run_cli):
+    """Qwen2.5-7B has 28 layers: PP8 leaves 4 over, and Megatron asserts "Number of layers should be divisible by the
+    pipeline-model-parallel size"."""
+    spec = resolve_model("qwen-7b").spec
+    assert pipeline_problem(spec, 7) is None and pipeline_problem(spec, 1) is None
+    assert pipeline_problem(spec, 8) == (
+        "Megatron splits the 28 layers evenly over the pipeline and PP8 does not divide them (\"Number of layers "
+        "should be divisible by the pipeline-model-parallel size\"); PP degrees that do: 1, 2, 4, 7, 14, 28")
+    r = run_cli("recommend", "-m", "qwen-7b", "--gpus", "8", *TRAIN, "--tp", "1", "--pp", "8", "-f", "json")
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert not doc["chosen"]["feasible"] and any("PP8 does not divide" in x for x in doc["chosen"]["reasons"])
+    assert 28 % doc["recommended"]["pp"] == 0
+
+
+@pytest.mark.parametrize("model,gpus,extra", [("llama-70b", 72, ("--hardware", "gb200-nvl72")),
+                                              ("llama-8b", 12, ("--nodes", "2")),
+                                              ("qwen3-235b", 64, ("--nodes", "8"))])
+def test_no_recommended_pipeline_leaves_layers_over(run_cli, model, gpus, extra):
+    r = run_cli("recommend", "-m", model, "--gpus", str(gpus), *extra, *TRAIN, "--input-len", "4096", "-f", "json")
+    doc = r.json()  # exit 1 when nothing fits (Qwen3-235B's 94 layers on 64 GPUs): the document is still printed
+    layers = resolve_model(model).spec.num_hidden_layers
+    for c in doc["candidates"]:
+        if c["feasible"]:
+            assert layers % c["pp"] == 0, (c["tp"], c["pp"])
+
+
+def test_sequence_parallelism_needs_the_sequence_divisible_by_tp(run_cli):
+    assert sequence_split_problem(4096, 8, True) is None and sequence_split_problem(4099, 8, False) is None
+    assert sequence_split_problem(4099, 8, True).endswith("use --input-len 4096 or 4104")
+    r = run_cli("recommend", "-m", "qwen3-30b-a3b", "--gpus", "8", *TRAIN, "--input-len", "4099", "--tp", "8",
+                "-f", "json")
+    assert r.code == 1  # nothing fits: every TP > 1 layout of this MoE model needs sequence parallelism
+    chosen = r.json()["chosen"]
+    assert not chosen["feasible"] and any("divisible by TP" in x for x in chosen["reasons"])
+
+
+def test_flags_carry_sequence_parallelism_and_the_planned_batch():
+    dense = TrainLayout(tp=4, pp=8, replicas=2)
+    assert megatron_flags(dense, sequence_parallel=True, micro_batch=1) == [
+        "--bf16", "--tensor-model-parallel-size 4", "--pipeline-model-parallel-size 8", "--sequence-parallel",
+        "--micro-batch-size 1", "--global-batch-size 64"]  # 1 x 4 x PP8 micro-batches x DP2
+    assert "--sequence-parallel" not in megatron_flags(TrainLayout(tp=1, pp=2, replicas=4), sequence_parallel=True)
+
+
+def test_headline_of_a_dense_sequence_parallel_plan_prints_the_flag(run_cli):
+    r = run_cli("recommend", "-m", "llama-70b", "--gpus", "64", "--nodes", "8", *TRAIN, "--input-len", "4096",
+                "--sequence-parallel", "--wide")
+    assert r.code == 0, r.err
+    head = r.out.splitlines()[0]
+    assert "--sequence-parallel" in head and "--global-batch-size" in head
+
+
+def test_the_last_stage_paces_1f1b():
+    """Llama-3.1-8B at PP8: each stage runs 4 of 32 layers and the last also the 128,256-wide lm_head over every
+    position, so the slowest stage is well above an eighth of the forward pass, and a step is
+    (m - 1) x slowest + the whole pass per micro-batch, not (m + pp - 1) / pp of it."""
+    spec, profile = resolve_model("llama-8b").spec, load_builtin("dgx-h100")
+    c = coefficients(spec, profile, tp=1, pp=8, engine="megatron", fusion=fusion_for("megatron"))
+    share = forward_stage_share(c, profile, prompts=1, input_len=1024, every_position=True)
+    assert 1.3 / 8 < share < 1.6 / 8
+    c1 = coefficients(spec, profile, tp=1, pp=1, engine="megatron", fusion=fusion_for("megatron"))
+    assert forward_stage_share(c1, profile, prompts=1, input_len=1024) == 1.0
