@@ -51,3 +51,31 @@ def test_a_block_fp8_checkpoint_must_split_into_whole_blocks():
     # the same model planned in bf16 has no blocks to keep whole; TensorRT-LLM's own loader is not this rule
     bf16 = recommend("minimax-m2", hardware="hgx-h200", gpus=8, engine="vllm", dtype="bf16")
     assert not any("block_n" in r for c in bf16.candidates for r in c.reasons)
+
+
+def test_marlin_int4_shards_need_multiples_of_128(run_cli):
+    """vLLM / SGLang load GPTQ / AWQ / --dtype int4 weights on Marlin kernels, which refuse a row-parallel shard whose
+    input features are not a multiple of 128: Qwen2.5-72B's MLP (29,568) at TP2 is 14,784 per GPU
+    (vllm-project/vllm#13640), at TP4 7,392, at TP8 3,696; Llama-3.1-70B's (28,672) at TP8 is 3,584 = 28 x 128."""
+    from tpplan.models.dtypes import weight_format
+    from tpplan.models.engines import group_quant_violation
+    from tpplan.models.resolve import resolve_model
+
+    qwen, llama = resolve_model("qwen-72b").spec, resolve_model("llama-70b").spec
+    int4 = weight_format(qwen, "int4")
+    for tp in (2, 4, 8):
+        assert f"split over TP{tp} is {29568 // tp} input features per GPU" in group_quant_violation(
+            qwen, int4, tp=tp, engine="vllm")
+    assert group_quant_violation(qwen, int4, tp=2, engine="trtllm") is None  # its own kernels: not checked
+    assert group_quant_violation(qwen, weight_format(qwen, "fp8"), tp=8, engine="vllm") is None
+    assert all(group_quant_violation(llama, weight_format(llama, "int4"), tp=t, engine="vllm") is None
+               for t in (2, 4, 8))
+    r = run_cli("models", "show", "qwen-72b", "--dtype", "int4", "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["valid_tp_degrees"] == [1]
+    r = run_cli("recommend", "-m", "qwen-72b", "--hardware", "hgx-h200", "--gpus", "4", "--dtype", "int4", "--tp", "4",
+                "-f", "json")
+    assert r.code == 0, r.err
+    chosen = r.json()["chosen"]
+    assert not chosen["feasible"] and "Marlin kernels refuse it" in chosen["reasons"][-1]
+    assert r.json()["recommended"]["tp"] == 1

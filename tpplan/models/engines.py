@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 from tpplan.errors import ModelSpecError
+from tpplan.models.formats import WeightFormat
 from tpplan.models.spec import ModelSpec
 from tpplan.records import record
 from tpplan.units import ceil_div
@@ -82,6 +83,39 @@ def check_engine_on_gpu(engine: str, *, gpu_name: str, profile_name: str, gpu_ha
                              f"and profile {profile_name!r} lists no gpu.peak_flops.fp8 for {gpu_name} (no FP8 tensor "
                              f"cores); add that peak if the GPU has them, else use {fix}, or --engine vllm or sglang, "
                              f"which keep FP8 weights and caches there and compute in 16 bits")
+
+
+MARLIN_MIN_THREAD_K = 128
+"""Input features a Marlin kernel tile covers: every TP shard of a row-parallel layer must hold a multiple of it."""
+MARLIN_METHODS = ("awq", "gptq", "compressed-tensors", "dtype")
+
+
+def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine: str) -> str | None:
+    """Why a weight-only integer checkpoint (GPTQ / AWQ / W4A16, `--dtype int4`) does not load at TP `tp`, or None.
+
+    vLLM and SGLang run these on Marlin kernels, which need each TP shard of a row-parallel layer to hold a multiple
+    of 128 input features and whole quantization groups (vllm/model_executor/layers/quantization/utils/
+    marlin_utils.py check_marlin_supports_shape: "Weight input_size_per_partition = ... is not divisible by
+    min_thread_k = 128"; vllm-project/vllm#13640: Qwen2.5-72B's 29,568-wide MLP at TP2, 14,784 per GPU; Qwen's own
+    AWQ / GPTQ releases of it pad the MLP to 29,696 for that reason). Checked: the dense MLP's down_proj
+    (intermediate_size / tp) and the attention output (heads x head_dim / tp). Routed experts fall back to another
+    MoE kernel rather than refuse (vLLM's MoeWNA16), so they are not checked; TensorRT-LLM's own kernels are not."""
+    if engine not in ("vllm", "sglang") or not fmt.weight_only or fmt.weight_bits not in (4, 8) \
+            or fmt.method not in MARLIN_METHODS or tp == 1:
+        return None
+    o_dim = spec.num_attention_heads * (spec.v_head_dim if spec.is_mla and spec.v_head_dim else spec.head_dim)
+    shards = [("attention output (heads x head_dim)", o_dim)]
+    if not spec.is_moe or spec.num_dense_layers:
+        shards.insert(0, ("intermediate_size", spec.intermediate_size))
+    for name, width in shards:
+        per = width / tp
+        group = fmt.elems_per_scale if fmt.elems_per_scale > 0 else MARLIN_MIN_THREAD_K
+        if width % tp or per % MARLIN_MIN_THREAD_K or per % group:
+            return (f"{engine}: the {fmt.name} weights' {name} {width} split over TP{tp} is {per:g} input features "
+                    f"per GPU, not a multiple of {max(group, MARLIN_MIN_THREAD_K)} (the engine's Marlin kernels refuse "
+                    f"it: \"input_size_per_partition ... is not divisible by min_thread_k = 128\"); use a TP degree "
+                    f"that leaves a multiple of 128, or a 16-bit / FP8 checkpoint")
+    return None
 
 
 MAX_TP_DEGREE = 64

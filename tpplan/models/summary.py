@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from tpplan.errors import ModelSpecError
 from tpplan.models.dtypes import AUTO, override_note, weight_format
-from tpplan.models.engines import MAX_TP_DEGREE, kv_heads_per_gpu, tp_violation, valid_tp_degrees
+from tpplan.models.engines import (
+    MAX_TP_DEGREE,
+    group_quant_violation,
+    kv_heads_per_gpu,
+    tp_violation,
+    valid_tp_degrees,
+)
 from tpplan.models.formats import WeightFormat
 from tpplan.models.kv import (
     kv_cache_bytes_per_sequence,
@@ -139,11 +145,14 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
               tp: int | None = None, resolved_from: str | None = None, context_len: int | None = None) -> ModelSummary:
     fmt = weight_format(spec, dtype)
     dtype = fmt.name
-    valid = valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE)
+    valid = [t for t in valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE)
+             if not group_quant_violation(spec, fmt, tp=t, engine=engine)]
     if tp is not None:
         message = degree_error(spec, tp, engine=engine)
-        if message:
-            raise ModelSpecError(message)
+        quant = group_quant_violation(spec, fmt, tp=tp, engine=engine)
+        if message or quant:
+            raise ModelSpecError(message or f"{spec.name}: {quant}. Degrees that work with {engine} and "
+                                            f"{fmt.name}: {', '.join(str(t) for t in valid if t <= 64)}")
     shown = [tp] if tp is not None else [t for t in valid if t <= 64]
     rows = [DegreeRow(tp=t, weight_bytes_per_gpu=weight_bytes_per_gpu(spec, tp=t, dtype=dtype, engine=engine),
                       kv_heads_per_gpu=kv_heads_per_gpu(spec.num_key_value_heads, tp=t, engine=engine),
@@ -151,7 +160,8 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
                                                                                 engine=engine))
             for t in shown]
     shown_invalid = (2, 3, 4, 5, 6, 7, 8, 16, 32, 64)  # the degrees people actually try
-    invalid = {t: r for t in shown_invalid if (r := tp_violation(spec, t, engine=engine))}
+    invalid = {t: r for t in shown_invalid if (r := tp_violation(spec, t, engine=engine) or
+                                               group_quant_violation(spec, fmt, tp=t, engine=engine))}
     return ModelSummary(
         spec=spec, resolved_from=resolved_from, engine=engine, dtype=dtype, kv_cache_dtype=kv_cache_dtype,
         total_params=total_params(spec), active_params=active_params(spec),

@@ -29,7 +29,7 @@ from tpplan.cost.step import (
 )
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import weight_format
-from tpplan.models.engines import tp_violation, valid_tp_degrees
+from tpplan.models.engines import group_quant_violation, tp_violation, valid_tp_degrees
 from tpplan.models.kv import (
     kv_cache_bytes_per_sequence,
     kv_layers_per_stage,
@@ -427,8 +427,9 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
     structural = structural_reasons(spec, profile, tp=lay.tp, pp=lay.pp, w=w) + placement_reasons(profile, w, lay)
     rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp,
                                gpus_per_node=profile.gpus_per_node)
-    rules += block_quant_reasons(spec, weight_format(spec, w.dtype), tp=lay.tp, ep=lay.ep,
-                                 dp_attention=lay.dp_attention, engine=w.engine)
+    fmt = weight_format(spec, w.dtype)
+    rules += block_quant_reasons(spec, fmt, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine)
+    rules += [r for r in (group_quant_violation(spec, fmt, tp=lay.tp, engine=w.engine),) if r]
     if tp_violation(spec, lay.tp, engine=w.engine) or rules:
         return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,
