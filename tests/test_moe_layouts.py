@@ -299,3 +299,14 @@ def test_a_fixed_tp_without_replicas_gets_as_many_as_fit(run_cli):
     r = run_cli("compare", *args, "5", "8", "-f", "json")
     assert r.code == 0, r.err
     assert [(c["tp"], c["replicas"], c["feasible"]) for c in r.json()["layouts"]][0] == (5, 2, True)
+
+
+def test_a_moe_win_always_names_a_reason(run_cli):
+    """Mixtral-8x22B on 8 x H100 under vLLM: DP-attention 4 x PP2 beats TP4 x PP2 though it runs fewer sequences and
+    replicates no KV heads; the line gives the difference that remains (its collectives' share), never an empty
+    reason."""
+    r = run_cli("recommend", "-m", "mixtral-8x22b", "--hardware", "dgx-h100", "--engine", "vllm", "-f", "json")
+    assert r.code == 0, r.err
+    lines = [x for x in r.json()["explanation"] if " beats " in x]
+    assert lines and all(": ;" not in x for x in lines)
+    assert any("collectives take" in x for x in lines)

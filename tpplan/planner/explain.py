@@ -87,6 +87,11 @@ def _moe_gains(best: Candidate, rival: Candidate, plan: Plan) -> list[str]:
                    f"sequences ({best.max_concurrent_sequences} vs {rival.max_concurrent_sequences})")
     if best.ep > 1:
         why.append(f"whole experts per GPU ({-(-plan.model.num_experts // best.ep)} of {plan.model.num_experts})")
+    if not why and best.comm_share < rival.comm_share:
+        why.append(f"collectives take {100 * best.comm_share:.0f}% of its step vs {100 * rival.comm_share:.0f}%")
+    if not why and best.tpot_under_load_s is not None and rival.tpot_under_load_s is not None:
+        why.append(f"a step of {best.batch} sequences takes {s_to_ms(best.tpot_under_load_s):.1f} ms vs "
+                   f"{s_to_ms(rival.tpot_under_load_s):.1f} ms for {rival.batch}")
     return why
 
 
