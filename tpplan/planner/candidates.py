@@ -95,7 +95,8 @@ class Candidate:
     batch: int = 0
     allreduce_bytes_per_layer: float = 0.0
     communication_time_per_step_s: float = 0.0
-    """All TP collectives (all-reduce, or reduce-scatter + all-gather) and PP hand-offs of one step."""
+    """All TP collectives (all-reduce, or reduce-scatter + all-gather) and PP hand-offs of one step; in training also
+    the gradient all-reduce and, with expert parallelism, the all-to-all token exchange."""
     comm_share: float = 0.0
     ttft_s: float | None = None
     """One prompt of --input-len prefilled alone."""
