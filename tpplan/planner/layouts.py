@@ -163,7 +163,7 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
         out.append(f"trtllm: enable_attention_dp runs attention with TP 1 on each of the tp_size ranks; attention "
                    f"TP {tp} inside a DP rank is not supported")
     if engine == "sglang" and 1 < ep <= spec.num_experts and spec.num_experts % ep:
-        out.append(_sglang_uneven_experts(spec.num_experts, ep=ep, group=group))
+        out.append(_sglang_uneven_experts(spec.num_experts, ep=ep, group=group, width=spec.moe_intermediate_size))
     if engine == "sglang" and dp_attention > 1 and pp > 1:
         out.append(f"sglang: --pp-size {pp} with --enable-dp-attention is not a working combination (sgl-project/"
                    f"sglang issue #9805: PP2 x DP-attention crashes on the first request); use DP attention over all "
@@ -202,13 +202,16 @@ def block_quant_reasons(spec: ModelSpec, fmt: WeightFormat, *, tp: int, ep: int,
     return out
 
 
-def _sglang_uneven_experts(experts: int, *, ep: int, group: int) -> str:
-    """SGLang's refusal of an EP size that does not divide the routed experts (module docstring), with the fix in
-    tpplan's flags: experts split (--ep 1), or the largest EP group up to this stage's GPUs that divides them."""
+def _sglang_uneven_experts(experts: int, *, ep: int, group: int, width: int) -> str:
+    """SGLang's refusal of an EP size that does not divide the routed experts (module docstring), with the fixes in
+    tpplan's flags that the other rules accept: experts split (--ep 1) where the expert width divides over the
+    group's GPUs, and the largest EP group up to this stage's GPUs that divides the experts."""
     fits = max(d for d in range(1, group + 1) if experts % d == 0)
-    other = f", or an EP group of {fits} GPUs (--tp x --dp-attention = {fits}, --ep {fits})" if fits > 1 else ""
+    fixes = [f"--ep 1 (experts split over the {group} GPUs)"] if width % group == 0 else []
+    fixes += [f"an EP group of {fits} GPUs (--tp x --dp-attention = {fits}, --ep {fits})"] if fits > 1 else []
+    fix = f"; use {' or '.join(fixes)}" if fixes else ""
     return (f"sglang: --ep-size {ep} does not divide the {experts} routed experts (SGLang's FusedMoE asserts "
-            f"num_experts % ep_size == 0); use --ep 1 (experts split over the {group} GPUs){other}")
+            f"num_experts % ep_size == 0){fix}")
 
 
 TRTLLM_OPTIONS_FILE = "extra_llm_api_options.yaml"

@@ -14,7 +14,7 @@ from tpplan.cost.batching import SchedulerLimits
 from tpplan.errors import LayoutError, TpplanError
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import normalize_dtype, resolve_dtype, weights_assumption
-from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, rules_for
+from tpplan.models.engines import check_kv_cache_dtype, check_serving_engine, rules_for, tp_violation
 from tpplan.models.moe_backends import OPTION_NAMES, check_deepep_mode, token_movement
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import Candidate, engine_limits, evaluate_serving
@@ -393,7 +393,8 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
         raise LayoutError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts; "
                           f"leave them out")
     if ep not in (1, tp * dp_attention):
-        raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention))
+        raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention,
+                                       tp_ok=lambda t: tp_violation(spec, t, engine=w.engine) is None))
     if replicas is None:  # as many as whole TP groups fit the NVLink domains, as the candidate table plans
         replicas = fitting_replicas(gpus=w.gpus, tp=tp, groups_per_replica=dp_attention * pp,
                                     nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node,
@@ -414,16 +415,17 @@ def needs_tp_message(*, ep: int, dp_attention: int, workload: str) -> str:
     return line + f": --tp {ep} for TP{ep} x EP{ep}, or --tp 1 --dp-attention {ep} for TP1 x EP{ep} x DP-attention {ep}"
 
 
-def _ep_mismatch(*, tp: int, ep: int, dp_attention: int) -> str:
+def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, tp_ok=lambda t: True) -> str:
     """The layout asked for, the engines' rule (vLLM --enable-expert-parallel, SGLang --ep-size, TensorRT-LLM
     --ep_size: the experts over all TP x DP-attention GPUs of a replica; tpplan.planner.layouts) and the flags that
-    give a layout they run: DP-attention ranks (else a TP degree) that make up EP, EP over the GPUs given, or no EP."""
+    give a layout they run: DP-attention ranks (else a TP degree the heads allow, `tp_ok`) that make up EP, EP over
+    the GPUs given, or no EP."""
     group, dp = tp * dp_attention, dp_attention
     layout = f"TP{tp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else " without DP-attention")
     if ep % tp == 0 and ep // tp > 1:
         fixes = [f"{'add' if dp == 1 else 'set'} --dp-attention {ep // tp} for TP{tp} x EP{ep} x DP-attention "
                  f"{ep // tp} ({ep} GPUs per replica)"]
-    elif ep % dp == 0:
+    elif ep % dp == 0 and tp_ok(ep // dp):
         fixes = [f"set --tp {ep // dp} for TP{ep // dp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else "")]
     else:
         fixes = []
