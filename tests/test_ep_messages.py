@@ -65,7 +65,7 @@ def test_fix_hints_name_only_layouts_that_run(run_cli):
     there; an expert width that does not split over 6 GPUs rules out --ep 1 on TP2 x DP-attention 3."""
     r = run_cli("recommend", "-m", "mixtral-8x7b", "--engine", "vllm", "--tp", "2", "--ep", "3", "--gpus", "6")
     assert r.code == 1 and "--tp 3" not in r.err and "--ep 2 for TP2 x EP2" in r.err
-    r = run_cli("recommend", "-m", "mixtral-8x7b", "--engine", "sglang", "--tp", "2", "--dp-attention", "3", "--ep", "6",
-                "--gpus", "6", "-f", "json")
+    r = run_cli("recommend", "-m", "mixtral-8x7b", "--engine", "sglang", "--tp", "2", "--dp-attention", "3",
+                "--ep", "6", "--gpus", "6", "-f", "json")
     reason = r.json()["chosen"]["reasons"][0]
     assert "--ep 1" not in reason and reason.endswith("use an EP group of 4 GPUs (--tp x --dp-attention = 4, --ep 4)")

@@ -554,6 +554,21 @@ def test_a_collective_in_a_tier_the_profile_lacks_is_one_error_not_a_fit_crash()
                 backend="nccl", notes=[])
 
 
+def _descends_from(pid: int, root: int) -> bool:
+    """True when `root` is among `pid`'s ancestors (from /proc/<pid>/stat's parent field)."""
+    for _ in range(64):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == root:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 def _kernel_pids() -> set[int]:
     """Every process running a tpplan kernel, whoever its parent (an orphan is reparented to init)."""
     out = set()
@@ -581,10 +596,14 @@ def test_sigterm_ends_every_rank_and_removes_the_temporary_folder():
                              "--hardware", "cpu-gloo", "--no-kernel-table"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (_kernel_pids() - before_pids) and proc.poll() is None and time.monotonic() < deadline:
+
+    def own_ranks() -> set[int]:  # this run's ranks only: another run on the machine may start ranks meanwhile
+        return {p for p in _kernel_pids() - before_pids if _descends_from(p, proc.pid)}
+
+    while not own_ranks() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its ranks could be seen"
-    ranks = _kernel_pids() - before_pids
+    ranks = own_ranks()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
@@ -649,7 +668,8 @@ def test_sighup_under_nohup_does_not_stop_the_run():
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     deadline = time.monotonic() + 120
-    while not (_kernel_pids() - before) and proc.poll() is None and time.monotonic() < deadline:
+    while not {p for p in _kernel_pids() - before if _descends_from(p, proc.pid)} and proc.poll() is None and \
+            time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=150)
