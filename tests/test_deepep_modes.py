@@ -164,15 +164,17 @@ def test_low_latency_buffer_matches_deepep_and_enters_the_reserve():
     """Buffer.get_low_latency_rdma_size_hint(128, 7168, ..., 256) = 1,880,096,768 bytes plus signal counters
     ("Allocating buffer size: 1880.098944 MB", DeepEP issue 183); a layout with low-latency kernels reserves it.
     SGLang's auto mode allocates one RDMA buffer for both modes, max(low-latency, normal), so auto reserves the
-    low-latency buffer where --deepep-mode normal reserves the normal RDMA buffer (both the same NVLink buffer)."""
+    low-latency buffer where --deepep-mode normal reserves the normal RDMA buffer (both the same NVLink buffer); here
+    for 146 tokens per rank, the planned batch of 2,336 over 16 ranks (above the 128 DeepEP allocates at least)."""
     assert ll_buffer_bytes(num_experts=256, hidden_size=7168, tokens_per_call=128) == 1_880_096_768
     auto = recommend("deepseek-v3", engine="sglang", all2all_backend="deepep", **TWO_NODES)
     normal = recommend("deepseek-v3", engine="sglang", all2all_backend="deepep", deepep_mode="normal", **TWO_NODES)
     dep = {p: next(c for c in plan.candidates if (c.tp, c.dp_attention, c.ep) == (1, 16, 16))
            for p, plan in (("auto", auto), ("normal", normal))}
     assert dep["auto"].runtime_reserve_bytes_per_gpu - dep["normal"].runtime_reserve_bytes_per_gpu == \
-        1_880_096_768 - EP16_NORMAL_RDMA
-    assert dep["auto"].deepep_ll_tokens_per_rank == 128 and dep["normal"].deepep_ll_tokens_per_rank is None
+        ll_buffer_bytes(num_experts=256, hidden_size=7168, tokens_per_call=146) - EP16_NORMAL_RDMA
+    assert dep["auto"].deepep_ll_tokens_per_rank == 146 == dep["auto"].batch // 16
+    assert dep["normal"].deepep_ll_tokens_per_rank is None
 
 
 def test_sglang_low_latency_prefill_sizes_the_buffer_for_the_prefill_batch():
@@ -281,32 +283,32 @@ def test_each_engine_reserves_the_deepep_buffers_it_allocates():
 
 
 def test_decode_batch_and_low_latency_buffer_are_sized_together(run_cli):
-    """SGLang auto, input 128: the KV cache left beside a 128-token buffer would hold 8,560 sequences, 535 per GPU,
-    whose buffer does not fit. The plan sizes the buffer at the fixed point: 341 tokens per GPU leave KV for 5,440
-    sequences, 340 per GPU; 340 tokens would leave room for 5,456, 341 per GPU, which it cannot hold. The command sets
+    """SGLang auto, input 128: the KV cache left beside a 128-token buffer would hold 10,752 sequences, 672 per GPU,
+    whose buffer does not fit. The plan sizes the buffer at the fixed point: 428 tokens per GPU leave KV for 6,832
+    sequences, 427 per GPU; 427 tokens would leave room for 6,848, 428 per GPU, which it cannot hold. The command sets
     the cap to the reserved buffer and caps the running requests at the planned batch."""
     from tpplan.planner.candidates import engine_limits, layout_memory, replica_concurrency
 
     c, plan = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
-    assert (c.deepep_ll_tokens_per_rank, c.batch, c.max_concurrent_sequences) == (341, 5440, 5440)
+    assert (c.deepep_ll_tokens_per_rank, c.batch, c.max_concurrent_sequences) == (428, 6832, 6832)
     plain, _ = _dep16(engine="sglang", all2all_backend="mooncake", input_len=128)
     reserved = c.runtime_reserve_bytes_per_gpu - plain.runtime_reserve_bytes_per_gpu
-    assert reserved == EP16_NORMAL_NVL + 341 * LL_SLOT  # 5.02 GiB: NVLink + the 341-token low-latency buffer
+    assert reserved == EP16_NORMAL_NVL + 428 * LL_SLOT  # 6.21 GiB: NVLink + the 428-token low-latency buffer
     assert reserved >= ll_buffer_bytes(num_experts=256, hidden_size=7168, tokens_per_call=c.deepep_ll_tokens_per_rank)
     assert -(-c.batch // 16) <= c.deepep_ll_tokens_per_rank  # every decode step fits one call
     assert c.kv_cache_bytes_per_gpu == c.usable_bytes_per_gpu - c.weight_bytes_per_gpu - c.runtime_reserve_bytes_per_gpu
     spec, profile, w = plan.model, plan.profile, plan.workload
     coeffs = coefficients(spec, profile, tp=1, ep=16, dp_attention=16, engine="sglang", dtype=w.dtype,
                           moe_imbalance=w.moe_imbalance, moe_dispatch="all2all", a2a_mode="auto")
-    smaller = layout_memory(spec, profile, coeffs, w, ll_tokens=340)
+    smaller = layout_memory(spec, profile, coeffs, w, ll_tokens=427)
     assert replica_concurrency(coeffs, engine_limits(profile, w), kv_cache_tokens=smaller.kv_cache_tokens,
-                               input_len=128, output_len=256) == 5456  # 341 per GPU: 340 tokens cannot hold it
-    assert any("buffer for 341 tokens per GPU" in n for n in c.notes)
+                               input_len=128, output_len=256) == 6848  # 428 per GPU: 427 tokens cannot hold it
+    assert any("buffer for 428 tokens per GPU" in n for n in c.notes)
     out = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "dgx-h100-2node", "--gpus", "16", "--engine",
                   "sglang", "--moe-a2a-backend", "deepep", "--input-len", "128", "--emit", "sglang",
                   "-f", "json").json()
-    assert "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=341 python" in out["serve_command"]
-    assert "--max-running-requests 5440" in out["serve_command"]
+    assert "SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK=428 python" in out["serve_command"]
+    assert "--max-running-requests 6832" in out["serve_command"]
 
 
 def test_low_latency_prefill_buffer_holds_a_whole_prefill_step():
@@ -344,16 +346,16 @@ def test_deepeps_low_latency_limit_caps_the_batch_or_refuses_the_prefill():
 
 
 def test_sweep_sizes_the_low_latency_buffer_for_each_batch():
-    """A sweep row's batch needs the buffer of its decode steps: 5,440 sequences fit beside 340 tokens per GPU,
-    5,456 (341 per GPU) do not fit beside the 341-token buffer they need; the row's step times are recommend's."""
+    """A sweep row's batch needs the buffer of its decode steps: 6,832 sequences fit beside 427 tokens per GPU,
+    6,848 (428 per GPU) do not fit beside the 428-token buffer they need; the row's step times are recommend's."""
     from tpplan.planner.sweep import sweep
 
-    df, _ = sweep(models=["deepseek-v3"], hardware=["dgx-h100-2node"], gpus=[16], batches=[5440, 5456],
+    df, _ = sweep(models=["deepseek-v3"], hardware=["dgx-h100-2node"], gpus=[16], batches=[6832, 6848],
                   input_lens=[128], output_lens=[256], engine="sglang", all2all_backend="deepep")
     rows = df[(df.tp == 1) & (df.dp_attention == 16) & (df.ep == 16) & (df.pp == 1)].set_index("batch")
-    assert bool(rows.feasible[5440]) and not bool(rows.feasible[5456])
+    assert bool(rows.feasible[6832]) and not bool(rows.feasible[6848])
     c, _ = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
-    assert float(rows.tpot_s[5440]) == pytest.approx(c.tpot_s)
+    assert float(rows.tpot_s[6832]) == pytest.approx(c.tpot_s)
 
 
 def test_deepep_mode_in_any_case_is_normalised(run_cli, usage_error):

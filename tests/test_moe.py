@@ -102,8 +102,10 @@ def test_expert_parallel_weights_per_gpu_by_hand():
                      dp_attention=8, ep=8)
     assert plan.chosen.weight_bytes_per_gpu == 2 * params
     # DeepSeek-V3 under EP8: 256 routed experts / 8 = 32 whole experts of 3 x 7168 x 2048 fp8 weights per MoE layer
-    ds = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang", tp=1, dp_attention=8, ep=8)
-    full = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang", tp=1, dp_attention=1, ep=1,
+    # (vLLM: its DP ranks hold everything else at attention TP 1, so the experts are the whole difference; SGLang
+    # also splits the dense layers, shared experts and lm_head, test_moe_layouts.py)
+    ds = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm", tp=1, dp_attention=8, ep=8)
+    full = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="vllm", tp=1, dp_attention=1, ep=1,
                      replicas=1)
     expert_bytes = 3 * 7168 * 2048 * (1 + 4 / 128 ** 2)  # fp8 + one fp32 scale per 128 x 128 block
     saved = full.chosen.weight_bytes_per_gpu - ds.chosen.weight_bytes_per_gpu

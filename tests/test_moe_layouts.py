@@ -311,3 +311,22 @@ def test_a_moe_win_always_names_a_reason(run_cli):
     lines = [x for x in r.json()["explanation"] if " beats " in x]
     assert lines and all(": ;" not in x for x in lines)
     assert any("collectives take" in x for x in lines)
+
+
+def test_sglang_dp_attention_splits_lm_head_dense_and_shared_over_the_whole_group(run_cli):
+    """SGLang under --enable-dp-attention (tpplan.planner.candidates.sglang_dp_attention_splits): the lm_head over
+    all --tp-size GPUs, the embedding whole, attention at attention TP; vLLM's DP ranks hold everything at attention
+    TP. Mixtral TP1 x DP8 x EP8 (no dense layers, no shared experts): SGLang holds 7/8 of the lm_head less,
+    7/8 x 32,000 x 4,096 x 2 B = 229,376,000 B."""
+    args = ("recommend", "-m", "mixtral-8x7b", "--hardware", "hgx-h200", "--gpus", "8", "--tp", "1",
+            "--dp-attention", "8", "--ep", "8", "-f", "json")
+    sglang = run_cli(*args, "--engine", "sglang").json()["chosen"]["weight_bytes_per_gpu"]
+    vllm = run_cli(*args, "--engine", "vllm").json()["chosen"]["weight_bytes_per_gpu"]
+    assert vllm - sglang == 229_376_000
+    # DeepSeek-V3 (FP8): its shared experts (58 MoE layers x 3 x 7,168 x 2,048 FP8 weights, about 2.55 GB) are split
+    # over the 8 GPUs by default and whole on each GPU when DeepEP moves the tokens
+    ds = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "sglang", "--gpus", "8", "--tp", "1",
+          "--dp-attention", "8", "--ep", "8", "-f", "json")
+    default = run_cli(*ds).json()["chosen"]["weight_bytes_per_gpu"]
+    deepep = run_cli(*ds, "--moe-a2a-backend", "deepep").json()["chosen"]["weight_bytes_per_gpu"]
+    assert deepep - default == pytest.approx(7 / 8 * 58 * 3 * 7168 * 2048, rel=0.01)

@@ -34,8 +34,18 @@ from tpplan.units import ceil_div
 
 
 def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm", ep: int = 1,
-                   expert_tp: int = 0) -> int:
-    """Parameters of one occurrence of group `g` held by one TP rank (routed experts: see the module docstring)."""
+                   expert_tp: int = 0, dense_tp: int = 0, shared_tp: int = 0, embed_tp: int = 0) -> int:
+    """Parameters of one occurrence of group `g` held by one TP rank (routed experts: see the module docstring).
+    `dense_tp` / `shared_tp` / `embed_tp` (0: tp): the GPUs the dense MLP and lm_head, the shared experts and the
+    embedding split over where an engine splits them unlike attention (SGLang with DP attention:
+    tpplan.planner.candidates.sglang_dp_attention_splits)."""
+    if dense_tp or shared_tp or embed_tp:
+        if g.name.startswith("shared_experts."):
+            tp = shared_tp or dense_tp or tp
+        elif g.component in ("mlp", "lm_head"):
+            tp = dense_tp or tp
+        elif g.component == "embedding":
+            tp = embed_tp or tp
     if g.experts and ep > 1:
         per_expert = g.params // g.experts
         if expert_tp > 1 and g.split in ("column", "row"):
@@ -123,10 +133,11 @@ def _param_amount(s: ModelSpec, *, routed_only: bool = False,
 
 
 def weight_bytes_by_stage(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,
-                          expert_tp: int = 0) -> list[int]:
-    """Weight bytes on one GPU of each pipeline stage."""
+                          expert_tp: int = 0, dense_tp: int = 0, shared_tp: int = 0, embed_tp: int = 0) -> list[int]:
+    """Weight bytes on one GPU of each pipeline stage (the split arguments: `params_per_gpu`)."""
     fmt = weight_format(s, dtype)
-    amount = _weight_amount(s, fmt, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp)
+    amount = _weight_amount(s, fmt, tp=tp, engine=engine, ep=ep, expert_tp=expert_tp, dense_tp=dense_tp,
+                            shared_tp=shared_tp, embed_tp=embed_tp)
     return [math.ceil(t) for t in _stage_totals(s, pp=pp, amount=amount)]
 
 
@@ -146,9 +157,11 @@ def _params_by_stage(s: ModelSpec, *, tp: int, pp: int, engine: str, ep: int, ex
 
 
 def weight_bytes_per_gpu(s: ModelSpec, *, tp: int, pp: int = 1, dtype: str = AUTO, engine: str = "vllm", ep: int = 1,
-                         expert_tp: int = 0) -> int:
-    """Weight bytes on the most loaded GPU of a (tp, pp) replica (ep / expert_tp: MoE layouts)."""
-    return max(weight_bytes_by_stage(s, tp=tp, pp=pp, dtype=dtype, engine=engine, ep=ep, expert_tp=expert_tp))
+                         expert_tp: int = 0, dense_tp: int = 0, shared_tp: int = 0, embed_tp: int = 0) -> int:
+    """Weight bytes on the most loaded GPU of a (tp, pp) replica (ep / expert_tp: MoE layouts; the other split
+    arguments: `params_per_gpu`)."""
+    return max(weight_bytes_by_stage(s, tp=tp, pp=pp, dtype=dtype, engine=engine, ep=ep, expert_tp=expert_tp,
+                                     dense_tp=dense_tp, shared_tp=shared_tp, embed_tp=embed_tp))
 
 
 def weight_bytes_total(s: ModelSpec, *, dtype: str = AUTO) -> int:

@@ -198,6 +198,28 @@ def _usable_words(profile: HardwareProfile, w: Workload, usable: int) -> str:
             f"{bytes_to_gib(profile.gpu.memory_bytes):.1f} GiB)")
 
 
+SGLANG_REPLICATED_SHARED_BACKENDS = ("deepep", "mooncake")
+"""SGLang's --moe-a2a-backend values under which DeepSeek's shared experts are a full copy on every GPU
+(deepseek_v2.py: `dict(tp_rank=0, tp_size=1) if get_moe_a2a_backend().is_deepep() ...`)."""
+
+
+def sglang_dp_attention_splits(c: Coefficients, w: Workload) -> dict[str, int]:
+    """How SGLang splits the weights outside attention and the routed experts under --enable-dp-attention
+    (--tp-size G = tp x dp, attention TP = tp): the dense MLP layers over all G GPUs (moe_dense_tp_size None, the
+    default; DeepseekV2DecoderLayer), the shared experts over G too unless DeepEP / Mooncake moves the tokens (then a
+    full copy per GPU), the lm_head over G (--enable-dp-lm-head off by default; LogitsProcessor gathers the DP
+    ranks' hidden states), and the embedding whole on every GPU (VocabParallelEmbedding(enable_tp=not
+    is_dp_attention_enabled()) in DeepSeek, Qwen and Llama 4; python/sglang/srt/models/). vLLM's and TensorRT-LLM's
+    DP ranks keep all of these at attention TP (their weights are replicated per rank): no override. {} when the
+    layout has no DP attention or the engine is not SGLang."""
+    m = c.moe
+    if w.engine != "sglang" or m is None or m.dp_attention <= 1:
+        return {}
+    group = c.tp * m.dp_attention
+    replicated_shared = m.ep > 1 and w.all2all_backend in SGLANG_REPLICATED_SHARED_BACKENDS  # (forced on EP only)
+    return {"dense_tp": group, "shared_tp": 1 if replicated_shared else group, "embed_tp": 1}
+
+
 def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload, *,
                   ll_tokens: int | None = None) -> LayoutMemory:
     """Memory of the layout with DeepEP's buffers in the reserve, the low-latency one holding `ll_tokens` per GPU
@@ -205,7 +227,8 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     usable = usable_bytes_per_gpu(profile, w)
     m = c.moe
     weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
-                                   expert_tp=m.group_size if m and m.ep == 1 else 0)
+                                   expert_tp=m.group_size if m and m.ep == 1 else 0,
+                                   **sglang_dp_attention_splits(c, w))
     if ll_tokens is None:
         ll_tokens = ll_tokens_at(c, w, limits=engine_limits(profile, w), batch=None)
     deepep = deepep_buffers(spec, profile, c, w, ll_tokens=ll_tokens).total_bytes
