@@ -122,6 +122,11 @@ def test_signature_for_help():
     assert list(sig.parameters) == ["x", "y", "tags", "cache"]
     assert sig.parameters["y"].default == 2 and sig.parameters["x"].kind is inspect.Parameter.KEYWORD_ONLY
     assert inspect.signature(Pair).parameters["first"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert repr(sig.parameters["cache"].default) == "<factory>"  # a default_factory field is optional
+
+
+def test_replace_dunder_for_copy_replace():
+    assert Point(x=1).__replace__(y=5) == Point(x=1, y=5)
 
 
 def test_definitions_a_record_refuses():

@@ -53,10 +53,14 @@ def test_a_block_fp8_checkpoint_must_split_into_whole_blocks():
     assert not any("block_n" in r for c in bf16.candidates for r in c.reasons)
 
 
-def test_marlin_int4_shards_need_multiples_of_128(run_cli):
-    """vLLM / SGLang load GPTQ / AWQ / --dtype int4 weights on Marlin kernels, which refuse a row-parallel shard whose
-    input features are not a multiple of 128: Qwen2.5-72B's MLP (29,568) at TP2 is 14,784 per GPU
-    (vllm-project/vllm#13640), at TP4 7,392, at TP8 3,696; Llama-3.1-70B's (28,672) at TP8 is 3,584 = 28 x 128."""
+def test_group_quantized_shards_need_whole_groups(run_cli):
+    """vLLM / SGLang refuse GPTQ / AWQ / --dtype int4 (g128) weights whose row-parallel shards do not hold whole
+    groups: Qwen2.5-72B's MLP (29,568) at TP2 is 14,784 per GPU, 115.5 groups (vllm-project/vllm#13640), at TP4
+    7,392, at TP8 3,696; Llama-3.1-70B's (28,672) at TP8 is 3,584 = 28 x 128. A g64 checkpoint of Qwen2.5-72B holds
+    whole groups at TP2 (231 of 64) and loads, off the Marlin kernels. GLM-4.5's shared expert (1,536) at TP8 is
+    192 per GPU, 1.5 groups."""
+    from dataclasses import replace
+
     from tpplan.models.dtypes import weight_format
     from tpplan.models.engines import group_quant_violation
     from tpplan.models.resolve import resolve_model
@@ -67,6 +71,10 @@ def test_marlin_int4_shards_need_multiples_of_128(run_cli):
         assert f"split over TP{tp} is {29568 // tp} input features per GPU" in group_quant_violation(
             qwen, int4, tp=tp, engine="vllm")
     assert group_quant_violation(qwen, int4, tp=2, engine="trtllm") is None  # its own kernels: not checked
+    assert group_quant_violation(qwen, replace(int4, elems_per_scale=64), tp=2, engine="vllm") is None
+    glm = resolve_model("glm-4.5").spec
+    assert "shared experts' width 1536 split over TP8 is 192" in group_quant_violation(
+        glm, weight_format(glm, "int4"), tp=8, engine="sglang")
     assert group_quant_violation(qwen, weight_format(qwen, "fp8"), tp=8, engine="vllm") is None
     assert all(group_quant_violation(llama, weight_format(llama, "int4"), tp=t, engine="vllm") is None
                for t in (2, 4, 8))
@@ -77,5 +85,5 @@ def test_marlin_int4_shards_need_multiples_of_128(run_cli):
                 "-f", "json")
     assert r.code == 0, r.err
     chosen = r.json()["chosen"]
-    assert not chosen["feasible"] and "Marlin kernels refuse it" in chosen["reasons"][-1]
+    assert not chosen["feasible"] and "not whole groups of 128" in chosen["reasons"][-1]
     assert r.json()["recommended"]["tp"] == 1

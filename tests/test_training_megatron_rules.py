@@ -45,6 +45,7 @@ def test_no_recommended_pipeline_leaves_layers_over(run_cli, model, gpus, extra)
 def test_sequence_parallelism_needs_the_sequence_divisible_by_tp(run_cli):
     assert sequence_split_problem(4096, 8, True) is None and sequence_split_problem(4099, 8, False) is None
     assert sequence_split_problem(4099, 8, True).endswith("use --input-len 4096 or 4104")
+    assert sequence_split_problem(3, 4, True).endswith("use --input-len 4")
     r = run_cli("recommend", "-m", "qwen3-30b-a3b", "--gpus", "8", *TRAIN, "--input-len", "4099", "--tp", "8",
                 "-f", "json")
     assert r.code == 1  # nothing fits: every TP > 1 layout of this MoE model needs sequence parallelism

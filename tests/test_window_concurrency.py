@@ -59,8 +59,8 @@ def test_mistral_long_prompts_hold_the_window_only():
 
 def test_models_without_windows_are_unchanged():
     vllm = scheduler_limits("vllm", gpu_name="H100", gpu_memory_bytes=80 * GiB)
-    windows = kv_window_mix(resolve_model("llama-70b").spec)
-    assert max_concurrency(vllm, kv_cache_tokens=500_000, input_len=1024, output_len=256, windows=windows) == \
+    windows = (kv_window_mix(resolve_model("llama-70b").spec),)
+    assert max_concurrency(vllm, kv_cache_tokens=500_000, input_len=1024, output_len=256, stage_windows=windows) == \
         max_concurrency(vllm, kv_cache_tokens=500_000, input_len=1024, output_len=256) == 500_000 // 1152
 
 
@@ -71,3 +71,21 @@ def test_explanation_states_what_a_sequence_holds_per_layer_kind():
     assert ("each holds 1,152 tokens in each of its 18 full-attention layers and 144 in each of its 18 "
             "sliding-window layers of 128 tokens: input + output/2 on average, in blocks of 16, vllm freeing the "
             "blocks behind the window") in text
+
+
+def test_the_stage_that_needs_most_sets_the_concurrency_under_pipeline_stages():
+    """gpt-oss-120b at PP4 (layers alternate sliding / full, 9 per stage): stages 0 and 2 hold 5 sliding + 4 full
+    layers, stages 1 and 3 hold 4 sliding + 5 full; a sequence needs blocks on every stage, so the full-heavy stages
+    bind. At 2,048 in / 1,024 out a full layer holds 2,048 + 512 = 2,560 tokens on average and a sliding one the
+    144 its window's blocks keep: 9 x kv_cache_tokens // (5 x 2,560 + 4 x 144) sequences."""
+    from tpplan.models.kv import kv_window_mix_by_stage
+
+    spec = resolve_model("gpt-oss-120b").spec
+    assert kv_window_mix_by_stage(spec, pp=4) == (((None, 4), (128, 5)), ((None, 5), (128, 4)),
+                                                  ((None, 4), (128, 5)), ((None, 5), (128, 4)))
+    vllm = scheduler_limits("vllm", gpu_name="H200", gpu_memory_bytes=140 * GiB)
+    full = 2048 + 512  # input + output / 2, a multiple of 16
+    kept = 144
+    stages = kv_window_mix_by_stage(spec, pp=4)
+    got = max_concurrency(vllm, kv_cache_tokens=100_000, input_len=2048, output_len=1024, stage_windows=stages)
+    assert got == 100_000 * 9 // (5 * full + 4 * kept)

@@ -4,9 +4,10 @@
 `@record(frozen=False)` / `@record(kw_only=False)` what those dataclass options give, with the same behaviour
 seen from outside: keyword-only `__init__` with defaults, `dataclasses.field(default=...)` and
 `field(default_factory=...)`, `__post_init__`, `__slots__`, immutability (`dataclasses.FrozenInstanceError`),
-equality and hashing over the fields that compare, a repr of the fields that show, pickling and copying, and
-`inspect.signature` / `help()` of the constructor. The standard library's functions work on records because
-each record carries `__dataclass_fields__`: `dataclasses.replace`, `fields`, `asdict`, `is_dataclass`.
+equality and hashing over the fields that compare, a repr of the fields that show, pickling and copying,
+`inspect.signature` / `help()` of the constructor, and `copy.replace` on Python 3.13+. The standard library's
+functions work on records because each record carries `__dataclass_fields__`: `dataclasses.replace`, `fields`,
+`asdict`, `is_dataclass`.
 
 Why not `@dataclass` itself: on Python 3.11 it compiles up to six functions per class from source with
 `exec` (`__init__`, `__repr__`, `__eq__`, `__hash__`, `__setattr__`, `__delattr__`), 1 to 6 ms a class on the
@@ -80,7 +81,8 @@ def _build(cls: type[T], *, frozen: bool, kw_only: bool) -> type[T]:
     namespace.update(__slots__=names, __qualname__=cls.__qualname__,
                      __dataclass_fields__={f.name: f for f in table},
                      __match_args__=() if kw_only else names,
-                     __init__=_init(cls.__name__, table, kw_only, "__post_init__" in cls.__dict__),
+                     __init__=_init(cls.__qualname__, table, kw_only, "__post_init__" in cls.__dict__),
+                     __replace__=_replace,
                      __repr__=_repr(tuple(f.name for f in table if f.repr)),
                      __signature__=_LazySignature(table))
     compared = tuple(f.name for f in table if f.compare)
@@ -96,6 +98,18 @@ def _build(cls: type[T], *, frozen: bool, kw_only: bool) -> type[T]:
 
 def _no_key(obj: object) -> tuple:
     return ()
+
+
+def _replace(self: object, /, **changes: Any) -> object:
+    """copy.replace (Python 3.13+) of a record, as of a dataclass."""
+    return dataclasses.replace(self, **changes)
+
+
+class _Factory:
+    """The default a signature shows for a default_factory field, as dataclasses shows it."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
 
 
 def _init(class_name: str, table: list[dataclasses.Field], kw_only: bool, post_init: bool) -> Callable:
@@ -191,8 +205,11 @@ class _LazySignature:
             import inspect
             kind = inspect.Parameter.KEYWORD_ONLY if self._table and self._table[0].kw_only else \
                 inspect.Parameter.POSITIONAL_OR_KEYWORD
-            self._signature = inspect.Signature([
-                inspect.Parameter(f.name, kind, annotation=f.type,
-                                  default=inspect.Parameter.empty if f.default is MISSING else f.default)
-                for f in self._table], return_annotation=None)
+            def default(f: dataclasses.Field) -> Any:
+                if f.default is not MISSING:
+                    return f.default
+                return _Factory() if f.default_factory is not MISSING else inspect.Parameter.empty
+
+            self._signature = inspect.Signature([inspect.Parameter(f.name, kind, annotation=f.type, default=default(f))
+                                                 for f in self._table], return_annotation=None)
         return self._signature

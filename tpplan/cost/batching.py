@@ -154,7 +154,7 @@ def layer_tokens_held(limits: SchedulerLimits, *, windows, input_len, output_len
 
 
 def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, output_len, micro_batches: int = 1,
-                    state_tokens_per_sequence: int = 0, windows: tuple = ()):
+                    state_tokens_per_sequence: int = 0, stage_windows: tuple = ()):
     """Sequences a replica runs at once: KV tokens / tokens held, capped by max_num_seqs (per micro-batch or per
     replica, see `limits_per_micro_batch`) and, where prefill rides in the decode steps (`mixes_prefill`), by the
     token budget of a steady state (each forward step of a micro-batch carries its B decode tokens plus B x input /
@@ -162,14 +162,18 @@ def max_concurrency(limits: SchedulerLimits, *, kv_cache_tokens, input_len, outp
     running-request limit hold. `state_tokens_per_sequence`: a constant state each running sequence holds besides its
     KV tokens (linear-attention layers), in KV-token equivalents of the same memory: held beside its KV in one cache,
     or, with `state_pool_share`, in a pool of that share whose slots cap the running requests (slots //
-    state_slots_per_request) while the rest of the budget holds the KV. `windows`: the model's layers by the tokens
-    their cache keeps (`layer_tokens_held`); where the engine frees the blocks behind a sliding window, a sequence
-    holds their average over the layers of `kv_cache_tokens` (tokens of every caching layer of the stage)."""
+    state_slots_per_request) while the rest of the budget holds the KV. `stage_windows`: each pipeline stage's layers
+    by the tokens their cache keeps (`layer_tokens_held`; tpplan.models.kv.kv_window_mix_by_stage); where the engine
+    frees the blocks behind a sliding window, a sequence holds the layer-tokens of the stage that needs most, out of
+    `kv_cache_tokens` x the most caching layers a stage has (`kv_cache_tokens` counts tokens of such a stage)."""
     held = tokens_held_per_sequence(limits, input_len=input_len, output_len=output_len)
     layers = 1
-    if limits.frees_window_blocks and any(window is not None for window, _ in windows):
-        layers = sum(n for _, n in windows)
-        held = layer_tokens_held(limits, windows=windows, input_len=input_len, output_len=output_len)
+    if limits.frees_window_blocks and any(w is not None for mix in stage_windows for w, _ in mix):
+        layers = max(sum(n for _, n in mix) for mix in stage_windows)
+        held = None
+        for mix in stage_windows:
+            need = layer_tokens_held(limits, windows=mix, input_len=input_len, output_len=output_len)
+            held = need if held is None else maximum(held, need)
     state_cap = None
     if state_tokens_per_sequence and limits.state_pool_share:
         pool = kv_cache_tokens * limits.state_pool_share

@@ -34,7 +34,7 @@ from tpplan.models.formats import LOW_PRECISION_COMPUTE, SIXTEEN_BIT, WeightForm
 from tpplan.models.kv import (
     kv_bytes_per_token_per_layer,
     kv_layers_per_stage,
-    kv_window_mix,
+    kv_window_mix_by_stage,
     linear_state_bytes_per_layer,
     linear_state_bytes_per_sequence,
     state_bytes_for,
@@ -105,9 +105,10 @@ class Coefficients:
     0 for mllama's cross-attention layers, which hold no text tokens)."""
     chunked_layers: tuple[tuple[int, int], ...] = ()
     """(chunk, layers) of Llama 4's chunked-attention layers: a query attends to the keys of its own chunk only."""
-    kv_windows: tuple[tuple[int | None, int], ...] = ()
-    """The layers that cache a sequence's tokens by the tokens their cache keeps (tpplan.models.kv.kv_window_mix):
-    what a running sequence holds where the engine frees blocks behind a sliding window."""
+    kv_windows: tuple[tuple[tuple[int | None, int], ...], ...] = ()
+    """Per pipeline stage, the layers that cache a sequence's tokens by the tokens their cache keeps
+    (tpplan.models.kv.kv_window_mix_by_stage): what a running sequence holds where the engine frees blocks behind a
+    sliding window."""
     hidden_size: int
     act_bytes: int
     allreduces_per_layer: int
@@ -337,7 +338,7 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
                           2 * kv_heads_per_gpu(spec.num_key_value_heads, tp=tp, engine=engine) * spec.head_dim),
         full_layers=full, windowed_layers=tuple(sorted(windows.items())),
         chunked_layers=((spec.attention_chunk_size, sum(chunked)),) if any(chunked) else (),
-        kv_windows=kv_window_mix(spec),
+        kv_windows=kv_window_mix_by_stage(spec, pp=pp),
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         norm_allreduces_per_layer=2 if spec.qk_norm_full_width and tp > 1 else 0,

@@ -85,36 +85,41 @@ def check_engine_on_gpu(engine: str, *, gpu_name: str, profile_name: str, gpu_ha
                              f"which keep FP8 weights and caches there and compute in 16 bits")
 
 
-MARLIN_MIN_THREAD_K = 128
-"""Input features a Marlin kernel tile covers: every TP shard of a row-parallel layer must hold a multiple of it."""
-MARLIN_METHODS = ("awq", "gptq", "compressed-tensors", "dtype")
+GROUP_QUANT_METHODS = ("awq", "gptq", "compressed-tensors", "dtype")
+"""quant_method values of weight-only integer checkpoints with group scales (and --dtype int4)."""
 
 
 def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine: str) -> str | None:
-    """Why a weight-only integer checkpoint (GPTQ / AWQ / W4A16, `--dtype int4`) does not load at TP `tp`, or None.
+    """Why a weight-only integer checkpoint with group scales (GPTQ / AWQ / W4A16, `--dtype int4`: g128) does not
+    load at TP `tp`, or None.
 
-    vLLM and SGLang run these on Marlin kernels, which need each TP shard of a row-parallel layer to hold a multiple
-    of 128 input features and whole quantization groups (vllm/model_executor/layers/quantization/utils/
-    marlin_utils.py check_marlin_supports_shape: "Weight input_size_per_partition = ... is not divisible by
-    min_thread_k = 128"; vllm-project/vllm#13640: Qwen2.5-72B's 29,568-wide MLP at TP2, 14,784 per GPU; Qwen's own
-    AWQ / GPTQ releases of it pad the MLP to 29,696 for that reason). Checked: the dense MLP's down_proj
-    (intermediate_size / tp) and the attention output (heads x head_dim / tp). Routed experts fall back to another
-    MoE kernel rather than refuse (vLLM's MoeWNA16), so they are not checked; TensorRT-LLM's own kernels are not."""
+    vLLM and SGLang split a row-parallel layer's input features over TP, and each shard must hold whole quantization
+    groups: AWQ's kernels raise "The input size is not aligned with the quantized weight shape" and the Marlin ones
+    "Weight input_size_per_partition = ... is not divisible by min_thread_k = 128" (vllm/model_executor/layers/
+    quantization/awq.py, utils/marlin_utils.py; vllm-project/vllm#13640: Qwen2.5-72B's 29,568-wide MLP at TP2,
+    14,784 per GPU, 115.5 groups of 128; Qwen's own AWQ / GPTQ releases pad the MLP to 29,696 for that reason). A
+    shard of whole groups that is not a multiple of 128 (a g32 / g64 checkpoint) loads on slower non-Marlin kernels
+    (recent vLLM falls back layer by layer) and is not refused. Checked: the dense MLP's down_proj (intermediate_size
+    / tp), the shared experts' (n_shared x moe_intermediate_size / tp) and the attention output (heads x head_dim /
+    tp). Routed experts fall back to another MoE kernel (vLLM's MoeWNA16) rather than refuse; TensorRT-LLM's own
+    kernels are not checked. Channel-wise scales (no groups) are not checked."""
     if engine not in ("vllm", "sglang") or not fmt.weight_only or fmt.weight_bits not in (4, 8) \
-            or fmt.method not in MARLIN_METHODS or tp == 1:
+            or fmt.method not in GROUP_QUANT_METHODS or fmt.elems_per_scale <= 0 or tp == 1:
         return None
+    group = fmt.elems_per_scale
     o_dim = spec.num_attention_heads * (spec.v_head_dim if spec.is_mla and spec.v_head_dim else spec.head_dim)
     shards = [("attention output (heads x head_dim)", o_dim)]
+    if spec.is_moe and spec.n_shared_experts:
+        shards.insert(0, ("shared experts' width", spec.n_shared_experts * spec.moe_intermediate_size))
     if not spec.is_moe or spec.num_dense_layers:
         shards.insert(0, ("intermediate_size", spec.intermediate_size))
     for name, width in shards:
         per = width / tp
-        group = fmt.elems_per_scale if fmt.elems_per_scale > 0 else MARLIN_MIN_THREAD_K
-        if width % tp or per % MARLIN_MIN_THREAD_K or per % group:
+        if width % tp or per % group:
             return (f"{engine}: the {fmt.name} weights' {name} {width} split over TP{tp} is {per:g} input features "
-                    f"per GPU, not a multiple of {max(group, MARLIN_MIN_THREAD_K)} (the engine's Marlin kernels refuse "
-                    f"it: \"input_size_per_partition ... is not divisible by min_thread_k = 128\"); use a TP degree "
-                    f"that leaves a multiple of 128, or a 16-bit / FP8 checkpoint")
+                    f"per GPU, not whole groups of {group} (the engine refuses to load it: \"The input size is not "
+                    f"aligned with the quantized weight shape\"); use a TP degree that leaves whole groups, or a "
+                    f"16-bit / FP8 checkpoint")
     return None
 
 

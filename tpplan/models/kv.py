@@ -60,6 +60,22 @@ def kv_window_mix(s: ModelSpec) -> tuple[tuple[int | None, int], ...]:
     return ((None, full),) * bool(full) + tuple(sorted(counts.items()))
 
 
+@lru_cache(maxsize=256)
+def kv_window_mix_by_stage(s: ModelSpec, *, pp: int = 1) -> tuple[tuple[tuple[int | None, int], ...], ...]:
+    """`kv_window_mix` of each pipeline stage's layers (`stage_layers`): gpt-oss at PP4 has stages of 5 sliding + 4
+    full layers and of 4 sliding + 5 full."""
+    windows = _cache_windows(s)
+    out = []
+    for layers in stage_layers(s.num_hidden_layers, pp=pp):
+        counts: dict[int | None, int] = {}
+        for layer in layers:
+            if windows[layer] != 0:
+                counts[windows[layer]] = counts.get(windows[layer], 0) + 1
+        full = counts.pop(None, 0)
+        out.append(((None, full),) * bool(full) + tuple(sorted(counts.items())))
+    return tuple(out)
+
+
 def kv_cache_bytes_per_sequence(s: ModelSpec, *, context_len: int, tp: int = 1, pp: int = 1,
                                 kv_dtype: str = "bf16", engine: str = "vllm") -> int:
     """Bytes one sequence of `context_len` tokens holds on the most loaded GPU of a (tp, pp) replica.

@@ -324,7 +324,7 @@ def replica_concurrency(c: Coefficients, limits: SchedulerLimits, *, kv_cache_to
         limits = replace(limits, block_size_tokens=c.kv_block_tokens)
     return dp * max_concurrency(rank_limits(limits, dp), kv_cache_tokens=kv_cache_tokens, input_len=input_len,
                                 output_len=output_len, micro_batches=c.pp,
-                                state_tokens_per_sequence=c.state_tokens_per_sequence, windows=c.kv_windows)
+                                state_tokens_per_sequence=c.state_tokens_per_sequence, stage_windows=c.kv_windows)
 
 
 def prefill_alone(c: Coefficients, profile: HardwareProfile, *, input_len, token_budget: int,

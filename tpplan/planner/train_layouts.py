@@ -140,9 +140,10 @@ def sequence_split_problem(seq_len: int, tp: int, sequence_parallel: bool) -> st
     if not sequence_parallel or tp <= 1 or seq_len % tp == 0:
         return None
     lower, upper = seq_len // tp * tp, -(-seq_len // tp) * tp
+    lengths = f"{lower} or {upper}" if lower else f"{upper}"
     return (f"sequence parallelism splits each sequence's {seq_len} tokens over TP{tp}, and Megatron needs the "
             f"sequence length divisible by TP (\"First dimension of the tensor should be divisible by tensor "
-            f"parallel size\"): use --input-len {lower or upper} or {upper}")
+            f"parallel size\"): use --input-len {lengths}")
 
 
 def expert_sizes(spec: ModelSpec, stage_gpus: int) -> list[int]:
