@@ -211,7 +211,9 @@ def sglang_dp_attention_splits(c: Coefficients, w: Workload) -> dict[str, int]:
     ranks' hidden states), and the embedding whole on every GPU (VocabParallelEmbedding(enable_tp=not
     is_dp_attention_enabled()) in DeepSeek, Qwen and Llama 4; python/sglang/srt/models/). vLLM's and TensorRT-LLM's
     DP ranks keep all of these at attention TP (their weights are replicated per rank): no override. {} when the
-    layout has no DP attention or the engine is not SGLang."""
+    layout has no DP attention or the engine is not SGLang. Memory only: the step time keeps these layers at
+    attention TP, which gives the same FLOPs per GPU (every rank's tokens over G GPUs = one rank's over tp) but
+    reads G / tp times the weight bytes and leaves out the gather around each dense layer (3 of DeepSeek-V3's 61)."""
     m = c.moe
     if w.engine != "sglang" or m is None or m.dp_attention <= 1:
         return {}
