@@ -189,3 +189,20 @@ def test_a_value_of_no_engine_is_a_usage_error_listing_the_choices(usage_error):
         err = usage_error(*args)
         assert err.endswith(line), err
         assert [ln for ln in err.splitlines() if ln.startswith("Error:")] == [line.rstrip("\n")]
+
+
+def test_sglang_forced_backend_on_ep_without_dp_attention_is_refused_not_dropped(run_cli):
+    """SGLang runs --moe-a2a-backend deepep --tp 8 --ep 8 (docs: expert_parallelism.md), but tpplan prices an
+    all-to-all backend only under DP attention; the fixed layout is one error line with the fixes, never a plan
+    priced as an all-reduce whose command leaves the user's backend out."""
+    r = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "sglang", "--moe-a2a-backend",
+                "deepep", "--tp", "8", "--ep", "8", "--emit", "sglang")
+    assert r.code == 1
+    assert r.err.strip() == (
+        "Error: --moe-a2a-backend deepep with --tp 8 --ep 8 and no --dp-attention: SGLang runs it (each layer's tokens "
+        "reduce-scattered over the TP group, moved by deepep, gathered back for attention), but tpplan prices an "
+        "all-to-all backend only with DP attention, and would print a command without yours; use --tp 1 "
+        "--dp-attention 8 --ep 8, or leave --moe-a2a-backend out")
+    ok = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "sglang", "--moe-a2a-backend",
+                 "deepep", "--tp", "1", "--dp-attention", "8", "--ep", "8", "--emit", "sglang", "-f", "json")
+    assert ok.code == 0 and "--moe-a2a-backend deepep" in ok.json()["serve_command"]

@@ -281,7 +281,8 @@ def _backend_assumption(w: Workload) -> str:
     if w.moe_dispatch is None:
         return ""
     how = ("all-gather + reduce-scatter" if w.moe_dispatch == "gather" else
-           "all-to-all dispatch and combine for EP layouts (DP-attention without EP still gathers)" + _KERNEL_WORDS[
+           "all-to-all dispatch and combine for EP + DP-attention layouts (DP-attention without EP still gathers; "
+           "EP inside one TP group keeps its all-reduce)" + _KERNEL_WORDS[
                w.a2a_mode])
     return f"; token movement {OPTION_NAMES[w.engine]} {w.all2all_backend}: {how}"
 
@@ -395,6 +396,12 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     if ep not in (1, tp * dp_attention):
         raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention,
                                        tp_ok=lambda t: tp_violation(spec, t, engine=w.engine) is None))
+    if w.engine == "sglang" and w.moe_dispatch == "all2all" and ep > 1 and dp_attention == 1:
+        raise LayoutError(
+            f"--moe-a2a-backend {w.all2all_backend} with --tp {tp} --ep {ep} and no --dp-attention: SGLang runs it "
+            f"(each layer's tokens reduce-scattered over the TP group, moved by {w.all2all_backend}, gathered back "
+            f"for attention), but tpplan prices an all-to-all backend only with DP attention, and would print a "
+            f"command without yours; use --tp 1 --dp-attention {ep} --ep {ep}, or leave --moe-a2a-backend out")
     if replicas is None:  # as many as whole TP groups fit the NVLink domains, as the candidate table plans
         replicas = fitting_replicas(gpus=w.gpus, tp=tp, groups_per_replica=dp_attention * pp,
                                     nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node,
