@@ -79,3 +79,34 @@ def test_the_last_stage_paces_1f1b():
     assert 1.3 / 8 < share < 1.6 / 8
     c1 = coefficients(spec, profile, tp=1, pp=1, engine="megatron", fusion=fusion_for("megatron"))
     assert forward_stage_share(c1, profile, prompts=1, input_len=1024) == 1.0
+
+
+def test_distributed_optimizer_shards_master_weights_and_moments_over_dp(run_cli):
+    """Megatron's distributed optimizer: 6 + 12 / d bytes per parameter (bf16 weight 2, fp32 gradient 4, fp32
+    master weight and Adam moments 12 / d). Llama-3.1-8B (8,030,261,248 parameters) at TP1 x PP1 x DP8: 2 + 4 + 1.5
+    = 7.5 bytes a parameter on every GPU, 60,226,959,360 bytes of model state; 18 bytes without it."""
+    args = ("recommend", "-m", "llama-8b", "--gpus", "8", *TRAIN, "--tp", "1", "--replicas", "8", "-f", "json")
+    plain = run_cli(*args).json()["chosen"]
+    sharded = run_cli(*args, "--use-distributed-optimizer").json()["chosen"]
+    params = 8_030_261_248
+    assert plain["model_state_bytes_per_gpu"] == 18 * params
+    assert sharded["weight_bytes_per_gpu"] == 2 * params
+    assert sharded["optimizer_state_bytes_per_gpu"] == 4 * params + 12 * params // 8
+    assert sharded["model_state_bytes_per_gpu"] == 60_226_959_360
+
+
+def test_distributed_optimizer_flag_is_printed_and_refused_for_serving(run_cli):
+    r = run_cli("recommend", "-m", "llama-70b", "--gpus", "64", "--nodes", "8", *TRAIN, "--input-len", "4096",
+                "--use-distributed-optimizer", "--wide")
+    assert r.code == 0, r.err
+    assert "--use-distributed-optimizer" in r.out.splitlines()[0]
+    r = run_cli("recommend", "-m", "llama-70b", "--use-distributed-optimizer")
+    assert r.code == 1 and r.err.strip() == (
+        "Error: --use-distributed-optimizer applies to --workload train (Megatron's distributed optimizer); serving "
+        "holds no optimizer state; leave it out")
+
+
+def test_nothing_fits_suggests_the_distributed_optimizer_with_its_flag(run_cli):
+    r = run_cli("recommend", "-m", "llama-70b", "--gpus", "8", *TRAIN, "--input-len", "4096", "-f", "json")
+    flags = [s.get("flag") for s in r.json()["suggestions"]]
+    assert "--use-distributed-optimizer" in flags

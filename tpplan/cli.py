@@ -328,6 +328,9 @@ def recommend(
     sequence_parallel: Annotated[bool, typer.Option("--sequence-parallel", help="RS + AG instead of AR.")] = False,
     allow_cross_domain_tp: Annotated[bool, typer.Option("--allow-cross-domain-tp",
                                                         help="Consider TP groups beyond one NVLink domain.")] = False,
+    distributed_optimizer: Annotated[bool, typer.Option(
+        "--use-distributed-optimizer", help="Training: Megatron's distributed optimizer (fp32 master weights and "
+                                            "Adam moments sharded over the data-parallel ranks).")] = False,
     emit: Annotated[EmitEngine | None, typer.Option("--emit", case_sensitive=False,
                                                     help="Also print the serve command for this engine.")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="Every column, the full explanation, no wrapping.")] = False,
@@ -349,6 +352,7 @@ def recommend(
                           gpu_memory_utilization=gpu_memory_utilization, workload=workload.value,
                           objective=objective.value, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp,
+                          distributed_optimizer=distributed_optimizer,
                           price_per_gpu_hour=price_per_gpu_hour, tp=tp, pp=pp, replicas=replicas, ep=ep,
                           dp_attention=dp_attention, etp=etp, moe_imbalance=moe_imbalance,
                           all2all_backend=all2all_backend, deepep_mode=deepep_mode,

@@ -259,7 +259,8 @@ def suggestions(plan: Plan) -> list[Suggestion]:
     w, out, gpu = plan.workload, [], plan.profile.gpu
     usable = usable_bytes_per_gpu(plan.profile, w) - plan.profile.efficiency.runtime_reserve_bytes
     if usable > 0:
-        state = (total_params(plan.model) * TRAIN_BYTES_PER_PARAM if w.mode == "train"
+        per_param = 6 + 12 / w.gpus if w.distributed_optimizer else TRAIN_BYTES_PER_PARAM  # DP at most w.gpus
+        state = (total_params(plan.model) * per_param if w.mode == "train"
                  else weight_bytes_total(plan.model, dtype=w.dtype))
         gpus = _fewest_gpus_that_hold(plan, int(state), usable)
         if gpus > w.gpus:
@@ -275,8 +276,12 @@ def suggestions(plan: Plan) -> list[Suggestion]:
                 out.append(Suggestion(text=text + "; a multi-node profile or --nodes gives more",
                                       flag=f"--gpus {gpus}"))
     if w.mode == "train":
-        out.append(Suggestion(text=f"a distributed optimizer / ZeRO (not modelled: tpplan counts "
-                                   f"{TRAIN_BYTES_PER_PARAM} bytes per parameter per GPU)"))
+        if not w.distributed_optimizer:
+            out.append(Suggestion(text=f"Megatron's distributed optimizer shards the fp32 master weights and Adam "
+                                       f"moments over the data-parallel ranks: 6 + 12 / DP bytes per parameter "
+                                       f"instead of {TRAIN_BYTES_PER_PARAM}", flag="--use-distributed-optimizer"))
+        else:
+            out.append(Suggestion(text="sharding the bf16 weights and gradients too (FSDP / ZeRO-3, not modelled)"))
         out.append(Suggestion(text="a shorter sequence or micro-batch for less activation memory",
                               flag=f"--input-len {max(1, w.input_len // 2)}"))
         return out

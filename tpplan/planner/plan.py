@@ -149,6 +149,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
               objective: str = D.objective, max_tpot_ms: float | None = None, max_ttft_ms: float | None = None,
               max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
               sequence_parallel: bool = False, allow_cross_domain_tp: bool = False,
+              distributed_optimizer: bool = False,
               price_per_gpu_hour: float | None = None, tp: int | None = None, pp: int | None = None,
               replicas: int | None = None, ep: int = 1, dp_attention: int = 1, etp: int | None = None,
               moe_imbalance: float = D.moe_imbalance, all2all_backend: str = D.all2all_backend,
@@ -163,6 +164,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     `Plan.chosen`.
     Training (`workload="train"`) plans Megatron-Core layouts (tpplan.planner.train): `replicas` is the data-parallel
     size, `ep` Megatron's --expert-model-parallel-size and `etp` its --expert-tensor-parallel-size (None: tp);
+    `distributed_optimizer` is Megatron's --use-distributed-optimizer (optimizer state sharded over DP);
     `moe_imbalance` is the busiest EP rank's routed tokens over the mean (tpplan.cost.moe); `all2all_backend` the
     engine's MoE token-movement backend (vLLM --all2all-backend, SGLang --moe-a2a-backend; "auto": the engine's
     default; tpplan.models.moe_backends) and `deepep_mode` SGLang's --deepep-mode for its deepep backend (auto, normal,
@@ -210,6 +212,9 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
     rules_for(engine)
     if workload == "serve":
         check_serving_engine(engine)
+        if distributed_optimizer:
+            raise TpplanError("--use-distributed-optimizer applies to --workload train (Megatron's distributed "
+                              "optimizer); serving holds no optimizer state; leave it out")
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
@@ -239,7 +244,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_tpot_s=ms_to_s(max_tpot_ms) if max_tpot_ms else None,
                  max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
-                 allow_cross_domain_tp=allow_cross_domain_tp, moe_imbalance=moe_imbalance,
+                 allow_cross_domain_tp=allow_cross_domain_tp, distributed_optimizer=distributed_optimizer,
+                 moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     if w.mode == "serve":
         check_serving_dtypes(profile, engine=engine, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype)
@@ -268,7 +274,8 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                     num_requests=num_requests, gpu_memory_utilization=gpu_memory_utilization, workload=workload,
                     objective=objective,
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
-                    allow_cross_domain_tp=allow_cross_domain_tp, max_num_seqs=max_num_seqs,
+                    allow_cross_domain_tp=allow_cross_domain_tp, distributed_optimizer=distributed_optimizer,
+                    max_num_seqs=max_num_seqs,
                     max_num_batched_tokens=max_num_batched_tokens, moe_imbalance=moe_imbalance,
                     all2all_backend=all2all_backend, deepep_mode=deepep_mode)
         _replan_suggestions(plan, base, profile)

@@ -1,11 +1,13 @@
 """Training candidates (`--workload train`): Megatron-style memory and step time, with expert parallelism for MoE
 models (layouts and Megatron's rules: tpplan.planner.train_layouts).
 
-Memory per GPU (Megatron-LM mixed precision without the distributed optimizer, `--use-distributed-optimizer` being
-off by default): 18 bytes per parameter the GPU holds (bf16 weight 2 + fp32 gradient 4 + fp32 master weight 4 +
-Adam moments 8; Megatron-LM docs, "distributed optimizer"). Attention, dense layers and shared experts are split
-over TP and PP; the routed experts of an EP layout over EP x ETP (num_experts / EP experts, each split ETP ways),
-so their weights and optimizer state are no longer replicated over the data-parallel ranks.
+Memory per GPU (Megatron-LM mixed precision): without the distributed optimizer (`--use-distributed-optimizer` is
+off by default) 18 bytes per parameter the GPU holds (bf16 weight 2 + fp32 gradient 4 + fp32 master weight 4 + Adam
+moments 8); with it 6 + 12 / d, the master weights and moments sharded over the parameter's data-parallel group of d
+GPUs (DP for the dense parameters, EDP for the routed experts'; Megatron-LM docs, "Distributed Optimizer": "6 +
+12/d" bytes per parameter for bf16 parameters and fp32 gradients). Attention, dense layers and shared experts are
+split over TP and PP; the routed experts of an EP layout over EP x ETP (num_experts / EP experts, each split ETP
+ways), so their weights and optimizer state are no longer replicated over the data-parallel ranks.
 
 Activations per layer per micro-batch of b sequences of s tokens (Korthikanti et al. 2022, arXiv:2205.05198,
 16-bit activations, no recomputation), bytes: s b h (10 + 24/t) or with sequence parallelism s b h 34/t, of which
@@ -22,18 +24,18 @@ micro-batches of its L / pp layers, the last one micro-batch of its layers plus 
 Step time: forward + backward = 3 x forward compute less one forward's GEMM epilogues, and 2 x forward
 communication, T per micro-batch over all stages, for m = 4 pp micro-batches per replica. 1F1B runs at the pace of
 the slowest stage, the last (its layers plus the lm_head and loss: tpplan.cost.step.forward_stage_share, r of the
-whole): (m - 1) x r T + T, which is (m + pp - 1) T / pp when the stages are balanced; plus the gradient all-reduce. The
-backward's data-gradient GEMMs write as many outputs per token as the forward's (the inputs of a column + row pair)
-and its weight-gradient GEMMs reduce over the tokens, writing per token nothing worth counting, so the backward is
-2 x the forward's matmul FLOPs but 1 x its epilogues (efficiency.matmul_epilogue_k): 2 x forward + 1 x forward
-without epilogues. In an EP layout the routed experts' kernels and the all-to-all dispatch and combine replace the
-TP-split experts and the MoE layer's TP collective (tpplan.cost.train_experts), their compute counted the same way
-(2 x forward + 1 x without epilogues); the backward moves the same bytes as the forward again. Gradients are
-all-reduced in fp32 (Megatron sets accumulate_allreduce_grads_in_fp32 for bf16 unless --grad-reduce-in-bf16): the
-dense ones over DP, the routed experts' over EDP = world / (ETP x EP x PP). Megatron orders ranks tp-cp-dp-pp (experts
-tp-ep-dp-pp), so both groups are strided over one pipeline stage's TP x DP GPUs and are priced on the fabric
-those GPUs span. Throughput counts the tokens of every replica.
-"""
+whole): (m - 1) x r T + T, which is (m + pp - 1) T / pp when the stages are balanced; plus the gradient all-reduce.
+The backward's data-gradient GEMMs write as many outputs per token as the forward's (the inputs of a column + row
+pair) and its weight-gradient GEMMs reduce over the tokens, writing per token nothing worth counting, so the
+backward is 2 x the forward's matmul FLOPs but 1 x its epilogues (efficiency.matmul_epilogue_k): 2 x forward + 1 x
+forward without epilogues. In an EP layout the routed experts' kernels and the all-to-all dispatch and combine
+replace the TP-split experts and the MoE layer's TP collective (tpplan.cost.train_experts), their compute counted
+the same way (2 x forward + 1 x without epilogues); the backward moves the same bytes as the forward again.
+Gradients are all-reduced in fp32 (Megatron sets accumulate_allreduce_grads_in_fp32 for bf16 unless
+--grad-reduce-in-bf16): the dense ones over DP, the routed experts' over EDP = world / (ETP x EP x PP); with the
+distributed optimizer reduce-scattered instead, and the updated bf16 parameters all-gathered over the same group.
+Megatron orders ranks tp-cp-dp-pp (experts tp-ep-dp-pp), so both groups are strided over one pipeline stage's TP x
+DP GPUs and are priced on the fabric those GPUs span. Throughput counts the tokens of every replica."""
 
 from __future__ import annotations
 
@@ -137,17 +139,36 @@ def _expert_parallel_delta(spec: ModelSpec, profile: HardwareProfile, w: Workloa
     return c.num_moe_layers * swapped, c.num_moe_layers * (exchange - dropped)
 
 
-def _grad_sync_s(profile: HardwareProfile, lay: TrainLayout, *, params: int, expert_params: int) -> float:
-    """Gradient all-reduce of one step: dense over DP (replicas), routed experts over EDP, both strided over the
-    stage's TP x DP GPUs; one all-reduce of everything when the two groups are the same (TP-split experts)."""
+def optimizer_state_bytes(lay: TrainLayout, *, params: int, expert_params: int, distributed: bool) -> int:
+    """fp32 gradients (4 B per parameter held) + fp32 master weights and Adam moments (12 B): whole on every GPU, or
+    with the distributed optimizer sharded over each parameter's data-parallel group (DP dense, EDP routed experts;
+    module docstring)."""
+    if not distributed:
+        return params * OPTIMIZER_STATE_BYTES_PER_PARAM
+    sharded = OPTIMIZER_STATE_BYTES_PER_PARAM - GRAD_BYTES_PER_PARAM
+    return (params * GRAD_BYTES_PER_PARAM + ceil_div((params - expert_params) * sharded, lay.replicas)
+            + ceil_div(expert_params * sharded, lay.expert_dp))
+
+
+def _grad_sync_s(profile: HardwareProfile, lay: TrainLayout, *, params: int, expert_params: int,
+                 distributed: bool = False) -> float:
+    """Gradient synchronisation of one step: dense over DP (replicas), routed experts over EDP, both strided over the
+    stage's TP x DP GPUs (one group when they are the same: TP-split experts). An fp32 all-reduce; with the
+    distributed optimizer an fp32 reduce-scatter and an all-gather of the updated bf16 parameters."""
     span = lay.stage_gpus
+
+    def sync(group: int, n: int) -> float:
+        if not distributed:
+            return collective_time_s(profile, kind="allreduce", group_size=group, n_bytes=n * GRAD_BYTES_PER_PARAM,
+                                     span_gpus=span)
+        return (collective_time_s(profile, kind="reducescatter", group_size=group,
+                                  n_bytes=n * GRAD_BYTES_PER_PARAM, span_gpus=span)
+                + collective_time_s(profile, kind="allgather", group_size=group,
+                                    n_bytes=n * WEIGHT_BYTES_PER_PARAM, span_gpus=span))
+
     if not lay.folded:
-        return collective_time_s(profile, kind="allreduce", group_size=lay.replicas,
-                                 n_bytes=params * GRAD_BYTES_PER_PARAM, span_gpus=span)
-    return (collective_time_s(profile, kind="allreduce", group_size=lay.replicas,
-                              n_bytes=(params - expert_params) * GRAD_BYTES_PER_PARAM, span_gpus=span)
-            + collective_time_s(profile, kind="allreduce", group_size=lay.expert_dp,
-                                n_bytes=expert_params * GRAD_BYTES_PER_PARAM, span_gpus=span))
+        return sync(lay.replicas, params)
+    return sync(lay.replicas, params - expert_params) + sync(lay.expert_dp, expert_params)
 
 
 def _params(spec: ModelSpec, lay: TrainLayout, engine: str) -> tuple[int, int]:
@@ -208,7 +229,8 @@ def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayo
     m = TRAIN_MICROBATCHES_PER_STAGE * lay.pp
     rounds = (m - 1) * forward_stage_share(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp,
                                            every_position=True) + 1  # slowest-stage paces of one micro-batch's T
-    grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params)
+    grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params,
+                         distributed=w.distributed_optimizer)
     return rounds * (fwd_bwd + 2 * comm) + grads + c.step_overhead_s, rounds * 2 * comm + grads, c
 
 
@@ -223,7 +245,9 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     x = ExpertParallelLayout(tp=tp, ep=ep, etp=lay.expert_tp, imbalance=w.moe_imbalance) if spec.is_moe else None
     n_params, expert_params = _params(spec, lay, w.engine)
     usable = usable_bytes_per_gpu(profile, w)
-    weights, optimizer = n_params * WEIGHT_BYTES_PER_PARAM, n_params * OPTIMIZER_STATE_BYTES_PER_PARAM
+    weights = n_params * WEIGHT_BYTES_PER_PARAM
+    optimizer = optimizer_state_bytes(lay, params=n_params, expert_params=expert_params,
+                                      distributed=w.distributed_optimizer)
     state = weights + optimizer
     act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=sp,
                                    attention_scores=False, experts=x)

@@ -197,7 +197,7 @@ def global_batch(lay: TrainLayout, micro_batch: int) -> int:
 
 
 def megatron_flags(lay: TrainLayout, dtype: str = "bf16", *, sequence_parallel: bool = False,
-                   micro_batch: int | None = None) -> list[str]:
+                   micro_batch: int | None = None, distributed_optimizer: bool = False) -> list[str]:
     """Megatron-LM's flags for a layout (DP follows from the world size): precision, TP, PP, --sequence-parallel
     when asked for or MoE needs it, for folded MoE layouts EP, ETP when it is not the default and the alltoall
     dispatcher, and with `micro_batch` the batch the plan assumed: --micro-batch-size and --global-batch-size
@@ -209,6 +209,7 @@ def megatron_flags(lay: TrainLayout, dtype: str = "bf16", *, sequence_parallel: 
     out += [f"--expert-tensor-parallel-size {lay.expert_tp}"] if lay.expert_tp != lay.tp else []
     out += ["--sequence-parallel"] if lay.tp > 1 and (sequence_parallel or lay.sequence_parallel_required) else []
     out += ["--moe-token-dispatcher-type alltoall"] if lay.folded else []
+    out += ["--use-distributed-optimizer"] if distributed_optimizer else []
     if micro_batch is not None:
         out += [f"--micro-batch-size {micro_batch}", f"--global-batch-size {global_batch(lay, micro_batch)}"]
     return out
@@ -230,9 +231,13 @@ def training_assumptions(spec: ModelSpec, w: Workload) -> dict[str, str]:
     out = {**batch_assumptions(w),
            "workload": f"train: {TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per data-parallel replica per "
                        f"step through the 1F1B bubble; throughput = every replica's tokens / step",
-           "memory": "18 B per parameter held (bf16 weight, fp32 gradient, fp32 master weight, Adam moments; no "
-                     "distributed optimizer, Megatron's default); activations without attention scores (Megatron's "
-                     "fused attention keeps none), sequence parallelism when --sequence-parallel is given"}
+           "memory": ("6 + 12 / DP B per parameter held (bf16 weight, fp32 gradient; fp32 master weight and Adam "
+                      "moments sharded over the data-parallel ranks: --use-distributed-optimizer)"
+                      if w.distributed_optimizer else
+                      "18 B per parameter held (bf16 weight, fp32 gradient, fp32 master weight, Adam moments; no "
+                      "distributed optimizer, Megatron's default; --use-distributed-optimizer shards the last two)")
+                     + "; activations without attention scores (Megatron's fused attention keeps none), sequence "
+                       "parallelism when --sequence-parallel is given"}
     if spec.is_moe:
         out["moe"] = (f"Megatron-Core expert parallelism with MoE parallel folding: the routed experts over EP x ETP "
                       f"GPUs of a pipeline stage (ETP = --tp or 1), their gradients all-reduced over EDP = GPUs / "

@@ -59,6 +59,9 @@ class Workload:
     chunked_prefill_size); None: the engine's default."""
     sequence_parallel: bool = False
     allow_cross_domain_tp: bool = False
+    distributed_optimizer: bool = False
+    """Training: Megatron's --use-distributed-optimizer, the fp32 master weights and Adam moments sharded over the
+    data-parallel ranks (tpplan.planner.train)."""
     moe_imbalance: float = 1.2
     """Expert parallelism: routed tokens on the busiest EP rank / the mean (1.0 = perfectly balanced). The step
     waits for that rank. `--moe-imbalance` overrides it. Measured (TensorRT-LLM, "Scaling Expert Parallelism in

@@ -59,6 +59,7 @@ INPUTS_SCHEMA: dict[str, Any] = {
         "max_ttft_s": _key(_NUM, "TTFT limit, seconds, or null"),
         "sequence_parallel": _key("boolean", "sequence parallelism on"),
         "allow_cross_domain_tp": _key("boolean", "TP groups may cross NVLink domains"),
+        "distributed_optimizer": _key("boolean", "training: Megatron's distributed optimizer"),
         "price_per_gpu_hour": _key(_NUM, "$ per GPU-hour, or null"),
     },
 }
