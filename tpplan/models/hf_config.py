@@ -13,7 +13,7 @@ from typing import Any
 
 from tpplan.errors import ModelSpecError
 from tpplan.files import load_json
-from tpplan.models.hf_defaults import apply_defaults, rope_context, vision_params
+from tpplan.models.hf_defaults import SIZED_VISION_TYPES, apply_defaults, rope_context, vision_params
 from tpplan.models.hf_families import (
     FAMILY_RULES,
     SAME_ARCHITECTURE,
@@ -22,7 +22,7 @@ from tpplan.models.hf_families import (
     check_model_type,
     family_fields,
 )
-from tpplan.models.hf_hybrid import qwen3_next_moe
+from tpplan.models.hf_hybrid import qwen3_next_moe, qwen_moe_layers
 from tpplan.models.hf_reader import MAX_LAYERS, ConfigReader
 from tpplan.models.quant_config import parse_quantization_config
 from tpplan.models.spec import ModelSpec
@@ -54,6 +54,11 @@ def _layer_types(r: ConfigReader, layers: int, model_type: str, window: int | No
 def _window(r: ConfigReader, model_type: str) -> int | None:
     if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl") and not r.get("use_sliding_window"):
         return None  # Qwen configs carry a window that is off unless use_sliding_window is true.
+    if r.get("use_sliding_window") is not None and not r.get("use_sliding_window"):
+        # any family: vLLM drops the window when use_sliding_window is false (config.get_hf_config_sliding_window:
+        # "if hasattr(config, 'use_sliding_window') and not config.use_sliding_window: return None"), and so do
+        # the transformers classes that carry the flag (Qwen2.5-VL: sliding_window 32768 with the flag false)
+        return None
     if model_type == "phi3":
         return None  # the window (2047) is not modelled; full attention over the context is conservative.
     if model_type == "qwen3_next":
@@ -245,6 +250,8 @@ def _mlp(r: ConfigReader, model_type: str, hidden: int, layers: int) -> tuple[in
     moe = _moe_fields(r, model_type, intermediate)
     if model_type in ("qwen2_moe", "qwen3_next"):  # both build Qwen2MoeSparseMoeBlock: a gated shared expert
         return intermediate, qwen3_next_moe(r, layers, moe), []
+    if model_type == "qwen3_moe":  # Qwen3MoeSparseMoeBlock has no shared expert; the same layer rule
+        return intermediate, qwen_moe_layers(r, layers, moe), []
     if model_type != "llama4":
         return intermediate, moe, []
     moe = _llama4_fields(r, layers, moe)
@@ -283,6 +290,9 @@ def spec_from_hf_config(cfg: dict[str, Any], *, origin: str = "config.json", nam
         vision = vision_params(cfg, outer_type, shape["hidden"])
     except ModelSpecError as exc:
         raise ModelSpecError(f"{origin}: {exc}") from exc
+    if isinstance(cfg.get("vision_config"), dict) and outer_type not in SIZED_VISION_TYPES:
+        notes = (*notes, f"vision_config of model_type {outer_type!r} is not sized by tpplan: its vision tower is "
+                         f"neither counted in the parameters nor planned (the language model is)")
     try:
         return _build(r, model_type=model_type, name=name, origin=origin, shape=shape, intermediate=intermediate,
                       window=_window(r, model_type), context=context, fields={**family, **moe, **_mla_fields(r)},

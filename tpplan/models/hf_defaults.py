@@ -261,6 +261,25 @@ def _mistral3_vision_params(cfg: dict[str, Any], vc: dict[str, Any], text_hidden
     return tower + h + h * merge * merge * h + h * text_hidden + text_hidden * text_hidden + bias
 
 
+def _qwen2_5_vl_vision_params(vc: dict[str, Any], text_hidden: int) -> int:
+    """Qwen2_5_VisionTransformerPretrainedModel (transformers modeling_qwen2_5_vl.py): Conv3d patch embed (3 x temporal
+    2 x 14 x 14 x hidden, no bias); `depth` blocks of two RMSNorms, a biased qkv Linear(h, 3h) and proj Linear(h, h),
+    and a biased gated MLP (gate/up Linear(h, intermediate), down Linear(intermediate, h)); merger: RMSNorm(h) +
+    Linear(4h, 4h) + Linear(4h, out_hidden_size), biased. Qwen2.5-VL-7B: 1,505,280 + 32 x 19,702,200 + 44,574,464 =
+    676,550,144 (its published 8,292,166,656 less the language model's 7,615,616,512)."""
+    h, depth = _vision_int(vc, "hidden_size", 1280), _vision_int(vc, "depth", 32)
+    inter = _vision_int(vc, "intermediate_size", 3420)
+    patch = _vision_int(vc, "patch_size", 14) ** 2 * _vision_int(vc, "temporal_patch_size", 2) * 3 * h
+    block = 2 * h + 3 * h * h + 3 * h + h * h + h + 2 * (h * inter + inter) + inter * h + h
+    m = h * _vision_int(vc, "spatial_merge_size", 2) ** 2
+    out = _vision_int(vc, "out_hidden_size", text_hidden)
+    return patch + depth * block + h + m * m + m + m * out + out
+
+
+SIZED_VISION_TYPES = ("qwen2_vl", "qwen2_5_vl", "llava", "mllama", "gemma3", "mistral3", "llama4")
+"""Outer model_types whose vision_config `vision_params` sizes; any other is noted as not sized."""
+
+
 def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int:
     """Parameters of the vision tower and projector of a vision-language config (0 when it has none).
 
@@ -280,6 +299,8 @@ def vision_params(cfg: dict[str, Any], model_type: str, text_hidden: int) -> int
             out = _vision_int(vc, "hidden_size", text_hidden)
             merger = 2 * e + m * m + m + m * out + out
             return patch + _vit_params(e, depth, int(e * _vision_number(vc, "mlp_ratio", 4))) + merger
+        if model_type == "qwen2_5_vl":
+            return _qwen2_5_vl_vision_params(vc, text_hidden)
         if model_type == "llava":
             h, p = _vision_int(vc, "hidden_size", 1024), _vision_int(vc, "patch_size", 14)
             positions = (_vision_int(vc, "image_size", 336) // p) ** 2 + 1

@@ -59,10 +59,17 @@ def qwen3_next_moe(r: ConfigReader, layers: int, moe: dict[str, Any]) -> dict[st
     if shared % width:
         raise ModelSpecError(f"{r.origin}: field 'shared_expert_intermediate_size' ({shared}) must be a multiple of "
                              f"moe_intermediate_size ({width}) for tpplan to count the shared expert")
+    extra: dict[str, Any] = {"n_shared_experts": shared // width, "shared_expert_gate": bool(shared)}
+    return {**qwen_moe_layers(r, layers, moe), **extra}
+
+
+def qwen_moe_layers(r: ConfigReader, layers: int, moe: dict[str, Any]) -> dict[str, Any]:
+    """Qwen2-MoE, Qwen3-MoE and Qwen3-Next decoder layers (transformers Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer):
+    a layer is MoE unless it is in mlp_only_layers or (i + 1) % decoder_sparse_step != 0, then a dense MLP of
+    intermediate_size; `moe` with `moe_layers` set when some layer is dense."""
+    if not moe:
+        return moe
     step = r.int("decoder_sparse_step", default=1, positive=True, maximum=MAX_LAYERS)
     dense = set(r.int_list("mlp_only_layers") or [])
     moe_layers = tuple(i for i in range(layers) if i not in dense and (i + 1) % step == 0)
-    extra: dict[str, Any] = {"n_shared_experts": shared // width, "shared_expert_gate": bool(shared)}
-    if len(moe_layers) != layers:
-        extra["moe_layers"] = moe_layers
-    return {**moe, **extra}
+    return {**moe, "moe_layers": moe_layers} if len(moe_layers) != layers else moe

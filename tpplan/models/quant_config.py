@@ -183,20 +183,32 @@ def _bnb(q: _Q) -> WeightFormat:
     raise q.fail("load_in_4bit", "and load_in_8bit are both false; nothing is quantized")
 
 
-def _ct_weights(q: _Q) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+def _ct_weights(q: _Q) -> tuple[dict[str, Any], dict[str, Any] | None, str, str]:
+    """(weights scheme, input-activation scheme, its group's key, a note): the scheme of the group that targets
+    Linear layers; when several groups quantize weights differently (a mixed-precision recipe, e.g. int4 MLPs and
+    fp8 attention), the widest one, planned for every layer, an upper bound on the weights that the note states."""
     groups = q.cfg.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         raise q.fail("config_groups", "must be a non-empty object of quantization schemes")
-    linear = [(k, v) for k, v in groups.items() if isinstance(v, dict) and "Linear" in (v.get("targets") or [])]
+    for key, scheme in groups.items():
+        if not isinstance(scheme, dict) or not isinstance(scheme.get("weights"), dict):
+            raise q.fail(f"config_groups.{key}.weights", "must be an object with num_bits, type and strategy")
+    linear = [(k, v) for k, v in groups.items() if "Linear" in (v.get("targets") or [])]
     key, scheme = linear[0] if linear else next(iter(groups.items()))
-    if not isinstance(scheme, dict) or not isinstance(scheme.get("weights"), dict):
-        raise q.fail(f"config_groups.{key}.weights", "must be an object with num_bits, type and strategy")
+    note = ""
+    if len({repr(sorted(v["weights"].items())) for v in groups.values()}) > 1:
+        def bits(item: tuple[str, dict[str, Any]]) -> int:
+            n = item[1]["weights"].get("num_bits", 8)
+            return n if isinstance(n, int) and not isinstance(n, bool) else 8
+        key, scheme = max(groups.items(), key=bits)
+        note = (f"; config_groups mix {len(groups)} weight schemes ({', '.join(groups)}): planned as {key}'s for "
+                f"every layer, an upper bound")
     acts = scheme.get("input_activations")
-    return scheme["weights"], acts if isinstance(acts, dict) else None, key
+    return scheme["weights"], acts if isinstance(acts, dict) else None, key, note
 
 
 def _compressed_tensors(q: _Q) -> WeightFormat:
-    w, acts, key = _ct_weights(q)
+    w, acts, key, note = _ct_weights(q)
     wq = _Q(w, q.origin, f"{q.prefix}.config_groups.{key}.weights")
     bits = wq.int("num_bits", 8, allowed=(4, 8))
     kind = str(w.get("type", "int"))
@@ -208,7 +220,7 @@ def _compressed_tensors(q: _Q) -> WeightFormat:
         return WeightFormat(name=f"ct-{name}{'' if acts else 'a16'}", method="compressed-tensors", weight_bits=4,
                             scale_bytes=1, elems_per_scale=g, compute="fp4" if acts else "bf16", keep_16bit=keep,
                             description=f"compressed-tensors {name}: E2M1 weights, 8-bit scale per {g}"
-                                        f"{'' if acts else '; weight-only'}",
+                                        f"{'' if acts else '; weight-only'}{note}",
                             source="vllm compressed_tensors/schemes compressed_tensors_w4a4_nvfp4.py / _mxfp4.py")
     if strategy == "block":
         bs = w.get("block_structure")
@@ -228,7 +240,7 @@ def _compressed_tensors(q: _Q) -> WeightFormat:
                         weight_bits=bits, scale_bytes=scale, elems_per_scale=elems, zero_bytes=zero, compute=compute,
                         keep_16bit=keep,
                         description=f"compressed-tensors {label}, {strategy} scales"
-                                    f"{'' if acts else ', weight-only'}",
+                                    f"{'' if acts else ', weight-only'}{note}",
                         source="vllm compressed_tensors/schemes (W8A8Fp8, W8A8Int8, WNA16)")
 
 

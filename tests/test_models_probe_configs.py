@@ -1,0 +1,66 @@
+"""Configs a probe of recent checkpoints misread, read as the engines read them now (sources in each test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tpplan.models.hf_config import spec_from_hf_config
+from tpplan.models.kv import kv_cache_bytes_per_sequence
+from tpplan.models.params import total_params
+from tpplan.models.resolve import resolve_model
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_qwen2_5_vl_window_is_off_and_its_vision_tower_sized():
+    """Qwen/Qwen2.5-VL-7B-Instruct's config.json carries sliding_window 32768 with use_sliding_window false: vLLM
+    drops the window (get_hf_config_sliding_window), so a 128,000-token sequence holds 57,344 B x 128,000 of KV,
+    not 57,344 x 32,768. Its vision tower: 1,505,280 + 32 x 19,702,200 + 44,574,464 = 676,550,144 parameters, the
+    published 8,292,166,656 less the language model's 7,615,616,512."""
+    spec = spec_from_hf_config(json.loads((DATA / "configs" / "qwen2.5-vl-7b-instruct.json").read_text()))
+    assert spec.sliding_window is None
+    assert kv_cache_bytes_per_sequence(spec, context_len=128_000) == 57_344 * 128_000
+    assert spec.vision_params == 676_550_144
+    assert total_params(spec) + spec.vision_params == 8_292_166_656
+
+
+def test_a_vision_config_tpplan_cannot_size_is_noted():
+    cfg = json.loads((DATA / "configs" / "qwen2.5-vl-7b-instruct.json").read_text())
+    cfg = {"model_type": "internvl", "vision_config": {"hidden_size": 3200}, "text_config": {
+        k: v for k, v in cfg.items() if k not in ("vision_config", "model_type")} | {"model_type": "qwen2"}}
+    spec = spec_from_hf_config(cfg)
+    assert spec.vision_params == 0
+    assert any("vision_config of model_type 'internvl' is not sized" in n for n in spec.notes)
+
+
+def test_qwen3_moe_dense_layers_from_mlp_only_layers_and_sparse_step():
+    """Qwen3MoeDecoderLayer builds a dense MLP where the layer is in mlp_only_layers or (i + 1) % decoder_sparse_step
+    != 0. Qwen3-30B-A3B with layers 0-3 dense and step 2: 22 MoE and 26 dense layers, 30,532,122,624 - 26 x
+    604,241,920 (a layer's experts and router) + 26 x 37,748,736 (a dense MLP of 6,144) = 15,803,299,840."""
+    base = resolve_model("qwen3-30b-a3b").spec
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "qwen3-30b-a3b.json"
+    cfg = {**json.loads(catalogue.read_text())["config"], "mlp_only_layers": [0, 1, 2, 3], "decoder_sparse_step": 2}
+    spec = spec_from_hf_config(cfg)
+    assert total_params(base) == 30_532_122_624
+    assert total_params(spec) == 15_803_299_840
+
+
+def test_compressed_tensors_mixed_schemes_are_planned_at_the_widest():
+    """An llm-compressor mixed-precision recipe (fp8 channel attention, int4 g128 MLP) is planned as fp8 for every
+    Linear layer whichever group comes first: an upper bound, stated in the format's description."""
+    qc = {"quant_method": "compressed-tensors", "format": "mixed-precision", "ignore": ["lm_head"], "config_groups": {
+        "group_0": {"targets": ["re:.*self_attn.(q|k|v|o)_proj$"],
+                    "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True},
+                    "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True}},
+        "group_1": {"targets": ["re:.*mlp.(gate|up|down)_proj$"],
+                    "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128,
+                                "symmetric": True}, "input_activations": None}}}
+    from tpplan.models.quant_config import parse_quantization_config
+
+    fmt = parse_quantization_config(qc, origin="config.json")
+    rev = parse_quantization_config({**qc, "config_groups": dict(reversed(qc["config_groups"].items()))},
+                                    origin="config.json")
+    assert fmt.weight_bits == rev.weight_bits == 8 and fmt.name == rev.name == "ct-fp8-channel"
+    assert "config_groups mix 2 weight schemes (group_0, group_1): planned as group_0's for every layer, an upper " \
+           "bound" in fmt.description
