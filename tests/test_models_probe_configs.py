@@ -64,3 +64,30 @@ def test_compressed_tensors_mixed_schemes_are_planned_at_the_widest():
     assert fmt.weight_bits == rev.weight_bits == 8 and fmt.name == rev.name == "ct-fp8-channel"
     assert "config_groups mix 2 weight schemes (group_0, group_1): planned as group_0's for every layer, an upper " \
            "bound" in fmt.description
+
+
+def test_mxfp4_quantizes_the_routed_experts_only():
+    """vLLM's Mxfp4Config leaves every Linear layer unquantized, so a gpt-oss config without
+    modules_to_not_convert holds the same bytes as openai's (attention, router, embeddings in bf16)."""
+    from tpplan.models.weights import weight_bytes_total
+
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "gpt-oss-120b.json"
+    cfg = json.loads(catalogue.read_text())["config"]
+    bare = {**cfg, "quantization_config": {k: v for k, v in cfg["quantization_config"].items()
+                                           if k != "modules_to_not_convert"}}
+    assert weight_bytes_total(spec_from_hf_config(bare)) == weight_bytes_total(spec_from_hf_config(cfg)) \
+        == 65_248_815_744
+
+
+def test_models_show_lists_only_tp_degrees_a_block_fp8_checkpoint_loads_at(run_cli, tmp_path):
+    """Qwen3-30B-A3B-FP8 (weight_block_size 128 x 128): without expert parallelism each GPU's share of an expert's
+    768-wide MLP must be whole 128-blocks, so TP1 and TP2 load (768, 384) and TP4 (192) does not; `models show`
+    lists what `recommend` accepts."""
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "qwen3-30b-a3b.json"
+    cfg = {**json.loads(catalogue.read_text())["config"], "quantization_config": {
+        "quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    doc = run_cli("models", "show", str(path), "-f", "json").json()
+    assert doc["valid_tp_degrees"] == [1, 2]
+    assert "192 per GPU, not a multiple of its block_n 128" in doc["invalid_tp_reasons"]["4"]

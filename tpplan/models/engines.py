@@ -123,6 +123,30 @@ def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine
     return None
 
 
+def block_quant_reasons(spec: ModelSpec, fmt: WeightFormat, *, tp: int, ep: int, dp_attention: int,
+                        engine: str) -> list[str]:
+    """A block-scaled checkpoint (weight_block_size [n, k]: DeepSeek-V3, MiniMax-M2, Kimi K2, Qwen3 FP8) loads only
+    when each TP shard of an MLP holds whole blocks: vLLM's Fp8MoEMethod.create_weights raises "The output_size of
+    gate's and up's weight = W is not divisible by weight quantization block_n = n" (and Fp8LinearMethod the same for a
+    dense MLP's shard; vllm/model_executor/layers/quantization/fp8.py; SGLang's fp8.py is the same code). Dense
+    layers are split over the attention TP group (tp), routed experts over tp x dp_attention / ep GPUs (whole experts
+    under full EP). MiniMax-M2 (1536 wide) at TP8 without EP: 192 per GPU, refused; with --enable-expert-parallel it
+    runs (the fix its deployment guides give)."""
+    if fmt.block is None or engine not in ("vllm", "sglang"):
+        return []
+    block_n, out = fmt.block[0], []
+    shards = [("intermediate_size", spec.intermediate_size, tp)] if not spec.is_moe or spec.num_dense_layers else []
+    if spec.is_moe:
+        shards.append(("moe_intermediate_size", spec.moe_intermediate_size, max(tp * dp_attention // ep, 1)))
+    for name, width, n in shards:
+        if n > 1 and (width % n or (width // n) % block_n):
+            fix = "use expert parallelism (--ep), " if name == "moe_intermediate_size" and ep == 1 else ""
+            out.append(f"{engine}: the {fmt.name} checkpoint's {name} {width} split over {n} GPUs is "
+                       f"{width / n:g} per GPU, not a multiple of its block_n {block_n} (the engine refuses to load "
+                       f"it); {fix}split it over fewer GPUs")
+    return out
+
+
 MAX_TP_DEGREE = 64
 """Degrees 1..64 are considered (DESIGN.md §6)."""
 

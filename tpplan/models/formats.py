@@ -63,7 +63,7 @@ class WeightFormat:
     """Where the layout comes from (engine source file, format spec)."""
     block: tuple[int, int] | None = None
     """(block_n, block_k) of a block-scaled format (weight_block_size, e.g. (128, 128)); None otherwise. A TP shard of
-    a linear layer must hold whole blocks (`tpplan.planner.layouts.block_quant_reasons`)."""
+    a linear layer must hold whole blocks (`tpplan.models.engines.block_quant_reasons`)."""
     layer_mean_bytes: tuple[tuple[str, float], ...] = ()
     """(group name, mean bytes per parameter over the layers the group sits in) for the groups that `keep_16bit`
     keeps in 16 bits in some layers only; filled against a ModelSpec by tpplan.models.weights.resolve_layer_formats.

@@ -139,9 +139,15 @@ def _fbgemm_fp8(q: _Q) -> WeightFormat:
                                "transformers integrations/fbgemm_fp8.py")
 
 
+MXFP4_ONLY_EXPERTS = r"re:^(?!.*\.experts\.)"
+"""vLLM's Mxfp4Config quantizes the routed experts (FusedMoE) only and leaves every Linear layer unquantized
+(quantization/mxfp4.py get_quant_method: UnquantizedLinearMethod for LinearBase), whatever modules_to_not_convert
+says: a keep-16-bit pattern for every module outside `.experts.`."""
+
+
 def _mxfp4(q: _Q) -> WeightFormat:
     return WeightFormat(name="mxfp4", method="mxfp4", weight_bits=4, scale_bytes=1, elems_per_scale=32, compute="fp4",
-                        keep_16bit=q.names("modules_to_not_convert"),
+                        keep_16bit=(*q.names("modules_to_not_convert"), MXFP4_ONLY_EXPERTS),
                         description="MXFP4: E2M1 weights, one E8M0 scale per 32 (OCP MX v1.0)",
                         source="vllm quantization/mxfp4.py; openai/gpt-oss config.json quantization_config")
 

@@ -6,6 +6,7 @@ from tpplan.errors import ModelSpecError
 from tpplan.models.dtypes import AUTO, override_note, weight_format
 from tpplan.models.engines import (
     MAX_TP_DEGREE,
+    block_quant_reasons,
     group_quant_violation,
     kv_heads_per_gpu,
     tp_violation,
@@ -145,11 +146,14 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
               tp: int | None = None, resolved_from: str | None = None, context_len: int | None = None) -> ModelSummary:
     fmt = weight_format(spec, dtype)
     dtype = fmt.name
-    valid = [t for t in valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE)
-             if not group_quant_violation(spec, fmt, tp=t, engine=engine)]
+    def quant_problem(t: int) -> str | None:  # a TP-only layout: the experts split over the t GPUs
+        blocks = block_quant_reasons(spec, fmt, tp=t, ep=1, dp_attention=1, engine=engine)
+        return group_quant_violation(spec, fmt, tp=t, engine=engine) or (blocks[0] if blocks else None)
+
+    valid = [t for t in valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE) if not quant_problem(t)]
     if tp is not None:
         message = degree_error(spec, tp, engine=engine)
-        quant = group_quant_violation(spec, fmt, tp=tp, engine=engine)
+        quant = quant_problem(tp)
         if message or quant:
             raise ModelSpecError(message or f"{spec.name}: {quant}. Degrees that work with {engine} and "
                                             f"{fmt.name}: {', '.join(str(t) for t in valid if t <= 64)}")
@@ -160,8 +164,7 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
                                                                                 engine=engine))
             for t in shown]
     shown_invalid = (2, 3, 4, 5, 6, 7, 8, 16, 32, 64)  # the degrees people actually try
-    invalid = {t: r for t in shown_invalid if (r := tp_violation(spec, t, engine=engine) or
-                                               group_quant_violation(spec, fmt, tp=t, engine=engine))}
+    invalid = {t: r for t in shown_invalid if (r := tp_violation(spec, t, engine=engine) or quant_problem(t))}
     return ModelSummary(
         spec=spec, resolved_from=resolved_from, engine=engine, dtype=dtype, kv_cache_dtype=kv_cache_dtype,
         total_params=total_params(spec), active_params=active_params(spec),

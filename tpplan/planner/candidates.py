@@ -29,7 +29,7 @@ from tpplan.cost.step import (
 )
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import weight_format
-from tpplan.models.engines import group_quant_violation, tp_violation, valid_tp_degrees
+from tpplan.models.engines import block_quant_reasons, group_quant_violation, tp_violation, valid_tp_degrees
 from tpplan.models.kv import (
     kv_cache_bytes_per_sequence,
     kv_layers_per_stage,
@@ -38,7 +38,7 @@ from tpplan.models.kv import (
 )
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
-from tpplan.planner.layouts import Layout, block_quant_reasons, moe_layout_reasons, tp_group_slots
+from tpplan.planner.layouts import Layout, moe_layout_reasons, tp_group_slots
 from tpplan.planner.moe_buffers import (
     LL_LIMIT_WORDS,
     deepep_buffers,
