@@ -91,3 +91,22 @@ def test_models_show_lists_only_tp_degrees_a_block_fp8_checkpoint_loads_at(run_c
     doc = run_cli("models", "show", str(path), "-f", "json").json()
     assert doc["valid_tp_degrees"] == [1, 2]
     assert "192 per GPU, not a multiple of its block_n 128" in doc["invalid_tp_reasons"]["4"]
+
+
+def test_a_checkpoint_with_an_fp8_kv_cache_is_noted_when_the_plan_keeps_16_bits(run_cli, tmp_path):
+    """nvidia's ModelOpt NVFP4 checkpoints carry kv_cache_scheme {num_bits 8, type float} (older ones
+    kv_cache_quant_algo "FP8"); vLLM's --kv-cache-dtype auto picks FP8 from it in recent releases: the plan says so
+    when it keeps a 16-bit cache, and not when --kv-cache-dtype fp8 plans the FP8 one."""
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "llama-3_3-70b.json"
+    base = json.loads(catalogue.read_text())["config"]
+    for qc in ({"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": ["lm_head"],
+                "kv_cache_scheme": {"dynamic": False, "num_bits": 8, "type": "float"}},
+               {"quant_method": "modelopt", "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8",
+                                                             "exclude_modules": ["lm_head"]}}):
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps({**base, "quantization_config": qc}))
+        doc = run_cli("recommend", "-m", str(path), "--hardware", "dgx-b200", "-f", "json").json()
+        assert "--kv-cache-dtype fp8 plans the FP8 one" in doc["assumptions"]["kv_cache"]
+        fp8 = run_cli("recommend", "-m", str(path), "--hardware", "dgx-b200", "--kv-cache-dtype", "fp8",
+                      "-f", "json").json()
+        assert "kv_cache" not in fp8["assumptions"]

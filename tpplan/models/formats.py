@@ -64,6 +64,9 @@ class WeightFormat:
     block: tuple[int, int] | None = None
     """(block_n, block_k) of a block-scaled format (weight_block_size, e.g. (128, 128)); None otherwise. A TP shard of
     a linear layer must hold whole blocks (`tpplan.models.engines.block_quant_reasons`)."""
+    kv_cache_dtype: str | None = None
+    """'fp8' when the checkpoint ships FP8 KV-cache scales (ModelOpt kv_cache_quant_algo FP8, compressed-tensors
+    kv_cache_scheme of 8-bit floats), which an engine may use for its KV cache; None otherwise."""
     layer_mean_bytes: tuple[tuple[str, float], ...] = ()
     """(group name, mean bytes per parameter over the layers the group sits in) for the groups that `keep_16bit`
     keeps in 16 bits in some layers only; filled against a ModelSpec by tpplan.models.weights.resolve_layer_formats.

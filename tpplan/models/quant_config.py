@@ -152,20 +152,32 @@ def _mxfp4(q: _Q) -> WeightFormat:
                         source="vllm quantization/mxfp4.py; openai/gpt-oss config.json quantization_config")
 
 
+def _fp8_kv_cache(*cfgs: dict[str, Any]) -> str | None:
+    """'fp8' when a quantization_config ships FP8 KV-cache scales: ModelOpt's kv_cache_quant_algo "FP8" (older
+    hf_quant_config style) or a kv_cache_scheme of 8-bit floats (newer ModelOpt and compressed-tensors)."""
+    for cfg in cfgs:
+        scheme = cfg.get("kv_cache_scheme")
+        if str(cfg.get("kv_cache_quant_algo") or "").upper() == "FP8" or (
+                isinstance(scheme, dict) and scheme.get("num_bits") == 8 and scheme.get("type") == "float"):
+            return "fp8"
+    return None
+
+
 def _modelopt(q: _Q) -> WeightFormat:
     inner = q.cfg.get("quantization") if isinstance(q.cfg.get("quantization"), dict) else q.cfg
     qi = _Q(inner, q.origin, q.prefix + (".quantization" if inner is not q.cfg else ""))
     algo = str(inner.get("quant_algo", "")).upper()
     keep = qi.names("exclude_modules", "ignore")
+    kv = _fp8_kv_cache(inner, q.cfg)
     if algo == "FP8":
         return WeightFormat(name="modelopt-fp8", method="modelopt", weight_bits=8, scale_bytes=4,
-                            elems_per_scale=-1, compute="fp8", keep_16bit=keep,
+                            elems_per_scale=-1, compute="fp8", keep_16bit=keep, kv_cache_dtype=kv,
                             description="ModelOpt FP8: E4M3 weights, per-tensor fp32 scale (W8A8)",
                             source="vllm quantization/modelopt.py ModelOptFp8Config")
     if algo == "NVFP4":
         g = _group_size(qi, "group_size", 16)
         return WeightFormat(name=f"modelopt-nvfp4-g{g}", method="modelopt", weight_bits=4, scale_bytes=1,
-                            elems_per_scale=g, compute="fp4", keep_16bit=keep,
+                            elems_per_scale=g, compute="fp4", keep_16bit=keep, kv_cache_dtype=kv,
                             description=f"ModelOpt NVFP4: E2M1 weights, E4M3 scale per {g} (W4A4)",
                             source="vllm quantization/modelopt.py ModelOptNvFp4Config")
     raise qi.fail("quant_algo", f"{inner.get('quant_algo')!r} is not supported; tpplan reads FP8 and NVFP4")
@@ -225,6 +237,7 @@ def _compressed_tensors(q: _Q) -> WeightFormat:
         name = "nvfp4" if g == 16 else "mxfp4" if g == 32 else f"fp4-g{g}"
         return WeightFormat(name=f"ct-{name}{'' if acts else 'a16'}", method="compressed-tensors", weight_bits=4,
                             scale_bytes=1, elems_per_scale=g, compute="fp4" if acts else "bf16", keep_16bit=keep,
+                            kv_cache_dtype=_fp8_kv_cache(q.cfg),
                             description=f"compressed-tensors {name}: E2M1 weights, 8-bit scale per {g}"
                                         f"{'' if acts else '; weight-only'}{note}",
                             source="vllm compressed_tensors/schemes compressed_tensors_w4a4_nvfp4.py / _mxfp4.py")
@@ -244,7 +257,7 @@ def _compressed_tensors(q: _Q) -> WeightFormat:
     label = f"{'fp' if kind == 'float' else 'int'}{bits}"
     return WeightFormat(name=f"ct-{label}-{strategy}{'' if acts else '-a16'}", method="compressed-tensors",
                         weight_bits=bits, scale_bytes=scale, elems_per_scale=elems, zero_bytes=zero, compute=compute,
-                        keep_16bit=keep,
+                        keep_16bit=keep, kv_cache_dtype=_fp8_kv_cache(q.cfg),
                         description=f"compressed-tensors {label}, {strategy} scales"
                                     f"{'' if acts else ', weight-only'}{note}",
                         source="vllm compressed_tensors/schemes (W8A8Fp8, W8A8Int8, WNA16)")

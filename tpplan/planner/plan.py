@@ -252,6 +252,12 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         check_backend_on_gpu(profile, engine=engine, backend=all2all_backend)
         _check_token_budget(engine_limits(profile, w), w)
     kv_dtype = w.kv_cache_dtype if w.mode == "serve" else None  # training keeps no KV cache
+    ckpt_kv = spec.quantization.kv_cache_dtype if spec.quantization is not None else None
+    if kv_dtype is not None and ckpt_kv == "fp8" and kv_dtype != "fp8":
+        assumptions["kv_cache"] = (
+            f"the checkpoint ships an FP8 KV cache (quantization_config kv_cache_quant_algo FP8 or an 8-bit float "
+            f"kv_cache_scheme), which vLLM's --kv-cache-dtype auto uses in recent releases (vllm-project/vllm#29980) "
+            f"and TensorRT-LLM applies; this plan keeps a {kv_dtype} KV cache; --kv-cache-dtype fp8 plans the FP8 one")
     assumptions.setdefault("dtype", weights_assumption(spec, w.dtype, kv_dtype, profile.gpu.peak_flops_per_s))
     if w.mode == "train":
         from tpplan.planner.train_layouts import training_assumptions
