@@ -330,3 +330,35 @@ def test_sglang_dp_attention_splits_lm_head_dense_and_shared_over_the_whole_grou
     default = run_cli(*ds).json()["chosen"]["weight_bytes_per_gpu"]
     deepep = run_cli(*ds, "--moe-a2a-backend", "deepep").json()["chosen"]["weight_bytes_per_gpu"]
     assert deepep - default == pytest.approx(7 / 8 * 58 * 3 * 7168 * 2048, rel=0.01)
+
+
+@pytest.mark.parametrize("engine,flags", [("sglang", ["--tp-size 8", "--ep-size 4"]),
+                                          ("trtllm", ["--tp_size 8", "--ep_size 4"])])
+def test_hybrid_ep_inside_one_tp_group_on_sglang_and_trtllm(run_cli, engine, flags):
+    """SGLang and TensorRT-LLM run EP < TP inside one TP group (tpplan.planner.layouts.HYBRID_EP_ENGINES): Mixtral at
+    TP8 x EP4 holds 2 of the 8 experts per GPU, each split 2 ways, so its weights per GPU equal TP8's; vLLM, whose EP
+    is always TP x DP, refuses it in one line."""
+    base = ("recommend", "-m", "mixtral-8x7b", "--hardware", "dgx-h100", "--gpus", "8", "--engine", engine)
+    hybrid = run_cli(*base, "--tp", "8", "--ep", "4", "--emit", engine, "-f", "json").json()
+    tp8 = run_cli(*base, "--tp", "8", "-f", "json").json()["chosen"]
+    c = hybrid["chosen"]
+    assert (c["tp"], c["ep"], c["dp_attention"], c["feasible"]) == (8, 4, 1, True)
+    assert c["weight_bytes_per_gpu"] == tp8["weight_bytes_per_gpu"]
+    assert all(f in hybrid["serve_command"] for f in flags)
+    r = run_cli("recommend", "-m", "mixtral-8x7b", "--gpus", "8", "--engine", "vllm", "--tp", "8", "--ep", "4")
+    assert r.code == 1 and "EP must be 1 or TP x DP-attention = 8" in r.err
+    r = run_cli(*base, "--tp", "8", "--ep", "3")
+    assert r.code == 1 and "--ep 2 for TP8 x EP2 (a divisor of 8)" in r.err
+
+
+def test_hybrid_ep_memory_by_hand_when_experts_do_not_split_evenly_over_ep():
+    """DeepSeek-V3 TP8 x EP4 on TensorRT-LLM: 64 of the 256 routed experts per EP rank, each split TP / EP = 2 ways:
+    the same expert bytes per GPU as TP8 (256 experts split 8 ways) and as EP8 (32 whole experts)."""
+    from tpplan.planner.plan import recommend
+
+    kw = dict(hardware="hgx-h200", gpus=8, engine="trtllm")
+    hybrid = recommend("deepseek-v3", tp=8, ep=4, **kw).chosen
+    ep8 = recommend("deepseek-v3", tp=8, ep=8, **kw).chosen
+    tp8 = recommend("deepseek-v3", tp=8, **kw).chosen
+    assert hybrid.feasible and hybrid.weight_bytes_per_gpu == pytest.approx(tp8.weight_bytes_per_gpu, rel=1e-6)
+    assert hybrid.weight_bytes_per_gpu == pytest.approx(ep8.weight_bytes_per_gpu, rel=1e-6)

@@ -309,8 +309,9 @@ def recommend(
     replicas: Annotated[int | None, typer.Option("--replicas", min=1, help="Replicas of the --tp layout [default: "
                                                  "as many as fit].")] = None,
     ep: Annotated[int, typer.Option("--ep", min=1, help="MoE: expert-parallel size of the --tp layout (serving: 1, or "
-                                    "--tp x --dp-attention; training: Megatron's --expert-model-parallel-size, a "
-                                    "divisor of the experts).")] = 1,
+                                    "--tp x --dp-attention, or on SGLang / TensorRT-LLM without --dp-attention a "
+                                    "divisor of --tp; training: Megatron's --expert-model-parallel-size, a divisor of "
+                                    "the experts).")] = 1,
     etp: Annotated[int | None, typer.Option("--etp", "--expert-tensor-parallel-size", min=1,
                                             help="MoE training: GPUs each expert is split over in the --tp layout "
                                                  "[default: --tp, as Megatron's].")] = None,

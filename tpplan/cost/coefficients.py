@@ -386,7 +386,7 @@ def _moe_layout(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, imbalan
     if not spec.is_moe or (ep == 1 and dp_attention == 1):
         return None
     group = tp * dp_attention
-    shard = 1 if ep > 1 else group  # EP holds whole experts; otherwise each expert is split over the group
+    shard = group // ep  # EP = G holds whole experts, EP 1 splits each over the group, EP < G (hybrid) G / EP ways
     one = _group_bytes_flops(spec, tp=shard, dtype=dtype, engine=engine, epilogue_k=lambda bucket: epilogue_k)["expert"]
     gather = ep > 1 and gathers_tokens(engine=engine, ep=ep, experts_per_token=spec.num_experts_per_tok,
                                        nvlink_domain_gpus=nvlink_domain_gpus, forced=dispatch)

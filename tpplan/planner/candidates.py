@@ -229,7 +229,7 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     usable = usable_bytes_per_gpu(profile, w)
     m = c.moe
     weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
-                                   expert_tp=m.group_size if m and m.ep == 1 else 0,
+                                   expert_tp=m.group_size // m.ep if m and m.ep < m.group_size else 0,
                                    **sglang_dp_attention_splits(c, w))
     if ll_tokens is None:
         ll_tokens = ll_tokens_at(c, w, limits=engine_limits(profile, w), batch=None)

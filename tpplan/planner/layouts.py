@@ -146,6 +146,18 @@ def serving_layouts(spec: ModelSpec, w: Workload, *, nvlink_domain_size: int = 0
                     for tp, pp, dp, ep in moe_layouts(spec, w)]
 
 
+HYBRID_EP_ENGINES = ("sglang", "trtllm")
+"""Engines that run EP smaller than TP inside one TP group (no DP attention), each expert split TP / EP ways:
+SGLang ("For hybrid EP and TP (i.e., ep_size < tp_size), only the none backend ... is supported",
+docs/advanced_features/expert_parallelism.md) and TensorRT-LLM (moe_tensor_parallel_size x
+moe_expert_parallel_size = tp_size, docs/source/advanced/expert-parallelism.md). vLLM's EP is always TP x DP."""
+
+
+def hybrid_ep(engine: str, *, tp: int, ep: int, dp_attention: int) -> bool:
+    """A layout of EP < TP inside one TP group that the engine runs (`HYBRID_EP_ENGINES`)."""
+    return engine in HYBRID_EP_ENGINES and dp_attention == 1 and 1 < ep < tp and tp % ep == 0
+
+
 def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, engine: str, pp: int = 1,
                        gpus_per_node: int = 0) -> list[str]:
     """Which EP / DP-attention layouts the engine accepts (the module docstring cites each rule)."""
@@ -157,6 +169,9 @@ def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, 
     if ep == 1 and dp_attention > 1 and spec.moe_intermediate_size % group:
         out.append(f"moe_intermediate_size ({spec.moe_intermediate_size}) is not divisible by the expert tensor "
                    f"parallel size tp x dp ({group})")
+    if 1 < ep < group and spec.moe_intermediate_size % (group // ep):
+        out.append(f"moe_intermediate_size ({spec.moe_intermediate_size}) is not divisible by the expert tensor "
+                   f"parallel size TP / EP ({group // ep})")
     if engine == "trtllm" and dp_attention > 1 and tp > 1:
         # TensorRT-LLM enable_attention_dp: every rank of tp_size is its own attention DP rank (attention TP 1)
         out.append(f"trtllm: enable_attention_dp runs attention with TP 1 on each of the tp_size ranks; attention "

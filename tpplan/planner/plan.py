@@ -26,7 +26,7 @@ from tpplan.planner.checks import (
     check_serving_dtypes,
 )
 from tpplan.planner.explain import explain, label, suggestions
-from tpplan.planner.layouts import fitting_replicas, moe_layouts, serving_layouts
+from tpplan.planner.layouts import HYBRID_EP_ENGINES, fitting_replicas, hybrid_ep, moe_layouts, serving_layouts
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
     WORKLOAD_DEFAULTS,
@@ -406,8 +406,8 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     if (ep > 1 or dp_attention > 1) and not spec.is_moe:
         raise LayoutError(f"--ep / --dp-attention apply to serving MoE models; {spec.name} has no routed experts; "
                           f"leave them out")
-    if ep not in (1, tp * dp_attention):
-        raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention,
+    if ep not in (1, tp * dp_attention) and not hybrid_ep(w.engine, tp=tp, ep=ep, dp_attention=dp_attention):
+        raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention, engine=w.engine,
                                        tp_ok=lambda t: tp_violation(spec, t, engine=w.engine) is None))
     if w.engine == "sglang" and w.moe_dispatch == "all2all" and ep > 1 and dp_attention == 1:
         raise LayoutError(
@@ -435,7 +435,7 @@ def needs_tp_message(*, ep: int, dp_attention: int, workload: str) -> str:
     return line + f": --tp {ep} for TP{ep} x EP{ep}, or --tp 1 --dp-attention {ep} for TP1 x EP{ep} x DP-attention {ep}"
 
 
-def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, tp_ok=lambda t: True) -> str:
+def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, engine: str = "vllm", tp_ok=lambda t: True) -> str:
     """The layout asked for, the engines' rule (vLLM --enable-expert-parallel, SGLang --ep-size, TensorRT-LLM
     --ep_size: the experts over all TP x DP-attention GPUs of a replica; tpplan.planner.layouts) and the flags that
     give a layout they run: DP-attention ranks (else a TP degree the heads allow, `tp_ok`) that make up EP, EP over
@@ -452,9 +452,17 @@ def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, tp_ok=lambda t: True) -
     if group > 1:
         fixes.append(f"--ep {group} for TP{tp} x EP{group}" + (f" x DP-attention {dp}" if dp > 1 else ""))
     fixes.append("leave --ep out" + (f" to split the experts over the {group} GPUs by TP" if group > 1 else ""))
+    if engine in HYBRID_EP_ENGINES:
+        rule = (f"{engine} spreads the routed experts over every GPU of a replica (EP 1 or TP x DP-attention = "
+                f"{group}) or, without DP-attention, over an EP that divides TP (each expert split TP / EP ways)")
+        divisors = [d for d in range(2, min(ep, tp)) if tp % d == 0]
+        if dp == 1 and divisors:
+            fixes.insert(0, f"--ep {divisors[-1]} for TP{tp} x EP{divisors[-1]} (a divisor of {tp})")
+    else:
+        rule = (f"the engines spread the routed experts over every GPU of a replica: EP must be 1 or TP x "
+                f"DP-attention = {group}")
     return (f"--ep {ep} with --tp {tp}" + (f" --dp-attention {dp}" if dp > 1 else "") + f" asks for {layout}, but "
-            f"the engines spread the routed experts over every GPU of a replica: EP must be 1 or TP x DP-attention = "
-            f"{group}; " + "; or ".join(fixes))
+            f"{rule}; " + "; or ".join(fixes))
 
 
 def _fixed_replicas(w: Workload, *, group: int, replicas: int | None, words: str) -> int:
