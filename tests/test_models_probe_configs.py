@@ -110,3 +110,23 @@ def test_a_checkpoint_with_an_fp8_kv_cache_is_noted_when_the_plan_keeps_16_bits(
         fp8 = run_cli("recommend", "-m", str(path), "--hardware", "dgx-b200", "--kv-cache-dtype", "fp8",
                       "-f", "json").json()
         assert "kv_cache" not in fp8["assumptions"]
+
+
+def test_gptq_quantized_lm_head_and_dynamic_overrides():
+    """GPTQ `lm_head: true` (vLLM quantizes the head): Llama-3.1-8B's 128,256 x 4,096 head at int4 g128 is
+    525,336,576 x (0.5 + 2.5 / 128) = 272,928,768 bytes, not 1,050,673,152 at 16 bits. GPTQModel `dynamic`: a "-:"
+    rule leaves its modules 16-bit exactly; a "+:" rule with other bits is planned as an upper bound, and says so."""
+    from tpplan.models.quant_config import parse_quantization_config
+    from tpplan.models.weights import weight_bytes_total
+
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "llama-3_1-8b.json"
+    base = json.loads(catalogue.read_text())["config"]
+    qc = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+    plain = weight_bytes_total(spec_from_hf_config({**base, "quantization_config": qc}))
+    head = weight_bytes_total(spec_from_hf_config({**base, "quantization_config": {**qc, "lm_head": True}}))
+    assert plain - head == 1_050_673_152 - 272_928_768
+    skip = parse_quantization_config({**qc, "dynamic": {"-:.*mlp.*": {}}}, origin="config.json")
+    assert skip.weight_bits == 4 and "re:.*mlp.*" in skip.keep_16bit
+    wider = parse_quantization_config({**qc, "dynamic": {"+:.*self_attn.*": {"bits": 8, "group_size": 32}}},
+                                      origin="config.json")
+    assert (wider.weight_bits, wider.elems_per_scale) == (8, 32) and "an upper bound" in wider.description

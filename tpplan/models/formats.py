@@ -64,6 +64,8 @@ class WeightFormat:
     block: tuple[int, int] | None = None
     """(block_n, block_k) of a block-scaled format (weight_block_size, e.g. (128, 128)); None otherwise. A TP shard of
     a linear layer must hold whole blocks (`tpplan.models.engines.block_quant_reasons`)."""
+    quantizes_head: bool = False
+    """The lm_head is quantized like the linear layers (GPTQ `lm_head: true`, which vLLM honours); False: 16-bit."""
     kv_cache_dtype: str | None = None
     """'fp8' when the checkpoint ships FP8 KV-cache scales (ModelOpt kv_cache_quant_algo FP8, compressed-tensors
     kv_cache_scheme of 8-bit floats), which an engine may use for its KV cache; None otherwise."""
@@ -112,7 +114,8 @@ class WeightFormat:
             mean = next((b for name, b in self.layer_mean_bytes if name == g.name), None)
             if mean is not None:
                 return mean
-        if not g.quantizable or self.keeps_16bit(g.name, layer or 0):
+        quantized_head = self.quantizes_head and g.name == "lm_head"
+        if (not g.quantizable and not quantized_head) or self.keeps_16bit(g.name, layer or 0):
             return self.unquantized_bytes
         return self.linear_bytes_per_param(g.in_features)
 

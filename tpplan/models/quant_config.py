@@ -96,15 +96,48 @@ def _awq(q: _Q) -> WeightFormat:
                                "qzeros (K/g,N/8) int32")
 
 
+def _gptq_dynamic(q: _Q, bits: int, g: int) -> tuple[int, int, tuple[str, ...], str]:
+    """GPTQModel's `dynamic` per-module overrides (vLLM gptq_utils.get_dynamic_override: re.match of each key on the
+    module name; "-:" keys leave those modules unquantized, others override bits / group_size): (bits, group, keep
+    patterns, note). The skipped modules stay 16-bit exactly; overridden ones are planned at the widest bits and
+    smallest group of any rule for every quantized layer, an upper bound that the note states."""
+    dyn = q.cfg.get("dynamic")
+    if dyn is None or dyn == {}:
+        return bits, g, (), ""
+    if not isinstance(dyn, dict) or not all(isinstance(v, dict) for v in dyn.values()):
+        raise q.fail("dynamic", f"must be an object of module-name patterns to override objects, got {dyn!r}")
+    keep, widest, smallest = [], bits, g
+    for key, override in dyn.items():
+        pattern = key[2:] if key.startswith(("-:", "+:")) else key
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise q.fail("dynamic", f"has an invalid regular expression {key!r} ({exc})") from exc
+        if key.startswith("-:"):
+            keep.append(f"re:{pattern}")
+            continue
+        oq = _Q(override, q.origin, f"{q.prefix}.dynamic.{key}")
+        widest = max(widest, oq.int("bits", bits, allowed=(2, 3, 4, 8)))
+        og = _group_size(oq, "group_size", g or -1)
+        smallest = min(x for x in (smallest, og) if x) if (smallest or og) else 0
+    note = (f"; dynamic overrides planned at int{widest} g{smallest or 'channel'} for every quantized layer, an "
+            f"upper bound" if (widest, smallest) != (bits, g) else "")
+    return widest, smallest, tuple(keep), note
+
+
 def _gptq(q: _Q) -> WeightFormat:
     bits = q.int("bits", 4, allowed=(2, 3, 4, 8))
     g = _group_size(q, "group_size", 128)
     act = bool(q.cfg.get("desc_act", False))
+    bits, g, skipped, note = _gptq_dynamic(q, bits, g)
+    head = bool(q.cfg.get("lm_head", False))
     name = f"gptq-int{bits}-g{g or 'channel'}{'-actorder' if act else ''}"
     return WeightFormat(name=name, method="gptq", weight_bits=bits, scale_bytes=2, elems_per_scale=g,
-                        zero_bytes=bits / 8, compute="fp16", keep_16bit=q.names("modules_to_not_convert"),
+                        zero_bytes=bits / 8, compute="fp16", keep_16bit=(*q.names("modules_to_not_convert"), *skipped),
+                        quantizes_head=head,
                         description=f"GPTQ int{bits}, group {g or 'per-channel'}{', act-order' if act else ''}, "
-                                    f"fp16 scales + packed zero points; weight-only (W{bits}A16)",
+                                    f"fp16 scales + packed zero points{', quantized lm_head' if head else ''}; "
+                                    f"weight-only (W{bits}A16){note}",
                         source="vllm quantization/gptq.py: qweight (K/8,N), qzeros (K/g,N/8) int32, scales (K/g,N) "
                                "fp16, g_idx (K) int32")
 
