@@ -666,7 +666,10 @@ def _record_defaults(a: dict[str, str], w: Workload, p: HardwareProfile, spec: M
     a.setdefault("gpus", f"{w.gpus} of {p.total_gpus} in {p.name}")
     a.setdefault("engine", w.engine)
     a.setdefault("dtype", f"weights {w.dtype}, KV cache {w.kv_cache_dtype}")
-    a.setdefault("gpu_memory_utilization", f"{w.gpu_memory_utilization:.2f}")
+    a.setdefault("gpu_memory_utilization", f"{w.gpu_memory_utilization:.2f}" + (
+        " of each GPU's memory is the training budget (Megatron has no such flag: the rest is headroom for the "
+        "caching allocator's fragmentation and buffers tpplan does not count; --gpu-memory-utilization changes it)"
+        if w.mode == "train" else ""))
     throughput = (f"throughput = a job of {w.num_requests} requests queued at once, over its whole duration "
                   f"(full waves of the batch, then the last under-filled one); TPOT, TTFT and their limits are "
                   f"those of a steady wave (a request of a later wave also waits for the waves before it)"
