@@ -79,18 +79,20 @@ def test_mxfp4_quantizes_the_routed_experts_only():
         == 65_248_815_744
 
 
-def test_models_show_lists_only_tp_degrees_a_block_fp8_checkpoint_loads_at(run_cli, tmp_path):
-    """Qwen3-30B-A3B-FP8 (weight_block_size 128 x 128): without expert parallelism each GPU's share of an expert's
-    768-wide MLP must be whole 128-blocks, so TP1 and TP2 load (768, 384) and TP4 (192) does not; `models show`
-    lists what `recommend` accepts."""
+def test_models_show_says_which_tp_degrees_need_expert_parallelism_for_block_fp8(run_cli, tmp_path):
+    """Qwen3-30B-A3B-FP8 (weight_block_size 128 x 128): an expert's 768-wide MLP split over TP4 is 192 per GPU, not
+    whole 128-blocks, so vLLM loads it at TP4 and above only with expert parallelism (whole experts per GPU), as
+    MiniMax-M2 is deployed at TP8; `models show` lists those degrees with that note, and `--tp 4` shows."""
     catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "qwen3-30b-a3b.json"
     cfg = {**json.loads(catalogue.read_text())["config"], "quantization_config": {
         "quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     doc = run_cli("models", "show", str(path), "-f", "json").json()
-    assert doc["valid_tp_degrees"] == [1, 2]
-    assert "192 per GPU, not a multiple of its block_n 128" in doc["invalid_tp_reasons"]["4"]
+    assert doc["valid_tp_degrees"][:4] == [1, 2, 4, 8]
+    assert any(n.startswith("TP 4, 8") and "only with expert parallelism" in n for n in doc["notes"])
+    assert run_cli("models", "show", str(path), "--tp", "4").code == 0
+    assert run_cli("models", "show", "minimax-m2", "--tp", "8").code == 0
 
 
 def test_a_checkpoint_with_an_fp8_kv_cache_is_noted_when_the_plan_keeps_16_bits(run_cli, tmp_path):
@@ -130,3 +132,26 @@ def test_gptq_quantized_lm_head_and_dynamic_overrides():
     wider = parse_quantization_config({**qc, "dynamic": {"+:.*self_attn.*": {"bits": 8, "group_size": 32}}},
                                       origin="config.json")
     assert (wider.weight_bits, wider.elems_per_scale) == (8, 32) and "an upper bound" in wider.description
+
+
+def test_compressed_tensors_activation_only_groups_and_the_widest_by_bytes():
+    """A group that quantizes activations only (weights null) is skipped, not refused; of two int4 schemes the one
+    with more scale bytes (group 32 over group 128) is the wider, so the upper bound holds."""
+    from tpplan.models.quant_config import parse_quantization_config
+
+    qc = {"quant_method": "compressed-tensors", "config_groups": {
+        "g0": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                                  "group_size": 128}},
+        "g1": {"targets": ["re:.*self_attn.*"], "weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                                            "group_size": 32}},
+        "g2": {"targets": ["re:.*k_proj$"], "weights": None, "input_activations": {"num_bits": 8, "type": "float"}}}}
+    fmt = parse_quantization_config(qc, origin="config.json")
+    assert fmt.elems_per_scale == 32 and "planned as g1's" in fmt.description
+
+
+def test_qwen_moe_with_every_layer_dense_is_a_dense_model():
+    """decoder_sparse_step above the layer count: Qwen3MoeDecoderLayer builds a dense MLP of intermediate_size (6,144)
+    in every layer, so Qwen3-30B-A3B's shapes make a 3,340,449,792-parameter dense model."""
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "qwen3-30b-a3b.json"
+    spec = spec_from_hf_config({**json.loads(catalogue.read_text())["config"], "decoder_sparse_step": 100})
+    assert not spec.is_moe and total_params(spec) == 3_340_449_792

@@ -362,3 +362,35 @@ def test_hybrid_ep_memory_by_hand_when_experts_do_not_split_evenly_over_ep():
     tp8 = recommend("deepseek-v3", tp=8, **kw).chosen
     assert hybrid.feasible and hybrid.weight_bytes_per_gpu == pytest.approx(tp8.weight_bytes_per_gpu, rel=1e-6)
     assert hybrid.weight_bytes_per_gpu == pytest.approx(ep8.weight_bytes_per_gpu, rel=1e-6)
+
+
+def test_sglang_dp_attention_keeps_dense_layers_whole_where_blocks_would_split(run_cli):
+    """SGLang under DP attention splits DeepSeek-V3's dense MLP (18,432) over all --tp-size GPUs: at 32 GPUs 576 per
+    GPU, not whole 128-blocks, which SGLang refuses to load unless --moe-dense-tp-size 1 keeps the dense layers whole
+    on every GPU (as its large EP deployments of DeepSeek run). The plan sizes them whole and prints the flag; at 16
+    GPUs (1,152 = 9 blocks) the default split loads and no flag is printed."""
+    base = ("recommend", "-m", "deepseek-v3", "--engine", "sglang", "--tp", "1", "--ep")
+    r = run_cli(*base, "32", "--hardware", "dgx-h100-4node", "--dp-attention", "32", "--emit", "sglang", "-f", "json")
+    doc = r.json()
+    assert doc["chosen"]["feasible"] and "--moe-dense-tp-size 1" in doc["serve_command"]
+    r16 = run_cli(*base, "16", "--hardware", "dgx-h100-2node", "--dp-attention", "16", "--emit", "sglang", "-f",
+                  "json").json()
+    assert r16["chosen"]["feasible"] and "--moe-dense-tp-size" not in r16["serve_command"]
+    from tpplan.models.resolve import resolve_model
+    from tpplan.planner.candidates import sglang_dp_attention_splits
+    from tpplan.planner.workload import Workload
+
+    spec, w = resolve_model("deepseek-v3").spec, Workload(gpus=32, engine="sglang")
+    assert sglang_dp_attention_splits(spec, w, tp=1, dp_attention=32, ep=32) == {
+        "dense_tp": 1, "shared_tp": 1, "embed_tp": 1, "dense_whole": 1}
+    assert sglang_dp_attention_splits(spec, w, tp=1, dp_attention=16, ep=16) == {
+        "dense_tp": 16, "shared_tp": 16, "embed_tp": 1}
+
+
+def test_sglang_search_never_recommends_a_forced_backend_on_ep_without_dp_attention(run_cli):
+    r = run_cli("recommend", "-m", "qwen3-235b", "--hardware", "hgx-h200", "--gpus", "8", "--engine", "sglang",
+                "--moe-a2a-backend", "deepep", "--objective", "latency", "-f", "json")
+    doc = r.json()
+    for c in doc["candidates"]:
+        if c["ep"] > 1 and c["dp_attention"] == 1:
+            assert not c["feasible"] and any("not priced by tpplan" in x for x in c["reasons"])

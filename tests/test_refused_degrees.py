@@ -68,12 +68,12 @@ def test_group_quantized_shards_need_whole_groups(run_cli):
     qwen, llama = resolve_model("qwen-72b").spec, resolve_model("llama-70b").spec
     int4 = weight_format(qwen, "int4")
     for tp in (2, 4, 8):
-        assert f"split over TP{tp} is {29568 // tp} input features per GPU" in group_quant_violation(
+        assert f"split over {tp} GPUs is {29568 // tp} input features per GPU" in group_quant_violation(
             qwen, int4, tp=tp, engine="vllm")
     assert group_quant_violation(qwen, int4, tp=2, engine="trtllm") is None  # its own kernels: not checked
     assert group_quant_violation(qwen, replace(int4, elems_per_scale=64), tp=2, engine="vllm") is None
     glm = resolve_model("glm-4.5").spec
-    assert "shared experts' width 1536 split over TP8 is 192" in group_quant_violation(
+    assert "shared experts' width 1536 split over 8 GPUs is 192" in group_quant_violation(
         glm, weight_format(glm, "int4"), tp=8, engine="sglang")
     assert group_quant_violation(qwen, weight_format(qwen, "fp8"), tp=8, engine="vllm") is None
     assert all(group_quant_violation(llama, weight_format(llama, "int4"), tp=t, engine="vllm") is None

@@ -110,3 +110,19 @@ def test_nothing_fits_suggests_the_distributed_optimizer_with_its_flag(run_cli):
     r = run_cli("recommend", "-m", "llama-70b", "--gpus", "8", *TRAIN, "--input-len", "4096", "-f", "json")
     flags = [s.get("flag") for s in r.json()["suggestions"]]
     assert "--use-distributed-optimizer" in flags
+
+
+def test_distributed_optimizer_suggestion_is_replanned_and_the_gpu_bound_stays_18_bytes(run_cli):
+    """The suggestion's flag is re-planned like the others (`would_give`); the fewest GPUs that hold the state is
+    18 bytes per parameter over N whatever the optimizer: a GPU holds 6 P / (TP x PP) + 12 P / N >= 18 P / N."""
+    from tpplan.hardware.loader import load_builtin
+    from tpplan.planner.plan import _replan
+
+    base = dict(model="llama-8b", gpus=8, workload="train", input_len=1024, hardware="dgx-h100")
+    got = _replan("--use-distributed-optimizer", base, load_builtin("dgx-h100"))
+    assert got is not None and got["gpus_used"] == 8  # the boolean flag is re-planned, not skipped
+    sharded = run_cli("recommend", "-m", "mixtral-8x22b", "--hardware", "dgx-h100-4node", *TRAIN,
+                      "--use-distributed-optimizer", "-f", "json").json()
+    plain = run_cli("recommend", "-m", "mixtral-8x22b", "--hardware", "dgx-h100-4node", *TRAIN, "-f", "json").json()
+    gpus = [x["flag"] for x in plain["suggestions"] if (x.get("flag") or "").startswith("--gpus")]
+    assert gpus == [x["flag"] for x in sharded["suggestions"] if (x.get("flag") or "").startswith("--gpus")]

@@ -89,7 +89,8 @@ GROUP_QUANT_METHODS = ("awq", "gptq", "compressed-tensors", "dtype")
 """quant_method values of weight-only integer checkpoints with group scales (and --dtype int4)."""
 
 
-def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine: str) -> str | None:
+def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine: str, dense_tp: int = 0,
+                          shared_tp: int = 0) -> str | None:
     """Why a weight-only integer checkpoint with group scales (GPTQ / AWQ / W4A16, `--dtype int4`: g128) does not
     load at TP `tp`, or None.
 
@@ -102,21 +103,23 @@ def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine
     (recent vLLM falls back layer by layer) and is not refused. Checked: the dense MLP's down_proj (intermediate_size
     / tp), the shared experts' (n_shared x moe_intermediate_size / tp) and the attention output (heads x head_dim /
     tp). Routed experts fall back to another MoE kernel (vLLM's MoeWNA16) rather than refuse; TensorRT-LLM's own
-    kernels are not checked. Channel-wise scales (no groups) are not checked."""
+    kernels are not checked. Channel-wise scales (no groups) are not checked. `dense_tp` / `shared_tp`: as in
+    `block_quant_reasons`."""
     if engine not in ("vllm", "sglang") or not fmt.weight_only or fmt.weight_bits not in (4, 8) \
             or fmt.method not in GROUP_QUANT_METHODS or fmt.elems_per_scale <= 0 or tp == 1:
         return None
     group = fmt.elems_per_scale
     o_dim = spec.num_attention_heads * (spec.v_head_dim if spec.is_mla and spec.v_head_dim else spec.head_dim)
-    shards = [("attention output (heads x head_dim)", o_dim)]
+    shards = [("attention output (heads x head_dim)", o_dim, tp)]
     if spec.is_moe and spec.n_shared_experts:
-        shards.insert(0, ("shared experts' width", spec.n_shared_experts * spec.moe_intermediate_size))
+        shards.insert(0, ("shared experts' width", spec.n_shared_experts * spec.moe_intermediate_size,
+                          shared_tp or dense_tp or tp))
     if not spec.is_moe or spec.num_dense_layers:
-        shards.insert(0, ("intermediate_size", spec.intermediate_size))
-    for name, width in shards:
-        per = width / tp
-        if width % tp or per % group:
-            return (f"{engine}: the {fmt.name} weights' {name} {width} split over TP{tp} is {per:g} input features "
+        shards.insert(0, ("intermediate_size", spec.intermediate_size, dense_tp or tp))
+    for name, width, n in shards:
+        per = width / n
+        if width % n or per % group:
+            return (f"{engine}: the {fmt.name} weights' {name} {width} split over {n} GPUs is {per:g} input features "
                     f"per GPU, not whole groups of {group} (the engine refuses to load it: \"The input size is not "
                     f"aligned with the quantized weight shape\"); use a TP degree that leaves whole groups, or a "
                     f"16-bit / FP8 checkpoint")
@@ -124,20 +127,26 @@ def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine
 
 
 def block_quant_reasons(spec: ModelSpec, fmt: WeightFormat, *, tp: int, ep: int, dp_attention: int,
-                        engine: str) -> list[str]:
+                        engine: str, dense_tp: int = 0, shared_tp: int = 0) -> list[str]:
     """A block-scaled checkpoint (weight_block_size [n, k]: DeepSeek-V3, MiniMax-M2, Kimi K2, Qwen3 FP8) loads only
     when each TP shard of an MLP holds whole blocks: vLLM's Fp8MoEMethod.create_weights raises "The output_size of
     gate's and up's weight = W is not divisible by weight quantization block_n = n" (and Fp8LinearMethod the same for a
     dense MLP's shard; vllm/model_executor/layers/quantization/fp8.py; SGLang's fp8.py is the same code). Dense
     layers are split over the attention TP group (tp), routed experts over tp x dp_attention / ep GPUs (whole experts
     under full EP). MiniMax-M2 (1536 wide) at TP8 without EP: 192 per GPU, refused; with --enable-expert-parallel it
-    runs (the fix its deployment guides give)."""
+    runs (the fix its deployment guides give). `dense_tp` / `shared_tp` (0: tp): the GPUs the dense MLP and the
+    shared experts split over where the engine splits them wider than attention (SGLang under DP attention:
+    tpplan.planner.candidates.sglang_dp_attention_splits)."""
     if fmt.block is None or engine not in ("vllm", "sglang"):
         return []
     block_n, out = fmt.block[0], []
-    shards = [("intermediate_size", spec.intermediate_size, tp)] if not spec.is_moe or spec.num_dense_layers else []
+    dense = [("intermediate_size", spec.intermediate_size, dense_tp or tp)]
+    shards = dense if not spec.is_moe or spec.num_dense_layers else []
     if spec.is_moe:
         shards.append(("moe_intermediate_size", spec.moe_intermediate_size, max(tp * dp_attention // ep, 1)))
+    if spec.is_moe and spec.n_shared_experts:
+        shards.append(("shared experts' width", spec.n_shared_experts * spec.moe_intermediate_size,
+                       shared_tp or dense_tp or tp))
     for name, width, n in shards:
         if n > 1 and (width % n or (width // n) % block_n):
             fix = "use expert parallelism (--ep), " if name == "moe_intermediate_size" and ep == 1 else ""

@@ -60,7 +60,8 @@ def qwen3_next_moe(r: ConfigReader, layers: int, moe: dict[str, Any]) -> dict[st
         raise ModelSpecError(f"{r.origin}: field 'shared_expert_intermediate_size' ({shared}) must be a multiple of "
                              f"moe_intermediate_size ({width}) for tpplan to count the shared expert")
     extra: dict[str, Any] = {"n_shared_experts": shared // width, "shared_expert_gate": bool(shared)}
-    return {**qwen_moe_layers(r, layers, moe), **extra}
+    moe = qwen_moe_layers(r, layers, moe)
+    return {**moe, **extra} if moe else moe
 
 
 def qwen_moe_layers(r: ConfigReader, layers: int, moe: dict[str, Any]) -> dict[str, Any]:
@@ -72,4 +73,6 @@ def qwen_moe_layers(r: ConfigReader, layers: int, moe: dict[str, Any]) -> dict[s
     step = r.int("decoder_sparse_step", default=1, positive=True, maximum=MAX_LAYERS)
     dense = set(r.int_list("mlp_only_layers") or [])
     moe_layers = tuple(i for i in range(layers) if i not in dense and (i + 1) % step == 0)
+    if not moe_layers:  # every layer dense: a dense model (Qwen2MoeDecoderLayer builds no MoE block)
+        return {}
     return {**moe, "moe_layers": moe_layers} if len(moe_layers) != layers else moe

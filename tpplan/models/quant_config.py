@@ -242,16 +242,22 @@ def _ct_weights(q: _Q) -> tuple[dict[str, Any], dict[str, Any] | None, str, str]
     if not isinstance(groups, dict) or not groups:
         raise q.fail("config_groups", "must be a non-empty object of quantization schemes")
     for key, scheme in groups.items():
-        if not isinstance(scheme, dict) or not isinstance(scheme.get("weights"), dict):
+        if not isinstance(scheme, dict) or not isinstance(scheme.get("weights", {}), dict | None):
             raise q.fail(f"config_groups.{key}.weights", "must be an object with num_bits, type and strategy")
+    groups = {k: v for k, v in groups.items() if v.get("weights")}  # an activation-only group quantizes no weight
+    if not groups:
+        raise q.fail("config_groups", "has no group with a weights scheme")
     linear = [(k, v) for k, v in groups.items() if "Linear" in (v.get("targets") or [])]
     key, scheme = linear[0] if linear else next(iter(groups.items()))
     note = ""
     if len({repr(sorted(v["weights"].items())) for v in groups.values()}) > 1:
-        def bits(item: tuple[str, dict[str, Any]]) -> int:
-            n = item[1]["weights"].get("num_bits", 8)
-            return n if isinstance(n, int) and not isinstance(n, bool) else 8
-        key, scheme = max(groups.items(), key=bits)
+        def width(item: tuple[str, dict[str, Any]]) -> float:  # bytes per weight, scales included
+            w = item[1]["weights"]
+            bits = w.get("num_bits", 8) if isinstance(w.get("num_bits"), int) else 8
+            group = w.get("group_size") if w.get("strategy") == "group" and isinstance(w.get("group_size"), int) \
+                else 0
+            return bits / 8 + (2 / group if group and group > 0 else 0)
+        key, scheme = max(groups.items(), key=width)
         note = (f"; config_groups mix {len(groups)} weight schemes ({', '.join(groups)}): planned as {key}'s for "
                 f"every layer, an upper bound")
     acts = scheme.get("input_activations")

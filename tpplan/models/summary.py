@@ -146,11 +146,13 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
               tp: int | None = None, resolved_from: str | None = None, context_len: int | None = None) -> ModelSummary:
     fmt = weight_format(spec, dtype)
     dtype = fmt.name
-    def quant_problem(t: int) -> str | None:  # a TP-only layout: the experts split over the t GPUs
-        blocks = block_quant_reasons(spec, fmt, tp=t, ep=1, dp_attention=1, engine=engine)
+    def quant_problem(t: int) -> str | None:  # what no expert layout fixes: EP t holds the routed experts whole
+        blocks = block_quant_reasons(spec, fmt, tp=t, ep=t if spec.is_moe else 1, dp_attention=1, engine=engine)
         return group_quant_violation(spec, fmt, tp=t, engine=engine) or (blocks[0] if blocks else None)
 
     valid = [t for t in valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE) if not quant_problem(t)]
+    needs_ep = [t for t in valid if t <= 64 and spec.is_moe and
+                block_quant_reasons(spec, fmt, tp=t, ep=1, dp_attention=1, engine=engine)]
     if tp is not None:
         message = degree_error(spec, tp, engine=engine)
         quant = quant_problem(tp)
@@ -180,4 +182,13 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
         weight_format=fmt, weight_bytes_by_group=weight_bytes_by_group(spec, dtype=dtype),
         vision_weight_bytes=spec.vision_params * fmt.unquantized_bytes, mtp_params=mtp_params(spec),
         linear_state_bytes_per_sequence=_linear_state(spec, engine, fmt.activation_bytes),
-        notes=tuple(n for n in (override_note(spec, dtype),) if n))
+        notes=tuple(n for n in (override_note(spec, dtype), _needs_ep_note(needs_ep, fmt, spec, engine)) if n))
+
+
+def _needs_ep_note(degrees: list[int], fmt, spec: ModelSpec, engine: str) -> str | None:
+    """TP degrees whose routed-expert shards are not whole blocks of a block-scaled checkpoint unless the experts are
+    held whole (expert parallelism), as the engines refuse them otherwise (block_quant_reasons)."""
+    if not degrees:
+        return None
+    return (f"TP {', '.join(map(str, degrees))}: {engine} loads the {fmt.name} experts (moe_intermediate_size "
+            f"{spec.moe_intermediate_size}) only with expert parallelism (whole experts per GPU), not split over TP")

@@ -203,7 +203,8 @@ SGLANG_REPLICATED_SHARED_BACKENDS = ("deepep", "mooncake")
 (deepseek_v2.py: `dict(tp_rank=0, tp_size=1) if get_moe_a2a_backend().is_deepep() ...`)."""
 
 
-def sglang_dp_attention_splits(c: Coefficients, w: Workload) -> dict[str, int]:
+def sglang_dp_attention_splits(spec: ModelSpec, w: Workload, *, tp: int, dp_attention: int,
+                               ep: int) -> dict[str, int]:
     """How SGLang splits the weights outside attention and the routed experts under --enable-dp-attention
     (--tp-size G = tp x dp, attention TP = tp): the dense MLP layers over all G GPUs (moe_dense_tp_size None, the
     default; DeepseekV2DecoderLayer), the shared experts over G too unless DeepEP / Mooncake moves the tokens (then a
@@ -213,13 +214,33 @@ def sglang_dp_attention_splits(c: Coefficients, w: Workload) -> dict[str, int]:
     DP ranks keep all of these at attention TP (their weights are replicated per rank): no override. {} when the
     layout has no DP attention or the engine is not SGLang. Memory only: the step time keeps these layers at
     attention TP, which gives the same FLOPs per GPU (every rank's tokens over G GPUs = one rank's over tp) but
-    reads G / tp times the weight bytes and leaves out the gather around each dense layer (3 of DeepSeek-V3's 61)."""
-    m = c.moe
-    if w.engine != "sglang" or m is None or m.dp_attention <= 1:
+    reads G / tp times the weight bytes and leaves out the gather around each dense layer (3 of DeepSeek-V3's 61).
+
+    Where a block- or group-quantized checkpoint's dense MLP (or shared experts) would not split into whole blocks over
+    G GPUs (DeepSeek-V3 FP8 at G = 32: 18,432 / 32 = 576, not a multiple of 128), SGLang refuses to load it unless
+    --moe-dense-tp-size 1 keeps those layers whole on every GPU, which is how SGLang's large EP deployments of
+    DeepSeek run (LMSYS, "Deploying DeepSeek with PD Disaggregation and Large-Scale Expert Parallelism"); the plan
+    then does the same (dense_tp and shared_tp 1, `dense_whole`), and `--emit sglang` prints the flag."""
+    if w.engine != "sglang" or dp_attention <= 1:
         return {}
-    group = c.tp * m.dp_attention
-    replicated_shared = m.ep > 1 and w.all2all_backend in SGLANG_REPLICATED_SHARED_BACKENDS  # (forced on EP only)
-    return {"dense_tp": group, "shared_tp": 1 if replicated_shared else group, "embed_tp": 1}
+    group = tp * dp_attention
+    replicated_shared = ep > 1 and w.all2all_backend in SGLANG_REPLICATED_SHARED_BACKENDS  # (forced on EP only)
+    splits = {"dense_tp": group, "shared_tp": 1 if replicated_shared else group, "embed_tp": 1}
+    fmt = weight_format(spec, w.dtype)
+    if block_quant_reasons(spec, fmt, tp=group, ep=group, dp_attention=1, engine="sglang",
+                           shared_tp=splits["shared_tp"]) or \
+            group_quant_violation(spec, fmt, tp=group, engine="sglang", shared_tp=splits["shared_tp"]):
+        splits.update(dense_tp=1, shared_tp=1, dense_whole=1)
+    return splits
+
+
+def _weight_splits(spec: ModelSpec, w: Workload, c: Coefficients) -> dict[str, int]:
+    """`params_per_gpu`'s split arguments for the layout (SGLang's DP-attention splits; none otherwise)."""
+    m = c.moe
+    if m is None:
+        return {}
+    splits = sglang_dp_attention_splits(spec, w, tp=c.tp, dp_attention=m.dp_attention, ep=m.ep)
+    return {k: v for k, v in splits.items() if k != "dense_whole"}
 
 
 def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w: Workload, *,
@@ -230,7 +251,7 @@ def layout_memory(spec: ModelSpec, profile: HardwareProfile, c: Coefficients, w:
     m = c.moe
     weights = weight_bytes_per_gpu(spec, tp=c.tp, pp=c.pp, dtype=w.dtype, engine=w.engine, ep=m.ep if m else 1,
                                    expert_tp=m.group_size // m.ep if m and m.ep < m.group_size else 0,
-                                   **sglang_dp_attention_splits(c, w))
+                                   **_weight_splits(spec, w, c))
     if ll_tokens is None:
         ll_tokens = ll_tokens_at(c, w, limits=engine_limits(profile, w), batch=None)
     deepep = deepep_buffers(spec, profile, c, w, ll_tokens=ll_tokens).total_bytes
@@ -454,8 +475,15 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
     rules = moe_layout_reasons(spec, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine, pp=lay.pp,
                                gpus_per_node=profile.gpus_per_node)
     fmt = weight_format(spec, w.dtype)
-    rules += block_quant_reasons(spec, fmt, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine)
-    rules += [r for r in (group_quant_violation(spec, fmt, tp=lay.tp, engine=w.engine),) if r]
+    splits = sglang_dp_attention_splits(spec, w, tp=lay.tp, dp_attention=lay.dp_attention, ep=lay.ep)
+    dense_tp, shared_tp = splits.get("dense_tp", lay.tp), splits.get("shared_tp", splits.get("dense_tp", lay.tp))
+    rules += block_quant_reasons(spec, fmt, tp=lay.tp, ep=lay.ep, dp_attention=lay.dp_attention, engine=w.engine,
+                                 dense_tp=dense_tp, shared_tp=shared_tp)
+    rules += [r for r in (group_quant_violation(spec, fmt, tp=lay.tp, engine=w.engine, dense_tp=dense_tp,
+                                                shared_tp=shared_tp),) if r]
+    if w.engine == "sglang" and w.moe_dispatch == "all2all" and lay.ep > 1 and lay.dp_attention == 1:
+        rules.append(f"sglang: --moe-a2a-backend {w.all2all_backend} on EP without DP attention is not priced by "
+                     f"tpplan (only with DP attention); add --dp-attention, or leave the backend out")
     if tp_violation(spec, lay.tp, engine=w.engine) or rules:
         return PreparedLayout(layout=lay, tier=tier, reasons=(*structural, *rules), coefficients=None, memory=None)
     c = coefficients(spec, profile, tp=lay.tp, pp=lay.pp, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype,

@@ -180,6 +180,11 @@ def _server_args(engine: str, plan: Plan, c: Candidate, *, replicas: int) -> lis
         args.append(f"--all2all-backend {moe_backend(w, c) or VLLM_ALL2ALL_BACKEND}")
     if engine == "vllm" and w.sequence_parallel and c.tp > 1:
         args.append(f"--compilation-config '{VLLM_SEQUENCE_PARALLEL}'")
+    if engine == "sglang" and c.dp_attention > 1:
+        from tpplan.planner.candidates import sglang_dp_attention_splits
+
+        if sglang_dp_attention_splits(plan.model, w, tp=c.tp, dp_attention=c.dp_attention, ep=c.ep).get("dense_whole"):
+            args.append("--moe-dense-tp-size 1")  # the dense layers whole on every GPU, as the plan sized them
     if engine == "sglang" and moe_backend(w, c):
         args.append(f"--moe-a2a-backend {moe_backend(w, c)}")
         if moe_backend(w, c) == "deepep":

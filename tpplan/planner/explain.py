@@ -259,8 +259,9 @@ def suggestions(plan: Plan) -> list[Suggestion]:
     w, out, gpu = plan.workload, [], plan.profile.gpu
     usable = usable_bytes_per_gpu(plan.profile, w) - plan.profile.efficiency.runtime_reserve_bytes
     if usable > 0:
-        per_param = 6 + 12 / w.gpus if w.distributed_optimizer else TRAIN_BYTES_PER_PARAM  # DP at most w.gpus
-        state = (total_params(plan.model) * per_param if w.mode == "train"
+        # 18 B per parameter over N GPUs bounds every layout, distributed optimizer or not: a GPU holds 6 P / (TP x PP)
+        # + 12 P / N >= 18 P / N
+        state = (total_params(plan.model) * TRAIN_BYTES_PER_PARAM if w.mode == "train"
                  else weight_bytes_total(plan.model, dtype=w.dtype))
         gpus = _fewest_gpus_that_hold(plan, int(state), usable)
         if gpus > w.gpus:

@@ -366,13 +366,19 @@ _FLAG_KWARGS = {"--dtype": ("dtype", str), "--kv-cache-dtype": ("kv_cache_dtype"
                 "--input-len": ("input_len", int)}
 
 
+_BOOLEAN_FLAGS = {"--use-distributed-optimizer": "distributed_optimizer"}
+
+
 def _replan(flag: str | None, base: dict, profile: HardwareProfile) -> dict | None:
     """Re-plan with one suggested flag applied; the best layout it gives, or None (not a flag, or still no fit)."""
-    if not flag or flag.split()[0] not in _FLAG_KWARGS:
+    if flag in _BOOLEAN_FLAGS:
+        kwargs, key = {**base, _BOOLEAN_FLAGS[flag]: True}, ""
+    elif not flag or flag.split()[0] not in _FLAG_KWARGS:
         return None
-    option, value = flag.split(maxsplit=1)
-    key, cast = _FLAG_KWARGS[option]
-    kwargs = {**base, key: cast(value)}
+    else:
+        option, value = flag.split(maxsplit=1)
+        key, cast = _FLAG_KWARGS[option]
+        kwargs = {**base, key: cast(value)}
     if key == "gpus" and kwargs["gpus"] > profile.total_gpus:
         if profile.network is None:
             return None
