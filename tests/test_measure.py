@@ -609,7 +609,9 @@ def test_sigterm_ends_every_rank_and_removes_the_temporary_folder():
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1] == ("Error: stopped by SIGTERM: every rank was ended and the temporary "
                                             "folder removed; nothing was written")
-    time.sleep(0.5)
+    gone = time.monotonic() + 10  # SIGKILLed ranks leave within the launcher's grace; allow for a loaded machine
+    while ranks & _kernel_pids() and time.monotonic() < gone:
+        time.sleep(0.1)
     assert not (ranks & _kernel_pids()) and _measure_temp_dirs() == before_dirs
 
 

@@ -155,3 +155,23 @@ def test_qwen_moe_with_every_layer_dense_is_a_dense_model():
     catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "qwen3-30b-a3b.json"
     spec = spec_from_hf_config({**json.loads(catalogue.read_text())["config"], "decoder_sparse_step": 100})
     assert not spec.is_moe and total_params(spec) == 3_340_449_792
+
+
+def test_needs_ep_degrees_stop_at_the_expert_count_and_fp4_scales_count_in_the_widest(run_cli, tmp_path):
+    """A block-FP8 Mixtral (8 experts of 14,336): EP cannot go past 8 experts, so TP 32 (448 per GPU, 3.5 blocks)
+    is not valid even with EP; NVFP4 (group 16, 8-bit scales: 0.5625 B a weight) is wider than int4 g128 (0.516)."""
+    from tpplan.models.quant_config import parse_quantization_config
+
+    catalogue = Path(__file__).resolve().parents[1] / "tpplan" / "models" / "catalogue" / "mixtral-8x7b-v0_1.json"
+    cfg = {**json.loads(catalogue.read_text())["config"], "quantization_config": {
+        "quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    doc = run_cli("models", "show", str(path), "-f", "json").json()
+    assert 32 not in doc["valid_tp_degrees"] and "32" in doc["invalid_tp_reasons"]
+    qc = {"quant_method": "compressed-tensors", "config_groups": {
+        "int4": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                                    "group_size": 128}},
+        "fp4": {"targets": ["re:.*mlp.*"], "weights": {"num_bits": 4, "type": "float", "strategy": "tensor_group",
+                                                       "group_size": 16}}}}
+    assert "planned as fp4's" in parse_quantization_config(qc, origin="config.json").description

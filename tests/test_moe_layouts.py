@@ -365,13 +365,18 @@ def test_hybrid_ep_memory_by_hand_when_experts_do_not_split_evenly_over_ep():
 
 
 def test_sglang_dp_attention_keeps_dense_layers_whole_where_blocks_would_split(run_cli):
-    """SGLang under DP attention splits DeepSeek-V3's dense MLP (18,432) over all --tp-size GPUs: at 32 GPUs 576 per
-    GPU, not whole 128-blocks, which SGLang refuses to load unless --moe-dense-tp-size 1 keeps the dense layers whole
-    on every GPU (as its large EP deployments of DeepSeek run). The plan sizes them whole and prints the flag; at 16
-    GPUs (1,152 = 9 blocks) the default split loads and no flag is printed."""
+    """SGLang under DP attention splits DeepSeek-V3's dense MLP (18,432) and, without DeepEP, its shared expert (2,048)
+    over all --tp-size GPUs: at 32 GPUs 576 and 64 per GPU, not whole 128-blocks. --moe-dense-tp-size 1 keeps the
+    dense layers whole on every GPU (as SGLang's large EP deployments of DeepSeek run); the shared experts stay whole
+    only under DeepEP. So the default backend is refused with that fix, and with DeepEP the plan sizes the dense
+    layers whole and prints the flag; at 16 GPUs (1,152 = 9 blocks, 128 shared) the default split loads."""
     base = ("recommend", "-m", "deepseek-v3", "--engine", "sglang", "--tp", "1", "--ep")
-    r = run_cli(*base, "32", "--hardware", "dgx-h100-4node", "--dp-attention", "32", "--emit", "sglang", "-f", "json")
-    doc = r.json()
+    args = (*base, "32", "--hardware", "dgx-h100-4node", "--dp-attention", "32")
+    refused = run_cli(*args, "-f", "json").json()["chosen"]
+    assert not refused["feasible"] and any(
+        "shared experts' width 2048 split over 32 GPUs is 64 per GPU" in x and "--moe-a2a-backend deepep" in x
+        for x in refused["reasons"])
+    doc = run_cli(*args, "--moe-a2a-backend", "deepep", "--emit", "sglang", "-f", "json").json()
     assert doc["chosen"]["feasible"] and "--moe-dense-tp-size 1" in doc["serve_command"]
     r16 = run_cli(*base, "16", "--hardware", "dgx-h100-2node", "--dp-attention", "16", "--emit", "sglang", "-f",
                   "json").json()
@@ -382,9 +387,12 @@ def test_sglang_dp_attention_keeps_dense_layers_whole_where_blocks_would_split(r
 
     spec, w = resolve_model("deepseek-v3").spec, Workload(gpus=32, engine="sglang")
     assert sglang_dp_attention_splits(spec, w, tp=1, dp_attention=32, ep=32) == {
-        "dense_tp": 1, "shared_tp": 1, "embed_tp": 1, "dense_whole": 1}
+        "dense_tp": 1, "shared_tp": 32, "embed_tp": 1, "dense_whole": 1}
     assert sglang_dp_attention_splits(spec, w, tp=1, dp_attention=16, ep=16) == {
         "dense_tp": 16, "shared_tp": 16, "embed_tp": 1}
+    maverick = resolve_model("llama4-maverick").spec  # attention split over tp only: no spurious whole dense layers
+    assert "dense_whole" not in sglang_dp_attention_splits(maverick, Workload(gpus=16, engine="sglang", dtype="int4"),
+                                                           tp=1, dp_attention=16, ep=16)
 
 
 def test_sglang_search_never_recommends_a_forced_backend_on_ep_without_dp_attention(run_cli):

@@ -106,7 +106,7 @@ def group_quant_violation(spec: ModelSpec, fmt: WeightFormat, *, tp: int, engine
     kernels are not checked. Channel-wise scales (no groups) are not checked. `dense_tp` / `shared_tp`: as in
     `block_quant_reasons`."""
     if engine not in ("vllm", "sglang") or not fmt.weight_only or fmt.weight_bits not in (4, 8) \
-            or fmt.method not in GROUP_QUANT_METHODS or fmt.elems_per_scale <= 0 or tp == 1:
+            or fmt.method not in GROUP_QUANT_METHODS or fmt.elems_per_scale <= 0 or max(tp, dense_tp, shared_tp) == 1:
         return None
     group = fmt.elems_per_scale
     o_dim = spec.num_attention_heads * (spec.v_head_dim if spec.is_mla and spec.v_head_dim else spec.head_dim)
@@ -149,7 +149,9 @@ def block_quant_reasons(spec: ModelSpec, fmt: WeightFormat, *, tp: int, ep: int,
                        shared_tp or dense_tp or tp))
     for name, width, n in shards:
         if n > 1 and (width % n or (width // n) % block_n):
-            fix = "use expert parallelism (--ep), " if name == "moe_intermediate_size" and ep == 1 else ""
+            fix = "use expert parallelism (--ep), " if name == "moe_intermediate_size" and ep == 1 else \
+                "use --moe-a2a-backend deepep (SGLang then keeps the shared experts whole on each GPU), or " \
+                if name.startswith("shared") and engine == "sglang" else ""
             out.append(f"{engine}: the {fmt.name} checkpoint's {name} {width} split over {n} GPUs is "
                        f"{width / n:g} per GPU, not a multiple of its block_n {block_n} (the engine refuses to load "
                        f"it); {fix}split it over fewer GPUs")

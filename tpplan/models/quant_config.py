@@ -254,9 +254,10 @@ def _ct_weights(q: _Q) -> tuple[dict[str, Any], dict[str, Any] | None, str, str]
         def width(item: tuple[str, dict[str, Any]]) -> float:  # bytes per weight, scales included
             w = item[1]["weights"]
             bits = w.get("num_bits", 8) if isinstance(w.get("num_bits"), int) else 8
-            group = w.get("group_size") if w.get("strategy") == "group" and isinstance(w.get("group_size"), int) \
-                else 0
-            return bits / 8 + (2 / group if group and group > 0 else 0)
+            grouped = w.get("strategy") in ("group", "tensor_group") and isinstance(w.get("group_size"), int)
+            group = w["group_size"] if grouped else 0
+            scale = 1 if w.get("type") == "float" and bits == 4 else 2  # FP4 formats keep 8-bit scales
+            return bits / 8 + (scale / group if group and group > 0 else 0)
         key, scheme = max(groups.items(), key=width)
         note = (f"; config_groups mix {len(groups)} weight schemes ({', '.join(groups)}): planned as {key}'s for "
                 f"every layer, an upper bound")

@@ -147,7 +147,8 @@ def summarize(spec: ModelSpec, *, engine: str = "vllm", dtype: str = AUTO, kv_ca
     fmt = weight_format(spec, dtype)
     dtype = fmt.name
     def quant_problem(t: int) -> str | None:  # what no expert layout fixes: EP t holds the routed experts whole
-        blocks = block_quant_reasons(spec, fmt, tp=t, ep=t if spec.is_moe else 1, dp_attention=1, engine=engine)
+        ep = t if spec.is_moe and t <= spec.num_experts else 1  # EP beyond the experts leaves GPUs without one
+        blocks = block_quant_reasons(spec, fmt, tp=t, ep=ep, dp_attention=1, engine=engine)
         return group_quant_violation(spec, fmt, tp=t, engine=engine) or (blocks[0] if blocks else None)
 
     valid = [t for t in valid_tp_degrees(spec, engine=engine, max_tp=MAX_TP_DEGREE) if not quant_problem(t)]

@@ -220,17 +220,18 @@ def sglang_dp_attention_splits(spec: ModelSpec, w: Workload, *, tp: int, dp_atte
     G GPUs (DeepSeek-V3 FP8 at G = 32: 18,432 / 32 = 576, not a multiple of 128), SGLang refuses to load it unless
     --moe-dense-tp-size 1 keeps those layers whole on every GPU, which is how SGLang's large EP deployments of
     DeepSeek run (LMSYS, "Deploying DeepSeek with PD Disaggregation and Large-Scale Expert Parallelism"); the plan
-    then does the same (dense_tp and shared_tp 1, `dense_whole`), and `--emit sglang` prints the flag."""
+    then does the same (dense_tp 1, `dense_whole`), and `--emit sglang` prints the flag. The flag leaves the shared
+    experts alone (whole only under DeepEP / Mooncake): a shared expert the split cuts is a rejection."""
     if w.engine != "sglang" or dp_attention <= 1:
         return {}
     group = tp * dp_attention
     replicated_shared = ep > 1 and w.all2all_backend in SGLANG_REPLICATED_SHARED_BACKENDS  # (forced on EP only)
     splits = {"dense_tp": group, "shared_tp": 1 if replicated_shared else group, "embed_tp": 1}
     fmt = weight_format(spec, w.dtype)
-    if block_quant_reasons(spec, fmt, tp=group, ep=group, dp_attention=1, engine="sglang",
-                           shared_tp=splits["shared_tp"]) or \
-            group_quant_violation(spec, fmt, tp=group, engine="sglang", shared_tp=splits["shared_tp"]):
-        splits.update(dense_tp=1, shared_tp=1, dense_whole=1)
+    # the dense MLP alone at the group split (tp 1, shared_tp 1: attention, experts and shared experts not checked)
+    if block_quant_reasons(spec, fmt, tp=1, ep=1, dp_attention=1, engine="sglang", dense_tp=group, shared_tp=1) or \
+            group_quant_violation(spec, fmt, tp=1, engine="sglang", dense_tp=group, shared_tp=1):
+        splits.update(dense_tp=1, dense_whole=1)
     return splits
 
 
