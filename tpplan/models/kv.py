@@ -52,18 +52,13 @@ def kv_window_mix(s: ModelSpec) -> tuple[tuple[int | None, int], ...]:
     """The layers that cache a sequence's tokens, grouped by the tokens their cache keeps: ((None, layers that keep
     the whole context), (window, sliding-window layers), ...). Cross-attention and linear-attention layers, which
     cache none of the text's tokens, are left out. Gemma-2-27B: ((None, 23), (4096, 23))."""
-    counts: dict[int | None, int] = {}
-    for window in _cache_windows(s):
-        if window != 0:
-            counts[window] = counts.get(window, 0) + 1
-    full = counts.pop(None, 0)
-    return ((None, full),) * bool(full) + tuple(sorted(counts.items()))
+    return kv_window_mix_by_stage(s, pp=1)[0]
 
 
 @lru_cache(maxsize=256)
 def kv_window_mix_by_stage(s: ModelSpec, *, pp: int = 1) -> tuple[tuple[tuple[int | None, int], ...], ...]:
     """`kv_window_mix` of each pipeline stage's layers (`stage_layers`): gpt-oss at PP4 has stages of 5 sliding + 4
-    full layers and of 4 sliding + 5 full."""
+    full layers and of 4 sliding + 5 full. Once per model and pp."""
     windows = _cache_windows(s)
     out = []
     for layers in stage_layers(s.num_hidden_layers, pp=pp):

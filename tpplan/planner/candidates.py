@@ -38,7 +38,7 @@ from tpplan.models.kv import (
 )
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import weight_bytes_per_gpu
-from tpplan.planner.layouts import Layout, moe_layout_reasons, tp_group_slots
+from tpplan.planner.layouts import Layout, moe_layout_reasons, tp_group_slots, unpriced_a2a_backend
 from tpplan.planner.moe_buffers import (
     LL_LIMIT_WORDS,
     deepep_buffers,
@@ -482,7 +482,7 @@ def prepare_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, layo
                                  dense_tp=dense_tp, shared_tp=shared_tp)
     rules += [r for r in (group_quant_violation(spec, fmt, tp=lay.tp, engine=w.engine, dense_tp=dense_tp,
                                                 shared_tp=shared_tp),) if r]
-    if w.engine == "sglang" and w.moe_dispatch == "all2all" and lay.ep > 1 and lay.dp_attention == 1:
+    if unpriced_a2a_backend(w, ep=lay.ep, dp_attention=lay.dp_attention):
         rules.append(f"sglang: --moe-a2a-backend {w.all2all_backend} on EP without DP attention is not priced by "
                      f"tpplan (only with DP attention); add --dp-attention, or leave the backend out")
     if tp_violation(spec, lay.tp, engine=w.engine) or rules:

@@ -158,6 +158,13 @@ def hybrid_ep(engine: str, *, tp: int, ep: int, dp_attention: int) -> bool:
     return engine in HYBRID_EP_ENGINES and dp_attention == 1 and 1 < ep < tp and tp % ep == 0
 
 
+def unpriced_a2a_backend(w: Workload, *, ep: int, dp_attention: int) -> bool:
+    """SGLang with a forced all-to-all backend on EP without DP attention: SGLang runs it (tokens reduce-scattered
+    over the TP group, moved by the backend, gathered back), but tpplan prices an all-to-all only under DP
+    attention, so such a layout is refused rather than priced as an all-reduce."""
+    return w.engine == "sglang" and w.moe_dispatch == "all2all" and ep > 1 and dp_attention == 1
+
+
 def moe_layout_reasons(spec: ModelSpec, *, tp: int, ep: int, dp_attention: int, engine: str, pp: int = 1,
                        gpus_per_node: int = 0) -> list[str]:
     """Which EP / DP-attention layouts the engine accepts (the module docstring cites each rule)."""

@@ -26,7 +26,14 @@ from tpplan.planner.checks import (
     check_serving_dtypes,
 )
 from tpplan.planner.explain import explain, label, suggestions
-from tpplan.planner.layouts import HYBRID_EP_ENGINES, fitting_replicas, hybrid_ep, moe_layouts, serving_layouts
+from tpplan.planner.layouts import (
+    HYBRID_EP_ENGINES,
+    fitting_replicas,
+    hybrid_ep,
+    moe_layouts,
+    serving_layouts,
+    unpriced_a2a_backend,
+)
 from tpplan.planner.result import Plan
 from tpplan.planner.workload import (
     WORKLOAD_DEFAULTS,
@@ -415,7 +422,7 @@ def _evaluate_chosen(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     if ep not in (1, tp * dp_attention) and not hybrid_ep(w.engine, tp=tp, ep=ep, dp_attention=dp_attention):
         raise LayoutError(_ep_mismatch(tp=tp, ep=ep, dp_attention=dp_attention, engine=w.engine,
                                        tp_ok=lambda t: tp_violation(spec, t, engine=w.engine) is None))
-    if w.engine == "sglang" and w.moe_dispatch == "all2all" and ep > 1 and dp_attention == 1:
+    if unpriced_a2a_backend(w, ep=ep, dp_attention=dp_attention):
         raise LayoutError(
             f"--moe-a2a-backend {w.all2all_backend} with --tp {tp} --ep {ep} and no --dp-attention: SGLang runs it "
             f"(each layer's tokens reduce-scattered over the TP group, moved by {w.all2all_backend}, gathered back "
