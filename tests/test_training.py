@@ -188,7 +188,8 @@ def test_headline_prints_megatrons_expert_flags(run_cli):
     assert r.code == 0
     assert r.out.startswith("TP8 (EP8 x ETP1) x PP1 x 1 replica (--bf16 --tensor-model-parallel-size 8 "
                             "--expert-model-parallel-size 8 --expert-tensor-parallel-size 1 --sequence-parallel "
-                            "--moe-token-dispatcher-type alltoall --micro-batch-size 1 --global-batch-size 4): ")
+                            "--moe-token-dispatcher-type alltoall --moe-grouped-gemm --micro-batch-size 1 "
+                            "--global-batch-size 4): ")
 
 
 def test_megatron_flags_leave_out_defaults():
@@ -196,9 +197,9 @@ def test_megatron_flags_leave_out_defaults():
 
     assert megatron_flags(TrainLayout(tp=1, pp=2, replicas=4, ep=8, moe=True)) == [
         "--bf16", "--tensor-model-parallel-size 1", "--pipeline-model-parallel-size 2",
-        "--expert-model-parallel-size 8", "--moe-token-dispatcher-type alltoall"]
+        "--expert-model-parallel-size 8", "--moe-token-dispatcher-type alltoall", "--moe-grouped-gemm"]
     assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2, moe=True)) == [
-        "--bf16", "--tensor-model-parallel-size 4", "--sequence-parallel"]
+        "--bf16", "--tensor-model-parallel-size 4", "--sequence-parallel", "--moe-grouped-gemm"]
     assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2), "fp8") == [
         "--bf16", "--fp8-format hybrid", "--tensor-model-parallel-size 4"]
     assert megatron_flags(TrainLayout(tp=4, pp=1, replicas=2), "fp16") == ["--fp16", "--tensor-model-parallel-size 4"]

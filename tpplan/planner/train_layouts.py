@@ -209,6 +209,9 @@ def megatron_flags(lay: TrainLayout, dtype: str = "bf16", *, sequence_parallel: 
     out += [f"--expert-tensor-parallel-size {lay.expert_tp}"] if lay.expert_tp != lay.tp else []
     out += ["--sequence-parallel"] if lay.tp > 1 and (sequence_parallel or lay.sequence_parallel_required) else []
     out += ["--moe-token-dispatcher-type alltoall"] if lay.folded else []
+    # the routed experts are priced as grouped GEMMs (tpplan.cost.train_experts); Megatron runs them one GEMM per
+    # local expert unless --moe-grouped-gemm (arguments.py, off by default; every MoE recipe sets it)
+    out += ["--moe-grouped-gemm"] if lay.moe else []
     out += ["--use-distributed-optimizer"] if distributed_optimizer else []
     if micro_batch is not None:
         out += [f"--micro-batch-size {micro_batch}", f"--global-batch-size {global_batch(lay, micro_batch)}"]
