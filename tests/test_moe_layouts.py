@@ -402,3 +402,17 @@ def test_sglang_search_never_recommends_a_forced_backend_on_ep_without_dp_attent
     for c in doc["candidates"]:
         if c["ep"] > 1 and c["dp_attention"] == 1:
             assert not c["feasible"] and any("not priced by tpplan" in x for x in c["reasons"])
+
+
+def test_the_search_includes_hybrid_ep_on_sglang_and_trtllm_only():
+    """recommend's candidates for an MoE model carry EP < TP inside one TP group where the engine runs it
+    (TP8 x EP2 / EP4, TP4 x EP2 on 8 GPUs), and none on vLLM."""
+    from tpplan.models.resolve import resolve_model
+    from tpplan.planner.layouts import moe_layouts
+    from tpplan.planner.workload import Workload
+
+    spec = resolve_model("mixtral-8x7b").spec
+    hybrid = {(tp, ep) for tp, pp, dp, ep in moe_layouts(spec, Workload(gpus=8, engine="trtllm"))
+              if dp == 1 and 1 < ep < tp}
+    assert hybrid == {(4, 2), (8, 2), (8, 4)}
+    assert not [x for x in moe_layouts(spec, Workload(gpus=8, engine="vllm")) if x[2] == 1 and 1 < x[3] < x[0]]

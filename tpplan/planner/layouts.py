@@ -94,14 +94,16 @@ def candidate_shapes(spec: ModelSpec, w: Workload) -> list[tuple[int, int]]:
 
 def moe_layouts(spec: ModelSpec, w: Workload) -> list[tuple[int, int, int, int]]:
     """(tp, pp, dp_attention, ep) layouts beyond plain TP x PP: DP attention with TP or EP experts (dp >= 2), and
-    EP inside one TP group (dp 1, ep = tp >= 2), each with every pipeline size the remaining GPUs allow. Empty for
-    dense models, training and engines without them. Layouts an engine refuses are listed with the reason
-    (`moe_layout_reasons`)."""
+    EP inside one TP group (dp 1, ep = tp >= 2; on SGLang and TensorRT-LLM also every power-of-two EP from 2 to
+    tp / 2, `hybrid_ep`), each with every pipeline size the remaining GPUs allow. Empty for dense models, training
+    and engines without them. Layouts an engine refuses are listed with the reason (`moe_layout_reasons`)."""
     if not spec.is_moe or w.mode != "serve" or w.engine not in MOE_LAYOUT_ENGINES:
         return []
     stages = []
     for tp in powers_of_two(w.gpus):
         stages += [(tp, 1, tp)] if tp > 1 else []
+        if w.engine in HYBRID_EP_ENGINES:
+            stages += [(tp, 1, ep) for ep in powers_of_two(tp // 2)[1:] if ep <= spec.num_experts]
         for dp in powers_of_two(w.gpus // tp)[1:]:  # TensorRT-LLM rejects tp > 1 here: listed with the reason
             stages += [(tp, dp, 1), (tp, dp, tp * dp)]
     return [(tp, pp, dp, ep) for tp, dp, ep in stages
