@@ -123,8 +123,9 @@ def test_a_dense_model_with_ep_or_dp_is_one_error_line(refusal):
 def test_a_layout_the_engines_do_not_run_names_it_and_its_recommend_options(refusal):
     assert refusal("compare", *MIXTRAL_8_H100, "8", "4x1x2+ep8") == (
         "Error: layout '4x1x2+ep8' (--tp 4 --replicas 2 --ep 8): --ep 8 with --tp 4 asks for TP4 x EP8 without "
-        "DP-attention, but the engines spread the routed experts over every GPU of a replica: EP must be 1 or TP x "
-        "DP-attention = 4; add --dp-attention 2 for TP4 x EP8 x DP-attention 2 (8 GPUs per replica); or --ep 4 for "
+        "DP-attention, but vllm spreads the routed experts over every GPU of a replica: EP must be 1 or TP x "
+        "DP-attention = 4 (--engine sglang or trtllm also runs an EP that "
+        "divides TP); add --dp-attention 2 for TP4 x EP8 x DP-attention 2 (8 GPUs per replica); or --ep 4 for "
         "TP4 x EP4; or leave --ep out to split the experts over the 4 GPUs by TP")
     assert refusal("compare", *MIXTRAL_8_H100, "8", "4x1x4") == (
         "Error: layout '4x1x4' (--tp 4 --replicas 4): --tp 4 x --dp-attention 1 x --pp 1 x --replicas 4 = 16 GPUs "

@@ -12,16 +12,19 @@ MIXTRAL = ("recommend", "--model", "mixtral-8x7b", "--gpus", "8")
 
 @pytest.mark.parametrize("layout, line", [
     (["--tp", "1", "--ep", "8"],
-     "--ep 8 with --tp 1 asks for TP1 x EP8 without DP-attention, but the engines spread the routed experts over every "
-     "GPU of a replica: EP must be 1 or TP x DP-attention = 1; add --dp-attention 8 for TP1 x EP8 x DP-attention 8 "
+     "--ep 8 with --tp 1 asks for TP1 x EP8 without DP-attention, but vllm spreads the routed experts over every "
+     "GPU of a replica: EP must be 1 or TP x DP-attention = 1 (--engine sglang or trtllm also runs an EP that "
+     "divides TP); add --dp-attention 8 for TP1 x EP8 x DP-attention 8 "
      "(8 GPUs per replica); or leave --ep out"),
     (["--tp", "8", "--ep", "4"],
-     "--ep 4 with --tp 8 asks for TP8 x EP4 without DP-attention, but the engines spread the routed experts over every "
-     "GPU of a replica: EP must be 1 or TP x DP-attention = 8; set --tp 4 for TP4 x EP4; or --ep 8 for TP8 x EP8; or "
+     "--ep 4 with --tp 8 asks for TP8 x EP4 without DP-attention, but vllm spreads the routed experts over every "
+     "GPU of a replica: EP must be 1 or TP x DP-attention = 8 (--engine sglang or trtllm also runs an EP that "
+     "divides TP); set --tp 4 for TP4 x EP4; or --ep 8 for TP8 x EP8; or "
      "leave --ep out to split the experts over the 8 GPUs by TP"),
     (["--tp", "2", "--dp-attention", "4", "--ep", "4"],
-     "--ep 4 with --tp 2 --dp-attention 4 asks for TP2 x EP4 x DP-attention 4, but the engines spread the routed "
-     "experts over every GPU of a replica: EP must be 1 or TP x DP-attention = 8; set --dp-attention 2 for TP2 x EP4 x "
+     "--ep 4 with --tp 2 --dp-attention 4 asks for TP2 x EP4 x DP-attention 4, but vllm spreads the routed "
+     "experts over every GPU of a replica: EP must be 1 or TP x DP-attention = 8 (--engine sglang or trtllm "
+     "also runs an EP that divides TP); set --dp-attention 2 for TP2 x EP4 x "
      "DP-attention 2 (4 GPUs per replica); or --ep 8 for TP2 x EP8 x DP-attention 4; or leave --ep out to split the "
      "experts over the 8 GPUs by TP"),
 ])
@@ -69,3 +72,13 @@ def test_fix_hints_name_only_layouts_that_run(run_cli):
                 "--ep", "6", "--gpus", "6", "-f", "json")
     reason = r.json()["chosen"]["reasons"][0]
     assert "--ep 1" not in reason and reason.endswith("use an EP group of 4 GPUs (--tp x --dp-attention = 4, --ep 4)")
+
+
+def test_trtllm_hints_offer_attention_dp_only_at_tp1_and_a_refused_layout_keeps_its_moe_label(run_cli):
+    """TensorRT-LLM runs attention DP with attention TP 1 only, so an --ep hint at --tp 2 does not send the user to
+    --dp-attention; and an --emit of a refused MoE layout names it with its EP / DP-attention."""
+    r = run_cli("recommend", "-m", "mixtral-8x7b", "--gpus", "8", "--engine", "trtllm", "--tp", "2", "--ep", "4")
+    assert r.code == 1 and "--dp-attention" not in r.err.split("; ", 1)[1]
+    r = run_cli("recommend", "-m", "deepseek-v3", "--engine", "sglang", "--tp", "1", "--dp-attention", "32", "--ep",
+                "32", "--hardware", "dgx-h100-4node", "--emit", "sglang")
+    assert r.code == 1 and "the --tp layout TP1 (EP32 + DP-attention 32) x PP1 x 1 replica(s) does not run" in r.err

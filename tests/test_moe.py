@@ -180,8 +180,10 @@ def test_engine_rules_and_flags(run_cli):
 def test_bad_ep_is_one_error_line(run_cli):
     r = run_cli("recommend", "-m", "mixtral-8x7b", "--gpus", "8", "--tp", "1", "--dp-attention", "8", "--ep", "3")
     assert r.code == 1 and r.err.startswith("Error: --ep 3 with --tp 1 --dp-attention 8 asks for TP1 x EP3 x "
-                                            "DP-attention 8, but the engines spread the routed experts over every GPU "
-                                            "of a replica: EP must be 1 or TP x DP-attention = 8; ")
+                                            "DP-attention 8, but vllm spreads the routed experts over every GPU "
+                                            "of a replica: EP must be 1 or TP x DP-attention = 8 "
+                                            "(--engine sglang or trtllm also runs an EP that "
+                                            "divides TP); ")
     r = run_cli("recommend", "-m", "llama-8b", "--gpus", "8", "--tp", "1", "--ep", "8")
     assert r.code == 1 and "Llama-3.1-8B has no routed experts" in r.err
 

@@ -455,7 +455,7 @@ def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, engine: str = "vllm", t
     the GPUs given, or no EP."""
     group, dp = tp * dp_attention, dp_attention
     layout = f"TP{tp} x EP{ep}" + (f" x DP-attention {dp}" if dp > 1 else " without DP-attention")
-    if ep % tp == 0 and ep // tp > 1:
+    if ep % tp == 0 and ep // tp > 1 and (engine != "trtllm" or tp == 1):  # TensorRT-LLM: attention DP at TP 1
         fixes = [f"{'add' if dp == 1 else 'set'} --dp-attention {ep // tp} for TP{tp} x EP{ep} x DP-attention "
                  f"{ep // tp} ({ep} GPUs per replica)"]
     elif ep % dp == 0 and tp_ok(ep // dp):
@@ -472,8 +472,8 @@ def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, engine: str = "vllm", t
         if dp == 1 and divisors:
             fixes.insert(0, f"--ep {divisors[-1]} for TP{tp} x EP{divisors[-1]} (a divisor of {tp})")
     else:
-        rule = (f"the engines spread the routed experts over every GPU of a replica: EP must be 1 or TP x "
-                f"DP-attention = {group}")
+        rule = (f"{engine} spreads the routed experts over every GPU of a replica: EP must be 1 or TP x "
+                f"DP-attention = {group} (--engine sglang or trtllm also runs an EP that divides TP)")
     return (f"--ep {ep} with --tp {tp}" + (f" --dp-attention {dp}" if dp > 1 else "") + f" asks for {layout}, but "
             f"{rule}; " + "; or ".join(fixes))
 
