@@ -138,6 +138,25 @@ class Candidate:
     those kernels (tpplan.planner.moe_buffers)."""
 
 
+def moe_words(c: Candidate) -> str:
+    """'EP8 + DP-attention 8' style words for an MoE layout, 'EP8 x ETP1' for a training one ('' for plain TP x PP,
+    experts split over TP)."""
+    if c.etp is not None:
+        return "" if not folded_experts(c) else f"EP{c.ep}" + (f" x ETP{c.etp}" if c.etp != c.tp else "")
+    parts = ([f"EP{c.ep}"] if c.ep > 1 else []) + ([f"DP-attention {c.dp_attention}"] if c.dp_attention > 1 else [])
+    return " + ".join(parts)
+
+
+def folded_experts(c: Candidate) -> bool:
+    """A training layout whose routed experts Megatron lays out apart from attention (EP, or ETP != TP)."""
+    return c.ep > 1 or (c.etp or c.tp) != c.tp
+
+
+def label(c: Candidate) -> str:
+    moe = f" ({moe_words(c)})" if moe_words(c) else ""
+    return f"TP{c.tp}{moe} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
+
+
 @record
 class LayoutMemory:
     """Per-GPU memory of one (tp, pp) layout (the most loaded GPU)."""

@@ -363,8 +363,9 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     if c is None:
         raise TpplanError("nothing fits, so there is no serve command to emit; see the suggestions")
     if not c.feasible:
-        parts = [f"EP{c.ep}"] * (c.ep > 1) + [f"DP-attention {c.dp_attention}"] * (c.dp_attention > 1)
-        moe = f" ({' + '.join(parts)})" if parts else ""
+        from tpplan.planner.candidates import moe_words
+
+        moe = f" ({moe_words(c)})" if moe_words(c) else ""
         raise TpplanError(f"the --tp layout TP{c.tp}{moe} x PP{c.pp} x {c.replicas} replica(s) does not run "
                           f"({'; '.join(c.reasons)}), so there is no serve command to emit; leave out --tp for the "
                           f"recommended layout's command")

@@ -5,25 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tpplan.models.dtypes import KV_DTYPE_BYTES
+from tpplan.planner.candidates import folded_experts, label, moe_words
 from tpplan.units import bytes_to_gib, ceil_div, s_to_ms
 
 if TYPE_CHECKING:
     from tpplan.planner.candidates import Candidate
     from tpplan.planner.result import Plan, Suggestion
-
-
-def moe_words(c: Candidate) -> str:
-    """'EP8 + DP-attention 8' style words for an MoE layout, 'EP8 x ETP1' for a training one ('' for plain TP x PP,
-    experts split over TP)."""
-    if c.etp is not None:
-        return "" if not _folded(c) else f"EP{c.ep}" + (f" x ETP{c.etp}" if c.etp != c.tp else "")
-    parts = ([f"EP{c.ep}"] if c.ep > 1 else []) + ([f"DP-attention {c.dp_attention}"] if c.dp_attention > 1 else [])
-    return " + ".join(parts)
-
-
-def _folded(c: Candidate) -> bool:
-    """A training layout whose routed experts Megatron lays out apart from attention (EP, or ETP != TP)."""
-    return c.ep > 1 or (c.etp or c.tp) != c.tp
 
 
 def _state_gib(c: Candidate) -> float:
@@ -35,29 +22,24 @@ def _state_gib(c: Candidate) -> float:
 def _train_moe_versus(best: Candidate, plan: Plan) -> str | None:
     """Training an MoE model: the recommendation against the best layout of the other kind (routed experts
     expert-parallel vs split over TP like the other layers), in numbers."""
-    others = [c for c in plan.candidates if c.feasible and _folded(c) != _folded(best)]
-    if _folded(best) and not others:
-        rival = _plain_rival(best, plan) or next((c for c in plan.candidates if not _folded(c)), None)
+    others = [c for c in plan.candidates if c.feasible and folded_experts(c) != folded_experts(best)]
+    if folded_experts(best) and not others:
+        rival = _plain_rival(best, plan) or next((c for c in plan.candidates if not folded_experts(c)), None)
         return None if rival is None else (f"{moe_words(best)} fits where no TP-only layout does (experts split "
                                            f"over TP, copied on every data-parallel rank): {label(rival)} is "
                                            f"rejected: {'; '.join(rival.reasons)}")
     if not others:
         return None
     alt = others[0]
-    ep, tp_only = (best, alt) if _folded(best) else (alt, best)
+    ep, tp_only = (best, alt) if folded_experts(best) else (alt, best)
     numbers = (f"weights + optimizer state {_state_gib(ep):.1f} vs {_state_gib(tp_only):.1f} GiB per GPU, step "
                f"{ep.step_time_s:.3g} vs {tp_only.step_time_s:.3g} s, collectives {100 * ep.comm_share:.0f}% vs "
                f"{100 * tp_only.comm_share:.0f}%")
     gain = ep.output_tokens_per_s_per_gpu / tp_only.output_tokens_per_s_per_gpu - 1
-    if _folded(best):
+    if folded_experts(best):
         return f"{label(best)} beats the best TP-only layout, {label(alt)}: {numbers}; {100 * gain:+.0f}% tok/s per GPU"
     return (f"{label(alt)}, the best expert-parallel layout, gives {alt.output_tokens_per_s_per_gpu:,.0f} tok/s per "
             f"GPU vs {best.output_tokens_per_s_per_gpu:,.0f}: {numbers}")
-
-
-def label(c: Candidate) -> str:
-    moe = f" ({moe_words(c)})" if moe_words(c) else ""
-    return f"TP{c.tp}{moe} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"
 
 
 def _stages(c: Candidate) -> str:

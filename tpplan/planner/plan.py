@@ -473,7 +473,7 @@ def _ep_mismatch(*, tp: int, ep: int, dp_attention: int, engine: str = "vllm", t
             fixes.insert(0, f"--ep {divisors[-1]} for TP{tp} x EP{divisors[-1]} (a divisor of {tp})")
     else:
         rule = (f"{engine} spreads the routed experts over every GPU of a replica: EP must be 1 or TP x "
-                f"DP-attention = {group} (--engine sglang or trtllm also runs an EP that divides TP)")
+                f"DP-attention = {group} (--engine {' or '.join(HYBRID_EP_ENGINES)} also runs an EP that divides TP)")
     return (f"--ep {ep} with --tp {tp}" + (f" --dp-attention {dp}" if dp > 1 else "") + f" asks for {layout}, but "
             f"{rule}; " + "; or ".join(fixes))
 
