@@ -126,3 +126,42 @@ def test_distributed_optimizer_suggestion_is_replanned_and_the_gpu_bound_stays_1
     plain = run_cli("recommend", "-m", "mixtral-8x22b", "--hardware", "dgx-h100-4node", *TRAIN, "-f", "json").json()
     gpus = [x["flag"] for x in plain["suggestions"] if (x.get("flag") or "").startswith("--gpus")]
     assert gpus == [x["flag"] for x in sharded["suggestions"] if (x.get("flag") or "").startswith("--gpus")]
+
+
+def test_tp_above_the_kv_heads_splits_the_qkv_weight_and_gathers_its_activation(run_cli):
+    """Megatron-Core 0.16+ runs TP > num_query_groups by all-gathering the fused QKV activation of each layer; its
+    weight stays in plain TP row shards. vLLM replicates the KV heads instead (tpplan.models.engines.gathers_qkv)."""
+    from tpplan.models.params import param_groups
+    from tpplan.models.weights import params_per_gpu
+
+    spec = resolve_model("qwen3-30b-a3b").spec  # 4 KV heads of 128
+    kv = next(g for g in param_groups(spec) if g.name == "attention.kv_proj")
+    assert params_per_gpu(spec, kv, tp=8, engine="megatron") == kv.params // 8
+    assert params_per_gpu(spec, kv, tp=8, engine="vllm") == kv.params // 4  # one replicated head per rank
+    assert params_per_gpu(spec, kv, tp=4, engine="megatron") == kv.params // 4
+    profile = load_builtin("dgx-h100")
+    tp8 = coefficients(spec, profile, tp=8, engine="megatron", fusion=fusion_for("megatron"))
+    assert tp8.qkv_gather_width == (32 + 2 * 4) * 128
+    assert coefficients(spec, profile, tp=4, engine="megatron").qkv_gather_width == 0
+    assert coefficients(spec, profile, tp=8, engine="vllm").qkv_gather_width == 0
+    r = run_cli("recommend", "-m", "qwen3-30b-a3b", "--gpus", "8", *TRAIN, "--tp", "8", "--ep", "8", "--etp", "1",
+                "-f", "json")
+    assert r.code == 0, r.err
+    notes = r.json()["chosen"]["notes"]
+    assert any(n.startswith("TP 8 > 4 KV heads: needs Megatron-Core 0.16 or later") for n in notes), notes
+
+
+def test_the_qkv_gather_is_priced_as_one_more_collective_per_layer():
+    from dataclasses import replace
+
+    from tpplan.cost.collectives import collective_time_s
+    from tpplan.cost.step import prefill
+
+    spec = resolve_model("qwen3-30b-a3b").spec
+    profile = load_builtin("dgx-h100")
+    c = coefficients(spec, profile, tp=8, engine="megatron")
+    with_gather = prefill(c, profile, prompts=1, input_len=1024, sequence_parallel=True).communication_s
+    without = prefill(replace(c, qkv_gather_width=0), profile, prompts=1, input_len=1024,
+                      sequence_parallel=True).communication_s
+    one = collective_time_s(profile, kind="allgather", group_size=8, n_bytes=1024 * c.qkv_gather_width * c.act_bytes)
+    assert with_gather - without == pytest.approx(spec.num_hidden_layers * one)

@@ -29,7 +29,7 @@ from tpplan.cost.kernels import (
 from tpplan.cost.moe import MoeKernels, MoeLayout, gather_ranks, gathers_tokens, moe_kernels_for
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.dtypes import compute_dtype, weight_format
-from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
+from tpplan.models.engines import gathers_qkv, kv_heads_per_gpu, padded_vocab
 from tpplan.models.formats import LOW_PRECISION_COMPUTE, SIXTEEN_BIT, WeightFormat, sixteen_bit_dtype
 from tpplan.models.kv import (
     kv_bytes_per_token_per_layer,
@@ -148,6 +148,10 @@ class Coefficients:
     kv_block_tokens: int = 0
     """The KV block size the engine uses instead of its default (vLLM's hybrid models, `hybrid_kv_block_tokens`);
     0: the engine's default."""
+    qkv_gather_width: int = 0
+    """Elements per token of the fused QKV activation that each layer all-gathers over TP where the engine runs
+    t > kv heads that way (tpplan.models.engines.gathers_qkv: Megatron-Core), (heads + 2 kv heads) x head_dim;
+    0: no such collective."""
     norm_allreduces_per_layer: int = 0
     """Small all-reduces per layer of one fp32 value per token: a q / k RMSNorm over the whole projection, which TP
     splits, sums its squares across the ranks (MiniMax-M2's qk_norm_type 'per_layer': vLLM's
@@ -342,6 +346,8 @@ def coefficients(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp: int 
         hidden_size=spec.hidden_size, act_bytes=fmt.activation_bytes,
         allreduces_per_layer=1 if spec.parallel_attn else 2,
         norm_allreduces_per_layer=2 if spec.qk_norm_full_width and tp > 1 else 0,
+        qkv_gather_width=((spec.num_attention_heads + 2 * spec.num_key_value_heads) * spec.head_dim
+                          if gathers_qkv(spec, tp=tp, engine=engine) else 0),
         rates=rates, attn_rates=attn_rates, head_rates=head_rates,
         fusion=fusion or fusion_for(engine),
         step_overhead_s=profile.efficiency.step_overhead_s,

@@ -118,18 +118,30 @@ def tp_collective_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, s
     return collective_time_s(profile, kind="allreduce", group_size=c.tp, n_bytes=n_bytes)
 
 
+def _attention_side_collectives_s(c: Coefficients, profile: HardwareProfile, tokens):
+    """All layers' attention-side collectives besides the TP all-reduces: the q / k norm statistics
+    (`Coefficients.norm_allreduces_per_layer`) and Megatron-Core's all-gather of the QKV activation at tp > kv heads
+    (`Coefficients.qkv_gather_width`, S = tokens x width x act_bytes gathered)."""
+    t = 0.0
+    if c.norm_allreduces_per_layer:
+        t += c.num_layers * c.norm_allreduces_per_layer * collective_time_s(
+            profile, kind="allreduce", group_size=c.tp, n_bytes=tokens * NORM_STAT_BYTES)
+    if c.qkv_gather_width:
+        t += c.num_layers * collective_time_s(profile, kind="allgather", group_size=c.tp,
+                                              n_bytes=tokens * c.qkv_gather_width * c.act_bytes)
+    return t
+
+
 def _comm_time_s(c: Coefficients, profile: HardwareProfile, tokens, *, sequence_parallel: bool, extend=False):
     """All layers' collectives for `tokens` tokens; `extend`: the step carries prefill tokens (an MoE all-to-all in
     SGLang's DeepEP auto mode picks its kernels by it, tpplan.cost.moe)."""
     one = tp_collective_time_s(c, profile, tokens, sequence_parallel=sequence_parallel)
-    norms = c.num_layers * c.norm_allreduces_per_layer * collective_time_s(
-        profile, kind="allreduce", group_size=c.tp, n_bytes=tokens * NORM_STAT_BYTES) if c.norm_allreduces_per_layer \
-        else 0.0
+    side = _attention_side_collectives_s(c, profile, tokens)
     if c.moe is not None:
-        return norms + layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
-                                          collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
-                                          num_moe_layers=c.num_moe_layers, extend=extend)
-    return norms + c.num_layers * c.allreduces_per_layer * one
+        return side + layers_comm_time_s(c.moe, profile, tokens, tp_collective_s=one,
+                                         collectives_per_layer=c.allreduces_per_layer, num_layers=c.num_layers,
+                                         num_moe_layers=c.num_moe_layers, extend=extend)
+    return side + c.num_layers * c.allreduces_per_layer * one
 
 
 def embedding_collective_s(c: Coefficients, profile: HardwareProfile, *, tokens, sequence_parallel=False):

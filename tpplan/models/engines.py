@@ -6,8 +6,11 @@ Rules (shared/reference/FACTS.md §5):
   vLLM's own wording: "Total number of attention heads (40) must be divisible by tensor parallel size (3)."
 - TensorRT-LLM: heads % t == 0; KV heads per rank ceil(kv / t); replication needs t % kv == 0; vocab padded
   to a multiple of t.
-- Megatron-Core: heads % t == 0; kv a multiple or a divisor of t (since Dec 2025); every parallel linear
-  divides exactly; vocab padded to a multiple of 128 x t.
+- Megatron-Core: heads % t == 0; kv a multiple or a divisor of t (Megatron-Core 0.16+: 0.15 refuses t > kv with
+  "num_query_groups (2) must be a multiple of tensor_model_parallel_size (8)", ms-swift issue 8219); every parallel
+  linear divides exactly; vocab padded to a multiple of 128 x t. At t > kv it keeps the fused QKV weight in plain
+  t-way row shards (no replicated KV weights) and all-gathers the QKV activation in each layer, each rank then
+  taking its KV group and query heads (FACTS.md §4; ISEEKYAN/Megatron-LM PR 91 describes the mechanism).
 """
 
 from __future__ import annotations
@@ -169,6 +172,9 @@ class EngineRules:
     pad_times_tp: bool
     kv_ceil: bool
     """True: KV heads per rank = ceil(kv / t) (TensorRT-LLM); False: max(1, kv // t)."""
+    qkv_gather: bool = False
+    """True: at t > kv heads the engine splits the fused QKV weight t ways like any column-parallel weight and
+    all-gathers the QKV activation per layer instead of replicating KV heads (Megatron-Core 0.16+)."""
 
 
 RULES: dict[str, EngineRules] = {
@@ -178,7 +184,7 @@ RULES: dict[str, EngineRules] = {
     # TensorRT-LLM pads the vocab to a multiple of tp_size (pad_vocab_size(vocab, tp)).
     "trtllm": EngineRules(vocab_pad_multiple=1, pad_times_tp=True, kv_ceil=True),
     # Megatron: --make-vocab-size-divisible-by 128, multiplied by the TP size.
-    "megatron": EngineRules(vocab_pad_multiple=128, pad_times_tp=True, kv_ceil=False),
+    "megatron": EngineRules(vocab_pad_multiple=128, pad_times_tp=True, kv_ceil=False, qkv_gather=True),
 }
 
 
@@ -204,6 +210,12 @@ def kv_heads_per_gpu(num_kv_heads: int, *, tp: int, engine: str = "vllm") -> int
     if rules_for(engine).kv_ceil:
         return ceil_div(num_kv_heads, tp)
     return max(1, num_kv_heads // tp)
+
+
+def gathers_qkv(s: ModelSpec, *, tp: int, engine: str) -> bool:
+    """True when `engine` runs degree `tp` of `s` by all-gathering the QKV activation (`EngineRules.qkv_gather`):
+    standard attention with fewer KV heads than ranks."""
+    return rules_for(engine).qkv_gather and not s.is_mla and tp > s.num_key_value_heads
 
 
 def _mlp_widths(s: ModelSpec) -> list[tuple[str, int]]:

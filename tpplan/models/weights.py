@@ -1,7 +1,8 @@
 """Weight bytes per GPU at TP degree t and PP degree p, sharded the way engines shard them.
 
 Per group (tpplan.models.params): column/row-parallel groups hold ceil(params / t); KV projections hold
-params / kv_heads x kv_heads_per_gpu(t) (replicated heads when t > kv heads); vocab-parallel
+params / kv_heads x kv_heads_per_gpu(t) (replicated heads when t > kv heads; Megatron-Core instead splits them
+t ways, tpplan.models.engines.gathers_qkv); vocab-parallel
 embedding and lm_head hold padded_vocab / t rows; norms, routers and row-parallel biases are replicated.
 PP gives stage i the layers [i*L//p, (i+1)*L//p); the embedding sits on the first stage, the final norm
 and lm_head on the last (a tied lm_head is a second copy there when p > 1). The per-GPU figure is the
@@ -26,7 +27,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from tpplan.models.dtypes import AUTO, weight_format
-from tpplan.models.engines import kv_heads_per_gpu, padded_vocab
+from tpplan.models.engines import gathers_qkv, kv_heads_per_gpu, padded_vocab
 from tpplan.models.formats import WeightFormat
 from tpplan.models.params import ParamGroup, in_layer, layers_in, occurrences, param_groups
 from tpplan.models.spec import ModelSpec
@@ -56,6 +57,8 @@ def params_per_gpu(s: ModelSpec, g: ParamGroup, *, tp: int, engine: str = "vllm"
     if g.split in ("column", "row"):
         return ceil_div(g.params, tp)
     if g.split == "kv":
+        if gathers_qkv(s, tp=tp, engine=engine):  # plain row shards of the fused QKV weight, nothing replicated
+            return ceil_div(g.params, tp)
         per_head = g.params // s.num_key_value_heads
         return per_head * kv_heads_per_gpu(s.num_key_value_heads, tp=tp, engine=engine)
     if g.split == "vocab":

@@ -53,6 +53,7 @@ from tpplan.cost.train_experts import (
     token_exchange_time_s,
 )
 from tpplan.hardware.profile import HardwareProfile
+from tpplan.models.engines import gathers_qkv
 from tpplan.models.params import layers_in
 from tpplan.models.spec import ModelSpec
 from tpplan.models.weights import params_by_stage
@@ -265,8 +266,11 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     step, comm, c = _step(spec, profile, w, lay, x, sp=sp, params=n_params, expert_params=expert_params,
                           cache=cache)
     tokens = replicas * TRAIN_MICROBATCHES_PER_STAGE * pp * mb * w.input_len
-    notes = ("sequence parallelism on: Megatron trains MoE layers with TP > 1 only with it",) if \
-        lay.sequence_parallel_required and not w.sequence_parallel else ()
+    notes = (("sequence parallelism on: Megatron trains MoE layers with TP > 1 only with it",) if
+             lay.sequence_parallel_required and not w.sequence_parallel else ())
+    if gathers_qkv(spec, tp=tp, engine=w.engine):
+        notes += (f"TP {tp} > {spec.num_key_value_heads} KV heads: needs Megatron-Core 0.16 or later (0.15 refuses "
+                  f"it) and all-gathers the QKV activation in every layer (counted)",)
     return Candidate(
         tp=tp, pp=pp, replicas=replicas, gpus_used=lay.world, tier=profile.tier_for_group(tp), feasible=not reasons,
         reasons=tuple(reasons), notes=notes, batch=mb, usable_bytes_per_gpu=usable, weight_bytes_per_gpu=weights,
