@@ -104,3 +104,23 @@ def test_training_assumptions_state_sequence_and_batches_not_max_model_len(run_c
     assert all(f"  - {k}: " in block for k in ("seq_length", "micro_batch_size", "global_batch_size"))
     serve = recommend("llama-8b", gpus=8, replan_suggestions=False).assumptions
     assert "max_model_len" in serve and "KV cache bf16" in serve["dtype"] and "seq_length" not in serve
+
+
+@pytest.mark.parametrize("args,kwargs", [
+    (("-m", "qwen3-30b-a3b", "--gpus", "8", "--workload", "train"), dict(workload="train")),
+    (("-m", "mixtral-8x7b", "--gpus", "8"), {}),
+    (("-m", "deepseek-v3", "--gpus", "8", "--hardware", "hgx-h200", "--engine", "sglang"),
+     dict(hardware="hgx-h200", engine="sglang"))])
+def test_the_why_headlines_the_runner_up_once(run_cli, args, kwargs):
+    """The MoE line may name the runner-up; then the short "Why" does not name it again in a "Runner-up" line
+    (qwen3-30b-a3b training: the best expert-parallel layout is the runner-up)."""
+    from tpplan.planner.candidates import label
+
+    plan = recommend(args[1], gpus=8, **kwargs)
+    runner_up = next(c for c in plan.candidates if c.feasible and c is not plan.recommended)
+    lines = plan.explanation
+    assert sum(x.startswith("Runner-up") or "it is the runner-up" in x for x in lines) == 1, lines
+    r = run_cli("recommend", *args)
+    assert r.code == 0, r.err
+    why = " ".join(r.out[r.out.index("Why"):r.out.index("Assumptions:")].split())
+    assert why.count(label(runner_up)) == 1, why

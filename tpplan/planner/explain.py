@@ -19,27 +19,28 @@ def _state_gib(c: Candidate) -> float:
     return bytes_to_gib(c.model_state_bytes_per_gpu)
 
 
-def _train_moe_versus(best: Candidate, plan: Plan) -> str | None:
+def _train_moe_versus(best: Candidate, plan: Plan) -> tuple[str, Candidate | None] | None:
     """Training an MoE model: the recommendation against the best layout of the other kind (routed experts
-    expert-parallel vs split over TP like the other layers), in numbers."""
+    expert-parallel vs split over TP like the other layers), in numbers; with the layout it names."""
     others = [c for c in plan.candidates if c.feasible and folded_experts(c) != folded_experts(best)]
     if folded_experts(best) and not others:
         rival = _plain_rival(best, plan) or next((c for c in plan.candidates if not folded_experts(c)), None)
         return None if rival is None else (f"{moe_words(best)} fits where no TP-only layout does (experts split "
                                            f"over TP, copied on every data-parallel rank): {label(rival)} is "
-                                           f"rejected: {'; '.join(rival.reasons)}")
+                                           f"rejected: {'; '.join(rival.reasons)}", rival)
     if not others:
         return None
     alt = others[0]
     ep, tp_only = (best, alt) if folded_experts(best) else (alt, best)
     numbers = (f"weights + optimizer state {_state_gib(ep):.1f} vs {_state_gib(tp_only):.1f} GiB per GPU, step "
-               f"{ep.step_time_s:.3g} vs {tp_only.step_time_s:.3g} s, collectives {100 * ep.comm_share:.0f}% vs "
+               f"{ep.step_time_s:.3f} vs {tp_only.step_time_s:.3f} s, collectives {100 * ep.comm_share:.0f}% vs "
                f"{100 * tp_only.comm_share:.0f}%")
     gain = ep.output_tokens_per_s_per_gpu / tp_only.output_tokens_per_s_per_gpu - 1
     if folded_experts(best):
-        return f"{label(best)} beats the best TP-only layout, {label(alt)}: {numbers}; {100 * gain:+.0f}% tok/s per GPU"
+        return (f"{label(best)} beats the best TP-only layout, {label(alt)}: {numbers}; {100 * gain:+.0f}% tok/s per "
+                f"GPU", alt)
     return (f"{label(alt)}, the best expert-parallel layout, gives {alt.output_tokens_per_s_per_gpu:,.0f} tok/s per "
-            f"GPU vs {best.output_tokens_per_s_per_gpu:,.0f}: {numbers}")
+            f"GPU vs {best.output_tokens_per_s_per_gpu:,.0f}: {numbers}", alt)
 
 
 def _stages(c: Candidate) -> str:
@@ -88,24 +89,25 @@ def deepep_words(c: Candidate) -> str:
     return f" with DeepEP {decode.replace('_', '-')} kernels in decode steps and {prefill} in prefill"
 
 
-def _moe_versus(best: Candidate, plan: Plan) -> str | None:
-    """Why an EP / DP-attention layout beat plain TP over the same GPUs (and pipeline stages), or lost to it."""
+def _moe_versus(best: Candidate, plan: Plan) -> tuple[str, Candidate | None] | None:
+    """Why an EP / DP-attention layout beat plain TP over the same GPUs (and pipeline stages), or lost to it; with
+    the layout it names."""
     if moe_words(best):
         rival = _plain_rival(best, plan)
         if rival is None:
             return None
         head = f"{moe_words(best)}{_stages(best)}{deepep_words(best)} beats TP{rival.tp}{_stages(rival)}"
         if not rival.feasible:
-            return f"{head}, which is rejected: {'; '.join(rival.reasons)}"
+            return f"{head}, which is rejected: {'; '.join(rival.reasons)}", rival
         gain = best.output_tokens_per_s_per_gpu / rival.output_tokens_per_s_per_gpu - 1 if \
             rival.output_tokens_per_s_per_gpu else 0.0
-        return f"{head}: " + ", ".join(_moe_gains(best, rival, plan)) + f"; {100 * gain:+.0f}% tok/s per GPU"
+        return f"{head}: " + ", ".join(_moe_gains(best, rival, plan)) + f"; {100 * gain:+.0f}% tok/s per GPU", rival
     alt = next((c for c in plan.candidates if c.feasible and moe_words(c)), None)
     if alt is None:
         return None
     return (f"{label(alt)}, the best expert-parallel / attention-data-parallel layout, gives "
             f"{alt.output_tokens_per_s_per_gpu:,.0f} tok/s per GPU vs {best.output_tokens_per_s_per_gpu:,.0f} "
-            f"(collectives {100 * alt.comm_share:.0f}% of its step, batch {alt.batch})")
+            f"(collectives {100 * alt.comm_share:.0f}% of its step, batch {alt.batch})", alt)
 
 
 def _speed(c: Candidate) -> str:
@@ -205,10 +207,11 @@ def explain(plan: Plan) -> list[str]:
     feasible = [c for c in others if c.feasible]
     train = plan.workload.mode == "train"
     moe = (_train_moe_versus(best, plan) if train else _moe_versus(best, plan)) if plan.model.is_moe else None
+    named = moe[1] if moe else None
     if moe:
-        lines.append(moe + ".")
-    if feasible:
-        lines.append("Runner-up " + _versus(best, feasible[0], objective) + ".")
+        lines.append(moe[0] + (", and it is the runner-up" if feasible and named is feasible[0] else "") + ".")
+    if feasible:  # a runner-up the MoE line already named keeps its comparison but not a second headline
+        lines.append(("" if named is feasible[0] else "Runner-up ") + _versus(best, feasible[0], objective) + ".")
     for c in feasible[1:]:
         lines.append(_versus(best, c, objective) + ".")
     for c in others:
