@@ -206,3 +206,17 @@ def test_compare_shows_the_latencies_the_limits_check(run_cli):
     d = json.loads(run_cli("compare", "--model", "llama-70b", "--gpus", "8", "8", "4x1x2", "-f", "json").out)
     assert rows["TPOT under load ms"] == [f"{1000 * c['tpot_under_load_s']:.1f}" for c in d["layouts"]]
     assert rows["TTFT under load ms"] == [f"{1000 * c['ttft_under_load_s']:,.0f}" for c in d["layouts"]]
+
+
+def test_compare_and_sweep_take_the_cross_domain_flag_their_reasons_name(run_cli):
+    """A TP group across nodes is refused with "pass --allow-cross-domain-tp"; compare and sweep take the flag."""
+    base = ("--model", "llama-405b", "--hardware", "dgx-h100-2node", "--gpus", "16", "8x2", "16", "-f", "json")
+    refused = run_cli("compare", *base).json()["layouts"][1]
+    assert not refused["feasible"] and refused["reasons"] == [
+        "TP 16 spans nodes (8 GPUs per node; all-reduce over network): use PP across nodes, or pass "
+        "--allow-cross-domain-tp to consider it"]
+    assert run_cli("compare", *base, "--allow-cross-domain-tp").json()["layouts"][1]["feasible"]
+    sweep = ("sweep", "--models", "llama-405b", "--hardware", "dgx-h100-2node", "--gpus", "16", "--batch", "32",
+             "-f", "json")
+    tp16 = [r for r in run_cli(*sweep, "--allow-cross-domain-tp").json() if r["tp"] == 16]
+    assert len(tp16) == 1 and tp16[0]["feasible"]

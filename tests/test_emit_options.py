@@ -257,3 +257,57 @@ def test_answer_line_flags_of_vllm_moe_replicas_name_no_data_parallel_size():
     assert layout_flags("vllm", tp=2, pp=1, replicas=4, moe_model=True) == ["--tensor-parallel-size 2"]
     assert layout_flags("vllm", tp=2, pp=1, replicas=4) == ["--tensor-parallel-size 2", "--data-parallel-size 4"]
     assert layout_flags("sglang", tp=2, pp=1, replicas=4, moe_model=True) == ["--tp-size 2", "--dp-size 4"]
+
+
+def test_sglang_pipeline_stages_divide_the_nodes_it_is_launched_on(run_cli):
+    """SGLang gives each node pp_size // nnodes stages (`_calculate_rank_ranges`): TP4 x PP3 runs on 3 nodes of one
+    stage each, never on 2 nodes (where the third stage would never start)."""
+    from tpplan.planner.emit import sglang_nodes
+    from tpplan.planner.plan import recommend
+
+    cmd = _command(run_cli, "recommend", "-m", "llama-405b", "--hardware", "dgx-h100-4node", "--gpus", "12",
+                   "--tp", "4", "--pp", "3", "--emit", "sglang")
+    assert cmd.count("--nnodes 3") == 3 and "--node-rank 2" in cmd
+    c = recommend("llama-405b", hardware="dgx-h100-4node", gpus=12, tp=4, pp=3).chosen
+    assert sglang_nodes(c, 8) == 3
+    r = run_cli("recommend", "-m", "llama-405b", "--hardware", "dgx-h100-2node", "--gpus", "12", "--tp", "4", "--pp",
+                "3", "--emit", "sglang")
+    assert r.code == 1 and r.err.strip() == (
+        "Error: sglang lays TP4 x PP3 over 3 nodes of 8 GPUs and profile 'dgx-h100-2node' has 2; choose a --pp that "
+        "divides the node count, or a profile with more nodes")
+
+
+def test_trtllm_hosts_hold_whole_pipeline_stages(run_cli, tmp_path):
+    """TensorRT-LLM numbers ranks pp_rank x tp + tp_rank: mpirun's slots per host hold whole TP groups."""
+    from pathlib import Path
+
+    import yaml
+
+    import hardware_profiles
+
+    doc = yaml.safe_load((Path(hardware_profiles.__file__).parent / "dgx-h100-2node.yaml").read_text())
+    doc["name"] = "six-per-node"
+    doc["node"]["gpus_per_node"] = doc["node"]["nvlink_domain_size"] = 6
+    six = tmp_path / "six.yaml"
+    six.write_text(yaml.safe_dump(doc))
+    cmd = _command(run_cli, "recommend", "-m", "llama-70b", "--hardware", str(six), "--tp", "4", "--pp", "2",
+                   "--emit", "trtllm")
+    assert "mpirun -np 8 -H node0:4,node1:4 " in cmd and "srun --nodes 2 --ntasks-per-node 4" in cmd
+    cmd = _command(run_cli, "recommend", "-m", "llama-405b", "--hardware", "dgx-h100-2node", "--gpus", "12", "--tp",
+                   "4", "--pp", "3", "--emit", "trtllm")
+    assert "mpirun -np 12 -H node0:8,node1:4 " in cmd and "srun" not in cmd  # uneven: no --ntasks-per-node
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_replicas_that_span_nodes_each_get_their_own_nodes(run_cli, engine):
+    """TP4 x PP4 x 2 replicas on four 8-GPU nodes: replica 0 on nodes 0-1, replica 1 on nodes 2-3, each with its
+    own head; no "add --replicas 1" round trip."""
+    cmd = _command(run_cli, "recommend", "-m", "llama-405b", "--hardware", "dgx-h100-4node", "--gpus", "32",
+                   "--tp", "4", "--pp", "4", "--replicas", "2", "--emit", engine)
+    assert "# replica 0: nodes 0-1, $HEAD_IP_0 = node 0's address" in cmd
+    assert "# replica 1: nodes 2-3, $HEAD_IP_1 = node 2's address" in cmd
+    assert cmd.rstrip().endswith("# 2 replicas: put a load balancer in front of their head nodes")
+    if engine == "trtllm":
+        assert "-H node0:8,node1:8 " in cmd and "-H node2:8,node3:8 " in cmd
+    else:
+        assert "$HEAD_IP_1" in cmd.split("# replica 1")[1] and "$HEAD_IP_0" not in cmd.split("# replica 1")[1]

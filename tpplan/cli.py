@@ -153,6 +153,8 @@ DeepEPModeOpt = Annotated[str | None, typer.Option(
     "--deepep-mode", callback=_deepep_mode_choice,
     help="SGLang with --moe-a2a-backend deepep: auto (normal kernels for prefill steps, low-latency for decode), "
          "normal or low_latency [default: auto].")]
+CrossDomainOpt = Annotated[bool, typer.Option("--allow-cross-domain-tp",
+                                             help="Consider TP groups beyond one NVLink domain.")]
 MoeImbalanceOpt = Annotated[float, typer.Option("--moe-imbalance", min=1.0, callback=_finite,
                                                 help="MoE expert parallelism: busiest rank's routed tokens / mean.")]
 HardwareOpt = Annotated[str | None, typer.Option("--hardware", help="Built-in profile name, a profile's name: on "
@@ -327,8 +329,7 @@ def recommend(
         "--max-num-batched-tokens", "--max-num-tokens", "--chunked-prefill-size", min=1,
         help="Engine's tokens per step (vLLM / TensorRT-LLM / SGLang spelling; default: the engine's).")] = None,
     sequence_parallel: Annotated[bool, typer.Option("--sequence-parallel", help="RS + AG instead of AR.")] = False,
-    allow_cross_domain_tp: Annotated[bool, typer.Option("--allow-cross-domain-tp",
-                                                        help="Consider TP groups beyond one NVLink domain.")] = False,
+    allow_cross_domain_tp: CrossDomainOpt = False,
     distributed_optimizer: Annotated[bool, typer.Option(
         "--use-distributed-optimizer", help="Training: Megatron's distributed optimizer (fp32 master weights and "
                                             "Adam moments sharded over the data-parallel ranks).")] = False,
@@ -458,6 +459,7 @@ def compare(
     moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
+    allow_cross_domain_tp: CrossDomainOpt = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Put two or more layouts side by side, with the differences (exit 1 when none of them runs: one error line,
@@ -471,7 +473,8 @@ def compare(
                       engine=engine, dtype=dtype, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                       input_len=input_len, output_len=output_len, batch=batch, num_requests=num_requests,
                       price_per_gpu_hour=price_per_gpu_hour, moe_imbalance=moe_imbalance,
-                      all2all_backend=all2all_backend, deepep_mode=deepep_mode)
+                      all2all_backend=all2all_backend, deepep_mode=deepep_mode,
+                      allow_cross_domain_tp=allow_cross_domain_tp)
     refusal = nothing_runs(cmp)
     if refusal and fmt in (OutputFormat.json, OutputFormat.csv):  # scripts still get every layout's reasons
         render_comparison(cmp, fmt)
@@ -554,6 +557,7 @@ def sweep(
     moe_imbalance: MoeImbalanceOpt = WD.moe_imbalance,
     all2all_backend: A2aBackendOpt = WD.all2all_backend,
     deepep_mode: DeepEPModeOpt = None,
+    allow_cross_domain_tp: CrossDomainOpt = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet (atomically).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.csv,
@@ -583,7 +587,8 @@ def sweep(
     with sweep_progress() as progress:
         df, stats = run_sweep(**lists, engine=engine, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
                               moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
-                              deepep_mode=deepep_mode, nodes=nodes, progress=progress)
+                              deepep_mode=deepep_mode, nodes=nodes, allow_cross_domain_tp=allow_cross_domain_tp,
+                              progress=progress)
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 

@@ -306,11 +306,13 @@ def structural_reasons(spec: ModelSpec, profile: HardwareProfile, *, tp: int, pp
         works = [t for t in valid_tp_degrees(spec, engine=w.engine) if t <= max(w.gpus, 1)]
         reasons.append(f"{w.engine}: {rule} TP degrees that work with {w.engine} on {w.gpus} GPUs: "
                        f"{', '.join(map(str, works))}")
-    if tp > profile.nvlink_domain_size and not w.allow_cross_domain_tp and profile.nvlink_domain_size > 1:
+    if tp > profile.gpus_per_node and not w.allow_cross_domain_tp:
+        reasons.append(f"TP {tp} spans nodes ({profile.gpus_per_node} GPUs per node; all-reduce over "
+                       f"{profile.tier_for_group(tp)}): use PP across nodes, or pass --allow-cross-domain-tp to "
+                       f"consider it")
+    elif tp > profile.nvlink_domain_size and not w.allow_cross_domain_tp and profile.nvlink_domain_size > 1:
         reasons.append(f"TP {tp} crosses the {profile.nvlink_domain_size}-GPU NVLink domain (all-reduce over "
                        f"{profile.tier_for_group(tp)}); pass --allow-cross-domain-tp to consider it")
-    if tp > profile.gpus_per_node and not w.allow_cross_domain_tp:
-        reasons.append(f"TP {tp} spans nodes ({profile.gpus_per_node} GPUs per node); use PP across nodes")
     if pp > spec.num_hidden_layers:
         reasons.append(f"PP {pp} exceeds the {spec.num_hidden_layers} layers")
     return reasons

@@ -283,26 +283,102 @@ def _single_node(plan: Plan, c: Candidate, engine: str, model: str) -> list[Node
     return [NodeCommand(node=0, command=_join(head, _server_args("sglang", plan, c, replicas=c.replicas)))]
 
 
-def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, nodes: int) -> list[NodeCommand]:
+def node_slots(c: Candidate, per_node: int) -> list[int]:
+    """GPUs one replica uses on each of its nodes with no TP group split between nodes: whole pipeline stages of
+    tp x dp_attention GPUs, per_node // stage of them per node, the last node taking the rest (TP4 x PP2 on 6-GPU
+    nodes: [4, 4]; TP4 x PP3 on 8: [8, 4]); a stage wider than a node fills whole nodes. TensorRT-LLM numbers ranks
+    pp_rank x tp + tp_rank (its Mapping), so mpirun's slots per host must hold whole stages."""
+    stage, stages = c.tp * c.dp_attention, c.pp
+    if stage >= per_node:
+        total = stage * stages
+        return [per_node] * (total // per_node) + ([total % per_node] if total % per_node else [])
+    fit, out = per_node // stage, []
+    while stages > 0:
+        out.append(min(fit, stages) * stage)
+        stages -= out[-1] // stage
+    return out
+
+
+def sglang_nodes(c: Candidate, per_node: int) -> int | None:
+    """The node count SGLang can lay one replica over: it gives each node pp_size // nnodes pipeline stages, or each
+    stage nnodes // pp_size nodes (srt/entrypoints/engine.py `_calculate_rank_ranges`), so PP and the node count must
+    divide one another and every node hold tp x pp / nnodes GPUs; None when no count up to 64 nodes does."""
+    gpus = c.tp * c.dp_attention * c.pp
+    for n in range(-(-gpus // per_node), 65):
+        if (c.pp % n == 0 or n % c.pp == 0) and gpus % n == 0 and gpus // n <= per_node and \
+                (n <= c.pp or (c.tp * c.dp_attention) % (n // c.pp) == 0):
+            return n
+    return None
+
+
+def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, first: int = 0,
+                head: str = HEAD) -> list[NodeCommand]:
+    """The commands of one replica (c.replicas == 1) over whole nodes, numbered from `first`, its head node's address
+    `head`."""
     per_node = plan.profile.gpus_per_node
     if engine == "trtllm":
-        hosts = ",".join(f"node{i}:{per_node}" for i in range(nodes))
-        cmd = _join(f"mpirun -np {c.gpus_used // c.replicas} -H {hosts} "
-                    f"trtllm-llmapi-launch trtllm-serve {model}", _trtllm_args(plan, c))
-        note = f"\n# one MPI world over {nodes} nodes (or srun --nodes {nodes} --ntasks-per-node {per_node})"
+        slots = node_slots(c, per_node)
+        hosts = ",".join(f"node{first + i}:{n}" for i, n in enumerate(slots))
+        cmd = _join(f"mpirun -np {sum(slots)} -H {hosts} trtllm-llmapi-launch trtllm-serve {model}",
+                    _trtllm_args(plan, c))
+        even = f" (or srun --nodes {len(slots)} --ntasks-per-node {slots[0]})" if len(set(slots)) == 1 else ""
+        note = (f"\n# one MPI world over {len(slots)} nodes, whole pipeline stages on each (ranks are pp_rank x "
+                f"{c.tp * c.dp_attention} + tp_rank){even}")
         options_file = _trtllm_options_file(plan.workload, c)
         if options_file:  # each rank's trtllm-serve reads the file on its own node
             cmd = (f"# write {TRTLLM_OPTIONS_FILE} on every node, in the directory mpirun starts in (each node's "
                    f"ranks read it there)\n{options_file}\n{cmd}")
         return [NodeCommand(node=None, command=cmd + note)]
+    nodes = _nodes_for(plan, c, engine)
     if engine == "sglang":
-        head = f"{_sglang_env(c)}python -m sglang.launch_server --model-path {model}"
-        return [NodeCommand(node=i, command=_join(head, _server_args("sglang", plan, c, replicas=1) + [
-            f"--nnodes {nodes}", f"--node-rank {i}", f"--dist-init-addr {HEAD}:20000"])) for i in range(nodes)]
-    out = [NodeCommand(node=0, command="ray start --head --port=6379")]
-    out += [NodeCommand(node=i, command=f"ray start --address={HEAD}:6379") for i in range(1, nodes)]
-    out.append(NodeCommand(node=0, command=_join(f"vllm serve {model}", _server_args("vllm", plan, c, replicas=1) +
-                                                 ["--distributed-executor-backend ray"])))
+        start = f"{_sglang_env(c)}python -m sglang.launch_server --model-path {model}"
+        return [NodeCommand(node=first + i, command=_join(start, _server_args("sglang", plan, c, replicas=1) + [
+            f"--nnodes {nodes}", f"--node-rank {i}", f"--dist-init-addr {head}:20000"])) for i in range(nodes)]
+    out = [NodeCommand(node=first, command="ray start --head --port=6379")]
+    out += [NodeCommand(node=first + i, command=f"ray start --address={head}:6379") for i in range(1, nodes)]
+    out.append(NodeCommand(node=first, command=_join(f"vllm serve {model}", _server_args("vllm", plan, c, replicas=1)
+                                                     + ["--distributed-executor-backend ray"])))
+    return out
+
+
+def _nodes_for(plan: Plan, c: Candidate, engine: str) -> int:
+    """Nodes one multi-node replica of `c` takes under `engine` (SGLang: `sglang_nodes`; TensorRT-LLM: `node_slots`;
+    vLLM: as many as its GPUs fill); a TpplanError when SGLang cannot lay it out or the profile lacks the nodes."""
+    per_node = plan.profile.gpus_per_node
+    if engine == "sglang":
+        n = sglang_nodes(c, per_node)
+        if n is None:
+            raise TpplanError(f"SGLang cannot lay TP{c.tp * c.dp_attention} x PP{c.pp} over nodes of {per_node} GPUs "
+                              f"(each node runs pp_size / nnodes stages, or each stage nnodes / pp_size nodes); choose "
+                              f"a --pp that divides or is divided by the node count")
+    elif engine == "trtllm":
+        n = len(node_slots(c, per_node))
+    else:
+        n = -(-c.gpus_used // c.replicas // per_node)
+    if n > plan.profile.nodes:
+        raise TpplanError(f"{engine} lays TP{c.tp * c.dp_attention} x PP{c.pp} over {n} nodes of {per_node} GPUs and "
+                          f"profile {plan.profile.name!r} has {plan.profile.nodes}; choose a --pp that divides the "
+                          f"node count, or a profile with more nodes")
+    return n
+
+
+def _replicas_over_nodes(plan: Plan, c: Candidate, engine: str, model: str) -> list[NodeCommand]:
+    """Replicas that each span several nodes: each replica's own multi-node commands on its own nodes (its head node
+    the first of them, $HEAD_IP_<replica>), a load balancer in front."""
+    one = _with_replicas(c, 1)
+    k = _nodes_for(plan, one, engine)
+    if k * c.replicas > plan.profile.nodes:
+        raise TpplanError(f"{c.replicas} replicas of {k} nodes each need {k * c.replicas} nodes and the profile has "
+                          f"{plan.profile.nodes}; use --replicas {plan.profile.nodes // k} or a profile with more "
+                          f"nodes")
+    out: list[NodeCommand] = []
+    for r in range(c.replicas):
+        blocks = _multi_node(plan, one, engine, model, first=r * k, head=f"$HEAD_IP_{r}")
+        intro = f"# replica {r}: nodes {r * k}-{r * k + k - 1}, $HEAD_IP_{r} = node {r * k}'s address"
+        out += [NodeCommand(node=b.node, command=(intro + "\n" + b.command) if i == 0 else b.command)
+                for i, b in enumerate(blocks)]
+    out[-1] = NodeCommand(node=out[-1].node, command=out[-1].command + f"\n# {c.replicas} replicas: put a load "
+                                                                       f"balancer in front of their head nodes")
     return out
 
 
@@ -379,10 +455,8 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
     if engine == "vllm" and is_moe_layout(c) and c.replicas == 1 and c.dp_attention % nodes == 0:
         return _vllm_dp_attention_over_nodes(plan, c, model, nodes)
     if c.replicas > 1:
-        raise TpplanError(f"{c.replicas} replicas of {c.gpus_used // c.replicas} GPUs, each spanning nodes of "
-                          f"{per_node}: emit prints one multi-node replica; add --replicas 1 for its command and run "
-                          f"it once per replica's nodes")
-    return _multi_node(plan, c, engine, model, nodes)
+        return _replicas_over_nodes(plan, c, engine, model)
+    return _multi_node(plan, c, engine, model)
 
 
 ONLINE_QUANTIZATION = {"vllm": {"fp8": "--quantization fp8"}, "sglang": {"fp8": "--quantization fp8"}}
@@ -434,6 +508,7 @@ def serve_command(plan: Plan, engine: str) -> str:
     if len(blocks) == 1:
         text = blocks[0].command
     else:
-        text = "\n".join((f"# on node {b.node} (node 0 = {HEAD})" if b.node is not None else "# from any node") +
+        head = "" if any("$HEAD_IP_" in b.command for b in blocks) else f" (node 0 = {HEAD})"  # one head a replica
+        text = "\n".join((f"# on node {b.node}{head}" if b.node is not None else "# from any node") +
                           f"\n{b.command}" for b in blocks)
     return "\n".join([*(n for n in notes if n), text])

@@ -121,11 +121,13 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
           engine: str = WORKLOAD_DEFAULTS.engine, kv_cache_dtype: str = WORKLOAD_DEFAULTS.kv_cache_dtype,
           max_model_len: int | None = None, moe_imbalance: float = WORKLOAD_DEFAULTS.moe_imbalance,
           all2all_backend: str = WORKLOAD_DEFAULTS.all2all_backend, deepep_mode: str | None = None,
-          nodes: int | None = None, progress: Callable[[int, int], None] | None = None):
+          nodes: int | None = None, allow_cross_domain_tp: bool = False,
+          progress: Callable[[int, int], None] | None = None):
     """Return (DataFrame, SweepStats). One row per model x hardware x gpus x dtype x layout (tp, pp, ep, dp_attention)
     x batch x in x out. `moe_imbalance`: the busiest EP rank's routed tokens / the mean, `all2all_backend` the
     engine's MoE token-movement backend and `deepep_mode` SGLang's DeepEP mode, as in `recommend`; `nodes` lays every
-    profile over that many nodes (recommend's --nodes; more than one needs the profile's network section)."""
+    profile over that many nodes (recommend's --nodes; more than one needs the profile's network section);
+    `allow_cross_domain_tp` lets TP groups cross NVLink domains and nodes, as recommend's --allow-cross-domain-tp."""
     import pandas as pd
 
     from tpplan.errors import TpplanError
@@ -176,7 +178,7 @@ def sweep(*, models: Sequence[str], hardware: Sequence[str], gpus: Sequence[int]
         w = Workload(gpus=g, engine=engine, dtype=resolve_dtype(spec, dtype), max_model_len=lengths[spec.name],
                      kv_cache_dtype=normalize_dtype(kv_cache_dtype, kind="kv"),
                      moe_imbalance=moe_imbalance, all2all_backend=all2all_backend,
-                     deepep_mode=deepep_mode).for_model(spec)
+                     deepep_mode=deepep_mode, allow_cross_domain_tp=allow_cross_domain_tp).for_model(spec)
         cols: list[dict] = []
         _evaluate_group(spec, profile, w, grid, cols, timer)
         for col in cols:
