@@ -70,9 +70,12 @@ def test_70b_does_not_fit_one_80gb_gpu_and_says_by_how_much(run_cli):
     (tp1,) = d["candidates"]
     assert not tp1["feasible"]
     assert "weights 131.4 GiB" in tp1["reasons"][0] and "by 65.2 GiB" in tp1["reasons"][0]
-    fp8 = next(s for s in d["suggestions"] if s["flag"] == "--dtype fp8")
-    # fp8 weights of Llama-3.1-70B are ~65.7 GiB + 5.5 GiB reserve > 71.7 GiB usable: still no fit on one GPU
-    assert "fp8" in fp8["text"] and fp8["would_give"] is None
+    # fp8 weights of Llama-3.1-70B are ~65.7 GiB + 5.5 GiB reserve > 71.7 GiB usable: still no fit on one GPU, so
+    # --dtype fp8 is not suggested; every suggestion left was re-planned and runs
+    assert all(s["flag"] != "--dtype fp8" for s in d["suggestions"])
+    assert d["suggestions"] and all(s["would_give"] for s in d["suggestions"])
+    assert r.err.strip() == ("Error: no layout of Llama-3.1-70B fits 1 x H100 SXM5 80GB; e.g. --gpus 3 runs TP1 x PP3 "
+                             "x 1 replica")
 
 
 def test_nothing_fits_table_still_renders_and_exits_1(run_cli):

@@ -106,10 +106,14 @@ def test_distributed_optimizer_flag_is_printed_and_refused_for_serving(run_cli):
         "holds no optimizer state; leave it out")
 
 
-def test_nothing_fits_suggests_the_distributed_optimizer_with_its_flag(run_cli):
+def test_nothing_fits_suggests_only_flags_that_re_plan_to_a_fit(run_cli):
+    """Llama-3.1-70B training on 8 GPUs: the distributed optimizer holds 6 P / (TP x PP) + 12 P / N >= 18 P / N, no
+    less than TP x PP = 8 without it, so re-planned it still fits nothing and is not suggested; 40 GPUs are."""
     r = run_cli("recommend", "-m", "llama-70b", "--gpus", "8", *TRAIN, "--input-len", "4096", "-f", "json")
-    flags = [s.get("flag") for s in r.json()["suggestions"]]
-    assert "--use-distributed-optimizer" in flags
+    assert r.code == 1
+    suggested = {s.get("flag"): s["would_give"] for s in r.json()["suggestions"]}
+    assert "--use-distributed-optimizer" not in suggested
+    assert suggested["--gpus 40 --nodes 5"]["gpus_used"] <= 40
 
 
 def test_distributed_optimizer_suggestion_is_replanned_and_the_gpu_bound_stays_18_bytes(run_cli):

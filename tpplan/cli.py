@@ -341,6 +341,7 @@ def recommend(
     """Recommend a TP degree (with PP stages and replicas) for a model on a hardware profile."""
     engine_name = _engine_for(engine, emit, workload)
     _check_a2a_backend(all2all_backend, engine_name, deepep_mode)
+    from tpplan.planner.explain import nothing_fits_line
     from tpplan.planner.plan import needs_tp_message
     from tpplan.planner.plan import recommend as plan_recommend
 
@@ -362,7 +363,7 @@ def recommend(
     command = plan.serve_command(emit.value) if emit and (plan.chosen or plan.recommended) else None
     render_plan(plan, fmt, wide=wide, serve_command=command)
     if plan.recommended is None:
-        raise typer.Exit(1)
+        raise TpplanError(nothing_fits_line(plan))
 
 
 def _engine_for(engine: Engine | None, emit: EmitEngine | None, workload: Mode) -> str:

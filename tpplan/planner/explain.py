@@ -169,6 +169,15 @@ def nothing_runs(plan: Plan) -> str:
     return f"meets the latency limits on {where}" if limited else f"fits {where}"
 
 
+def nothing_fits_line(plan: Plan) -> str:
+    """recommend's error line when no layout runs (after the plan is printed): what failed and the first suggestion
+    that, re-planned, runs."""
+    fix = next((s for s in plan.suggestions if s.flag and s.would_give), None)
+    then = (f"; e.g. {fix.flag} runs {fix.would_give['layout']}" if fix else
+            "; see the rejected layouts' reasons" + (" and the suggestions" if plan.suggestions else ""))
+    return f"no layout of {plan.model.name} {nothing_runs(plan)}{then}"
+
+
 def _held_words(plan: Plan) -> str:
     """What one running sequence holds of the paged KV cache (tpplan.cost.batching.tokens_held_per_sequence)."""
     from tpplan.cost.batching import tokens_held_per_sequence, window_tokens_held
@@ -249,6 +258,8 @@ def suggestions(plan: Plan) -> list[Suggestion]:
         state = (total_params(plan.model) * TRAIN_BYTES_PER_PARAM if w.mode == "train"
                  else weight_bytes_total(plan.model, dtype=w.dtype))
         gpus = _fewest_gpus_that_hold(plan, int(state), usable)
+        if gpus <= w.gpus and plan.recommended is None:  # the state fits, the activations / KV do not: the re-plan
+            gpus = w.gpus + 1                            # (tpplan.planner.plan) searches upwards from one more GPU
         if gpus > w.gpus:
             what = "training state" if w.mode == "train" else "weights"
             text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at least {gpus} x "

@@ -351,6 +351,13 @@ def _replan_suggestions(plan: Plan, base: dict, profile: HardwareProfile) -> Non
             _fewest_gpus_that_fit(s, base, profile)
         else:
             s.would_give = _replan(s.flag, base, profile)
+    # a flag that was re-planned and still leaves nothing that runs does not help: it is not suggested
+    plan.suggestions = [s for s in plan.suggestions if s.would_give is not None or not _replannable(s.flag)]
+
+
+def _replannable(flag: str | None) -> bool:
+    """Whether `_replan` re-runs the plan with `flag` (else its suggestion stays as words)."""
+    return bool(flag) and (flag in _BOOLEAN_FLAGS or flag.split()[0] in _FLAG_KWARGS)
 
 
 def _fewest_gpus_that_fit(s, base: dict, profile: HardwareProfile) -> None:

@@ -283,8 +283,6 @@ def _suggestion(s) -> str:
     if g:
         text += (f" -> {g['layout']}, {g['output_tokens_per_s']:,.0f} tok/s"
                  + (f", TPOT {_ms(g['tpot_s'])} ms" if g.get("tpot_s") else ""))
-    elif s.flag:
-        text += " (re-planned: still no fit, or not available on this profile)"
     return text
 
 
