@@ -60,8 +60,21 @@ def environment(device: torch.device) -> dict:
         env["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
         env["device_names"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     else:
-        env["device_names"] = [platform.processor() or platform.machine()]
+        env["device_names"] = [cpu_model_name()]
     return env
+
+
+def cpu_model_name() -> str:
+    """The CPU's model as /proc/cpuinfo names it ("model name", e.g. "AMD EPYC 7R13 Processor"), else what
+    `platform` knows (often only the architecture, "x86_64")."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def max_across_ranks(samples_s: list[float], group=None, *, device: torch.device) -> list[float]:

@@ -165,6 +165,30 @@ def test_calibrated_profile_is_valid_and_recommend_accepts_it(quick_run, run_cli
 
 
 @pytest.mark.slow
+def test_calibrated_profile_credits_the_run_only_with_what_it_fitted(quick_run):
+    """No collective tier or efficiency key the run did not fit is credited to it: cpu-gloo states only an nvlink
+    tier, so the pcie tier stays derived (not written), and the efficiency source names the fitted keys; the fixed
+    per-layer overhead never exceeds the shortest layer measured of its mode."""
+    import yaml
+
+    from tpplan.hardware.loader import load_builtin, load_profile_file
+
+    _, d, out, _ = quick_run
+    doc = yaml.safe_load(out.read_text())
+    base = load_builtin("cpu-gloo")
+    assert set(doc["collectives"]) == set(base.collectives) - set(base.defaulted.get("collectives", ()))
+    assert "fitted tiers: nvlink" in doc["source"]["collectives"]
+    fitted = doc["source"]["efficiency"].split("; fitted: ")[1].split(";")[0].split(", ")
+    assert "matmul" in fitted and "moe_expert_fixed_tokens" not in fitted and "sustained_clock" not in fitted
+    assert "moe_expert_fixed_tokens" not in doc["efficiency"]  # a default, read from defaults/kernels.yaml again
+    assert doc["name"] == "cpu-gloo-calibrated"
+    table = load_profile_file(out).kernel_table
+    for mode in ("decode", "prefill"):
+        shortest = min(i["measured_s"] for i in d["items"] if i["kind"] == "layer" and i["mode"] == mode)
+        assert table.layer_overhead_s[mode] <= shortest
+
+
+@pytest.mark.slow
 def test_measure_refuses_to_overwrite(quick_run, run_cli):
     _, _, out, _ = quick_run
     r = run_cli("measure", "--quick", "--out", str(out))
@@ -209,7 +233,7 @@ def test_real_measure_json_validates_against_tpplan_schema_measure(quick_run, ru
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_emulated_measure_json_validates_against_its_schema(run_cli):
+def test_emulated_measure_json_validates_against_its_schema(run_cli, tmp_path):
     """One rank timing rank 0's tp-2 shard (emulated, compute only: both true) writes JSON the schema accepts."""
     r = run_cli("measure", "--quick", "--nproc", "1", "--emulate-tp", "2", "--no-kernel-table", "--backend", "gloo",
                 "--hardware", "cpu-gloo", "--format", "json")
@@ -217,6 +241,17 @@ def test_emulated_measure_json_validates_against_its_schema(run_cli):
     d = r.json()
     assert any(i.get("emulated") is True and i.get("compute_only") is True for i in d["items"])
     assert _schema_errors(run_cli, d) == []
+    said = "tp 2 emulated on one rank (rank 0's shard, compute only): communication was not measured"
+    assert any(n.startswith(said) for n in d["notes"])
+    assert not any("loopback" in n for n in d["notes"])  # no collective ran: no word on what they describe
+    raw = tmp_path / "em.json"
+    raw.write_text(r.out)
+    again = run_cli("measure", "--from", str(raw), "--format", "json")  # --from keeps the caveat
+    assert again.code == 0, again.err
+    assert any(n.startswith(said) for n in again.json()["notes"])
+    other = run_cli("measure", "--from", str(raw), "--model", "llama-70b")
+    assert other.code == 1 and other.err.startswith("Error: --model: the layer in the --from files is not "
+                                                    "Llama-3.1-70B's (it had 32 heads, 8 KV heads")
 
 
 @pytest.mark.slow
@@ -237,7 +272,9 @@ def test_a_dying_rank_is_named_and_leaves_no_process_folder_or_handle(run_cli, t
     r = run_cli("measure", "--quick", "--nproc", "2", "--backend", "gloo", "--fail-rank", "1", "--skip-layer")
     assert r.code == 1
     last = r.err.strip().splitlines()[-1]
-    assert last.startswith("Error: collectives: rank 1 exited with code 3; its stderr ends: ")
+    assert last.startswith("Error: collectives: rank 1 exited with code 3: ") and last.endswith(
+        "; rerun, and if it fails again run with --debug to see the end of the rank's stderr (out of memory, a faulty "
+        "GPU or link: check nvidia-smi / dmesg)")
     assert "failing on purpose" in last and r.err.count("Error:") == 1 and "Traceback" not in r.err
     assert _children_running_kernels() == []
     assert _measure_temp_dirs() == dirs and _open_fds() == fds
@@ -390,7 +427,6 @@ def test_one_gpu_node_emulates_every_allowed_degree_and_runs_no_collective():
     launches, notes = _plan(1)
     assert [(j.workload, j.nproc) for j in launches] == [("tp_layer", 1)] * 4 + [("kernel_table", 1)]
     assert [j.args[j.args.index("--emulate-tp") + 1] for j in launches[:4]] == ["1", "2", "4", "8"]
-    assert any("communication was not measured" in n for n in notes)
     shapes = launches[-1].args[launches[-1].args.index("--shapes") + 1].split(",")
     assert "1280x8192" in shapes  # llama-70b tp 8 qkv: (64/8 + 2 x 8/8) x 128 rows, hidden 8192
     # a degree the user names that the model cannot run is refused up front, not skipped (64 heads, not / 3)
@@ -583,9 +619,13 @@ def _kernel_pids() -> set[int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_sigterm_ends_every_rank_and_removes_the_temporary_folder():
+@pytest.mark.parametrize("sig,code,line", [
+    ("SIGTERM", 1, "Error: stopped by SIGTERM: every rank was ended and the temporary folder removed; nothing was "
+                   "written"),
+    ("SIGINT", 130, "Error: interrupted")])
+def test_sigterm_ends_every_rank_and_removes_the_temporary_folder(sig, code, line):
     """`timeout` (or a batch scheduler) sends SIGTERM: the run ends with one Error line, its ranks end with it and
-    the temporary folder goes, as with Ctrl-C (Python's default SIGTERM would exit without either)."""
+    the temporary folder goes, as with Ctrl-C (SIGINT; Python's default SIGTERM would exit without either)."""
     import signal
     import subprocess
     import sys
@@ -604,11 +644,10 @@ def test_sigterm_ends_every_rank_and_removes_the_temporary_folder():
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its ranks could be seen"
     ranks = own_ranks()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1
-    assert err.strip().splitlines()[-1] == ("Error: stopped by SIGTERM: every rank was ended and the temporary "
-                                            "folder removed; nothing was written")
+    assert proc.returncode == code
+    assert err.strip().splitlines()[-1] == line
     gone = time.monotonic() + 10  # SIGKILLed ranks leave within the launcher's grace; allow for a loaded machine
     while ranks & _kernel_pids() and time.monotonic() < gone:
         time.sleep(0.1)
@@ -676,3 +715,45 @@ def test_sighup_under_nohup_does_not_stop_the_run():
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=150)
     assert proc.returncode == 0, err
+
+
+def test_a_failed_rank_is_one_line_naming_the_signal_or_the_exception(tmp_path, monkeypatch):
+    """A rank's traceback is reduced to its exception line; a signal is named; a rank that timed out waiting names
+    the ranks still running, the likely culprits (tpplan.measure.launch.rank_failure)."""
+    from tpplan.measure.launch import rank_failure
+
+    monkeypatch.delenv("TPPLAN_DEBUG", raising=False)
+    err = tmp_path / "rank0.stderr"
+    err.write_text('[rank0]: Traceback (most recent call last):\n[rank0]:   File "x.py", line 1, in f\n'
+                   "[rank0]:     work.wait()\n[rank0]: RuntimeError: [../gloo/transport/unbound_buffer.cc:81] Timed "
+                   "out waiting 8000ms for recv operation to complete\n")
+    line = rank_failure("tp_layer", 0, 1, [1, None], err)
+    assert line.startswith("tp_layer: rank 0 timed out waiting for rank 1, still running (hung or stopped): "
+                           "RuntimeError: [../gloo/transport/unbound_buffer.cc:81] Timed out waiting 8000ms")
+    assert "File " not in line and "[rank0]" not in line
+    killed = rank_failure("collectives", 1, -9, [None, -9], tmp_path / "missing.stderr")
+    assert killed.startswith("collectives: rank 1 was killed by SIGKILL with no message; rerun")
+    monkeypatch.setenv("TPPLAN_DEBUG", "1")
+    assert "its stderr ends: [rank0]: Traceback" in rank_failure("tp_layer", 0, 1, [1, None], err)
+
+
+@pytest.mark.parametrize("args,line", [
+    (("--quick", "--skip-layer", "--tp", "2"),
+     "Error: --tp picks the TP degrees of the layer, which --skip-layer leaves out: drop --tp, or drop --skip-layer"),
+    (("--from", "x.json", "--quick", "--threads", "4"),
+     "Error: --from compares saved results and runs nothing: drop --quick / --threads, or drop --from"),
+    (("--nproc", "1", "--skip-layer", "--no-kernel-table"),
+     "Error: --skip-layer --no-kernel-table on one rank (--nproc 1) leaves nothing to measure: collectives need "
+     "--nproc 2 or more; drop --skip-layer or --no-kernel-table"),
+    (("--quick", "--tp", "3", "--nproc", "3"),
+     "Error: --tp 3: Llama-3.1-8B's heads / KV heads / intermediate do not divide by 3; degrees it allows up to 16: "
+     "1, 2, 4, 8, 16")])
+def test_measure_options_that_cannot_work_together_are_refused_before_any_rank(run_cli, args, line):
+    r = run_cli("measure", *args)
+    assert r.code == 1 and r.err.strip() == line  # one line: no oversubscription warning before it
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_measure_timeout_must_be_finite(run_cli, value):
+    r = run_cli("measure", "--quick", "--timeout", value)
+    assert r.code == 2 and "is not a finite number" in r.err

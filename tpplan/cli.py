@@ -641,7 +641,8 @@ def measure(
     backend: Annotated[str | None, typer.Option("--backend", callback=_measure_choice("backend"),
                                                 help="gloo or nccl (default nccl with GPUs, gloo without; gloo keeps "
                                                      "tensors on the CPU).")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Process-group timeout, seconds.")] = 120.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, callback=_finite,
+                                                  help="Process-group timeout, seconds.")] = 120.0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads per rank.")] = 1,
     skip_layer: Annotated[bool, typer.Option("--skip-layer", help="Collectives only.")] = False,
     no_kernel_table: Annotated[bool, typer.Option("--no-kernel-table", help="Skip the per-kernel table.")] = False,
@@ -724,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("TPPLAN_DEBUG") == "1"
     # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name
     args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
+    if debug:  # for code that cannot see the option: tpplan.measure.launch keeps a failed rank's stderr in its error
+        os.environ["TPPLAN_DEBUG"] = "1"
     try:
         with _profile_warnings():
             _app_for(args)(args=args, prog_name="tpplan")
@@ -734,11 +737,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SystemExit as exc:
         code = exc.code
+        if code == INTERRUPTED:  # click turns Ctrl-C into exit 130 without a word
+            _print_error("interrupted")
         return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
         _print_error("interrupted")
-        return 130
+        return INTERRUPTED
     return 0
+
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 def console_main() -> None:

@@ -32,7 +32,10 @@ def _protocol(p: ProtocolParams) -> dict[str, Any]:
     return out
 
 
-def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str, Any]:
+def profile_to_dict(p: HardwareProfile, *, name: str | None = None, omit_defaulted: bool = False) -> dict[str, Any]:
+    """The profile as YAML states it. `omit_defaulted`: leave out the values `HardwareProfile.defaulted` says came
+    from the defaults files, so reading it back takes them from those files again (for a profile whose `defaulted`
+    is kept true to its values, as tpplan.measure.compare.calibrated_profile does)."""
     d: dict[str, Any] = {
         "schema_version": 1, "name": name or p.name, "description": p.description,
         "gpu": {"name": p.gpu.name, "memory": f"{p.gpu.memory_bytes / MiB:.6g} MiB",
@@ -45,8 +48,12 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
     if p.network:
         d["network"] = {"kind": p.network.kind, "bandwidth_per_gpu": _bw(p.network.bandwidth_bytes_per_s),
                         "latency": _us(p.network.latency_s)}
+    omitted = p.defaulted if omit_defaulted else {}
+    omit_tiers, omit_keys = omitted.get("collectives", ()), omitted.get("kernels", ())
     d["collectives"] = {tier: {name: _protocol(pp) for name, pp in protos.items()}
-                        for tier, protos in p.collectives.items()}
+                        for tier, protos in p.collectives.items() if tier not in omit_tiers}
+    if not d["collectives"]:
+        del d["collectives"]
     e = p.efficiency
     d["efficiency"] = {"matmul": round(e.matmul, 6), "matmul_fp8": round(e.matmul_fp8, 6), "memory": round(e.memory, 6),
                        "runtime_reserve": f"{e.runtime_reserve_bytes / MiB:.6g} MiB",
@@ -61,6 +68,8 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None) -> dict[str,
                        "pipeline_sequence_overhead": _us(e.pipeline_sequence_overhead_s)}
     if e.matmul_fp4 is not None:
         d["efficiency"]["matmul_fp4"] = round(e.matmul_fp4, 6)
+    for key in omit_keys:  # taken from hardware_profiles/defaults/kernels.yaml: read from there again
+        d["efficiency"].pop(key, None)
     if e.attention_decode_memory_fused is not None:
         d["efficiency"]["attention_decode_memory_fused"] = round(e.attention_decode_memory_fused, 6)
     if e.attention_prefill_matmul_native is not None:  # stated, even when equal: it marks a native kernel
@@ -83,7 +92,8 @@ def _kernel_table(t: KernelTable) -> dict[str, Any]:
                            "time": [_us(x) for x in c.time_s]} for c in t.attention]}
 
 
-def profile_to_yaml(p: HardwareProfile, *, name: str | None = None) -> str:
+def profile_to_yaml(p: HardwareProfile, *, name: str | None = None, omit_defaulted: bool = False) -> str:
     import yaml
 
-    return yaml.safe_dump(profile_to_dict(p, name=name), sort_keys=False, width=110, allow_unicode=True)
+    return yaml.safe_dump(profile_to_dict(p, name=name, omit_defaulted=omit_defaulted), sort_keys=False, width=110,
+                          allow_unicode=True)

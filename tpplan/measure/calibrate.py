@@ -14,7 +14,10 @@ with the rates free, where a 16-bit run's compute-bound matmuls span two K or mo
 rates and t0 at that K0. An efficiency above 1 raises the peak.
 Attention: the efficiencies of decode (KV bytes / HBM) and causal prefill (FLOPs / 16-bit peak) from the kernel
 table's attention curves, one per-kernel time taken out.
-Layers: per mode (decode, prefill), the median residual on training layers becomes a fixed per-layer overhead.
+Layers: per mode (decode, prefill), the smallest residual (measured - predicted, at least 0) over the training
+layers becomes a fixed per-layer overhead: a time every layer of the mode pays whatever its tokens, so at most what
+the shortest of them left unexplained. (A median let the longest prefill's rate error, which grows with tokens,
+into a fixed term larger than the shortest layer measured.)
 """
 
 from __future__ import annotations
@@ -281,7 +284,8 @@ def fit_attention(profile: HardwareProfile, table: KernelTable, *, fixed_s: floa
                              f"attention_decode_memory_fused kept at the profile's {e.attention_decode_memory_fused}")
             continue
         if rate > peak:
-            notes.append(f"measured {field_name} rate {rate:.3g}/s exceeds the profile's peak; capped at 1")
+            unit = "FLOP/s" if field_name == "attention_prefill_matmul" else "B/s"
+            notes.append(f"measured {field_name} rate {rate:.3g} {unit} exceeds the profile's peak; capped at 1")
         updates[field_name] = min(1.0, rate / peak)
     return dataclasses.replace(profile, efficiency=dataclasses.replace(e, **updates)), notes
 
@@ -296,8 +300,9 @@ def _with_kernel_terms(profile: HardwareProfile, table: KernelTable, *, fixed_s:
 def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape | None, dtype: str,
               table: KernelTable | None = None) -> Fit:
     """Fit on the items not held out: collectives per tier, matmul rates and per-kernel time, then the
-    per-layer overhead per mode as the median residual of the training layers, predicted (like everything
-    else) by the cost model with the fitted profile and the measured kernel `table`, as `recommend` will."""
+    per-layer overhead per mode as the smallest residual of the training layers (module docstring), predicted
+    (like everything else) by the cost model with the fitted profile and the measured kernel `table`, as
+    `recommend` will."""
     held = held_out_indices(items)
     train = [it for i, it in enumerate(items) if i not in held]
     fitted = fit_collectives(profile, train)
@@ -312,8 +317,8 @@ def calibrate(profile: HardwareProfile, items: list[dict], *, shape: LayerShape 
             predicted = predict_item(fitted, it, shape=shape, dtype=dtype)
             residuals.setdefault(it["mode"], []).append(measured_s(it) - predicted)
     every = [r for rs in residuals.values() for r in rs]
-    overall = max(0.0, statistics.median(every)) if every else 0.0
-    overhead = {mode: max(0.0, statistics.median(residuals[mode])) if residuals.get(mode) else overall
+    overall = max(0.0, min(every)) if every else 0.0
+    overhead = {mode: max(0.0, min(residuals[mode])) if residuals.get(mode) else overall
                 for mode in ("decode", "prefill")}
     return Fit(profile=_with_kernel_terms(fitted, table, fixed_s=t0, layer_overhead_s=overhead), held_out=held,
                notes=notes)

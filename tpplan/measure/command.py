@@ -68,8 +68,27 @@ def _check_request(r: MeasureRequest) -> None:
         got = repr(r.out.suffix) if r.out.suffix else "no extension"
         raise MeasurementError(f"--out {r.out}: the calibrated profile is YAML; use a name ending in .yaml or .yml "
                                f"(got {got})")
-    if r.from_files and (r.tp or r.emulate_tp or r.nproc):
-        raise MeasurementError("--from compares saved results: drop --tp / --emulate-tp / --nproc, or drop --from")
+    run_only = _run_options_given(r)
+    if r.from_files and run_only:
+        raise MeasurementError(f"--from compares saved results and runs nothing: drop {' / '.join(run_only)}, or "
+                               f"drop --from")
+    if r.skip_layer and (r.tp or r.emulate_tp):
+        option = "--tp" if r.tp else "--emulate-tp"
+        raise MeasurementError(f"{option} picks the TP degrees of the layer, which --skip-layer leaves out: drop "
+                               f"{option}, or drop --skip-layer")
+    if not r.from_files and r.skip_layer and not r.kernel_table and r.nproc == 1:
+        raise MeasurementError("--skip-layer --no-kernel-table on one rank (--nproc 1) leaves nothing to measure: "
+                               "collectives need --nproc 2 or more; drop --skip-layer or --no-kernel-table")
+
+
+def _run_options_given(r: MeasureRequest) -> list[str]:
+    """The options that shape a run, given away from their defaults (they mean nothing with --from)."""
+    d = MeasureRequest()
+    given = [("--tp", r.tp is not None), ("--emulate-tp", r.emulate_tp is not None), ("--nproc", r.nproc is not None),
+             ("--quick", r.quick), ("--backend", r.backend is not None), ("--timeout", r.timeout_s != d.timeout_s),
+             ("--threads", r.threads != d.threads), ("--skip-layer", r.skip_layer),
+             ("--no-kernel-table", not r.kernel_table)]
+    return [option for option, on in given if on]
 
 
 def _profile(r: MeasureRequest, *, kind: str | None, device_name: str, gloo_ranks: int | None):
@@ -94,7 +113,7 @@ def measure_command(r: MeasureRequest, progress=None):
     from tpplan.measure.compare import compare
     from tpplan.measure.devices import measured_kind
     from tpplan.measure.launch import ending_on_signals
-    from tpplan.measure.run import MeasureOptions, check_ranks, detect_node, run_workloads
+    from tpplan.measure.run import MeasureOptions, check_ranks, detect_node, plan_launches, run_workloads
     from tpplan.models.resolve import resolve_model
 
     _check_request(r)
@@ -120,11 +139,12 @@ def measure_command(r: MeasureRequest, progress=None):
         profile = _profile(r, kind=kind, device_name=", ".join(node.device_names),
                            gloo_ranks=None if node.on_gpu else nproc)
         notes = check_ranks(node, nproc)
-        for line in notes:  # said before the run too: an oversubscribed run may time out before it can report
-            _warn(line)
         opts = MeasureOptions(model=spec, nproc=nproc, backend=node.backend, quick=r.quick, dtype=dtype,
                               tp_degrees=tp, emulate_tp=emulate, timeout_s=r.timeout_s, threads=r.threads,
                               skip_layer=r.skip_layer, kernel_table=r.kernel_table, fail_rank=r.fail_rank)
+        plan_launches(opts)  # a degree the model or --nproc refuses: one error line before any warning or rank
+        for line in notes:  # said before the run too: an oversubscribed run may time out before it can report
+            _warn(line)
         with (progress or _silent)() as say, ending_on_signals():
             try:
                 results, skipped = run_workloads(opts, progress=say)
@@ -167,7 +187,7 @@ def _write_profile(m, r: MeasureRequest, *, base, write):
     from tpplan.measure.compare import calibrated_profile
 
     command = "tpplan " + " ".join(shlex.quote(a) for a in r.argv[1:])
-    text = profile_to_yaml(calibrated_profile(m, base=base, command=command))
+    text = profile_to_yaml(calibrated_profile(m, base=base, command=command), omit_defaulted=True)
     try:
         load_profile_text(text, origin=str(r.out))
     except TpplanError as exc:

@@ -59,7 +59,11 @@ class KindSummary:
     items: int
     held_out: int
     median_abs_error_pct_before: float | None
+    """Over all the kind's timed items."""
     median_abs_error_pct_after: float | None
+    """Over its held-out items only (the fit never saw them)."""
+    median_abs_error_pct_before_held_out: float | None = None
+    """Over the same held-out items before calibration: what `median_abs_error_pct_after` compares with."""
 
 
 @record
@@ -127,7 +131,8 @@ def _summary(items: tuple[MeasuredItem, ...], fit: Fit, table: KernelTable) -> M
         k_held = [it for it in k_all if it.held_out]
         by_kind[kind] = KindSummary(items=len(k_all), held_out=len(k_held),
                                     median_abs_error_pct_before=_median_abs([i.error_pct for i in k_all]),
-                                    median_abs_error_pct_after=_median_abs([i.error_pct_after for i in k_held]))
+                                    median_abs_error_pct_after=_median_abs([i.error_pct_after for i in k_held]),
+                                    median_abs_error_pct_before_held_out=_median_abs([i.error_pct for i in k_held]))
     return MeasureSummary(
         median_abs_error_pct_before=_median_abs([it.error_pct for it in timed]),
         median_abs_error_pct_before_held_out=_median_abs([it.error_pct for it in held]),
@@ -166,9 +171,14 @@ def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, 
     layer_result = next((r for r in results if r["workload"] == "tp_layer"), None)
     shape = recorded_shape(layer_result["shape"], model) if layer_result else None
     notes = list(notes) + ([shape.note] if shape and shape.note else [])
+    emulated = sorted({r["emulate_tp"] for r in results if r.get("workload") == "tp_layer" and r.get("emulate_tp")})
+    if emulated:  # from the results, so that --from keeps it
+        notes.append(f"tp {', '.join(map(str, emulated))} emulated on one rank (rank 0's shard, compute only): "
+                     f"communication was not measured and is left out of those predictions")
     if backend == "gloo":
-        notes.append("gloo on CPU: collective numbers describe loopback between processes, not NVLink; this run "
-                     "checks the plumbing and calibrates the cpu-gloo profile only")
+        timed = "collective numbers describe loopback between processes, not NVLink; " if any(
+            it["kind"] in COLLECTIVE_KINDS for it in compared) else ""
+        notes.append(f"gloo on CPU: {timed}this run checks the plumbing and calibrates the cpu-gloo profile only")
     checks = [c for r in results for c in r.get("checks", [])]
     bad_checks = [c for c in checks if not c["passed"]]
     if bad_checks:
@@ -192,18 +202,51 @@ def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, 
                        calibrated=fit.profile, kernel_table=table)
 
 
+def _yaml_key(field_name: str) -> str:
+    """An Efficiency field's key in a profile's efficiency section (kernel_overhead_s -> kernel_overhead)."""
+    return field_name.removesuffix("_s").removesuffix("_bytes")
+
+
 def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -> HardwareProfile:
-    """The fitted profile with the kernel table (and the fitted per-kernel / per-layer terms) and provenance."""
+    """The fitted profile with the kernel table (and the fitted per-kernel / per-layer terms) and provenance. Only
+    what the run fitted is credited to it: the `source` of efficiency, collectives and gpu name the fitted keys,
+    tiers and rates and keep the base's words for the rest; values the base took from the defaults files and the
+    run did not fit stay defaulted (not written, so they are read from those files again)."""
     today = dt.date.today().isoformat()
     env = m.environment
     where = (f"tpplan measure on {today}: {env.get('backend')} x{env.get('world_size')} on "
              f"{', '.join(env.get('device_names') or []) or 'CPU'}; torch {env.get('torch')}, CUDA {env.get('cuda')}, "
              f"NCCL {env.get('nccl')}; command: {command}")
-    collectives = any(it.kind in COLLECTIVE_KINDS for it in m.items)
-    sources = {**base.sources, "efficiency": where} | ({"collectives": where} if collectives else {})
+    cal = m.calibrated
+    fitted_keys = [_yaml_key(f.name) for f in dataclasses.fields(cal.efficiency)
+                   if getattr(cal.efficiency, f.name) != getattr(base.efficiency, f.name)]
+    fitted_tiers = [t for t, protos in cal.collectives.items() if protos != base.collectives.get(t)]
+    sources = dict(base.sources)
+    before = f"; the rest as before: {base.sources['efficiency']}" if base.sources.get("efficiency") else ""
+    if fitted_keys:
+        sources["efficiency"] = f"{where}; fitted: {', '.join(fitted_keys)}{before}"
+    if fitted_tiers:
+        derived = [t for t in base.defaulted.get("collectives", ()) if t not in fitted_tiers]
+        stated = [t for t in cal.collectives if t not in fitted_tiers and t not in derived]
+        kept = (f"; {', '.join(stated)} as before: {base.sources.get('collectives', 'the base profile')}"
+                if stated else "") + (f"; {', '.join(derived)} derived from the link bandwidths "
+                                      f"(hardware_profiles/defaults/collectives.yaml)" if derived else "")
+        sources["collectives"] = f"{where}; fitted tiers: {', '.join(fitted_tiers)}{kept}"
+    raised = [name for name, old, new in (
+        ("memory_bandwidth", base.gpu.memory_bandwidth_bytes_per_s, cal.gpu.memory_bandwidth_bytes_per_s),
+        *((f"peak_flops.{k}", base.gpu.peak_flops_per_s.get(k), v) for k, v in cal.gpu.peak_flops_per_s.items()))
+        if new != old]
+    if raised:
+        sources["gpu"] = (f"{base.sources.get('gpu', 'the base profile')}; {', '.join(raised)} raised to the rate "
+                          f"measured by {where}")
+    defaulted = {"kernels": tuple(k for k in base.defaulted.get("kernels", ()) if k not in fitted_keys),
+                 "collectives": tuple(t for t in base.defaulted.get("collectives", ()) if t not in fitted_tiers)}
     table = dataclasses.replace(m.kernel_table, source=where) if m.kernel_table else None
-    return dataclasses.replace(m.calibrated, name=f"{base.name}-calibrated", description=f"{base.description} "
-                               f"(calibrated {today})", sources=sources, kernel_table=table)
+    description = base.description if "(calibrated " in base.description else \
+        f"{base.description} (calibrated {today})"
+    name = base.name if base.name.endswith("-calibrated") else f"{base.name}-calibrated"
+    return dataclasses.replace(cal, name=name, description=description, sources=sources, kernel_table=table,
+                               defaulted={k: v for k, v in defaulted.items() if v})
 
 
 def _results_in(data: Any, path: Path) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -60,6 +61,47 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_ERROR_LINE = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[\w.]+\.)?\w*(?:Error|Exception|Interrupt)\b.*)$")
+"""The exception line of a Python traceback (`RuntimeError: ...`), torch's "[rankN]:" prefix allowed."""
+TIMEOUT_WORDS = ("timed out", "timeout")
+"""Words of a collective's timeout in the exception line (compared in lower case)."""
+
+
+def rank_failure(workload: str, rank: int, code: int, codes: list[int | None], stderr_path: Path) -> str:
+    """One line for a rank that ended with `code`: killed by which signal, or the exception its traceback ends with
+    (not the traceback); when it timed out waiting while other ranks were still running, those ranks are the likely
+    culprits (hung or stopped); and what to do."""
+    if code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    if os.environ.get("TPPLAN_DEBUG") == "1":
+        return f"{workload}: rank {rank} {how}; its stderr ends: {_tail(stderr_path) or '(empty)'}"
+    lines = _lines(stderr_path)
+    errors = [m.group(1).strip() for line in lines if (m := _ERROR_LINE.match(line.strip()))]
+    said = errors[-1] if errors else (lines[-1].strip() if lines else "")
+    said = said if len(said) <= 240 else said[:237] + "..."
+    others = [r for r, c in enumerate(codes) if c is None and r != rank]
+    if said and any(w in said.lower() for w in TIMEOUT_WORDS) and others:
+        who = ", ".join(map(str, others))
+        return (f"{workload}: rank {rank} timed out waiting for rank{'s' * (len(others) > 1)} {who}, still running "
+                f"(hung or stopped): {said}; check that no process on the node is stopped or starved, raise "
+                f"--timeout if the node is busy, or run with --debug to see the end of its stderr")
+    return (f"{workload}: rank {rank} {how}" + (f": {said}" if said else " with no message") +
+            "; rerun, and if it fails again run with --debug to see the end of the rank's stderr (out of memory, a "
+            "faulty GPU or link: check nvidia-smi / dmesg)")
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return []
 
 
 def _tail(path: Path) -> str:
@@ -149,8 +191,7 @@ def _wait(ranks: RankSet, workload: str, timeout_s: float) -> None:
         for rank, code in enumerate(codes):
             if code not in (None, 0):
                 ranks.kill_all()
-                raise MeasurementError(f"{workload}: rank {rank} exited with code {code}; its stderr ends: "
-                                       f"{_tail(ranks.stderr_paths[rank]) or '(empty)'}")
+                raise MeasurementError(rank_failure(workload, rank, code, codes, ranks.stderr_paths[rank]))
         if all(code == 0 for code in codes):
             return
         if time.monotonic() > deadline:

@@ -131,17 +131,17 @@ def _layer_degrees(o: MeasureOptions, shape: LayerShape) -> tuple[list[int], lis
     refused); one rank emulates the degrees the model allows up to 8 by default and says that communication was
     not measured."""
     notes: list[str] = []
+    asked = sorted({t for t in (*(o.tp_degrees or ()), *(o.emulate_tp or ())) if not shape.tp_ok(t)})
+    if asked:  # a degree the user named that the model cannot run is refused, not skipped (before --nproc's rule)
+        option = "--tp" if asked[0] in (o.tp_degrees or ()) else "--emulate-tp"
+        works = [t for t in range(1, 17) if shape.tp_ok(t)]
+        raise MeasurementError(f"{option} {asked[0]}: {o.model.name}'s heads / KV heads / intermediate do not divide "
+                               f"by {asked[0]}; degrees it allows up to 16: {', '.join(map(str, works))}")
     too_many = [t for t in o.tp_degrees or () if t > o.nproc]
     if too_many:  # a real group of t ranks beside --nproc ranks: the profile describes nproc, the fit cannot place t
         t = max(too_many)
         raise MeasurementError(f"--tp {t} needs {t} ranks but this run has {o.nproc} (--nproc); pass --nproc {t}, "
                                f"or --emulate-tp {t} to time rank 0's shard on one rank (compute only)")
-    asked = sorted({t for t in (*(o.tp_degrees or ()), *(o.emulate_tp or ())) if not shape.tp_ok(t)})
-    if asked:  # a degree the user named that the model cannot run is refused, not skipped
-        option = "--tp" if asked[0] in (o.tp_degrees or ()) else "--emulate-tp"
-        works = [t for t in range(1, 17) if shape.tp_ok(t)]
-        raise MeasurementError(f"{option} {asked[0]}: {o.model.name}'s heads / KV heads / intermediate do not divide "
-                               f"by {asked[0]}; degrees it allows up to 16: {', '.join(map(str, works))}")
     real = list(o.tp_degrees or ([o.nproc] if o.quick else [t for t in (2, 4, 8, 16) if t <= o.nproc]))
     real = [t for t in real if t > 1 or o.tp_degrees]
     emulate = list(o.emulate_tp or (EMULATED_DEGREES if o.nproc == 1 and not o.tp_degrees else ()))
@@ -150,10 +150,7 @@ def _layer_degrees(o: MeasureOptions, shape: LayerShape) -> tuple[list[int], lis
             notes.append(f"tp {tp} skipped: {o.model.name}'s heads / KV heads / intermediate do not divide by it")
     real = [t for t in real if shape.tp_ok(t)]
     emulate = [t for t in emulate if shape.tp_ok(t)]
-    if emulate:
-        notes.append(f"tp {', '.join(map(str, emulate))} emulated on one rank (rank 0's shard, compute only): "
-                     f"communication was not measured and is left out of those predictions")
-    return real, emulate, notes
+    return real, emulate, notes  # the emulation note comes with the results (tpplan.measure.compare)
 
 
 def plan_launches(o: MeasureOptions) -> tuple[list[Launch], list[str]]:

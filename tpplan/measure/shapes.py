@@ -86,6 +86,12 @@ def recorded_shape(recorded: dict, spec: ModelSpec) -> LayerShape:
     """The shape a tp_layer run actually used (its JSON `shape`), described relative to `spec`."""
     width = spec.moe_intermediate_size if spec.is_moe else spec.intermediate_size
     scale = max(1, spec.hidden_size // recorded["hidden"])
+    if (recorded["heads"], recorded["kv_heads"], recorded["hidden"] * scale, recorded["intermediate"] * scale) != (
+            spec.num_attention_heads, spec.num_key_value_heads, spec.hidden_size, width):
+        raise MeasurementError(
+            f"--model: the layer in the --from files is not {spec.name}'s (it had {recorded['heads']} "
+            f"heads, {recorded['kv_heads']} KV heads, hidden {recorded['hidden']}, intermediate "
+            f"{recorded['intermediate']}); pass the --model those files were measured with")
     return LayerShape(hidden=recorded["hidden"], heads=recorded["heads"], kv_heads=recorded["kv_heads"],
                       head_dim=recorded["head_dim"], intermediate=recorded["intermediate"], gated=recorded["gated"],
                       scale=scale, note=_note(spec, scale, width))

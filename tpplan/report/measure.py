@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from tpplan.report.output import OutputFormat, emit_csv, emit_json, stdout_console
+from tpplan.report.output import OutputFormat, emit_csv, emit_json, note, stdout_console
 from tpplan.units import format_bytes, format_seconds
 
 ITEM_KEYS = ("kind", "name", "mode", "tp", "tokens", "bytes", "predicted_s", "measured_s", "predicted_bytes",
@@ -37,6 +37,11 @@ def measurement_json(m) -> dict[str, Any]:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1f}%"
+
+
+def _abs_pct(x: float | None) -> str:
+    """A median |error|: no sign."""
+    return "-" if x is None else f"{x:.1f}%"
 
 
 def _label(it) -> str:
@@ -79,31 +84,38 @@ def _table(m):
 
 
 def render_measurement(m, fmt: OutputFormat) -> None:
+    """The report on stdout in `fmt`; the calibrated profile's path, a diagnostic, on stderr whatever the format."""
     if fmt is OutputFormat.json:
-        return emit_json(measurement_json(m))
-    if fmt is OutputFormat.csv:
-        return emit_csv([{k: it.to_json().get(k) for k in ITEM_KEYS} for it in m.items])
-    if fmt is OutputFormat.markdown:
+        emit_json(measurement_json(m))
+    elif fmt is OutputFormat.csv:
+        emit_csv([{k: it.to_json().get(k) for k in ITEM_KEYS} for it in m.items])
+    elif fmt is OutputFormat.markdown:
         from tpplan.report.text import markdown_table, write_lines
 
-        return write_lines([f"**{_title(m)}**", "", *markdown_table(COLUMNS, [_cells(it) for it in m.items]), "",
-                            *(f"- {line}" for line in _summary_lines(m))])
-    con = stdout_console()
-    con.print(_table(m))
-    for line in _summary_lines(m):
-        con.print(line, markup=False)
+        write_lines([f"**{_title(m)}**", "", *markdown_table(COLUMNS, [_cells(it) for it in m.items]), "",
+                     *(f"- {line}" for line in _summary_lines(m))])
+    else:
+        con = stdout_console()
+        con.print(_table(m))
+        for line in _summary_lines(m):
+            con.print(line, markup=False)
+    if m.summary.calibrated_profile:
+        note(f"wrote calibrated profile {m.summary.calibrated_profile}")
 
 
 def _summary_lines(m) -> list[str]:
-    """The lines under the table: errors by kind and overall, the kernel table, the checks, notes, the file written."""
+    """The lines under the table: errors by kind and overall, the kernel table, the checks, notes."""
     out = []
     s = m.summary
     for kind, k in s.by_kind.items():
-        out.append(f"{kind}: median |error| {_pct(k.median_abs_error_pct_before)} before calibration "
-                   f"({k.items} items); {_pct(k.median_abs_error_pct_after)} after, on {k.held_out} held-out items")
-    out.append(f"All timed items: median |error| {_pct(s.median_abs_error_pct_before)} before; "
-               f"{_pct(s.median_abs_error_pct_after)} after calibration on {s.held_out_items} held-out items "
-               f"({s.sign_convention}).")
+        out.append(f"{kind}: median |error| {_abs_pct(k.median_abs_error_pct_before)} before calibration "
+                   f"({k.items} items); on its {k.held_out} held-out items "
+                   f"{_abs_pct(k.median_abs_error_pct_before_held_out)} before, "
+                   f"{_abs_pct(k.median_abs_error_pct_after)} after")
+    out.append(f"All timed items: median |error| {_abs_pct(s.median_abs_error_pct_before)} before calibration; on "
+               f"the {s.held_out_items} held-out items (the fit never saw them) "
+               f"{_abs_pct(s.median_abs_error_pct_before_held_out)} before, {_abs_pct(s.median_abs_error_pct_after)} "
+               f"after ({s.sign_convention}).")
     if s.kernel_table_held_out_error_pct is not None:
         out.append(f"kernel table: median |error| {s.kernel_table_held_out_error_pct:.1f}% interpolating M values "
                    f"left out of it")
@@ -112,6 +124,4 @@ def _summary_lines(m) -> list[str]:
                    f"{c['max_abs_error']:.2e} -> {'ok' if c['passed'] else 'FAILED'}")
     for n in m.notes:
         out.append(f"note: {n}")
-    if s.calibrated_profile:
-        out.append(f"wrote calibrated profile {s.calibrated_profile}")
     return out

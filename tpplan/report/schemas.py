@@ -176,7 +176,9 @@ def measure_schema() -> dict[str, Any]:
     by_kind = {"type": "object", "additionalProperties": {
         "type": "object", "required": ["items", "held_out"],
         "properties": {"items": {"type": "integer"}, "held_out": {"type": "integer"},
-                       "median_abs_error_pct_before": _NUM_OR_NULL, "median_abs_error_pct_after": _NUM_OR_NULL}}}
+                       "median_abs_error_pct_before": _NUM_OR_NULL,
+                       "median_abs_error_pct_before_held_out": _NUM_OR_NULL,
+                       "median_abs_error_pct_after": _NUM_OR_NULL}}}
     summary = {"type": "object", "required": ["median_abs_error_pct_before", "median_abs_error_pct_after",
                                               "held_out_items", "sign_convention"],
                "properties": {"median_abs_error_pct_before": _NUM_OR_NULL,
