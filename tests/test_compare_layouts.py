@@ -220,3 +220,13 @@ def test_compare_and_sweep_take_the_cross_domain_flag_their_reasons_name(run_cli
              "-f", "json")
     tp16 = [r for r in run_cli(*sweep, "--allow-cross-domain-tp").json() if r["tp"] == 16]
     assert len(tp16) == 1 and tp16[0]["feasible"]
+
+
+def test_a_narrow_terminal_shows_every_compared_layout_in_blocks(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    r = run_cli("compare", "--model", "mixtral", "--gpus", "8", "8", "8+ep8", "1+dp8+ep8", "2x1x4", "1x1x2+dp4")
+    assert r.code == 0, r.err
+    table = r.out.split("Differences:")[0]
+    for name in ("TP8xPP1x1", "TP8xPP1x1/EP8", "TP1xPP1x1/EP8/DP8", "TP2xPP1x4", "TP1xPP1x2/DP4"):
+        assert name in table
+    assert max(len(line) for line in table.splitlines()) <= 80 and table.count("tok/s per GPU") == 2

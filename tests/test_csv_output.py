@@ -91,3 +91,33 @@ def test_list_columns_are_json_arrays(run_cli, command):
     for row, obj in zip(rows, objects, strict=True):
         for key, value in obj.items():
             assert _same(row[key], value), (key, row[key], value)
+
+
+def _header(run_cli, *args: str) -> list[str]:
+    r = run_cli(*args, "-f", "csv")  # exit 1 when nothing runs: the document is printed all the same
+    assert r.out, r.err
+    return next(csv.reader(io.StringIO(r.out)))
+
+
+def test_the_csv_header_is_the_same_whether_or_not_rows_carry_step_times(run_cli):
+    """Training rows (no decode / prefill split) and a compare of two layouts carry the same eight step columns,
+    empty, as a serving recommend whose rows have them."""
+    steps = [f"{k}_{f}" for k in ("decode_step", "prefill") for f in ("compute_s", "communication_s", "overhead_s",
+                                                                       "total_s")]
+    serving = _header(run_cli, "recommend", "-m", "llama-8b", "--gpus", "8")
+    training = _header(run_cli, "recommend", "-m", "llama-8b", "--gpus", "8", "--workload", "train")
+    compared = _header(run_cli, "compare", "-m", "qwen-7b", "--gpus", "8", "8", "8x1x1")  # both refused: no times
+    for header in (serving, training, compared):
+        assert [h for h in header if h in steps] == steps
+        assert header[:2] == ["model", "hardware"]
+    assert serving[-2:] == ["recommended", "chosen"]
+
+
+def test_the_csv_marks_the_tp_layout_row(run_cli):
+    """`--tp 3` (refused: 64 heads) is an extra first row; `chosen` tells it apart from the candidates."""
+    r = run_cli("recommend", "-m", "llama-70b", "--gpus", "8", "--tp", "3", "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.out)))
+    assert [row["chosen"] for row in rows].count("True") == 1 and rows[0]["chosen"] == "True"
+    assert rows[0]["tp"] == "3" and rows[0]["feasible"] == "False"
+    assert len(rows) == len(run_cli("recommend", "-m", "llama-70b", "--gpus", "8", "--tp", "3", "-f",
+                                    "json").json()["candidates"]) + 1

@@ -347,15 +347,17 @@ def test_deepeps_low_latency_limit_caps_the_batch_or_refuses_the_prefill():
 
 def test_sweep_sizes_the_low_latency_buffer_for_each_batch():
     """A sweep row's batch needs the buffer of its decode steps: 6,832 sequences fit beside 427 tokens per GPU,
-    6,848 (428 per GPU) do not fit beside the 428-token buffer they need; the row's step times are recommend's."""
+    6,848 (428 per GPU) do not fit beside the 428-token buffer they need, so that row runs 6,832, as recommend
+    --batch 6848 does; the row's step times are recommend's."""
     from tpplan.planner.sweep import sweep
 
     df, _ = sweep(models=["deepseek-v3"], hardware=["dgx-h100-2node"], gpus=[16], batches=[6832, 6848],
                   input_lens=[128], output_lens=[256], engine="sglang", all2all_backend="deepep")
-    rows = df[(df.tp == 1) & (df.dp_attention == 16) & (df.ep == 16) & (df.pp == 1)].set_index("batch")
-    assert bool(rows.feasible[6832]) and not bool(rows.feasible[6848])
+    rows = df[(df.tp == 1) & (df.dp_attention == 16) & (df.ep == 16) & (df.pp == 1)].set_index("batch_asked")
+    assert rows.feasible.all() and list(rows.batch) == [6832, 6832]
+    assert list(rows.max_concurrent_sequences) == [6848, 6832]  # the larger buffer of 6,848 leaves room for fewer
     c, _ = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
-    assert float(rows.tpot_s[6832]) == pytest.approx(c.tpot_s)
+    assert float(rows.tpot_s[6832]) == float(rows.tpot_s[6848]) == pytest.approx(c.tpot_s)
 
 
 def test_deepep_mode_in_any_case_is_normalised(run_cli, usage_error):

@@ -59,7 +59,8 @@ def test_sweep_json_rows_have_exactly_the_schema_columns_and_types(run_cli):
     r = run_cli("sweep", "--models", "mixtral", "--hardware", "hgx-h200", "--gpus", "8", "--batch", "8",
                 "--input-len", "512", "--output-len", "128", "--engine", "sglang", "-f", "json")
     rows = json.loads(r.out)
-    assert any(row["output_tokens_per_s"] is None for row in rows)  # SGLang refuses PP x DP attention
+    # SGLang refuses PP x DP attention: those rows carry no numbers but throughput 0, as recommend's refused layouts
+    assert any(row["weight_bytes_per_gpu"] is None and row["output_tokens_per_s"] == 0 for row in rows)
     kinds = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
     for row in rows:
         assert set(row) == set(SWEEP_COLUMNS)
@@ -99,3 +100,22 @@ def test_sweep_nodes_spans_the_profile_as_recommend_does(run_cli):
     assert len(same) == 1 and same[0]["feasible"]
     assert same[0]["output_tokens_per_s"] == pytest.approx(best["output_tokens_per_s"], rel=1e-9)
     assert same[0]["tpot_s"] == pytest.approx(best["tpot_s"], rel=1e-9)
+
+
+@pytest.mark.parametrize("engine,batch", [("vllm", 2000), ("trtllm", 64), ("vllm", 32)])
+def test_every_sweep_row_matches_recommend_at_the_same_batch(engine, batch):
+    """A batch above what a layout holds is capped as recommend caps --batch (llama-70b TP2 x 4 with TensorRT-LLM
+    holds 41 of 64); a layout that does not fit memory is infeasible in both, with no latencies."""
+    df, _ = sweep(models=["llama-70b"], hardware=["dgx-h100"], gpus=[8], batches=[batch], input_lens=[1024],
+                  output_lens=[256], engine=engine, max_model_len=1280)
+    plan = recommend("llama-70b", gpus=8, batch=batch, engine=engine, max_model_len=1280)
+    by_layout = {(c.tp, c.pp, c.replicas): c for c in plan.candidates}
+    assert len(df) == len(by_layout)
+    for row in df.itertuples():
+        c = by_layout[(row.tp, row.pp, row.replicas)]
+        assert (bool(row.feasible), int(row.batch), int(row.batch_asked)) == (c.feasible, c.batch, batch)
+        assert row.output_tokens_per_s == pytest.approx(c.output_tokens_per_s, rel=1e-9)
+        if c.feasible:
+            assert row.tpot_s == pytest.approx(c.tpot_s, rel=1e-9)
+        else:
+            assert pd.isna(row.tpot_s)

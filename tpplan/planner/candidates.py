@@ -570,7 +570,10 @@ def evaluate_serving(spec: ModelSpec, profile: HardwareProfile, w: Workload, *, 
     run = _runner(c, profile, limits, w, mem)
     concurrency = int(run(1).max_concurrent_sequences)
     job_requests = ceil_div(w.num_requests, replicas) if w.num_requests else None
-    batch, perf, limit_reasons, notes = _choose_batch(run, w, concurrency, job_requests=job_requests)
+    # a layout that cannot run is timed at the asked --batch ("how fast would it be if it fit"), not at what its
+    # too-small KV cache would hold
+    cap = max(concurrency, w.batch) if prep.reasons and w.batch else concurrency
+    batch, perf, limit_reasons, notes = _choose_batch(run, w, cap, job_requests=job_requests)
     sized = _size_ll_buffer(spec, profile, c, w, limits, mem=mem, batch=batch)
     ll_limit = ll_batch_limit(c, sized.deepep_ll_tokens_per_rank)
     if sized is not mem or ll_limit is not None and batch > ll_limit:

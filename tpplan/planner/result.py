@@ -100,6 +100,20 @@ class Plan:
                 "suggestions": [dataclasses.asdict(s) for s in self.suggestions], "assumptions": self.assumptions}
 
 
+STEP_FIELDS = ("compute_s", "communication_s", "overhead_s", "total_s")
+"""The keys of `decode_step` and `prefill` (tpplan.cost.step.StepTime)."""
+
+
+def candidate_row(c: Candidate) -> dict[str, Any]:
+    """`candidate_dict` for a CSV row: `decode_step` and `prefill` keep their four keys when the candidate has no
+    times (null cells), so that the columns are the same whatever the rows."""
+    d = candidate_dict(c)
+    for key in ("decode_step", "prefill"):
+        if d.get(key) is None:
+            d[key] = dict.fromkeys(STEP_FIELDS)
+    return d
+
+
 def candidate_dict(c: Candidate) -> dict[str, Any]:
     """One candidate as JSON: the promised keys first; latencies are null for a layout that cannot run."""
     d = dataclasses.asdict(c)

@@ -4,8 +4,9 @@ Per (model, hardware, dtype, GPUs) the layouts are the ones `recommend` evaluate
 for MoE models, expert parallelism / attention data parallelism with PP), each prepared once by
 `prepare_serving` (engine rules, coefficients, memory: scalars); the serving numbers are then
 `serving_performance` -- the function `recommend` calls -- on numpy arrays of the whole batch x input x output
-grid. Rows whose batch exceeds the layout's concurrency, or whose layout is infeasible, stay in the table with
-feasible = False and a reason; a layout an engine rule refuses has no numbers (NaN).
+grid. A row's batch is capped, as recommend caps --batch, at the sequences the KV cache and the scheduler hold
+(`batch`; `batch_asked` is the grid's). Rows whose layout cannot run stay in the table with feasible = False, a
+reason and no latencies (NaN), timed at the asked batch; a layout an engine rule refuses has no numbers at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tpplan.planner.candidates import (
     engine_limits,
     layout_memory,
     prepare_serving,
+    replica_concurrency,
     serving_performance,
 )
 from tpplan.planner.layouts import serving_layouts
@@ -44,12 +46,23 @@ def _grid(batches, inputs, outputs):
     return b.ravel(), i.ravel(), o.ravel()
 
 
-def _layout_columns(prep: PreparedLayout, grid) -> dict:
-    """The columns that name a layout (the same keys as a recommend candidate)."""
+def _layout_columns(prep: PreparedLayout, grid, run_batch=None) -> dict:
+    """The columns that name a layout (the same keys as a recommend candidate): `batch` is the batch the row runs
+    (`_run_batch`), `batch_asked` the grid's."""
     lay, b = prep.layout, grid[0]
     return {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "dp_attention": lay.dp_attention, "replicas": lay.replicas,
-            "gpus_used": lay.gpus_used, "batch": b.astype(int),
-            "input_len": grid[1].astype(int), "output_len": grid[2].astype(int)}
+            "gpus_used": lay.gpus_used, "batch": (b if run_batch is None else run_batch).astype(int),
+            "batch_asked": b.astype(int), "input_len": grid[1].astype(int), "output_len": grid[2].astype(int)}
+
+
+def _run_batch(prep: PreparedLayout, asked, concurrency):
+    """The batch each row runs, as recommend runs --batch: capped at the sequences the KV cache and the scheduler
+    hold; a layout that cannot run (or holds no sequence) is timed at the asked batch."""
+    import numpy as np
+
+    if prep.reasons:
+        return asked
+    return np.where(concurrency >= 1, np.minimum(asked, np.floor(concurrency)), asked)
 
 
 def _refused_rows(prep: PreparedLayout, grid) -> dict:
@@ -60,7 +73,7 @@ def _refused_rows(prep: PreparedLayout, grid) -> dict:
     return {**_layout_columns(prep, grid), "feasible": np.zeros(len(nan), bool), "reason": "; ".join(prep.reasons),
             "weight_bytes_per_gpu": nan, "kv_cache_bytes_per_gpu": nan, "max_concurrent_sequences": 0,
             "ttft_s": nan, "ttft_under_load_s": nan, "tpot_s": nan, "tpot_under_load_s": nan, "comm_share": nan,
-            "output_tokens_per_s": nan, "output_tokens_per_s_per_gpu": nan}
+            "output_tokens_per_s": 0.0, "output_tokens_per_s_per_gpu": 0.0}
 
 
 def _kv_by_batch(spec: ModelSpec, profile, w: Workload, prep: PreparedLayout, limits, b):
@@ -94,23 +107,30 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
         if c is None or mem is None:
             frames.append(_refused_rows(prep, grid))
             continue
-        kv_tokens, kv_bytes, over = _kv_by_batch(spec, profile, w, prep, limits, b)
         start = time.perf_counter()
-        perf = serving_performance(c, profile, limits, kv_cache_tokens=kv_tokens, batch=b, input_len=i,
+        run_b = _run_batch(prep, b, replica_concurrency(c, limits, kv_cache_tokens=mem.kv_cache_tokens, input_len=i,
+                                                        output_len=o))
+        kv_tokens, kv_bytes, over = _kv_by_batch(spec, profile, w, prep, limits, run_b)
+        if kv_tokens is not mem.kv_cache_tokens:  # a larger DeepEP buffer left less KV: cap again by what is left
+            run_b = _run_batch(prep, b, replica_concurrency(c, limits, kv_cache_tokens=kv_tokens, input_len=i,
+                                                            output_len=o))
+        perf = serving_performance(c, profile, limits, kv_cache_tokens=kv_tokens, batch=run_b, input_len=i,
                                    output_len=o, sequence_parallel=w.sequence_parallel)
-        fits = (b <= perf.max_concurrent_sequences) & ~over & (not prep.reasons)
+        runs = perf.max_concurrent_sequences >= 1
+        fits = runs & ~over & (not prep.reasons)
         per_replica = np.where(fits, perf.output_tokens_per_s_per_replica, 0.0)
         timer[0] += time.perf_counter() - start
         tpot, gpus_used = perf.decode_step.total_s, layout.gpus_used
         why = np.where(over, f"batch exceeds DeepEP's {LL_MAX_TOKENS_PER_RANK} low-latency tokens per GPU in one call",
-                       "batch exceeds the KV cache and scheduler limits")
-        frames.append({**_layout_columns(prep, grid), "feasible": fits,
+                       "the KV cache holds no running request of these lengths")
+        latency = np.where(fits, 1.0, np.nan)  # as recommend: a layout that cannot run has no latencies
+        frames.append({**_layout_columns(prep, grid, run_b), "feasible": fits,
                        "reason": np.where(fits, "", "; ".join(prep.reasons) or why),
                        "weight_bytes_per_gpu": mem.weight_bytes_per_gpu,
                        "kv_cache_bytes_per_gpu": kv_bytes,
                        "max_concurrent_sequences": perf.max_concurrent_sequences.astype(int),
-                       "ttft_s": perf.prefill.total_s, "ttft_under_load_s": perf.ttft_under_load_s, "tpot_s": tpot,
-                       "tpot_under_load_s": perf.steady_step.total_s,
+                       "ttft_s": perf.prefill.total_s * latency, "ttft_under_load_s": perf.ttft_under_load_s * latency,
+                       "tpot_s": tpot * latency, "tpot_under_load_s": perf.steady_step.total_s * latency,
                        "comm_share": perf.decode_step.communication_s / tpot,
                        "output_tokens_per_s": per_replica * layout.replicas,
                        "output_tokens_per_s_per_gpu": per_replica * layout.replicas / gpus_used})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tpplan.planner.compare import Comparison, layout_of
-from tpplan.planner.result import candidate_dict
+from tpplan.planner.result import candidate_dict, candidate_row
 from tpplan.report.output import OutputFormat, emit_csv, emit_json
-from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
+from tpplan.report.text import Column, blocked_table_lines, markdown_table, terminal_width, wrap, write_lines
 from tpplan.units import bytes_to_gib, s_to_ms
 
 # (label, Candidate field, to display units, format, higher is better)
@@ -92,7 +92,8 @@ def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
                           "best_of_these": candidate_dict(best) if best else None,
                           "recommended": candidate_dict(cmp.plan.recommended) if cmp.plan.recommended else None})
     if fmt is OutputFormat.csv:
-        return emit_csv([candidate_dict(c) for c in cmp.layouts])
+        return emit_csv([{"model": cmp.plan.model.name, "hardware": cmp.plan.profile.name, **candidate_row(c)}
+                         for c in cmp.layouts])
     figures = [[label] + [_value(c, f, conv, fmtx) for c in cmp.layouts] for label, f, conv, fmtx, _ in _ROWS
                if any(getattr(c, f) is not None for c in cmp.layouts)]
     rows = _moe_rows(cmp) + figures
@@ -112,4 +113,4 @@ def render_comparison(cmp: Comparison, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.markdown:
         return write_lines(markdown_table(headers, rows) + tail)
     cols = [Column(header=h, priority=i, align="<" if i == 0 else ">") for i, h in enumerate(headers)]
-    return write_lines(table_lines(cols, rows, terminal_width()) + tail)
+    return write_lines(blocked_table_lines(cols, rows, terminal_width()) + tail)  # every layout, in blocks if need be

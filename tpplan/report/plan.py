@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from tpplan.planner.result import Plan, candidate_dict
+from tpplan.planner.result import Plan, candidate_row
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, note
 from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
 from tpplan.units import bytes_to_gib, format_duration, s_to_ms
@@ -29,8 +29,8 @@ def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_comm
             d["serve_command"] = serve_command
         return emit_json(d)
     if fmt is OutputFormat.csv:
-        emit_csv([{"model": plan.model.name, "hardware": plan.profile.name, **candidate_dict(c),
-                   "recommended": c is plan.recommended} for c in _rows(plan)])
+        emit_csv([{"model": plan.model.name, "hardware": plan.profile.name, **candidate_row(c),
+                   "recommended": c is plan.recommended, "chosen": _is_chosen(plan, c)} for c in _rows(plan)])
         if serve_command is not None:
             note(serve_command)
         return None
@@ -40,6 +40,13 @@ def render_plan(plan: Plan, fmt: OutputFormat, *, wide: bool = False, serve_comm
         lines += ["", "```sh", serve_command, "```"] if fmt is OutputFormat.markdown else ["", serve_command]
     write_lines(lines)
     return None
+
+
+def _is_chosen(plan: Plan, c: Candidate) -> bool:
+    """Whether `c` is the row of the layout fixed with --tp (the recommended one's row when they are the same)."""
+    k = plan.chosen
+    return k is not None and (c is k or (c.tp, c.pp, c.replicas, c.ep, c.dp_attention, c.etp) ==
+                              (k.tp, k.pp, k.replicas, k.ep, k.dp_attention, k.etp))
 
 
 def _rows(plan: Plan) -> list[Candidate]:

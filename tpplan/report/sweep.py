@@ -78,8 +78,9 @@ def render_sweep(df, stats, *, out: Path | None, force: bool, fmt: OutputFormat)
 
 
 def _table(df, fmt: OutputFormat) -> None:
-    """The sweep as a terminal table (columns dropped right to left to fit) or a Markdown table."""
-    from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, write_lines
+    """The sweep as a terminal table (the least important columns left out to fit, and named under it) or a
+    Markdown table."""
+    from tpplan.report.text import Column, left_out_lines, markdown_table, table_lines, terminal_width, write_lines
 
     headers = [str(c) for c in df.columns]
     rows = [[_cell(v) for v in r] for r in df.itertuples(index=False)]
@@ -87,11 +88,12 @@ def _table(df, fmt: OutputFormat) -> None:
         return write_lines(markdown_table(headers, rows))
     cols = [Column(header=h, priority=_KEY_COLUMNS.index(h) if h in _KEY_COLUMNS else len(_KEY_COLUMNS) + i,
                    align="<" if df[h].dtype == object else ">") for i, h in enumerate(headers)]
-    return write_lines(table_lines(cols, rows, terminal_width()))
+    width = terminal_width()
+    return write_lines(table_lines(cols, rows, width) + left_out_lines(cols, rows, width))
 
 
-_KEY_COLUMNS = ("model", "tp", "pp", "batch", "output_tokens_per_s", "feasible", "tpot_s", "gpus",
-                "output_tokens_per_s_per_gpu", "ttft_s", "hardware", "nodes", "dtype", "replicas")
+_KEY_COLUMNS = ("model", "tp", "pp", "ep", "dp_attention", "replicas", "batch", "feasible", "output_tokens_per_s",
+                "tpot_s", "gpus", "output_tokens_per_s_per_gpu", "ttft_s", "hardware", "nodes", "dtype")
 """Columns kept longest when the terminal is narrow (the rest are dropped, widest last)."""
 
 

@@ -140,10 +140,32 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> lis
             + ["| " + " | ".join(map(cell, r)) + " |" for r in rows])
 
 
+def left_out_lines(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None) -> list[str]:
+    """The line naming the columns table_lines leaves out at `width` (none: no line)."""
+    hidden = dropped_columns(columns, rows, width)
+    return wrap(f"({', '.join(hidden)} left out at {width} columns; widen the terminal, set COLUMNS, or use -f json)",
+                width) if hidden else []
+
+
 def list_table_lines(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> list[str]:
     """A listing at the terminal's width: the title, the table, and a line naming any column left out."""
     width = terminal_width()
-    hidden = dropped_columns(columns, rows, width)
-    tail = wrap(f"({', '.join(hidden)} left out at {width} columns; widen the terminal, set COLUMNS, or use -f json)",
-                width) if hidden else []
-    return [title, *table_lines(columns, rows, width), *tail]
+    return [title, *table_lines(columns, rows, width), *left_out_lines(columns, rows, width)]
+
+
+def blocked_table_lines(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None) -> list[str]:
+    """A table whose first column labels the rows and whose other columns are all kept: where they do not fit
+    `width`, they continue in further blocks under the first, each repeating the labels (a blank line between)."""
+    natural = _natural_widths(columns, rows)
+    if width is None or sum(natural) + len(natural) - 1 <= width:
+        return table_lines(columns, rows, None)
+    out: list[str] = []
+    block: list[int] = []
+    for i in range(1, len(columns)):
+        if block and natural[0] + sum(natural[j] + 1 for j in [*block, i]) > width:
+            out += ([""] if out else []) + table_lines([columns[0], *(columns[j] for j in block)],
+                                                       [[r[0], *(r[j] for j in block)] for r in rows], None)
+            block = []
+        block.append(i)
+    return out + ([""] if out else []) + table_lines([columns[0], *(columns[j] for j in block)],
+                                                     [[r[0], *(r[j] for j in block)] for r in rows], None)
