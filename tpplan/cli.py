@@ -10,7 +10,7 @@ Exit codes, the same for every command:
   tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, an `--all2all-backend` value of no engine,
   compare's or sweep's `--engine megatron`, a compare layout such as `8+ep8`, a comma-separated list of whole
   numbers or a list with an empty item, sweep's `--out` extension, measure's `--save-raw` on the `--out` file).
-  Click prints the usage, then `Error: Invalid value for '--option': ...`; nothing on stdout.
+  One line `Error: Invalid value for '--option': ...` (click's words, without its usage block); nothing on stdout.
 - 1, refusal: a well-formed command line that tpplan will not plan: options that contradict each other or need
   another (`--engine vllm --workload train`, `--pp` without `--tp`, an `--all2all-backend` value of another engine),
   a model, profile, layout or file that cannot do what is asked (`+ep8` on a dense model, an unknown model name), a
@@ -671,6 +671,16 @@ def measure(
     render_measurement(measure_command(request, progress=measure_progress), fmt)
 
 
+def _click_exceptions():
+    """click's exceptions module: typer 0.26-0.28 (pyproject's pin) bundle click as typer._click; click itself for a
+    typer that depends on it."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - typer outside the pin
+        from click import exceptions
+    return exceptions
+
+
 def _print_error(message: str) -> None:
     from tpplan.report.output import stderr_console
 
@@ -727,27 +737,39 @@ def main(argv: list[str] | None = None) -> int:
     args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
     if debug:  # for code that cannot see the option: tpplan.measure.launch keeps a failed rank's stderr in its error
         os.environ["TPPLAN_DEBUG"] = "1"
+    click = _click_exceptions()
     try:
         with _profile_warnings():
-            _app_for(args)(args=args, prog_name="tpplan")
+            code = _app_for(args)(args=args, prog_name="tpplan", standalone_mode=False)
     except TpplanError as exc:
         if debug:
             raise
         _print_error(str(exc))
         return 1
+    except click.UsageError as exc:  # one line, as every other error (click would print the usage first)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `tpplan`, `tpplan models`: the help, as click shows it
+            exc.show()
+            return exc.exit_code
+        _print_error(exc.format_message())  # it names the option; `-h` lists them
+        return USAGE
+    except click.ClickException as exc:
+        _print_error(exc.format_message())
+        return exc.exit_code
     except SystemExit as exc:
         code = exc.code
-        if code == INTERRUPTED:  # click turns Ctrl-C into exit 130 without a word
-            _print_error("interrupted")
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort):
         _print_error("interrupted")
         return INTERRUPTED
-    return 0
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 without a word
+        _print_error("interrupted")
+    return code if isinstance(code, int) else 0
 
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+USAGE = 2
+"""Exit status of a malformed command line (click's)."""
 
 
 def console_main() -> None:
