@@ -311,3 +311,39 @@ def test_replicas_that_span_nodes_each_get_their_own_nodes(run_cli, engine):
         assert "-H node0:8,node1:8 " in cmd and "-H node2:8,node3:8 " in cmd
     else:
         assert "$HEAD_IP_1" in cmd.split("# replica 1")[1] and "$HEAD_IP_0" not in cmd.split("# replica 1")[1]
+
+
+def test_an_nvl72_rack_is_launched_one_tray_of_four_gpus_at_a_time(run_cli):
+    """gb200-nvl72 is one NVLink domain (one node to the planner) over 18 hosts of 4 GPUs (gpus_per_host): every
+    command runs on a host's 4 GPUs, never on device 4 or above."""
+    import re
+
+    for engine in ("vllm", "sglang", "trtllm"):
+        cmd = _command(run_cli, "recommend", "-m", "llama-405b", "--hardware", "gb200-nvl72", "--gpus", "64",
+                       "--tp", "2", "--pp", "4", "--replicas", "8", "--emit", engine)
+        assert "# replica 7: nodes 14-15" in cmd, engine
+        devices = [int(d) for m in re.findall(r"CUDA_VISIBLE_DEVICES=([\d,]+)", cmd) for d in m.split(",")]
+        assert max(devices, default=0) <= 3, engine
+    assert "mpirun -np 8 -H node14:4,node15:4 " in cmd
+
+
+def test_a_domain_over_several_hosts_is_written_as_one_node_with_its_hosts(run_cli, tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    import hardware_profiles
+
+    doc = yaml.safe_load((Path(hardware_profiles.__file__).parent / "gb200-nvl72.yaml").read_text())
+    doc["node"] |= {"gpus_per_node": 4, "nvlink_domain_size": 72}
+    del doc["node"]["gpus_per_host"]
+    bad = tmp_path / "trays.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    r = run_cli("profiles", "validate", str(bad))
+    assert r.code == 1 and ("node.nvlink_domain_size: larger than gpus_per_node (got 72); expected at most 4 (an "
+                            "NVLink domain over several hosts is one node: gpus_per_node 72 with gpus_per_host 4, as "
+                            "gb200-nvl72)") in r.err
+    doc["node"] |= {"gpus_per_node": 72, "gpus_per_host": 5}
+    bad.write_text(yaml.safe_dump(doc))
+    r = run_cli("profiles", "validate", str(bad))
+    assert r.code == 1 and "node.gpus_per_host: does not divide gpus_per_node (got 5)" in r.err

@@ -127,9 +127,15 @@ def _cross_field_problems(d: dict[str, Any]) -> list[tuple[tuple[str, ...], str,
                     "dtype)"))
     if node["nvlink_domain_size"] > node["gpus_per_node"]:
         out.append((("node", "nvlink_domain_size"), "larger than gpus_per_node", node["nvlink_domain_size"],
-                    f"at most {node['gpus_per_node']}"))
+                    f"at most {node['gpus_per_node']} (an NVLink domain over several hosts is one node: "
+                    f"gpus_per_node {node['nvlink_domain_size']} with gpus_per_host {node['gpus_per_node']}, as "
+                    f"gb200-nvl72)"))
     elif node["gpus_per_node"] % node["nvlink_domain_size"]:
         out.append((("node", "nvlink_domain_size"), "does not divide gpus_per_node", node["nvlink_domain_size"],
+                    f"a divisor of {node['gpus_per_node']}"))
+    host = node.get("gpus_per_host")
+    if host is not None and node["gpus_per_node"] % host:
+        out.append((("node", "gpus_per_host"), "does not divide gpus_per_node", host,
                     f"a divisor of {node['gpus_per_node']}"))
     if d.get("nodes", 1) > 1 and d.get("network") is None:
         out.append((("nodes",), "several nodes but no network section", d["nodes"],
@@ -173,7 +179,8 @@ def profile_from_dict(d: dict[str, Any], *, origin: str) -> HardwareProfile:
         gpu=GpuSpec(name=g["name"], memory_bytes=int(_q(g["memory"], "bytes", "GiB")),
                     memory_bandwidth_bytes_per_s=_q(g["memory_bandwidth"], "bandwidth", "GB/s"),
                     peak_flops_per_s={k: _q(v, "flops", "TFLOP/s") for k, v in g["peak_flops"].items()}),
-        gpus_per_node=node["gpus_per_node"], nvlink_domain_size=node["nvlink_domain_size"], intra_domain_link=intra,
+        gpus_per_node=node["gpus_per_node"], nvlink_domain_size=node["nvlink_domain_size"],
+        gpus_per_host=node.get("gpus_per_host") or 0, intra_domain_link=intra,
         inter_domain_link=inter, network=network, nodes=d.get("nodes", 1),
         collectives=(tiers := _tiers(d, {"nvlink": intra, "pcie": inter, "network": network})),
         efficiency=_efficiency(e), defaulted=_defaulted(d, tiers),

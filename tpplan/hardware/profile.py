@@ -157,6 +157,9 @@ class HardwareProfile:
     gpus_per_node: int
     nvlink_domain_size: int
     """GPUs that share the fast fabric (8 on HGX, 2 on bridge pairs, 72 on NVL72, 1 on PCIe-only boxes)."""
+    gpus_per_host: int = 0
+    """GPUs per operating-system host where a node spans several (GB200 NVL72: 4 per tray); 0: gpus_per_node.
+    Only launch commands use it (`host_gpus`)."""
     intra_domain_link: LinkSpec
     inter_domain_link: LinkSpec
     network: LinkSpec | None
@@ -174,6 +177,11 @@ class HardwareProfile:
     """Values the profile's YAML leaves out, by the defaults file they came from: "kernels" -> the efficiency keys
     taken from hardware_profiles/defaults/kernels.yaml, "collectives" -> the tiers derived from the link bandwidths
     by hardware_profiles/defaults/collectives.yaml (tpplan.hardware.loader.DEFAULTS_FILES). Empty: all stated."""
+
+    @property
+    def host_gpus(self) -> int:
+        """GPUs one host (one launch command's machine) has."""
+        return self.gpus_per_host or self.gpus_per_node
 
     @property
     def total_gpus(self) -> int:

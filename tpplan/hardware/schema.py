@@ -69,6 +69,9 @@ class LinkIn(_Strict):
 class NodeIn(_Strict):
     gpus_per_node: int = Field(ge=1, le=1024, strict=True)
     nvlink_domain_size: int = Field(ge=1, le=1024, strict=True)
+    gpus_per_host: int | None = Field(default=None, ge=1, le=1024, strict=True)
+    """GPUs per operating-system host when a node's NVLink domain spans several (GB200 NVL72: 18 trays of 4); only
+    launch commands (--emit) use it. Default: gpus_per_node."""
     intra_domain_link: LinkIn
     inter_domain_link: LinkIn
 

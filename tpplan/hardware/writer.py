@@ -42,6 +42,7 @@ def profile_to_dict(p: HardwareProfile, *, name: str | None = None, omit_default
                 "memory_bandwidth": _bw(p.gpu.memory_bandwidth_bytes_per_s),
                 "peak_flops": {k: f"{v / TERA:.6g} TFLOP/s" for k, v in p.gpu.peak_flops_per_s.items()}},
         "node": {"gpus_per_node": p.gpus_per_node, "nvlink_domain_size": p.nvlink_domain_size,
+                 **({"gpus_per_host": p.gpus_per_host} if p.gpus_per_host else {}),
                  "intra_domain_link": _link(p.intra_domain_link), "inter_domain_link": _link(p.inter_domain_link)}}
     if p.nodes > 1:
         d["nodes"] = p.nodes

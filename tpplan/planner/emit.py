@@ -283,6 +283,12 @@ def _single_node(plan: Plan, c: Candidate, engine: str, model: str) -> list[Node
     return [NodeCommand(node=0, command=_join(head, _server_args("sglang", plan, c, replicas=c.replicas)))]
 
 
+def _hosts(plan: Plan) -> int:
+    """Hosts the profile has: its nodes, or the hosts a node spans (HardwareProfile.gpus_per_host: NVL72 trays). A
+    command runs on one host, so "node" in a command means a host."""
+    return plan.profile.total_gpus // plan.profile.host_gpus
+
+
 def node_slots(c: Candidate, per_node: int) -> list[int]:
     """GPUs one replica uses on each of its nodes with no TP group split between nodes: whole pipeline stages of
     tp x dp_attention GPUs, per_node // stage of them per node, the last node taking the rest (TP4 x PP2 on 6-GPU
@@ -315,7 +321,7 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, first: int = 
                 head: str = HEAD) -> list[NodeCommand]:
     """The commands of one replica (c.replicas == 1) over whole nodes, numbered from `first`, its head node's address
     `head`."""
-    per_node = plan.profile.gpus_per_node
+    per_node = plan.profile.host_gpus
     if engine == "trtllm":
         slots = node_slots(c, per_node)
         hosts = ",".join(f"node{first + i}:{n}" for i, n in enumerate(slots))
@@ -344,7 +350,7 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, first: int = 
 def _nodes_for(plan: Plan, c: Candidate, engine: str) -> int:
     """Nodes one multi-node replica of `c` takes under `engine` (SGLang: `sglang_nodes`; TensorRT-LLM: `node_slots`;
     vLLM: as many as its GPUs fill); a TpplanError when SGLang cannot lay it out or the profile lacks the nodes."""
-    per_node = plan.profile.gpus_per_node
+    per_node = plan.profile.host_gpus
     if engine == "sglang":
         n = sglang_nodes(c, per_node)
         if n is None:
@@ -355,9 +361,9 @@ def _nodes_for(plan: Plan, c: Candidate, engine: str) -> int:
         n = len(node_slots(c, per_node))
     else:
         n = -(-c.gpus_used // c.replicas // per_node)
-    if n > plan.profile.nodes:
+    if n > _hosts(plan):
         raise TpplanError(f"{engine} lays TP{c.tp * c.dp_attention} x PP{c.pp} over {n} nodes of {per_node} GPUs and "
-                          f"profile {plan.profile.name!r} has {plan.profile.nodes}; choose a --pp that divides the "
+                          f"profile {plan.profile.name!r} has {_hosts(plan)}; choose a --pp that divides the "
                           f"node count, or a profile with more nodes")
     return n
 
@@ -367,9 +373,9 @@ def _replicas_over_nodes(plan: Plan, c: Candidate, engine: str, model: str) -> l
     the first of them, $HEAD_IP_<replica>), a load balancer in front."""
     one = _with_replicas(c, 1)
     k = _nodes_for(plan, one, engine)
-    if k * c.replicas > plan.profile.nodes:
+    if k * c.replicas > _hosts(plan):
         raise TpplanError(f"{c.replicas} replicas of {k} nodes each need {k * c.replicas} nodes and the profile has "
-                          f"{plan.profile.nodes}; use --replicas {plan.profile.nodes // k} or a profile with more "
+                          f"{_hosts(plan)}; use --replicas {_hosts(plan) // k} or a profile with more "
                           f"nodes")
     out: list[NodeCommand] = []
     for r in range(c.replicas):
@@ -397,7 +403,7 @@ def _dp_over_nodes(plan: Plan, c: Candidate, engine: str, model: str, nodes: int
     over nodes for a dense layout, each node its own --data-parallel-size-local and start rank; for an MoE layout
     (whose --data-parallel-size is its DP-attention group, one replica) and for the other engines, per-replica
     servers on each node, a load balancer in front."""
-    counts = replicas_per_node(c, plan.profile.gpus_per_node, nodes)
+    counts = replicas_per_node(c, plan.profile.host_gpus, nodes)
     if engine == "vllm" and not separate_servers(plan, c, engine):
         base = _server_args("vllm", plan, c, replicas=c.replicas) + [f"--data-parallel-address {HEAD}",
                                                                     "--data-parallel-rpc-port 13345"]
@@ -446,7 +452,7 @@ def serve_commands(plan: Plan, engine: str) -> list[NodeCommand]:
                           f"({'; '.join(c.reasons)}), so there is no serve command to emit; leave out --tp for the "
                           f"recommended layout's command")
     model = _served_model(m)
-    per_node = plan.profile.gpus_per_node
+    per_node = plan.profile.host_gpus
     if c.gpus_used <= per_node:
         return _single_node(plan, c, engine, model)
     nodes = -(-c.gpus_used // per_node)
