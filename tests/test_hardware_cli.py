@@ -126,6 +126,7 @@ def test_schema_accepts_unit_strings_readme_example_and_every_builtin(run_cli):
      "kernel_overhead: 4 ns}", "efficiency.kernel_overhead", "4 ns is 0.001 x tpplan's default 4 us"),
     ("efficiency: {matmul: 0.75, memory: 0.8, runtime_reserve: 4 GiB, step_overhead: 0.5 ms, "
      "kernel_overhead: 4000}", "efficiency.kernel_overhead", "bare number 4000 is read as 4000 us"),
+    ("  memory: 80 GB", "gpu.memory", "80 GB is 0.935 x built-in dgx-h100's 81559 MiB (nvidia-smi's total)"),
 ])
 def test_validate_warns_on_classic_mistakes(tmp_path, run_cli, change, key, words):
     text = _readme_profile()
@@ -144,3 +145,25 @@ def test_profile_sources_cite_public_documents_not_files_that_do_not_ship():
         assert sources, path.name
         for key, text in sources.items():
             assert not re.search(r"FACTS\.md|hardware\.csv|shared/|this workplace", text), (path.name, key, text)
+
+
+@pytest.mark.parametrize("network, collectives, key, words", [
+    ("{kind: infiniband, bandwidth_per_gpu: 400 GB/s, latency: 2.7 us}", None, "network.bandwidth_per_gpu",
+     "400 GB/s per GPU is 3.2 Tb/s; NICs are 400-800 Gb/s (50-100 GB/s)"),
+    ("{kind: infiniband, bandwidth_per_gpu: 400 Gb/s, latency: 2.7 ms}", None, "network.latency",
+     "2.7 ms is 2.7e+03 us; InfiniBand and RoCE take 1-10 us"),
+    ("{kind: infiniband, bandwidth_per_gpu: 400 Gb/s, latency: 2.7 us}",
+     {"simple": {"base_latency": "20 us", "hop_latency": "2 us", "busbw": "460 GB/s"}}, "collectives.network.simple"
+     ".busbw", "460 GB/s is 9.2 x the network link's 50 GB/s"),
+])
+def test_validate_warns_on_network_unit_slips(tmp_path, run_cli, network, collectives, key, words):
+    """Bits for bytes on the NIC, ms for us, a bus bandwidth ten times its link: warnings, exit 0."""
+    d = yaml.safe_load(_readme_profile())
+    d["nodes"], d["network"] = 2, yaml.safe_load(network)
+    if collectives:
+        d["collectives"]["network"] = collectives
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    r = run_cli("profiles", "validate", str(path))
+    assert r.code == 0 and "1 warning(s)" in r.out, r.err
+    assert f": {key}: warning: " in r.err and words in r.err

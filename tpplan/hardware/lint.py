@@ -6,7 +6,9 @@
 - a unit slip: memory, memory bandwidth or a peak 10x or more away from the built-in profile of the same GPU model
   (`3350 TB/s` for 3350 GB/s), and, for any GPU, an HBM bandwidth outside what a memory system delivers;
 - a kernel time (kernel_overhead, decode_sequence_overhead, pipeline_sequence_overhead) 10x or more away from
-  tpplan's default in hardware_profiles/defaults/kernels.yaml (`100 ms` for 0.1 us).
+  tpplan's default in hardware_profiles/defaults/kernels.yaml (`100 ms` for 0.1 us);
+- a network bandwidth in bits written as bytes (`400 GB/s` for a 400 Gb/s NIC), a network latency in ms, a
+  collective busbw far above its tier's link, and a GPU memory written as the datasheet's round GB figure.
 
 The first two compare with the built-in profile of the same GPU model: a value about twice the built-in's
 (which are checked against datasheets) is the doubled figure. No hardware numbers live here.
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from tpplan.hardware.profile import HardwareProfile
-from tpplan.units import parse_quantity
+from tpplan.units import BITS_PER_BYTE, GB, TB, US, MiB, parse_quantity
 
 DOUBLED_RATIO = 1.9
 """A value >= 1.9 x the built-in's is the 2x (bidirectional or sparse) figure; real generations differ by less
@@ -93,11 +95,72 @@ def lint(profile: HardwareProfile, data: dict[str, Any], builtins: list[Hardware
                                                  f"memory delivers (10 GB/s to 50 TB/s); check the unit"))
     if kernel_defaults is not None:
         out += _kernel_time_slips(data, *kernel_defaults)
+    out += _network_slips(profile, data) + _busbw_above_link(profile, data) + _rounded_memory(profile, data, ref)
     for path, value in _bare_times(data):
         seconds = parse_quantity(value, kind="time", default_unit="us")
         out.append((path, f"bare number {value:g} is read as {value:g} us ({seconds:.1e} s); write it with a unit, "
                           f"e.g. '{value:g} us' or '{value:g} ms'"))
     return out
+
+
+NIC_BANDWIDTH_MAX = 200 * GB
+"""Bytes/s per GPU above which a network bandwidth is a bits-for-bytes slip: today's fastest NICs are 800 Gb/s
+(ConnectX-8, 100 GB/s) per GPU; twice that leaves room for a generation. `400 GB/s` is a 400 Gb/s NIC misspelled."""
+NETWORK_LATENCY_MAX = 100 * US
+"""Seconds: InfiniBand and RoCE latencies are 1-10 us; a stated 2.7 ms is 2.7 us in the wrong unit."""
+BUSBW_OVER_LINK = 2.0
+"""A collective's bus bandwidth this many times its tier's link bandwidth is a unit slip: busbw is at most about
+the per-direction link rate (NVLink SHARP's in-switch reduction reaches ~1.1x on H100, nccl-tests)."""
+
+
+def _network_slips(profile: HardwareProfile, data: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """A network bandwidth in Gb/s written as GB/s, or a latency in ms written for us."""
+    net, out = profile.network, []
+    if net is None:
+        return out
+    if net.bandwidth_bytes_per_s > NIC_BANDWIDTH_MAX:
+        tbit = net.bandwidth_bytes_per_s * BITS_PER_BYTE / TB
+        out.append((("network", "bandwidth_per_gpu"),
+                    f"{_raw(data, ('network', 'bandwidth_per_gpu'))} per GPU is {tbit:.3g} Tb/s; NICs are 400-800 "
+                    f"Gb/s (50-100 GB/s): if it is a NIC's Gb/s, write it as '... Gb/s'"))
+    if net.latency_s > NETWORK_LATENCY_MAX:
+        out.append((("network", "latency"), f"{_raw(data, ('network', 'latency'))} is {net.latency_s * 1e6:.3g} us; "
+                                            f"InfiniBand and RoCE take 1-10 us: check the unit"))
+    return out
+
+
+def _busbw_above_link(profile: HardwareProfile, data: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """A stated collective busbw far above the bandwidth of the link its tier runs over."""
+    links = {"nvlink": profile.intra_domain_link, "pcie": profile.inter_domain_link, "network": profile.network}
+    stated, out = data.get("collectives") or {}, []
+    for tier, protocols in stated.items():
+        link = links.get(tier)
+        if link is None or not isinstance(protocols, dict):
+            continue
+        for name, p in profile.collectives.get(tier, {}).items():
+            if name in protocols and p.busbw_bytes_per_s > BUSBW_OVER_LINK * link.bandwidth_bytes_per_s:
+                out.append((("collectives", tier, name, "busbw"),
+                            f"{_raw(data, ('collectives', tier, name, 'busbw'))} is "
+                            f"{p.busbw_bytes_per_s / link.bandwidth_bytes_per_s:.3g} x the {tier} link's "
+                            f"{link.bandwidth_bytes_per_s / GB:.4g} GB/s; a bus bandwidth is at most about the "
+                            f"link's: check the unit"))
+    return out
+
+
+def _rounded_memory(profile: HardwareProfile, data: dict[str, Any],
+                    ref: HardwareProfile | None) -> list[tuple[tuple, str]]:
+    """gpu.memory as a datasheet's round decimal figure ('80 GB' is 74.5 GiB) where the built-in profile of the same
+    GPU (same name) holds nvidia-smi's total, 2% or more away."""
+    raw = data["gpu"]["memory"]
+    if ref is None or ref.gpu.name != profile.gpu.name or not isinstance(raw, str) or \
+            not raw.strip().upper().endswith(("GB", "TB")):
+        return []  # only the same GPU (not another memory size of the model) tells what the driver reports
+    ratio = profile.gpu.memory_bytes / ref.gpu.memory_bytes
+    if abs(ratio - 1) < 0.02:
+        return []
+    return [(("gpu", "memory"), f"{raw} is {ratio:.3g} x built-in {ref.name}'s {ref.gpu.memory_bytes / MiB:.0f} MiB "
+                                f"(nvidia-smi's total); a datasheet's round GB figure is not what the GPU reports: "
+                                f"write nvidia-smi's MiB")]
 
 
 _KERNEL_TIME_KEYS = ("kernel_overhead", "decode_sequence_overhead", "pipeline_sequence_overhead")
