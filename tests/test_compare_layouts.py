@@ -230,3 +230,11 @@ def test_a_narrow_terminal_shows_every_compared_layout_in_blocks(run_cli, monkey
     for name in ("TP8xPP1x1", "TP8xPP1x1/EP8", "TP1xPP1x1/EP8/DP8", "TP2xPP1x4", "TP1xPP1x2/DP4"):
         assert name in table
     assert max(len(line) for line in table.splitlines()) <= 80 and table.count("tok/s per GPU") == 2
+
+
+def test_a_difference_names_the_layout_that_does_not_run(run_cli):
+    """Only the first layout breaks a rule (EP 16 > 8 experts): the line against a runnable one blames the first."""
+    r = run_cli("compare", "--model", "mixtral", "--hardware", "dgx-h100-2node", "8+dp2+ep16", "1+dp16", "-f", "json")
+    (line,) = r.json()["differences"]
+    assert line == ("TP1xPP1x1/DP16 vs TP8xPP1x1/EP16/DP2: EP 1 vs 16, DP-attention 16 vs 2; TP8xPP1x1/EP16/DP2 does "
+                    "not run: EP 16 exceeds the 8 routed experts: some GPUs would hold none")

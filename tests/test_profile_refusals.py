@@ -132,3 +132,15 @@ def test_a_folder_given_again_keeps_its_first_place(tmp_path, monkeypatch, refus
     second = _profile_file(tmp_path / "b" / "y.yaml", name="ours", description="second")
     monkeypatch.setenv("TPPLAN_PROFILE_PATH", os.pathsep.join(str(tmp_path / d) for d in ("a", "b", "a")))
     assert f"is ambiguous: {first} and {second} on TPPLAN_PROFILE_PATH" in refusal("profiles", "show", "ours")
+
+
+def test_an_empty_value_says_so_and_what_goes_there(run_cli, tmp_path):
+    text = (ROOT / "hardware_profiles/dgx-h100.yaml").read_text().replace("name: dgx-h100", "name: emptied", 1)
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("  memory: "))
+    lines[at] = "  memory:"
+    path = tmp_path / "emptied.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    r = run_cli("profiles", "validate", str(path))
+    assert r.code == 1 and r.err.strip() == (f"{path}:{at + 1}: gpu.memory: empty value; expected a number or a "
+                                             f"string with a unit")

@@ -124,7 +124,7 @@ def _network_slips(profile: HardwareProfile, data: dict[str, Any]) -> list[tuple
                     f"{_raw(data, ('network', 'bandwidth_per_gpu'))} per GPU is {tbit:.3g} Tb/s; NICs are 400-800 "
                     f"Gb/s (50-100 GB/s): if it is a NIC's Gb/s, write it as '... Gb/s'"))
     if net.latency_s > NETWORK_LATENCY_MAX:
-        out.append((("network", "latency"), f"{_raw(data, ('network', 'latency'))} is {net.latency_s * 1e6:.3g} us; "
+        out.append((("network", "latency"), f"{_raw(data, ('network', 'latency'))} is {net.latency_s / US:.3g} us; "
                                             f"InfiniBand and RoCE take 1-10 us: check the unit"))
     return out
 

@@ -143,6 +143,11 @@ def pydantic_problems(exc: Any, *, text: str, origin: str, model: type) -> list[
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.75) if loc else []
             problem = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
             expected = f"one of: {', '.join(allowed)}" if allowed else "remove it"
+        elif err.get("input", ...) is None:  # `memory:` with nothing after it
+            got, problem = "", "empty value"
+            expected = (msg.removeprefix("expected ").rsplit(", got", 1)[0] if msg.startswith("expected ") else
+                        msg.removeprefix("Input should be ") if msg.startswith("Input should be ") else
+                        "a value (see `tpplan profiles schema`)")
         elif "; expected " in msg:  # tpplan's own unit errors carry their fix
             problem, expected = msg.split("; expected ", 1)
         elif msg.startswith("Input should be "):

@@ -70,8 +70,10 @@ def differences(cmp: Comparison) -> list[str]:
     base, out = cmp.layouts[0], []
     for c in cmp.layouts[1:]:
         head = f"{_name(c)} vs {_name(base)}: {_moe_change(c, base)}"
-        if not (c.feasible and base.feasible):
-            out.append(head + ("; ".join(c.reasons or base.reasons) or "not comparable"))
+        if not (c.feasible and base.feasible):  # say which of the two does not run, and why
+            why = [f"{_name(x)} does not run: {'; '.join(x.reasons) or 'no reason given'}"
+                   for x in (c, base) if not x.feasible]
+            out.append(head + "; ".join(why))
             continue
         parts = []
         for label, field, _, _, higher in _ROWS:
