@@ -179,3 +179,15 @@ def test_a_long_file_name_that_open_accepts_is_written(run_cli, tmp_path):
     out = tmp_path / ("a" * 245 + ".csv")
     r = run_cli("sweep", "--models", "llama-8b", "--batch", "8", "--out", str(out))
     assert r.code == 0 and out.exists() and [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_dangling_symbolic_link_is_not_replaced_without_force(run_cli, tmp_path):
+    link = tmp_path / "rows.csv"
+    link.symlink_to(tmp_path / "missing.csv")
+    args = ("sweep", "--models", "llama-8b", "--gpus", "1", "--batch", "1", "--out", str(link))
+    r = run_cli(*args)
+    assert r.code == 1 and r.err.strip() == (f"Error: {link} exists (a symbolic link to {tmp_path / 'missing.csv'}, "
+                                             f"which does not exist); pass --force to replace the link with the "
+                                             f"file, or choose another --out")
+    assert link.is_symlink()
+    assert run_cli(*args, "--force").code == 0 and link.is_file() and not link.is_symlink()

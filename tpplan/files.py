@@ -19,6 +19,9 @@ def check_writable(path: Path, *, force: bool, option: str = "--out") -> None:
         raise TpplanError(f"cannot write {path}: it is a directory; choose another {option} (a file name)")
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; pass --force to overwrite it, or choose another {option}")
+    if path.is_symlink() and not force:  # a link whose target is missing: writing would replace the link
+        raise OutputExistsError(f"{path} exists (a symbolic link to {os.readlink(path)}, which does not exist); pass "
+                                f"--force to replace the link with the file, or choose another {option}")
     parent = path.parent
     if not parent.exists():
         if any(p.exists() and not p.is_dir() for p in parent.parents):
