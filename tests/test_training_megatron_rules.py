@@ -169,3 +169,32 @@ def test_the_qkv_gather_is_priced_as_one_more_collective_per_layer():
                       sequence_parallel=True).communication_s
     one = collective_time_s(profile, kind="allgather", group_size=8, n_bytes=1024 * c.qkv_gather_width * c.act_bytes)
     assert with_gather - without == pytest.approx(spec.num_hidden_layers * one)
+
+
+def test_a_fixed_global_batch_sets_each_layouts_micro_batches_and_refuses_a_dp_that_does_not_divide_it(run_cli):
+    """--global-batch-size 64 with --micro-batch-size 2: TP2 x PP2 x DP2 runs 64 / (2 x 2) = 16 micro-batches per
+    replica (Megatron's --global-batch-size, printed as given); DP8 with 60 is refused in Megatron's words."""
+    from tpplan.planner.train_layouts import global_batch_problem, micro_batches_per_replica
+
+    lay = TrainLayout(tp=2, pp=2, replicas=2)
+    assert micro_batches_per_replica(lay, 2, 64) == 16 and micro_batches_per_replica(lay, 2, None) == 8
+    assert micro_batches_per_replica(TrainLayout(tp=1, pp=1, replicas=8), 2, 60) is None
+    assert global_batch_problem(TrainLayout(tp=1, pp=1, replicas=8), 2, 60) == (
+        "global batch size (60) is not divisible by micro batch size (2) times data parallel size (8) (Megatron "
+        "refuses it); use --global-batch-size 48 or 64")
+    base = ("recommend", "-m", "llama-8b", "--gpus", "8", *TRAIN, "--micro-batch-size", "2")
+    doc = run_cli(*base, "--global-batch-size", "64", "--tp", "2", "--pp", "2", "-f", "json").json()
+    assert doc["inputs"]["global_batch_size"] == 64 and doc["inputs"]["batch"] == 2
+    c = doc["chosen"]
+    assert c["feasible"] and c["output_tokens_per_s"] * c["step_time_s"] == pytest.approx(64 * 1024)
+    text = run_cli(*base, "--global-batch-size", "64", "--tp", "2", "--pp", "2").out
+    assert "--micro-batch-size 2 --global-batch-size 64" in " ".join(text.split())
+    default = run_cli(*base, "--tp", "2", "--pp", "2", "-f", "json").json()["chosen"]  # 2 x 4 x PP2 x DP2 = 32
+    assert default["output_tokens_per_s"] * default["step_time_s"] == pytest.approx(32 * 1024)
+    assert default["step_time_s"] < c["step_time_s"]  # half the micro-batches per step
+
+
+def test_global_batch_size_is_refused_for_serving(refusal):
+    assert refusal("recommend", "-m", "llama-8b", "--gpus", "8", "--global-batch-size", "64") == (
+        "Error: --global-batch-size applies to --workload train (sequences per optimizer step); serving has no "
+        "optimizer step: leave it out, or use --batch for concurrent sequences")

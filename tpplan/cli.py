@@ -289,8 +289,9 @@ def recommend(
     input_len: Annotated[int, typer.Option("--input-len", min=1, help="Prompt tokens (training: sequence "
                                                                         "length).")] = WD.input_len,
     output_len: Annotated[int, typer.Option("--output-len", min=1, help="Generated tokens.")] = WD.output_len,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, max=MAX_BATCH,
-                                              help="Concurrent sequences per replica (training: micro-batch size).")]
+    batch: Annotated[int | None, typer.Option("--batch", "--micro-batch-size", min=1, max=MAX_BATCH,
+                                              help="Concurrent sequences per replica (training: micro-batch size, "
+                                                   "Megatron's --micro-batch-size).")]
     = None,
     num_requests: Annotated[int | None, typer.Option("--num-requests", min=1, help="An offline job of this many "
                                                      "requests queued at once: throughput over the whole job.")]
@@ -333,6 +334,10 @@ def recommend(
     distributed_optimizer: Annotated[bool, typer.Option(
         "--use-distributed-optimizer", help="Training: Megatron's distributed optimizer (fp32 master weights and "
                                             "Adam moments sharded over the data-parallel ranks).")] = False,
+    global_batch_size: Annotated[int | None, typer.Option(
+        "--global-batch-size", min=1, max=MAX_BATCH * 1024,
+        help="Training: sequences per optimizer step (Megatron's); each layout runs it / (micro-batch x DP) "
+             "micro-batches [default: 4 x PP per replica].")] = None,
     emit: Annotated[EmitEngine | None, typer.Option("--emit", case_sensitive=False,
                                                     help="Also print the serve command for this engine.")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="Every column, the full explanation, no wrapping.")] = False,
@@ -355,7 +360,7 @@ def recommend(
                           gpu_memory_utilization=gpu_memory_utilization, workload=workload.value,
                           objective=objective.value, max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms,
                           sequence_parallel=sequence_parallel, allow_cross_domain_tp=allow_cross_domain_tp,
-                          distributed_optimizer=distributed_optimizer,
+                          distributed_optimizer=distributed_optimizer, global_batch_size=global_batch_size,
                           price_per_gpu_hour=price_per_gpu_hour, tp=tp, pp=pp, replicas=replicas, ep=ep,
                           dp_attention=dp_attention, etp=etp, moe_imbalance=moe_imbalance,
                           all2all_backend=all2all_backend, deepep_mode=deepep_mode,

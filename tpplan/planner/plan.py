@@ -156,7 +156,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
               objective: str = D.objective, max_tpot_ms: float | None = None, max_ttft_ms: float | None = None,
               max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
               sequence_parallel: bool = False, allow_cross_domain_tp: bool = False,
-              distributed_optimizer: bool = False,
+              distributed_optimizer: bool = False, global_batch_size: int | None = None,
               price_per_gpu_hour: float | None = None, tp: int | None = None, pp: int | None = None,
               replicas: int | None = None, ep: int = 1, dp_attention: int = 1, etp: int | None = None,
               moe_imbalance: float = D.moe_imbalance, all2all_backend: str = D.all2all_backend,
@@ -222,6 +222,9 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
         if distributed_optimizer:
             raise TpplanError("--use-distributed-optimizer applies to --workload train (Megatron's distributed "
                               "optimizer); serving holds no optimizer state; leave it out")
+        if global_batch_size is not None:
+            raise TpplanError("--global-batch-size applies to --workload train (sequences per optimizer step); "
+                              "serving has no optimizer step: leave it out, or use --batch for concurrent sequences")
     token_movement(engine, all2all_backend)  # an unknown or other-engine value fails before any work
     check_deepep_mode(engine, all2all_backend, deepep_mode)
     w_dtype, w_kv = normalize_dtype(dtype), normalize_dtype(kv_cache_dtype, kind="kv")
@@ -252,7 +255,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                  max_ttft_s=ms_to_s(max_ttft_ms) if max_ttft_ms else None, max_num_seqs=max_num_seqs,
                  max_num_batched_tokens=max_num_batched_tokens, sequence_parallel=sequence_parallel,
                  allow_cross_domain_tp=allow_cross_domain_tp, distributed_optimizer=distributed_optimizer,
-                 moe_imbalance=moe_imbalance,
+                 global_batch=global_batch_size, moe_imbalance=moe_imbalance,
                  all2all_backend=all2all_backend, deepep_mode=deepep_mode)
     if w.mode == "serve":
         check_serving_dtypes(profile, engine=engine, dtype=w.dtype, kv_cache_dtype=w.kv_cache_dtype)
@@ -288,7 +291,7 @@ def recommend(model: str | ModelSpec, *, gpus: int | None = None, hardware: str 
                     objective=objective,
                     max_tpot_ms=max_tpot_ms, max_ttft_ms=max_ttft_ms, sequence_parallel=sequence_parallel,
                     allow_cross_domain_tp=allow_cross_domain_tp, distributed_optimizer=distributed_optimizer,
-                    max_num_seqs=max_num_seqs,
+                    global_batch_size=global_batch_size, max_num_seqs=max_num_seqs,
                     max_num_batched_tokens=max_num_batched_tokens, moe_imbalance=moe_imbalance,
                     all2all_backend=all2all_backend, deepep_mode=deepep_mode)
         _replan_suggestions(plan, base, profile)

@@ -85,7 +85,8 @@ class Plan:
                 "all2all_backend": w.all2all_backend, "deepep_mode": w.deepep_mode,
                 "max_tpot_s": w.max_tpot_s, "max_ttft_s": w.max_ttft_s,
                 "sequence_parallel": w.sequence_parallel, "allow_cross_domain_tp": w.allow_cross_domain_tp,
-                "distributed_optimizer": w.distributed_optimizer, "price_per_gpu_hour": p.price_per_gpu_hour}
+                "distributed_optimizer": w.distributed_optimizer, "global_batch_size": w.global_batch,
+                "price_per_gpu_hour": p.price_per_gpu_hour}
 
     def to_dict(self) -> dict[str, Any]:
         """The `tpplan recommend -f json` document (without `serve_command`, which --emit adds)."""

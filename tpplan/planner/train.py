@@ -61,7 +61,10 @@ from tpplan.planner.candidates import Candidate, structural_reasons, throughput_
 from tpplan.planner.train_layouts import (
     TrainLayout,
     expert_layout_problem,
+    global_batch,
+    global_batch_problem,
     megatron_placement_reasons,
+    micro_batches_per_replica,
     pipeline_problem,
     sequence_split_problem,
 )
@@ -212,7 +215,8 @@ def _bare_forward(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: T
 def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayout, x: ExpertParallelLayout | None,
           *, sp: bool, params: int, expert_params: int,
           cache: dict[tuple[int, int, bool], BareForward] | None = None) -> tuple[float, float, Coefficients]:
-    """(step seconds, of which communication, the layout's coefficients): 4 pp micro-batches of forward + backward
+    """(step seconds, of which communication, the layout's coefficients): m micro-batches (4 pp, or the user's global
+    batch / (micro-batch x DP): `micro_batches_per_replica`) of forward + backward
     compute (2 x forward + 1 x forward without GEMM epilogues; module docstring) + 2 x forward communication
     through 1F1B paced by the slowest stage, plus the gradient all-reduce and the step overhead. `cache`:
     `_bare_forward`'s."""
@@ -227,7 +231,7 @@ def _step(spec: ModelSpec, profile: HardwareProfile, w: Workload, lay: TrainLayo
         d_compute, d_comm = _expert_parallel_delta(spec, profile, w, c, lay, x, tokens=tokens, sp=sp)
         d_bare, _ = _expert_parallel_delta(spec, bare, w, c_bare, lay, x, tokens=tokens, sp=sp)
         fwd_bwd, comm = fwd_bwd + 2 * d_compute + d_bare, comm + d_comm
-    m = TRAIN_MICROBATCHES_PER_STAGE * lay.pp
+    m = micro_batches_per_replica(lay, mb, w.global_batch) or TRAIN_MICROBATCHES_PER_STAGE * lay.pp  # refused if None
     rounds = (m - 1) * forward_stage_share(c, profile, prompts=mb, input_len=w.input_len, sequence_parallel=sp,
                                            every_position=True) + 1  # slowest-stage paces of one micro-batch's T
     grads = _grad_sync_s(profile, lay, params=params, expert_params=expert_params,
@@ -256,7 +260,8 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
     reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w) + megatron_placement_reasons(
         tp=tp, groups=pp * replicas, nvlink_domain_size=profile.nvlink_domain_size, gpus_per_node=profile.gpus_per_node)
     problems = [expert_layout_problem(spec, lay, dtype=w.dtype) if spec.is_moe else None,
-                pipeline_problem(spec, pp), sequence_split_problem(w.input_len, tp, sp)]
+                pipeline_problem(spec, pp), sequence_split_problem(w.input_len, tp, sp),
+                global_batch_problem(lay, mb, w.global_batch)]
     reasons += [p for p in problems if p]
     need = state + reserve
     if need > usable:
@@ -265,7 +270,7 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
                        f"GiB usable by {bytes_to_gib(need - usable):.1f} GiB")
     step, comm, c = _step(spec, profile, w, lay, x, sp=sp, params=n_params, expert_params=expert_params,
                           cache=cache)
-    tokens = replicas * TRAIN_MICROBATCHES_PER_STAGE * pp * mb * w.input_len
+    tokens = global_batch(lay, mb, w.global_batch) * w.input_len
     notes = (("sequence parallelism on: Megatron trains MoE layers with TP > 1 only with it",) if
              lay.sequence_parallel_required and not w.sequence_parallel else ())
     if gathers_qkv(spec, tp=tp, engine=w.engine):

@@ -191,13 +191,40 @@ MEGATRON_DTYPE_FLAGS = {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp8": ["--bf16"
 e4m3 | hybrid runs Transformer Engine's FP8 GEMMs, hybrid = E4M3 forward, E5M2 gradients)."""
 
 
-def global_batch(lay: TrainLayout, micro_batch: int) -> int:
-    """Sequences per optimizer step as planned: micro-batch x 4 PP micro-batches per replica x DP replicas."""
+def micro_batches_per_replica(lay: TrainLayout, micro_batch: int, global_batch_size: int | None = None) -> int | None:
+    """Micro-batches each data-parallel replica runs per optimizer step: global / (micro-batch x DP) when the user
+    fixed the global batch (None when that is not a whole number: Megatron refuses it, `global_batch_problem`),
+    else 4 x PP (enough to keep the 1F1B bubble at (PP - 1) / (5 PP - 1) of the step)."""
+    if global_batch_size is None:
+        return TRAIN_MICROBATCHES_PER_STAGE * lay.pp
+    per = micro_batch * lay.replicas
+    return global_batch_size // per if global_batch_size % per == 0 else None
+
+
+def global_batch_problem(lay: TrainLayout, micro_batch: int, global_batch_size: int | None) -> str | None:
+    """Megatron's rule that the global batch is a whole number of micro-batches on every data-parallel replica
+    (megatron/core/num_microbatches_calculator.py: "global batch size ({}) is not divisible by micro batch size ({})
+    times data parallel size ({})"), with the nearest global batches that are; None when it holds or is not fixed."""
+    if global_batch_size is None or micro_batches_per_replica(lay, micro_batch, global_batch_size) is not None:
+        return None
+    per = micro_batch * lay.replicas
+    lower, upper = global_batch_size // per * per, (global_batch_size // per + 1) * per
+    near = " or ".join(str(x) for x in (lower, upper) if x > 0)
+    return (f"global batch size ({global_batch_size}) is not divisible by micro batch size ({micro_batch}) times data "
+            f"parallel size ({lay.replicas}) (Megatron refuses it); use --global-batch-size {near}")
+
+
+def global_batch(lay: TrainLayout, micro_batch: int, global_batch_size: int | None = None) -> int:
+    """Sequences per optimizer step as planned: the user's --global-batch-size, else micro-batch x 4 PP
+    micro-batches per replica x DP replicas."""
+    if global_batch_size is not None:
+        return global_batch_size
     return micro_batch * TRAIN_MICROBATCHES_PER_STAGE * lay.pp * lay.replicas
 
 
 def megatron_flags(lay: TrainLayout, dtype: str = "bf16", *, sequence_parallel: bool = False,
-                   micro_batch: int | None = None, distributed_optimizer: bool = False) -> list[str]:
+                   micro_batch: int | None = None, distributed_optimizer: bool = False,
+                   global_batch_size: int | None = None) -> list[str]:
     """Megatron-LM's flags for a layout (DP follows from the world size): precision, TP, PP, --sequence-parallel
     when asked for or MoE needs it, for folded MoE layouts EP, ETP when it is not the default and the alltoall
     dispatcher, and with `micro_batch` the batch the plan assumed: --micro-batch-size and --global-batch-size
@@ -214,7 +241,8 @@ def megatron_flags(lay: TrainLayout, dtype: str = "bf16", *, sequence_parallel: 
     out += ["--moe-grouped-gemm"] if lay.moe else []
     out += ["--use-distributed-optimizer"] if distributed_optimizer else []
     if micro_batch is not None:
-        out += [f"--micro-batch-size {micro_batch}", f"--global-batch-size {global_batch(lay, micro_batch)}"]
+        out += [f"--micro-batch-size {micro_batch}",
+                f"--global-batch-size {global_batch(lay, micro_batch, global_batch_size)}"]
     return out
 
 
@@ -222,25 +250,33 @@ def batch_assumptions(w: Workload) -> dict[str, str]:
     """Sequence length, micro-batch and global batch under Megatron's names. The global batch is micro-batch x
     micro-batches per step x DP = micro-batch x 4 x PP x DP sequences: it follows the layout, not a fixed target."""
     mb, m = w.batch or 1, TRAIN_MICROBATCHES_PER_STAGE
+    fixed = (f"{w.global_batch} sequences per step (--global-batch-size): each layout runs {w.global_batch} / "
+             f"(micro-batch {mb} x DP) micro-batches per replica; a DP that does not divide it is refused, as "
+             f"Megatron refuses it")
+    follows = (f"{mb * m} x PP x DP sequences per step: micro-batch {mb} x {m} x PP micro-batches per replica x DP "
+               f"replicas (Megatron --global-batch-size); it follows the layout, so layouts are compared at their own "
+               f"global batch; --global-batch-size fixes it")
     return {"seq_length": f"{w.input_len} tokens per sequence (--input-len; Megatron --seq-length)",
-            "micro_batch_size": f"{mb} sequence{'s' if mb != 1 else ''} (--batch; Megatron --micro-batch-size)",
-            "global_batch_size": f"{mb * m} x PP x DP sequences per step: micro-batch {mb} x {m} x PP micro-batches "
-                                 f"per replica x DP replicas (Megatron --global-batch-size); it follows the layout, "
-                                 f"so layouts are compared at their own global batch"}
+            "micro_batch_size": f"{mb} sequence{'s' if mb != 1 else ''} (--micro-batch-size / --batch)",
+            "global_batch_size": fixed if w.global_batch else follows}
 
 
 def training_assumptions(spec: ModelSpec, w: Workload) -> dict[str, str]:
     """The assumptions a training plan states (tpplan.planner.train's model), for the Plan's `assumptions`."""
     out = {**batch_assumptions(w),
-           "workload": f"train: {TRAIN_MICROBATCHES_PER_STAGE} x PP micro-batches per data-parallel replica per "
-                       f"step through the 1F1B bubble; throughput = every replica's tokens / step",
+           "workload": ("train: " + ("--global-batch-size / (micro-batch x DP)" if w.global_batch else
+                                     f"{TRAIN_MICROBATCHES_PER_STAGE} x PP") +
+                        " micro-batches per data-parallel replica per step through the 1F1B bubble; throughput = "
+                        "every replica's tokens / step"),
            "memory": ("6 + 12 / DP B per parameter held (bf16 weight, fp32 gradient; fp32 master weight and Adam "
                       "moments sharded over the data-parallel ranks: --use-distributed-optimizer)"
                       if w.distributed_optimizer else
                       "18 B per parameter held (bf16 weight, fp32 gradient, fp32 master weight, Adam moments; no "
                       "distributed optimizer, Megatron's default; --use-distributed-optimizer shards the last two)")
                      + "; activations without attention scores (Megatron's fused attention keeps none), sequence "
-                       "parallelism when --sequence-parallel is given"}
+                       "parallelism when --sequence-parallel is given" +
+                     (" and in every MoE layout with TP > 1, which Megatron trains only with it" if spec.is_moe else
+                      "")}
     if spec.is_moe:
         out["moe"] = (f"Megatron-Core expert parallelism with MoE parallel folding: the routed experts over EP x ETP "
                       f"GPUs of a pipeline stage (ETP = --tp or 1), their gradients all-reduced over EDP = GPUs / "

@@ -59,6 +59,10 @@ class Workload:
     chunked_prefill_size); None: the engine's default."""
     sequence_parallel: bool = False
     allow_cross_domain_tp: bool = False
+    global_batch: int | None = None
+    """Training: Megatron's --global-batch-size, sequences per optimizer step; each layout then runs global /
+    (micro-batch x DP) micro-batches per replica (tpplan.planner.train_layouts.micro_batches_per_replica). None: 4 x
+    PP micro-batches per replica, the global batch following the layout."""
     distributed_optimizer: bool = False
     """Training: Megatron's --use-distributed-optimizer, the fp32 master weights and Adam moments sharded over the
     data-parallel ranks (tpplan.planner.train)."""

@@ -129,7 +129,8 @@ def _flags(plan: Plan, c: Candidate) -> list[str]:
         return megatron_flags(TrainLayout(tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep, etp=c.etp or 0,
                                           moe=plan.model.is_moe), plan.workload.dtype,
                               sequence_parallel=plan.workload.sequence_parallel, micro_batch=plan.workload.batch or 1,
-                              distributed_optimizer=plan.workload.distributed_optimizer)
+                              distributed_optimizer=plan.workload.distributed_optimizer,
+                              global_batch_size=plan.workload.global_batch)
     from tpplan.planner.layouts import layout_flags
 
     return layout_flags(plan.workload.engine, tp=c.tp, pp=c.pp, replicas=c.replicas, ep=c.ep,

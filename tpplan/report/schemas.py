@@ -60,6 +60,8 @@ INPUTS_SCHEMA: dict[str, Any] = {
         "sequence_parallel": _key("boolean", "sequence parallelism on"),
         "allow_cross_domain_tp": _key("boolean", "TP groups may cross NVLink domains"),
         "distributed_optimizer": _key("boolean", "training: Megatron's distributed optimizer"),
+        "global_batch_size": _key(["integer", "null"], "training: sequences per optimizer step (null: 4 x PP x DP "
+                                                       "micro-batches of --batch, following the layout)"),
         "price_per_gpu_hour": _key(_NUM, "$ per GPU-hour, or null"),
     },
 }
