@@ -263,3 +263,18 @@ def test_why_states_concurrency_from_the_tokens_each_sequence_holds(run_cli):
             "per replica (each holds 1,152 tokens: input + output/2 on average, in blocks of 16; --max-model-len "
             "8192)") in why
     assert "(1 GPU)" in why
+
+
+def test_rows_only_the_latency_limits_reject_keep_their_numbers(run_cli, monkeypatch):
+    """Each such row shows its TPOT / TTFT / batch cells and its own under-load TPOT in its reason (no compact column
+    holds it), not '-' and a reason written once for all of them."""
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run_cli("recommend", "-m", "llama-70b", "--gpus", "8", "--max-tpot-ms", "20").out
+    plan = run_cli("recommend", "-m", "llama-70b", "--gpus", "8", "--max-tpot-ms", "20", "-f", "json").json()
+    slow = [c for c in plan["candidates"] if c["reasons"] and all("--max-tpot-ms" in r for r in c["reasons"])]
+    assert len(slow) >= 3
+    for c in slow:
+        row = next(ln for ln in out.splitlines() if ln.split()[:4] == ["x", str(c["tp"]), str(c["pp"]),
+                                                                       str(c["replicas"])])
+        assert row.split()[4:6] == ["-", "-"] and row.split()[6] == f"{c['tpot_s'] * 1000:.0f}"
+        assert " ".join(out.split()).count(" ".join(c["reasons"][0].split())) == 1

@@ -623,7 +623,7 @@ def _kernel_pids() -> set[int]:
     ("SIGTERM", 1, "Error: stopped by SIGTERM: every rank was ended and the temporary folder removed; nothing was "
                    "written"),
     ("SIGINT", 130, "Error: interrupted")])
-def test_sigterm_ends_every_rank_and_removes_the_temporary_folder(sig, code, line):
+def test_sigterm_ends_every_rank_and_removes_the_temporary_folder(sig, code, line, tmp_path):
     """`timeout` (or a batch scheduler) sends SIGTERM: the run ends with one Error line, its ranks end with it and
     the temporary folder goes, as with Ctrl-C (SIGINT; Python's default SIGTERM would exit without either)."""
     import signal
@@ -631,10 +631,11 @@ def test_sigterm_ends_every_rank_and_removes_the_temporary_folder(sig, code, lin
     import sys
     import time
 
-    before_pids, before_dirs = _kernel_pids(), _measure_temp_dirs()
+    before_pids = _kernel_pids()
+    private = {**os.environ, "TMPDIR": str(tmp_path)}  # its own temp root: another run's folders cannot count
     proc = subprocess.Popen([sys.executable, "-m", "tpplan", "measure", "--quick", "--nproc", "2", "--backend", "gloo",
                              "--hardware", "cpu-gloo", "--no-kernel-table"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=private)
     deadline = time.monotonic() + 120
 
     def own_ranks() -> set[int]:  # this run's ranks only: another run on the machine may start ranks meanwhile
@@ -644,6 +645,7 @@ def test_sigterm_ends_every_rank_and_removes_the_temporary_folder(sig, code, lin
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its ranks could be seen"
     ranks = own_ranks()
+    assert list(tmp_path.glob("tpplan-measure-*"))  # the run's folder is where this test looks for it
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code
@@ -651,7 +653,7 @@ def test_sigterm_ends_every_rank_and_removes_the_temporary_folder(sig, code, lin
     gone = time.monotonic() + 10  # SIGKILLed ranks leave within the launcher's grace; allow for a loaded machine
     while ranks & _kernel_pids() and time.monotonic() < gone:
         time.sleep(0.1)
-    assert not (ranks & _kernel_pids()) and _measure_temp_dirs() == before_dirs
+    assert not (ranks & _kernel_pids()) and not list(tmp_path.glob("tpplan-measure-*"))
 
 
 @pytest.mark.slow

@@ -152,6 +152,11 @@ def folded_experts(c: Candidate) -> bool:
     return c.ep > 1 or (c.etp or c.tp) != c.tp
 
 
+def too_slow_only(c: Candidate) -> bool:
+    """Rejected by the latency limits alone: the layout runs, its latencies are real and are what broke a limit."""
+    return not c.feasible and bool(c.reasons) and all(LATENCY_LIMIT_WORDS in r for r in c.reasons)
+
+
 def label(c: Candidate) -> str:
     moe = f" ({moe_words(c)})" if moe_words(c) else ""
     return f"TP{c.tp}{moe} x PP{c.pp} x {c.replicas} replica{'s' if c.replicas > 1 else ''}"

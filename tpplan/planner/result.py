@@ -10,7 +10,7 @@ from typing import Any
 
 from tpplan.hardware.profile import HardwareProfile
 from tpplan.models.spec import ModelSpec
-from tpplan.planner.candidates import Candidate
+from tpplan.planner.candidates import Candidate, too_slow_only
 from tpplan.planner.workload import Workload
 from tpplan.records import record
 
@@ -116,8 +116,9 @@ def candidate_row(c: Candidate) -> dict[str, Any]:
 
 
 def candidate_dict(c: Candidate) -> dict[str, Any]:
-    """One candidate as JSON: the promised keys first; latencies are null for a layout that cannot run."""
+    """One candidate as JSON: the promised keys first; latencies are null for a layout that cannot run (not for one
+    only the latency limits reject: it runs, and its latencies are what broke them)."""
     d = dataclasses.asdict(c)
-    if not c.feasible:
+    if not c.feasible and not too_slow_only(c):
         d.update(dict.fromkeys(_LATENCY_KEYS))
     return {**{k: d[k] for k in CANDIDATE_KEYS}, **{k: v for k, v in d.items() if k not in CANDIDATE_KEYS}}

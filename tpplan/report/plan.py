@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from tpplan.planner.candidates import too_slow_only
 from tpplan.planner.result import Plan, candidate_row
 from tpplan.report.output import OutputFormat, emit_csv, emit_json, note
 from tpplan.report.text import Column, markdown_table, table_lines, terminal_width, wrap, write_lines
@@ -185,7 +186,8 @@ def _cells(plan: Plan, c: Candidate, *, wide: bool = False) -> list[str]:
     step = _ms(c.tpot_s) if serve else (f"{c.step_time_s:.2f}" if c.step_time_s is not None else "-")
     speed = [f"{c.output_tokens_per_s:,.0f}", f"{c.output_tokens_per_s_per_gpu:,.0f}", step]
     if serve:
-        speed = [*speed, _ms(c.ttft_s), str(c.batch)] if ok else ["-"] * 5
+        speed = ([*speed, _ms(c.ttft_s), str(c.batch)] if ok else
+                 ["-", "-", step, _ms(c.ttft_s), str(c.batch)] if too_slow_only(c) else ["-"] * 5)
         # a layout the engine's rules refuse is never sized: no weights, so "-" rather than 0.0
         sized = c.weight_bytes_per_gpu > 0
         memory = [f"{bytes_to_gib(c.weight_bytes_per_gpu):.1f}" if sized else "-",
@@ -252,14 +254,16 @@ def _row_notes(plan: Plan, rows: list[Candidate], wrap_w: int, *, every: bool) -
     """The wrapped reasons under each rejected row. Unless `every` (--wide), a reason already given under an earlier
     row -- the same words, numbers aside ("weights N GiB + runtime reserve N GiB per GPU exceed ...") -- is not
     repeated: the row's own numbers are in its cells, and an MoE plan's thirty layouts stay readable. Your --tp
-    layout's reasons are always shown."""
+    layout's reasons, and those of a row only the latency limits reject (its under-load figures have no column),
+    are always shown."""
     seen: set[str] = set()
     out = []
     for c in rows:
         lines = []
+        # a row that runs but too slowly: its reasons carry its TPOT / TTFT under load, which no compact column shows
         for r in c.reasons:
             key = _NUMBER.sub("#", r)
-            if every or key not in seen or c is plan.chosen:
+            if every or key not in seen or c is plan.chosen or too_slow_only(c):
                 lines += wrap(r, wrap_w, indent="    ", first="  - ")
             seen.add(key)
         out.append(lines)
