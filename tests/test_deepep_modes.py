@@ -353,8 +353,8 @@ def test_sweep_sizes_the_low_latency_buffer_for_each_batch():
 
     df, _ = sweep(models=["deepseek-v3"], hardware=["dgx-h100-2node"], gpus=[16], batches=[6832, 6848],
                   input_lens=[128], output_lens=[256], engine="sglang", all2all_backend="deepep")
-    rows = df[(df.tp == 1) & (df.dp_attention == 16) & (df.ep == 16) & (df.pp == 1)].set_index("batch_asked")
-    assert rows.feasible.all() and list(rows.batch) == [6832, 6832]
+    rows = df[(df.tp == 1) & (df.dp_attention == 16) & (df.ep == 16) & (df.pp == 1)].set_index("batch")
+    assert rows.feasible.all() and list(rows.batch_run) == [6832, 6832]
     assert list(rows.max_concurrent_sequences) == [6848, 6832]  # the larger buffer of 6,848 leaves room for fewer
     c, _ = _dep16(engine="sglang", all2all_backend="deepep", input_len=128)
     assert float(rows.tpot_s[6832]) == float(rows.tpot_s[6848]) == pytest.approx(c.tpot_s)

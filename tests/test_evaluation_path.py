@@ -32,7 +32,7 @@ def test_sweep_rows_equal_recommend_candidates(seed):
         if rows.empty or cand.tpot_s is None:
             continue  # layouts the engine rules reject carry no timings
         row = rows.iloc[0]
-        assert (int(row["batch"]), bool(row["feasible"])) == (cand.batch, cand.feasible)  # capped alike
+        assert (int(row["batch_run"]), bool(row["feasible"])) == (cand.batch, cand.feasible)  # capped alike
         for field in FIELDS:
             expected = getattr(cand, field)
             if not cand.feasible and field in ("tpot_s", "ttft_s", "ttft_under_load_s"):

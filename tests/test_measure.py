@@ -274,7 +274,7 @@ def test_a_dying_rank_is_named_and_leaves_no_process_folder_or_handle(run_cli, t
     last = r.err.strip().splitlines()[-1]
     assert last.startswith("Error: collectives: rank 1 exited with code 3: ") and last.endswith(
         "; rerun, and if it fails again run with --debug to see the end of the rank's stderr (out of memory, a faulty "
-        "GPU or link: check nvidia-smi / dmesg)")
+        "device or link: check dmesg, and nvidia-smi on a GPU node)")
     assert "failing on purpose" in last and r.err.count("Error:") == 1 and "Traceback" not in r.err
     assert _children_running_kernels() == []
     assert _measure_temp_dirs() == dirs and _open_fds() == fds
@@ -744,9 +744,9 @@ def test_a_failed_rank_is_one_line_naming_the_signal_or_the_exception(tmp_path, 
      "Error: --tp picks the TP degrees of the layer, which --skip-layer leaves out: drop --tp, or drop --skip-layer"),
     (("--from", "x.json", "--quick", "--threads", "4"),
      "Error: --from compares saved results and runs nothing: drop --quick / --threads, or drop --from"),
-    (("--nproc", "1", "--skip-layer", "--no-kernel-table"),
-     "Error: --skip-layer --no-kernel-table on one rank (--nproc 1) leaves nothing to measure: collectives need "
-     "--nproc 2 or more; drop --skip-layer or --no-kernel-table"),
+    (("--nproc", "1", "--skip-layer"),
+     "Error: --skip-layer on --nproc 1 measures nothing: it runs only collectives, which need 2 or more ranks; drop "
+     "--skip-layer, or pass --nproc 2 or more"),
     (("--quick", "--tp", "3", "--nproc", "3"),
      "Error: --tp 3: Llama-3.1-8B's heads / KV heads / intermediate do not divide by 3; degrees it allows up to 16: "
      "1, 2, 4, 8, 16")])

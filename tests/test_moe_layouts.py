@@ -37,7 +37,7 @@ def test_sweep_evaluates_every_recommend_layout_with_the_same_numbers(model, har
         if c.tpot_s is None:  # a layout an engine rule refuses: no numbers, the same reasons
             assert not row.feasible and row.reason == "; ".join(c.reasons)
             continue
-        assert (row.batch, bool(row.feasible)) == (c.batch, c.feasible)  # a batch capped alike
+        assert (row.batch_run, bool(row.feasible)) == (c.batch, c.feasible)  # a batch capped alike
         for field in FIELDS:
             if not c.feasible and field in ("tpot_s", "ttft_s", "ttft_under_load_s", "tpot_under_load_s"):
                 assert getattr(row, field) != getattr(row, field)  # NaN: a layout that cannot run has no latencies

@@ -113,7 +113,7 @@ def test_every_sweep_row_matches_recommend_at_the_same_batch(engine, batch):
     assert len(df) == len(by_layout)
     for row in df.itertuples():
         c = by_layout[(row.tp, row.pp, row.replicas)]
-        assert (bool(row.feasible), int(row.batch), int(row.batch_asked)) == (c.feasible, c.batch, batch)
+        assert (bool(row.feasible), int(row.batch_run), int(row.batch)) == (c.feasible, c.batch, batch)
         assert row.output_tokens_per_s == pytest.approx(c.output_tokens_per_s, rel=1e-9)
         if c.feasible:
             assert row.tpot_s == pytest.approx(c.tpot_s, rel=1e-9)

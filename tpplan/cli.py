@@ -740,8 +740,18 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("TPPLAN_DEBUG") == "1"
     # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name
     args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
-    if debug:  # for code that cannot see the option: tpplan.measure.launch keeps a failed rank's stderr in its error
+    set_debug = debug and os.environ.get("TPPLAN_DEBUG") != "1"
+    if set_debug:  # for code that cannot see the option (tpplan.measure.launch keeps a failed rank's stderr)
         os.environ["TPPLAN_DEBUG"] = "1"
+    try:
+        return _run(args, debug=debug)
+    finally:
+        if set_debug:  # only for this call: a later main() in the same process is not in debug mode
+            del os.environ["TPPLAN_DEBUG"]
+
+
+def _run(args: list[str], *, debug: bool) -> int:
+    """`main`'s body: the command, its errors as one line and its exit status."""
     click = _click_exceptions()
     try:
         with _profile_warnings():

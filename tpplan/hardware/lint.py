@@ -147,6 +147,11 @@ def _busbw_above_link(profile: HardwareProfile, data: dict[str, Any]) -> list[tu
     return out
 
 
+ROUNDED_MEMORY_RATIO = (0.90, 0.98)
+"""A stated memory this share of the driver's total is the datasheet's round GB figure: 80 GB of an H100's 81559 MiB
+is 0.935, 141 GB of an H200's 143771 MiB 0.935, 192 GB of an MI300X's 196288 MiB 0.933."""
+
+
 def _rounded_memory(profile: HardwareProfile, data: dict[str, Any],
                     ref: HardwareProfile | None) -> list[tuple[tuple, str]]:
     """gpu.memory as a datasheet's round decimal figure ('80 GB' is 74.5 GiB) where the built-in profile of the same
@@ -156,8 +161,8 @@ def _rounded_memory(profile: HardwareProfile, data: dict[str, Any],
             not raw.strip().upper().endswith(("GB", "TB")):
         return []  # only the same GPU (not another memory size of the model) tells what the driver reports
     ratio = profile.gpu.memory_bytes / ref.gpu.memory_bytes
-    if abs(ratio - 1) < 0.02:
-        return []
+    if not ROUNDED_MEMORY_RATIO[0] <= ratio <= ROUNDED_MEMORY_RATIO[1]:
+        return []  # the driver's total, or a size picked on purpose
     return [(("gpu", "memory"), f"{raw} is {ratio:.3g} x built-in {ref.name}'s {ref.gpu.memory_bytes / MiB:.0f} MiB "
                                 f"(nvidia-smi's total); a datasheet's round GB figure is not what the GPU reports: "
                                 f"write nvidia-smi's MiB")]

@@ -76,9 +76,6 @@ def _check_request(r: MeasureRequest) -> None:
         option = "--tp" if r.tp else "--emulate-tp"
         raise MeasurementError(f"{option} picks the TP degrees of the layer, which --skip-layer leaves out: drop "
                                f"{option}, or drop --skip-layer")
-    if not r.from_files and r.skip_layer and not r.kernel_table and r.nproc == 1:
-        raise MeasurementError("--skip-layer --no-kernel-table on one rank (--nproc 1) leaves nothing to measure: "
-                               "collectives need --nproc 2 or more; drop --skip-layer or --no-kernel-table")
 
 
 def _run_options_given(r: MeasureRequest) -> list[str]:
@@ -134,6 +131,10 @@ def measure_command(r: MeasureRequest, progress=None):
     else:
         node = _node(r.backend, detect_node)
         nproc = r.nproc or (node.device_count if node.on_gpu else 2)
+        if r.skip_layer and nproc == 1:  # --skip-layer runs the collectives alone (no layer, no kernel table)
+            given = "--nproc 1" if r.nproc else "one rank (this node's one GPU)"
+            raise MeasurementError(f"--skip-layer on {given} measures nothing: it runs only collectives, which need "
+                                   f"2 or more ranks; drop --skip-layer, or pass --nproc 2 or more")
         dtype = r.dtype or ("bf16" if node.on_gpu else "fp32")
         kind = measured_kind(backend=node.backend, device_names=node.device_names, on_gpu=node.on_gpu)
         profile = _profile(r, kind=kind, device_name=", ".join(node.device_names),

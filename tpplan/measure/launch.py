@@ -94,7 +94,7 @@ def rank_failure(workload: str, rank: int, code: int, codes: list[int | None], s
                 f"--timeout if the node is busy, or run with --debug to see the end of its stderr")
     return (f"{workload}: rank {rank} {how}" + (f": {said}" if said else " with no message") +
             "; rerun, and if it fails again run with --debug to see the end of the rank's stderr (out of memory, a "
-            "faulty GPU or link: check nvidia-smi / dmesg)")
+            "faulty device or link: check dmesg, and nvidia-smi on a GPU node)")
 
 
 def _lines(path: Path) -> list[str]:

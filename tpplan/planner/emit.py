@@ -328,8 +328,10 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, first: int = 
         cmd = _join(f"mpirun -np {sum(slots)} -H {hosts} trtllm-llmapi-launch trtllm-serve {model}",
                     _trtllm_args(plan, c))
         even = f" (or srun --nodes {len(slots)} --ntasks-per-node {slots[0]})" if len(set(slots)) == 1 else ""
-        note = (f"\n# one MPI world over {len(slots)} nodes, whole pipeline stages on each (ranks are pp_rank x "
-                f"{c.tp * c.dp_attention} + tp_rank){even}")
+        stage = c.tp * c.dp_attention
+        placed = "whole pipeline stages on each" if stage <= per_node else f"each stage over {stage // per_node} nodes"
+        note = (f"\n# one MPI world over {len(slots)} nodes, {placed} (ranks are pp_rank x {stage} + tp_rank)"
+                f"{even}")
         options_file = _trtllm_options_file(plan.workload, c)
         if options_file:  # each rank's trtllm-serve reads the file on its own node
             cmd = (f"# write {TRTLLM_OPTIONS_FILE} on every node, in the directory mpirun starts in (each node's "
@@ -380,7 +382,8 @@ def _replicas_over_nodes(plan: Plan, c: Candidate, engine: str, model: str) -> l
     out: list[NodeCommand] = []
     for r in range(c.replicas):
         blocks = _multi_node(plan, one, engine, model, first=r * k, head=f"$HEAD_IP_{r}")
-        intro = f"# replica {r}: nodes {r * k}-{r * k + k - 1}, $HEAD_IP_{r} = node {r * k}'s address"
+        intro = f"# replica {r}: nodes {r * k}-{r * k + k - 1}" + (
+            f", $HEAD_IP_{r} = node {r * k}'s address" if engine != "trtllm" else "")  # mpirun names its hosts
         out += [NodeCommand(node=b.node, command=(intro + "\n" + b.command) if i == 0 else b.command)
                 for i, b in enumerate(blocks)]
     out[-1] = NodeCommand(node=out[-1].node, command=out[-1].command + f"\n# {c.replicas} replicas: put a load "

@@ -258,12 +258,15 @@ def suggestions(plan: Plan) -> list[Suggestion]:
         state = (total_params(plan.model) * TRAIN_BYTES_PER_PARAM if w.mode == "train"
                  else weight_bytes_total(plan.model, dtype=w.dtype))
         gpus = _fewest_gpus_that_hold(plan, int(state), usable)
+        what = "training state" if w.mode == "train" else "weights"
+        text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at least {gpus} x "
+                f"{gpu.name} (you have {w.gpus})")
         if gpus <= w.gpus and plan.recommended is None:  # the state fits, the activations / KV do not: the re-plan
             gpus = w.gpus + 1                            # (tpplan.planner.plan) searches upwards from one more GPU
+            extra = "activations" if w.mode == "train" else "KV cache and runtime reserve"
+            text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) fit {w.gpus} x {gpu.name}, "
+                    f"but not beside the {extra}")
         if gpus > w.gpus:
-            what = "training state" if w.mode == "train" else "weights"
-            text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at least {gpus} x "
-                    f"{gpu.name} (you have {w.gpus})")
             if gpus > plan.profile.total_gpus and plan.profile.network is None:
                 # --gpus alone would exceed the profile and --nodes needs a network: no flag runs as written
                 out.append(Suggestion(text=text + f"; {plan.profile.name!r} has {plan.profile.total_gpus} and no "

@@ -4,9 +4,10 @@ Per (model, hardware, dtype, GPUs) the layouts are the ones `recommend` evaluate
 for MoE models, expert parallelism / attention data parallelism with PP), each prepared once by
 `prepare_serving` (engine rules, coefficients, memory: scalars); the serving numbers are then
 `serving_performance` -- the function `recommend` calls -- on numpy arrays of the whole batch x input x output
-grid. A row's batch is capped, as recommend caps --batch, at the sequences the KV cache and the scheduler hold
-(`batch`; `batch_asked` is the grid's). Rows whose layout cannot run stay in the table with feasible = False, a
-reason and no latencies (NaN), timed at the asked batch; a layout an engine rule refuses has no numbers at all.
+grid. A row runs its batch (`batch`, the grid's) capped, as recommend caps --batch, at the sequences the KV cache
+and the scheduler hold (`batch_run`). Rows whose layout cannot run stay in the table with feasible = False, a reason
+and no latencies (NaN), timed at the asked batch; a layout an engine rule refuses has no numbers (NaN) and
+throughput 0, as recommend's.
 """
 
 from __future__ import annotations
@@ -47,12 +48,13 @@ def _grid(batches, inputs, outputs):
 
 
 def _layout_columns(prep: PreparedLayout, grid, run_batch=None) -> dict:
-    """The columns that name a layout (the same keys as a recommend candidate): `batch` is the batch the row runs
-    (`_run_batch`), `batch_asked` the grid's."""
+    """The columns that name a row: the layout (the same keys as a recommend candidate), `batch` the grid's value and
+    `batch_run` the batch the row runs (`_run_batch`; a recommend candidate's `batch`)."""
     lay, b = prep.layout, grid[0]
     return {"tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "dp_attention": lay.dp_attention, "replicas": lay.replicas,
-            "gpus_used": lay.gpus_used, "batch": (b if run_batch is None else run_batch).astype(int),
-            "batch_asked": b.astype(int), "input_len": grid[1].astype(int), "output_len": grid[2].astype(int)}
+            "gpus_used": lay.gpus_used, "batch": b.astype(int),
+            "batch_run": (b if run_batch is None else run_batch).astype(int), "input_len": grid[1].astype(int),
+            "output_len": grid[2].astype(int)}
 
 
 def _run_batch(prep: PreparedLayout, asked, concurrency):

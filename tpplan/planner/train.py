@@ -107,10 +107,12 @@ LOGIT_BYTES = 4
 
 
 def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: int, seq_len: int, sp: bool,
-                             attention_scores: bool = True, experts: ExpertParallelLayout | None = None) -> int:
-    """Activations at the peak of 1F1B on the fuller of the first stage (pp micro-batches of its ceil(L / pp)
-    layers) and the last (one micro-batch of its layers plus the loss's logits) (module docstring). `experts`
-    prices the MoE layers as MoE layers (None: every layer as a dense one)."""
+                             attention_scores: bool = True, experts: ExpertParallelLayout | None = None,
+                             micro_batches: int | None = None) -> int:
+    """Activations at the peak of 1F1B on the fuller of the first stage (min(pp, m) micro-batches in flight of its
+    ceil(L / pp) layers, m = `micro_batches` per step, None: at least pp) and the last (one micro-batch of its layers
+    plus the loss's logits) (module docstring). `experts` prices the MoE layers as MoE layers (None: every layer as
+    a dense one)."""
     tokens = seq_len * micro_batch
     per_layer = _dense_layer_bytes(spec, tp=tp, tokens=tokens, seq_len=seq_len, sp=sp,
                                    attention_scores=attention_scores)
@@ -121,7 +123,8 @@ def activation_bytes_per_gpu(spec: ModelSpec, *, tp: int, pp: int, micro_batch: 
         total += moe * _moe_layer_bytes(spec, experts, tokens=tokens, seq_len=seq_len, sp=sp,
                                         attention_scores=attention_scores)
     logits = LOGIT_BYTES * tokens * ceil_div(spec.vocab_size, tp)
-    return int(max(total * pp, total + logits))
+    in_flight = pp if micro_batches is None else min(pp, micro_batches)
+    return int(max(total * in_flight, total + logits))
 
 
 def _expert_parallel_delta(spec: ModelSpec, profile: HardwareProfile, w: Workload, c: Coefficients,
@@ -255,6 +258,7 @@ def evaluate_training(spec: ModelSpec, profile: HardwareProfile, w: Workload, *,
                                       distributed=w.distributed_optimizer)
     state = weights + optimizer
     act = activation_bytes_per_gpu(spec, tp=tp, pp=pp, micro_batch=mb, seq_len=w.input_len, sp=sp,
+                                   micro_batches=micro_batches_per_replica(lay, mb, w.global_batch),
                                    attention_scores=False, experts=x)
     reserve = profile.efficiency.runtime_reserve_bytes + act
     reasons = structural_reasons(spec, profile, tp=tp, pp=pp, w=w) + megatron_placement_reasons(

@@ -96,6 +96,8 @@ def _flat_rows(p: HardwareProfile) -> list[tuple[str, str, str]]:
              for k, v in g.peak_flops_per_s.items()]
     rows += [("node.gpus_per_node", str(p.gpus_per_node), src.get("node", "")), ("nodes", str(p.nodes), ""),
              ("node.nvlink_domain_size", str(p.nvlink_domain_size), ""),
+             *([("node.gpus_per_host", str(p.gpus_per_host), "the hosts a node spans: --emit's commands")]
+               if p.gpus_per_host else []),
              ("node.intra_domain_link", f"{p.intra_domain_link.kind} "
               f"{format_bandwidth(p.intra_domain_link.bandwidth_bytes_per_s)} per GPU per direction", ""),
              ("node.inter_domain_link", f"{p.inter_domain_link.kind} "

@@ -139,7 +139,7 @@ def compare_schema() -> dict[str, Any]:
 
 SWEEP_COLUMNS = {"model": "string", "hardware": "string", "nodes": "integer", "gpus": "integer", "dtype": "string",
                  "tp": "integer", "pp": "integer", "ep": "integer", "dp_attention": "integer", "replicas": "integer",
-                 "gpus_used": "integer", "batch": "integer", "batch_asked": "integer", "input_len": "integer",
+                 "gpus_used": "integer", "batch": "integer", "batch_run": "integer", "input_len": "integer",
                  "output_len": "integer",
                  "feasible": "boolean",
                  "reason": ["string", "null"], "weight_bytes_per_gpu": ["integer", "null"],

@@ -92,7 +92,8 @@ def _table(df, fmt: OutputFormat) -> None:
     return write_lines(table_lines(cols, rows, width) + left_out_lines(cols, rows, width))
 
 
-_KEY_COLUMNS = ("model", "tp", "pp", "ep", "dp_attention", "replicas", "batch", "feasible", "output_tokens_per_s",
+_KEY_COLUMNS = ("model", "tp", "pp", "ep", "dp_attention", "replicas", "batch", "batch_run", "feasible",
+                "output_tokens_per_s",
                 "tpot_s", "gpus", "output_tokens_per_s_per_gpu", "ttft_s", "hardware", "nodes", "dtype")
 """Columns kept longest when the terminal is narrow (the rest are dropped, widest last)."""
 
