@@ -206,3 +206,13 @@ def test_sglang_forced_backend_on_ep_without_dp_attention_is_refused_not_dropped
     ok = run_cli("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "sglang", "--moe-a2a-backend",
                  "deepep", "--tp", "1", "--dp-attention", "8", "--ep", "8", "--emit", "sglang", "-f", "json")
     assert ok.code == 0 and "--moe-a2a-backend deepep" in ok.json()["serve_command"]
+
+
+def test_the_all2all_backend_is_taken_in_any_case(run_cli):
+    """As every choice: DEEPEP and Auto are SGLang's deepep and the default."""
+    base = ("recommend", "-m", "deepseek-v3", "--hardware", "hgx-h200", "--engine", "sglang", "--tp", "1",
+            "--dp-attention", "8", "--ep", "8", "-f", "json")
+    upper = run_cli(*base, "--moe-a2a-backend", "DEEPEP")
+    assert upper.code == 0, upper.err
+    assert upper.json()["inputs"]["all2all_backend"] == "deepep"
+    assert run_cli(*base, "--moe-a2a-backend", "Auto").json()["inputs"]["all2all_backend"] == "auto"

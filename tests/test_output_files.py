@@ -69,9 +69,11 @@ def test_no_temporary_file_is_left_beside_the_output(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "got"), [("cal.csv", "'.csv'"), ("cal", "no extension")])
-def test_measure_out_must_be_named_yaml(refusal, tmp_path, name, got):
-    """The calibrated profile is YAML: a .csv name would hold YAML; refused before anything runs or is written."""
+def test_measure_out_must_be_named_yaml(usage_error, tmp_path, name, got):
+    """The calibrated profile is YAML: a .csv name would hold YAML; a value wrong on its own, so a usage error (exit
+    2, as sweep's --out extension), before anything runs or is written."""
     out = tmp_path / name
-    assert refusal("measure", "--quick", "-o", str(out)) == (
-        f"Error: --out {out}: the calibrated profile is YAML; use a name ending in .yaml or .yml (got {got})")
+    assert usage_error("measure", "--quick", "-o", str(out)) == (
+        f"Error: Invalid value for '--out' / '-o': the calibrated profile is YAML; use a name ending in .yaml or .yml "
+        f"(got {got})\n")
     assert not out.exists()

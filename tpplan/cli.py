@@ -9,7 +9,8 @@ Exit codes, the same for every command:
   or option, a missing argument, a value that is not of its option's type, range or choices, including the values
   tpplan checks alone at parse time (a `--dtype` name, a `--deepep-mode`, an `--all2all-backend` value of no engine,
   compare's or sweep's `--engine megatron`, a compare layout such as `8+ep8`, a comma-separated list of whole
-  numbers or a list with an empty item, sweep's `--out` extension, measure's `--save-raw` on the `--out` file).
+  numbers or a list with an empty item, sweep's and measure's `--out` extension, measure's `--save-raw` on the
+  `--out` file).
   One line `Error: Invalid value for '--option': ...` (click's words, without its usage block); nothing on stdout.
 - 1, refusal: a well-formed command line that tpplan will not plan: options that contradict each other or need
   another (`--engine vllm --workload train`, `--pp` without `--tp`, an `--all2all-backend` value of another engine),
@@ -121,9 +122,11 @@ KvDtypeOpt = Annotated[str, typer.Option("--kv-cache-dtype", callback=_dtype_cho
 
 def _a2a_backend_choice(value: str) -> str:
     """--all2all-backend checked alone at parse time (exit 2): a value of no engine; whether it is --engine's is
-    checked once the engine is known (`_check_a2a_backend`, exit 1)."""
+    checked once the engine is known (`_check_a2a_backend`, exit 1). Any case (DEEPEP, Auto), as every choice;
+    the engines spell them in lower case."""
     from tpplan.models.moe_backends import unknown_backend_problem
 
+    value = value.lower()
     problem = unknown_backend_problem(value)
     if problem:
         raise typer.BadParameter(problem)
@@ -598,6 +601,20 @@ def sweep(
     render_sweep(df, stats, out=out, force=force, fmt=fmt)
 
 
+def _profile_suffix(value: Path | None) -> Path | None:
+    """measure's --out checked alone at parse time (exit 2): the calibrated profile is YAML."""
+    if value is None:
+        return None
+    from tpplan.errors import MeasurementError
+    from tpplan.measure.command import check_profile_suffix
+
+    try:
+        check_profile_suffix(value)
+    except MeasurementError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"--out {value}: ")) from exc
+    return value
+
+
 def _measure_choice(name: str):
     """measure's --backend / --dtype checked alone at parse time (exit 2), against tpplan.measure.command's values."""
     def check(value: str | None) -> str | None:
@@ -654,7 +671,8 @@ def measure(
     from_files: Annotated[list[Path] | None, typer.Option("--from", help="Compare saved results (measure --format "
                                                                           "json, --save-raw, or kernel JSON).")] = None,
     save_raw: Annotated[Path | None, typer.Option("--save-raw", help="Also write the raw kernel JSON.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the calibrated profile (YAML).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", callback=_profile_suffix,
+                                             help="Write the calibrated profile (YAML).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out / --save-raw; calibrate a profile of "
                                                         "another GPU kind.")] = False,
     fail_rank: Annotated[int | None, typer.Option("--fail-rank", hidden=True)] = None,

@@ -57,6 +57,14 @@ def parse_degrees(text: str | None, option: str) -> tuple[int, ...] | None:
     return degrees
 
 
+def check_profile_suffix(out: Path) -> None:
+    """--out names a YAML file (`PROFILE_SUFFIXES`), which `--hardware` later reads as a path."""
+    if out.suffix.lower() not in PROFILE_SUFFIXES:
+        got = repr(out.suffix) if out.suffix else "no extension"
+        raise MeasurementError(f"--out {out}: the calibrated profile is YAML; use a name ending in .yaml or .yml "
+                               f"(got {got})")
+
+
 def _check_request(r: MeasureRequest) -> None:
     if r.dtype is not None and r.dtype not in MEASURE_DTYPE_BYTES:
         raise MeasurementError(f"--dtype {r.dtype!r}: measure runs {', '.join(MEASURE_DTYPE_BYTES)}")
@@ -64,10 +72,8 @@ def _check_request(r: MeasureRequest) -> None:
         raise MeasurementError(f"--backend {r.backend!r}: expected one of {', '.join(BACKENDS)}")
     if r.nproc is not None and r.nproc < 1:
         raise MeasurementError(f"--nproc {r.nproc}: expected at least 1")
-    if r.out is not None and r.out.suffix.lower() not in PROFILE_SUFFIXES:
-        got = repr(r.out.suffix) if r.out.suffix else "no extension"
-        raise MeasurementError(f"--out {r.out}: the calibrated profile is YAML; use a name ending in .yaml or .yml "
-                               f"(got {got})")
+    if r.out is not None:
+        check_profile_suffix(r.out)
     run_only = _run_options_given(r)
     if r.from_files and run_only:
         raise MeasurementError(f"--from compares saved results and runs nothing: drop {' / '.join(run_only)}, or "
