@@ -59,6 +59,8 @@ FIX = "pass the JSON tpplan measure wrote (--save-raw, --format json or a kernel
                                          "of seconds > 0"),
     (_set("0.items.1.measured_s", float("nan")), "results[0].items[1].measured_s is nan; a measured time is a finite "
                                                  "number of seconds > 0"),
+    (_set("0.items.1.best_s", -5), "results[0].items[1].best_s is -5; a measured time is a finite number of seconds "
+                                   "> 0"),
     (_set("0.items.0.kind", "weird"), "results[0].items[0].kind is 'weird', not one of allreduce, allgather, "
                                       "reducescatter, matmul, layer, memory, kernel_matmul, kernel_attention"),
     (_set("0.items.0.dtype", "fp7"), "results[0].items[0].dtype is 'fp7', not one of bf16, fp16, fp32"),

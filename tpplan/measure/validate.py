@@ -61,9 +61,14 @@ def _check_item(it: Any, where: str) -> None:
     if "dtype" in it and it["dtype"] not in MEASURE_DTYPE_BYTES:
         _fail(f"{where}.dtype", f"is {it['dtype']!r}, not one of {', '.join(MEASURE_DTYPE_BYTES)}")
     if kind != "memory":
-        t = it.get("measured_s")
-        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
-            _fail(f"{where}.measured_s", f"is {t!r}; a measured time is a finite number of seconds > 0")
+        for key in ("measured_s", *(k for k in _OTHER_TIMES if k in it)):  # measured_s is required, the rest checked
+            t = it.get(key)                                                  # where present
+            if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+                _fail(f"{where}.{key}", f"is {t!r}; a measured time is a finite number of seconds > 0")
+
+
+_OTHER_TIMES = ("best_s", "median_s", "p25_s")
+"""The other per-call statistics a kernel item carries (the report and older files use them)."""
 
 
 def _fail(where: str, problem: str) -> None:
