@@ -759,3 +759,20 @@ def test_measure_options_that_cannot_work_together_are_refused_before_any_rank(r
 def test_measure_timeout_must_be_finite(run_cli, value):
     r = run_cli("measure", "--quick", "--timeout", value)
     assert r.code == 2 and "is not a finite number" in r.err
+
+
+def test_ctrl_c_while_ranks_start_waits_until_every_rank_is_known():
+    """tpplan.measure.launch starts the ranks with Ctrl-C held: a signal in between is delivered once all are
+    started (and so all are ended by the launcher), not between a rank's start and its registration."""
+    import signal
+
+    from tpplan.measure.launch import _signals_deferred
+
+    started = []
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            started.append("rank 0")
+            started.append("rank 1")  # still reached: the interrupt waits for the block's end
+    assert started == ["rank 0", "rank 1"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

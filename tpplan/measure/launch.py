@@ -142,6 +142,27 @@ def ending_on_signals():
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver the first that came to the handler in force
+    (KeyboardInterrupt; `ending_on_signals`' error): the ranks are started as a whole or not at all, so the launcher's
+    `finally` ends every one of them. Only in the main thread, where Python runs signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    sigs = [signal.SIGINT] + [s for n in ENDING_SIGNALS if (s := getattr(signal, n, None)) is not None
+                              and signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def launch(workload: str, args: list[str], *, nproc: int, timeout_s: float, threads: int = 1,
            env_extra: dict[str, str] | None = None) -> dict:
     """Run `tpplan.kernels.<workload>` on `nproc` local ranks; return rank 0's JSON object. The ranks' stderr
@@ -155,17 +176,18 @@ def launch(workload: str, args: list[str], *, nproc: int, timeout_s: float, thre
         port = free_port()
         ranks = RankSet()
         try:
-            for rank in range(nproc):
-                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
-                       "PYTHONUNBUFFERED": "1", **(env_extra or {})}
-                err = workdir / f"rank{rank}.stderr"
-                ranks.stderr_paths.append(err)
-                cmd = [sys.executable, "-m", f"tpplan.kernels.{workload}", *args, "--threads", str(threads),
-                       "--timeout", str(timeout_s)] + (["--out", str(out_path)] if rank == 0 else [])
-                with err.open("w") as err_file:  # the child keeps its own descriptor; ours closes here
-                    ranks.procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file,
-                                                        start_new_session=True))
+            with _signals_deferred():  # a rank started but not yet in `ranks` would outlive a Ctrl-C
+                for rank in range(nproc):
+                    env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
+                           "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+                    err = workdir / f"rank{rank}.stderr"
+                    ranks.stderr_paths.append(err)
+                    cmd = [sys.executable, "-m", f"tpplan.kernels.{workload}", *args, "--threads", str(threads),
+                           "--timeout", str(timeout_s)] + (["--out", str(out_path)] if rank == 0 else [])
+                    with err.open("w") as err_file:  # the child keeps its own descriptor; ours closes here
+                        ranks.procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file,
+                                                            start_new_session=True))
             _wait(ranks, workload, timeout_s)
             return _read_result(out_path, workload)
         finally:
