@@ -167,3 +167,13 @@ def test_validate_warns_on_network_unit_slips(tmp_path, run_cli, network, collec
     r = run_cli("profiles", "validate", str(path))
     assert r.code == 0 and "1 warning(s)" in r.out, r.err
     assert f": {key}: warning: " in r.err and words in r.err
+
+
+def test_a_memory_size_picked_on_purpose_draws_no_rounding_warning(tmp_path, run_cli):
+    """60 GB is 0.70 of an H100's 81559 MiB: not the datasheet's 80 GB read as GiB, so no warning."""
+    text = "\n".join("  memory: 60 GB" if ln.strip().startswith("memory:") and ln.startswith("  ") else ln
+                     for ln in _readme_profile().splitlines())
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    r = run_cli("profiles", "validate", str(path))
+    assert r.code == 0 and "warning" not in r.err, r.err

@@ -173,3 +173,11 @@ def test_sweep_refuses_a_format_its_out_file_would_not_have(usage_error, tmp_pat
     err = usage_error("sweep", "--models", "llama-8b", "--out", str(tmp_path / "x.csv"), "-f", "json")
     assert f"-f json with --out {tmp_path / 'x.csv'}: --out writes the format its extension names (.csv)" in err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_more_gpus_is_not_blamed_on_memory_when_the_latency_limits_reject():
+    """TP8 on h100-pcie fits memory; only --max-tpot-ms 5 rejects it: no suggestion says the KV cache overflows."""
+    plan = recommend("llama-70b", hardware="h100-pcie", gpus=8, max_tpot_ms=5)
+    assert plan.recommended is None
+    assert not any("not beside" in s.text for s in plan.suggestions)
+    assert any("looser latency limits" in s.text for s in plan.suggestions)

@@ -198,3 +198,28 @@ def test_global_batch_size_is_refused_for_serving(refusal):
     assert refusal("recommend", "-m", "llama-8b", "--gpus", "8", "--global-batch-size", "64") == (
         "Error: --global-batch-size applies to --workload train (sequences per optimizer step); serving has no "
         "optimizer step: leave it out, or use --batch for concurrent sequences")
+
+
+def test_activations_count_only_the_micro_batches_a_step_has():
+    """1F1B keeps min(PP, m) micro-batches in flight on the first stage: a global batch of one micro-batch per step
+    (m = 1) at PP2 holds the larger of one micro-batch's layers and the last stage's layers plus logits."""
+    from tpplan.planner.train import activation_bytes_per_gpu
+
+    spec = resolve_model("llama-70b").spec
+    kw = dict(tp=8, pp=2, micro_batch=1, seq_len=4096, sp=True, attention_scores=False)
+    full, one = activation_bytes_per_gpu(spec, **kw), activation_bytes_per_gpu(spec, **kw, micro_batches=1)
+    assert one < full and activation_bytes_per_gpu(spec, **kw, micro_batches=8) == full
+    assert one >= full / 2  # one micro-batch of the first stage's layers, or the last stage's with its logits
+
+
+def test_debug_is_scoped_to_one_call(monkeypatch):
+    from tpplan.cli import main
+
+    monkeypatch.setenv("TPPLAN_DEBUG", "0")
+    main(["--debug", "--version"])
+    import os
+
+    assert os.environ["TPPLAN_DEBUG"] == "0"
+    monkeypatch.delenv("TPPLAN_DEBUG")
+    main(["--debug", "--version"])
+    assert "TPPLAN_DEBUG" not in os.environ

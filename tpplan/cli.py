@@ -758,14 +758,16 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("TPPLAN_DEBUG") == "1"
     # --debug is accepted anywhere (also after the subcommand): the root option is the only one of that name
     args = (["--debug"] if "--debug" in args else []) + [a for a in args if a != "--debug"]
-    set_debug = debug and os.environ.get("TPPLAN_DEBUG") != "1"
-    if set_debug:  # for code that cannot see the option (tpplan.measure.launch keeps a failed rank's stderr)
+    before = os.environ.get("TPPLAN_DEBUG")
+    if debug:  # for code that cannot see the option (tpplan.measure.launch keeps a failed rank's stderr)
         os.environ["TPPLAN_DEBUG"] = "1"
     try:
         return _run(args, debug=debug)
-    finally:
-        if set_debug:  # only for this call: a later main() in the same process is not in debug mode
-            del os.environ["TPPLAN_DEBUG"]
+    finally:  # only for this call: a later main() in the same process has the caller's setting
+        if before is None:
+            os.environ.pop("TPPLAN_DEBUG", None)
+        else:
+            os.environ["TPPLAN_DEBUG"] = before
 
 
 def _run(args: list[str], *, debug: bool) -> int:

@@ -155,7 +155,7 @@ is 0.935, 141 GB of an H200's 143771 MiB 0.935, 192 GB of an MI300X's 196288 MiB
 def _rounded_memory(profile: HardwareProfile, data: dict[str, Any],
                     ref: HardwareProfile | None) -> list[tuple[tuple, str]]:
     """gpu.memory as a datasheet's round decimal figure ('80 GB' is 74.5 GiB) where the built-in profile of the same
-    GPU (same name) holds nvidia-smi's total, 2% or more away."""
+    GPU (same name) holds nvidia-smi's total, at ROUNDED_MEMORY_RATIO of it (0.90-0.98: GB read as GiB's share)."""
     raw = data["gpu"]["memory"]
     if ref is None or ref.gpu.name != profile.gpu.name or not isinstance(raw, str) or \
             not raw.strip().upper().endswith(("GB", "TB")):

@@ -17,9 +17,11 @@ table's attention curves, one per-kernel time taken out.
 Layers: per mode (decode, prefill), the median residual (measured - predicted, at least 0) over the training
 layers becomes a fixed per-layer overhead, capped at the shortest layer measured in that mode: a time every layer
 pays cannot exceed a whole layer (a long prefill's rate error, which grows with tokens, once made the term larger
-than the 128-token layer). On the same saved CPU runs (`measure --from`), the layer's held-out error after
-calibration: median 9.8% / 9.1% on two quick runs, 21.2% on a full one, against 16.5% / 19.5% / 32.2% with the
-smallest residual and 9.8% / 9.1% / 33.2% (worst 101.7%) with an uncapped median.
+than the 128-token layer). On three CPU runs saved on 2026-12-08 (not kept; `measure --from` on each), the
+layer's held-out error after calibration: median 9.8% / 9.1% on two quick runs, 21.2% on a full one, against
+16.5% / 19.5% / 32.2% with the smallest residual and 9.8% / 9.1% / 33.2% (worst 101.7%) with an uncapped median;
+a reviewer's earlier quick run got worse with it (5.2% -> 16.3%): two to six held-out items on a loaded 2-core
+machine decide little.
 """
 
 from __future__ import annotations

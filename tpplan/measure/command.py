@@ -78,6 +78,9 @@ def _check_request(r: MeasureRequest) -> None:
     if r.from_files and run_only:
         raise MeasurementError(f"--from compares saved results and runs nothing: drop {' / '.join(run_only)}, or "
                                f"drop --from")
+    if r.skip_layer and r.nproc == 1 and not r.from_files:  # before any node detection (torch) is needed
+        raise MeasurementError("--skip-layer on --nproc 1 measures nothing: it runs only collectives, which need 2 "
+                               "or more ranks; drop --skip-layer, or pass --nproc 2 or more")
     if r.skip_layer and (r.tp or r.emulate_tp):
         option = "--tp" if r.tp else "--emulate-tp"
         raise MeasurementError(f"{option} picks the TP degrees of the layer, which --skip-layer leaves out: drop "

@@ -206,15 +206,6 @@ RAISED = " raised to the rate measured by "
 """Words the gpu source gains when a measured rate raises the profile's (`calibrated_profile`)."""
 
 
-def _original(text: str, marker: str = " as before: ") -> str:
-    """A source line without an earlier calibration's words, so that recalibrating a calibrated profile names the
-    original source once rather than once per run: after "... as before: " (efficiency, collectives), or before
-    "; <fields> raised to the rate measured by ..." (gpu, `marker` RAISED)."""
-    if marker == RAISED:
-        return text.split(RAISED, 1)[0].rsplit("; ", 1)[0] if RAISED in text else text
-    return text.split(marker, 1)[1] if text.startswith("tpplan measure on ") and marker in text else text
-
-
 def _yaml_key(field_name: str) -> str:
     """An Efficiency field's key in a profile's efficiency section (kernel_overhead_s -> kernel_overhead)."""
     return field_name.removesuffix("_s").removesuffix("_bytes")
@@ -235,13 +226,13 @@ def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -
                    if getattr(cal.efficiency, f.name) != getattr(base.efficiency, f.name)]
     fitted_tiers = [t for t, protos in cal.collectives.items() if protos != base.collectives.get(t)]
     sources = dict(base.sources)
-    before = f"; the rest as before: {_original(base.sources['efficiency'])}" if base.sources.get("efficiency") else ""
+    before = f"; the rest as before: {base.sources['efficiency']}" if base.sources.get("efficiency") else ""
     if fitted_keys:
         sources["efficiency"] = f"{where}; fitted: {', '.join(fitted_keys)}{before}"
     if fitted_tiers:
         derived = [t for t in base.defaulted.get("collectives", ()) if t not in fitted_tiers]
         stated = [t for t in cal.collectives if t not in fitted_tiers and t not in derived]
-        kept = (f"; {', '.join(stated)} as before: {_original(base.sources.get('collectives', 'the base profile'))}"
+        kept = (f"; {', '.join(stated)} as before: {base.sources.get('collectives', 'the base profile')}"
                 if stated else "") + (f"; {', '.join(derived)} derived from the link bandwidths "
                                       f"(hardware_profiles/defaults/collectives.yaml)" if derived else "")
         sources["collectives"] = f"{where}; fitted tiers: {', '.join(fitted_tiers)}{kept}"
@@ -250,7 +241,7 @@ def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -
         *((f"peak_flops.{k}", base.gpu.peak_flops_per_s.get(k), v) for k, v in cal.gpu.peak_flops_per_s.items()))
         if new != old]
     if raised:
-        sources["gpu"] = (f"{_original(base.sources.get('gpu', 'the base profile'), RAISED)}; {', '.join(raised)}"
+        sources["gpu"] = (f"{base.sources.get('gpu', 'the base profile')}; {', '.join(raised)}"
                           f"{RAISED}{where}")
     # attention_decode_memory_fused is always written beside attention_decode_memory (a profile stating the one
     # without the other prices the engines with the first, tpplan.hardware.loader): never left to the defaults file

@@ -68,7 +68,7 @@ def _check_item(it: Any, where: str) -> None:
 
 
 _OTHER_TIMES = ("best_s", "median_s", "p25_s")
-"""The other per-call statistics a kernel item carries (the report and older files use them)."""
+"""The other per-call statistics a kernel item carries beside measured_s (the report shows them)."""
 
 
 def _fail(where: str, problem: str) -> None:

@@ -329,7 +329,10 @@ def _multi_node(plan: Plan, c: Candidate, engine: str, model: str, first: int = 
                     _trtllm_args(plan, c))
         even = f" (or srun --nodes {len(slots)} --ntasks-per-node {slots[0]})" if len(set(slots)) == 1 else ""
         stage = c.tp * c.dp_attention
-        placed = "whole pipeline stages on each" if stage <= per_node else f"each stage over {stage // per_node} nodes"
+        spans = -(-stage // per_node)
+        placed = ("whole pipeline stages on each" if stage <= per_node else
+                  f"each stage over {spans} nodes" if stage % per_node == 0 else
+                  f"stages of {stage} GPUs straddling nodes of {per_node}")
         note = (f"\n# one MPI world over {len(slots)} nodes, {placed} (ranks are pp_rank x {stage} + tp_rank)"
                 f"{even}")
         options_file = _trtllm_options_file(plan.workload, c)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tpplan.models.dtypes import KV_DTYPE_BYTES
-from tpplan.planner.candidates import folded_experts, label, moe_words
+from tpplan.planner.candidates import folded_experts, label, moe_words, too_slow_only
 from tpplan.units import bytes_to_gib, ceil_div, s_to_ms
 
 if TYPE_CHECKING:
@@ -261,8 +261,9 @@ def suggestions(plan: Plan) -> list[Suggestion]:
         what = "training state" if w.mode == "train" else "weights"
         text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) need at least {gpus} x "
                 f"{gpu.name} (you have {w.gpus})")
-        if gpus <= w.gpus and plan.recommended is None:  # the state fits, the activations / KV do not: the re-plan
-            gpus = w.gpus + 1                            # (tpplan.planner.plan) searches upwards from one more GPU
+        too_slow = any(too_slow_only(c) for c in plan.candidates)  # then more GPUs is not what memory asks for
+        if gpus <= w.gpus and plan.recommended is None and not too_slow:  # the state fits, activations / KV do not:
+            gpus = w.gpus + 1  # the re-plan (tpplan.planner.plan) searches upwards from one more GPU
             extra = "activations" if w.mode == "train" else "KV cache and runtime reserve"
             text = (f"more GPUs: the {w.dtype} {what} ({bytes_to_gib(state):.0f} GiB) fit {w.gpus} x {gpu.name}, "
                     f"but not beside the {extra}")

@@ -17,8 +17,9 @@ matrix, so the planner leaves that term out (`attention_scores` False). In an Mo
 its input and dropout mask 3 s b h (/t with SP), the shared experts' s b (2 n_in + 2) n_shared f / t and, per
 (token, expert) pair on the GPU (tpplan.cost.train_experts.pairs_per_gpu: s b top_k on every GPU when TP splits the
 experts, s b top_k / TP x ETP x imbalance under EP), its permuted input 2 h and its fc1 / activation outputs
-(2 n_in + 2) f / ETP (f = moe_intermediate_size, n_in = 2 for gated MLPs). With 1F1B the first stage holds pp
-micro-batches of its L / pp layers, the last one micro-batch of its layers plus the loss's fp32 logits, 4 s b V / t
+(2 n_in + 2) f / ETP (f = moe_intermediate_size, n_in = 2 for gated MLPs). With 1F1B the first stage holds min(pp, m)
+micro-batches of its L / pp layers (m per step, 4 pp unless --global-batch-size sets fewer), the last one
+micro-batch of its layers plus the loss's fp32 logits, 4 s b V / t
 (Korthikanti et al. §4.3, V the vocabulary); the larger of the two is the activation memory.
 
 Step time: forward + backward = 3 x forward compute less one forward's GEMM epilogues, and 2 x forward
