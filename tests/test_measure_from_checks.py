@@ -75,3 +75,15 @@ def test_a_bad_saved_run_is_one_line(refusal, tmp_path, edit, line):
     edit(data)
     path = _write(tmp_path, data)
     assert refusal("measure", "--from", path) == f"Error: {path}: {line}; {FIX}"
+
+
+def test_a_file_from_before_measured_s_is_read_with_its_p25(run_cli):
+    """docs/validation/cpu-gloo-2026-11-23.json predates `measured_s`: its items' p25_s, the statistic that version
+    fitted, stands in, so the committed validation run can be compared again."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs/validation/cpu-gloo-2026-11-23.json"
+    r = run_cli("measure", "--from", str(path), "-f", "json")
+    assert r.code == 0, r.err
+    items = r.json()["items"]
+    assert items and all(i["measured_s"] > 0 for i in items if i["kind"] != "memory")

@@ -30,7 +30,9 @@ _FIX = "pass the JSON tpplan measure wrote (--save-raw, --format json or a kerne
 
 
 def check_results(results: list[dict[str, Any]], path: Path) -> None:
-    """Raise MeasurementError on the first result or item that the comparison could not read."""
+    """Raise MeasurementError on the first result or item that the comparison could not read. An item of an older
+    file without `measured_s` takes its `p25_s`, the statistic those versions fitted (tpplan.measure.calibrate
+    .measured_s)."""
     for i, r in enumerate(results):
         where = f"{path}: results[{i}]"
         if r.get("workload") not in WORKLOADS:
@@ -60,6 +62,8 @@ def _check_item(it: Any, where: str) -> None:
         _fail(f"{where}.mode", f"is {it.get('mode')!r}, not decode or prefill")
     if "dtype" in it and it["dtype"] not in MEASURE_DTYPE_BYTES:
         _fail(f"{where}.dtype", f"is {it['dtype']!r}, not one of {', '.join(MEASURE_DTYPE_BYTES)}")
+    if kind != "memory" and "measured_s" not in it and "p25_s" in it:
+        it["measured_s"] = it["p25_s"]  # files written before measured_s (2026-11): their fit statistic was p25
     if kind != "memory":
         for key in ("measured_s", *(k for k in _OTHER_TIMES if k in it)):  # measured_s is required, the rest checked
             t = it.get(key)                                                  # where present
