@@ -119,3 +119,18 @@ def test_every_sweep_row_matches_recommend_at_the_same_batch(engine, batch):
             assert row.tpot_s == pytest.approx(c.tpot_s, rel=1e-9)
         else:
             assert pd.isna(row.tpot_s)
+
+
+def test_sglang_deepep_low_latency_rows_are_recommends_own():
+    """The low-latency buffer is sized for the batch the KV it leaves allows (recommend's fixed point): a sweep row
+    runs what recommend --batch runs, whatever batch was asked (DeepSeek-V3 TP2 x EP8 x DP-attention 4 on H200)."""
+    df, _ = sweep(models=["deepseek-v3"], hardware=["hgx-h200"], gpus=[8], batches=[1700, 2048], input_lens=[1024],
+                  output_lens=[256], engine="sglang", all2all_backend="deepep")
+    rows = df[(df.tp == 2) & (df.ep == 8) & (df.dp_attention == 4) & (df.pp == 1)].set_index("batch")
+    for asked in (1700, 2048):
+        c = recommend("deepseek-v3", hardware="hgx-h200", gpus=8, engine="sglang", all2all_backend="deepep", tp=2,
+                      ep=8, dp_attention=4, batch=asked).chosen
+        row = rows.loc[asked]
+        assert (int(row.batch_run), bool(row.feasible)) == (c.batch, c.feasible)
+        assert row.tpot_s == pytest.approx(c.tpot_s, rel=1e-12)
+        assert row.output_tokens_per_s == pytest.approx(c.output_tokens_per_s, rel=1e-12)

@@ -5,7 +5,9 @@ for MoE models, expert parallelism / attention data parallelism with PP), each p
 `prepare_serving` (engine rules, coefficients, memory: scalars); the serving numbers are then
 `serving_performance` -- the function `recommend` calls -- on numpy arrays of the whole batch x input x output
 grid. A row runs its batch (`batch`, the grid's) capped, as recommend caps --batch, at the sequences the KV cache
-and the scheduler hold (`batch_run`). Rows whose layout cannot run stay in the table with feasible = False, a reason
+and the scheduler hold (`batch_run`). SGLang layouts with a DeepEP low-latency buffer, whose size depends on the
+batch it leaves room for, are evaluated row by row by recommend's own function (`_scalar_rows`). Rows whose layout
+cannot run stay in the table with feasible = False, a reason
 and no latencies (NaN), timed at the asked batch; a layout an engine rule refuses has no numbers (NaN) and
 throughput 0, as recommend's.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from tpplan.models.moe_backends import LL_MAX_TOKENS_PER_RANK
 from tpplan.models.spec import ModelSpec
@@ -97,6 +100,32 @@ def _kv_by_batch(spec: ModelSpec, profile, w: Workload, prep: PreparedLayout, li
             np.array([need[x] > LL_MAX_TOKENS_PER_RANK for x in rows]))
 
 
+def _scalar_rows(spec: ModelSpec, profile, w: Workload, prep: PreparedLayout, grid) -> dict:
+    """A layout's rows from recommend's own evaluation of each (batch, input, output) (`evaluate_serving`): for the
+    few layouts whose memory depends on the batch in a way the vectorised path does not solve."""
+    import numpy as np
+
+    from tpplan.planner.candidates import evaluate_serving
+
+    lay = prep.layout
+    cands = [evaluate_serving(spec, profile, replace(w, batch=int(b), input_len=int(i), output_len=int(o)), tp=lay.tp,
+                              pp=lay.pp, replicas=lay.replicas, ep=lay.ep, dp_attention=lay.dp_attention)
+             for b, i, o in zip(*grid, strict=True)]
+
+    def col(name: str, *, latency: bool = False):
+        return np.array([getattr(c, name) if c.feasible or not latency else np.nan for c in cands], dtype=float)
+
+    return {**_layout_columns(prep, grid, np.array([c.batch for c in cands])),
+            "feasible": np.array([c.feasible for c in cands]), "reason": ["; ".join(c.reasons) for c in cands],
+            "weight_bytes_per_gpu": col("weight_bytes_per_gpu"),
+            "kv_cache_bytes_per_gpu": col("kv_cache_bytes_per_gpu"),
+            "max_concurrent_sequences": np.array([c.max_concurrent_sequences for c in cands]),
+            "ttft_s": col("ttft_s", latency=True), "ttft_under_load_s": col("ttft_under_load_s", latency=True),
+            "tpot_s": col("tpot_s", latency=True), "tpot_under_load_s": col("tpot_under_load_s", latency=True),
+            "comm_share": col("comm_share"), "output_tokens_per_s": col("output_tokens_per_s"),
+            "output_tokens_per_s_per_gpu": col("output_tokens_per_s_per_gpu")}
+
+
 def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, timer: list[float]) -> None:
     import numpy as np
 
@@ -110,6 +139,12 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
             frames.append(_refused_rows(prep, grid))
             continue
         start = time.perf_counter()
+        if mem.deepep_ll_tokens_per_rank is not None and w.engine == "sglang":
+            # SGLang's DeepEP low-latency buffer is sized for the batch, which is capped by the KV the buffer leaves:
+            # recommend's fixed point (candidates._size_ll_buffer), row by row
+            frames.append(_scalar_rows(spec, profile, w, prep, grid))
+            timer[0] += time.perf_counter() - start
+            continue
         run_b = _run_batch(prep, b, replica_concurrency(c, limits, kv_cache_tokens=mem.kv_cache_tokens, input_len=i,
                                                         output_len=o))
         kv_tokens, kv_bytes, over = _kv_by_batch(spec, profile, w, prep, limits, run_b)
