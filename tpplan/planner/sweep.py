@@ -18,18 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from tpplan.models.moe_backends import LL_MAX_TOKENS_PER_RANK
 from tpplan.models.spec import ModelSpec
 from tpplan.planner.candidates import (
     PreparedLayout,
     engine_limits,
-    layout_memory,
     prepare_serving,
     replica_concurrency,
     serving_performance,
 )
 from tpplan.planner.layouts import serving_layouts
-from tpplan.planner.moe_buffers import ll_tokens_at
 from tpplan.planner.workload import WORKLOAD_DEFAULTS, Workload, max_model_len_for
 from tpplan.records import record
 
@@ -81,25 +78,6 @@ def _refused_rows(prep: PreparedLayout, grid) -> dict:
             "output_tokens_per_s": 0.0, "output_tokens_per_s_per_gpu": 0.0}
 
 
-def _kv_by_batch(spec: ModelSpec, profile, w: Workload, prep: PreparedLayout, limits, b):
-    """(KV tokens per GPU, KV bytes per GPU, rows refused): the layout's own, or per row where its batch needs a larger
-    DeepEP low-latency buffer than the layout reserves (SGLang dispatches a decode step in one call), the memory left
-    beside the buffer of that batch (tpplan.planner.moe_buffers); rows above DeepEP's tokens per call are refused."""
-    import numpy as np
-
-    c, mem = prep.coefficients, prep.memory
-    need = {x: ll_tokens_at(c, w, limits=limits, batch=x) for x in map(int, np.unique(b))}
-    held = mem.deepep_ll_tokens_per_rank
-    if held is None or all(t <= held for t in need.values()):
-        return mem.kv_cache_tokens, mem.kv_cache_bytes_per_gpu, np.zeros(len(b), bool)
-    sized = {x: layout_memory(spec, profile, c, w, ll_tokens=min(t, LL_MAX_TOKENS_PER_RANK)) if t > held else mem
-             for x, t in need.items()}
-    rows = [int(x) for x in b]
-    return (np.array([sized[x].kv_cache_tokens for x in rows]),
-            np.array([sized[x].kv_cache_bytes_per_gpu for x in rows]),
-            np.array([need[x] > LL_MAX_TOKENS_PER_RANK for x in rows]))
-
-
 def _scalar_rows(spec: ModelSpec, profile, w: Workload, prep: PreparedLayout, grid) -> dict:
     """A layout's rows from recommend's own evaluation of each (batch, input, output) (`evaluate_serving`): for the
     few layouts whose memory depends on the batch in a way the vectorised path does not solve."""
@@ -145,26 +123,21 @@ def _evaluate_group(spec: ModelSpec, profile, w: Workload, grid, frames: list, t
             frames.append(_scalar_rows(spec, profile, w, prep, grid))
             timer[0] += time.perf_counter() - start
             continue
+        # other engines' low-latency buffers (vLLM's chunk of 256 tokens per call) do not depend on the batch
         run_b = _run_batch(prep, b, replica_concurrency(c, limits, kv_cache_tokens=mem.kv_cache_tokens, input_len=i,
                                                         output_len=o))
-        kv_tokens, kv_bytes, over = _kv_by_batch(spec, profile, w, prep, limits, run_b)
-        if kv_tokens is not mem.kv_cache_tokens:  # a larger DeepEP buffer left less KV: cap again by what is left
-            run_b = _run_batch(prep, b, replica_concurrency(c, limits, kv_cache_tokens=kv_tokens, input_len=i,
-                                                            output_len=o))
-        perf = serving_performance(c, profile, limits, kv_cache_tokens=kv_tokens, batch=run_b, input_len=i,
+        perf = serving_performance(c, profile, limits, kv_cache_tokens=mem.kv_cache_tokens, batch=run_b, input_len=i,
                                    output_len=o, sequence_parallel=w.sequence_parallel)
-        runs = perf.max_concurrent_sequences >= 1
-        fits = runs & ~over & (not prep.reasons)
+        fits = (perf.max_concurrent_sequences >= 1) & (not prep.reasons)
         per_replica = np.where(fits, perf.output_tokens_per_s_per_replica, 0.0)
         timer[0] += time.perf_counter() - start
         tpot, gpus_used = perf.decode_step.total_s, layout.gpus_used
-        why = np.where(over, f"batch exceeds DeepEP's {LL_MAX_TOKENS_PER_RANK} low-latency tokens per GPU in one call",
-                       "the KV cache holds no running request of these lengths")
+        why = "the KV cache holds no running request of these lengths"
         latency = np.where(fits, 1.0, np.nan)  # as recommend: a layout that cannot run has no latencies
         frames.append({**_layout_columns(prep, grid, run_b), "feasible": fits,
                        "reason": np.where(fits, "", "; ".join(prep.reasons) or why),
                        "weight_bytes_per_gpu": mem.weight_bytes_per_gpu,
-                       "kv_cache_bytes_per_gpu": kv_bytes,
+                       "kv_cache_bytes_per_gpu": mem.kv_cache_bytes_per_gpu,
                        "max_concurrent_sequences": perf.max_concurrent_sequences.astype(int),
                        "ttft_s": perf.prefill.total_s * latency, "ttft_under_load_s": perf.ttft_under_load_s * latency,
                        "tpot_s": tpot * latency, "tpot_under_load_s": perf.steady_step.total_s * latency,
