@@ -603,15 +603,11 @@ def sweep(
 
 def _profile_suffix(value: Path | None) -> Path | None:
     """measure's --out checked alone at parse time (exit 2): the calibrated profile is YAML."""
-    if value is None:
-        return None
-    from tpplan.errors import MeasurementError
-    from tpplan.measure.command import check_profile_suffix
+    from tpplan.measure.command import profile_suffix_problem
 
-    try:
-        check_profile_suffix(value)
-    except MeasurementError as exc:
-        raise typer.BadParameter(str(exc).removeprefix(f"--out {value}: ")) from exc
+    problem = profile_suffix_problem(value) if value is not None else None
+    if problem:
+        raise typer.BadParameter(problem)
     return value
 
 

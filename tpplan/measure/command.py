@@ -57,12 +57,13 @@ def parse_degrees(text: str | None, option: str) -> tuple[int, ...] | None:
     return degrees
 
 
-def check_profile_suffix(out: Path) -> None:
-    """--out names a YAML file (`PROFILE_SUFFIXES`), which `--hardware` later reads as a path."""
-    if out.suffix.lower() not in PROFILE_SUFFIXES:
-        got = repr(out.suffix) if out.suffix else "no extension"
-        raise MeasurementError(f"--out {out}: the calibrated profile is YAML; use a name ending in .yaml or .yml "
-                               f"(got {got})")
+def profile_suffix_problem(out: Path) -> str | None:
+    """What is wrong with --out's name, or None: it names a YAML file (`PROFILE_SUFFIXES`), which `--hardware` later
+    reads as a path."""
+    if out.suffix.lower() in PROFILE_SUFFIXES:
+        return None
+    got = repr(out.suffix) if out.suffix else "no extension"
+    return f"the calibrated profile is YAML; use a name ending in .yaml or .yml (got {got})"
 
 
 def _check_request(r: MeasureRequest) -> None:
@@ -72,19 +73,24 @@ def _check_request(r: MeasureRequest) -> None:
         raise MeasurementError(f"--backend {r.backend!r}: expected one of {', '.join(BACKENDS)}")
     if r.nproc is not None and r.nproc < 1:
         raise MeasurementError(f"--nproc {r.nproc}: expected at least 1")
-    if r.out is not None:
-        check_profile_suffix(r.out)
+    if r.out is not None and (problem := profile_suffix_problem(r.out)):  # the CLI refuses it at parse time already
+        raise MeasurementError(f"--out {r.out}: {problem}")
     run_only = _run_options_given(r)
     if r.from_files and run_only:
         raise MeasurementError(f"--from compares saved results and runs nothing: drop {' / '.join(run_only)}, or "
                                f"drop --from")
     if r.skip_layer and r.nproc == 1 and not r.from_files:  # before any node detection (torch) is needed
-        raise MeasurementError("--skip-layer on --nproc 1 measures nothing: it runs only collectives, which need 2 "
-                               "or more ranks; drop --skip-layer, or pass --nproc 2 or more")
+        raise _nothing_to_measure("--nproc 1")
     if r.skip_layer and (r.tp or r.emulate_tp):
         option = "--tp" if r.tp else "--emulate-tp"
         raise MeasurementError(f"{option} picks the TP degrees of the layer, which --skip-layer leaves out: drop "
                                f"{option}, or drop --skip-layer")
+
+
+def _nothing_to_measure(ranks: str) -> MeasurementError:
+    """--skip-layer runs the collectives alone (no layer, no kernel table), which one rank cannot."""
+    return MeasurementError(f"--skip-layer on {ranks} measures nothing: it runs only collectives, which need 2 or "
+                            f"more ranks; drop --skip-layer, or pass --nproc 2 or more")
 
 
 def _run_options_given(r: MeasureRequest) -> list[str]:
@@ -140,10 +146,8 @@ def measure_command(r: MeasureRequest, progress=None):
     else:
         node = _node(r.backend, detect_node)
         nproc = r.nproc or (node.device_count if node.on_gpu else 2)
-        if r.skip_layer and nproc == 1:  # --skip-layer runs the collectives alone (no layer, no kernel table)
-            given = "--nproc 1" if r.nproc else "one rank (this node's one GPU)"
-            raise MeasurementError(f"--skip-layer on {given} measures nothing: it runs only collectives, which need "
-                                   f"2 or more ranks; drop --skip-layer, or pass --nproc 2 or more")
+        if r.skip_layer and nproc == 1:  # the default on a one-GPU node (an explicit --nproc 1 is refused above)
+            raise _nothing_to_measure("one rank (this node's one GPU)")
         dtype = r.dtype or ("bf16" if node.on_gpu else "fp32")
         kind = measured_kind(backend=node.backend, device_names=node.device_names, on_gpu=node.on_gpu)
         profile = _profile(r, kind=kind, device_name=", ".join(node.device_names),

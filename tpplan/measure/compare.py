@@ -202,10 +202,6 @@ def compare(results: list[dict], *, model: ModelSpec, profile: HardwareProfile, 
                        calibrated=fit.profile, kernel_table=table)
 
 
-RAISED = " raised to the rate measured by "
-"""Words the gpu source gains when a measured rate raises the profile's (`calibrated_profile`)."""
-
-
 def _yaml_key(field_name: str) -> str:
     """An Efficiency field's key in a profile's efficiency section (kernel_overhead_s -> kernel_overhead)."""
     return field_name.removesuffix("_s").removesuffix("_bytes")
@@ -242,7 +238,7 @@ def calibrated_profile(m: Measurement, *, base: HardwareProfile, command: str) -
         if new != old]
     if raised:
         sources["gpu"] = (f"{base.sources.get('gpu', 'the base profile')}; {', '.join(raised)}"
-                          f"{RAISED}{where}")
+                          f" raised to the rate measured by {where}")
     # attention_decode_memory_fused is always written beside attention_decode_memory (a profile stating the one
     # without the other prices the engines with the first, tpplan.hardware.loader): never left to the defaults file
     written = {*fitted_keys, "attention_decode_memory_fused"}

@@ -7,9 +7,8 @@ for MoE models, expert parallelism / attention data parallelism with PP), each p
 grid. A row runs its batch (`batch`, the grid's) capped, as recommend caps --batch, at the sequences the KV cache
 and the scheduler hold (`batch_run`). SGLang layouts with a DeepEP low-latency buffer, whose size depends on the
 batch it leaves room for, are evaluated row by row by recommend's own function (`_scalar_rows`). Rows whose layout
-cannot run stay in the table with feasible = False, a reason
-and no latencies (NaN), timed at the asked batch; a layout an engine rule refuses has no numbers (NaN) and
-throughput 0, as recommend's.
+cannot run stay in the table with feasible = False, a reason and no latencies (NaN), timed at the asked batch; a
+layout an engine rule refuses has no numbers (NaN) and throughput 0, as recommend's.
 """
 
 from __future__ import annotations
